@@ -1,0 +1,14 @@
+//! HTTP/1.x message heads and body framing as pure state machines over bytes.
+//!
+//! Used by the front (proxying, API) and the CLI client. No sockets, no clock,
+//! no I/O here: callers own the buffers and the sockets. RFC 9112 rules are
+//! cited where they decide something.
+
+pub mod body;
+pub mod head;
+
+pub use body::{FrameError, Framer, Scan};
+pub use head::{
+    parse_request, parse_response, write_request_head, write_response_head, BodyKind, Forwarded,
+    HeadError, Header, RequestHead, ResponseHead,
+};

@@ -1,0 +1,20 @@
+//! `ten`: argv goes to `cli::run`, its exit code comes back. Nothing else lives here.
+#![deny(unsafe_code)]
+
+#[macro_use]
+mod log;
+mod cli;
+mod config;
+mod front;
+mod http;
+#[allow(unsafe_code)]
+mod isolate;
+mod names;
+mod server;
+mod state;
+mod supervisor;
+
+fn main() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    std::process::exit(cli::run(args));
+}

@@ -1,0 +1,56 @@
+//! tenement's own files under `{data_dir}/.tenement/`: the instance registry
+//! (`state`), the token store (`tokens`, hashes only) and the admin token for
+//! the local CLI (`{data_dir}/api_token`, 0600).
+//!
+//! Every write is atomic: temp file, fsync, rename, fsync dir. A crash at any
+//! point leaves the old or the new file, never a torn one.
+
+pub mod atomic;
+pub mod registry;
+pub mod tokens;
+
+use std::path::{Path, PathBuf};
+
+pub use registry::{Registry, RegistryEntry};
+pub use tokens::{Principal, TokenStore};
+
+/// An error reading or writing one of tenement's files.
+#[derive(Debug)]
+pub enum StateError {
+    Io { path: PathBuf, op: &'static str, source: std::io::Error },
+    /// The file exists but is not what we wrote.
+    Corrupt { path: PathBuf, reason: String },
+}
+
+impl std::fmt::Display for StateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StateError::Io { path, op, .. } => write!(f, "{op} {}", path.display()),
+            StateError::Corrupt { path, reason } => write!(f, "{} is corrupt: {reason}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for StateError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StateError::Io { source, .. } => Some(source),
+            StateError::Corrupt { .. } => None,
+        }
+    }
+}
+
+/// `{data_dir}/.tenement`.
+pub fn internal_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join(".tenement")
+}
+
+/// `{data_dir}/.tenement/ten.sock`, the local API socket.
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    internal_dir(data_dir).join("ten.sock")
+}
+
+/// `{data_dir}/api_token`.
+pub fn api_token_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("api_token")
+}

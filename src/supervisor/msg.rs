@@ -1,0 +1,102 @@
+//! Messages between the front loops and the supervisor thread.
+//!
+//! A front loop sends an `Envelope` (a `Command` and, when it wants an answer,
+//! a `ReplyTo`) down the supervisor's channel and wakes it. The supervisor
+//! answers by sending `(conn, Reply)` down the loop's own channel and waking
+//! the loop. Neither side ever blocks on the other.
+
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::names::InstanceKey;
+
+/// What the front asks the supervisor to do.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Create and start an instance. Replies once its command runs
+    /// (`Reply::Done` with the instance JSON) or with the exec error; with
+    /// `wait`, only once it is ready (or `Reply::Error` 504 with the reason and
+    /// its last output lines after `startup_timeout`).
+    Spawn { key: InstanceKey, weight: Option<u8>, wait: bool },
+    /// Stop and forget. Replies when the process is gone.
+    Stop { key: InstanceKey },
+    /// Restart (also clears `failed`). Replies once the new command runs.
+    Restart { key: InstanceKey },
+    /// Set a weight 0-100. Replies at once.
+    Weight { key: InstanceKey, weight: u8 },
+    /// Set `from` to 0 and `to` to 100 in one publish.
+    Route { service: String, from: String, to: String },
+    /// Spawn if missing, wait until healthy within `timeout`, then set weight.
+    Deploy { key: InstanceKey, weight: u8, timeout: Duration },
+    /// A proxied request is held until this instance is ready: replies
+    /// `Reply::Ready` as soon as it is (at once if it already is), or
+    /// `Reply::Error` (504 after startup_timeout, 503 if failed, 404 if unknown).
+    /// Wakes a sleeping instance.
+    AwaitReady { key: InstanceKey },
+    /// Re-read the config file.
+    Reload,
+    /// Stop every instance gracefully, persist, and end the supervisor thread.
+    Shutdown,
+}
+
+/// The supervisor's answer to one command.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// Success, with a JSON body for the API (an instance object, a list, `{}`).
+    Done(serde_json::Value),
+    /// The instance is ready; connect to this address.
+    Ready(std::net::SocketAddr),
+    /// Failure: HTTP status for the API and a message for `{"error": ...}`.
+    Error { status: u16, message: String },
+}
+
+/// Where a reply goes: a front loop's channel, its waker, and the
+/// connection (slab index) that asked.
+#[derive(Clone)]
+pub struct ReplyTo {
+    pub tx: Sender<(usize, Reply)>,
+    pub waker: Arc<mio::Waker>,
+    pub conn: usize,
+}
+
+impl std::fmt::Debug for ReplyTo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ReplyTo(conn {})", self.conn)
+    }
+}
+
+impl ReplyTo {
+    /// Sends the reply and wakes the loop. A loop that is gone is ignored:
+    /// its connections are gone with it.
+    pub fn send(self, reply: Reply) {
+        if self.tx.send((self.conn, reply)).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+}
+
+/// One message to the supervisor.
+#[derive(Debug)]
+pub struct Envelope {
+    pub cmd: Command,
+    pub reply: Option<ReplyTo>,
+}
+
+/// The front's handle on the supervisor: its channel and waker.
+#[derive(Clone)]
+pub struct SupervisorHandle {
+    pub tx: Sender<Envelope>,
+    pub waker: Arc<mio::Waker>,
+}
+
+impl SupervisorHandle {
+    /// Queues a command. Returns false if the supervisor is gone.
+    pub fn send(&self, cmd: Command, reply: Option<ReplyTo>) -> bool {
+        if self.tx.send(Envelope { cmd, reply }).is_err() {
+            return false;
+        }
+        let _ = self.waker.wake();
+        true
+    }
+}

@@ -1,0 +1,191 @@
+//! What the supervisor publishes for the front: every instance's state,
+//! address and weight, plus the routing rules. Immutable once published; the
+//! front picks up the newest one per request through `Published`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::config::Routing;
+
+/// Lifecycle state, in the words `ten ps` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Starting,
+    Running,
+    Sleeping,
+    Stopping,
+    Backoff,
+    Failed,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Starting => "starting",
+            State::Running => "running",
+            State::Sleeping => "sleeping",
+            State::Stopping => "stopping",
+            State::Backoff => "backoff",
+            State::Failed => "failed",
+        }
+    }
+}
+
+/// Health, separate from state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    Unknown,
+    Healthy,
+    Degraded,
+    Unhealthy,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Unknown => "unknown",
+            Health::Healthy => "healthy",
+            Health::Degraded => "degraded",
+            Health::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+/// The result of the last health or readiness check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub ok: bool,
+    /// "200", "connection refused", "timeout", ...
+    pub detail: String,
+    /// Seconds since the epoch.
+    pub at_unix: u64,
+}
+
+/// One instance as the front and the API see it.
+#[derive(Debug, Clone)]
+pub struct InstanceView {
+    pub service: String,
+    pub id: String,
+    pub state: State,
+    pub health: Health,
+    pub pid: Option<u32>,
+    pub port: u16,
+    /// Where the front connects: 127.0.0.1:port.
+    pub addr: SocketAddr,
+    pub weight: u8,
+    pub restarts: u32,
+    /// When the current process started; None when not running.
+    pub started_at: Option<SystemTime>,
+    pub memory_bytes: Option<u64>,
+    pub last_check: Option<Check>,
+    /// From the service: how long to wait for a response head.
+    pub request_timeout: Duration,
+    /// From the service: how long a request may be held while it starts.
+    pub startup_timeout: Duration,
+}
+
+impl InstanceView {
+    /// `service:id`.
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.service, self.id)
+    }
+}
+
+/// Everything the front needs to route and to answer read-only API calls.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// The listener's root domain, lowercased.
+    pub domain: String,
+    /// All known instances, sorted by (service, id).
+    pub instances: Vec<InstanceView>,
+    /// (service, id) -> index into `instances`.
+    pub by_key: HashMap<(String, String), usize>,
+    /// Configured service names -> indexes of their instances in `instances`.
+    /// Every configured service is present, with or without instances.
+    pub services: BTreeMap<String, Vec<usize>>,
+    pub routing: Routing,
+    /// Bumped on every publish.
+    pub generation: u64,
+}
+
+impl Snapshot {
+    pub fn get(&self, service: &str, id: &str) -> Option<&InstanceView> {
+        self.by_key
+            .get(&(service.to_string(), id.to_string()))
+            .map(|&i| &self.instances[i])
+    }
+}
+
+/// The newest snapshot, shared by the supervisor (writer) and the front loops
+/// (readers). Readers compare `generation()` with what they hold and only take
+/// the lock when it moved, so the request path normally takes no lock.
+#[derive(Debug, Default)]
+pub struct Published {
+    generation: AtomicU64,
+    current: RwLock<Arc<Snapshot>>,
+}
+
+impl Published {
+    pub fn new(snapshot: Snapshot) -> Published {
+        Published {
+            generation: AtomicU64::new(snapshot.generation),
+            current: RwLock::new(Arc::new(snapshot)),
+        }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    pub fn load(&self) -> Arc<Snapshot> {
+        // A poisoned lock only means a writer panicked mid-swap of an Arc,
+        // which cannot leave the Arc torn; keep serving the value.
+        match self.current.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the snapshot; called by the supervisor thread only.
+    pub fn publish(&self, mut snapshot: Snapshot) {
+        let generation = self.generation() + 1;
+        snapshot.generation = generation;
+        let arc = Arc::new(snapshot);
+        match self.current.write() {
+            Ok(mut guard) => *guard = arc,
+            Err(poisoned) => *poisoned.into_inner() = arc,
+        }
+        self.generation.store(generation, Ordering::Release);
+    }
+}
+
+/// The JSON object the API returns for one instance. Keys per REFERENCE.md:
+/// `instance`, `service`, `id`, `state`, `health`, `pid`, `port`, `weight`,
+/// `restarts`, `uptime_secs`, `memory_bytes`, plus `last_check`.
+pub fn instance_json(view: &InstanceView, now: SystemTime) -> serde_json::Value {
+    let uptime = view
+        .started_at
+        .and_then(|t| now.duration_since(t).ok())
+        .map(|d| d.as_secs());
+    serde_json::json!({
+        "instance": view.key(),
+        "service": view.service,
+        "id": view.id,
+        "state": view.state.as_str(),
+        "health": view.health.as_str(),
+        "pid": view.pid,
+        "port": view.port,
+        "weight": view.weight,
+        "restarts": view.restarts,
+        "uptime_secs": uptime,
+        "memory_bytes": view.memory_bytes,
+        "last_check": view.last_check,
+    })
+}
