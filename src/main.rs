@@ -13,6 +13,8 @@ mod names;
 mod server;
 mod state;
 mod supervisor;
+#[allow(unsafe_code)]
+mod sys;
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();

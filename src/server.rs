@@ -1,8 +1,16 @@
 //! `ten serve`: loads the config, starts the supervisor and the front loops,
 //! and waits for signals (SIGTERM/SIGINT: graceful shutdown; SIGHUP: reload).
+//!
+//! Signals are blocked in every thread and taken with sigwait here, so no
+//! handler ever runs inside the loops.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::config::{self, Config};
+use crate::front::{self, FrontOptions};
+use crate::supervisor::{self, Command, Published};
+use crate::sys::signals;
 
 /// What `ten serve` was told on its command line (flags override the config).
 #[derive(Debug, Clone, Default)]
@@ -19,10 +27,109 @@ pub struct ServeOptions {
     pub domain: Option<String>,
 }
 
-/// Runs the server in the foreground until SIGTERM/SIGINT. Prints
-/// `listening on ADDR` on stderr once it accepts connections.
+/// An error that stops `ten serve` from starting.
+#[derive(Debug)]
+pub struct ServeError(pub String);
+
+impl std::fmt::Display for ServeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ServeError {}
+
+/// Runs the server in the foreground until SIGTERM/SIGINT. Logs
+/// `listening on http://ADDR` once it accepts connections.
 pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
-    let _: Option<SocketAddr> = None;
-    let _ = opts;
-    todo!("server::serve")
+    // Before any thread exists, so every thread inherits the blocked mask.
+    signals::pthread_sigmask_block()?;
+
+    let path = config::locate(opts.config.as_deref()).ok_or_else(|| {
+        ServeError(
+            "no config found: pass --config, set TENEMENT_CONFIG, or create ./tenement.toml \
+             (`ten init` writes one)"
+                .into(),
+        )
+    })?;
+    let mut config = Config::load(&path)?;
+    if let Some(port) = opts.port {
+        config.settings.listen.set_port(port);
+    }
+    if let Some(ip) = opts.bind {
+        config.settings.listen.set_ip(ip);
+    }
+    if let Some(domain) = &opts.domain {
+        config.settings.domain = domain.to_ascii_lowercase();
+    }
+    let data_dir = config::resolve_data_dir(opts.data_dir.as_deref(), Some(&config));
+    let internal = crate::state::internal_dir(&data_dir);
+    std::fs::create_dir_all(&internal)
+        .map_err(|e| ServeError(format!("create {}: {e}", internal.display())))?;
+    let _lock = lock_data_dir(&internal)?;
+
+    let published = Arc::new(Published::default());
+    let listen = config.settings.listen;
+    let workers = config.settings.workers;
+    let metrics_public = config.settings.metrics_public;
+    let config_json = serde_json::Value::Null;
+    let (handle, supervisor_thread) = supervisor::start(config, data_dir.clone(), published.clone())?;
+    let front = match front::start(
+        FrontOptions {
+            listen,
+            workers,
+            socket: Some(crate::state::socket_path(&data_dir)),
+            data_dir: data_dir.clone(),
+            metrics_public,
+            config_json,
+        },
+        published,
+        handle.clone(),
+    ) {
+        Ok(front) => front,
+        Err(e) => {
+            handle.send(Command::Shutdown, None);
+            let _ = supervisor_thread.join();
+            return Err(e.into());
+        }
+    };
+    info!("front", "listening on http://{} data_dir={}", front.addr, data_dir.display());
+
+    loop {
+        match signals::sigwait()? {
+            libc::SIGHUP => {
+                info!("server", "SIGHUP: reloading the config");
+                handle.send(Command::Reload, None);
+            }
+            sig => {
+                info!("server", "signal {sig}: stopping instances and exiting");
+                break;
+            }
+        }
+    }
+    front.stop();
+    handle.send(Command::Shutdown, None);
+    let _ = supervisor_thread.join();
+    info!("server", "stopped");
+    Ok(())
+}
+
+/// Takes an exclusive lock on `{data_dir}/.tenement/lock` for the life of the
+/// server, so two servers never manage the same instances.
+fn lock_data_dir(internal: &std::path::Path) -> Result<std::fs::File, ServeError> {
+    let path = internal.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| ServeError(format!("open {}: {e}", path.display())))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(|_| {
+        ServeError(format!(
+            "another `ten serve` is using {} (lock {} is held)",
+            internal.parent().unwrap_or(internal).display(),
+            path.display()
+        ))
+    })?;
+    Ok(file)
 }

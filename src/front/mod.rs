@@ -6,4 +6,170 @@
 //! supervisor by message only; it never blocks.
 
 pub mod api;
+pub mod conn;
 pub mod router;
+pub mod upstream;
+pub mod worker;
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use mio::net::{TcpListener, UnixListener};
+use mio::{Poll, Waker};
+use rustix::net::{sockopt, AddressFamily, SocketFlags, SocketType};
+
+use crate::supervisor::{Published, SupervisorHandle};
+
+/// What the front needs to start.
+pub struct FrontOptions {
+    pub listen: SocketAddr,
+    /// Number of loops; 0 = one per CPU.
+    pub workers: usize,
+    /// Where to listen for the local API (`ten.sock`).
+    pub socket: Option<PathBuf>,
+    pub data_dir: PathBuf,
+    pub metrics_public: bool,
+    /// The resolved config, for `GET /api/config`.
+    pub config_json: serde_json::Value,
+}
+
+/// The running loops.
+pub struct Front {
+    /// The address actually bound (the port is known even when 0 was asked).
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    wakers: Vec<Arc<Waker>>,
+    threads: Vec<JoinHandle<()>>,
+    socket: Option<PathBuf>,
+}
+
+/// Why the front could not start.
+#[derive(Debug)]
+pub struct FrontError {
+    pub what: String,
+    pub source: io::Error,
+}
+
+impl std::fmt::Display for FrontError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.what)
+    }
+}
+
+impl std::error::Error for FrontError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+fn err(what: String) -> impl FnOnce(io::Error) -> FrontError {
+    move |source| FrontError { what, source }
+}
+
+/// Binds the listeners and starts the loops.
+pub fn start(
+    opts: FrontOptions,
+    published: Arc<Published>,
+    supervisor: SupervisorHandle,
+) -> Result<Front, FrontError> {
+    let workers = if opts.workers == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        opts.workers
+    };
+    // The first bind settles the port (the config may ask for 0); the other
+    // loops bind the same port, and SO_REUSEPORT spreads connections.
+    let first = bind_reuseport(opts.listen).map_err(err(format!("bind {}", opts.listen)))?;
+    let addr = first.local_addr().map_err(err("read the bound address".into()))?;
+    let mut listeners = vec![first];
+    for _ in 1..workers {
+        listeners.push(bind_reuseport(addr).map_err(err(format!("bind {addr}")))?);
+    }
+    let unix = match &opts.socket {
+        Some(path) => Some(bind_unix(path).map_err(err(format!("listen on {}", path.display())))?),
+        None => None,
+    };
+    let mut unix = unix;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut wakers = Vec::new();
+    let mut threads = Vec::new();
+    for (index, listener) in listeners.into_iter().enumerate() {
+        let poll = Poll::new().map_err(err("create a poll".into()))?;
+        let waker = Arc::new(Waker::new(poll.registry(), worker::WAKER).map_err(err("create a waker".into()))?);
+        let api = api::Api {
+            tokens: crate::state::TokenStore::new(&opts.data_dir),
+            metrics_public: opts.metrics_public,
+        };
+        let _ = &opts.config_json;
+        let setup = worker::WorkerSetup {
+            index,
+            listener,
+            unix: if index == 0 { unix.take() } else { None },
+            published: published.clone(),
+            supervisor: supervisor.clone(),
+            api,
+            stop: stop.clone(),
+            poll,
+            waker: waker.clone(),
+        };
+        let w = worker::Worker::new(setup).map_err(err("register the listener".into()))?;
+        let thread = std::thread::Builder::new()
+            .name(format!("front-{index}"))
+            .spawn(move || w.run())
+            .map_err(err("start a front thread".into()))?;
+        wakers.push(waker);
+        threads.push(thread);
+    }
+    Ok(Front { addr, stop, wakers, threads, socket: opts.socket })
+}
+
+impl Front {
+    /// Stops the loops (open connections are dropped) and removes `ten.sock`.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Release);
+        for w in &self.wakers {
+            let _ = w.wake();
+        }
+        for t in self.threads {
+            let _ = t.join();
+        }
+        if let Some(path) = self.socket {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+fn bind_reuseport(addr: SocketAddr) -> io::Result<TcpListener> {
+    let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
+    let fd = rustix::net::socket_with(
+        family,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )?;
+    sockopt::set_socket_reuseaddr(&fd, true)?;
+    sockopt::set_socket_reuseport(&fd, true)?;
+    rustix::net::bind(&fd, &addr)?;
+    rustix::net::listen(&fd, 1024)?;
+    Ok(TcpListener::from_std(std::net::TcpListener::from(fd)))
+}
+
+/// Listens on the local API socket, replacing a stale socket file, mode 0600.
+fn bind_unix(path: &Path) -> io::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let listener = UnixListener::bind(path)?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}

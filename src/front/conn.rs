@@ -1,0 +1,291 @@
+//! One client connection's data: its socket, its buffers in both directions,
+//! the upstream connection it is using and where it stands in the exchange.
+//! The transitions themselves are driven by `worker.rs`, which owns the poll.
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use mio::net::{TcpStream, UnixStream};
+
+use crate::http::{Framer, RequestHead};
+
+/// Most bytes buffered in one direction before reading from that side stops
+/// (backpressure).
+pub const MAX_BUF: usize = 64 * 1024;
+
+/// A byte buffer consumed from the front. Holds no allocation while empty and
+/// released, so an idle keep-alive connection costs little.
+#[derive(Debug, Default)]
+pub struct Buf {
+    data: Vec<u8>,
+    start: usize,
+}
+
+impl Buf {
+    pub fn len(&self) -> usize {
+        self.data.len() - self.start
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.data[self.start..]
+    }
+
+    pub fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.data.len() {
+            self.data.clear();
+            self.start = 0;
+        }
+    }
+
+    pub fn extend(&mut self, bytes: &[u8]) {
+        self.compact();
+        self.data.extend_from_slice(bytes);
+    }
+
+    /// Moves the first `n` bytes of `from` to the end of `self`.
+    pub fn take_from(&mut self, from: &mut Buf, n: usize) {
+        if self.is_empty() && n == from.len() {
+            std::mem::swap(&mut self.data, &mut from.data);
+            std::mem::swap(&mut self.start, &mut from.start);
+            return;
+        }
+        self.extend(&from.bytes()[..n]);
+        from.consume(n);
+    }
+
+    /// Gives the memory back when the buffer is empty.
+    pub fn release(&mut self) {
+        if self.is_empty() {
+            self.data = Vec::new();
+            self.start = 0;
+        }
+    }
+
+    fn compact(&mut self) {
+        if self.start > 0 && self.start >= self.data.len() / 2 {
+            self.data.drain(..self.start);
+            self.start = 0;
+        }
+    }
+
+    /// Reads once from `src` into spare room (up to MAX_BUF buffered).
+    /// Ok(0) is EOF.
+    pub fn read_from<R: Read>(&mut self, src: &mut R) -> io::Result<usize> {
+        self.compact();
+        let room = MAX_BUF.saturating_sub(self.len()).max(1);
+        let want = room.min(32 * 1024);
+        let old = self.data.len();
+        self.data.resize(old + want, 0);
+        match src.read(&mut self.data[old..]) {
+            Ok(n) => {
+                self.data.truncate(old + n);
+                Ok(n)
+            }
+            Err(e) => {
+                self.data.truncate(old);
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes once to `dst` from the front of the buffer.
+    pub fn write_to<W: Write>(&mut self, dst: &mut W) -> io::Result<usize> {
+        let n = dst.write(self.bytes())?;
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+/// The client side: TCP, or the local API socket.
+#[derive(Debug)]
+pub enum ClientStream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Read for ClientStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            ClientStream::Tcp(s) => s.read(buf),
+            ClientStream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for ClientStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            ClientStream::Tcp(s) => s.write(buf),
+            ClientStream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl ClientStream {
+    pub fn source(&mut self) -> &mut dyn mio::event::Source {
+        match self {
+            ClientStream::Tcp(s) => s,
+            ClientStream::Unix(s) => s,
+        }
+    }
+
+    pub fn shutdown_write(&self) {
+        let _ = match self {
+            ClientStream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
+            ClientStream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+        };
+    }
+}
+
+/// Readiness of one socket as last seen (mio is edge-triggered: a flag stays
+/// set until a call returns WouldBlock).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Ready {
+    pub readable: bool,
+    pub writable: bool,
+    pub eof: bool,
+}
+
+/// The upstream connection a request is using.
+#[derive(Debug)]
+pub struct Upstream {
+    pub stream: TcpStream,
+    pub addr: SocketAddr,
+    pub connected: bool,
+    /// Came from the pool: may have been closed by the app meanwhile.
+    pub reused: bool,
+    pub ready: Ready,
+}
+
+/// Where the connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for (the rest of) a request head.
+    Head,
+    /// Reading a management API request body.
+    ApiBody,
+    /// Waiting for the supervisor (a held request, or an API command).
+    Waiting,
+    /// Talking to the upstream: request body out, response back.
+    Proxy,
+    /// After `101 Switching Protocols`: bytes both ways until either closes.
+    Tunnel,
+    /// Writing what is left, then closing.
+    Closing,
+}
+
+/// The request being served.
+#[derive(Debug)]
+pub struct Exchange {
+    pub head: RequestHead,
+    /// For `Target::Service`: the service, and instances already tried.
+    pub service: Option<String>,
+    pub tried: Vec<usize>,
+    /// The head as sent upstream, kept to retry on a stale pooled connection.
+    pub upstream_head: Vec<u8>,
+    pub req_framer: Framer,
+    pub req_done: bool,
+    /// Body bytes already forwarded (a retry is only safe before any).
+    pub body_sent: bool,
+    /// Response state, once its head arrived.
+    pub resp_framer: Option<Framer>,
+    pub resp_keep_alive: bool,
+    pub dechunk: bool,
+    pub resp_started: bool,
+    /// API request body collected so far.
+    pub api_body: Vec<u8>,
+    /// For API commands sent to the supervisor: the status on success.
+    pub api_status: Option<u16>,
+    pub request_timeout: std::time::Duration,
+    pub started: Instant,
+}
+
+/// One client connection.
+#[derive(Debug)]
+pub struct Conn {
+    pub client: ClientStream,
+    pub peer_ip: IpAddr,
+    /// Came in on `ten.sock`.
+    pub local: bool,
+    /// Bumped whenever the slot is reused, so late supervisor replies for a
+    /// closed connection are recognised and dropped.
+    pub generation: u32,
+    pub ready: Ready,
+    pub cin: Buf,
+    pub cout: Buf,
+    pub uin: Buf,
+    pub uout: Buf,
+    pub upstream: Option<Upstream>,
+    pub phase: Phase,
+    pub exchange: Option<Exchange>,
+    /// Close once `cout` is flushed.
+    pub close_after: bool,
+    /// When the current phase times out.
+    pub deadline: Option<Instant>,
+    /// Requests served on this connection (for keep-alive accounting).
+    pub served: u64,
+}
+
+impl Conn {
+    pub fn new(client: ClientStream, peer_ip: IpAddr, local: bool, generation: u32) -> Conn {
+        Conn {
+            client,
+            peer_ip,
+            local,
+            generation,
+            ready: Ready::default(),
+            cin: Buf::default(),
+            cout: Buf::default(),
+            uin: Buf::default(),
+            uout: Buf::default(),
+            upstream: None,
+            phase: Phase::Head,
+            exchange: None,
+            close_after: false,
+            deadline: None,
+            served: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buf_moves_bytes_and_releases_memory() {
+        let mut a = Buf::default();
+        let mut b = Buf::default();
+        a.extend(b"hello world");
+        a.consume(6);
+        assert_eq!(a.bytes(), b"world");
+        b.take_from(&mut a, 3);
+        assert_eq!(b.bytes(), b"wor");
+        assert_eq!(a.bytes(), b"ld");
+        b.take_from(&mut a, 2);
+        assert_eq!(b.bytes(), b"world");
+        assert!(a.is_empty());
+        b.consume(5);
+        b.release();
+        assert_eq!(b.data.capacity(), 0);
+    }
+
+    #[test]
+    fn buf_reads_until_eof() {
+        let mut src: &[u8] = b"abc";
+        let mut buf = Buf::default();
+        assert_eq!(buf.read_from(&mut src).unwrap(), 3);
+        assert_eq!(buf.read_from(&mut src).unwrap(), 0);
+        assert_eq!(buf.bytes(), b"abc");
+    }
+}

@@ -1,0 +1,123 @@
+//! One loop's pool of idle keep-alive connections to instances.
+//!
+//! An idle connection stays registered for readability: any event on it (the
+//! app closed it, or sent bytes nobody asked for) means it is no longer
+//! usable, and it is dropped. Connections idle longer than `MAX_IDLE` are
+//! closed on the loop's tick.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+
+/// Idle connections kept per instance address.
+const PER_ADDR: usize = 64;
+/// How long an idle upstream connection is kept.
+pub const MAX_IDLE: Duration = Duration::from_secs(30);
+
+struct Idle {
+    stream: TcpStream,
+    addr: SocketAddr,
+    since: Instant,
+}
+
+/// Pooled connections, addressed by slot for the poll's tokens.
+#[derive(Default)]
+pub struct Pool {
+    slots: Vec<Option<Idle>>,
+    free: Vec<usize>,
+    by_addr: HashMap<SocketAddr, Vec<usize>>,
+}
+
+impl Pool {
+    /// Keeps `stream` for reuse. `token` maps a slot to its poll token.
+    pub fn put(
+        &mut self,
+        registry: &Registry,
+        mut stream: TcpStream,
+        addr: SocketAddr,
+        now: Instant,
+        token: impl Fn(usize) -> Token,
+    ) {
+        let list = self.by_addr.entry(addr).or_default();
+        if list.len() >= PER_ADDR {
+            let _ = registry.deregister(&mut stream);
+            return;
+        }
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.slots.push(None);
+                self.slots.len() - 1
+            }
+        };
+        if registry.reregister(&mut stream, token(slot), Interest::READABLE).is_err() {
+            self.free.push(slot);
+            return;
+        }
+        list.push(slot);
+        self.slots[slot] = Some(Idle { stream, addr, since: now });
+    }
+
+    /// Takes the most recently used idle connection to `addr`, deregistered.
+    pub fn take(&mut self, registry: &Registry, addr: SocketAddr) -> Option<TcpStream> {
+        let list = self.by_addr.get_mut(&addr)?;
+        let slot = list.pop()?;
+        let idle = self.slots[slot].take().expect("pool index lists only filled slots");
+        self.free.push(slot);
+        let mut stream = idle.stream;
+        let _ = registry.deregister(&mut stream);
+        Some(stream)
+    }
+
+    /// An event on an idle connection: it closed or misbehaved; drop it.
+    pub fn on_event(&mut self, registry: &Registry, slot: usize) {
+        self.remove(registry, slot);
+    }
+
+    /// Closes connections idle longer than MAX_IDLE.
+    pub fn expire(&mut self, registry: &Registry, now: Instant) {
+        let old: Vec<usize> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match s {
+                Some(idle) if now.duration_since(idle.since) > MAX_IDLE => Some(i),
+                _ => None,
+            })
+            .collect();
+        for slot in old {
+            self.remove(registry, slot);
+        }
+    }
+
+    /// Drops every idle connection to `addr` (the instance went away).
+    #[allow(dead_code)]
+    pub fn forget(&mut self, registry: &Registry, addr: SocketAddr) {
+        if let Some(list) = self.by_addr.remove(&addr) {
+            for slot in list {
+                if let Some(mut idle) = self.slots[slot].take() {
+                    let _ = registry.deregister(&mut idle.stream);
+                    self.free.push(slot);
+                }
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.iter().filter(|s| s.is_some()).count()
+    }
+
+    fn remove(&mut self, registry: &Registry, slot: usize) {
+        let Some(mut idle) = self.slots.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        let _ = registry.deregister(&mut idle.stream);
+        if let Some(list) = self.by_addr.get_mut(&idle.addr) {
+            list.retain(|&s| s != slot);
+        }
+        self.free.push(slot);
+    }
+}

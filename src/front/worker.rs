@@ -1,0 +1,1104 @@
+//! One front event loop: accepts connections, reads request heads, routes
+//! them, proxies to instances and answers the management API.
+//!
+//! Runs on its own thread and owns everything it touches: its listener, its
+//! connections, its upstream pool, its balancer. It learns routes from
+//! `Published` and asks the supervisor by message; it never blocks on
+//! anything but its own poll.
+
+use std::io::{self, ErrorKind};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream, UnixListener};
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use super::api::{self, Action, Api, ApiRequest, Response};
+use super::conn::{ClientStream, Conn, Exchange, Phase, Ready, Upstream, MAX_BUF};
+use super::router::{self, Balancer, Target};
+use super::upstream::Pool;
+use crate::http::{self, BodyKind, Forwarded, Framer, RequestHead};
+use crate::names::InstanceKey;
+use crate::supervisor::{Command, Published, Reply, ReplyTo, Snapshot, State, SupervisorHandle};
+
+// Token layout: the low two bits say what the token is, the rest is a slot.
+const KIND_CLIENT: usize = 0;
+const KIND_UPSTREAM: usize = 1;
+const KIND_POOL: usize = 2;
+const KIND_SPECIAL: usize = 3;
+const LISTENER: Token = Token(KIND_SPECIAL);
+pub const WAKER: Token = Token((1 << 2) | KIND_SPECIAL);
+const UNIX_LISTENER: Token = Token((2 << 2) | KIND_SPECIAL);
+
+fn token(slot: usize, kind: usize) -> Token {
+    Token((slot << 2) | kind)
+}
+
+/// A request head must arrive within this (REFERENCE: slow clients).
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle keep-alive connections close after this.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Largest management API request body.
+const MAX_API_BODY: usize = 1024 * 1024;
+/// How often deadlines are checked while there are connections.
+const TICK: Duration = Duration::from_millis(250);
+/// Slack past `startup_timeout` for a held request, in case the supervisor's
+/// own 504 is late.
+const HOLD_SLACK: Duration = Duration::from_secs(5);
+
+/// What a loop needs from the server to start.
+pub struct WorkerSetup {
+    pub index: usize,
+    pub listener: TcpListener,
+    pub unix: Option<UnixListener>,
+    pub published: Arc<Published>,
+    pub supervisor: SupervisorHandle,
+    pub api: Api,
+    pub stop: Arc<AtomicBool>,
+    pub poll: Poll,
+    pub waker: Arc<Waker>,
+}
+
+/// One event loop.
+pub struct Worker {
+    index: usize,
+    poll: Poll,
+    listener: TcpListener,
+    unix: Option<UnixListener>,
+    conns: Vec<Option<Conn>>,
+    generations: Vec<u32>,
+    free: Vec<usize>,
+    pool: Pool,
+    published: Arc<Published>,
+    snap: Arc<Snapshot>,
+    balancer: Balancer,
+    api: Api,
+    supervisor: SupervisorHandle,
+    replies_tx: Sender<(usize, Reply)>,
+    replies_rx: Receiver<(usize, Reply)>,
+    waker: Arc<Waker>,
+    stop: Arc<AtomicBool>,
+    open: usize,
+}
+
+impl Worker {
+    /// Registers the listeners; the caller then runs `run` on the loop's thread.
+    pub fn new(setup: WorkerSetup) -> io::Result<Worker> {
+        let WorkerSetup { index, mut listener, mut unix, published, supervisor, api, stop, poll, waker } =
+            setup;
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        if let Some(unix) = unix.as_mut() {
+            poll.registry().register(unix, UNIX_LISTENER, Interest::READABLE)?;
+        }
+        let (replies_tx, replies_rx) = mpsc::channel();
+        let snap = published.load();
+        Ok(Worker {
+            index,
+            poll,
+            listener,
+            unix,
+            conns: Vec::new(),
+            generations: Vec::new(),
+            free: Vec::new(),
+            pool: Pool::default(),
+            published,
+            snap,
+            balancer: Balancer::default(),
+            api,
+            supervisor,
+            replies_tx,
+            replies_rx,
+            waker,
+            stop,
+            open: 0,
+        })
+    }
+
+    /// Runs until the stop flag is set and the waker fires.
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        let mut next_tick = Instant::now() + TICK;
+        loop {
+            let timeout = if self.open > 0 || self.pool.len() > 0 {
+                Some(next_tick.saturating_duration_since(Instant::now()))
+            } else {
+                None
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == ErrorKind::Interrupted {
+                    continue;
+                }
+                error!("front", "poll failed in loop {}: {e}", self.index);
+                return;
+            }
+            if self.stop.load(Ordering::Acquire) {
+                return;
+            }
+            for event in events.iter() {
+                let t = event.token().0;
+                match t & 3 {
+                    KIND_SPECIAL => match event.token() {
+                        LISTENER => self.accept_tcp(),
+                        UNIX_LISTENER => self.accept_unix(),
+                        WAKER => self.take_replies(),
+                        _ => {}
+                    },
+                    KIND_CLIENT => {
+                        let slot = t >> 2;
+                        if let Some(Some(conn)) = self.conns.get_mut(slot) {
+                            if event.is_readable() || event.is_read_closed() || event.is_error() {
+                                conn.ready.readable = true;
+                            }
+                            if event.is_writable() || event.is_write_closed() || event.is_error() {
+                                conn.ready.writable = true;
+                            }
+                        }
+                        self.drive(slot);
+                    }
+                    KIND_UPSTREAM => {
+                        let slot = t >> 2;
+                        if let Some(Some(conn)) = self.conns.get_mut(slot) {
+                            if let Some(up) = conn.upstream.as_mut() {
+                                if event.is_readable() || event.is_read_closed() || event.is_error() {
+                                    up.ready.readable = true;
+                                }
+                                if event.is_writable() || event.is_write_closed() || event.is_error() {
+                                    up.ready.writable = true;
+                                }
+                            }
+                        }
+                        self.drive(slot);
+                    }
+                    _ => self.pool.on_event(self.poll.registry(), t >> 2),
+                }
+            }
+            // Replies may arrive without the waker's event being in this batch.
+            self.take_replies();
+            let now = Instant::now();
+            if now >= next_tick {
+                self.tick(now);
+                next_tick = now + TICK;
+            }
+        }
+    }
+
+    fn accept_tcp(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    self.add_conn(ClientStream::Tcp(stream), peer.ip(), false);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and the like: leave the rest queued for the next event.
+                    warn!("front", "accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn accept_unix(&mut self) {
+        loop {
+            let Some(unix) = self.unix.as_ref() else { return };
+            match unix.accept() {
+                Ok((stream, _)) => {
+                    self.add_conn(ClientStream::Unix(stream), IpAddr::V4(Ipv4Addr::LOCALHOST), true)
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    warn!("front", "accept on the local socket failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn add_conn(&mut self, client: ClientStream, peer_ip: IpAddr, local: bool) {
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.conns.push(None);
+                self.generations.push(0);
+                self.conns.len() - 1
+            }
+        };
+        self.generations[slot] = self.generations[slot].wrapping_add(1);
+        let mut conn = Conn::new(client, peer_ip, local, self.generations[slot]);
+        if let Err(e) = self.poll.registry().register(
+            conn.client.source(),
+            token(slot, KIND_CLIENT),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            warn!("front", "register connection: {e}");
+            self.free.push(slot);
+            return;
+        }
+        conn.ready.writable = true;
+        conn.deadline = Some(Instant::now() + HEAD_TIMEOUT);
+        self.conns[slot] = Some(conn);
+        self.open += 1;
+    }
+
+    fn take_replies(&mut self) {
+        while let Ok((tag, reply)) = self.replies_rx.try_recv() {
+            let slot = tag & 0xffff_ffff;
+            let generation = (tag >> 32) as u32;
+            let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) else {
+                continue;
+            };
+            if conn.generation != generation || conn.phase != Phase::Waiting {
+                self.conns[slot] = Some(conn);
+                continue;
+            }
+            self.on_reply(slot, &mut conn, reply);
+            self.finish_drive(slot, conn);
+        }
+    }
+
+    fn tick(&mut self, now: Instant) {
+        self.pool.expire(self.poll.registry(), now);
+        for slot in 0..self.conns.len() {
+            let expired = matches!(&self.conns[slot], Some(c) if c.deadline.is_some_and(|d| d <= now));
+            if !expired {
+                continue;
+            }
+            let mut conn = self.conns[slot].take().expect("checked just above");
+            conn.deadline = None;
+            match conn.phase {
+                Phase::Head | Phase::ApiBody => {
+                    if conn.cin.is_empty() && conn.phase == Phase::Head {
+                        self.close(slot, conn);
+                        continue;
+                    }
+                    self.fail(&mut conn, 408, "request head or body not received in time");
+                }
+                Phase::Waiting => self.fail(&mut conn, 504, "instance not ready in time"),
+                Phase::Proxy => {
+                    let started = conn.exchange.as_ref().is_some_and(|x| x.resp_started);
+                    if started {
+                        self.close(slot, conn);
+                        continue;
+                    }
+                    let secs = conn.exchange.as_ref().map_or(0, |x| x.request_timeout.as_secs());
+                    let msg = format!("upstream did not answer within {secs}s");
+                    self.fail(&mut conn, 504, &msg);
+                }
+                Phase::Tunnel => {}
+                Phase::Closing => {
+                    self.close(slot, conn);
+                    continue;
+                }
+            }
+            self.finish_drive(slot, conn);
+        }
+    }
+
+    /// Runs the connection's state machine until no side can make progress.
+    fn drive(&mut self, slot: usize) {
+        let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        self.pump(slot, &mut conn);
+        self.finish_drive(slot, conn);
+    }
+
+    /// Pumps once more (a reply or timeout may have queued bytes) and puts the
+    /// connection back, or closes it.
+    fn finish_drive(&mut self, slot: usize, mut conn: Conn) {
+        let keep = self.pump(slot, &mut conn);
+        if keep {
+            self.conns[slot] = Some(conn);
+        } else {
+            self.close(slot, conn);
+        }
+    }
+
+    fn close(&mut self, slot: usize, mut conn: Conn) {
+        let registry = self.poll.registry();
+        let _ = registry.deregister(conn.client.source());
+        if let Some(mut up) = conn.upstream.take() {
+            let _ = registry.deregister(&mut up.stream);
+        }
+        self.conns[slot] = None;
+        self.free.push(slot);
+        self.open -= 1;
+    }
+
+    /// Returns false when the connection is finished and must be closed.
+    fn pump(&mut self, slot: usize, c: &mut Conn) -> bool {
+        loop {
+            let mut progress = false;
+
+            // Read from the client while there is room (backpressure otherwise).
+            if c.ready.readable && !c.ready.eof && c.phase != Phase::Closing && c.cin.len() < MAX_BUF {
+                match c.cin.read_from(&mut c.client) {
+                    Ok(0) => {
+                        c.ready.eof = true;
+                        progress = true;
+                    }
+                    Ok(_) => progress = true,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => c.ready.readable = false,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(_) => return false,
+                }
+            }
+
+            match c.phase {
+                Phase::Head => {
+                    if !c.cin.is_empty() {
+                        if c.served > 0 && c.deadline.is_some_and(|d| d > Instant::now() + HEAD_TIMEOUT) {
+                            // First byte of a keep-alive request: the head timeout starts now.
+                            c.deadline = Some(Instant::now() + HEAD_TIMEOUT);
+                        }
+                        match http::parse_request(c.cin.bytes()) {
+                            Ok(Some((head, len))) => {
+                                c.cin.consume(len);
+                                self.start_request(slot, c, head);
+                                progress = true;
+                            }
+                            Ok(None) => {}
+                            Err(e) => {
+                                let msg = e.to_string();
+                                self.fail(c, e.status(), &msg);
+                                progress = true;
+                            }
+                        }
+                    }
+                    if c.phase == Phase::Head && c.ready.eof {
+                        return false;
+                    }
+                }
+                Phase::ApiBody => {
+                    if !c.cin.is_empty() {
+                        progress |= self.read_api_body(slot, c);
+                    } else if c.ready.eof {
+                        return false;
+                    }
+                }
+                Phase::Proxy => progress |= self.proxy_step(slot, c),
+                Phase::Tunnel => progress |= self.tunnel_step(c),
+                Phase::Waiting => {
+                    if c.ready.eof && c.cin.is_empty() {
+                        // The client gave up while its request was held.
+                        return false;
+                    }
+                }
+                Phase::Closing => {}
+            }
+
+            // Upstream: write what is queued, read what arrived.
+            if let Some(up) = c.upstream.as_mut() {
+                if !up.connected && (up.ready.writable || up.ready.readable) {
+                    match connect_result(&up.stream) {
+                        Some(Ok(())) => {
+                            up.connected = true;
+                            progress = true;
+                        }
+                        Some(Err(_)) => {
+                            self.upstream_refused(slot, c);
+                            continue;
+                        }
+                        None => {
+                            up.ready.writable = false;
+                            up.ready.readable = false;
+                        }
+                    }
+                }
+            }
+            if let Some(up) = c.upstream.as_mut() {
+                if up.connected && up.ready.writable && !c.uout.is_empty() {
+                    match c.uout.write_to(&mut up.stream) {
+                        Ok(_) => progress = true,
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => up.ready.writable = false,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                        Err(_) => {
+                            up.ready.eof = true;
+                            c.uout.consume(c.uout.len());
+                            progress = true;
+                        }
+                    }
+                }
+            }
+            if let Some(up) = c.upstream.as_mut() {
+                if up.connected
+                    && up.ready.readable
+                    && !up.ready.eof
+                    && c.uin.len() < MAX_BUF
+                    && c.cout.len() < MAX_BUF
+                {
+                    match c.uin.read_from(&mut up.stream) {
+                        Ok(0) => {
+                            up.ready.eof = true;
+                            progress = true;
+                        }
+                        Ok(_) => progress = true,
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => up.ready.readable = false,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                        Err(_) => {
+                            up.ready.eof = true;
+                            progress = true;
+                        }
+                    }
+                }
+            }
+
+            // Write to the client.
+            if c.ready.writable && !c.cout.is_empty() {
+                match c.cout.write_to(&mut c.client) {
+                    Ok(_) => progress = true,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => c.ready.writable = false,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(_) => return false,
+                }
+            }
+
+            if c.phase == Phase::Closing && c.cout.is_empty() {
+                return false;
+            }
+            if !progress {
+                return true;
+            }
+        }
+    }
+
+    /// A complete request head arrived: route it.
+    fn start_request(&mut self, slot: usize, c: &mut Conn, head: RequestHead) {
+        if self.published.generation() != self.snap.generation {
+            self.snap = self.published.load();
+        }
+        let path = head.target.split('?').next().unwrap_or("/").to_string();
+        let target = if c.local {
+            Target::Management
+        } else {
+            router::route(&self.snap, head.host.as_deref(), &path)
+        };
+        let mut exchange = Exchange {
+            req_framer: Framer::new(head.body),
+            req_done: head.body == BodyKind::None,
+            head,
+            service: None,
+            tried: Vec::new(),
+            upstream_head: Vec::new(),
+            body_sent: false,
+            resp_framer: None,
+            resp_keep_alive: false,
+            dechunk: false,
+            resp_started: false,
+            api_body: Vec::new(),
+            api_status: None,
+            request_timeout: Duration::from_secs(60),
+            started: Instant::now(),
+        };
+        c.deadline = None;
+        match target {
+            Target::Management => {
+                let expect = exchange.head.expect_continue;
+                let has_body = exchange.head.body != BodyKind::None;
+                c.exchange = Some(exchange);
+                if has_body {
+                    if expect && exchange_minor(c) >= 1 {
+                        c.cout.extend(b"HTTP/1.1 100 Continue\r\n\r\n");
+                    }
+                    c.phase = Phase::ApiBody;
+                    c.deadline = Some(Instant::now() + HEAD_TIMEOUT);
+                    self.read_api_body(slot, c);
+                } else {
+                    self.handle_api(slot, c);
+                }
+            }
+            Target::NotFound => {
+                let host = exchange.head.host.clone().unwrap_or_default();
+                c.exchange = Some(exchange);
+                self.respond_error(c, 404, &format!("no instance or service for host `{host}`"));
+            }
+            Target::Instance(index) => {
+                c.exchange = Some(exchange);
+                self.go_to_instance(slot, c, index);
+            }
+            Target::Service(service) => {
+                exchange.service = Some(service.clone());
+                c.exchange = Some(exchange);
+                match self.balancer.pick(&self.snap, &service, &[]) {
+                    Some(index) => self.go_to_instance(slot, c, index),
+                    None => self.respond_unavailable(c, &format!("no instance of `{service}` is available")),
+                }
+            }
+        }
+    }
+
+    /// Sends the request to instance `index` of the current snapshot: at once
+    /// if it is running, else held until the supervisor says it is ready.
+    fn go_to_instance(&mut self, slot: usize, c: &mut Conn, index: usize) {
+        let view = &self.snap.instances[index];
+        let (addr, state, startup) = (view.addr, view.state, view.startup_timeout);
+        let key = InstanceKey { service: view.service.clone(), id: view.id.clone() };
+        if let Some(x) = c.exchange.as_mut() {
+            x.request_timeout = view.request_timeout;
+            x.tried.push(index);
+        }
+        match state {
+            State::Running => self.connect(slot, c, addr),
+            State::Failed => {
+                self.respond_unavailable(c, &format!("instance {key} has failed"));
+            }
+            _ => {
+                let reply = ReplyTo {
+                    tx: self.replies_tx.clone(),
+                    waker: self.waker.clone(),
+                    conn: (u64::from(c.generation) << 32) as usize | slot,
+                };
+                if self.supervisor.send(Command::AwaitReady { key }, Some(reply)) {
+                    c.phase = Phase::Waiting;
+                    c.deadline = Some(Instant::now() + startup + HOLD_SLACK);
+                } else {
+                    self.fail(c, 503, "the supervisor is not running");
+                }
+            }
+        }
+    }
+
+    /// Opens (or reuses) a connection to `addr` and queues the request head.
+    fn connect(&mut self, slot: usize, c: &mut Conn, addr: SocketAddr) {
+        let registry = self.poll.registry();
+        if let Some(mut up) = c.upstream.take() {
+            let _ = registry.deregister(&mut up.stream);
+        }
+        let (stream, reused) = match self.pool.take(registry, addr) {
+            Some(stream) => (stream, true),
+            None => match TcpStream::connect(addr) {
+                Ok(stream) => {
+                    let _ = stream.set_nodelay(true);
+                    (stream, false)
+                }
+                Err(e) => {
+                    self.fail(c, 502, &format!("cannot connect to {addr}: {e}"));
+                    return;
+                }
+            },
+        };
+        let mut up = Upstream {
+            stream,
+            addr,
+            connected: reused,
+            reused,
+            ready: Ready { readable: reused, writable: reused, eof: false },
+        };
+        if let Err(e) = registry.register(
+            &mut up.stream,
+            token(slot, KIND_UPSTREAM),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            self.fail(c, 502, &format!("cannot watch connection to {addr}: {e}"));
+            return;
+        }
+        c.upstream = Some(up);
+        let x = c.exchange.as_mut().expect("connect is only called while serving a request");
+        if x.upstream_head.is_empty() {
+            let fwd = Forwarded { client_ip: c.peer_ip, proto: "http" };
+            http::write_request_head(&x.head, &fwd, &mut x.upstream_head);
+        }
+        c.uin = Default::default();
+        c.uout = Default::default();
+        c.uout.extend(&x.upstream_head);
+        c.phase = Phase::Proxy;
+        c.deadline = Some(Instant::now() + x.request_timeout);
+    }
+
+    /// The upstream refused the connection (or a reused one was dead).
+    fn upstream_refused(&mut self, slot: usize, c: &mut Conn) {
+        let addr = c.upstream.as_ref().map(|u| u.addr);
+        if let Some(mut up) = c.upstream.take() {
+            let _ = self.poll.registry().deregister(&mut up.stream);
+        }
+        let x = c.exchange.as_mut().expect("an upstream exists only while serving a request");
+        if x.body_sent {
+            self.fail(c, 502, "upstream closed the connection");
+            return;
+        }
+        if let Some(service) = x.service.clone() {
+            // Weighted routing: skip an instance that refuses and try the next.
+            let tried = x.tried.clone();
+            if let Some(index) = self.balancer.pick(&self.snap, &service, &tried) {
+                self.go_to_instance(slot, c, index);
+                return;
+            }
+        }
+        let addr = addr.map(|a| a.to_string()).unwrap_or_default();
+        self.fail(c, 502, &format!("instance at {addr} refused the connection"));
+    }
+
+    /// Moves request body and response bytes along. Returns whether anything moved.
+    fn proxy_step(&mut self, slot: usize, c: &mut Conn) -> bool {
+        let mut progress = false;
+        let x = c.exchange.as_mut().expect("proxy phase has an exchange");
+
+        // Request body: client -> upstream, as framed.
+        if !x.req_done && !c.cin.is_empty() && c.uout.len() < MAX_BUF {
+            match x.req_framer.scan(c.cin.bytes()) {
+                Ok(scan) => {
+                    if scan.used > 0 {
+                        c.uout.take_from(&mut c.cin, scan.used);
+                        x.body_sent = true;
+                        progress = true;
+                    }
+                    if scan.done {
+                        x.req_done = true;
+                        progress = true;
+                    }
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    self.fail(c, 400, &msg);
+                    return true;
+                }
+            }
+        }
+        if !x.req_done && c.ready.eof && c.cin.is_empty() {
+            // The client went away mid-body.
+            c.phase = Phase::Closing;
+            c.cout = Default::default();
+            return true;
+        }
+
+        // Response head.
+        if x.resp_framer.is_none() && !c.uin.is_empty() {
+            let head_req = x.head.method == "HEAD";
+            match http::parse_response(c.uin.bytes(), head_req) {
+                Ok(Some((resp, len))) => {
+                    progress = true;
+                    if resp.status >= 100 && resp.status < 200 && resp.status != 101 {
+                        // Interim response: relay to 1.1 clients, then wait for the real one.
+                        if x.head.minor >= 1 {
+                            c.cout.extend(&c.uin.bytes()[..len]);
+                        }
+                        c.uin.consume(len);
+                        return true;
+                    }
+                    c.uin.consume(len);
+                    x.resp_started = true;
+                    c.deadline = None;
+                    if resp.status == 101 && x.head.upgrade {
+                        let mut out = Vec::with_capacity(256);
+                        http::write_response_head(&resp, x.head.minor, true, false, &mut out);
+                        c.cout.extend(&out);
+                        c.phase = Phase::Tunnel;
+                        return true;
+                    }
+                    let dechunk = x.head.minor == 0 && resp.body == BodyKind::Chunked;
+                    let client_keep = x.head.keep_alive
+                        && !c.close_after
+                        && resp.body != BodyKind::Close
+                        && !dechunk;
+                    x.resp_keep_alive = resp.keep_alive;
+                    x.dechunk = dechunk;
+                    if !client_keep {
+                        c.close_after = true;
+                    }
+                    let mut out = Vec::with_capacity(512);
+                    http::write_response_head(&resp, x.head.minor, client_keep, dechunk, &mut out);
+                    c.cout.extend(&out);
+                    x.resp_framer = Some(Framer::new(resp.body));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!("front", "bad response from upstream: {e}");
+                    self.fail(c, 502, "the instance sent a malformed response");
+                    return true;
+                }
+            }
+        }
+
+        // Response body: upstream -> client, as framed.
+        let x = c.exchange.as_mut().expect("proxy phase has an exchange");
+        if let Some(framer) = x.resp_framer.as_mut() {
+            if !framer.is_done() && !c.uin.is_empty() && c.cout.len() < MAX_BUF {
+                let result = if x.dechunk {
+                    let mut out = Vec::new();
+                    let r = framer.decode(c.uin.bytes(), &mut out);
+                    c.cout.extend(&out);
+                    r.map(|scan| {
+                        c.uin.consume(scan.used);
+                        scan
+                    })
+                } else {
+                    framer.scan(c.uin.bytes()).map(|scan| {
+                        c.cout.take_from(&mut c.uin, scan.used);
+                        scan
+                    })
+                };
+                match result {
+                    Ok(scan) => progress |= scan.used > 0 || scan.done,
+                    Err(e) => {
+                        warn!("front", "bad response body from upstream: {e}");
+                        c.close_after = true;
+                        c.phase = Phase::Closing;
+                        return true;
+                    }
+                }
+            }
+            if framer.is_done() {
+                if x.req_done {
+                    self.finish_exchange(slot, c);
+                    return true;
+                }
+                // The app answered before reading the whole body: the rest of
+                // the body cannot be told from a next request, so close after.
+                c.close_after = true;
+                x.resp_keep_alive = false;
+                self.finish_exchange(slot, c);
+                return true;
+            }
+        }
+
+        // Upstream closed.
+        let up_eof = c.upstream.as_ref().is_some_and(|u| u.ready.eof);
+        if up_eof && c.uin.is_empty() {
+            let x = c.exchange.as_mut().expect("proxy phase has an exchange");
+            match x.resp_framer.as_ref() {
+                None => {
+                    let reused = c.upstream.as_ref().is_some_and(|u| u.reused);
+                    if reused && !x.body_sent {
+                        // A pooled connection the app had closed: retry on a fresh one.
+                        let addr = c.upstream.as_ref().map(|u| u.addr).expect("checked above");
+                        if let Some(mut up) = c.upstream.take() {
+                            let _ = self.poll.registry().deregister(&mut up.stream);
+                        }
+                        self.connect_fresh(slot, c, addr);
+                        return true;
+                    }
+                    self.fail(c, 502, "the instance closed the connection without answering");
+                    return true;
+                }
+                Some(framer) => {
+                    let close_delimited = !framer.is_done();
+                    if close_delimited {
+                        // Close-delimited bodies end here; a length or chunked
+                        // body cut short cannot be repaired: close the client too.
+                        c.close_after = true;
+                        x.resp_keep_alive = false;
+                        self.finish_exchange(slot, c);
+                        return true;
+                    }
+                }
+            }
+        }
+        progress
+    }
+
+    fn connect_fresh(&mut self, slot: usize, c: &mut Conn, addr: SocketAddr) {
+        match TcpStream::connect(addr) {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                let mut up = Upstream {
+                    stream,
+                    addr,
+                    connected: false,
+                    reused: false,
+                    ready: Ready::default(),
+                };
+                if self
+                    .poll
+                    .registry()
+                    .register(&mut up.stream, token(slot, KIND_UPSTREAM), Interest::READABLE | Interest::WRITABLE)
+                    .is_err()
+                {
+                    self.fail(c, 502, "cannot watch the upstream connection");
+                    return;
+                }
+                let x = c.exchange.as_ref().expect("retry happens while serving a request");
+                c.uin = Default::default();
+                c.uout = Default::default();
+                c.uout.extend(&x.upstream_head);
+                c.upstream = Some(up);
+            }
+            Err(e) => self.fail(c, 502, &format!("cannot connect to {addr}: {e}")),
+        }
+    }
+
+    /// The response is complete: pool the upstream if it can be reused, then
+    /// wait for the next request or close.
+    fn finish_exchange(&mut self, _slot: usize, c: &mut Conn) {
+        let x = c.exchange.take().expect("finishing an exchange that exists");
+        if let Some(up) = c.upstream.take() {
+            let reusable = x.resp_keep_alive && x.req_done && c.uin.is_empty() && !up.ready.eof;
+            let registry = self.poll.registry();
+            if reusable {
+                let addr = up.addr;
+                self.pool.put(registry, up.stream, addr, Instant::now(), |s| token(s, KIND_POOL));
+            } else {
+                let mut stream = up.stream;
+                let _ = registry.deregister(&mut stream);
+            }
+        }
+        c.uin = Default::default();
+        c.uout = Default::default();
+        c.served += 1;
+        if c.close_after {
+            c.phase = Phase::Closing;
+            c.deadline = Some(Instant::now() + IDLE_TIMEOUT);
+            return;
+        }
+        c.phase = Phase::Head;
+        c.cin.release();
+        c.deadline = Some(Instant::now() + IDLE_TIMEOUT);
+    }
+
+    /// After `101`: bytes both ways until both sides are done.
+    fn tunnel_step(&mut self, c: &mut Conn) -> bool {
+        let mut progress = false;
+        if !c.cin.is_empty() && c.uout.len() < MAX_BUF {
+            let n = c.cin.len();
+            c.uout.take_from(&mut c.cin, n);
+            progress = true;
+        }
+        if !c.uin.is_empty() && c.cout.len() < MAX_BUF {
+            let n = c.uin.len();
+            c.cout.take_from(&mut c.uin, n);
+            progress = true;
+        }
+        let up_eof = c.upstream.as_ref().map_or(true, |u| u.ready.eof);
+        if up_eof && c.uin.is_empty() {
+            // The app is done: finish writing to the client, then close.
+            c.phase = Phase::Closing;
+            c.close_after = true;
+            return true;
+        }
+        if c.ready.eof && c.cin.is_empty() && c.uout.is_empty() {
+            if let Some(up) = c.upstream.as_ref() {
+                let _ = up.stream.shutdown(std::net::Shutdown::Write);
+            }
+        }
+        progress
+    }
+
+    fn read_api_body(&mut self, slot: usize, c: &mut Conn) -> bool {
+        let x = c.exchange.as_mut().expect("api body phase has an exchange");
+        match x.req_framer.decode(c.cin.bytes(), &mut x.api_body) {
+            Ok(scan) => {
+                c.cin.consume(scan.used);
+                if x.api_body.len() > MAX_API_BODY {
+                    self.fail(c, 413, "request body too large for the API (1 MiB at most)");
+                    return true;
+                }
+                if scan.done {
+                    x.req_done = true;
+                    self.handle_api(slot, c);
+                    return true;
+                }
+                scan.used > 0
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                self.fail(c, 400, &msg);
+                true
+            }
+        }
+    }
+
+    fn handle_api(&mut self, slot: usize, c: &mut Conn) {
+        if self.published.generation() != self.snap.generation {
+            self.snap = self.published.load();
+        }
+        let x = c.exchange.as_ref().expect("api request has an exchange");
+        let (path, query) = match x.head.target.split_once('?') {
+            Some((p, q)) => (p, q),
+            None => (x.head.target.as_str(), ""),
+        };
+        let authorization = x
+            .head
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("authorization"))
+            .map(|h| h.value.as_slice());
+        let req = ApiRequest {
+            method: &x.head.method,
+            path,
+            query,
+            authorization,
+            body: &x.api_body,
+            local: c.local,
+        };
+        let action = self.api.handle(&req, &self.snap);
+        match action {
+            Action::Respond(resp) => self.respond(c, resp),
+            Action::Ask { cmd, success_status } => {
+                let reply = ReplyTo {
+                    tx: self.replies_tx.clone(),
+                    waker: self.waker.clone(),
+                    conn: (u64::from(c.generation) << 32) as usize | slot,
+                };
+                if self.supervisor.send(cmd, Some(reply)) {
+                    if let Some(x) = c.exchange.as_mut() {
+                        x.api_status = Some(success_status);
+                    }
+                    c.phase = Phase::Waiting;
+                    c.deadline = None;
+                } else {
+                    self.fail(c, 503, "the supervisor is not running");
+                }
+            }
+        }
+    }
+
+    fn on_reply(&mut self, slot: usize, c: &mut Conn, reply: Reply) {
+        let api_status = c.exchange.as_ref().and_then(|x| x.api_status);
+        if let Some(status) = api_status {
+            let resp = api::reply_response(reply, status);
+            self.respond(c, resp);
+            return;
+        }
+        match reply {
+            Reply::Ready(addr) => {
+                if self.published.generation() != self.snap.generation {
+                    self.snap = self.published.load();
+                }
+                self.connect(slot, c, addr);
+            }
+            Reply::Error { status, message } => {
+                if status == 503 {
+                    self.respond_unavailable(c, &message);
+                } else {
+                    self.fail(c, status, &message);
+                }
+            }
+            Reply::Done(_) => self.fail(c, 500, "unexpected reply from the supervisor"),
+        }
+    }
+
+    /// Writes a complete front-made response and moves on to the next request.
+    fn respond(&mut self, c: &mut Conn, resp: Response) {
+        let (minor, keep, head_only) = match c.exchange.as_ref() {
+            Some(x) => (x.head.minor, x.head.keep_alive && x.req_done && !c.close_after, x.head.method == "HEAD"),
+            None => (1, false, false),
+        };
+        write_response(c, &resp, minor, keep, head_only);
+        if !keep {
+            c.close_after = true;
+        }
+        c.exchange = None;
+        c.served += 1;
+        if let Some(mut up) = c.upstream.take() {
+            let _ = self.poll.registry().deregister(&mut up.stream);
+        }
+        if c.close_after {
+            c.phase = Phase::Closing;
+            c.deadline = Some(Instant::now() + IDLE_TIMEOUT);
+        } else {
+            c.phase = Phase::Head;
+            c.deadline = Some(Instant::now() + IDLE_TIMEOUT);
+        }
+    }
+
+    /// A JSON error; keeps the connection when the request was fully read.
+    fn respond_error(&mut self, c: &mut Conn, status: u16, message: &str) {
+        let resp = Response::error(status, message);
+        self.respond(c, resp);
+    }
+
+    /// 503 with Retry-After.
+    fn respond_unavailable(&mut self, c: &mut Conn, message: &str) {
+        let mut resp = Response::error(503, message);
+        resp.headers.push(("Retry-After", "5".to_string()));
+        self.respond(c, resp);
+    }
+
+    /// An error after which the connection cannot continue: answer (unless
+    /// part of a response already went out) and close.
+    fn fail(&mut self, c: &mut Conn, status: u16, message: &str) {
+        debug!("front", "answering {status}: {message}");
+        let started = c.exchange.as_ref().is_some_and(|x| x.resp_started);
+        c.close_after = true;
+        if started {
+            c.exchange = None;
+            if let Some(mut up) = c.upstream.take() {
+                let _ = self.poll.registry().deregister(&mut up.stream);
+            }
+            c.phase = Phase::Closing;
+            return;
+        }
+        let mut resp = Response::error(status, message);
+        if status == 503 {
+            resp.headers.push(("Retry-After", "5".to_string()));
+        }
+        self.respond(c, resp);
+    }
+}
+
+fn exchange_minor(c: &Conn) -> u8 {
+    c.exchange.as_ref().map_or(1, |x| x.head.minor)
+}
+
+/// Whether a non-blocking connect finished: Some(Ok) connected, Some(Err)
+/// failed, None still in progress.
+fn connect_result(stream: &TcpStream) -> Option<io::Result<()>> {
+    if let Ok(Some(e)) | Err(e) = stream.take_error() {
+        return Some(Err(e));
+    }
+    match stream.peer_addr() {
+        Ok(_) => Some(Ok(())),
+        Err(e) if e.kind() == ErrorKind::NotConnected => None,
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => None,
+        Err(e) => Some(Err(e)),
+    }
+}
+
+/// Serialises a front-made response.
+fn write_response(c: &mut Conn, resp: &Response, minor: u8, keep_alive: bool, head_only: bool) {
+    let mut out = Vec::with_capacity(256 + resp.body.len());
+    let version = if minor == 0 { "HTTP/1.0" } else { "HTTP/1.1" };
+    out.extend_from_slice(
+        format!("{version} {} {}\r\n", resp.status, reason(resp.status)).as_bytes(),
+    );
+    out.extend_from_slice(format!("Content-Type: {}\r\n", resp.content_type).as_bytes());
+    out.extend_from_slice(format!("Content-Length: {}\r\n", resp.body.len()).as_bytes());
+    for (name, value) in &resp.headers {
+        out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    }
+    if resp.status == 401 && !resp.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("www-authenticate")) {
+        out.extend_from_slice(b"WWW-Authenticate: Bearer\r\n");
+    }
+    if !keep_alive {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if minor == 0 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if !head_only {
+        out.extend_from_slice(&resp.body);
+    }
+    c.cout.extend(&out);
+}
+
+/// The reason phrase for statuses the front produces.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Unknown",
+    }
+}

@@ -1,0 +1,47 @@
+//! Process-wide signal handling for `ten serve`: block SIGTERM, SIGINT and
+//! SIGHUP in every thread, then take them synchronously with sigwait on the
+//! main thread. Children inherit the blocked mask, so the spawn path unblocks
+//! everything before exec (see `isolate`).
+
+use std::io;
+
+/// The signals `ten serve` reacts to.
+pub const HANDLED: [i32; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
+
+fn handled_set() -> libc::sigset_t {
+    // SAFETY: sigset_t is a plain bit array; sigemptyset initialises it fully
+    // before sigaddset reads it. Both only write the set we own here.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in HANDLED {
+            libc::sigaddset(&mut set, sig);
+        }
+        set
+    }
+}
+
+/// Blocks the handled signals in the calling thread. Call on the main thread
+/// before any other thread starts, so every thread inherits the mask.
+pub fn pthread_sigmask_block() -> io::Result<()> {
+    let set = handled_set();
+    // SAFETY: `set` is an initialised sigset_t living on this stack frame for
+    // the whole call; the old-mask pointer is null, which the call allows.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(())
+}
+
+/// Waits for one of the handled signals and returns its number. Blocks.
+pub fn sigwait() -> io::Result<i32> {
+    let set = handled_set();
+    let mut sig: libc::c_int = 0;
+    // SAFETY: both pointers are to initialised locals valid for the call.
+    let rc = unsafe { libc::sigwait(&set, &mut sig) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(sig)
+}
