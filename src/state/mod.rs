@@ -7,26 +7,38 @@
 
 pub mod atomic;
 pub mod registry;
+pub mod sha256;
+#[cfg(test)]
+pub(crate) mod testdir;
 pub mod tokens;
 
 use std::path::{Path, PathBuf};
 
 pub use registry::{Registry, RegistryEntry};
-pub use tokens::{Principal, TokenStore};
+pub use tokens::{mint, read_api_token, Principal, TokenStore};
 
 /// An error reading or writing one of tenement's files.
 #[derive(Debug)]
 pub enum StateError {
-    Io { path: PathBuf, op: &'static str, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        source: std::io::Error,
+    },
     /// The file exists but is not what we wrote.
     Corrupt { path: PathBuf, reason: String },
+    /// A name given to us (a token's tenant) is not a valid instance id.
+    Name(crate::names::NameError),
 }
 
 impl std::fmt::Display for StateError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StateError::Io { path, op, .. } => write!(f, "{op} {}", path.display()),
-            StateError::Corrupt { path, reason } => write!(f, "{} is corrupt: {reason}", path.display()),
+            StateError::Corrupt { path, reason } => {
+                write!(f, "{} is corrupt: {reason}", path.display())
+            }
+            StateError::Name(e) => write!(f, "{e}"),
         }
     }
 }
@@ -35,7 +47,7 @@ impl std::error::Error for StateError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             StateError::Io { source, .. } => Some(source),
-            StateError::Corrupt { .. } => None,
+            StateError::Corrupt { .. } | StateError::Name(_) => None,
         }
     }
 }

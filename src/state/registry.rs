@@ -2,6 +2,8 @@
 //! whether they should be running, their ports and weights, and which
 //! process (pid, process group, start time) belongs to each, so a new run of
 //! `ten serve` can kill what the previous one left behind.
+//!
+//! Read and written by the supervisor thread only; writes are atomic.
 
 use std::path::Path;
 
@@ -37,15 +39,91 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Reads the registry; a missing file is an empty registry.
+    /// Reads the registry; a missing file is an empty registry. A file that
+    /// does not parse is `StateError::Corrupt` naming it: we never guess, since
+    /// the registry decides which processes get killed.
     pub fn load(path: &Path) -> Result<Registry, StateError> {
-        let _ = path;
-        todo!("Registry::load")
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Registry::default()),
+            Err(source) => {
+                return Err(StateError::Io {
+                    path: path.to_path_buf(),
+                    op: "read",
+                    source,
+                })
+            }
+        };
+        serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
     }
 
-    /// Writes it atomically with mode 0600.
+    /// Writes it atomically with mode 0600. Blocks on fsync.
     pub fn save(&self, path: &Path) -> Result<(), StateError> {
-        let _ = path;
-        todo!("Registry::save")
+        let mut bytes = serde_json::to_vec_pretty(self).expect("the registry serialises to json");
+        bytes.push(b'\n');
+        super::atomic::write(path, &bytes, 0o600)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::testdir::TempDir;
+
+    fn entry(id: &str) -> RegistryEntry {
+        RegistryEntry {
+            service: "notes".into(),
+            id: id.into(),
+            port: 30001,
+            weight: 100,
+            desired: "running".into(),
+            pid: Some(1234),
+            pgid: Some(1234),
+            start_ticks: Some(987_654),
+            restarts: 2,
+        }
+    }
+
+    #[test]
+    fn missing_file_is_empty_registry() {
+        let t = TempDir::new("registry-missing");
+        assert_eq!(
+            Registry::load(&t.0.join(".tenement/state")).unwrap(),
+            Registry::default()
+        );
+    }
+
+    #[test]
+    fn save_then_load_round_trips() {
+        let t = TempDir::new("registry-roundtrip");
+        let path = t.0.join(".tenement/state");
+        let reg = Registry {
+            version: 1,
+            instances: vec![entry("alice"), entry("bob")],
+        };
+        reg.save(&path).unwrap();
+        assert_eq!(Registry::load(&path).unwrap(), reg);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    #[test]
+    fn unparseable_file_is_corrupt_naming_the_file() {
+        let t = TempDir::new("registry-corrupt");
+        let path = t.0.join("state");
+        std::fs::write(&path, b"{\"version\": 1, \"instances\": [").unwrap();
+        let err = Registry::load(&path).unwrap_err();
+        assert!(matches!(err, StateError::Corrupt { .. }));
+        assert!(
+            err.to_string()
+                .starts_with(&format!("{} is corrupt: ", path.display())),
+            "{err}"
+        );
     }
 }

@@ -1,0 +1,29 @@
+//! Test-only: a unique folder under the system temp dir, removed on drop.
+//! Shared by the state and API tests.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A fresh, empty folder; removed with its contents when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// `{temp}/ten-test-{name}-{pid}-{n}`: unique per test and per run.
+    pub fn new(name: &str) -> TempDir {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "ten-test-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
