@@ -100,11 +100,7 @@ pub fn start(
     for (index, listener) in listeners.into_iter().enumerate() {
         let poll = Poll::new().map_err(err("create a poll".into()))?;
         let waker = Arc::new(Waker::new(poll.registry(), worker::WAKER).map_err(err("create a waker".into()))?);
-        let api = api::Api {
-            tokens: crate::state::TokenStore::new(&opts.data_dir),
-            metrics_public: opts.metrics_public,
-        };
-        let _ = &opts.config_json;
+        let api = api::Api::new(opts.data_dir.clone(), opts.metrics_public, opts.config_json.clone());
         let setup = worker::WorkerSetup {
             index,
             listener,

@@ -652,6 +652,11 @@ impl Worker {
                         x.req_done = true;
                         progress = true;
                     }
+                    if progress && !x.resp_started {
+                        // The wait for the response head counts from the last
+                        // body byte, so a long upload is not cut short.
+                        c.deadline = Some(Instant::now() + x.request_timeout);
+                    }
                 }
                 Err(e) => {
                     let msg = e.to_string();
