@@ -1,0 +1,105 @@
+//! The exact shape of `tenement.toml`, as serde reads it.
+//!
+//! Every value is `Spanned` so that `Config::from_raw` can name the line of
+//! anything it refuses. Unknown keys are refused here (`deny_unknown_fields`),
+//! including keys whose behaviour is not built yet: those are read, so the
+//! error can name them, and refused in `from_raw`. No checks beyond types here.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A table of free-form keys (service names, env names, path prefixes).
+/// BTreeMap orders by key text; callers that need file order sort by span.
+pub type Map<V> = BTreeMap<Spanned<String>, Spanned<V>>;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raw {
+    pub settings: Option<Spanned<RawSettings>>,
+    #[serde(default)]
+    pub service: Map<RawService>,
+    #[serde(default)]
+    pub instances: Map<Vec<Spanned<String>>>,
+    pub routing: Option<Spanned<RawRouting>>,
+}
+
+/// `[settings]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSettings {
+    pub data_dir: Option<Spanned<String>>,
+    pub domain: Option<Spanned<String>>,
+    pub listen: Option<Spanned<String>>,
+    pub health_check_interval: Option<Spanned<u64>>,
+    pub max_restarts: Option<Spanned<u32>>,
+    pub restart_window: Option<Spanned<u64>>,
+    pub backoff_base_ms: Option<Spanned<u64>>,
+    pub backoff_max_ms: Option<Spanned<u64>>,
+    pub port_range: Option<Spanned<[u16; 2]>>,
+    pub stop_timeout: Option<Spanned<u64>>,
+    pub workers: Option<Spanned<u32>>,
+    pub metrics_public: Option<Spanned<bool>>,
+    pub log_max_bytes: Option<Spanned<u64>>,
+    pub log_files: Option<Spanned<u32>>,
+    /// Not supported yet: read so the error can point at it.
+    pub tls: Option<Spanned<RawTls>>,
+}
+
+/// `[settings.tls]`. Not supported yet; typed anyway so mistakes inside it
+/// are reported as such rather than hidden behind "not supported".
+// The fields are read by serde only, for their types, until TLS is built.
+#[allow(dead_code)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert: Option<Spanned<String>>,
+    pub key: Option<Spanned<String>>,
+    pub https_listen: Option<Spanned<String>>,
+    pub redirect_http: Option<Spanned<bool>>,
+    pub acme_email: Option<Spanned<String>>,
+    pub acme_directory: Option<Spanned<String>>,
+    pub acme_on_demand: Option<Spanned<bool>>,
+}
+
+/// `[service.NAME]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    /// Required; `Option` so the error can say so with the table's line.
+    pub command: Option<Spanned<String>>,
+    pub args: Option<Spanned<Vec<String>>>,
+    pub workdir: Option<Spanned<String>>,
+    pub health: Option<Spanned<String>>,
+    pub isolation: Option<Spanned<String>>,
+    pub idle_timeout: Option<Spanned<u64>>,
+    pub startup_timeout: Option<Spanned<u64>>,
+    pub request_timeout: Option<Spanned<u64>>,
+    pub restart: Option<Spanned<String>>,
+    pub storage_persist: Option<Spanned<bool>>,
+    pub socket_activation: Option<Spanned<bool>>,
+    pub network: Option<Spanned<String>>,
+    /// A name or a uid, so either a string or an integer.
+    pub user: Option<Spanned<toml::Value>>,
+    pub memory_limit_mb: Option<Spanned<u64>>,
+    pub cpu_shares: Option<Spanned<u64>>,
+    pub pids_max: Option<Spanned<u64>>,
+    pub storage_quota_mb: Option<Spanned<u64>>,
+    pub read_paths: Option<Spanned<Vec<String>>>,
+    pub write_paths: Option<Spanned<Vec<String>>>,
+    pub env_clear: Option<Spanned<bool>>,
+    pub autospawn: Option<Spanned<bool>>,
+    pub max_instances: Option<Spanned<u32>>,
+    pub env: Option<Spanned<Map<String>>>,
+}
+
+/// `[routing]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouting {
+    pub default: Option<Spanned<String>>,
+    pub subdomain: Option<Spanned<Map<String>>>,
+    pub path: Option<Spanned<Map<String>>>,
+}
