@@ -72,7 +72,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
     let listen = config.settings.listen;
     let workers = config.settings.workers;
     let metrics_public = config.settings.metrics_public;
-    let config_json = serde_json::Value::Null;
+    let config_json = config.to_json();
     let (handle, supervisor_thread) = supervisor::start(config, data_dir.clone(), published.clone())?;
     let front = match front::start(
         FrontOptions {
