@@ -414,7 +414,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "needs names::check"]
     fn tenant_token_verifies_as_tenant_and_leaves_api_token() {
         let t = TempDir::new("tokens-tenant");
         let admin = mint(&t.0, None, "").unwrap();
@@ -430,7 +429,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "needs names::check"]
     fn bad_tenant_name_is_refused_before_anything_is_written() {
         let t = TempDir::new("tokens-badtenant");
         assert!(matches!(

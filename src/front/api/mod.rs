@@ -1424,7 +1424,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "needs names::check"]
     fn unknown_service_is_400() {
         let mut f = Fixture::new("api-unknown-service");
         let m = error(
@@ -1455,7 +1454,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "needs names::check"]
     fn invalid_names_are_400_with_name_error() {
         let mut f = Fixture::new("api-badnames");
         for (method, path, body) in [
@@ -1490,7 +1488,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "needs names::check"]
     fn unknown_instances_are_404() {
         let mut f = Fixture::new("api-404-instance");
         for (method, path, body) in [
@@ -1516,7 +1513,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "needs names::check"]
     fn spawn_of_new_id_asks_supervisor() {
         let mut f = Fixture::new("api-spawn-new");
         let (cmd, code) = command(f.admin(
