@@ -22,7 +22,8 @@ use crate::isolate::proc;
 use crate::names::InstanceKey;
 use crate::state::{Registry, RegistryEntry};
 
-/// A backend on $PORT answering every GET with 200 `hello {INSTANCE_ID}`.
+/// A backend on $PORT answering every GET with 200 `hello {INSTANCE_ID}`,
+/// except `/health` while $DATA_DIR/sick exists (removed at start-up).
 /// With GRANDCHILD set it first forks `sleep 1000` and writes its pid to
 /// $DATA_DIR/grandchild.pid.
 const BACKEND: &str = r#"
@@ -31,9 +32,17 @@ if os.environ.get("GRANDCHILD"):
     p = subprocess.Popen(["sleep", "1000"])
     with open(os.path.join(os.environ["DATA_DIR"], "grandchild.pid"), "w") as f:
         f.write(str(p.pid))
+sick = os.path.join(os.environ["DATA_DIR"], "sick")
+if os.path.exists(sick):
+    os.remove(sick)
 print("booting", os.environ["INSTANCE_ID"], flush=True)
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
+        if self.path == "/health" and os.path.exists(sick):
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         body = ("hello " + os.environ["INSTANCE_ID"]).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -580,5 +589,43 @@ fn registry_restore_kills_leftovers_and_restarts() {
         desired,
         [("a", "running"), ("b", "running"), ("z", "running")]
     );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn unhealthy_instance_is_restarted() {
+    let dir = tests::temp_dir("unhealthy");
+    let mut svc = python("api", BACKEND);
+    svc.health = Some("/health".into());
+    let mut cfg = config(&dir, vec![svc]);
+    cfg.settings.health_check_interval = Duration::from_millis(100);
+    let mut h = Harness::start(cfg, &dir);
+    let k = key("api", "a");
+    done(h.send(Command::Spawn {
+        key: k.clone(),
+        weight: None,
+        wait: true,
+    }));
+    let old = h.view(&k).unwrap().pid.unwrap();
+    std::fs::write(dir.join("api/a/sick"), "").unwrap();
+    h.wait_for("degraded", |s| {
+        s.get("api", "a")
+            .is_some_and(|v| v.health != Health::Healthy)
+    });
+    h.wait_for("a healthy replacement", |s| {
+        s.get("api", "a")
+            .is_some_and(|v| v.health == Health::Healthy && v.pid.is_some_and(|p| p != old))
+    });
+    assert!(gone(old));
+    let log = std::fs::read_to_string(dir.join(".tenement/logs/api/a.log")).unwrap();
+    assert!(
+        log.contains("ten health check failed: HTTP 500 (degraded)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("ten health check failed: HTTP 500 (unhealthy)"),
+        "{log}"
+    );
+    h.shutdown();
     let _ = std::fs::remove_dir_all(dir);
 }
