@@ -1446,7 +1446,7 @@ impl Supervisor {
 }
 
 /// Creates the instance's data dir (and `DATA_DIR` when the env table moved
-/// it) and the folder for instance sockets.
+/// it) and the folder for instance sockets, and removes a stale socket.
 fn prepare_dirs(
     data_dir: &Path,
     svc: &Service,
@@ -1460,6 +1460,15 @@ fn prepare_dirs(
     dirs.extend(custom.map(Path::to_path_buf));
     for dir in dirs {
         std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    }
+    // A socket left by the previous process would make the app's bind fail
+    // with EADDRINUSE; the run folder is ours, so clear it.
+    let socket = isolate::env::socket_path(data_dir, &svc.name, id);
+    match std::fs::remove_file(&socket) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            return Err(format!("remove {}: {e}", socket.display()))
+        }
+        _ => {}
     }
     Ok(())
 }
