@@ -64,7 +64,7 @@ pub static GLOBALS: &[FlagSpec] = &[
     flag(
         "server",
         Some("URL"),
-        "API address (http:// only; $TENEMENT_SERVER). Default: the local socket {data_dir}/.tenement/ten.sock when it exists, else http://localhost:8080",
+        "API address, http:// only ($TENEMENT_SERVER; default: the local socket {data_dir}/.tenement/ten.sock if it exists, else http://localhost:8080)",
     ),
     flag(
         "token",
@@ -670,14 +670,23 @@ pub fn flag_label(f: &FlagSpec) -> String {
     s
 }
 
+/// Two columns: the flag, then its help wrapped under itself.
 fn option_rows(out: &mut String, flags: &[FlagSpec]) {
     let width = flags.iter().map(|f| flag_label(f).len()).max().unwrap_or(0);
+    let indent = " ".repeat(width + 4);
     for f in flags {
-        let _ = writeln!(out, "  {:<width$}  {}", flag_label(f), f.help);
+        let mut text = String::new();
+        wrap(&mut text, f.help, &indent);
+        let _ = write!(
+            out,
+            "  {:<width$}  {}",
+            flag_label(f),
+            &text[indent.len()..]
+        );
     }
 }
 
-/// Wraps text at 78 columns with the given indent.
+/// Wraps text at 78 columns, every line starting with `indent`.
 fn wrap(out: &mut String, text: &str, indent: &str) {
     let mut line = String::new();
     for word in text.split_whitespace() {
@@ -711,7 +720,7 @@ pub fn overview() -> String {
     option_rows(&mut out, GLOBALS);
     let _ = writeln!(
         out,
-        "\nEnvironment: TENEMENT_SERVER, TENEMENT_TOKEN, TENEMENT_CONFIG, TENEMENT_DATA_DIR, TEN_LOG.\nExit status: 0 ok, 1 failed, 2 bad usage.\n\nRun `ten help COMMAND` or `ten COMMAND --help` for a command's options; `man ten` for more."
+        "\nEnvironment: TENEMENT_SERVER, TENEMENT_TOKEN, TENEMENT_CONFIG, TENEMENT_DATA_DIR,\nTEN_LOG. Exit status: 0 ok, 1 failed, 2 bad usage.\n\nRun `ten help COMMAND` or `ten COMMAND --help` for a command's options,\n`man ten` for more."
     );
     out
 }

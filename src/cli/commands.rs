@@ -40,7 +40,10 @@ fn key_form<'a>(positional: &'a str, id_flag: Option<&'a str>) -> Result<KeyForm
             "give the instance as {positional:?} or with --id, not both"
         )),
         (false, Some(id)) => Ok(KeyForm::Split(positional, id)),
-        (_, None) => Ok(KeyForm::Joined(positional)),
+        (true, None) => Ok(KeyForm::Joined(positional)),
+        (false, None) => Err(format!(
+            "give the instance as {positional}:ID or as {positional} --id ID"
+        )),
     }
 }
 
@@ -432,8 +435,7 @@ mod tests {
             Ok(KeyForm::Split("api", "prod"))
         );
         assert!(key_form("api:prod", Some("x")).is_err());
-        // No colon and no --id: InstanceKey::parse reports the expected form.
-        assert_eq!(key_form("api", None), Ok(KeyForm::Joined("api")));
+        assert!(key_form("api", None).unwrap_err().contains("api --id ID"));
     }
 
     #[test]

@@ -52,6 +52,8 @@ fn init_system(ctx: &Ctx<'_>) -> Result<InitSystem, CliError> {
         // sd_booted(3): systemd is running when this folder exists.
         (false, false) if Path::new("/run/systemd/system").is_dir() => Ok(InitSystem::Systemd),
         (false, false) if Path::new("/sbin/openrc-run").exists() => Ok(InitSystem::OpenRc),
+        // Showing a plan hurts nobody: default to the common case.
+        (false, false) if inv.has("dry-run") => Ok(InitSystem::Systemd),
         (false, false) => Err(CliError::failed(
             "cannot tell the init system (neither systemd nor OpenRC found); pass --systemd or --openrc",
         )),
