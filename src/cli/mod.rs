@@ -1,9 +1,261 @@
 //! The `ten` command line: a table-driven flag parser with real `--help` per
 //! command, a blocking HTTP client for the API (TCP or `ten.sock`), and table
 //! or JSON output. `ten serve` hands over to `server::serve`.
+//!
+//! `run` is the only entry point (called by `main`). It owns the exit codes
+//! and the error wording: `ten: error: ` plus the cause chain joined by ": ",
+//! exit 1 on failure, 2 on bad usage, and a quiet exit when stdout is a closed
+//! pipe. Nothing below it prints errors or exits by itself.
+
+mod args;
+mod client;
+mod commands;
+mod completions;
+mod install;
+mod local;
+mod output;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::config::{self, Config};
+use crate::names::InstanceKey;
+
+use args::{Invocation, Parsed, UsageError};
+use client::{Client, ClientError, Endpoint};
 
 /// Runs one invocation; returns the exit code (0 ok, 1 failed, 2 bad usage).
-pub fn run(args: Vec<std::ffi::OsString>) -> i32 {
-    let _ = args;
-    todo!("cli::run")
+pub fn run(args: Vec<OsString>) -> i32 {
+    crate::log::init_from_env();
+    let rest = args.get(1..).unwrap_or(&[]);
+    let result = match args::parse(rest) {
+        Ok(Parsed::Help(None)) => output::print(&args::overview()),
+        Ok(Parsed::Help(Some(c))) => output::print(&args::command_help(c)),
+        Ok(Parsed::Version) => output::print(&format!("ten {}\n", env!("CARGO_PKG_VERSION"))),
+        Ok(Parsed::Nothing) => {
+            note(&args::overview());
+            return 2;
+        }
+        Ok(Parsed::Run(inv)) => dispatch(&inv),
+        Err(e) => Err(CliError::Usage(e)),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => report(e),
+    }
+}
+
+/// Why a command did not succeed.
+#[derive(Debug)]
+pub enum CliError {
+    /// Bad command line: exit 2 with a pointer to `--help`.
+    Usage(UsageError),
+    /// The command failed: exit 1, the error and its causes printed.
+    Failed(Box<dyn std::error::Error>),
+    /// stdout was closed under us (`ten logs | head`): exit 0, print nothing.
+    BrokenPipe,
+}
+
+impl CliError {
+    /// A failure described by a message alone.
+    pub fn failed(message: impl Into<String>) -> CliError {
+        CliError::Failed(message.into().into())
+    }
+}
+
+impl From<UsageError> for CliError {
+    fn from(e: UsageError) -> CliError {
+        CliError::Usage(e)
+    }
+}
+
+impl From<ClientError> for CliError {
+    fn from(e: ClientError) -> CliError {
+        CliError::Failed(Box::new(e))
+    }
+}
+
+impl From<config::ConfigError> for CliError {
+    fn from(e: config::ConfigError) -> CliError {
+        CliError::Failed(Box::new(e))
+    }
+}
+
+impl From<crate::state::StateError> for CliError {
+    fn from(e: crate::state::StateError) -> CliError {
+        CliError::Failed(Box::new(e))
+    }
+}
+
+/// Prints the error and returns the exit code.
+fn report(e: CliError) -> i32 {
+    match e {
+        CliError::BrokenPipe => 0,
+        CliError::Usage(u) => {
+            let hint = match u.command {
+                Some(c) => format!("ten {c} --help"),
+                None => "ten --help".to_string(),
+            };
+            note(&format!(
+                "ten: error: {}\nTry `{hint}` for more information.\n",
+                u.message
+            ));
+            2
+        }
+        CliError::Failed(err) => {
+            note(&format!("ten: error: {}\n", chain(err.as_ref())));
+            if let Some(ClientError::Api { status: 401, .. }) = err.downcast_ref::<ClientError>() {
+                note("hint: pass --token T or set TENEMENT_TOKEN (an admin token is in {data_dir}/api_token)\n");
+            }
+            1
+        }
+    }
+}
+
+/// The error and its sources joined by ": ".
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        cur = s.source();
+    }
+    text
+}
+
+/// Writes to stderr, ignoring failure: there is nowhere left to report it.
+pub fn note(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+fn dispatch(inv: &Invocation) -> Result<(), CliError> {
+    let ctx = Ctx { inv };
+    match inv.command.name {
+        "serve" => local::serve(&ctx),
+        "spawn" => commands::spawn(&ctx),
+        "stop" => commands::stop(&ctx),
+        "restart" => commands::restart(&ctx),
+        "ps" => commands::ps(&ctx),
+        "health" => commands::health(&ctx),
+        "weight" => commands::weight(&ctx),
+        "deploy" => commands::deploy(&ctx),
+        "route" => commands::route(&ctx),
+        "logs" => commands::logs(&ctx),
+        "reload" => commands::reload(&ctx),
+        "init" => local::init(&ctx),
+        "config" => local::config(&ctx),
+        "token-gen" => local::token_gen(&ctx),
+        "caddy" => local::caddy(&ctx),
+        "install" => install::install(&ctx),
+        "uninstall" => install::uninstall(&ctx),
+        "completions" => completions::command(&ctx),
+        other => unreachable!("command {other} is in the table but not dispatched"),
+    }
+}
+
+/// An environment variable, treating empty as unset.
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// One invocation's view of its options, the environment and the config.
+pub struct Ctx<'a> {
+    pub inv: &'a Invocation,
+}
+
+impl Ctx<'_> {
+    /// `--config` as given (`config::locate` applies $TENEMENT_CONFIG itself).
+    pub fn config_flag(&self) -> Option<&Path> {
+        self.inv.globals.config.as_deref()
+    }
+
+    /// `--data-dir`, else $TENEMENT_DATA_DIR.
+    pub fn data_dir_flag(&self) -> Option<PathBuf> {
+        self.inv
+            .globals
+            .data_dir
+            .clone()
+            .or_else(|| env_var("TENEMENT_DATA_DIR").map(PathBuf::from))
+    }
+
+    /// The config, if one is found and loads. Client commands only need it
+    /// for the data dir, so a broken or missing config is not their error.
+    pub fn config_if_found(&self) -> Option<Config> {
+        let path = config::locate(self.config_flag())?;
+        match Config::load(&path) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                debug!("cli", "ignoring config: {e}");
+                None
+            }
+        }
+    }
+
+    /// The data dir (REFERENCE, Files).
+    pub fn data_dir(&self) -> PathBuf {
+        let flag = self.data_dir_flag();
+        let cfg = if flag.is_some() {
+            None
+        } else {
+            self.config_if_found()
+        };
+        config::resolve_data_dir(flag.as_deref(), cfg.as_ref())
+    }
+
+    /// The API client: `--server`/$TENEMENT_SERVER over TCP; else the local
+    /// socket when it exists; else http://localhost:8080.
+    pub fn client(&self) -> Result<Client, CliError> {
+        let server = self
+            .inv
+            .globals
+            .server
+            .clone()
+            .or_else(|| env_var("TENEMENT_SERVER"));
+        let explicit_token = self
+            .inv
+            .globals
+            .token
+            .clone()
+            .or_else(|| env_var("TENEMENT_TOKEN"));
+        let url = match server {
+            Some(s) => client::parse_url(&s)?,
+            None => {
+                let data_dir = self.data_dir();
+                let sock = crate::state::socket_path(&data_dir);
+                if sock.exists() {
+                    debug!("cli", "using the local socket {}", sock.display());
+                    return Ok(Client::new(Endpoint::Unix(sock), None));
+                }
+                let url =
+                    client::parse_url("http://localhost:8080").expect("the default URL parses");
+                let token = explicit_token.or_else(|| read_api_token(&data_dir));
+                return Ok(Client::new(Endpoint::Tcp(url), token));
+            }
+        };
+        let token = match explicit_token {
+            Some(t) => Some(t),
+            None => read_api_token(&self.data_dir()),
+        };
+        Ok(Client::new(Endpoint::Tcp(url), token))
+    }
+
+    /// Positional `index` as an instance key; a bad name is a usage error.
+    pub fn instance(&self, index: usize) -> Result<InstanceKey, CliError> {
+        let raw = &self.inv.positionals[index];
+        InstanceKey::parse(raw).map_err(|e| self.inv.usage(e.to_string()).into())
+    }
+
+    pub fn json(&self) -> bool {
+        self.inv.globals.json
+    }
+}
+
+/// `{data_dir}/api_token`, trimmed; None if absent, unreadable or empty.
+// TODO(after merge): replace with crate::state::tokens::read_api_token.
+fn read_api_token(data_dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(crate::state::api_token_path(data_dir)).ok()?;
+    let token = text.trim();
+    (!token.is_empty()).then(|| token.to_string())
 }

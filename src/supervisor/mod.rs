@@ -4,11 +4,23 @@
 //! pidfds for exits, output pipes, readiness and health probes, timers. Every
 //! state change republishes the `Snapshot`, persists the registry when it
 //! matters and is logged. Never blocks on the front.
+//!
+//! Layout: `worker` is the thread and carries out effects; `lifecycle`
+//! (state x event), `backoff`, `ports` and the parsers in `health` and `logs`
+//! are pure and unit-tested; `table` holds the per-instance records.
 
+pub mod backoff;
+pub mod health;
+pub mod lifecycle;
+pub mod logs;
 pub mod msg;
+pub mod ports;
 pub mod snapshot;
+pub mod table;
+mod worker;
 
 use std::path::PathBuf;
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -22,7 +34,10 @@ pub use snapshot::{Check, Health, InstanceView, Published, Snapshot, State};
 pub enum SuperviseError {
     /// The registry could not be read or its folder created.
     State(crate::state::StateError),
-    Io { what: String, source: std::io::Error },
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
 }
 
 impl std::fmt::Display for SuperviseError {
@@ -47,11 +62,56 @@ impl std::error::Error for SuperviseError {
 /// leftover processes of a previous run, restarts the instances that were
 /// running, spawns `[instances]`, publishes the first snapshot into
 /// `published` before returning, and then serves commands.
+///
+/// Blocks while leftovers die (at most a couple of seconds) and for the
+/// fork/exec of each restored instance; processes may still be starting
+/// when it returns. Call it from the thread that will own the server; the
+/// returned `JoinHandle` ends after `Command::Shutdown` (or once every
+/// `SupervisorHandle` is dropped, which implies one).
 pub fn start(
     config: Config,
     data_dir: PathBuf,
     published: Arc<Published>,
 ) -> Result<(SupervisorHandle, JoinHandle<()>), SuperviseError> {
-    let _ = (config, data_dir, published);
-    todo!("supervisor::start")
+    let internal = crate::state::internal_dir(&data_dir);
+    for dir in [internal.join("logs"), internal.join("run")] {
+        std::fs::create_dir_all(&dir).map_err(|source| SuperviseError::Io {
+            what: format!("create {}", dir.display()),
+            source,
+        })?;
+    }
+    let io = |what: &str| {
+        let what = what.to_string();
+        move |source| SuperviseError::Io { what, source }
+    };
+    let poll = mio::Poll::new().map_err(io("epoll_create"))?;
+    let waker =
+        Arc::new(mio::Waker::new(poll.registry(), worker::WAKER).map_err(io("create waker"))?);
+    let (tx, rx) = mpsc::channel();
+    let mut supervisor = worker::Supervisor::new(config, data_dir, published, poll, rx);
+    supervisor.restore()?;
+    let thread = std::thread::Builder::new()
+        .name("supervisor".into())
+        .spawn(move || supervisor.run())
+        .map_err(io("spawn the supervisor thread"))?;
+    Ok((SupervisorHandle { tx, waker }, thread))
+}
+
+#[cfg(test)]
+mod live_tests;
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A fresh, empty folder for one test.
+    pub(crate) fn temp_dir(name: &str) -> PathBuf {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("ten-sup-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
 }

@@ -1,0 +1,468 @@
+//! The commands that talk to a running server through the API: spawn, stop,
+//! restart, ps, health, weight, deploy, route, logs, reload.
+//!
+//! Each one validates its arguments first (bad names and numbers are usage
+//! errors, exit 2, before any connection), makes its calls, and prints a line
+//! or a table (JSON with `--json`). Only `deploy` starts a thread.
+
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime};
+
+use serde_json::{json, Value};
+
+use super::client::{query_escape, READ_TIMEOUT};
+use super::output;
+use super::{CliError, Ctx};
+use crate::names::{self, InstanceKey};
+
+/// How long `spawn --wait` may block: startup_timeout is per service and
+/// unknown here, so be generous; the server answers 504 on its own deadline.
+const WAIT_TIMEOUT: Duration = Duration::from_secs(300);
+/// Deploy progress is polled this often.
+const DEPLOY_POLL: Duration = Duration::from_millis(250);
+/// `logs -f` polls this often.
+const FOLLOW_POLL: Duration = Duration::from_secs(1);
+/// Lines asked for per `logs -f` poll; more than this per poll are missed.
+const FOLLOW_LIMIT: u32 = 1000;
+
+/// How the instance was named on the spawn command line.
+#[derive(Debug, PartialEq, Eq)]
+enum KeyForm<'a> {
+    /// `SVC:ID`
+    Joined(&'a str),
+    /// `SVC --id ID`
+    Split(&'a str, &'a str),
+}
+
+fn key_form<'a>(positional: &'a str, id_flag: Option<&'a str>) -> Result<KeyForm<'a>, String> {
+    match (positional.contains(':'), id_flag) {
+        (true, Some(_)) => Err(format!(
+            "give the instance as {positional:?} or with --id, not both"
+        )),
+        (false, Some(id)) => Ok(KeyForm::Split(positional, id)),
+        (true, None) => Ok(KeyForm::Joined(positional)),
+        (false, None) => Err(format!(
+            "give the instance as {positional}:ID or as {positional} --id ID"
+        )),
+    }
+}
+
+/// `/api/instances/svc:id{suffix}`. Names are `a-z 0-9 - _`: nothing to escape.
+fn instance_path(key: &InstanceKey, suffix: &str) -> String {
+    format!("/api/instances/{key}{suffix}")
+}
+
+fn print_instance(ctx: &Ctx<'_>, verb: &str, obj: &Value) -> Result<(), CliError> {
+    if ctx.json() {
+        output::print_json(obj)
+    } else {
+        output::print(&output::instance_line(verb, obj))
+    }
+}
+
+pub fn spawn(ctx: &Ctx<'_>) -> Result<(), CliError> {
+    let inv = ctx.inv;
+    let key = match key_form(&inv.positionals[0], inv.value("id")).map_err(|m| inv.usage(m))? {
+        KeyForm::Joined(_) => ctx.instance(0)?,
+        KeyForm::Split(svc, id) => {
+            InstanceKey::new(svc, id).map_err(|e| inv.usage(e.to_string()))?
+        }
+    };
+    let weight = inv.number::<u8>("weight", 0..=100)?;
+    let wait = inv.has("wait");
+    let mut body = json!({"service": key.service, "id": key.id});
+    if let Some(w) = weight {
+        body["weight"] = json!(w);
+    }
+    if wait {
+        body["wait"] = json!(true);
+    }
+    let timeout = if wait { WAIT_TIMEOUT } else { READ_TIMEOUT };
+    let obj = ctx
+        .client()?
+        .call("POST", "/api/instances/spawn", Some(&body), timeout)?;
+    print_instance(ctx, "spawned", &obj)
+}
+
+pub fn stop(ctx: &Ctx<'_>) -> Result<(), CliError> {
+    let key = ctx.instance(0)?;
+    let reply = ctx
+        .client()?
+        .call("DELETE", &instance_path(&key, ""), None, READ_TIMEOUT)?;
+    if ctx.json() {
+        return output::print_json(&reply);
+    }
+    output::print(&format!("stopped {key}\n"))
+}
+
+pub fn restart(ctx: &Ctx<'_>) -> Result<(), CliError> {
+    let key = ctx.instance(0)?;
+    let obj = ctx
+        .client()?
+        .call("POST", &instance_path(&key, "/restart"), None, READ_TIMEOUT)?;
+    print_instance(ctx, "restarted", &obj)
+}
+
+pub fn ps(ctx: &Ctx<'_>) -> Result<(), CliError> {
+    let all = ctx.inv.has("all");
+    let list = ctx.client()?.get("/api/instances")?;
+    let Value::Array(items) = list else {
+        return Err(CliError::failed(
+            "the server's instance list is not a JSON array",
+        ));
+    };
+    if ctx.json() {
+        let shown: Vec<Value> = items
+            .into_iter()
+            .filter(|o| all || !output::is_sleeping(o))
+            .collect();
+        return output::print_json(&Value::Array(shown));
+    }
+    output::print(&output::ps_table(&items, all))
+}
+
+pub fn health(ctx: &Ctx<'_>) -> Result<(), CliError> {
+    let key = ctx.instance(0)?;
+    let obj = ctx.client()?.get(&instance_path(&key, "/health"))?;
+    if ctx.json() {
+        return output::print_json(&obj);
+    }
+    output::print(&output::health_report(&obj, now_unix()))
+}
+
+pub fn weight(ctx: &Ctx<'_>) -> Result<(), CliError> {
+    let inv = ctx.inv;
+    let key = ctx.instance(0)?;
+    let weight = args_weight(ctx, &inv.positionals[1])?;
+    let body = json!({ "weight": weight });
+    let obj = ctx.client()?.call(
+        "PUT",
+        &instance_path(&key, "/weight"),
+        Some(&body),
+        READ_TIMEOUT,
+    )?;
+    if ctx.json() {
+        return output::print_json(&obj);
+    }
+    let shown = obj
+        .get("weight")
+        .and_then(Value::as_u64)
+        .unwrap_or(u64::from(weight));
+    output::print(&format!("{key} weight {shown}\n"))
+}
+
+fn args_weight(ctx: &Ctx<'_>, raw: &str) -> Result<u8, CliError> {
+    super::args::parse_number::<u8>(raw, 0..=100)
+        .map_err(|why| ctx.inv.usage(format!("weight: {why}")).into())
+}
+
+/// `ten deploy`: POST /api/deploy on a second thread (it blocks until the
+/// instance is healthy or the server gives up) while this thread polls the
+/// instance's health and prints each change.
+pub fn deploy(ctx: &Ctx<'_>) -> Result<(), CliError> {
+    let inv = ctx.inv;
+    let key = ctx.instance(0)?;
+    let weight = inv.number::<u8>("weight", 0..=100)?.unwrap_or(100);
+    let timeout = inv.number::<u64>("timeout", 1..=86_400)?.unwrap_or(60);
+    let client = ctx.client()?;
+    let body =
+        json!({"service": key.service, "id": key.id, "weight": weight, "timeout_secs": timeout});
+
+    let (tx, rx) = mpsc::channel();
+    let deploy_client = client.clone();
+    // The server answers by its own deadline; 10 s more covers its reply in flight.
+    let read_timeout = Duration::from_secs(timeout + 10);
+    std::thread::spawn(move || {
+        let result = deploy_client.call("POST", "/api/deploy", Some(&body), read_timeout);
+        // The receiver only disappears when main is exiting anyway.
+        let _ = tx.send(result);
+    });
+
+    let health_path = instance_path(&key, "/health");
+    let mut last: Option<(String, String)> = None;
+    let mut progress = |obj: &Value| -> Result<(), CliError> {
+        let word = |k: &str| {
+            obj.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("unknown")
+                .to_string()
+        };
+        let now = (word("state"), word("health"));
+        if last.as_ref() != Some(&now) {
+            let line = match now.1.as_str() {
+                "unknown" => format!("{key} {}\n", now.0),
+                h => format!("{key} {} {h}\n", now.0),
+            };
+            last = Some(now);
+            if !ctx.json() {
+                output::print(&line)?;
+            }
+        }
+        Ok(())
+    };
+    let result = loop {
+        // Until the spawn lands the instance is unknown (404): not an error here.
+        if let Ok(obj) = client.call("GET", &health_path, None, Duration::from_secs(5)) {
+            progress(&obj)?;
+        }
+        match rx.recv_timeout(DEPLOY_POLL) {
+            Ok(result) => break result,
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(CliError::failed("the deploy request thread died"));
+            }
+        }
+    };
+    let obj = result?;
+    if ctx.json() {
+        return output::print_json(&obj);
+    }
+    progress(&obj)?;
+    let mut parts = Vec::new();
+    for k in ["pid", "port", "weight"] {
+        if let Some(v) = obj.get(k).filter(|v| !v.is_null()) {
+            parts.push(format!("{k} {}", output::cell(Some(v))));
+        }
+    }
+    output::print(&format!("deployed {key} ({})\n", parts.join(", ")))
+}
+
+pub fn route(ctx: &Ctx<'_>) -> Result<(), CliError> {
+    let inv = ctx.inv;
+    let service = &inv.positionals[0];
+    let from = inv
+        .value("from")
+        .ok_or_else(|| inv.usage("missing --from A"))?;
+    let to = inv.value("to").ok_or_else(|| inv.usage("missing --to B"))?;
+    for id in [from, to] {
+        InstanceKey::new(service, id).map_err(|e| inv.usage(e.to_string()))?;
+    }
+    if from == to {
+        return Err(inv.usage("--from and --to name the same instance").into());
+    }
+    let body = json!({"service": service, "from": from, "to": to});
+    let reply = ctx
+        .client()?
+        .call("POST", "/api/route", Some(&body), READ_TIMEOUT)?;
+    if ctx.json() {
+        return output::print_json(&reply);
+    }
+    let weight = |side: &str, default: u64| {
+        reply
+            .get(side)
+            .and_then(|o| o.get("weight"))
+            .and_then(Value::as_u64)
+            .unwrap_or(default)
+    };
+    output::print(&format!(
+        "routed {service}: {service}:{from} weight {}, {service}:{to} weight {}\n",
+        weight("from", 0),
+        weight("to", 100)
+    ))
+}
+
+pub fn reload(ctx: &Ctx<'_>) -> Result<(), CliError> {
+    let reply = ctx
+        .client()?
+        .call("POST", "/api/reload", None, READ_TIMEOUT)?;
+    if ctx.json() {
+        return output::print_json(&reply);
+    }
+    output::print("reloaded\n")
+}
+
+/// Parses `30s`, `10m`, `2h`, `1d`, or bare seconds.
+fn parse_age(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (num, unit) = raw.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("expected a duration like 30s, 10m, 2h or 1d, got {raw:?}"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {raw:?} (use s, m, h or d)"
+            ))
+        }
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+pub fn logs(ctx: &Ctx<'_>) -> Result<(), CliError> {
+    let inv = ctx.inv;
+    let mut query: Vec<(&str, String)> = Vec::new();
+    if let Some(target) = inv.positionals.first() {
+        if target.contains(':') {
+            let key = ctx.instance(0)?;
+            query.push(("service", key.service));
+            query.push(("id", key.id));
+        } else {
+            names::check("service name", target).map_err(|e| inv.usage(e.to_string()))?;
+            query.push(("service", target.clone()));
+        }
+    }
+    if let Some(s) = inv.value("search") {
+        query.push(("search", s.to_string()));
+    }
+    if let Some(s) = inv.value("stream") {
+        if !matches!(s, "stdout" | "stderr" | "ten") {
+            return Err(inv
+                .usage(format!(
+                    "--stream: expected stdout, stderr or ten, got {s:?}"
+                ))
+                .into());
+        }
+        query.push(("stream", s.to_string()));
+    }
+    let limit = inv.number::<u32>("limit", 1..=1_000_000)?.unwrap_or(100);
+    let since = match inv.value("since") {
+        Some(raw) => Some(parse_age(raw).map_err(|why| inv.usage(format!("--since: {why}")))?),
+        None => None,
+    };
+    // Log times are fixed-width RFC 3339 UTC, so they compare as strings.
+    let cutoff =
+        since.map(|age| crate::log::format_utc(now_unix().saturating_sub(age.as_secs()), 0));
+    let path = |limit: u32| {
+        let mut q: Vec<String> = query
+            .iter()
+            .map(|(k, v)| format!("{k}={}", query_escape(v)))
+            .collect();
+        q.push(format!("limit={limit}"));
+        format!("/api/logs?{}", q.join("&"))
+    };
+    let client = ctx.client()?;
+    let follow = inv.has("follow");
+    let keep = |e: &Value| match &cutoff {
+        Some(c) => e
+            .get("time")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t >= c.as_str()),
+        None => true,
+    };
+    let first: Vec<Value> = entries(client.get(&path(limit))?)?
+        .into_iter()
+        .filter(keep)
+        .collect();
+
+    if !follow {
+        if ctx.json() {
+            return output::print_json(&Value::Array(first));
+        }
+        let text: String = first.iter().map(output::log_line).collect();
+        return output::print(&text);
+    }
+
+    let mut seen = Seen::default();
+    let mut emit = |batch: Vec<Value>| -> Result<(), CliError> {
+        let mut text = String::new();
+        for e in batch {
+            if seen.is_new(&e) {
+                if ctx.json() {
+                    text.push_str(&e.to_string());
+                    text.push('\n');
+                } else {
+                    text.push_str(&output::log_line(&e));
+                }
+            }
+        }
+        output::print(&text)
+    };
+    emit(first)?;
+    loop {
+        std::thread::sleep(FOLLOW_POLL);
+        emit(entries(client.get(&path(FOLLOW_LIMIT))?)?)?;
+    }
+}
+
+fn entries(v: Value) -> Result<Vec<Value>, CliError> {
+    match v {
+        Value::Array(items) => Ok(items),
+        _ => Err(CliError::failed(
+            "the server's log answer is not a JSON array",
+        )),
+    }
+}
+
+/// What `logs -f` already printed: the newest time seen and the lines at
+/// exactly that time (a poll overlaps the previous one).
+#[derive(Default)]
+struct Seen {
+    time: String,
+    at_time: Vec<String>,
+}
+
+impl Seen {
+    fn is_new(&mut self, e: &Value) -> bool {
+        let time = e
+            .get("time")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let id = e.to_string();
+        if time < self.time || (time == self.time && self.at_time.contains(&id)) {
+            return false;
+        }
+        if time > self.time {
+            self.time = time;
+            self.at_time.clear();
+        }
+        self.at_time.push(id);
+        true
+    }
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spawn_accepts_joined_or_split_but_not_both() {
+        assert_eq!(key_form("api:prod", None), Ok(KeyForm::Joined("api:prod")));
+        assert_eq!(
+            key_form("api", Some("prod")),
+            Ok(KeyForm::Split("api", "prod"))
+        );
+        assert!(key_form("api:prod", Some("x")).is_err());
+        assert!(key_form("api", None).unwrap_err().contains("api --id ID"));
+    }
+
+    #[test]
+    fn ages_parse_with_units() {
+        assert_eq!(parse_age("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_age("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_age("45"), Ok(Duration::from_secs(45)));
+        assert_eq!(parse_age("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_age("1d"), Ok(Duration::from_secs(86_400)));
+        assert!(parse_age("10x").is_err());
+        assert!(parse_age("m").is_err());
+        assert!(parse_age("").is_err());
+    }
+
+    #[test]
+    fn follow_prints_each_line_once_across_overlapping_polls() {
+        let e =
+            |t: &str, l: &str| json!({"time": t, "instance": "a:b", "stream": "stdout", "line": l});
+        let mut seen = Seen::default();
+        assert!(seen.is_new(&e("2026-01-01T00:00:01.000Z", "one")));
+        assert!(seen.is_new(&e("2026-01-01T00:00:02.000Z", "two")));
+        assert!(seen.is_new(&e("2026-01-01T00:00:02.000Z", "two-b")));
+        // The next poll returns the same tail plus a new line.
+        assert!(!seen.is_new(&e("2026-01-01T00:00:01.000Z", "one")));
+        assert!(!seen.is_new(&e("2026-01-01T00:00:02.000Z", "two")));
+        assert!(!seen.is_new(&e("2026-01-01T00:00:02.000Z", "two-b")));
+        assert!(seen.is_new(&e("2026-01-01T00:00:02.000Z", "two-c")));
+        assert!(seen.is_new(&e("2026-01-01T00:00:03.000Z", "three")));
+    }
+}

@@ -1,0 +1,253 @@
+//! The commands that work on local files and need no running server:
+//! serve (hands over to `server::serve`), init, config, token-gen, caddy.
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use serde_json::json;
+
+use super::{env_var, note, output, CliError, Ctx};
+use crate::config::{self, Config};
+use crate::names;
+use crate::server::{self, ServeOptions};
+
+pub fn serve(ctx: &Ctx<'_>) -> Result<(), CliError> {
+    let inv = ctx.inv;
+    let port = inv.number::<u16>("port", 0..=u16::MAX)?;
+    let bind = match inv.value("bind") {
+        Some(raw) => Some(
+            raw.parse::<IpAddr>()
+                .map_err(|_| inv.usage(format!("--bind: expected an IP address, got {raw:?}")))?,
+        ),
+        None => None,
+    };
+    let domain = match inv.value("domain") {
+        Some(d) => Some(check_domain(d).map_err(|why| inv.usage(format!("--domain: {why}")))?),
+        None => None,
+    };
+    let opts = ServeOptions {
+        config: ctx
+            .config_flag()
+            .map(Into::into)
+            .or_else(|| env_var("TENEMENT_CONFIG").map(Into::into)),
+        data_dir: ctx.data_dir_flag(),
+        port,
+        bind,
+        domain,
+    };
+    server::serve(opts).map_err(CliError::Failed)
+}
+
+/// A domain as tenement and Caddy expect it: lowercase DNS labels, no scheme,
+/// port or wildcard. Returns it lowercased.
+fn check_domain(raw: &str) -> Result<String, String> {
+    let d = raw.trim().trim_end_matches('.').to_ascii_lowercase();
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if d.is_empty() || d.len() > 253 || !d.split('.').all(label_ok) {
+        return Err(format!("{raw:?} is not a domain name (like example.com)"));
+    }
+    Ok(d)
+}
+
+pub fn init(ctx: &Ctx<'_>) -> Result<(), CliError> {
+    let inv = ctx.inv;
+    let name = inv.value("name").unwrap_or("app");
+    names::check("service name", name).map_err(|e| inv.usage(e.to_string()))?;
+    let command = inv.value("command").unwrap_or("python3 app.py");
+    if command.trim().is_empty() {
+        return Err(inv.usage("--command must not be empty").into());
+    }
+    let text = config::starter(name, command);
+    let path = std::path::Path::new("tenement.toml");
+    // create_new: never overwrite, even if the file appears between a check and the write.
+    let mut file = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(CliError::failed(
+                "tenement.toml already exists here; not overwriting it",
+            ));
+        }
+        Err(e) => {
+            return Err(CliError::failed(format!(
+                "create tenement.toml: {}",
+                super::client::io_reason(&e)
+            )))
+        }
+    };
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| {
+            CliError::failed(format!(
+                "write tenement.toml: {}",
+                super::client::io_reason(&e)
+            ))
+        })?;
+    output::print(&format!(
+        "wrote tenement.toml (service {name}: {command})\nnext: ten serve, then ten spawn {name}:ID\n"
+    ))
+}
+
+pub fn config(ctx: &Ctx<'_>) -> Result<(), CliError> {
+    let Some(path) = config::locate(ctx.config_flag()) else {
+        return Err(CliError::failed(
+            "no config file found (looked for ./tenement.toml and /etc/tenement/tenement.toml); pass --config FILE or run `ten init`",
+        ));
+    };
+    let cfg = Config::load(&path)?;
+    if ctx.inv.has("check") {
+        return output::print(&format!("ok: {}\n", cfg.path.display()));
+    }
+    // TODO(after merge): print `cfg.to_json()` (pretty) once config provides it.
+    output::print(&format!("{cfg:#?}\n"))
+}
+
+pub fn token_gen(ctx: &Ctx<'_>) -> Result<(), CliError> {
+    let inv = ctx.inv;
+    let tenant = inv.value("tenant");
+    if let Some(t) = tenant {
+        names::check("instance id", t).map_err(|e| inv.usage(format!("--tenant: {e}")))?;
+    }
+    let description = inv.value("description").unwrap_or("");
+    let data_dir = ctx.data_dir();
+    let token = crate::state::tokens::mint(&data_dir, tenant, description)?;
+    if ctx.json() {
+        return output::print_json(&json!({"token": token, "tenant": tenant}));
+    }
+    // The token alone on stdout, so `ten token-gen | tr -d ' '` is the token;
+    // the words around it go to stderr.
+    match tenant {
+        None => note(&format!(
+            "New admin token (also saved to {}):\n",
+            crate::state::api_token_path(&data_dir).display()
+        )),
+        Some(t) => note(&format!(
+            "New token for tenant {t} (it sees only instances with id {t}):\n"
+        )),
+    }
+    output::print(&format!("  {token}\n"))?;
+    note("It is shown only this once; tenement keeps only its hash.\nUse it with `ten --token T` or the header `Authorization: Bearer T`.\n");
+    Ok(())
+}
+
+pub fn caddy(ctx: &Ctx<'_>) -> Result<(), CliError> {
+    let inv = ctx.inv;
+    let raw = inv
+        .value("domain")
+        .ok_or_else(|| inv.usage("missing --domain D"))?;
+    let domain = check_domain(raw).map_err(|why| inv.usage(format!("--domain: {why}")))?;
+    let provider = match inv.value("dns-provider") {
+        Some(p)
+            if !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+        {
+            Some(p.to_ascii_lowercase())
+        }
+        Some(p) => {
+            return Err(inv
+                .usage(format!("--dns-provider: {p:?} is not a Caddy module name"))
+                .into())
+        }
+        None => None,
+    };
+    let listen = ctx.config_if_found().map(|c| c.settings.listen);
+    output::print(&caddyfile(&domain, provider.as_deref(), listen))
+}
+
+/// The Caddyfile: TLS for `*.D` and `D` at Caddy, plain HTTP to tenement.
+/// Caddy's reverse_proxy keeps the Host header, which tenement routes on.
+fn caddyfile(domain: &str, provider: Option<&str>, listen: Option<SocketAddr>) -> String {
+    let upstream = proxy_target(listen.unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 8080))));
+    let mut out = String::new();
+    out.push_str(&format!(
+        "# Caddyfile for tenement (ten caddy --domain {domain}{}).\n",
+        provider
+            .map(|p| format!(" --dns-provider {p}"))
+            .unwrap_or_default()
+    ));
+    out.push_str(&format!(
+        "# Caddy terminates TLS; tenement gets plain HTTP on {upstream}.\n# tenement must use the same root domain: settings.domain = \"{domain}\".\n"
+    ));
+    match provider {
+        Some(p) => {
+            let var = format!("{}_API_TOKEN", p.to_ascii_uppercase().replace('-', "_"));
+            out.push_str(&format!(
+                "# Needs a Caddy build with the caddy-dns/{p} module and ${var} in Caddy's environment.\n"
+            ));
+            out.push_str(&format!(
+                "*.{domain}, {domain} {{\n\ttls {{\n\t\tdns {p} {{env.{var}}}\n\t}}\n\treverse_proxy {upstream}\n}}\n"
+            ));
+        }
+        None => {
+            out.push_str(
+                "# Wildcard certificates need the ACME DNS challenge: run again with\n# --dns-provider NAME, or Caddy cannot issue the *. certificate.\n",
+            );
+            out.push_str(&format!(
+                "*.{domain}, {domain} {{\n\treverse_proxy {upstream}\n}}\n"
+            ));
+        }
+    }
+    out
+}
+
+/// Where Caddy should connect: a wildcard listen address means loopback.
+fn proxy_target(listen: SocketAddr) -> String {
+    let ip = match listen.ip() {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, listen.port()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domains_are_lowercased_and_checked() {
+        assert_eq!(check_domain("Example.COM."), Ok("example.com".to_string()));
+        assert_eq!(check_domain("localhost"), Ok("localhost".to_string()));
+        for bad in [
+            "",
+            "*.example.com",
+            "http://example.com",
+            "a..b",
+            "-a.com",
+            "ex ample.com",
+            "a.com:80",
+        ] {
+            assert!(check_domain(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn caddyfile_with_dns_provider_has_wildcard_tls_and_proxy() {
+        let listen: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let text = caddyfile("example.com", Some("cloudflare"), Some(listen));
+        assert!(text.contains("*.example.com, example.com {\n"), "{text}");
+        assert!(
+            text.contains("\ttls {\n\t\tdns cloudflare {env.CLOUDFLARE_API_TOKEN}\n\t}\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\treverse_proxy 127.0.0.1:8080\n}\n"),
+            "{text}"
+        );
+        let text = caddyfile("example.com", None, Some("[::]:9000".parse().unwrap()));
+        assert!(!text.contains("tls {"), "{text}");
+        assert!(text.contains("reverse_proxy [::1]:9000"), "{text}");
+        let text = caddyfile("example.com", Some("route53"), None);
+        assert!(text.contains("reverse_proxy 127.0.0.1:8080"), "{text}");
+    }
+}

@@ -1,0 +1,289 @@
+//! What the CLI prints: aligned tables, human units, and the one writer to
+//! stdout that turns a broken pipe into a quiet exit.
+//!
+//! Formatting is pure (strings in, strings out) so it is unit-tested; only
+//! `print` touches stdout. Nothing here may use `println!`: it panics when
+//! stdout is a closed pipe (`ten logs | head`).
+
+use std::io::Write;
+
+use serde_json::Value;
+
+use super::CliError;
+
+/// Writes `text` to stdout and flushes. A closed pipe becomes
+/// `CliError::BrokenPipe`, which exits 0 without a message.
+pub fn print(text: &str) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(CliError::BrokenPipe),
+        Err(e) => Err(CliError::failed(format!("write to stdout: {e}"))),
+    }
+}
+
+/// Prints a JSON value, pretty, with a trailing newline.
+pub fn print_json(value: &Value) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value).expect("a serde_json::Value always serializes");
+    print(&(text + "\n"))
+}
+
+/// Lays out rows under a header, columns left-aligned and separated by two
+/// spaces, no trailing spaces.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    for row in std::iter::once(&header).chain(rows) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            line.push_str(cell);
+            if i + 1 < row.len() {
+                let pad = widths[i].saturating_sub(cell.chars().count());
+                line.push_str(&" ".repeat(pad));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `5s`, `3m`, `2h`, `4d`: the largest whole unit.
+pub fn uptime(secs: u64) -> String {
+    match secs {
+        0..=59 => format!("{secs}s"),
+        60..=3599 => format!("{}m", secs / 60),
+        3600..=86_399 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86_400),
+    }
+}
+
+/// `512B`, `4.0K`, `12.3M`, `1.5G` (powers of 1024).
+pub fn memory(bytes: u64) -> String {
+    const UNITS: [(&str, f64); 3] = [("G", 1_073_741_824.0), ("M", 1_048_576.0), ("K", 1024.0)];
+    for (unit, size) in UNITS {
+        if bytes as f64 >= size {
+            return format!("{:.1}{unit}", bytes as f64 / size);
+        }
+    }
+    format!("{bytes}B")
+}
+
+/// A JSON field as a table cell: strings as they are, numbers in decimal,
+/// null or missing as `-`.
+pub fn cell(v: Option<&Value>) -> String {
+    match v {
+        None | Some(Value::Null) => "-".to_string(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// The `ten ps` columns (BRIEF, CLI output).
+pub const PS_HEADER: [&str; 9] = [
+    "INSTANCE", "STATE", "HEALTH", "PID", "PORT", "UPTIME", "WEIGHT", "RESTARTS", "MEM",
+];
+
+/// One `ten ps` row from an API instance object.
+pub fn ps_row(obj: &Value) -> Vec<String> {
+    let units = |key: &str, f: fn(u64) -> String| {
+        obj.get(key)
+            .and_then(Value::as_u64)
+            .map_or("-".to_string(), f)
+    };
+    vec![
+        cell(obj.get("instance")),
+        cell(obj.get("state")),
+        cell(obj.get("health")),
+        cell(obj.get("pid")),
+        cell(obj.get("port")),
+        units("uptime_secs", uptime),
+        cell(obj.get("weight")),
+        cell(obj.get("restarts")),
+        units("memory_bytes", memory),
+    ]
+}
+
+/// The `ten ps` table for instance objects, leaving out sleeping ones unless `all`.
+pub fn ps_table(instances: &[Value], all: bool) -> String {
+    let rows: Vec<Vec<String>> = instances
+        .iter()
+        .filter(|o| all || !is_sleeping(o))
+        .map(ps_row)
+        .collect();
+    table(&PS_HEADER, &rows)
+}
+
+pub fn is_sleeping(obj: &Value) -> bool {
+    obj.get("state").and_then(Value::as_str) == Some("sleeping")
+}
+
+/// `ten health`: key/value lines. `now_unix` dates the last check ("3s ago").
+pub fn health_report(obj: &Value, now_unix: u64) -> String {
+    let check = match obj.get("last_check") {
+        Some(c @ Value::Object(_)) => {
+            let ok = c.get("ok").and_then(Value::as_bool).unwrap_or(false);
+            let detail = c.get("detail").and_then(Value::as_str).unwrap_or("");
+            let mut s = String::from(if ok { "ok" } else { "failed" });
+            if !detail.is_empty() {
+                s.push_str(": ");
+                s.push_str(detail);
+            }
+            if let Some(at) = c.get("at_unix").and_then(Value::as_u64) {
+                let ago = uptime(now_unix.saturating_sub(at));
+                s.push_str(&format!(" ({ago} ago, {})", crate::log::format_utc(at, 0)));
+            }
+            s
+        }
+        _ => "none yet".to_string(),
+    };
+    let rows = vec![
+        vec!["instance".to_string(), cell(obj.get("instance"))],
+        vec!["state".to_string(), cell(obj.get("state"))],
+        vec!["health".to_string(), cell(obj.get("health"))],
+        vec!["last check".to_string(), check],
+        vec!["restarts".to_string(), cell(obj.get("restarts"))],
+    ];
+    // A table without a header: reuse the layout, drop its first line.
+    let text = table(&["", ""], &rows);
+    text.split_once('\n')
+        .map_or(String::new(), |(_, rest)| rest.to_string())
+}
+
+/// `spawned api:prod (pid 1234, port 30001)` and friends.
+pub fn instance_line(verb: &str, obj: &Value) -> String {
+    let mut parts = Vec::new();
+    if let Some(pid) = obj.get("pid").and_then(Value::as_u64) {
+        parts.push(format!("pid {pid}"));
+    }
+    if let Some(port) = obj.get("port").and_then(Value::as_u64) {
+        parts.push(format!("port {port}"));
+    }
+    let name = cell(obj.get("instance"));
+    if parts.is_empty() {
+        format!("{verb} {name}\n")
+    } else {
+        format!("{verb} {name} ({})\n", parts.join(", "))
+    }
+}
+
+/// One log entry as `TIME INSTANCE STREAM LINE`.
+pub fn log_line(entry: &Value) -> String {
+    let field = |k: &str| entry.get(k).and_then(Value::as_str).unwrap_or("-");
+    format!(
+        "{} {} {} {}\n",
+        field("time"),
+        field("instance"),
+        field("stream"),
+        field("line")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn uptime_uses_the_largest_whole_unit() {
+        assert_eq!(uptime(0), "0s");
+        assert_eq!(uptime(5), "5s");
+        assert_eq!(uptime(59), "59s");
+        assert_eq!(uptime(60), "1m");
+        assert_eq!(uptime(3 * 60 + 59), "3m");
+        assert_eq!(uptime(2 * 3600 + 1), "2h");
+        assert_eq!(uptime(86_399), "23h");
+        assert_eq!(uptime(4 * 86_400 + 7), "4d");
+    }
+
+    #[test]
+    fn memory_has_one_decimal_and_binary_units() {
+        assert_eq!(memory(0), "0B");
+        assert_eq!(memory(1023), "1023B");
+        assert_eq!(memory(1024), "1.0K");
+        assert_eq!(memory(12_897_485), "12.3M");
+        assert_eq!(memory(3 * 1_073_741_824 / 2), "1.5G");
+    }
+
+    #[test]
+    fn table_columns_align_without_trailing_spaces() {
+        let t = table(
+            &["A", "LONGER", "C"],
+            &[
+                vec!["x".into(), "1".into(), "-".into()],
+                vec!["wide-cell".into(), "22".into(), "end".into()],
+            ],
+        );
+        let expected = "\
+A          LONGER  C
+x          1       -
+wide-cell  22      end
+";
+        assert_eq!(t, expected);
+    }
+
+    #[test]
+    fn ps_table_formats_units_nulls_and_hides_sleeping() {
+        let list = vec![
+            json!({"instance":"api:prod","service":"api","id":"prod","state":"running","health":"healthy",
+                   "pid":1234,"port":30001,"weight":100,"restarts":0,"uptime_secs":125,
+                   "memory_bytes":12_897_485u64,"last_check":null}),
+            json!({"instance":"notes:bob","service":"notes","id":"bob","state":"sleeping","health":"unknown",
+                   "pid":null,"port":30002,"weight":100,"restarts":1,"uptime_secs":null,
+                   "memory_bytes":null,"last_check":null}),
+        ];
+        let t = ps_table(&list, false);
+        let expected = "\
+INSTANCE  STATE    HEALTH   PID   PORT   UPTIME  WEIGHT  RESTARTS  MEM
+api:prod  running  healthy  1234  30001  2m      100     0         12.3M
+";
+        assert_eq!(t, expected);
+        let t = ps_table(&list, true);
+        assert!(
+            t.lines()
+                .nth(2)
+                .unwrap()
+                .starts_with("notes:bob  sleeping  unknown  -     30002  -"),
+            "{t}"
+        );
+        assert!(t.lines().nth(2).unwrap().ends_with(" -"), "{t}");
+        assert_eq!(ps_table(&[], false), PS_HEADER.join("  ") + "\n");
+    }
+
+    #[test]
+    fn health_report_shows_last_check_and_age() {
+        let obj = json!({"instance":"notes:alice","state":"running","health":"degraded","restarts":2,
+                         "last_check":{"ok":false,"detail":"timeout","at_unix":1_795_812_255u64}});
+        let text = health_report(&obj, 1_795_812_258);
+        assert!(text.contains("health      degraded\n"), "{text}");
+        assert!(
+            text.contains("last check  failed: timeout (3s ago, 2026-11-27T20:44:15.000Z)"),
+            "{text}"
+        );
+        let none = health_report(&json!({"instance":"a:b","last_check":null}), 0);
+        assert!(none.contains("last check  none yet"), "{none}");
+    }
+
+    #[test]
+    fn instance_and_log_lines() {
+        let obj = json!({"instance":"api:prod","pid":1234,"port":30001});
+        assert_eq!(
+            instance_line("spawned", &obj),
+            "spawned api:prod (pid 1234, port 30001)\n"
+        );
+        let e = json!({"instance":"api:prod","time":"2026-11-27T20:44:15.123Z","stream":"stderr","line":"boom"});
+        assert_eq!(
+            log_line(&e),
+            "2026-11-27T20:44:15.123Z api:prod stderr boom\n"
+        );
+    }
+}

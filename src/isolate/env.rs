@@ -1,0 +1,162 @@
+//! The environment an instance starts with (REFERENCE "tenement.toml": the
+//! inherited environment minus `TENEMENT_*`, the service's `env` table with
+//! templates expanded, then `PORT`, `HOST`, `SERVICE`, `INSTANCE_ID`,
+//! `DATA_DIR` unless the table sets it, `SOCKET_PATH`).
+//!
+//! Pure: the caller passes the inherited variables in; nothing here reads the
+//! process environment or touches the disk.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use crate::config::{expand_template, Service, TemplateVars};
+
+/// `{data_dir}/{service}/{id}`: the instance's default data dir.
+pub fn instance_dir(data_dir: &Path, service: &str, id: &str) -> PathBuf {
+    data_dir.join(service).join(id)
+}
+
+/// `{data_dir}/.tenement/run/{service}.{id}.sock`.
+pub fn socket_path(data_dir: &Path, service: &str, id: &str) -> PathBuf {
+    crate::state::internal_dir(data_dir)
+        .join("run")
+        .join(format!("{service}.{id}.sock"))
+}
+
+/// An ordered environment in which a later `set` replaces an earlier value in
+/// place, so the result reads like the layers that built it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct EnvList {
+    vars: Vec<(OsString, OsString)>,
+}
+
+impl EnvList {
+    pub fn set(&mut self, key: impl Into<OsString>, value: impl Into<OsString>) {
+        let (key, value) = (key.into(), value.into());
+        match self.vars.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.vars.push((key, value)),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&OsString> {
+        self.vars.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    pub fn vars(&self) -> &[(OsString, OsString)] {
+        &self.vars
+    }
+}
+
+/// Builds the environment of instance `service`:`id` listening on `port`.
+/// `inherited` is the server's own environment (ignored with `env_clear`);
+/// `TENEMENT_*` variables never pass, since they configure the server.
+pub fn build(
+    inherited: impl IntoIterator<Item = (OsString, OsString)>,
+    service: &Service,
+    id: &str,
+    port: u16,
+    data_dir: &Path,
+) -> EnvList {
+    let mut env = EnvList::default();
+    if !service.env_clear {
+        for (k, v) in inherited {
+            if !k.to_string_lossy().starts_with("TENEMENT_") {
+                env.set(k, v);
+            }
+        }
+    }
+    let socket = socket_path(data_dir, &service.name, id);
+    let mut data_dir_set = false;
+    if !service.env.is_empty() {
+        let vars = TemplateVars {
+            name: &service.name,
+            id,
+            data_dir,
+            port,
+            socket: &socket,
+        };
+        for (k, v) in &service.env {
+            data_dir_set |= k == "DATA_DIR";
+            env.set(k, expand_template(v, &vars));
+        }
+    }
+    env.set("PORT", port.to_string());
+    env.set("HOST", "127.0.0.1");
+    env.set("SERVICE", &service.name);
+    env.set("INSTANCE_ID", id);
+    if !data_dir_set {
+        env.set("DATA_DIR", instance_dir(data_dir, &service.name, id));
+    }
+    env.set("SOCKET_PATH", socket);
+    env
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::config::{Isolation, RestartPolicy};
+    use std::time::Duration;
+
+    pub(crate) fn service(name: &str, argv: &[&str]) -> Service {
+        Service {
+            name: name.to_string(),
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            workdir: std::env::temp_dir(),
+            health: None,
+            isolation: Isolation::Process,
+            idle_timeout: None,
+            startup_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            restart: RestartPolicy::OnFailure,
+            storage_persist: true,
+            env: Vec::new(),
+            env_clear: false,
+            autospawn: false,
+            max_instances: 0,
+        }
+    }
+
+    fn os(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        pairs.iter().map(|(k, v)| (k.into(), v.into())).collect()
+    }
+
+    #[test]
+    fn inherited_env_passes_except_tenement_variables() {
+        let svc = service("api", &["app"]);
+        let inherited = os(&[("PATH", "/bin"), ("TENEMENT_CONFIG", "/x"), ("PORT", "1")]);
+        let env = build(inherited, &svc, "prod", 30001, Path::new("/data"));
+        let expect = os(&[
+            ("PATH", "/bin"),
+            ("PORT", "30001"),
+            ("HOST", "127.0.0.1"),
+            ("SERVICE", "api"),
+            ("INSTANCE_ID", "prod"),
+            ("DATA_DIR", "/data/api/prod"),
+            ("SOCKET_PATH", "/data/.tenement/run/api.prod.sock"),
+        ]);
+        assert_eq!(env.vars(), &expect[..]);
+    }
+
+    #[test]
+    fn env_clear_starts_from_nothing() {
+        let mut svc = service("api", &["app"]);
+        svc.env_clear = true;
+        let env = build(os(&[("PATH", "/bin")]), &svc, "a", 30000, Path::new("/d"));
+        assert!(env.get("PATH").is_none());
+        assert_eq!(env.get("PORT").unwrap(), "30000");
+    }
+
+    // Calls config::expand_template, which another module implements.
+    #[test]
+    fn service_env_sets_data_dir_and_is_expanded() {
+        let mut svc = service("notes", &["app"]);
+        svc.env = vec![
+            ("DATA_DIR".into(), "/srv/{id}".into()),
+            ("GREETING".into(), "hi".into()),
+        ];
+        let env = build(Vec::new(), &svc, "alice", 30000, Path::new("/d"));
+        assert_eq!(env.get("DATA_DIR").unwrap(), "/srv/alice");
+        assert_eq!(env.get("GREETING").unwrap(), "hi");
+    }
+}

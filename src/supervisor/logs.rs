@@ -1,0 +1,282 @@
+//! Instance output: pipes split into lines, the last lines kept in memory,
+//! every line appended to `.tenement/logs/{service}/{id}.log` as
+//! `{RFC3339 UTC ms} {stream} {text}` with size-based rotation.
+//!
+//! Used by the supervisor thread only. Disk errors never stop an instance:
+//! the file is dropped and the failure logged once.
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Longest line kept; longer output is cut into pieces of this size.
+pub const MAX_LINE: usize = 16 * 1024;
+/// Lines kept in memory per instance (for 504 messages and `ten logs` of a
+/// running instance).
+pub const RING_LINES: usize = 200;
+
+/// `{data_dir}/.tenement/logs/{service}/{id}.log`.
+pub fn log_path(data_dir: &Path, service: &str, id: &str) -> PathBuf {
+    crate::state::internal_dir(data_dir)
+        .join("logs")
+        .join(service)
+        .join(format!("{id}.log"))
+}
+
+/// Cuts a byte stream into lines at `\n` (a trailing `\r` dropped) or every
+/// `MAX_LINE` bytes, whichever comes first. Pure.
+#[derive(Debug, Default)]
+pub struct Splitter {
+    buf: Vec<u8>,
+}
+
+impl Splitter {
+    /// Feeds bytes, calling `line` for each complete line.
+    pub fn feed(&mut self, mut bytes: &[u8], mut line: impl FnMut(String)) {
+        while !bytes.is_empty() {
+            let room = MAX_LINE - self.buf.len();
+            let window = &bytes[..bytes.len().min(room)];
+            match window.iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    self.buf.extend_from_slice(&window[..i]);
+                    bytes = &bytes[i + 1..];
+                    if self.buf.last() == Some(&b'\r') {
+                        self.buf.pop();
+                    }
+                    line(self.take());
+                }
+                None => {
+                    self.buf.extend_from_slice(window);
+                    bytes = &bytes[window.len()..];
+                    if self.buf.len() == MAX_LINE {
+                        line(self.take());
+                    }
+                }
+            }
+        }
+    }
+
+    /// At end of stream: the unterminated rest, if any.
+    pub fn finish(&mut self) -> Option<String> {
+        (!self.buf.is_empty()).then(|| self.take())
+    }
+
+    fn take(&mut self) -> String {
+        let s = String::from_utf8_lossy(&self.buf).into_owned();
+        self.buf.clear();
+        s
+    }
+}
+
+/// The last `RING_LINES` lines of an instance, any stream.
+#[derive(Debug, Default)]
+pub struct Ring {
+    lines: VecDeque<(&'static str, String)>,
+}
+
+impl Ring {
+    pub fn push(&mut self, stream: &'static str, text: &str) {
+        if self.lines.len() == RING_LINES {
+            self.lines.pop_front();
+        }
+        self.lines.push_back((stream, text.to_string()));
+    }
+
+    /// The last `n` lines of the app's own output (not tenement's), oldest
+    /// first, one per line.
+    pub fn tail(&self, n: usize) -> String {
+        let out: Vec<&str> = self
+            .lines
+            .iter()
+            .filter(|(s, _)| *s != "ten")
+            .map(|(_, t)| t.as_str())
+            .collect();
+        out[out.len().saturating_sub(n)..].join("\n")
+    }
+}
+
+/// One instance's log file, kept open between writes.
+#[derive(Debug)]
+pub struct LogFile {
+    path: PathBuf,
+    file: Option<File>,
+    size: u64,
+    max_bytes: u64,
+    keep: u32,
+    failed: bool,
+}
+
+impl LogFile {
+    /// Opens (appending) or creates the file and its folders. Never fails:
+    /// an unwritable log is reported and skipped.
+    pub fn open(path: PathBuf, max_bytes: u64, keep: u32) -> LogFile {
+        let mut log = LogFile {
+            path,
+            file: None,
+            size: 0,
+            max_bytes,
+            keep,
+            failed: false,
+        };
+        log.reopen();
+        log
+    }
+
+    fn reopen(&mut self) {
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        match OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+        {
+            Ok(f) => {
+                self.size = f.metadata().map(|m| m.len()).unwrap_or(0);
+                self.file = Some(f);
+            }
+            Err(e) => self.fail("open", e),
+        }
+    }
+
+    fn fail(&mut self, op: &str, e: std::io::Error) {
+        self.file = None;
+        if !self.failed {
+            self.failed = true;
+            warn!("supervisor", "{op} {}: {e}", self.path.display());
+        }
+    }
+
+    /// Appends one line in the instance log format.
+    pub fn write(&mut self, stream: &str, text: &str) {
+        let line = format!("{} {stream} {text}\n", crate::log::timestamp());
+        if self.max_bytes > 0 && self.size > 0 && self.size + line.len() as u64 > self.max_bytes {
+            self.rotate();
+        }
+        let Some(f) = self.file.as_mut() else { return };
+        match f.write_all(line.as_bytes()) {
+            Ok(()) => self.size += line.len() as u64,
+            Err(e) => self.fail("write", e),
+        }
+    }
+
+    /// `x.log.{keep-1}` -> `x.log.{keep}`, ..., `x.log` -> `x.log.1`, then a
+    /// fresh `x.log`. With `keep == 0` the file is just truncated.
+    fn rotate(&mut self) {
+        self.file = None;
+        for (from, to) in rotation(&self.path, self.keep) {
+            let _ = std::fs::rename(from, to);
+        }
+        if self.keep == 0 {
+            let _ = std::fs::remove_file(&self.path);
+        }
+        self.reopen();
+    }
+}
+
+/// The renames of one rotation, in the order to perform them. Pure.
+pub fn rotation(path: &Path, keep: u32) -> Vec<(PathBuf, PathBuf)> {
+    let numbered = |n: u32| {
+        let mut s = path.as_os_str().to_owned();
+        s.push(format!(".{n}"));
+        PathBuf::from(s)
+    };
+    let mut out = Vec::new();
+    for n in (1..keep).rev() {
+        out.push((numbered(n), numbered(n + 1)));
+    }
+    if keep > 0 {
+        out.push((path.to_path_buf(), numbered(1)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split_all(chunks: &[&[u8]]) -> Vec<String> {
+        let mut s = Splitter::default();
+        let mut out = Vec::new();
+        for c in chunks {
+            s.feed(c, |l| out.push(l));
+        }
+        out.extend(s.finish());
+        out
+    }
+
+    #[test]
+    fn lines_survive_every_split_point() {
+        let text = b"one\r\ntwo\n\nthree";
+        for i in 0..=text.len() {
+            let got = split_all(&[&text[..i], &text[i..]]);
+            assert_eq!(got, ["one", "two", "", "three"], "split at {i}");
+        }
+    }
+
+    #[test]
+    fn long_lines_are_cut_and_bad_utf8_replaced() {
+        let mut long = vec![b'x'; MAX_LINE * 2 + 5];
+        long.push(b'\n');
+        let got = split_all(&[&long]);
+        assert_eq!(
+            got.iter().map(|l| l.len()).collect::<Vec<_>>(),
+            [MAX_LINE, MAX_LINE, 5]
+        );
+        assert_eq!(split_all(&[b"a\xffb\n"]), ["a\u{fffd}b"]);
+    }
+
+    #[test]
+    fn ring_keeps_the_last_lines_of_the_app() {
+        let mut r = Ring::default();
+        for i in 0..(RING_LINES + 10) {
+            r.push("stdout", &i.to_string());
+        }
+        r.push("ten", "spawned");
+        assert_eq!(r.tail(2), format!("{}\n{}", RING_LINES + 8, RING_LINES + 9));
+        assert_eq!(r.lines.len(), RING_LINES);
+    }
+
+    #[test]
+    fn rotation_shifts_numbered_files() {
+        let p = Path::new("/l/a.log");
+        let names: Vec<(String, String)> = rotation(p, 3)
+            .into_iter()
+            .map(|(a, b)| (a.display().to_string(), b.display().to_string()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("/l/a.log.2".into(), "/l/a.log.3".into()),
+                ("/l/a.log.1".into(), "/l/a.log.2".into()),
+                ("/l/a.log".into(), "/l/a.log.1".into()),
+            ]
+        );
+        assert!(rotation(p, 0).is_empty());
+    }
+
+    #[test]
+    fn log_file_rotates_at_max_bytes() {
+        let dir = super::super::tests::temp_dir("logrotate");
+        let path = dir.join("svc").join("a.log");
+        let mut log = LogFile::open(path.clone(), 200, 2);
+        for i in 0..20 {
+            log.write(
+                "stdout",
+                &format!("line {i} ........................................"),
+            );
+        }
+        let main = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            main.len() <= 200
+                && main.ends_with("line 19 ........................................\n"),
+            "{main}"
+        );
+        assert!(main.split(' ').nth(1) == Some("stdout"));
+        assert!(path.with_extension("log.1").exists());
+        assert!(path.with_extension("log.2").exists());
+        assert!(!path.with_extension("log.3").exists());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

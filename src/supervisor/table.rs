@@ -1,0 +1,125 @@
+//! The instance table: what the supervisor knows about each instance and its
+//! current process. Owned by the supervisor thread; nothing here is shared.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::Child;
+use std::time::{Instant, SystemTime};
+
+use mio::Token;
+
+use super::health::Probe;
+use super::lifecycle::Life;
+use super::logs::{LogFile, Ring, Splitter};
+use super::msg::ReplyTo;
+use super::snapshot::Check;
+use crate::names::InstanceKey;
+
+/// Which of an instance's fds an event is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Pidfd,
+    Stdout,
+    Stderr,
+    Probe,
+}
+
+/// One output pipe of a running process.
+#[derive(Debug)]
+pub struct Pipe {
+    pub fd: OwnedFd,
+    pub token: Token,
+    pub splitter: Splitter,
+}
+
+/// The current process of an instance.
+#[derive(Debug)]
+pub struct Run {
+    pub child: Child,
+    pub pid: u32,
+    pub pgid: u32,
+    pub start_ticks: Option<u64>,
+    pub pidfd: OwnedFd,
+    pub pidfd_token: Token,
+    pub stdout: Option<Pipe>,
+    pub stderr: Option<Pipe>,
+    pub started: Instant,
+    pub started_at: SystemTime,
+}
+
+impl Run {
+    pub fn raw_pidfd(&self) -> i32 {
+        self.pidfd.as_raw_fd()
+    }
+}
+
+/// What happens once a stop is complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterStop {
+    /// `ten stop`: forget the instance.
+    Forget,
+    /// `ten restart`: start it again.
+    Restart,
+    /// Server shutdown: keep it in the registry.
+    Shutdown,
+}
+
+/// A stop in progress: SIGTERM sent to the group, SIGKILL at `kill_at`.
+#[derive(Debug)]
+pub struct Stop {
+    pub then: AfterStop,
+    pub pgid: u32,
+    /// The leader has been reaped; now waiting for the rest of the group.
+    pub leader_exited: bool,
+    pub kill_at: Instant,
+    pub killed: bool,
+    /// After SIGKILL: when to stop waiting for members init has not reaped.
+    pub give_up_at: Option<Instant>,
+    /// When to look at the group again (while the leader is gone).
+    pub next_check: Option<Instant>,
+    pub replies: Vec<ReplyTo>,
+}
+
+/// What a held request or command waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitFor {
+    /// `AwaitReady`: answer `Reply::Ready(addr)`.
+    Ready,
+    /// `Spawn` with wait: answer the instance JSON.
+    Spawned,
+    /// `Deploy`: set this weight, then answer the instance JSON.
+    Deploy { weight: u8 },
+}
+
+/// A reply held until the instance is ready or `deadline` passes.
+#[derive(Debug)]
+pub struct Waiter {
+    pub reply: Option<ReplyTo>,
+    pub what: WaitFor,
+    pub deadline: Instant,
+    /// For the 504 message: how long it was given.
+    pub timeout_secs: u64,
+}
+
+/// One instance.
+#[derive(Debug)]
+pub struct Instance {
+    pub key: InstanceKey,
+    pub port: u16,
+    pub weight: u8,
+    pub life: Life,
+    pub run: Option<Run>,
+    pub probe: Option<(Token, Probe)>,
+    /// When to start the next readiness or health probe.
+    pub next_probe: Option<Instant>,
+    /// While starting: when it counts as not ready in time.
+    pub start_deadline: Option<Instant>,
+    /// While in backoff: when to spawn again.
+    pub backoff_until: Option<Instant>,
+    pub stop: Option<Stop>,
+    pub last_check: Option<Check>,
+    pub ring: Ring,
+    pub log: LogFile,
+    pub waiters: Vec<Waiter>,
+    /// Set at shutdown for instances that should come back with tenement.
+    pub resume: bool,
+}
