@@ -1,0 +1,39 @@
+# tenement: build, test, demo. `make help` lists the targets.
+
+CARGO ?= cargo
+MUSL  := x86_64-unknown-linux-musl
+PORT  ?= 8080
+
+.PHONY: help build test demo static lint clean
+
+help:
+	@echo "make demo    build, run the notes example on port $(PORT), Ctrl-C to stop"
+	@echo "make test    run the unit and integration tests"
+	@echo "make build   release build: target/release/ten"
+	@echo "make static  static musl binary: target/$(MUSL)/release/ten"
+	@echo "make lint    cargo fmt --check and clippy -D warnings"
+	@echo "make clean   remove build output"
+
+build:
+	$(CARGO) build --release
+
+# cargo test builds the `ten` binary itself (debug profile) and hands its
+# path to the integration tests as CARGO_BIN_EXE_ten.
+test:
+	$(CARGO) test --no-fail-fast
+
+demo: build
+	PORT=$(PORT) TEN=$(CURDIR)/target/release/ten ./examples/demo.sh
+
+static:
+	@rustup target list --installed | grep -qx '$(MUSL)' || rustup target add $(MUSL)
+	$(CARGO) build --release --target $(MUSL)
+	@ls -l target/$(MUSL)/release/ten | awk '{ printf "%s  %d bytes\n", $$NF, $$5 }'
+	@file target/$(MUSL)/release/ten 2>/dev/null || true
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,556 @@
+//! The `ten` commands against a running server (over `ten.sock`) and on
+//! local files: token-gen, spawn (exec errors, --wait), stop (process group,
+//! storage_persist), ps/ls (table and JSON), health, restart, deploy, logs,
+//! init, and usage errors (exit 2).
+
+mod util;
+
+use std::os::unix::fs::PermissionsExt;
+
+use serde_json::json;
+use util::*;
+
+fn echo(name: &str) -> String {
+    py_service(name, "echo.py", "health = \"/health\"")
+}
+
+/// A token as `ten token-gen` prints it: `ten_` and 64 lowercase hex digits.
+fn is_token(s: &str) -> bool {
+    s.len() == 68
+        && s.starts_with("ten_")
+        && s[4..]
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[test]
+fn token_gen_prints_a_token_once_and_saves_the_admin_one() {
+    let scratch = Scratch::new("token_gen");
+    let data = scratch.path("data");
+    let data_s = data.to_str().expect("UTF-8 path");
+
+    let out = ten_raw(&scratch.root, &["--data-dir", data_s, "token-gen"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("  ") && is_token(l.trim()))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "one token line indented by two spaces:\n{text}"
+    );
+    assert_eq!(
+        lines[0],
+        format!("  {}", lines[0].trim()),
+        "nothing else on the token line"
+    );
+    let admin = lines[0].trim().to_string();
+
+    let api_token = data.join("api_token");
+    assert_eq!(
+        std::fs::read_to_string(&api_token)
+            .expect("api_token")
+            .trim(),
+        admin
+    );
+    assert_eq!(mode(&api_token), 0o600, "api_token is 0600");
+    let tokens = data.join(".tenement").join("tokens");
+    assert_eq!(mode(&tokens), 0o600, "tokens is 0600");
+    let stored = std::fs::read_to_string(&tokens).expect("tokens file");
+    assert!(
+        !stored.contains(&admin[4..]),
+        "the token store holds hashes, never the token"
+    );
+    let _: Value = serde_json::from_str(&stored).expect("tokens file is JSON");
+
+    let out = ten_raw(
+        &scratch.root,
+        &[
+            "--data-dir",
+            data_s,
+            "token-gen",
+            "--tenant",
+            "alice",
+            "--description",
+            "alice's laptop",
+        ],
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    let tenant = stdout(&out)
+        .lines()
+        .map(str::trim)
+        .find(|l| is_token(l))
+        .expect("tenant token printed")
+        .to_string();
+    assert_ne!(tenant, admin);
+    assert_eq!(
+        std::fs::read_to_string(&api_token)
+            .expect("api_token")
+            .trim(),
+        admin,
+        "a tenant token does not replace the admin token"
+    );
+    let stored = std::fs::read_to_string(&tokens).expect("tokens file");
+    assert!(
+        !stored.contains(&tenant[4..]),
+        "the token store holds hashes, never the token"
+    );
+
+    let out = ten_raw(
+        &scratch.root,
+        &["--data-dir", data_s, "token-gen", "--tenant", "Not Valid!"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "bad tenant name is a usage error\n{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn spawn_reports_a_missing_program_at_once() {
+    let config = format!(
+        "{}[service.broken]\ncommand = \"/nonexistent/ten-test-no-such-program --flag\"\n",
+        settings("")
+    );
+    let server = Server::start("spawn_exec_error", &config);
+    // Without --wait: the exec error is still reported, not found later.
+    let out = server.ten(&["spawn", "broken:one"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let err = stderr(&out);
+    assert!(err.starts_with("ten: error:"), "{}", describe(&out));
+    let lower = err.to_lowercase();
+    assert!(
+        lower.contains("no such file")
+            || lower.contains("not found")
+            || lower.contains("ten-test-no-such-program"),
+        "the reason is given: {err}"
+    );
+
+    // The API says the same with a JSON error.
+    let resp = server.api(
+        "POST",
+        "/api/instances/spawn",
+        Some(&server.admin_token),
+        Some(&json!({"service": "broken", "id": "two"})),
+    );
+    assert!(
+        matches!(resp.status, 400 | 500),
+        "exec error status: {} {}",
+        resp.status,
+        resp.text()
+    );
+    assert!(resp.json()["error"].is_string());
+}
+
+#[test]
+fn spawn_wait_returns_once_ready() {
+    if !tools_present(&["python3"]) {
+        return;
+    }
+    let config = format!(
+        "{}{}[service.slow.env]\nECHO_DELAY = \"1\"\n",
+        settings(""),
+        py_service(
+            "slow",
+            "echo.py",
+            "health = \"/health\"\nstartup_timeout = 20"
+        )
+    );
+    let server = Server::start("spawn_wait", &config);
+    // The `SVC --id ID` form.
+    server.ten_ok(&["spawn", "slow", "--id", "one", "--wait"]);
+    // No polling: --wait returned, so it is ready now.
+    let inst = server.instance("slow:one").expect("slow:one listed");
+    assert_eq!(inst["state"], "running", "{inst}");
+    assert_eq!(
+        server.echo("one.slow.localhost", "/")["env"]["INSTANCE_ID"],
+        "one"
+    );
+}
+
+#[test]
+fn spawn_wait_fails_with_the_reason_and_the_last_output() {
+    if !tools_present(&["python3"]) {
+        return;
+    }
+    let config = format!(
+        "{}{}",
+        settings(""),
+        py_service(
+            "bad",
+            "exit_on_start.py",
+            "restart = \"never\"\nstartup_timeout = 5"
+        )
+    );
+    let server = Server::start("spawn_wait_fails", &config);
+    let out = server.ten(&["spawn", "bad:one", "--wait"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let err = stderr(&out);
+    assert!(err.starts_with("ten: error:"), "{}", describe(&out));
+    assert!(
+        err.contains("exit-on-start:"),
+        "the last lines the app printed are shown:\n{err}"
+    );
+}
+
+#[test]
+fn stop_kills_the_whole_process_group() {
+    if !tools_present(&["python3"]) {
+        return;
+    }
+    let config = format!(
+        "{}{}",
+        settings(""),
+        py_service("forker", "forker.py", "health = \"/health\"")
+    );
+    let server = Server::start("stop_group", &config);
+    server.ten_ok(&["spawn", "forker:one", "--wait"]);
+    let pid = server.instance("forker:one").expect("listed")["pid"]
+        .as_u64()
+        .expect("pid") as u32;
+    let pid_file = server.instance_dir("forker", "one").join("grandchild.pid");
+    assert!(
+        wait_until(DEADLINE, || pid_file.exists()),
+        "forker wrote {}",
+        pid_file.display()
+    );
+    let grandchild: u32 = std::fs::read_to_string(&pid_file)
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("a pid");
+    assert!(
+        pid_alive(grandchild),
+        "grandchild {grandchild} runs before the stop"
+    );
+
+    server.ten_ok(&["stop", "forker:one"]);
+    assert!(
+        wait_until(DEADLINE, || !pid_alive(pid) && !pid_alive(grandchild)),
+        "instance {pid} alive: {}, grandchild {grandchild} alive: {}\n--- server log ---\n{}",
+        pid_alive(pid),
+        pid_alive(grandchild),
+        server.log()
+    );
+    assert!(
+        server.instance("forker:one").is_none(),
+        "a stopped instance is forgotten"
+    );
+}
+
+#[test]
+fn storage_persist_keeps_or_deletes_the_data_dir_on_stop() {
+    if !tools_present(&["python3"]) {
+        return;
+    }
+    let config = format!(
+        "{}{}{}",
+        settings(""),
+        py_service(
+            "keep",
+            "echo.py",
+            "health = \"/health\"\nstorage_persist = true"
+        ),
+        py_service(
+            "drop",
+            "echo.py",
+            "health = \"/health\"\nstorage_persist = false"
+        ),
+    );
+    let server = Server::start("storage_persist", &config);
+    server.ten_ok(&["spawn", "keep:one", "--wait"]);
+    server.ten_ok(&["spawn", "drop:one", "--wait"]);
+    let keep = server.instance_dir("keep", "one");
+    let drop_dir = server.instance_dir("drop", "one");
+    for dir in [&keep, &drop_dir] {
+        assert!(dir.is_dir(), "{} exists while running", dir.display());
+        std::fs::write(dir.join("notes.json"), "[\"precious\"]").expect("write into data dir");
+    }
+    server.ten_ok(&["stop", "keep:one"]);
+    server.ten_ok(&["stop", "drop:one"]);
+    assert!(
+        wait_until(DEADLINE, || !drop_dir.exists()),
+        "storage_persist = false deletes {}",
+        drop_dir.display()
+    );
+    assert_eq!(
+        std::fs::read_to_string(keep.join("notes.json")).expect("kept file"),
+        "[\"precious\"]",
+        "storage_persist = true keeps the data"
+    );
+}
+
+#[test]
+fn ps_prints_a_table_and_json() {
+    if !tools_present(&["python3"]) {
+        return;
+    }
+    let config = format!("{}{}", settings(""), echo("api"));
+    let server = Server::start("ps_json", &config);
+    server.ten_ok(&["spawn", "api:two", "--weight", "5", "--wait"]);
+    server.ten_ok(&["spawn", "api:one", "--wait"]);
+
+    let columns = [
+        "INSTANCE", "STATE", "HEALTH", "PID", "PORT", "UPTIME", "WEIGHT", "RESTARTS", "MEM",
+    ];
+    for cmd in ["ps", "ls"] {
+        let out = server.ten_ok(&[cmd]);
+        let text = stdout(&out);
+        let header: Vec<&str> = text
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        assert_eq!(header, columns, "ten {cmd} header:\n{text}");
+        assert!(
+            text.contains("api:one") && text.contains("api:two"),
+            "ten {cmd}:\n{text}"
+        );
+        assert!(text.contains("running"), "ten {cmd}:\n{text}");
+    }
+
+    for args in [&["ps", "--json"][..], &["--json", "ps"][..]] {
+        let out = server.ten_ok(args);
+        let listed: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?} is JSON ({e}):\n{}", describe(&out)));
+        let items = listed.as_array().expect("a JSON array");
+        let keys: Vec<&str> = items
+            .iter()
+            .map(|i| i["instance"].as_str().unwrap_or_default())
+            .collect();
+        assert_eq!(keys, ["api:one", "api:two"], "sorted by service, id");
+        for item in items {
+            for key in [
+                "service",
+                "id",
+                "state",
+                "health",
+                "pid",
+                "port",
+                "weight",
+                "restarts",
+                "uptime_secs",
+                "memory_bytes",
+                "last_check",
+            ] {
+                assert!(item.get(key).is_some(), "{key} in {item}");
+            }
+            assert_eq!(item["service"], "api");
+            assert_eq!(item["state"], "running");
+            assert!(item["pid"].as_u64().is_some_and(|p| p > 1));
+            assert!(item["port"].as_u64().is_some_and(|p| p > 0));
+        }
+        assert_eq!(items[1]["weight"], 5);
+    }
+}
+
+#[test]
+fn health_restart_and_logs_commands() {
+    if !tools_present(&["python3"]) {
+        return;
+    }
+    let config = format!("{}{}", settings(""), echo("api"));
+    let server = Server::start("health_restart_logs", &config);
+    server.ten_ok(&["spawn", "api:one", "--wait"]);
+    let before = server.wait_running("api:one");
+    assert!(
+        wait_until(DEADLINE, || server
+            .instance("api:one")
+            .is_some_and(|i| i["health"] == "healthy")),
+        "api:one becomes healthy\n--- server log ---\n{}",
+        server.log()
+    );
+    let out = server.ten_ok(&["health", "api:one"]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("running") && text.contains("healthy"),
+        "ten health shows state and health:\n{text}"
+    );
+
+    // Logs: what the app printed, newest last.
+    let mut last = String::new();
+    assert!(
+        wait_until(DEADLINE, || {
+            last = stdout(&server.ten(&["logs", "api:one"]));
+            last.contains("echo listening on")
+        }),
+        "ten logs shows the app's output:\n{last}"
+    );
+
+    let old_pid = before["pid"].as_u64().expect("pid") as u32;
+    server.ten_ok(&["restart", "api:one"]);
+    assert!(
+        wait_until(DEADLINE, || server
+            .instance("api:one")
+            .is_some_and(|i| i["state"] == "running"
+                && i["pid"].as_u64().is_some_and(|p| p as u32 != old_pid))),
+        "restart gives a new running process\n--- server log ---\n{}",
+        server.log()
+    );
+    assert!(
+        wait_until(DEADLINE, || !pid_alive(old_pid)),
+        "the old process {old_pid} is gone"
+    );
+}
+
+#[test]
+fn deploy_waits_for_health_then_sets_the_weight() {
+    if !tools_present(&["python3"]) {
+        return;
+    }
+    let config = format!(
+        "{}{}[service.api.env]\nECHO_DELAY = \"0.5\"\n",
+        settings(""),
+        py_service(
+            "api",
+            "echo.py",
+            "health = \"/health\"\nstartup_timeout = 20"
+        )
+    );
+    let server = Server::start("deploy_ok", &config);
+    server.ten_ok(&["deploy", "api:v2", "--weight", "40", "--timeout", "20"]);
+    // No polling: deploy returned, so it is healthy and weighted now.
+    let inst = server.instance("api:v2").expect("api:v2 listed");
+    assert_eq!(inst["state"], "running", "{inst}");
+    assert_eq!(inst["weight"], 40, "{inst}");
+    assert_eq!(
+        server.echo("api.localhost", "/")["env"]["INSTANCE_ID"],
+        "v2"
+    );
+}
+
+#[test]
+fn deploy_fails_when_the_instance_never_gets_healthy() {
+    if !tools_present(&["python3"]) {
+        return;
+    }
+    let config = format!(
+        "{}{}",
+        settings(""),
+        py_service(
+            "api",
+            "never_ready.py",
+            "health = \"/health\"\nstartup_timeout = 2"
+        )
+    );
+    let server = Server::start("deploy_timeout", &config);
+    let out = server.ten(&["deploy", "api:v2", "--weight", "100", "--timeout", "2"]);
+    assert!(
+        !out.status.success(),
+        "deploy of a never-ready app must fail\n{}",
+        describe(&out)
+    );
+    assert!(stderr(&out).contains("ten: error:"), "{}", describe(&out));
+}
+
+#[test]
+fn bad_names_and_bad_usage_exit_2() {
+    if !tools_present(&["python3"]) {
+        return;
+    }
+    let config = format!("{}{}", settings(""), echo("api"));
+    let server = Server::start("usage_errors", &config);
+    let cases: &[&[&str]] = &[
+        &["spawn", "Api:one"],
+        &["spawn", "api:Bad!"],
+        &["spawn", "api:bad name"],
+        &["spawn", "api:"],
+        &["spawn", ":one"],
+        &["spawn", "api"],
+        &["spawn"],
+        &["spawn", "api", "--id", "x.y"],
+        &["stop", "api:no/slash"],
+        &["weight", "api:one", "lots"],
+        &["weight", "api:one"],
+        &["route", "api", "--from", "a"],
+        &["frobnicate"],
+        &["ps", "--no-such-flag"],
+    ];
+    for args in cases {
+        let out = server.ten(args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "ten {args:?}\n{}",
+            describe(&out)
+        );
+        assert!(
+            stderr(&out).starts_with("ten: error:"),
+            "ten {args:?}\n{}",
+            describe(&out)
+        );
+    }
+    assert!(server.instances().is_empty(), "nothing was spawned");
+
+    let out = ten_raw(server.root(), &["--help"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let out = ten_raw(server.root(), &["spawn", "--help"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        stdout(&out).contains("--wait"),
+        "spawn --help documents --wait:\n{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn init_writes_a_config_that_config_check_accepts() {
+    let scratch = Scratch::new("init_check");
+    let dir = scratch.path("named");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let out = ten_raw(
+        &dir,
+        &["init", "--name", "web", "--command", "python3 app.py"],
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    let written =
+        std::fs::read_to_string(dir.join("tenement.toml")).expect("ten init wrote tenement.toml");
+    assert!(written.contains("[service.web]"), "{written}");
+    assert!(written.contains("python3 app.py"), "{written}");
+    // Found as ./tenement.toml, and by --config.
+    let out = ten_raw(&dir, &["config", "--check"]);
+    assert!(
+        out.status.success(),
+        "config --check accepts what init wrote\n{}",
+        describe(&out)
+    );
+    let path = dir.join("tenement.toml");
+    let out = ten_raw(
+        &scratch.root,
+        &[
+            "--config",
+            path.to_str().expect("UTF-8"),
+            "config",
+            "--check",
+        ],
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    let out = ten_raw(&dir, &["config"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        stdout(&out).contains("web"),
+        "ten config prints the resolved config:\n{}",
+        describe(&out)
+    );
+
+    // With no options at all.
+    let plain = scratch.path("plain");
+    std::fs::create_dir_all(&plain).expect("mkdir");
+    let out = ten_raw(&plain, &["init"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let out = ten_raw(&plain, &["config", "--check"]);
+    assert!(out.status.success(), "{}", describe(&out));
+}
