@@ -724,7 +724,6 @@ mod tests {
 
     /// Needs `http::parse_response` and `Framer` (stubs until the http module lands).
     #[test]
-    #[ignore = "needs crate::http implemented"]
     fn responses_are_read_with_every_framing() {
         let cases: [(&[u8], &[u8]); 4] = [
             (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", b"hello"),

@@ -230,13 +230,13 @@ impl Ctx<'_> {
                 }
                 let url =
                     client::parse_url("http://localhost:8080").expect("the default URL parses");
-                let token = explicit_token.or_else(|| read_api_token(&data_dir));
+                let token = explicit_token.or_else(|| crate::state::tokens::read_api_token(&data_dir));
                 return Ok(Client::new(Endpoint::Tcp(url), token));
             }
         };
         let token = match explicit_token {
             Some(t) => Some(t),
-            None => read_api_token(&self.data_dir()),
+            None => crate::state::tokens::read_api_token(&self.data_dir()),
         };
         Ok(Client::new(Endpoint::Tcp(url), token))
     }
@@ -252,10 +252,3 @@ impl Ctx<'_> {
     }
 }
 
-/// `{data_dir}/api_token`, trimmed; None if absent, unreadable or empty.
-// TODO(after merge): replace with crate::state::tokens::read_api_token.
-fn read_api_token(data_dir: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(crate::state::api_token_path(data_dir)).ok()?;
-    let token = text.trim();
-    (!token.is_empty()).then(|| token.to_string())
-}
