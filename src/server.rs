@@ -73,7 +73,8 @@ pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
     let workers = config.settings.workers;
     let metrics_public = config.settings.metrics_public;
     let config_json = config.to_json();
-    let (handle, supervisor_thread) = supervisor::start(config, data_dir.clone(), published.clone())?;
+    let (handle, supervisor_thread) =
+        supervisor::start(config, data_dir.clone(), published.clone())?;
     let front = match front::start(
         FrontOptions {
             listen,
@@ -93,7 +94,12 @@ pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
             return Err(e.into());
         }
     };
-    info!("front", "listening on http://{} data_dir={}", front.addr, data_dir.display());
+    info!(
+        "front",
+        "listening on http://{} data_dir={}",
+        front.addr,
+        data_dir.display()
+    );
 
     loop {
         match signals::sigwait()? {
@@ -124,12 +130,14 @@ fn lock_data_dir(internal: &std::path::Path) -> Result<std::fs::File, ServeError
         .write(true)
         .open(&path)
         .map_err(|e| ServeError(format!("open {}: {e}", path.display())))?;
-    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(|_| {
-        ServeError(format!(
-            "another `ten serve` is using {} (lock {} is held)",
-            internal.parent().unwrap_or(internal).display(),
-            path.display()
-        ))
-    })?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+        |_| {
+            ServeError(format!(
+                "another `ten serve` is using {} (lock {} is held)",
+                internal.parent().unwrap_or(internal).display(),
+                path.display()
+            ))
+        },
+    )?;
     Ok(file)
 }

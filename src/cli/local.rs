@@ -111,7 +111,10 @@ pub fn config(ctx: &Ctx<'_>) -> Result<(), CliError> {
     // The file may leave data_dir unset; show where it resolves to.
     let data_dir = config::resolve_data_dir(ctx.data_dir_flag().as_deref(), Some(&cfg));
     if let Some(settings) = json.get_mut("settings").and_then(|s| s.as_object_mut()) {
-        settings.insert("data_dir".into(), serde_json::json!(data_dir.display().to_string()));
+        settings.insert(
+            "data_dir".into(),
+            serde_json::json!(data_dir.display().to_string()),
+        );
     }
     let text = serde_json::to_string_pretty(&json).expect("a json value serialises");
     output::print(&format!("{text}\n"))

@@ -230,7 +230,8 @@ impl Ctx<'_> {
                 }
                 let url =
                     client::parse_url("http://localhost:8080").expect("the default URL parses");
-                let token = explicit_token.or_else(|| crate::state::tokens::read_api_token(&data_dir));
+                let token =
+                    explicit_token.or_else(|| crate::state::tokens::read_api_token(&data_dir));
                 return Ok(Client::new(Endpoint::Tcp(url), token));
             }
         };
@@ -251,4 +252,3 @@ impl Ctx<'_> {
         self.inv.globals.json
     }
 }
-

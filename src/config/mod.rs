@@ -66,6 +66,8 @@ pub struct Config {
     /// The file it was read from (absolute).
     pub path: PathBuf,
     /// The folder relative paths are resolved against (the file's folder).
+    /// Paths in the config are already resolved against it.
+    #[allow(dead_code)]
     pub dir: PathBuf,
     pub settings: Settings,
     /// Services by name.
@@ -97,6 +99,9 @@ pub struct Settings {
     pub log_files: u32,
 }
 
+/// The levels of REFERENCE.md. Only `Process` passes validation in this
+/// version; the others are refused as "not supported yet" until built.
+#[allow(dead_code)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isolation {
     Process,

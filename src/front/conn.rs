@@ -139,12 +139,6 @@ impl ClientStream {
         }
     }
 
-    pub fn shutdown_write(&self) {
-        let _ = match self {
-            ClientStream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
-            ClientStream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
-        };
-    }
 }
 
 /// Readiness of one socket as last seen (mio is edge-triggered: a flag stays
@@ -207,7 +201,6 @@ pub struct Exchange {
     /// For API commands sent to the supervisor: the status on success.
     pub api_status: Option<u16>,
     pub request_timeout: std::time::Duration,
-    pub started: Instant,
 }
 
 /// One client connection.

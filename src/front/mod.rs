@@ -84,7 +84,9 @@ pub fn start(
     // The first bind settles the port (the config may ask for 0); the other
     // loops bind the same port, and SO_REUSEPORT spreads connections.
     let first = bind_reuseport(opts.listen).map_err(err(format!("bind {}", opts.listen)))?;
-    let addr = first.local_addr().map_err(err("read the bound address".into()))?;
+    let addr = first
+        .local_addr()
+        .map_err(err("read the bound address".into()))?;
     let mut listeners = vec![first];
     for _ in 1..workers {
         listeners.push(bind_reuseport(addr).map_err(err(format!("bind {addr}")))?);
@@ -99,8 +101,14 @@ pub fn start(
     let mut threads = Vec::new();
     for (index, listener) in listeners.into_iter().enumerate() {
         let poll = Poll::new().map_err(err("create a poll".into()))?;
-        let waker = Arc::new(Waker::new(poll.registry(), worker::WAKER).map_err(err("create a waker".into()))?);
-        let api = api::Api::new(opts.data_dir.clone(), opts.metrics_public, opts.config_json.clone());
+        let waker = Arc::new(
+            Waker::new(poll.registry(), worker::WAKER).map_err(err("create a waker".into()))?,
+        );
+        let api = api::Api::new(
+            opts.data_dir.clone(),
+            opts.metrics_public,
+            opts.config_json.clone(),
+        );
         let setup = worker::WorkerSetup {
             index,
             listener,
@@ -120,7 +128,13 @@ pub fn start(
         wakers.push(waker);
         threads.push(thread);
     }
-    Ok(Front { addr, stop, wakers, threads, socket: opts.socket })
+    Ok(Front {
+        addr,
+        stop,
+        wakers,
+        threads,
+        socket: opts.socket,
+    })
 }
 
 impl Front {
@@ -140,7 +154,11 @@ impl Front {
 }
 
 fn bind_reuseport(addr: SocketAddr) -> io::Result<TcpListener> {
-    let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
+    let family = if addr.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
     let fd = rustix::net::socket_with(
         family,
         SocketType::STREAM,

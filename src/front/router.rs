@@ -85,14 +85,16 @@ fn path_has_prefix(path: &str, prefix: &str) -> bool {
 }
 
 fn is_ip_literal(host: &str) -> bool {
-    host.parse::<std::net::IpAddr>().is_ok()
-        || (host.starts_with('[') && host.ends_with(']'))
+    host.parse::<std::net::IpAddr>().is_ok() || (host.starts_with('[') && host.ends_with(']'))
 }
 
 /// Whether an instance in this state may be chosen by weighted routing: it is
 /// running or can be woken. Failed and stopping ones are left out.
 pub fn selectable(state: State) -> bool {
-    matches!(state, State::Running | State::Starting | State::Sleeping | State::Backoff)
+    matches!(
+        state,
+        State::Running | State::Starting | State::Sleeping | State::Backoff
+    )
 }
 
 /// Smooth weighted round robin (as nginx does it) per service, for one loop.
@@ -179,7 +181,11 @@ mod tests {
     }
 
     fn snapshot(views: Vec<InstanceView>, services: &[&str], routing: Routing) -> Snapshot {
-        let mut snap = Snapshot { domain: "example.com".into(), routing, ..Snapshot::default() };
+        let mut snap = Snapshot {
+            domain: "example.com".into(),
+            routing,
+            ..Snapshot::default()
+        };
         for s in services {
             snap.services.insert(s.to_string(), Vec::new());
         }
@@ -197,22 +203,61 @@ mod tests {
         routing.subdomain.insert("admin".into(), "panel".into());
         routing.path.push(("/docs".into(), "docs".into()));
         let snap = snapshot(
-            vec![view("api", "prod", 100, State::Running), view("api", "staging", 100, State::Running)],
+            vec![
+                view("api", "prod", 100, State::Running),
+                view("api", "staging", 100, State::Running),
+            ],
             &["api", "panel", "docs"],
             routing,
         );
-        assert_eq!(route(&snap, Some("prod.api.example.com"), "/"), Target::Instance(0));
-        assert_eq!(route(&snap, Some("staging.api.example.com"), "/"), Target::Instance(1));
-        assert_eq!(route(&snap, Some("nobody.api.example.com"), "/"), Target::NotFound);
-        assert_eq!(route(&snap, Some("prod.web.example.com"), "/"), Target::NotFound);
-        assert_eq!(route(&snap, Some("a.prod.api.example.com"), "/"), Target::NotFound);
-        assert_eq!(route(&snap, Some("api.example.com"), "/"), Target::Service("api".into()));
-        assert_eq!(route(&snap, Some("admin.example.com"), "/"), Target::Service("panel".into()));
-        assert_eq!(route(&snap, Some("other.example.com"), "/"), Target::NotFound);
-        assert_eq!(route(&snap, Some("example.com"), "/docs/x"), Target::Service("docs".into()));
-        assert_eq!(route(&snap, Some("example.com"), "/docs"), Target::Service("docs".into()));
-        assert_eq!(route(&snap, Some("example.com"), "/docsx"), Target::Management);
-        assert_eq!(route(&snap, Some("example.com"), "/api/instances"), Target::Management);
+        assert_eq!(
+            route(&snap, Some("prod.api.example.com"), "/"),
+            Target::Instance(0)
+        );
+        assert_eq!(
+            route(&snap, Some("staging.api.example.com"), "/"),
+            Target::Instance(1)
+        );
+        assert_eq!(
+            route(&snap, Some("nobody.api.example.com"), "/"),
+            Target::NotFound
+        );
+        assert_eq!(
+            route(&snap, Some("prod.web.example.com"), "/"),
+            Target::NotFound
+        );
+        assert_eq!(
+            route(&snap, Some("a.prod.api.example.com"), "/"),
+            Target::NotFound
+        );
+        assert_eq!(
+            route(&snap, Some("api.example.com"), "/"),
+            Target::Service("api".into())
+        );
+        assert_eq!(
+            route(&snap, Some("admin.example.com"), "/"),
+            Target::Service("panel".into())
+        );
+        assert_eq!(
+            route(&snap, Some("other.example.com"), "/"),
+            Target::NotFound
+        );
+        assert_eq!(
+            route(&snap, Some("example.com"), "/docs/x"),
+            Target::Service("docs".into())
+        );
+        assert_eq!(
+            route(&snap, Some("example.com"), "/docs"),
+            Target::Service("docs".into())
+        );
+        assert_eq!(
+            route(&snap, Some("example.com"), "/docsx"),
+            Target::Management
+        );
+        assert_eq!(
+            route(&snap, Some("example.com"), "/api/instances"),
+            Target::Management
+        );
         assert_eq!(route(&snap, Some("example.org"), "/"), Target::NotFound);
         assert_eq!(route(&snap, Some("xexample.com"), "/"), Target::NotFound);
         assert_eq!(route(&snap, Some("localhost"), "/"), Target::Management);
@@ -223,10 +268,19 @@ mod tests {
 
     #[test]
     fn default_route_takes_the_bare_domain() {
-        let routing = Routing { default: Some("web".into()), ..Routing::default() };
+        let routing = Routing {
+            default: Some("web".into()),
+            ..Routing::default()
+        };
         let snap = snapshot(vec![], &["web"], routing);
-        assert_eq!(route(&snap, Some("example.com"), "/"), Target::Service("web".into()));
-        assert_eq!(route(&snap, Some("localhost"), "/api/instances"), Target::Management);
+        assert_eq!(
+            route(&snap, Some("example.com"), "/"),
+            Target::Service("web".into())
+        );
+        assert_eq!(
+            route(&snap, Some("localhost"), "/api/instances"),
+            Target::Management
+        );
     }
 
     #[test]
@@ -242,8 +296,13 @@ mod tests {
             Routing::default(),
         );
         let mut lb = Balancer::default();
-        let picks: Vec<String> =
-            (0..14).map(|_| snap.instances[lb.pick(&snap, "web", &[]).unwrap()].id.clone()).collect();
+        let picks: Vec<String> = (0..14)
+            .map(|_| {
+                snap.instances[lb.pick(&snap, "web", &[]).unwrap()]
+                    .id
+                    .clone()
+            })
+            .collect();
         assert_eq!(picks.join(""), "aabacaaaabacaa");
     }
 
@@ -269,12 +328,17 @@ mod tests {
     #[test]
     fn three_to_one_over_forty_requests_is_thirty_to_ten() {
         let snap = snapshot(
-            vec![view("web", "a", 3, State::Running), view("web", "b", 1, State::Sleeping)],
+            vec![
+                view("web", "a", 3, State::Running),
+                view("web", "b", 1, State::Sleeping),
+            ],
             &["web"],
             Routing::default(),
         );
         let mut lb = Balancer::default();
-        let a = (0..40).filter(|_| lb.pick(&snap, "web", &[]) == Some(0)).count();
+        let a = (0..40)
+            .filter(|_| lb.pick(&snap, "web", &[]) == Some(0))
+            .count();
         assert_eq!(a, 30);
     }
 }

@@ -53,19 +53,28 @@ impl Pool {
                 self.slots.len() - 1
             }
         };
-        if registry.reregister(&mut stream, token(slot), Interest::READABLE).is_err() {
+        if registry
+            .reregister(&mut stream, token(slot), Interest::READABLE)
+            .is_err()
+        {
             self.free.push(slot);
             return;
         }
         list.push(slot);
-        self.slots[slot] = Some(Idle { stream, addr, since: now });
+        self.slots[slot] = Some(Idle {
+            stream,
+            addr,
+            since: now,
+        });
     }
 
     /// Takes the most recently used idle connection to `addr`, deregistered.
     pub fn take(&mut self, registry: &Registry, addr: SocketAddr) -> Option<TcpStream> {
         let list = self.by_addr.get_mut(&addr)?;
         let slot = list.pop()?;
-        let idle = self.slots[slot].take().expect("pool index lists only filled slots");
+        let idle = self.slots[slot]
+            .take()
+            .expect("pool index lists only filled slots");
         self.free.push(slot);
         let mut stream = idle.stream;
         let _ = registry.deregister(&mut stream);

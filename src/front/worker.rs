@@ -87,11 +87,22 @@ pub struct Worker {
 impl Worker {
     /// Registers the listeners; the caller then runs `run` on the loop's thread.
     pub fn new(setup: WorkerSetup) -> io::Result<Worker> {
-        let WorkerSetup { index, mut listener, mut unix, published, supervisor, api, stop, poll, waker } =
-            setup;
-        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let WorkerSetup {
+            index,
+            mut listener,
+            mut unix,
+            published,
+            supervisor,
+            api,
+            stop,
+            poll,
+            waker,
+        } = setup;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
         if let Some(unix) = unix.as_mut() {
-            poll.registry().register(unix, UNIX_LISTENER, Interest::READABLE)?;
+            poll.registry()
+                .register(unix, UNIX_LISTENER, Interest::READABLE)?;
         }
         let (replies_tx, replies_rx) = mpsc::channel();
         let snap = published.load();
@@ -162,10 +173,14 @@ impl Worker {
                         let slot = t >> 2;
                         if let Some(Some(conn)) = self.conns.get_mut(slot) {
                             if let Some(up) = conn.upstream.as_mut() {
-                                if event.is_readable() || event.is_read_closed() || event.is_error() {
+                                if event.is_readable() || event.is_read_closed() || event.is_error()
+                                {
                                     up.ready.readable = true;
                                 }
-                                if event.is_writable() || event.is_write_closed() || event.is_error() {
+                                if event.is_writable()
+                                    || event.is_write_closed()
+                                    || event.is_error()
+                                {
                                     up.ready.writable = true;
                                 }
                             }
@@ -205,11 +220,15 @@ impl Worker {
 
     fn accept_unix(&mut self) {
         loop {
-            let Some(unix) = self.unix.as_ref() else { return };
+            let Some(unix) = self.unix.as_ref() else {
+                return;
+            };
             match unix.accept() {
-                Ok((stream, _)) => {
-                    self.add_conn(ClientStream::Unix(stream), IpAddr::V4(Ipv4Addr::LOCALHOST), true)
-                }
+                Ok((stream, _)) => self.add_conn(
+                    ClientStream::Unix(stream),
+                    IpAddr::V4(Ipv4Addr::LOCALHOST),
+                    true,
+                ),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -265,7 +284,8 @@ impl Worker {
     fn tick(&mut self, now: Instant) {
         self.pool.expire(self.poll.registry(), now);
         for slot in 0..self.conns.len() {
-            let expired = matches!(&self.conns[slot], Some(c) if c.deadline.is_some_and(|d| d <= now));
+            let expired =
+                matches!(&self.conns[slot], Some(c) if c.deadline.is_some_and(|d| d <= now));
             if !expired {
                 continue;
             }
@@ -286,7 +306,10 @@ impl Worker {
                         self.close(slot, conn);
                         continue;
                     }
-                    let secs = conn.exchange.as_ref().map_or(0, |x| x.request_timeout.as_secs());
+                    let secs = conn
+                        .exchange
+                        .as_ref()
+                        .map_or(0, |x| x.request_timeout.as_secs());
                     let msg = format!("upstream did not answer within {secs}s");
                     self.fail(&mut conn, 504, &msg);
                 }
@@ -337,7 +360,11 @@ impl Worker {
             let mut progress = false;
 
             // Read from the client while there is room (backpressure otherwise).
-            if c.ready.readable && !c.ready.eof && c.phase != Phase::Closing && c.cin.len() < MAX_BUF {
+            if c.ready.readable
+                && !c.ready.eof
+                && c.phase != Phase::Closing
+                && c.cin.len() < MAX_BUF
+            {
                 match c.cin.read_from(&mut c.client) {
                     Ok(0) => {
                         c.ready.eof = true;
@@ -353,7 +380,10 @@ impl Worker {
             match c.phase {
                 Phase::Head => {
                     if !c.cin.is_empty() {
-                        if c.served > 0 && c.deadline.is_some_and(|d| d > Instant::now() + HEAD_TIMEOUT) {
+                        if c.served > 0
+                            && c.deadline
+                                .is_some_and(|d| d > Instant::now() + HEAD_TIMEOUT)
+                        {
                             // First byte of a keep-alive request: the head timeout starts now.
                             c.deadline = Some(Instant::now() + HEAD_TIMEOUT);
                         }
@@ -481,7 +511,7 @@ impl Worker {
         };
         let mut exchange = Exchange {
             req_framer: Framer::new(head.body),
-            req_done: head.body == BodyKind::None,
+            req_done: !head.body.has_body(),
             head,
             service: None,
             tried: Vec::new(),
@@ -494,13 +524,12 @@ impl Worker {
             api_body: Vec::new(),
             api_status: None,
             request_timeout: Duration::from_secs(60),
-            started: Instant::now(),
         };
         c.deadline = None;
         match target {
             Target::Management => {
                 let expect = exchange.head.expect_continue;
-                let has_body = exchange.head.body != BodyKind::None;
+                let has_body = exchange.head.body.has_body();
                 c.exchange = Some(exchange);
                 if has_body {
                     if expect && exchange_minor(c) >= 1 {
@@ -527,7 +556,10 @@ impl Worker {
                 c.exchange = Some(exchange);
                 match self.balancer.pick(&self.snap, &service, &[]) {
                     Some(index) => self.go_to_instance(slot, c, index),
-                    None => self.respond_unavailable(c, &format!("no instance of `{service}` is available")),
+                    None => self.respond_unavailable(
+                        c,
+                        &format!("no instance of `{service}` is available"),
+                    ),
                 }
             }
         }
@@ -538,7 +570,10 @@ impl Worker {
     fn go_to_instance(&mut self, slot: usize, c: &mut Conn, index: usize) {
         let view = &self.snap.instances[index];
         let (addr, state, startup) = (view.addr, view.state, view.startup_timeout);
-        let key = InstanceKey { service: view.service.clone(), id: view.id.clone() };
+        let key = InstanceKey {
+            service: view.service.clone(),
+            id: view.id.clone(),
+        };
         if let Some(x) = c.exchange.as_mut() {
             x.request_timeout = view.request_timeout;
             x.tried.push(index);
@@ -554,7 +589,10 @@ impl Worker {
                     waker: self.waker.clone(),
                     conn: (u64::from(c.generation) << 32) as usize | slot,
                 };
-                if self.supervisor.send(Command::AwaitReady { key }, Some(reply)) {
+                if self
+                    .supervisor
+                    .send(Command::AwaitReady { key }, Some(reply))
+                {
                     c.phase = Phase::Waiting;
                     c.deadline = Some(Instant::now() + startup + HOLD_SLACK);
                 } else {
@@ -588,7 +626,11 @@ impl Worker {
             addr,
             connected: reused,
             reused,
-            ready: Ready { readable: reused, writable: reused, eof: false },
+            ready: Ready {
+                readable: reused,
+                writable: reused,
+                eof: false,
+            },
         };
         if let Err(e) = registry.register(
             &mut up.stream,
@@ -599,9 +641,15 @@ impl Worker {
             return;
         }
         c.upstream = Some(up);
-        let x = c.exchange.as_mut().expect("connect is only called while serving a request");
+        let x = c
+            .exchange
+            .as_mut()
+            .expect("connect is only called while serving a request");
         if x.upstream_head.is_empty() {
-            let fwd = Forwarded { client_ip: c.peer_ip, proto: "http" };
+            let fwd = Forwarded {
+                client_ip: c.peer_ip,
+                proto: "http",
+            };
             http::write_request_head(&x.head, &fwd, &mut x.upstream_head);
         }
         c.uin = Default::default();
@@ -617,7 +665,10 @@ impl Worker {
         if let Some(mut up) = c.upstream.take() {
             let _ = self.poll.registry().deregister(&mut up.stream);
         }
-        let x = c.exchange.as_mut().expect("an upstream exists only while serving a request");
+        let x = c
+            .exchange
+            .as_mut()
+            .expect("an upstream exists only while serving a request");
         if x.body_sent {
             self.fail(c, 502, "upstream closed the connection");
             return;
@@ -631,7 +682,11 @@ impl Worker {
             }
         }
         let addr = addr.map(|a| a.to_string()).unwrap_or_default();
-        self.fail(c, 502, &format!("instance at {addr} refused the connection"));
+        self.fail(
+            c,
+            502,
+            &format!("instance at {addr} refused the connection"),
+        );
     }
 
     /// Moves request body and response bytes along. Returns whether anything moved.
@@ -728,15 +783,9 @@ impl Worker {
                     let mut out = Vec::new();
                     let r = framer.decode(c.uin.bytes(), &mut out);
                     c.cout.extend(&out);
-                    r.map(|scan| {
-                        c.uin.consume(scan.used);
-                        scan
-                    })
+                    r.inspect(|scan| c.uin.consume(scan.used))
                 } else {
-                    framer.scan(c.uin.bytes()).map(|scan| {
-                        c.cout.take_from(&mut c.uin, scan.used);
-                        scan
-                    })
+                    framer.scan(c.uin.bytes()).inspect(|scan| c.cout.take_from(&mut c.uin, scan.used))
                 };
                 match result {
                     Ok(scan) => progress |= scan.used > 0 || scan.done,
@@ -778,7 +827,11 @@ impl Worker {
                         self.connect_fresh(slot, c, addr);
                         return true;
                     }
-                    self.fail(c, 502, "the instance closed the connection without answering");
+                    self.fail(
+                        c,
+                        502,
+                        "the instance closed the connection without answering",
+                    );
                     return true;
                 }
                 Some(framer) => {
@@ -811,13 +864,20 @@ impl Worker {
                 if self
                     .poll
                     .registry()
-                    .register(&mut up.stream, token(slot, KIND_UPSTREAM), Interest::READABLE | Interest::WRITABLE)
+                    .register(
+                        &mut up.stream,
+                        token(slot, KIND_UPSTREAM),
+                        Interest::READABLE | Interest::WRITABLE,
+                    )
                     .is_err()
                 {
                     self.fail(c, 502, "cannot watch the upstream connection");
                     return;
                 }
-                let x = c.exchange.as_ref().expect("retry happens while serving a request");
+                let x = c
+                    .exchange
+                    .as_ref()
+                    .expect("retry happens while serving a request");
                 c.uin = Default::default();
                 c.uout = Default::default();
                 c.uout.extend(&x.upstream_head);
@@ -830,13 +890,19 @@ impl Worker {
     /// The response is complete: pool the upstream if it can be reused, then
     /// wait for the next request or close.
     fn finish_exchange(&mut self, _slot: usize, c: &mut Conn) {
-        let x = c.exchange.take().expect("finishing an exchange that exists");
+        let x = c
+            .exchange
+            .take()
+            .expect("finishing an exchange that exists");
         if let Some(up) = c.upstream.take() {
             let reusable = x.resp_keep_alive && x.req_done && c.uin.is_empty() && !up.ready.eof;
             let registry = self.poll.registry();
             if reusable {
                 let addr = up.addr;
-                self.pool.put(registry, up.stream, addr, Instant::now(), |s| token(s, KIND_POOL));
+                self.pool
+                    .put(registry, up.stream, addr, Instant::now(), |s| {
+                        token(s, KIND_POOL)
+                    });
             } else {
                 let mut stream = up.stream;
                 let _ = registry.deregister(&mut stream);
@@ -916,12 +982,7 @@ impl Worker {
             Some((p, q)) => (p, q),
             None => (x.head.target.as_str(), ""),
         };
-        let authorization = x
-            .head
-            .headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case("authorization"))
-            .map(|h| h.value.as_slice());
+        let authorization = x.head.header("authorization");
         let req = ApiRequest {
             method: &x.head.method,
             path,
@@ -933,7 +994,10 @@ impl Worker {
         let action = self.api.handle(&req, &self.snap);
         match action {
             Action::Respond(resp) => self.respond(c, resp),
-            Action::Ask { cmd, success_status } => {
+            Action::Ask {
+                cmd,
+                success_status,
+            } => {
                 let reply = ReplyTo {
                     tx: self.replies_tx.clone(),
                     waker: self.waker.clone(),
@@ -980,7 +1044,11 @@ impl Worker {
     /// Writes a complete front-made response and moves on to the next request.
     fn respond(&mut self, c: &mut Conn, resp: Response) {
         let (minor, keep, head_only) = match c.exchange.as_ref() {
-            Some(x) => (x.head.minor, x.head.keep_alive && x.req_done && !c.close_after, x.head.method == "HEAD"),
+            Some(x) => (
+                x.head.minor,
+                x.head.keep_alive && x.req_done && !c.close_after,
+                x.head.method == "HEAD",
+            ),
             None => (1, false, false),
         };
         write_response(c, &resp, minor, keep, head_only);
@@ -1066,7 +1134,12 @@ fn write_response(c: &mut Conn, resp: &Response, minor: u8, keep_alive: bool, he
     for (name, value) in &resp.headers {
         out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
     }
-    if resp.status == 401 && !resp.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("www-authenticate")) {
+    if resp.status == 401
+        && !resp
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("www-authenticate"))
+    {
         out.extend_from_slice(b"WWW-Authenticate: Bearer\r\n");
     }
     if !keep_alive {

@@ -29,6 +29,7 @@ pub struct Scan {
 /// Tracks one body from its first byte to its end.
 #[derive(Debug, Clone)]
 pub struct Framer {
+    #[cfg_attr(not(test), allow(dead_code))]
     kind: BodyKind,
     state: State,
     /// Bytes of the current chunk-size line, or of the trailer section.
@@ -101,6 +102,7 @@ impl Framer {
     }
 
     /// The framing this body was created with.
+    #[cfg(test)]
     pub fn kind(&self) -> BodyKind {
         self.kind
     }

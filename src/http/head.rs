@@ -122,6 +122,7 @@ impl RequestHead {
 
 impl ResponseHead {
     /// The value of the first header named `name` (case-insensitive).
+    #[cfg(test)]
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         find_header(&self.headers, name)
     }

@@ -7,8 +7,8 @@
 pub mod body;
 pub mod head;
 
-pub use body::{FrameError, Framer, Scan};
+pub use body::Framer;
 pub use head::{
     parse_request, parse_response, write_request_head, write_response_head, BodyKind, Forwarded,
-    HeadError, Header, RequestHead, ResponseHead,
+    RequestHead,
 };

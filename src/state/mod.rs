@@ -15,7 +15,7 @@ pub mod tokens;
 use std::path::{Path, PathBuf};
 
 pub use registry::{Registry, RegistryEntry};
-pub use tokens::{mint, read_api_token, Principal, TokenStore};
+pub use tokens::{Principal, TokenStore};
 
 /// An error reading or writing one of tenement's files.
 #[derive(Debug)]

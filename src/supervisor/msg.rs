@@ -18,7 +18,11 @@ pub enum Command {
     /// (`Reply::Done` with the instance JSON) or with the exec error; with
     /// `wait`, only once it is ready (or `Reply::Error` 504 with the reason and
     /// its last output lines after `startup_timeout`).
-    Spawn { key: InstanceKey, weight: Option<u8>, wait: bool },
+    Spawn {
+        key: InstanceKey,
+        weight: Option<u8>,
+        wait: bool,
+    },
     /// Stop and forget. Replies when the process is gone.
     Stop { key: InstanceKey },
     /// Restart (also clears `failed`). Replies once the new command runs.
@@ -26,9 +30,17 @@ pub enum Command {
     /// Set a weight 0-100. Replies at once.
     Weight { key: InstanceKey, weight: u8 },
     /// Set `from` to 0 and `to` to 100 in one publish.
-    Route { service: String, from: String, to: String },
+    Route {
+        service: String,
+        from: String,
+        to: String,
+    },
     /// Spawn if missing, wait until healthy within `timeout`, then set weight.
-    Deploy { key: InstanceKey, weight: u8, timeout: Duration },
+    Deploy {
+        key: InstanceKey,
+        weight: u8,
+        timeout: Duration,
+    },
     /// A proxied request is held until this instance is ready: replies
     /// `Reply::Ready` as soon as it is (at once if it already is), or
     /// `Reply::Error` (504 after startup_timeout, 503 if failed, 404 if unknown).

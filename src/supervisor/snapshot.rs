@@ -133,13 +133,6 @@ pub struct Published {
 }
 
 impl Published {
-    pub fn new(snapshot: Snapshot) -> Published {
-        Published {
-            generation: AtomicU64::new(snapshot.generation),
-            current: RwLock::new(Arc::new(snapshot)),
-        }
-    }
-
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
