@@ -4,12 +4,13 @@ CARGO ?= cargo
 MUSL  := x86_64-unknown-linux-musl
 PORT  ?= 8080
 
-.PHONY: help build test demo static lint clean
+.PHONY: help build test demo bench static lint clean
 
 help:
 	@echo "make demo    build, run the notes example on port $(PORT), Ctrl-C to stop"
 	@echo "make test    run the unit and integration tests"
 	@echo "make build   release build: target/release/ten"
+	@echo "make bench   ten vs nginx vs HAProxy on this machine (installs them if missing)"
 	@echo "make static  static musl binary: target/$(MUSL)/release/ten"
 	@echo "make lint    cargo fmt --check and clippy -D warnings"
 	@echo "make clean   remove build output"
@@ -24,6 +25,11 @@ test:
 
 demo: build
 	PORT=$(PORT) TEN=$(CURDIR)/target/release/ten ./examples/demo.sh
+
+# Proxy throughput, latency and memory per held connection, against nginx
+# and HAProxy in the same run. Installs nginx, haproxy and wrk if missing.
+bench: build
+	./tests/bench/run.sh
 
 static:
 	@rustup target list --installed | grep -qx '$(MUSL)' || rustup target add $(MUSL)

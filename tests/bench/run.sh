@@ -26,7 +26,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 [ -x "$TEN" ] || cargo build --release
 
-ulimit -n 65536
+ulimit -n "$(ulimit -Hn)"
 WORK=$(mktemp -d /tmp/ten-bench.XXXXXX)
 pids=()
 cleanup() {
@@ -105,7 +105,7 @@ start_haproxy() { # threads
   cat >"$WORK/haproxy.cfg" <<CONF
 global
   nbthread $1
-  maxconn 40000
+  maxconn 9000
 defaults
   mode http
   timeout connect 5s
