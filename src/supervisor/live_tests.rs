@@ -514,21 +514,36 @@ fn health_path_weight_route_and_deploy() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Kills its process when dropped.
+struct Leftover(std::process::Child);
+
+impl Drop for Leftover {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn registry_restore_kills_leftovers_and_restarts() {
     let dir = tests::temp_dir("restore");
     let cfg = config(&dir, vec![python("web", BACKEND)]);
     let port = cfg.settings.port_range.0 + 7;
-    // A leftover of "a previous run": its own process group, like an instance.
-    let mut leftover = {
+    // A leftover of "a previous run": its own process group, like an
+    // instance; output to /dev/null so it cannot hold the harness's pipes,
+    // and killed by the guard if the test fails before tenement does.
+    let mut leftover = Leftover({
         use std::os::unix::process::CommandExt;
         std::process::Command::new("sleep")
             .arg("1000")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .process_group(0)
             .spawn()
             .unwrap()
-    };
-    let pid = leftover.id();
+    });
+    let pid = leftover.0.id();
     let ticks = proc::stat(pid).unwrap().start_ticks;
     let entry = |id: &str, desired: &str, pid: Option<u32>| RegistryEntry {
         service: "web".into(),
@@ -556,7 +571,7 @@ fn registry_restore_kills_leftovers_and_restarts() {
 
     let mut h = Harness::start(cfg, &dir);
     // The leftover was killed before start() returned.
-    let status = leftover.wait().unwrap();
+    let status = leftover.0.wait().unwrap();
     assert!(!status.success());
     let snap = h.published.load();
     let a = snap.get("web", "a").unwrap();
