@@ -138,7 +138,6 @@ impl ClientStream {
             ClientStream::Unix(s) => s,
         }
     }
-
 }
 
 /// Readiness of one socket as last seen (mio is edge-triggered: a flag stays

@@ -158,7 +158,8 @@ impl Balancer {
 mod tests {
     use super::*;
     use crate::config::Routing;
-    use crate::supervisor::{Health, InstanceView};
+    use crate::supervisor::snapshot::Health;
+    use crate::supervisor::InstanceView;
     use std::time::Duration;
 
     fn view(service: &str, id: &str, weight: u8, state: State) -> InstanceView {

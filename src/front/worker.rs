@@ -785,7 +785,9 @@ impl Worker {
                     c.cout.extend(&out);
                     r.inspect(|scan| c.uin.consume(scan.used))
                 } else {
-                    framer.scan(c.uin.bytes()).inspect(|scan| c.cout.take_from(&mut c.uin, scan.used))
+                    framer
+                        .scan(c.uin.bytes())
+                        .inspect(|scan| c.cout.take_from(&mut c.uin, scan.used))
                 };
                 match result {
                     Ok(scan) => progress |= scan.used > 0 || scan.done,

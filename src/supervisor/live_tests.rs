@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token, Waker};
 
+use super::snapshot::Health;
 use super::*;
 use crate::config::{Config, RestartPolicy, Routing, Service, Settings};
 use crate::isolate::proc;

@@ -26,8 +26,8 @@ use std::thread::JoinHandle;
 
 use crate::config::Config;
 
-pub use msg::{Command, Envelope, Reply, ReplyTo, SupervisorHandle};
-pub use snapshot::{Check, Health, InstanceView, Published, Snapshot, State};
+pub use msg::{Command, Reply, ReplyTo, SupervisorHandle};
+pub use snapshot::{InstanceView, Published, Snapshot, State};
 
 /// Why the supervisor could not start.
 #[derive(Debug)]

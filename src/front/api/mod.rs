@@ -759,7 +759,8 @@ mod tests {
     use super::*;
     use crate::state::testdir::TempDir;
     use crate::state::tokens::{self, TokenRecord};
-    use crate::supervisor::{Check, Health, State};
+    use crate::supervisor::snapshot::{Check, Health};
+    use crate::supervisor::State;
     use std::collections::{BTreeMap, HashMap};
     use std::time::UNIX_EPOCH;
 
