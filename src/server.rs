@@ -44,6 +44,7 @@ impl std::error::Error for ServeError {}
 pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
     // Before any thread exists, so every thread inherits the blocked mask.
     signals::pthread_sigmask_block()?;
+    raise_fd_limit();
 
     let path = config::locate(opts.config.as_deref()).ok_or_else(|| {
         ServeError(
@@ -140,4 +141,18 @@ fn lock_data_dir(internal: &std::path::Path) -> Result<std::fs::File, ServeError
         },
     )?;
     Ok(file)
+}
+
+/// Raises the soft open-files limit to the hard one: every connection holds
+/// descriptors, and the default soft limit (often 1024) is far too low.
+/// Instances get the raised limit too, as under systemd's LimitNOFILE.
+fn raise_fd_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            warn!("server", "setrlimit(RLIMIT_NOFILE): {e}");
+        }
+    }
 }

@@ -535,8 +535,7 @@ fn key_at(doc: &DeTable<'_>, pos: usize) -> Option<String> {
         for (key, value) in table.iter() {
             path.push(toml_key(key.get_ref()));
             for span in [key.span(), value.span()] {
-                if span.contains(&pos)
-                    && best.as_ref().map_or(true, |(width, _)| span.len() < *width)
+                if span.contains(&pos) && best.as_ref().is_none_or(|(width, _)| span.len() < *width)
                 {
                     *best = Some((span.len(), path.join(".")));
                 }
@@ -955,7 +954,7 @@ impl Check<'_> {
             startup_timeout: Duration::from_secs(startup_timeout),
             request_timeout: Duration::from_secs(request_timeout),
             restart,
-            storage_persist: raw.storage_persist.map_or(true, |v| v.into_inner()),
+            storage_persist: raw.storage_persist.is_none_or(|v| v.into_inner()),
             env,
             env_clear,
             autospawn: false,

@@ -14,7 +14,7 @@ pub fn nearest<'a>(unknown: &str, candidates: &[&'a str]) -> Option<&'a str> {
     for &candidate in candidates {
         let d = distance(&wanted, &norm(candidate));
         let limit = (wanted.chars().count().max(candidate.len()) / 3).max(1);
-        if d <= limit && best.map_or(true, |(bd, _)| d < bd) {
+        if d <= limit && best.is_none_or(|(bd, _)| d < bd) {
             best = Some((d, candidate));
         }
     }

@@ -173,6 +173,8 @@ pub enum Phase {
     Proxy,
     /// After `101 Switching Protocols`: bytes both ways until either closes.
     Tunnel,
+    /// Relaying a Server-Sent Events subscription until the client leaves.
+    Streaming,
     /// Writing what is left, then closing.
     Closing,
 }
@@ -183,6 +185,12 @@ pub struct Exchange {
     pub head: RequestHead,
     /// For `Target::Service`: the service, and instances already tried.
     pub service: Option<String>,
+    /// The instance the request is (to be) sent to.
+    pub instance: Option<crate::names::InstanceKey>,
+    /// Counts this request at its instance while it is there.
+    pub visit: Option<super::stats::Visit>,
+    /// Refused connections so far (an instance that just crashed).
+    pub refusals: u32,
     pub tried: Vec<usize>,
     /// The head as sent upstream, kept to retry on a stale pooled connection.
     pub upstream_head: Vec<u8>,
@@ -226,6 +234,10 @@ pub struct Conn {
     pub deadline: Option<Instant>,
     /// Requests served on this connection (for keep-alive accounting).
     pub served: u64,
+    /// The supervisor subscription this connection relays, if streaming.
+    pub stream_id: Option<u64>,
+    /// When the last stream message or heartbeat was written.
+    pub last_beat: Instant,
 }
 
 impl Conn {
@@ -246,6 +258,8 @@ impl Conn {
             close_after: false,
             deadline: None,
             served: 0,
+            stream_id: None,
+            last_beat: Instant::now(),
         }
     }
 }

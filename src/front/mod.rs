@@ -8,6 +8,7 @@
 pub mod api;
 pub mod conn;
 pub mod router;
+pub mod stats;
 pub mod upstream;
 pub mod worker;
 
@@ -97,6 +98,8 @@ pub fn start(
     };
     let mut unix = unix;
     let stop = Arc::new(AtomicBool::new(false));
+    let stats = Arc::new(stats::FrontStats::default());
+    let max_conns = connection_cap(workers);
     let mut wakers = Vec::new();
     let mut threads = Vec::new();
     for (index, listener) in listeners.into_iter().enumerate() {
@@ -104,11 +107,12 @@ pub fn start(
         let waker = Arc::new(
             Waker::new(poll.registry(), worker::WAKER).map_err(err("create a waker".into()))?,
         );
-        let api = api::Api::new(
+        let mut api = api::Api::new(
             opts.data_dir.clone(),
             opts.metrics_public,
             opts.config_json.clone(),
         );
+        api.front = stats.clone();
         let setup = worker::WorkerSetup {
             index,
             listener,
@@ -119,6 +123,8 @@ pub fn start(
             stop: stop.clone(),
             poll,
             waker: waker.clone(),
+            stats: stats.clone(),
+            max_conns,
         };
         let w = worker::Worker::new(setup).map_err(err("register the listener".into()))?;
         let thread = std::thread::Builder::new()
@@ -151,6 +157,16 @@ impl Front {
             let _ = std::fs::remove_file(path);
         }
     }
+}
+
+/// Client connections one loop may hold: each proxied connection needs two
+/// descriptors (client and upstream), and some are kept for logs, pipes and
+/// pidfds. Past the cap a loop stops accepting until a connection closes.
+fn connection_cap(workers: usize) -> usize {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(1 << 20) as usize;
+    (limit.saturating_sub(256) / 2 / workers.max(1)).max(64)
 }
 
 fn bind_reuseport(addr: SocketAddr) -> io::Result<TcpListener> {

@@ -17,6 +17,9 @@ pub enum Target {
     Service(String),
     /// tenement's own surface: API, dashboard, `/health`, `/metrics`.
     Management,
+    /// `{id}.{service}.{domain}` for an unknown but valid id of a service
+    /// with `autospawn = true`: the supervisor creates and wakes it.
+    Spawn { service: String, id: String },
     /// Unknown host, unknown service or unknown id.
     NotFound,
 }
@@ -51,6 +54,14 @@ pub fn route(snap: &Snapshot, host: Option<&str>, path: &str) -> Target {
                 }
                 match snap.by_key.get(&(service.to_string(), id.to_string())) {
                     Some(&index) => Target::Instance(index),
+                    None if snap.autospawn.contains(service)
+                        && crate::names::check("instance id", id).is_ok() =>
+                    {
+                        Target::Spawn {
+                            service: service.to_string(),
+                            id: id.to_string(),
+                        }
+                    }
                     None => Target::NotFound,
                 }
             }
@@ -178,6 +189,7 @@ mod tests {
             last_check: None,
             request_timeout: Duration::from_secs(60),
             startup_timeout: Duration::from_secs(10),
+            stats: Default::default(),
         }
     }
 
@@ -265,6 +277,35 @@ mod tests {
         assert_eq!(route(&snap, Some("127.0.0.1"), "/"), Target::Management);
         assert_eq!(route(&snap, Some("[::1]"), "/"), Target::Management);
         assert_eq!(route(&snap, None, "/"), Target::Management);
+    }
+
+    #[test]
+    fn autospawn_services_route_unknown_valid_ids_to_spawn() {
+        let mut snap = snapshot(
+            vec![view("api", "prod", 100, State::Running)],
+            &["api", "web"],
+            Routing::default(),
+        );
+        snap.autospawn.insert("api".into());
+        assert_eq!(
+            route(&snap, Some("new.api.example.com"), "/"),
+            Target::Spawn {
+                service: "api".into(),
+                id: "new".into()
+            }
+        );
+        assert_eq!(
+            route(&snap, Some("prod.api.example.com"), "/"),
+            Target::Instance(0)
+        );
+        assert_eq!(
+            route(&snap, Some("-bad.api.example.com"), "/"),
+            Target::NotFound
+        );
+        assert_eq!(
+            route(&snap, Some("new.web.example.com"), "/"),
+            Target::NotFound
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use super::api::{self, Action, Api, ApiRequest, Response};
 use super::conn::{ClientStream, Conn, Exchange, Phase, Ready, Upstream, MAX_BUF};
 use super::router::{self, Balancer, Target};
+use super::stats::{FrontStats, Visit};
 use super::upstream::Pool;
 use crate::http::{self, BodyKind, Forwarded, Framer, RequestHead};
 use crate::names::InstanceKey;
@@ -48,6 +49,15 @@ const TICK: Duration = Duration::from_millis(250);
 /// Slack past `startup_timeout` for a held request, in case the supervisor's
 /// own 504 is late.
 const HOLD_SLACK: Duration = Duration::from_secs(5);
+/// A Server-Sent Events stream gets a comment line this often, so proxies
+/// and browsers keep it open.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+/// Refused connections one request may meet (an instance crashing again and
+/// again) before it is answered 502.
+const MAX_REFUSALS: u32 = 20;
+
+/// Subscription ids are unique across loops.
+static NEXT_STREAM_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// What a loop needs from the server to start.
 pub struct WorkerSetup {
@@ -60,6 +70,9 @@ pub struct WorkerSetup {
     pub stop: Arc<AtomicBool>,
     pub poll: Poll,
     pub waker: Arc<Waker>,
+    pub stats: Arc<FrontStats>,
+    /// Most client connections this loop holds; accepting pauses beyond.
+    pub max_conns: usize,
 }
 
 /// One event loop.
@@ -82,6 +95,10 @@ pub struct Worker {
     waker: Arc<Waker>,
     stop: Arc<AtomicBool>,
     open: usize,
+    stats: Arc<FrontStats>,
+    max_conns: usize,
+    /// Accepting is paused (the listener is deregistered) at the cap.
+    paused: bool,
 }
 
 impl Worker {
@@ -97,6 +114,8 @@ impl Worker {
             stop,
             poll,
             waker,
+            stats,
+            max_conns,
         } = setup;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
@@ -125,6 +144,9 @@ impl Worker {
             waker,
             stop,
             open: 0,
+            stats,
+            max_conns,
+            paused: false,
         })
     }
 
@@ -202,6 +224,20 @@ impl Worker {
 
     fn accept_tcp(&mut self) {
         loop {
+            if self.open >= self.max_conns {
+                // At the cap: stop accepting; the kernel queues new
+                // connections until one closes (see `close`).
+                if !self.paused {
+                    let _ = self.poll.registry().deregister(&mut self.listener);
+                    self.paused = true;
+                    self.stats.accept_paused.fetch_add(1, Ordering::Relaxed);
+                    warn!(
+                        "front",
+                        "loop {} holds {} connections: accepting paused", self.index, self.open
+                    );
+                }
+                return;
+            }
             match self.listener.accept() {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
@@ -263,6 +299,8 @@ impl Worker {
         conn.deadline = Some(Instant::now() + HEAD_TIMEOUT);
         self.conns[slot] = Some(conn);
         self.open += 1;
+        self.stats.open.fetch_add(1, Ordering::Relaxed);
+        self.stats.accepted.fetch_add(1, Ordering::Relaxed);
     }
 
     fn take_replies(&mut self) {
@@ -272,7 +310,9 @@ impl Worker {
             let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) else {
                 continue;
             };
-            if conn.generation != generation || conn.phase != Phase::Waiting {
+            if conn.generation != generation
+                || !matches!(conn.phase, Phase::Waiting | Phase::Streaming)
+            {
                 self.conns[slot] = Some(conn);
                 continue;
             }
@@ -284,6 +324,15 @@ impl Worker {
     fn tick(&mut self, now: Instant) {
         self.pool.expire(self.poll.registry(), now);
         for slot in 0..self.conns.len() {
+            let beat = matches!(&self.conns[slot],
+                Some(c) if c.phase == Phase::Streaming && now >= c.last_beat + HEARTBEAT);
+            if beat {
+                let mut conn = self.conns[slot].take().expect("checked just above");
+                write_chunk(&mut conn, b": keep-alive\n\n");
+                conn.last_beat = now;
+                self.finish_drive(slot, conn);
+                continue;
+            }
             let expired =
                 matches!(&self.conns[slot], Some(c) if c.deadline.is_some_and(|d| d <= now));
             if !expired {
@@ -313,7 +362,7 @@ impl Worker {
                     let msg = format!("upstream did not answer within {secs}s");
                     self.fail(&mut conn, 504, &msg);
                 }
-                Phase::Tunnel => {}
+                Phase::Tunnel | Phase::Streaming => {}
                 Phase::Closing => {
                     self.close(slot, conn);
                     continue;
@@ -349,9 +398,26 @@ impl Worker {
         if let Some(mut up) = conn.upstream.take() {
             let _ = registry.deregister(&mut up.stream);
         }
+        if let Some(id) = conn.stream_id.take() {
+            self.supervisor.send(Command::Unsubscribe { id }, None);
+        }
+        // Dropping the exchange ends its visit (the instance's open count).
+        drop(conn);
         self.conns[slot] = None;
         self.free.push(slot);
         self.open -= 1;
+        self.stats.open.fetch_sub(1, Ordering::Relaxed);
+        if self.paused && self.open < self.max_conns {
+            let registry = self.poll.registry();
+            if registry
+                .register(&mut self.listener, LISTENER, Interest::READABLE)
+                .is_ok()
+            {
+                self.paused = false;
+                // Connections queued meanwhile raise no new edge: take them now.
+                self.accept_tcp();
+            }
+        }
     }
 
     /// Returns false when the connection is finished and must be closed.
@@ -420,6 +486,14 @@ impl Worker {
                         return false;
                     }
                 }
+                Phase::Streaming => {
+                    if c.ready.eof {
+                        return false;
+                    }
+                    // Nothing a client sends on an event stream matters.
+                    let n = c.cin.len();
+                    c.cin.consume(n);
+                }
                 Phase::Closing => {}
             }
 
@@ -445,7 +519,12 @@ impl Worker {
             if let Some(up) = c.upstream.as_mut() {
                 if up.connected && up.ready.writable && !c.uout.is_empty() {
                     match c.uout.write_to(&mut up.stream) {
-                        Ok(_) => progress = true,
+                        Ok(n) => {
+                            if let Some(v) = c.exchange.as_ref().and_then(|x| x.visit.as_ref()) {
+                                v.bytes_in(n);
+                            }
+                            progress = true;
+                        }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => up.ready.writable = false,
                         Err(e) if e.kind() == ErrorKind::Interrupted => {}
                         Err(_) => {
@@ -468,7 +547,12 @@ impl Worker {
                             up.ready.eof = true;
                             progress = true;
                         }
-                        Ok(_) => progress = true,
+                        Ok(n) => {
+                            if let Some(v) = c.exchange.as_ref().and_then(|x| x.visit.as_ref()) {
+                                v.bytes_out(n);
+                            }
+                            progress = true;
+                        }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => up.ready.readable = false,
                         Err(e) if e.kind() == ErrorKind::Interrupted => {}
                         Err(_) => {
@@ -514,6 +598,9 @@ impl Worker {
             req_done: !head.body.has_body(),
             head,
             service: None,
+            instance: None,
+            visit: None,
+            refusals: 0,
             tried: Vec::new(),
             upstream_head: Vec::new(),
             body_sent: false,
@@ -551,6 +638,19 @@ impl Worker {
                 c.exchange = Some(exchange);
                 self.go_to_instance(slot, c, index);
             }
+            Target::Spawn { service, id } => {
+                let key = InstanceKey { service, id };
+                exchange.instance = Some(key.clone());
+                c.exchange = Some(exchange);
+                // The supervisor creates it (or answers 404 past max_instances)
+                // and replies within the service's startup_timeout.
+                self.hold(
+                    slot,
+                    c,
+                    Command::AwaitReady { key },
+                    Duration::from_secs(300),
+                );
+            }
             Target::Service(service) => {
                 exchange.service = Some(service.clone());
                 c.exchange = Some(exchange);
@@ -574,31 +674,42 @@ impl Worker {
             service: view.service.clone(),
             id: view.id.clone(),
         };
+        let stats = view.stats.clone();
         if let Some(x) = c.exchange.as_mut() {
             x.request_timeout = view.request_timeout;
             x.tried.push(index);
+            x.instance = Some(key.clone());
+            // Replacing a visit (weighted retry) ends the old one unrecorded.
+            x.visit = Some(Visit::new(stats));
         }
         match state {
             State::Running => self.connect(slot, c, addr),
             State::Failed => {
                 self.respond_unavailable(c, &format!("instance {key} has failed"));
             }
-            _ => {
-                let reply = ReplyTo {
-                    tx: self.replies_tx.clone(),
-                    waker: self.waker.clone(),
-                    conn: (u64::from(c.generation) << 32) as usize | slot,
-                };
-                if self
-                    .supervisor
-                    .send(Command::AwaitReady { key }, Some(reply))
-                {
-                    c.phase = Phase::Waiting;
-                    c.deadline = Some(Instant::now() + startup + HOLD_SLACK);
-                } else {
-                    self.fail(c, 503, "the supervisor is not running");
-                }
-            }
+            _ => self.hold(slot, c, Command::AwaitReady { key }, startup),
+        }
+    }
+
+    /// Holds the request until the supervisor answers `cmd` (a wait for an
+    /// instance to be ready). `timeout` is the instance's startup_timeout;
+    /// the supervisor answers 504 itself, the loop's deadline is a backstop.
+    fn hold(&mut self, slot: usize, c: &mut Conn, cmd: Command, timeout: Duration) {
+        let reply = self.reply_to(slot, c);
+        if self.supervisor.send(cmd, Some(reply)) {
+            c.phase = Phase::Waiting;
+            c.deadline = Some(Instant::now() + timeout + HOLD_SLACK);
+        } else {
+            self.fail(c, 503, "the supervisor is not running");
+        }
+    }
+
+    /// Where the supervisor's answer for this connection goes.
+    fn reply_to(&self, slot: usize, c: &Conn) -> ReplyTo {
+        ReplyTo {
+            tx: self.replies_tx.clone(),
+            waker: self.waker.clone(),
+            conn: (u64::from(c.generation) << 32) as usize | slot,
         }
     }
 
@@ -681,6 +792,19 @@ impl Worker {
                 return;
             }
         }
+        // The instance probably just crashed: hold the request while the
+        // supervisor notices and restarts it, rather than answer 502.
+        x.refusals += 1;
+        if x.refusals <= MAX_REFUSALS {
+            if let Some(key) = x.instance.clone() {
+                let startup = self
+                    .snap
+                    .get(&key.service, &key.id)
+                    .map_or(Duration::from_secs(10), |v| v.startup_timeout);
+                self.hold(slot, c, Command::Refused { key }, startup);
+                return;
+            }
+        }
         let addr = addr.map(|a| a.to_string()).unwrap_or_default();
         self.fail(
             c,
@@ -694,8 +818,11 @@ impl Worker {
         let mut progress = false;
         let x = c.exchange.as_mut().expect("proxy phase has an exchange");
 
-        // Request body: client -> upstream, as framed.
-        if !x.req_done && !c.cin.is_empty() && c.uout.len() < MAX_BUF {
+        // Request body: client -> upstream, as framed. Only once connected:
+        // until then the body stays with the client side, so a refused
+        // connection can be retried elsewhere without losing it.
+        let connected = c.upstream.as_ref().is_some_and(|u| u.connected);
+        if connected && !x.req_done && !c.cin.is_empty() && c.uout.len() < MAX_BUF {
             match x.req_framer.scan(c.cin.bytes()) {
                 Ok(scan) => {
                     if scan.used > 0 {
@@ -743,6 +870,9 @@ impl Worker {
                     }
                     c.uin.consume(len);
                     x.resp_started = true;
+                    if let Some(v) = x.visit.as_mut() {
+                        v.status = resp.status;
+                    }
                     c.deadline = None;
                     if resp.status == 101 && x.head.upgrade {
                         let mut out = Vec::with_capacity(256);
@@ -936,7 +1066,7 @@ impl Worker {
             c.cout.take_from(&mut c.uin, n);
             progress = true;
         }
-        let up_eof = c.upstream.as_ref().map_or(true, |u| u.ready.eof);
+        let up_eof = c.upstream.as_ref().is_none_or(|u| u.ready.eof);
         if up_eof && c.uin.is_empty() {
             // The app is done: finish writing to the client, then close.
             c.phase = Phase::Closing;
@@ -996,6 +1126,21 @@ impl Worker {
         let action = self.api.handle(&req, &self.snap);
         match action {
             Action::Respond(resp) => self.respond(c, resp),
+            Action::Stream(what) => {
+                let id = NEXT_STREAM_ID.fetch_add(1, Ordering::Relaxed);
+                let reply = self.reply_to(slot, c);
+                c.stream_id = Some(id);
+                if self
+                    .supervisor
+                    .send(Command::Subscribe { id, what }, Some(reply))
+                {
+                    c.phase = Phase::Waiting;
+                    c.deadline = None;
+                } else {
+                    c.stream_id = None;
+                    self.fail(c, 503, "the supervisor is not running");
+                }
+            }
             Action::Ask {
                 cmd,
                 success_status,
@@ -1019,6 +1164,31 @@ impl Worker {
     }
 
     fn on_reply(&mut self, slot: usize, c: &mut Conn, reply: Reply) {
+        if c.stream_id.is_some() {
+            match reply {
+                Reply::Stream(message) => {
+                    if c.phase == Phase::Waiting {
+                        // The supervisor took the subscription: start the stream.
+                        c.cout.extend(
+                            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
+                              Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n",
+                        );
+                        c.phase = Phase::Streaming;
+                        c.exchange = None;
+                        c.close_after = true;
+                        c.deadline = None;
+                    }
+                    write_chunk(c, &message);
+                    c.last_beat = Instant::now();
+                }
+                Reply::Error { status, message } if c.phase == Phase::Waiting => {
+                    c.stream_id = None;
+                    self.fail(c, status, &message);
+                }
+                _ => {}
+            }
+            return;
+        }
         let api_status = c.exchange.as_ref().and_then(|x| x.api_status);
         if let Some(status) = api_status {
             let resp = api::reply_response(reply, status);
@@ -1030,6 +1200,19 @@ impl Worker {
                 if self.published.generation() != self.snap.generation {
                     self.snap = self.published.load();
                 }
+                if let Some(x) = c.exchange.as_mut() {
+                    if x.visit.is_none() {
+                        // An autospawned instance: it exists now.
+                        let view = x
+                            .instance
+                            .as_ref()
+                            .and_then(|k| self.snap.get(&k.service, &k.id));
+                        if let Some(view) = view {
+                            x.request_timeout = view.request_timeout;
+                            x.visit = Some(Visit::new(view.stats.clone()));
+                        }
+                    }
+                }
                 self.connect(slot, c, addr);
             }
             Reply::Error { status, message } => {
@@ -1039,7 +1222,9 @@ impl Worker {
                     self.fail(c, status, &message);
                 }
             }
-            Reply::Done(_) => self.fail(c, 500, "unexpected reply from the supervisor"),
+            Reply::Done(_) | Reply::Stream(_) => {
+                self.fail(c, 500, "unexpected reply from the supervisor")
+            }
         }
     }
 
@@ -1056,6 +1241,14 @@ impl Worker {
         write_response(c, &resp, minor, keep, head_only);
         if !keep {
             c.close_after = true;
+        }
+        if let Some(v) = c.exchange.as_mut().and_then(|x| x.visit.as_mut()) {
+            if v.status == 0 {
+                v.status = resp.status;
+            }
+        }
+        if resp.status >= 400 {
+            self.stats.refused(resp.status);
         }
         c.exchange = None;
         c.served += 1;
@@ -1122,6 +1315,16 @@ fn connect_result(stream: &TcpStream) -> Option<io::Result<()>> {
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => None,
         Err(e) => Some(Err(e)),
     }
+}
+
+/// Appends one chunk of a chunked body.
+fn write_chunk(c: &mut Conn, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    c.cout.extend(format!("{:x}\r\n", data.len()).as_bytes());
+    c.cout.extend(data);
+    c.cout.extend(b"\r\n");
 }
 
 /// Serialises a front-made response.

@@ -214,7 +214,7 @@ fn done(r: Reply) -> serde_json::Value {
 }
 
 fn gone(pid: u32) -> bool {
-    proc::stat(pid).map_or(true, |s| s.state == 'Z' || s.state == 'X')
+    proc::stat(pid).is_none_or(|s| s.state == 'Z' || s.state == 'X')
 }
 
 #[test]

@@ -16,6 +16,7 @@ pub mod logs;
 pub mod msg;
 pub mod ports;
 pub mod snapshot;
+mod subscribers;
 pub mod table;
 mod worker;
 

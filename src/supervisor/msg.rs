@@ -46,6 +46,17 @@ pub enum Command {
     /// `Reply::Error` (504 after startup_timeout, 503 if failed, 404 if unknown).
     /// Wakes a sleeping instance.
     AwaitReady { key: InstanceKey },
+    /// The front's connection to an instance it believed running was
+    /// refused (it probably just crashed). Hold the request like
+    /// `AwaitReady` and check the instance now: reply `Ready` once it
+    /// accepts again (after a restart if it died).
+    Refused { key: InstanceKey },
+    /// Start streaming Server-Sent Events to this connection: each message
+    /// arrives as `Reply::Stream` (one complete SSE message), until
+    /// `Unsubscribe` with the same id. `Reply::Error` refuses the stream.
+    Subscribe { id: u64, what: Subscription },
+    /// The connection of subscription `id` closed.
+    Unsubscribe { id: u64 },
     /// Re-read the config file.
     Reload,
     /// Stop every instance gracefully, persist, and end the supervisor thread.
@@ -61,6 +72,24 @@ pub enum Reply {
     Ready(std::net::SocketAddr),
     /// Failure: HTTP status for the API and a message for `{"error": ...}`.
     Error { status: u16, message: String },
+    /// One Server-Sent Events message for a subscription, already framed
+    /// (`event: ...\ndata: ...\n\n`).
+    Stream(Vec<u8>),
+}
+
+/// What a `Subscribe` streams.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subscription {
+    /// Lifecycle events (`GET /api/events`); a tenant sees its own id only.
+    Events { tenant: Option<String> },
+    /// Live log lines (`GET /api/logs/stream`), filtered like `/api/logs`.
+    Logs {
+        service: Option<String>,
+        id: Option<String>,
+        search: Option<String>,
+        stream: Option<String>,
+        tenant: Option<String>,
+    },
 }
 
 /// Where a reply goes: a front loop's channel, its waker, and the

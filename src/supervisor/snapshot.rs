@@ -2,7 +2,7 @@
 //! address and weight, plus the routing rules. Immutable once published; the
 //! front picks up the newest one per request through `Published`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -89,6 +89,59 @@ pub struct InstanceView {
     pub request_timeout: Duration,
     /// From the service: how long a request may be held while it starts.
     pub startup_timeout: Duration,
+    /// Live counters, shared by every snapshot for the instance's lifetime:
+    /// the front writes them, the idle reaper and `/metrics` read them.
+    pub stats: Arc<InstanceStats>,
+}
+
+/// Upper bounds (seconds) of the request duration histogram buckets; the
+/// last bucket is +Inf.
+pub const DURATION_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Per-instance traffic counters. Relaxed atomics: each is a counter or a
+/// gauge read on its own, never used to order other memory.
+#[derive(Debug, Default)]
+pub struct InstanceStats {
+    /// Client connections currently routed to the instance (held, proxying
+    /// or tunnelled). An instance with open connections is not idle.
+    pub open: AtomicU64,
+    /// Milliseconds since the Unix epoch of the last request start or end.
+    pub last_active_ms: AtomicU64,
+    /// Responses by status class: index 0 = 1xx ... 4 = 5xx.
+    pub responses: [AtomicU64; 5],
+    /// Request bytes sent to the instance (head and body).
+    pub bytes_in: AtomicU64,
+    /// Response bytes received from the instance (head and body).
+    pub bytes_out: AtomicU64,
+    /// Request duration histogram: counts per `DURATION_BUCKETS` entry plus +Inf.
+    pub duration_buckets: [AtomicU64; 12],
+    pub duration_sum_us: AtomicU64,
+}
+
+impl InstanceStats {
+    /// Marks activity now.
+    pub fn touch(&self) {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.last_active_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Counts one finished response with its status and duration.
+    pub fn record(&self, status: u16, took: Duration) {
+        let class = (usize::from(status / 100)).clamp(1, 5) - 1;
+        self.responses[class].fetch_add(1, Ordering::Relaxed);
+        let secs = took.as_secs_f64();
+        let bucket = DURATION_BUCKETS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(DURATION_BUCKETS.len());
+        self.duration_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.duration_sum_us
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
 }
 
 impl InstanceView {
@@ -111,6 +164,9 @@ pub struct Snapshot {
     /// Every configured service is present, with or without instances.
     pub services: BTreeMap<String, Vec<usize>>,
     pub routing: Routing,
+    /// Services with `autospawn = true`: a request for a valid unknown id
+    /// creates the instance (the supervisor enforces `max_instances`).
+    pub autospawn: BTreeSet<String>,
     /// Bumped on every publish.
     pub generation: u64,
 }

@@ -122,4 +122,6 @@ pub struct Instance {
     pub waiters: Vec<Waiter>,
     /// Set at shutdown for instances that should come back with tenement.
     pub resume: bool,
+    /// Traffic counters the front updates; kept for the instance's lifetime.
+    pub stats: std::sync::Arc<super::snapshot::InstanceStats>,
 }

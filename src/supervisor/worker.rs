@@ -27,6 +27,7 @@ use super::lifecycle::{self, Effect, Event, Life, Policy};
 use super::logs::{self, LogFile, Ring, Splitter};
 use super::msg::{Command, Envelope, Reply, ReplyTo};
 use super::snapshot::{instance_json, Check, InstanceView, Published, Snapshot, State};
+use super::subscribers::Subscribers;
 use super::table::{AfterStop, Instance, Pipe, Run, Source, Stop, WaitFor, Waiter};
 use super::{ports, SuperviseError};
 use crate::config::{Config, RestartPolicy, Service};
@@ -105,6 +106,8 @@ pub struct Supervisor {
     shutdown: Option<Option<ReplyTo>>,
     /// Replies waiting for the next publish.
     outbox: Vec<(ReplyTo, Reply)>,
+    /// `/api/events` and `/api/logs/stream` subscribers.
+    subscribers: Subscribers,
 }
 
 impl Supervisor {
@@ -128,6 +131,7 @@ impl Supervisor {
             persist: false,
             shutdown: None,
             outbox: Vec::new(),
+            subscribers: Subscribers::default(),
         }
     }
 
@@ -168,6 +172,7 @@ impl Supervisor {
             inst.log.write("ten", text);
             inst.ring.push("ten", text);
         }
+        self.subscribers.lifecycle(key, text);
     }
 
     // ---- start-up -------------------------------------------------------
@@ -257,6 +262,7 @@ impl Supervisor {
             log,
             waiters: Vec::new(),
             resume: false,
+            stats: Default::default(),
         };
         self.instances.insert(key, inst);
         self.dirty = true;
@@ -319,7 +325,23 @@ impl Supervisor {
         }
         if self.dirty {
             self.dirty = false;
-            self.published.publish(self.snapshot());
+            let snapshot = self.snapshot();
+            if !self.subscribers.is_empty() {
+                let now = SystemTime::now();
+                let objs: Vec<(InstanceKey, serde_json::Value)> = snapshot
+                    .instances
+                    .iter()
+                    .map(|v| {
+                        let key = InstanceKey {
+                            service: v.service.clone(),
+                            id: v.id.clone(),
+                        };
+                        (key, instance_json(v, now))
+                    })
+                    .collect();
+                self.subscribers.changes(&objs);
+            }
+            self.published.publish(snapshot);
         }
         for (to, r) in self.outbox.drain(..) {
             to.send(r);
@@ -417,6 +439,7 @@ impl Supervisor {
         for l in lines {
             inst.log.write(stream, &l);
             inst.ring.push(stream, &l);
+            self.subscribers.output(key, stream, &l);
         }
     }
 
@@ -1022,7 +1045,7 @@ impl Supervisor {
                     .config
                     .services
                     .get(&key.service)
-                    .map_or(true, |s| s.storage_persist);
+                    .is_none_or(|s| s.storage_persist);
                 if !persist {
                     let dir = isolate::env::instance_dir(&self.data_dir, &key.service, &key.id);
                     if let Err(e) = std::fs::remove_dir_all(&dir) {
@@ -1129,6 +1152,20 @@ impl Supervisor {
                 timeout,
             } => self.cmd_deploy(key, weight.min(100), timeout, to, now),
             Command::AwaitReady { key } => self.cmd_await(key, to, now),
+            // Until crash detection by probe lands, a refused connection is
+            // held like any other wait: the pidfd reports the exit and the
+            // restart answers it.
+            Command::Refused { key } => self.cmd_await(key, to, now),
+            Command::Subscribe { id, what } => match to {
+                Some(to) => {
+                    self.subscribers.add(id, what, to);
+                    // Republish so the new subscriber gets every instance's
+                    // current state as `instance` events.
+                    self.dirty = true;
+                }
+                None => debug!("supervisor", "subscription {id} without a reply address"),
+            },
+            Command::Unsubscribe { id } => self.subscribers.remove(id),
             Command::Reload => match Config::load(&self.config.path) {
                 Ok(config) => {
                     self.config = config;
@@ -1382,6 +1419,7 @@ impl Supervisor {
             last_check: inst.last_check.clone(),
             request_timeout: svc.map_or(Duration::from_secs(60), |s| s.request_timeout),
             startup_timeout: svc.map_or(Duration::from_secs(10), |s| s.startup_timeout),
+            stats: inst.stats.clone(),
         }
     }
 
@@ -1398,8 +1436,11 @@ impl Supervisor {
             routing: self.config.routing.clone(),
             ..Snapshot::default()
         };
-        for name in self.config.services.keys() {
+        for (name, service) in &self.config.services {
             snap.services.insert(name.clone(), Vec::new());
+            if service.autospawn {
+                snap.autospawn.insert(name.clone());
+            }
         }
         for (i, inst) in self.instances.values().enumerate() {
             snap.instances.push(self.view(inst));

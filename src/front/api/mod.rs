@@ -106,6 +106,9 @@ pub enum Action {
         cmd: Command,
         success_status: u16,
     },
+    /// Answer `200 text/event-stream` and relay the supervisor's messages
+    /// for this subscription until the client goes away.
+    Stream(crate::supervisor::msg::Subscription),
 }
 
 /// One loop's API state: the token store (reloaded when its file changes),
@@ -119,6 +122,8 @@ pub struct Api {
     /// The resolved config for `GET /api/config`. The loop replaces it (and
     /// `metrics_public`) after a successful reload.
     pub config_json: serde_json::Value,
+    /// Front-wide counters for `/metrics`, shared by every loop.
+    pub front: std::sync::Arc<crate::front::stats::FrontStats>,
 }
 
 /// An endpoint, with the raw `{svc:id}` path segment where it has one.
@@ -239,6 +244,7 @@ impl Api {
             metrics_public,
             data_dir,
             config_json,
+            front: Default::default(),
         }
     }
 
@@ -404,11 +410,24 @@ impl Api {
                 )
             }
             Logs => respond(self.logs(req.query, &who, snap, now)?),
-            LogsStream | Events => {
-                return Err(Response::error(
-                    501,
-                    "server-sent events are not implemented yet; poll GET /api/logs",
-                ))
+            Events => Action::Stream(crate::supervisor::msg::Subscription::Events {
+                tenant: match &who {
+                    Principal::Admin => None,
+                    Principal::Tenant(t) => Some(t.clone()),
+                },
+            }),
+            LogsStream => {
+                let (service, id, filter) = log_query(req.query, &who, snap, now)?;
+                Action::Stream(crate::supervisor::msg::Subscription::Logs {
+                    service,
+                    id,
+                    search: filter.search,
+                    stream: filter.stream,
+                    tenant: match &who {
+                        Principal::Admin => None,
+                        Principal::Tenant(t) => Some(t.clone()),
+                    },
+                })
             }
             Config => {
                 admin_only(&who)?;
@@ -461,6 +480,35 @@ impl Api {
         snap: &Snapshot,
         now: SystemTime,
     ) -> Answer<Response> {
+        let (service, id, filter) = log_query(query, who, snap, now)?;
+        let lines = match (&service, &id) {
+            // One instance: read its files even if it is gone from the snapshot.
+            (Some(s), Some(i)) => logs::read_instance(&self.data_dir, s, i, &filter),
+            _ => {
+                let wanted: Vec<(&str, &str)> = snap
+                    .instances
+                    .iter()
+                    .filter(|v| service.as_ref().is_none_or(|s| v.service == *s))
+                    .filter(|v| id.as_ref().is_none_or(|i| v.id == *i))
+                    .map(|v| (v.service.as_str(), v.id.as_str()))
+                    .collect();
+                logs::read_merged(&self.data_dir, &wanted, &filter)
+            }
+        };
+        let json: Vec<serde_json::Value> = lines.iter().map(logs::LogLine::json).collect();
+        Ok(Response::json(200, &serde_json::Value::Array(json)))
+    }
+}
+
+/// Parses and authorises a `/api/logs` query: (service, id, filter). A
+/// tenant's id is forced to its own.
+fn log_query(
+    query: &str,
+    who: &Principal,
+    snap: &Snapshot,
+    now: SystemTime,
+) -> Answer<(Option<String>, Option<String>, logs::Filter)> {
+    {
         let pairs = url::query_pairs(query).map_err(|piece| {
             Response::error(400, &format!("bad percent-encoding in query `{piece}`"))
         })?;
@@ -520,22 +568,7 @@ impl Api {
             (_, Some(i)) => valid_id(snap, i)?,
             _ => {}
         }
-        let lines = match (&service, &id) {
-            // One instance: read its files even if it is gone from the snapshot.
-            (Some(s), Some(i)) => logs::read_instance(&self.data_dir, s, i, &filter),
-            _ => {
-                let wanted: Vec<(&str, &str)> = snap
-                    .instances
-                    .iter()
-                    .filter(|v| service.as_ref().map_or(true, |s| v.service == *s))
-                    .filter(|v| id.as_ref().map_or(true, |i| v.id == *i))
-                    .map(|v| (v.service.as_str(), v.id.as_str()))
-                    .collect();
-                logs::read_merged(&self.data_dir, &wanted, &filter)
-            }
-        };
-        let json: Vec<serde_json::Value> = lines.iter().map(logs::LogLine::json).collect();
-        Ok(Response::json(200, &serde_json::Value::Array(json)))
+        Ok((service, id, filter))
     }
 }
 
@@ -745,6 +778,7 @@ fn dashboard() -> Response {
 /// The response for a supervisor reply to an `Action::Ask`.
 pub fn reply_response(reply: Reply, success_status: u16) -> Response {
     match reply {
+        Reply::Stream(_) => Response::error(500, "unexpected stream message"),
         Reply::Done(value) => Response::json(success_status, &value),
         Reply::Ready(addr) => Response::json(
             success_status,
@@ -795,6 +829,7 @@ mod tests {
             }),
             request_timeout: Duration::from_secs(30),
             startup_timeout: Duration::from_secs(10),
+            stats: Default::default(),
         }
     }
 
@@ -900,6 +935,7 @@ mod tests {
         match action {
             Action::Respond(r) => r,
             Action::Ask { cmd, .. } => panic!("expected a response, got command {cmd:?}"),
+            Action::Stream(what) => panic!("expected a response, got a stream of {what:?}"),
         }
     }
 
@@ -911,6 +947,7 @@ mod tests {
                 success_status,
             } => (cmd, success_status),
             Action::Respond(r) => panic!("expected a command, got {} {}", r.status, body_text(&r)),
+            Action::Stream(what) => panic!("expected a command, got a stream of {what:?}"),
         }
     }
 
@@ -928,6 +965,7 @@ mod tests {
         match action {
             Action::Respond(r) => r.status,
             Action::Ask { cmd, .. } => panic!("expected a response, got command {cmd:?}"),
+            Action::Stream(what) => panic!("expected a response, got a stream of {what:?}"),
         }
     }
 
@@ -1632,11 +1670,36 @@ mod tests {
     }
 
     #[test]
-    fn event_streams_say_not_implemented() {
+    fn event_streams_are_subscriptions_scoped_to_the_token() {
+        use crate::supervisor::msg::Subscription;
         let mut f = Fixture::new("api-sse");
-        error(f.admin("GET", "/api/events", ""), 501);
-        error(f.admin("GET", "/api/logs/stream", ""), 501);
         error(f.call("GET", "/api/events", None, ""), 401);
+        error(f.call("GET", "/api/logs/stream", None, ""), 401);
+        let stream = |a: Action| match a {
+            Action::Stream(what) => what,
+            _ => panic!("expected a stream"),
+        };
+        assert_eq!(
+            stream(f.admin("GET", "/api/events", "")),
+            Subscription::Events { tenant: None }
+        );
+        assert_eq!(
+            stream(f.alice("GET", "/api/events", "")),
+            Subscription::Events {
+                tenant: Some("alice".into())
+            }
+        );
+        assert_eq!(
+            stream(f.alice("GET", "/api/logs/stream?search=boom&stream=stderr", "")),
+            Subscription::Logs {
+                service: None,
+                id: Some("alice".into()),
+                search: Some("boom".into()),
+                stream: Some("stderr".into()),
+                tenant: Some("alice".into()),
+            }
+        );
+        error(f.alice("GET", "/api/logs/stream?id=bob", ""), 403);
     }
 
     // --- metrics ------------------------------------------------------------------

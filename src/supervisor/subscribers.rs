@@ -1,0 +1,283 @@
+//! Server-Sent Events subscribers: `/api/events` (lifecycle events and
+//! instance changes) and `/api/logs/stream` (live log lines).
+//!
+//! Owned by the supervisor thread. Each message is framed here as one SSE
+//! message and sent to the subscriber's front loop, which relays it as a
+//! chunk. A subscriber that went away is removed by `Unsubscribe`.
+
+use std::collections::HashMap;
+
+use serde_json::json;
+
+use super::msg::{Reply, ReplyTo, Subscription};
+use crate::names::InstanceKey;
+
+struct Subscriber {
+    id: u64,
+    what: Subscription,
+    to: ReplyTo,
+}
+
+/// What was last announced of an instance, to send only changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seen {
+    state: &'static str,
+    health: &'static str,
+    weight: u8,
+    pid: Option<u32>,
+    restarts: u32,
+}
+
+#[derive(Default)]
+pub struct Subscribers {
+    list: Vec<Subscriber>,
+    seen: HashMap<String, Seen>,
+}
+
+/// Frames one SSE message. `data` is one line of JSON (no newlines).
+pub fn sse(event: &str, data: &serde_json::Value) -> Vec<u8> {
+    format!("event: {event}\ndata: {data}\n\n").into_bytes()
+}
+
+impl Subscribers {
+    /// Takes a subscription and confirms it with a first comment message.
+    /// Everything is announced again at the next `changes`, so the new
+    /// subscriber learns every instance's current state.
+    pub fn add(&mut self, id: u64, what: Subscription, to: ReplyTo) {
+        to.clone().send(Reply::Stream(b": subscribed\n\n".to_vec()));
+        self.list.push(Subscriber { id, what, to });
+        self.seen.clear();
+    }
+
+    pub fn remove(&mut self, id: u64) {
+        self.list.retain(|s| s.id != id);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// A lifecycle line ("spawned pid 12 port 30001", "exited with code 1, ...").
+    pub fn lifecycle(&self, key: &InstanceKey, message: &str) {
+        if self.list.is_empty() {
+            return;
+        }
+        let data = json!({
+            "instance": key.to_string(),
+            "service": key.service,
+            "id": key.id,
+            "time": crate::log::timestamp(),
+            "message": message,
+        });
+        let bytes = sse("lifecycle", &data);
+        for s in &self.list {
+            if let Subscription::Events { tenant } = &s.what {
+                if tenant.as_ref().is_none_or(|t| *t == key.id) {
+                    s.to.clone().send(Reply::Stream(bytes.clone()));
+                }
+            }
+        }
+        let line = json!({
+            "instance": key.to_string(),
+            "time": data["time"],
+            "stream": "ten",
+            "line": message,
+        });
+        self.log_line(key, "ten", message, &line);
+    }
+
+    /// One line of an instance's output.
+    pub fn output(&self, key: &InstanceKey, stream: &str, text: &str) {
+        if self.list.is_empty() {
+            return;
+        }
+        let line = json!({
+            "instance": key.to_string(),
+            "time": crate::log::timestamp(),
+            "stream": stream,
+            "line": text,
+        });
+        self.log_line(key, stream, text, &line);
+    }
+
+    fn log_line(&self, key: &InstanceKey, stream: &str, text: &str, line: &serde_json::Value) {
+        let mut bytes = None;
+        for s in &self.list {
+            let Subscription::Logs {
+                service,
+                id,
+                search,
+                stream: want,
+                tenant,
+            } = &s.what
+            else {
+                continue;
+            };
+            let matches = service.as_ref().is_none_or(|v| *v == key.service)
+                && id.as_ref().is_none_or(|v| *v == key.id)
+                && tenant.as_ref().is_none_or(|v| *v == key.id)
+                && want.as_ref().is_none_or(|v| v == stream)
+                && search.as_ref().is_none_or(|v| text.contains(v.as_str()));
+            if matches {
+                let b = bytes.get_or_insert_with(|| sse("log", line));
+                s.to.clone().send(Reply::Stream(b.clone()));
+            }
+        }
+    }
+
+    /// After a publish: an `instance` event for every instance whose state,
+    /// health, weight, pid or restart count changed, and `removed` for those
+    /// that are gone. `instances` are (key, instance JSON) pairs.
+    pub fn changes(&mut self, instances: &[(InstanceKey, serde_json::Value)]) {
+        let mut current = HashMap::with_capacity(instances.len());
+        for (key, obj) in instances {
+            let seen = Seen {
+                state: state_word(&obj["state"]),
+                health: state_word(&obj["health"]),
+                weight: obj["weight"].as_u64().unwrap_or(0) as u8,
+                pid: obj["pid"].as_u64().map(|p| p as u32),
+                restarts: obj["restarts"].as_u64().unwrap_or(0) as u32,
+            };
+            let name = key.to_string();
+            if self.seen.get(&name) != Some(&seen) {
+                self.send_events(key, &sse("instance", obj));
+            }
+            current.insert(name, seen);
+        }
+        for name in self.seen.keys() {
+            if !current.contains_key(name) {
+                if let Ok(key) = InstanceKey::parse(name) {
+                    let data = json!({ "instance": name, "service": key.service, "id": key.id });
+                    self.send_events(&key, &sse("removed", &data));
+                }
+            }
+        }
+        self.seen = current;
+    }
+
+    fn send_events(&self, key: &InstanceKey, bytes: &[u8]) {
+        for s in &self.list {
+            if let Subscription::Events { tenant } = &s.what {
+                if tenant.as_ref().is_none_or(|t| *t == key.id) {
+                    s.to.clone().send(Reply::Stream(bytes.to_vec()));
+                }
+            }
+        }
+    }
+}
+
+fn state_word(v: &serde_json::Value) -> &'static str {
+    match v.as_str() {
+        Some("starting") => "starting",
+        Some("running") => "running",
+        Some("sleeping") => "sleeping",
+        Some("stopping") => "stopping",
+        Some("backoff") => "backoff",
+        Some("failed") => "failed",
+        Some("healthy") => "healthy",
+        Some("degraded") => "degraded",
+        Some("unhealthy") => "unhealthy",
+        _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::channel;
+    use std::sync::Arc;
+
+    fn reply_to(waker: &Arc<mio::Waker>) -> (ReplyTo, std::sync::mpsc::Receiver<(usize, Reply)>) {
+        let (tx, rx) = channel();
+        (
+            ReplyTo {
+                tx,
+                waker: waker.clone(),
+                conn: 7,
+            },
+            rx,
+        )
+    }
+
+    fn texts(rx: &std::sync::mpsc::Receiver<(usize, Reply)>) -> Vec<String> {
+        rx.try_iter()
+            .map(|(_, r)| match r {
+                Reply::Stream(b) => String::from_utf8(b).unwrap(),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tenants_see_only_their_own_events_and_logs() {
+        let poll = mio::Poll::new().unwrap();
+        let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(1)).unwrap());
+        let mut subs = Subscribers::default();
+        let (admin, admin_rx) = reply_to(&waker);
+        let (alice, alice_rx) = reply_to(&waker);
+        let (logs, logs_rx) = reply_to(&waker);
+        subs.add(1, Subscription::Events { tenant: None }, admin);
+        subs.add(
+            2,
+            Subscription::Events {
+                tenant: Some("alice".into()),
+            },
+            alice,
+        );
+        subs.add(
+            3,
+            Subscription::Logs {
+                service: Some("notes".into()),
+                id: None,
+                search: Some("boom".into()),
+                stream: None,
+                tenant: None,
+            },
+            logs,
+        );
+        let a = InstanceKey::new("notes", "alice").unwrap();
+        let b = InstanceKey::new("notes", "bob").unwrap();
+        subs.lifecycle(&a, "spawned pid 1 port 30000");
+        subs.lifecycle(&b, "spawned pid 2 port 30001");
+        subs.output(&b, "stderr", "boom: it failed");
+        subs.output(&b, "stdout", "all fine");
+        let admin_msgs = texts(&admin_rx);
+        assert_eq!(admin_msgs.len(), 3, "{admin_msgs:?}");
+        assert!(admin_msgs[0].starts_with(": subscribed"));
+        let alice_msgs = texts(&alice_rx);
+        assert_eq!(alice_msgs.len(), 2);
+        assert!(
+            alice_msgs[1].contains("notes:alice")
+                && alice_msgs[1].starts_with("event: lifecycle\n")
+        );
+        let log_msgs = texts(&logs_rx);
+        assert_eq!(log_msgs.len(), 2, "{log_msgs:?}");
+        assert!(
+            log_msgs[1].starts_with("event: log\ndata: {")
+                && log_msgs[1].contains("boom: it failed")
+        );
+        subs.remove(1);
+        subs.lifecycle(&a, "stopped");
+        assert!(texts(&admin_rx).is_empty());
+    }
+
+    #[test]
+    fn changes_announce_only_what_changed() {
+        let poll = mio::Poll::new().unwrap();
+        let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(1)).unwrap());
+        let mut subs = Subscribers::default();
+        let (to, rx) = reply_to(&waker);
+        subs.add(1, Subscription::Events { tenant: None }, to);
+        let key = InstanceKey::new("api", "prod").unwrap();
+        let obj = json!({"instance":"api:prod","state":"running","health":"healthy","weight":100,"pid":5,"restarts":0,"uptime_secs":1});
+        subs.changes(&[(key.clone(), obj.clone())]);
+        let mut later = obj.clone();
+        later["uptime_secs"] = json!(2);
+        subs.changes(&[(key.clone(), later)]);
+        subs.changes(&[]);
+        let msgs = texts(&rx);
+        assert_eq!(msgs.len(), 3, "{msgs:?}");
+        assert!(msgs[1].starts_with("event: instance\n"));
+        assert!(msgs[2].starts_with("event: removed\n"));
+    }
+}
