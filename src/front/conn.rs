@@ -14,91 +14,120 @@ use crate::http::{Framer, RequestHead};
 /// (backpressure).
 pub const MAX_BUF: usize = 64 * 1024;
 
-/// A byte buffer consumed from the front. Holds no allocation while empty and
-/// released, so an idle keep-alive connection costs little.
+/// A byte buffer consumed from the front. Its storage stays initialised
+/// while it is used, so reads never zero memory again; it holds no
+/// allocation once released, so an idle keep-alive connection costs little.
 #[derive(Debug, Default)]
 pub struct Buf {
     data: Vec<u8>,
     start: usize,
+    end: usize,
 }
+
+/// First storage size of a buffer; it doubles as needed up to MAX_BUF.
+const INITIAL: usize = 4096;
 
 impl Buf {
     pub fn len(&self) -> usize {
-        self.data.len() - self.start
+        self.end - self.start
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.start == self.end
     }
 
     pub fn bytes(&self) -> &[u8] {
-        &self.data[self.start..]
+        &self.data[self.start..self.end]
     }
 
     pub fn consume(&mut self, n: usize) {
         self.start += n;
-        if self.start == self.data.len() {
-            self.data.clear();
+        debug_assert!(self.start <= self.end);
+        if self.start == self.end {
             self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Makes room for at least `n` more bytes at the end.
+    fn room_for(&mut self, n: usize) {
+        if self.data.len() - self.end >= n {
+            return;
+        }
+        if self.start > 0 {
+            self.data.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.data.len() - self.end < n {
+            let want = (self.end + n).max(self.data.len() * 2).max(INITIAL);
+            self.data.resize(want, 0);
         }
     }
 
     pub fn extend(&mut self, bytes: &[u8]) {
-        self.compact();
-        self.data.extend_from_slice(bytes);
+        self.room_for(bytes.len());
+        self.data[self.end..self.end + bytes.len()].copy_from_slice(bytes);
+        self.end += bytes.len();
     }
 
     /// Moves the first `n` bytes of `from` to the end of `self`.
     pub fn take_from(&mut self, from: &mut Buf, n: usize) {
-        if self.is_empty() && n == from.len() {
-            std::mem::swap(&mut self.data, &mut from.data);
-            std::mem::swap(&mut self.start, &mut from.start);
+        if self.is_empty() && n == from.len() && self.data.len() <= from.data.len() {
+            std::mem::swap(self, from);
+            from.start = 0;
+            from.end = 0;
             return;
         }
         self.extend(&from.bytes()[..n]);
         from.consume(n);
     }
 
+    /// Forgets the contents, keeping the storage for the next request.
+    pub fn clear(&mut self) {
+        self.start = 0;
+        self.end = 0;
+    }
+
+    /// Whether the buffer holds storage (to release when idle).
+    pub fn has_storage(&self) -> bool {
+        !self.data.is_empty()
+    }
+
     /// Gives the memory back when the buffer is empty.
     pub fn release(&mut self) {
         if self.is_empty() {
-            self.data = Vec::new();
-            self.start = 0;
+            *self = Buf::default();
         }
     }
 
-    fn compact(&mut self) {
-        if self.start > 0 && self.start >= self.data.len() / 2 {
-            self.data.drain(..self.start);
-            self.start = 0;
+    /// Reads once from `src` into spare room (growing the storage up to
+    /// MAX_BUF). Returns the bytes read (0 is EOF) and whether the read
+    /// came back short, which means the socket is drained for now: with
+    /// edge-triggered polling a new edge comes when more bytes arrive, so
+    /// the caller may skip the read that would only say WouldBlock.
+    pub fn read_from<R: Read>(&mut self, src: &mut R) -> io::Result<(usize, bool)> {
+        if self.end == self.data.len() {
+            let grow = if self.data.len() < MAX_BUF {
+                self.data.len().max(INITIAL)
+            } else {
+                1
+            };
+            self.room_for(grow);
         }
+        let room = self.data.len() - self.end;
+        let n = src.read(&mut self.data[self.end..])?;
+        self.end += n;
+        Ok((n, n < room))
     }
 
-    /// Reads once from `src` into spare room (up to MAX_BUF buffered).
-    /// Ok(0) is EOF.
-    pub fn read_from<R: Read>(&mut self, src: &mut R) -> io::Result<usize> {
-        self.compact();
-        let room = MAX_BUF.saturating_sub(self.len()).max(1);
-        let want = room.min(32 * 1024);
-        let old = self.data.len();
-        self.data.resize(old + want, 0);
-        match src.read(&mut self.data[old..]) {
-            Ok(n) => {
-                self.data.truncate(old + n);
-                Ok(n)
-            }
-            Err(e) => {
-                self.data.truncate(old);
-                Err(e)
-            }
-        }
-    }
-
-    /// Writes once to `dst` from the front of the buffer.
-    pub fn write_to<W: Write>(&mut self, dst: &mut W) -> io::Result<usize> {
+    /// Writes once to `dst` from the front of the buffer. Returns the bytes
+    /// written and whether the write came back short (the socket is full).
+    pub fn write_to<W: Write>(&mut self, dst: &mut W) -> io::Result<(usize, bool)> {
+        let want = self.len();
         let n = dst.write(self.bytes())?;
         self.consume(n);
-        Ok(n)
+        Ok((n, n < want))
     }
 }
 
@@ -155,9 +184,13 @@ pub struct Upstream {
     pub stream: TcpStream,
     pub addr: SocketAddr,
     pub connected: bool,
-    /// Came from the pool: may have been closed by the app meanwhile.
+    /// Came from the pool or an earlier request: may have been closed by
+    /// the app meanwhile.
     pub reused: bool,
     pub ready: Ready,
+    /// Carries the current exchange. When false the connection is idle,
+    /// kept attached for the client's next request to the same instance.
+    pub in_use: bool,
 }
 
 /// Where the connection stands.
@@ -238,6 +271,9 @@ pub struct Conn {
     pub stream_id: Option<u64>,
     /// When the last stream message or heartbeat was written.
     pub last_beat: Instant,
+    /// When the connection last finished an exchange (for releasing idle
+    /// buffers and upstreams).
+    pub idle_since: Instant,
 }
 
 impl Conn {
@@ -260,6 +296,7 @@ impl Conn {
             served: 0,
             stream_id: None,
             last_beat: Instant::now(),
+            idle_since: Instant::now(),
         }
     }
 }
@@ -284,14 +321,22 @@ mod tests {
         b.consume(5);
         b.release();
         assert_eq!(b.data.capacity(), 0);
+        let mut big = Buf::default();
+        for i in 0..20_000u32 {
+            big.extend(&i.to_le_bytes());
+            if i % 3 == 0 {
+                big.consume(2);
+            }
+        }
+        assert_eq!(big.len(), 80_000 - 2 * 6667);
     }
 
     #[test]
     fn buf_reads_until_eof() {
         let mut src: &[u8] = b"abc";
         let mut buf = Buf::default();
-        assert_eq!(buf.read_from(&mut src).unwrap(), 3);
-        assert_eq!(buf.read_from(&mut src).unwrap(), 0);
+        assert_eq!(buf.read_from(&mut src).unwrap(), (3, true));
+        assert_eq!(buf.read_from(&mut src).unwrap(), (0, true));
         assert_eq!(buf.bytes(), b"abc");
     }
 }

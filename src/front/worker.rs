@@ -46,6 +46,9 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_API_BODY: usize = 1024 * 1024;
 /// How often deadlines are checked while there are connections.
 const TICK: Duration = Duration::from_millis(250);
+/// A keep-alive connection idle this long gives back its buffers and its
+/// attached upstream (to the pool), so held idle connections cost little.
+const IDLE_RELEASE: Duration = Duration::from_secs(2);
 /// Slack past `startup_timeout` for a held request, in case the supervisor's
 /// own 504 is late.
 const HOLD_SLACK: Duration = Duration::from_secs(5);
@@ -333,6 +336,22 @@ impl Worker {
                 self.finish_drive(slot, conn);
                 continue;
             }
+            let idle = matches!(&self.conns[slot],
+                Some(c) if c.phase == Phase::Head && c.cin.is_empty()
+                    && now.duration_since(c.idle_since) >= IDLE_RELEASE
+                    && (c.upstream.is_some() || c.cin.has_storage() || c.cout.has_storage()
+                        || c.uin.has_storage() || c.uout.has_storage()));
+            if idle {
+                let mut conn = self.conns[slot].take().expect("checked just above");
+                if conn.cout.is_empty() {
+                    self.detach_upstream(&mut conn);
+                    conn.cin.release();
+                    conn.cout.release();
+                    conn.uin.release();
+                    conn.uout.release();
+                }
+                self.conns[slot] = Some(conn);
+            }
             let expired =
                 matches!(&self.conns[slot], Some(c) if c.deadline.is_some_and(|d| d <= now));
             if !expired {
@@ -393,11 +412,9 @@ impl Worker {
     }
 
     fn close(&mut self, slot: usize, mut conn: Conn) {
-        let registry = self.poll.registry();
-        let _ = registry.deregister(conn.client.source());
-        if let Some(mut up) = conn.upstream.take() {
-            let _ = registry.deregister(&mut up.stream);
-        }
+        let _ = self.poll.registry().deregister(conn.client.source());
+        // A sound idle upstream outlives its client: it goes to the pool.
+        self.detach_upstream(&mut conn);
         if let Some(id) = conn.stream_id.take() {
             self.supervisor.send(Command::Unsubscribe { id }, None);
         }
@@ -432,11 +449,14 @@ impl Worker {
                 && c.cin.len() < MAX_BUF
             {
                 match c.cin.read_from(&mut c.client) {
-                    Ok(0) => {
+                    Ok((0, _)) => {
                         c.ready.eof = true;
                         progress = true;
                     }
-                    Ok(_) => progress = true,
+                    Ok((_, drained)) => {
+                        c.ready.readable = !drained;
+                        progress = true;
+                    }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => c.ready.readable = false,
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
                     Err(_) => return false,
@@ -519,10 +539,11 @@ impl Worker {
             if let Some(up) = c.upstream.as_mut() {
                 if up.connected && up.ready.writable && !c.uout.is_empty() {
                     match c.uout.write_to(&mut up.stream) {
-                        Ok(n) => {
+                        Ok((n, short)) => {
                             if let Some(v) = c.exchange.as_ref().and_then(|x| x.visit.as_ref()) {
                                 v.bytes_in(n);
                             }
+                            up.ready.writable = !short;
                             progress = true;
                         }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => up.ready.writable = false,
@@ -543,14 +564,15 @@ impl Worker {
                     && c.cout.len() < MAX_BUF
                 {
                     match c.uin.read_from(&mut up.stream) {
-                        Ok(0) => {
+                        Ok((0, _)) => {
                             up.ready.eof = true;
                             progress = true;
                         }
-                        Ok(n) => {
+                        Ok((n, drained)) => {
                             if let Some(v) = c.exchange.as_ref().and_then(|x| x.visit.as_ref()) {
                                 v.bytes_out(n);
                             }
+                            up.ready.readable = !drained;
                             progress = true;
                         }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => up.ready.readable = false,
@@ -563,10 +585,25 @@ impl Worker {
                 }
             }
 
+            // An idle attached upstream that closed or spoke out of turn is
+            // of no further use: let it go now rather than at the next request.
+            if c.upstream
+                .as_ref()
+                .is_some_and(|u| !u.in_use && (u.ready.eof || !c.uin.is_empty()))
+            {
+                if let Some(mut up) = c.upstream.take() {
+                    let _ = self.poll.registry().deregister(&mut up.stream);
+                }
+                c.uin.clear();
+            }
+
             // Write to the client.
             if c.ready.writable && !c.cout.is_empty() {
                 match c.cout.write_to(&mut c.client) {
-                    Ok(_) => progress = true,
+                    Ok((_, short)) => {
+                        c.ready.writable = !short;
+                        progress = true;
+                    }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => c.ready.writable = false,
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
                     Err(_) => return false,
@@ -715,10 +752,20 @@ impl Worker {
 
     /// Opens (or reuses) a connection to `addr` and queues the request head.
     fn connect(&mut self, slot: usize, c: &mut Conn, addr: SocketAddr) {
-        let registry = self.poll.registry();
-        if let Some(mut up) = c.upstream.take() {
-            let _ = registry.deregister(&mut up.stream);
+        // The connection kept from this client's last request, if it goes to
+        // the same instance and is still sound: no syscall at all to reuse.
+        let kept = c.upstream.as_ref().is_some_and(|up| {
+            up.addr == addr && !up.in_use && up.connected && !up.ready.eof && c.uin.is_empty()
+        });
+        if kept {
+            let up = c.upstream.as_mut().expect("checked just above");
+            up.reused = true;
+            up.in_use = true;
+            self.queue_head(c);
+            return;
         }
+        self.detach_upstream(c);
+        let registry = self.poll.registry();
         let (stream, reused) = match self.pool.take(registry, addr) {
             Some(stream) => (stream, true),
             None => match TcpStream::connect(addr) {
@@ -742,6 +789,7 @@ impl Worker {
                 writable: reused,
                 eof: false,
             },
+            in_use: true,
         };
         if let Err(e) = registry.register(
             &mut up.stream,
@@ -752,6 +800,11 @@ impl Worker {
             return;
         }
         c.upstream = Some(up);
+        self.queue_head(c);
+    }
+
+    /// Queues the request head for the upstream and enters the proxy phase.
+    fn queue_head(&mut self, c: &mut Conn) {
         let x = c
             .exchange
             .as_mut()
@@ -763,11 +816,41 @@ impl Worker {
             };
             http::write_request_head(&x.head, &fwd, &mut x.upstream_head);
         }
-        c.uin = Default::default();
-        c.uout = Default::default();
+        c.uin.clear();
+        c.uout.clear();
         c.uout.extend(&x.upstream_head);
         c.phase = Phase::Proxy;
         c.deadline = Some(Instant::now() + x.request_timeout);
+    }
+
+    /// Drops the attached upstream connection: an idle sound one goes to the
+    /// pool for other clients, anything else is closed.
+    fn detach_upstream(&mut self, c: &mut Conn) {
+        let Some(up) = c.upstream.take() else { return };
+        let registry = self.poll.registry();
+        if !up.in_use && up.connected && !up.ready.eof && c.uin.is_empty() {
+            let addr = up.addr;
+            self.pool
+                .put(registry, up.stream, addr, Instant::now(), |s| {
+                    token(s, KIND_POOL)
+                });
+        } else {
+            let mut stream = up.stream;
+            let _ = registry.deregister(&mut stream);
+        }
+        c.uin.clear();
+    }
+
+    /// Drops the upstream if the current exchange was using it (it is in an
+    /// unknown state after an error); an idle attached one is kept.
+    fn drop_used_upstream(&mut self, c: &mut Conn) {
+        if c.upstream.as_ref().is_some_and(|u| u.in_use) {
+            if let Some(mut up) = c.upstream.take() {
+                let _ = self.poll.registry().deregister(&mut up.stream);
+            }
+            c.uin.clear();
+            c.uout.clear();
+        }
     }
 
     /// The upstream refused the connection (or a reused one was dead).
@@ -992,6 +1075,7 @@ impl Worker {
                     connected: false,
                     reused: false,
                     ready: Ready::default(),
+                    in_use: true,
                 };
                 if self
                     .poll
@@ -1026,31 +1110,29 @@ impl Worker {
             .exchange
             .take()
             .expect("finishing an exchange that exists");
-        if let Some(up) = c.upstream.take() {
-            let reusable = x.resp_keep_alive && x.req_done && c.uin.is_empty() && !up.ready.eof;
-            let registry = self.poll.registry();
-            if reusable {
-                let addr = up.addr;
-                self.pool
-                    .put(registry, up.stream, addr, Instant::now(), |s| {
-                        token(s, KIND_POOL)
-                    });
-            } else {
-                let mut stream = up.stream;
-                let _ = registry.deregister(&mut stream);
+        let reusable = x.resp_keep_alive && x.req_done && c.uin.is_empty();
+        match c.upstream.as_mut() {
+            // Kept attached for this client's next request (see `connect`).
+            Some(up) if reusable && !up.ready.eof => up.in_use = false,
+            Some(_) => {
+                if let Some(mut up) = c.upstream.take() {
+                    let _ = self.poll.registry().deregister(&mut up.stream);
+                }
             }
+            None => {}
         }
-        c.uin = Default::default();
-        c.uout = Default::default();
+        c.uin.clear();
+        c.uout.clear();
         c.served += 1;
+        let now = Instant::now();
+        c.idle_since = now;
         if c.close_after {
             c.phase = Phase::Closing;
-            c.deadline = Some(Instant::now() + IDLE_TIMEOUT);
+            c.deadline = Some(now + IDLE_TIMEOUT);
             return;
         }
         c.phase = Phase::Head;
-        c.cin.release();
-        c.deadline = Some(Instant::now() + IDLE_TIMEOUT);
+        c.deadline = Some(now + IDLE_TIMEOUT);
     }
 
     /// After `101`: bytes both ways until both sides are done.
@@ -1252,9 +1334,8 @@ impl Worker {
         }
         c.exchange = None;
         c.served += 1;
-        if let Some(mut up) = c.upstream.take() {
-            let _ = self.poll.registry().deregister(&mut up.stream);
-        }
+        c.idle_since = Instant::now();
+        self.drop_used_upstream(c);
         if c.close_after {
             c.phase = Phase::Closing;
             c.deadline = Some(Instant::now() + IDLE_TIMEOUT);
@@ -1285,9 +1366,7 @@ impl Worker {
         c.close_after = true;
         if started {
             c.exchange = None;
-            if let Some(mut up) = c.upstream.take() {
-                let _ = self.poll.registry().deregister(&mut up.stream);
-            }
+            self.drop_used_upstream(c);
             c.phase = Phase::Closing;
             return;
         }
