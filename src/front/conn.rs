@@ -131,6 +131,41 @@ impl Buf {
     }
 }
 
+/// One loop's spare buffer storage. Connections take storage when bytes
+/// arrive and give it back when their exchange ends, so an idle keep-alive
+/// connection holds none and busy ones never zero memory again.
+#[derive(Debug, Default)]
+pub struct Spare {
+    free: Vec<Vec<u8>>,
+}
+
+/// Spare buffers kept per loop; beyond this they are freed.
+const SPARE_MAX: usize = 512;
+
+impl Spare {
+    /// Gives `buf` storage if it has none.
+    pub fn supply(&mut self, buf: &mut Buf) {
+        if buf.data.is_empty() {
+            buf.data = self.free.pop().unwrap_or_else(|| vec![0; INITIAL]);
+            buf.start = 0;
+            buf.end = 0;
+        }
+    }
+
+    /// Takes back the storage of an empty buffer. Storage grown past the
+    /// first size (a large body went through) is freed, not kept.
+    pub fn reclaim(&mut self, buf: &mut Buf) {
+        if buf.is_empty() && !buf.data.is_empty() {
+            let data = std::mem::take(&mut buf.data);
+            buf.start = 0;
+            buf.end = 0;
+            if data.len() == INITIAL && self.free.len() < SPARE_MAX {
+                self.free.push(data);
+            }
+        }
+    }
+}
+
 /// The client side: TCP, or the local API socket.
 #[derive(Debug)]
 pub enum ClientStream {
@@ -260,7 +295,8 @@ pub struct Conn {
     pub uout: Buf,
     pub upstream: Option<Upstream>,
     pub phase: Phase,
-    pub exchange: Option<Exchange>,
+    /// Boxed: only connections in the middle of a request pay for it.
+    pub exchange: Option<Box<Exchange>>,
     /// Close once `cout` is flushed.
     pub close_after: bool,
     /// When the current phase times out.

@@ -17,7 +17,7 @@ use mio::net::{TcpListener, TcpStream, UnixListener};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::api::{self, Action, Api, ApiRequest, Response};
-use super::conn::{ClientStream, Conn, Exchange, Phase, Ready, Upstream, MAX_BUF};
+use super::conn::{ClientStream, Conn, Exchange, Phase, Ready, Spare, Upstream, MAX_BUF};
 use super::router::{self, Balancer, Target};
 use super::stats::{FrontStats, Visit};
 use super::upstream::Pool;
@@ -88,6 +88,7 @@ pub struct Worker {
     generations: Vec<u32>,
     free: Vec<usize>,
     pool: Pool,
+    spare: Spare,
     published: Arc<Published>,
     snap: Arc<Snapshot>,
     balancer: Balancer,
@@ -137,6 +138,7 @@ impl Worker {
             generations: Vec::new(),
             free: Vec::new(),
             pool: Pool::default(),
+            spare: Spare::default(),
             published,
             snap,
             balancer: Balancer::default(),
@@ -283,7 +285,9 @@ impl Worker {
             Some(slot) => slot,
             None => {
                 self.conns.push(None);
-                self.generations.push(0);
+                if self.generations.len() < self.conns.len() {
+                    self.generations.push(0);
+                }
                 self.conns.len() - 1
             }
         };
@@ -326,6 +330,7 @@ impl Worker {
 
     fn tick(&mut self, now: Instant) {
         self.pool.expire(self.poll.registry(), now);
+        self.shrink_slots();
         for slot in 0..self.conns.len() {
             let beat = matches!(&self.conns[slot],
                 Some(c) if c.phase == Phase::Streaming && now >= c.last_beat + HEARTBEAT);
@@ -391,6 +396,28 @@ impl Worker {
         }
     }
 
+    /// After a burst of connections has gone, gives the slot table's memory
+    /// back. Generations are kept, so a late reply for a dropped slot is
+    /// still recognised as stale when the slot is reused.
+    fn shrink_slots(&mut self) {
+        let len = self.conns.len();
+        if len < 1024 || self.open * 4 > len {
+            return;
+        }
+        let keep = self
+            .conns
+            .iter()
+            .rposition(Option::is_some)
+            .map_or(0, |i| i + 1);
+        if keep * 2 > len {
+            return;
+        }
+        self.conns.truncate(keep);
+        self.conns.shrink_to_fit();
+        self.free.retain(|&slot| slot < keep);
+        self.free.shrink_to_fit();
+    }
+
     /// Runs the connection's state machine until no side can make progress.
     fn drive(&mut self, slot: usize) {
         let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) else {
@@ -439,6 +466,20 @@ impl Worker {
 
     /// Returns false when the connection is finished and must be closed.
     fn pump(&mut self, slot: usize, c: &mut Conn) -> bool {
+        for buf in [&mut c.cin, &mut c.cout, &mut c.uin, &mut c.uout] {
+            self.spare.supply(buf);
+        }
+        let keep = self.pump_inner(slot, c);
+        if !keep || (c.phase == Phase::Head && c.cin.is_empty() && c.cout.is_empty()) {
+            // Between requests (or closing): the storage goes back to the loop.
+            for buf in [&mut c.cin, &mut c.cout, &mut c.uin, &mut c.uout] {
+                self.spare.reclaim(buf);
+            }
+        }
+        keep
+    }
+
+    fn pump_inner(&mut self, slot: usize, c: &mut Conn) -> bool {
         loop {
             let mut progress = false;
 
@@ -654,7 +695,7 @@ impl Worker {
             Target::Management => {
                 let expect = exchange.head.expect_continue;
                 let has_body = exchange.head.body.has_body();
-                c.exchange = Some(exchange);
+                c.exchange = Some(Box::new(exchange));
                 if has_body {
                     if expect && exchange_minor(c) >= 1 {
                         c.cout.extend(b"HTTP/1.1 100 Continue\r\n\r\n");
@@ -668,17 +709,17 @@ impl Worker {
             }
             Target::NotFound => {
                 let host = exchange.head.host.clone().unwrap_or_default();
-                c.exchange = Some(exchange);
+                c.exchange = Some(Box::new(exchange));
                 self.respond_error(c, 404, &format!("no instance or service for host `{host}`"));
             }
             Target::Instance(index) => {
-                c.exchange = Some(exchange);
+                c.exchange = Some(Box::new(exchange));
                 self.go_to_instance(slot, c, index);
             }
             Target::Spawn { service, id } => {
                 let key = InstanceKey { service, id };
                 exchange.instance = Some(key.clone());
-                c.exchange = Some(exchange);
+                c.exchange = Some(Box::new(exchange));
                 // The supervisor creates it (or answers 404 past max_instances)
                 // and replies within the service's startup_timeout.
                 self.hold(
@@ -690,7 +731,7 @@ impl Worker {
             }
             Target::Service(service) => {
                 exchange.service = Some(service.clone());
-                c.exchange = Some(exchange);
+                c.exchange = Some(Box::new(exchange));
                 match self.balancer.pick(&self.snap, &service, &[]) {
                     Some(index) => self.go_to_instance(slot, c, index),
                     None => self.respond_unavailable(
