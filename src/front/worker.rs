@@ -89,6 +89,8 @@ pub struct Worker {
     free: Vec<usize>,
     pool: Pool,
     spare: Spare,
+    /// Reused for heads written before they are queued.
+    scratch: Vec<u8>,
     published: Arc<Published>,
     snap: Arc<Snapshot>,
     balancer: Balancer,
@@ -139,6 +141,7 @@ impl Worker {
             free: Vec::new(),
             pool: Pool::default(),
             spare: Spare::default(),
+            scratch: Vec::with_capacity(1024),
             published,
             snap,
             balancer: Balancer::default(),
@@ -999,9 +1002,15 @@ impl Worker {
                     }
                     c.deadline = None;
                     if resp.status == 101 && x.head.upgrade {
-                        let mut out = Vec::with_capacity(256);
-                        http::write_response_head(&resp, x.head.minor, true, false, &mut out);
-                        c.cout.extend(&out);
+                        self.scratch.clear();
+                        http::write_response_head(
+                            &resp,
+                            x.head.minor,
+                            true,
+                            false,
+                            &mut self.scratch,
+                        );
+                        c.cout.extend(&self.scratch);
                         c.phase = Phase::Tunnel;
                         return true;
                     }
@@ -1015,9 +1024,15 @@ impl Worker {
                     if !client_keep {
                         c.close_after = true;
                     }
-                    let mut out = Vec::with_capacity(512);
-                    http::write_response_head(&resp, x.head.minor, client_keep, dechunk, &mut out);
-                    c.cout.extend(&out);
+                    self.scratch.clear();
+                    http::write_response_head(
+                        &resp,
+                        x.head.minor,
+                        client_keep,
+                        dechunk,
+                        &mut self.scratch,
+                    );
+                    c.cout.extend(&self.scratch);
                     x.resp_framer = Some(Framer::new(resp.body));
                 }
                 Ok(None) => {}
