@@ -124,6 +124,8 @@ pub struct Api {
     pub config_json: serde_json::Value,
     /// Front-wide counters for `/metrics`, shared by every loop.
     pub front: std::sync::Arc<crate::front::stats::FrontStats>,
+    /// This loop's cache of instance data dir sizes for `/metrics`.
+    pub dir_sizes: metrics::DirSizes,
 }
 
 /// An endpoint, with the raw `{svc:id}` path segment where it has one.
@@ -239,12 +241,14 @@ type Answer<T> = Result<T, Response>;
 impl Api {
     /// An API for one loop. `config_json` is what `GET /api/config` shows.
     pub fn new(data_dir: PathBuf, metrics_public: bool, config_json: serde_json::Value) -> Api {
+        metrics::mark_start();
         Api {
             tokens: TokenStore::new(&data_dir),
             metrics_public,
             data_dir,
             config_json,
             front: Default::default(),
+            dir_sizes: Default::default(),
         }
     }
 
@@ -288,7 +292,7 @@ impl Api {
                     "ok",
                 )))
             }
-            Metrics if self.metrics_public => return Ok(respond(metrics_response(snap))),
+            Metrics if self.metrics_public => return Ok(respond(self.metrics(snap, now))),
             _ => {}
         }
         let who = self.authenticate(req)?;
@@ -296,7 +300,7 @@ impl Api {
             Dashboard | Health => unreachable!("answered before authentication"),
             Metrics => {
                 admin_only(&who)?;
-                respond(metrics_response(snap))
+                respond(self.metrics(snap, now))
             }
             List => {
                 let list: Vec<serde_json::Value> = snap
@@ -470,6 +474,17 @@ impl Api {
         self.tokens
             .verify(token)
             .ok_or_else(|| unauthorized("invalid token"))
+    }
+
+    /// `GET /metrics`. Reads `/proc`, and walks the data dirs when the
+    /// cached sizes are older than `metrics::DIR_SIZES_TTL`.
+    fn metrics(&mut self, snap: &Snapshot, now: SystemTime) -> Response {
+        let sizes = self
+            .dir_sizes
+            .get(&self.data_dir, snap, std::time::Instant::now());
+        let sample = metrics::sample(snap, sizes, now);
+        let text = metrics::render(snap, &self.front, &sample);
+        Response::text(200, metrics::CONTENT_TYPE, &text)
     }
 
     /// `GET /api/logs?service=&id=&search=&limit=&stream=&since=`.
@@ -754,10 +769,6 @@ fn dir_bytes(root: &Path) -> u64 {
         }
     }
     total
-}
-
-fn metrics_response(snap: &Snapshot) -> Response {
-    Response::text(200, metrics::CONTENT_TYPE, &metrics::render(snap))
 }
 
 /// `GET /`: a placeholder page until the dashboard lands. No token needed:
