@@ -13,6 +13,7 @@
 //! instance gets 403 whether or not that instance exists, so it learns
 //! nothing about other tenants.
 
+pub mod dashboard;
 pub mod logs;
 pub mod metrics;
 pub mod url;
@@ -284,7 +285,7 @@ impl Api {
         }
         use Endpoint::*;
         match endpoint {
-            Dashboard => return Ok(respond(dashboard())),
+            Dashboard => return Ok(respond(dashboard::response())),
             Health => {
                 return Ok(respond(Response::text(
                     200,
@@ -769,21 +770,6 @@ fn dir_bytes(root: &Path) -> u64 {
         }
     }
     total
-}
-
-/// `GET /`: a placeholder page until the dashboard lands. No token needed:
-/// it shows nothing about instances.
-fn dashboard() -> Response {
-    Response::text(
-        200,
-        "text/html; charset=utf-8",
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>tenement</title></head>\n\
-         <body>\n<h1>tenement</h1>\n\
-         <p>The dashboard needs an API token and is not built yet.</p>\n\
-         <p>List instances with <code>GET /api/instances</code> and \
-         <code>Authorization: Bearer TOKEN</code>, or run <code>ten ps</code> on the server.</p>\n\
-         </body></html>\n",
-    )
 }
 
 /// The response for a supervisor reply to an `Action::Ask`.
