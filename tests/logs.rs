@@ -82,7 +82,10 @@ fn output_is_captured_line_by_line_with_time_and_stream() {
     };
     assert!(has("stdout", "talker starting"), "{lines:?}");
     assert!(has("stderr", "talker warming up"), "{lines:?}");
-    assert!(has("stdout", "bad \u{fffd} byte"), "invalid UTF-8 kept as U+FFFD: {lines:?}");
+    assert!(
+        has("stdout", "bad \u{fffd} byte"),
+        "invalid UTF-8 kept as U+FFFD: {lines:?}"
+    );
     // 20000 bytes of `x` are cut at the 16 KiB bound into two lines.
     let xs: Vec<usize> = lines
         .iter()
@@ -97,13 +100,18 @@ fn output_is_captured_line_by_line_with_time_and_stream() {
             .any(|(_, st, l)| st == "ten" && l.starts_with("spawned pid ")),
         "{lines:?}"
     );
-    assert!(lines.iter().any(|(_, st, l)| st == "ten" && l.starts_with("ready after ")));
+    assert!(lines
+        .iter()
+        .any(|(_, st, l)| st == "ten" && l.starts_with("ready after ")));
 
     // The file on disk has the documented format: `{time} {stream} {text}`.
     let file = std::fs::read_to_string(s.data_dir.join(".tenement/logs/talker/a.log")).unwrap();
     let first = file.lines().next().unwrap();
     let (time, rest) = first.split_once(' ').unwrap();
-    assert!(time.len() == 24 && time.ends_with('Z') && time.as_bytes()[10] == b'T', "{first}");
+    assert!(
+        time.len() == 24 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+        "{first}"
+    );
     assert!(rest.starts_with("ten spawned pid "), "{first}");
 }
 
@@ -124,12 +132,21 @@ fn ten_logs_filters_by_search_stream_limit_and_since() {
     let got: Vec<&str> = out.lines().collect();
     assert_eq!(got.len(), 2, "{out}");
     assert!(got[0].ends_with(" talker:a stdout needle-one"), "{out}");
-    assert!(got[1].ends_with(" talker:a stderr needle-two"), "newest last: {out}");
-    assert!(!out.contains('\x1b'), "no colour when stdout is not a terminal");
+    assert!(
+        got[1].ends_with(" talker:a stderr needle-two"),
+        "newest last: {out}"
+    );
+    assert!(
+        !out.contains('\x1b'),
+        "no colour when stdout is not a terminal"
+    );
 
     let out = stdout(&s.ten_ok(&["logs", "talker:a", "--stream", "stderr"]));
     assert!(out.lines().all(|l| l.contains(" stderr ")), "{out}");
-    assert!(out.contains("needle-two") && out.contains("talker warming up"), "{out}");
+    assert!(
+        out.contains("needle-two") && out.contains("talker warming up"),
+        "{out}"
+    );
 
     let out = stdout(&s.ten_ok(&["logs", "talker:a", "--limit", "1"]));
     assert_eq!(out.lines().count(), 1, "{out}");
@@ -153,11 +170,20 @@ fn ten_logs_filters_by_search_stream_limit_and_since() {
 
 #[test]
 fn logs_rotate_at_log_max_bytes_and_stay_searchable() {
-    let s = Server::start("logs-rotate", &config("log_max_bytes = 2000\nlog_files = 2"));
+    let s = Server::start(
+        "logs-rotate",
+        &config("log_max_bytes = 2000\nlog_files = 2"),
+    );
     s.ten_ok(&["spawn", "talker:a"]);
     s.wait_running("talker:a");
     // ~45 bytes per line: 200 lines are several rotations.
-    let resp = s.http("GET", "a.talker.localhost", "/say?line=rotating&n=200", &[], b"");
+    let resp = s.http(
+        "GET",
+        "a.talker.localhost",
+        "/say?line=rotating&n=200",
+        &[],
+        b"",
+    );
     assert_eq!(resp.status, 200);
     wait_logged(&s, "a", "rotating 199");
     let dir = s.data_dir.join(".tenement/logs/talker");
@@ -167,7 +193,10 @@ fn logs_rotate_at_log_max_bytes_and_stay_searchable() {
             .len();
         assert!(len > 0 && len <= 2000, "{name} has {len} bytes");
     }
-    assert!(!dir.join("a.log.3").exists(), "only log_files = 2 rotated files are kept");
+    assert!(
+        !dir.join("a.log.3").exists(),
+        "only log_files = 2 rotated files are kept"
+    );
     // A line that rotated out of a.log is still found.
     let in_first_rotated = std::fs::read_to_string(dir.join("a.log.1")).unwrap();
     let line = in_first_rotated.lines().last().unwrap();
@@ -179,10 +208,14 @@ fn logs_rotate_at_log_max_bytes_and_stay_searchable() {
     );
     assert_eq!(found.len(), 1, "{text:?}: {found:?}");
     // The newest 10 lines come back oldest first, across files.
-    let last: Vec<String> = api_logs(&s, "service=talker&id=a&limit=10&search=rotating", &s.admin_token)
-        .into_iter()
-        .map(|(_, _, l)| l)
-        .collect();
+    let last: Vec<String> = api_logs(
+        &s,
+        "service=talker&id=a&limit=10&search=rotating",
+        &s.admin_token,
+    )
+    .into_iter()
+    .map(|(_, _, l)| l)
+    .collect();
     let want: Vec<String> = (190..200).map(|i| format!("rotating {i}")).collect();
     assert_eq!(last, want);
 }
@@ -234,8 +267,16 @@ fn the_log_stream_delivers_a_line_written_after_it_opened() {
         "got:\n{}",
         stream.text
     );
-    assert!(stream.text.contains("event: log\ndata: {"), "{}", stream.text);
-    assert!(stream.text.contains("\"stream\":\"stderr\""), "{}", stream.text);
+    assert!(
+        stream.text.contains("event: log\ndata: {"),
+        "{}",
+        stream.text
+    );
+    assert!(
+        stream.text.contains("\"stream\":\"stderr\""),
+        "{}",
+        stream.text
+    );
     let one = stream.text.find("live-line-1").unwrap();
     let two = stream.text.find("live-line-2").unwrap();
     assert!(one < two);
@@ -256,7 +297,11 @@ fn the_log_stream_delivers_a_line_written_after_it_opened() {
     let reader = std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
         while let Ok(n) = out.read(&mut buf) {
-            if n == 0 || tx.send(String::from_utf8_lossy(&buf[..n]).into_owned()).is_err() {
+            if n == 0
+                || tx
+                    .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                    .is_err()
+            {
                 break;
             }
         }

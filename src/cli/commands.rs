@@ -490,9 +490,8 @@ mod tests {
 
     #[test]
     fn follow_drops_live_copies_of_history_lines_only() {
-        let e = |t: &str, l: &str| {
-            json!({"time": t, "instance": "a:b", "stream": "stdout", "line": l})
-        };
+        let e =
+            |t: &str, l: &str| json!({"time": t, "instance": "a:b", "stream": "stdout", "line": l});
         let history = [
             e("2026-01-01T00:00:01.000Z", "old"),
             e("2026-01-01T00:01:00.000Z", "tick"),

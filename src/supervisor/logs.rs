@@ -269,7 +269,11 @@ mod tests {
         bad.push(0x80);
         bad.push(b'\n');
         let got = split_all(&[&bad]);
-        assert!(got[0].ends_with('\u{fffd}'), "{:?}", &got[0][got[0].len() - 4..]);
+        assert!(
+            got[0].ends_with('\u{fffd}'),
+            "{:?}",
+            &got[0][got[0].len() - 4..]
+        );
     }
 
     #[test]
