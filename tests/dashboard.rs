@@ -137,7 +137,10 @@ fn dashboard_in_headless_chromium_lists_stops_and_shows_logs() {
     // The page itself is public and self-contained.
     let page = s.http("GET", &s.addr.to_string(), "/", &[], b"");
     assert_eq!(page.status, 200);
-    assert!(page.header("content-type").unwrap().starts_with("text/html"));
+    assert!(page
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
     assert!(page.header("content-security-policy").is_some());
 
     // Inside the scratch dir: a leftover browser process fails the test.
@@ -145,7 +148,10 @@ fn dashboard_in_headless_chromium_lists_stops_and_shows_logs() {
     let url = format!("{}/", s.url());
     b.send(serde_json::json!({"cmd": "viewport", "width": 1100, "height": 900, "mobile": false}));
     b.send(serde_json::json!({"cmd": "navigate", "url": url}));
-    b.wait_js("!!document.getElementById('login') && !document.getElementById('login').hidden", "login form");
+    b.wait_js(
+        "!!document.getElementById('login') && !document.getElementById('login').hidden",
+        "login form",
+    );
 
     // A wrong token: a clear message, still on the sign-in form.
     b.eval("document.getElementById('token').value = 'ten_wrong'; document.getElementById('login').requestSubmit(); true");
@@ -161,19 +167,37 @@ fn dashboard_in_headless_chromium_lists_stops_and_shows_logs() {
         "document.getElementById('token').value = {token}; document.getElementById('login').requestSubmit(); true"
     ));
     b.wait_js("!document.getElementById('app').hidden", "dashboard shown");
-    b.wait_js(&format!("{}.includes('running')", row_js("talker:alice")), "alice listed");
-    b.wait_js(&format!("{}.includes('running')", row_js("talker:bob")), "bob listed");
+    b.wait_js(
+        &format!("{}.includes('running')", row_js("talker:alice")),
+        "alice listed",
+    );
+    b.wait_js(
+        &format!("{}.includes('running')", row_js("talker:bob")),
+        "bob listed",
+    );
     let bob = b.eval(&row_js("talker:bob")).as_str().unwrap().to_string();
     assert!(bob.contains("40") && bob.contains("healthy"), "{bob:?}");
-    assert_eq!(b.eval("sessionStorage.getItem('tenement-token') !== null"), true);
+    assert_eq!(
+        b.eval("sessionStorage.getItem('tenement-token') !== null"),
+        true
+    );
 
     // Logs: the history of all instances, then a line written while following.
     b.wait_js(
         "document.getElementById('log').innerText.includes('talker starting')",
         "history in the log panel",
     );
-    b.wait_js("document.getElementById('live').innerText === '(live)'", "events live");
-    let resp = s.http("GET", "alice.talker.localhost", "/say?line=hello-from-the-test", &[], b"");
+    b.wait_js(
+        "document.getElementById('live').innerText === '(live)'",
+        "events live",
+    );
+    let resp = s.http(
+        "GET",
+        "alice.talker.localhost",
+        "/say?line=hello-from-the-test",
+        &[],
+        b"",
+    );
     assert_eq!(resp.status, 200);
     b.wait_js(
         "document.getElementById('log').innerText.includes('hello-from-the-test')",
@@ -186,8 +210,15 @@ fn dashboard_in_headless_chromium_lists_stops_and_shows_logs() {
     b.eval(click);
     b.eval(click);
     let gone = wait_until(DEADLINE, || s.instance("talker:bob").is_none());
-    assert!(gone, "talker:bob still listed after a stop from the page\n{}", s.log());
-    b.wait_js(&format!("{} === ''", row_js("talker:bob")), "bob's row removed live");
+    assert!(
+        gone,
+        "talker:bob still listed after a stop from the page\n{}",
+        s.log()
+    );
+    b.wait_js(
+        &format!("{} === ''", row_js("talker:bob")),
+        "bob's row removed live",
+    );
     assert!(s.instance("talker:alice").is_some());
 
     // A phone-sized screen: rows become cards, nothing overflows sideways.

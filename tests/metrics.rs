@@ -196,15 +196,18 @@ fn parse_strict(text: &str) -> Vec<Sample> {
     samples
 }
 
+/// A series' labels without `le`, sorted.
+type SeriesKey = Vec<(String, String)>;
+
 fn check_histograms(samples: &[Sample], types: &HashMap<String, String>) {
     for (family, kind) in types {
         if kind != "histogram" {
             continue;
         }
-        let mut series: BTreeMap<Vec<(String, String)>, Vec<(f64, f64)>> = BTreeMap::new();
-        let mut counts: HashMap<Vec<(String, String)>, f64> = HashMap::new();
+        let mut series: BTreeMap<SeriesKey, Vec<(f64, f64)>> = BTreeMap::new();
+        let mut counts: HashMap<SeriesKey, f64> = HashMap::new();
         for s in samples {
-            let mut key: Vec<(String, String)> = s
+            let mut key: SeriesKey = s
                 .labels
                 .iter()
                 .filter(|(k, _)| *k != "le")
