@@ -464,3 +464,24 @@ fn metrics_count_requests_refusals_restarts_and_wakes() {
         Some(1.0)
     );
 }
+
+#[test]
+fn the_strict_parser_refuses_broken_text() {
+    let good = "# HELP a_total A.\n# TYPE a_total counter\na_total{x=\"1\"} 2\n";
+    assert_eq!(parse_strict(good)[0].value, 2.0);
+    for bad in [
+        "a_total 1\n",                                                  // no HELP/TYPE
+        "# HELP a A.\n# TYPE a counter\na 1\n",                         // counter without _total
+        "# HELP a A.\n# TYPE a gauge\na{x=1} 1\n",                      // unquoted label
+        "# HELP a A.\n# TYPE a gauge\na{x=\"\\t\"} 1\n",                // bad escape
+        "# HELP a A.\n# TYPE a gauge\na one\n",                         // not a number
+        "# HELP a A.\n# TYPE a gauge\nb 1\n",                           // another family
+        "# HELP h H.\n# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 0\nh_count 1\n",
+        "# HELP h H.\n# TYPE h histogram\nh_bucket{le=\"+Inf\"} 2\nh_sum 0\nh_count 1\n",
+        "# HELP a A.\n# TYPE a gauge\na 1",                             // no final newline
+    ] {
+        let text = bad.to_string();
+        let refused = std::panic::catch_unwind(|| parse_strict(&text)).is_err();
+        assert!(refused, "accepted:\n{bad}");
+    }
+}
