@@ -1,5 +1,6 @@
 //! The blocking API client: one HTTP/1.1 request per connection, over TCP
 //! (`--server http://...`) or the local socket `{data_dir}/.tenement/ten.sock`.
+//! `Client::stream` reads a Server-Sent Events answer as it arrives.
 //!
 //! Called from the CLI's main thread (and deploy's request thread). Response
 //! heads and chunked bodies are parsed by `crate::http`; this file owns only
@@ -224,24 +225,7 @@ impl Client {
         read_timeout: Duration,
     ) -> Result<Response, ClientError> {
         let server = self.server_name();
-        let (mut conn, target, host, token) = match &self.endpoint {
-            Endpoint::Tcp(url) => {
-                let stream = connect_tcp(url, &server)?;
-                (
-                    Conn::Tcp(stream),
-                    format!("{}{path}", url.prefix),
-                    url.authority.as_str(),
-                    self.token.as_deref(),
-                )
-            }
-            Endpoint::Unix(sock) => {
-                let stream =
-                    UnixStream::connect(sock).map_err(|e| unreachable_error(&server, &e))?;
-                // The API is served on the socket whatever the Host; localhost
-                // is what the front accepts on TCP too.
-                (Conn::Unix(stream), path.to_string(), "localhost", None)
-            }
-        };
+        let (mut conn, target, host, token) = self.connect(path)?;
         conn.set_timeouts(read_timeout)
             .map_err(|e| io_error(&server, &e, read_timeout))?;
         let request = request_bytes(method, &target, host, token, body);
@@ -254,6 +238,159 @@ impl Client {
                 reason,
             },
         })
+    }
+}
+
+impl Client {
+    /// Opens a Server-Sent Events stream with GET `path` and calls `on` for
+    /// every comment and message until the server closes the stream (Ok) or
+    /// `on` fails. Blocks; a read that waits longer than `idle` is an error
+    /// (the server sends a heartbeat comment every 15 s). A non-2xx answer
+    /// is `ClientError::Api` with the body's `error` field.
+    pub fn stream<E: From<ClientError>>(
+        &self,
+        path: &str,
+        idle: Duration,
+        mut on: impl FnMut(Sse) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let server = self.server_name();
+        let (mut conn, target, host, token) = self.connect(path)?;
+        conn.set_timeouts(idle)
+            .map_err(|e| io_error(&server, &e, idle))?;
+        let request = request_bytes("GET", &target, host, token, None);
+        conn.write_all(&request)
+            .map_err(|e| io_error(&server, &e, idle))?;
+        let read_error = |e: ReadError| match e {
+            ReadError::Io(e) => io_error(&server, &e, idle),
+            ReadError::Bad(reason) => ClientError::BadResponse {
+                server: server.clone(),
+                reason,
+            },
+        };
+        let (head, mut rest) = read_head(&mut conn, false).map_err(read_error)?;
+        if !(200..300).contains(&head.status) {
+            let body = read_body(&mut conn, head.body, rest).map_err(read_error)?;
+            decode_json(
+                &server,
+                Response {
+                    status: head.status,
+                    body,
+                },
+            )?;
+            return Err(ClientError::BadResponse {
+                server: server.clone(),
+                reason: format!("HTTP {} without an event stream", head.status),
+            }
+            .into());
+        }
+        let mut parser = SseParser::default();
+        let mut items = Vec::new();
+        let mut framer = Framer::new(head.body);
+        let chunked = head.body == BodyKind::Chunked;
+        loop {
+            let mut data = Vec::new();
+            let done = if chunked {
+                let scan = framer
+                    .decode(&rest, &mut data)
+                    .map_err(|e| read_error(ReadError::Bad(e.to_string())))?;
+                rest.drain(..scan.used);
+                scan.done
+            } else {
+                data = std::mem::take(&mut rest);
+                false
+            };
+            parser.feed(&data, &mut items);
+            for item in items.drain(..) {
+                on(item)?;
+            }
+            if done {
+                return Ok(());
+            }
+            if fill(&mut conn, &mut rest).map_err(read_error)? == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Connects; returns the stream, the request target, the Host value and
+    /// the token to send.
+    fn connect(&self, path: &str) -> Result<(Conn, String, &str, Option<&str>), ClientError> {
+        let server = self.server_name();
+        Ok(match &self.endpoint {
+            Endpoint::Tcp(url) => (
+                Conn::Tcp(connect_tcp(url, &server)?),
+                format!("{}{path}", url.prefix),
+                url.authority.as_str(),
+                self.token.as_deref(),
+            ),
+            Endpoint::Unix(sock) => {
+                let stream =
+                    UnixStream::connect(sock).map_err(|e| unreachable_error(&server, &e))?;
+                // The API is served on the socket whatever the Host; localhost
+                // is what the front accepts on TCP too.
+                (Conn::Unix(stream), path.to_string(), "localhost", None)
+            }
+        })
+    }
+}
+
+/// One item of a Server-Sent Events stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sse {
+    /// A `:` line (the server's `subscribed` greeting, heartbeats).
+    Comment(String),
+    /// A message: its `event` (empty: none) and its `data` lines joined by `\n`.
+    Message { event: String, data: String },
+}
+
+/// Cuts an event stream into items, following the HTML standard's event
+/// stream interpretation for the fields we use (`event`, `data`): lines end
+/// in LF or CRLF, a blank line ends a message, `:` starts a comment. Pure.
+#[derive(Debug, Default)]
+pub struct SseParser {
+    line: Vec<u8>,
+    event: String,
+    data: Option<String>,
+}
+
+impl SseParser {
+    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<Sse>) {
+        for &b in bytes {
+            if b != b'\n' {
+                self.line.push(b);
+                continue;
+            }
+            if self.line.last() == Some(&b'\r') {
+                self.line.pop();
+            }
+            let line = String::from_utf8_lossy(&self.line).into_owned();
+            self.line.clear();
+            if line.is_empty() {
+                let event = std::mem::take(&mut self.event);
+                if let Some(data) = self.data.take() {
+                    out.push(Sse::Message { event, data });
+                }
+                continue;
+            }
+            if let Some(comment) = line.strip_prefix(':') {
+                out.push(Sse::Comment(comment.trim_start().to_string()));
+                continue;
+            }
+            let (field, value) = line.split_once(':').unwrap_or((&line, ""));
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            match field {
+                "event" => self.event = value.to_string(),
+                "data" => match &mut self.data {
+                    Some(d) => {
+                        d.push('\n');
+                        d.push_str(value);
+                    }
+                    None => self.data = Some(value.to_string()),
+                },
+                // id, retry and unknown fields: nothing we use.
+                _ => {}
+            }
+        }
     }
 }
 
@@ -368,6 +505,20 @@ enum ReadError {
 /// Reads one response: head via `http::parse_response`, then the body as the
 /// head frames it (RFC 9112 section 6.3). Interim 1xx heads are skipped.
 fn read_response<R: Read>(r: &mut R, head_request: bool) -> Result<Response, ReadError> {
+    let (head, rest) = read_head(r, head_request)?;
+    let body = read_body(r, head.body, rest)?;
+    Ok(Response {
+        status: head.status,
+        body,
+    })
+}
+
+/// Reads up to the end of the final (non-1xx) response head. Returns the
+/// head and the bytes read past it.
+fn read_head<R: Read>(
+    r: &mut R,
+    head_request: bool,
+) -> Result<(crate::http::head::ResponseHead, Vec<u8>), ReadError> {
     let mut buf = Vec::with_capacity(16 * 1024);
     let (head, used) = loop {
         match parse_response(&buf, head_request) {
@@ -387,8 +538,13 @@ fn read_response<R: Read>(r: &mut R, head_request: bool) -> Result<Response, Rea
             }));
         }
     };
-    let mut rest = buf.split_off(used);
-    let body = match head.body {
+    let rest = buf.split_off(used);
+    Ok((head, rest))
+}
+
+/// Reads a whole body framed as `kind`, starting with the bytes in `rest`.
+fn read_body<R: Read>(r: &mut R, kind: BodyKind, mut rest: Vec<u8>) -> Result<Vec<u8>, ReadError> {
+    let body = match kind {
         BodyKind::None => Vec::new(),
         BodyKind::Length(n) => {
             let n = usize::try_from(n)
@@ -437,10 +593,7 @@ fn read_response<R: Read>(r: &mut R, head_request: bool) -> Result<Response, Rea
             rest
         }
     };
-    Ok(Response {
-        status: head.status,
-        body,
-    })
+    Ok(body)
 }
 
 fn too_large() -> ReadError {
@@ -746,6 +899,30 @@ mod tests {
             assert_eq!(resp.body, body, "{}", String::from_utf8_lossy(wire));
             let resp = read_response(&mut &wire[..], false).unwrap();
             assert_eq!(resp.body, body);
+        }
+    }
+
+    #[test]
+    fn event_streams_are_cut_into_comments_and_messages_at_any_split() {
+        let text = b": subscribed\n\nevent: log\ndata: {\"a\":1}\n\n: ping\r\n\r\ndata: x\ndata: y\n\nevent: lone\n\n";
+        let want = vec![
+            Sse::Comment("subscribed".into()),
+            Sse::Message {
+                event: "log".into(),
+                data: "{\"a\":1}".into(),
+            },
+            Sse::Comment("ping".into()),
+            Sse::Message {
+                event: String::new(),
+                data: "x\ny".into(),
+            },
+        ];
+        for i in 0..=text.len() {
+            let mut p = SseParser::default();
+            let mut got = Vec::new();
+            p.feed(&text[..i], &mut got);
+            p.feed(&text[i..], &mut got);
+            assert_eq!(got, want, "split at {i}");
         }
     }
 }

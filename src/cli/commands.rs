@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value};
 
-use super::client::{query_escape, READ_TIMEOUT};
+use super::client::{query_escape, Sse, READ_TIMEOUT};
 use super::output;
 use super::{CliError, Ctx};
 use crate::names::{self, InstanceKey};
@@ -20,10 +20,9 @@ use crate::names::{self, InstanceKey};
 const WAIT_TIMEOUT: Duration = Duration::from_secs(300);
 /// Deploy progress is polled this often.
 const DEPLOY_POLL: Duration = Duration::from_millis(250);
-/// `logs -f` polls this often.
-const FOLLOW_POLL: Duration = Duration::from_secs(1);
-/// Lines asked for per `logs -f` poll; more than this per poll are missed.
-const FOLLOW_LIMIT: u32 = 1000;
+/// `logs -f` gives up on a stream silent for this long (the server sends
+/// a heartbeat every 15 s).
+const FOLLOW_IDLE: Duration = Duration::from_secs(60);
 
 /// How the instance was named on the spawn command line.
 #[derive(Debug, PartialEq, Eq)]
@@ -344,39 +343,65 @@ pub fn logs(ctx: &Ctx<'_>) -> Result<(), CliError> {
             .is_some_and(|t| t >= c.as_str()),
         None => true,
     };
-    let first: Vec<Value> = entries(client.get(&path(limit))?)?
-        .into_iter()
-        .filter(keep)
-        .collect();
-
-    if !follow {
-        if ctx.json() {
-            return output::print_json(&Value::Array(first));
-        }
-        let text: String = first.iter().map(output::log_line).collect();
-        return output::print(&text);
-    }
-
-    let mut seen = Seen::default();
-    let mut emit = |batch: Vec<Value>| -> Result<(), CliError> {
+    let colour = !ctx.json() && output::colour_wanted();
+    let show = |batch: &[Value]| -> Result<(), CliError> {
         let mut text = String::new();
         for e in batch {
-            if seen.is_new(&e) {
-                if ctx.json() {
-                    text.push_str(&e.to_string());
-                    text.push('\n');
-                } else {
-                    text.push_str(&output::log_line(&e));
-                }
+            if ctx.json() && follow {
+                text.push_str(&e.to_string());
+                text.push('\n');
+            } else {
+                text.push_str(&output::log_line(e, colour));
             }
         }
         output::print(&text)
     };
-    emit(first)?;
-    loop {
-        std::thread::sleep(FOLLOW_POLL);
-        emit(entries(client.get(&path(FOLLOW_LIMIT))?)?)?;
+    let history = || -> Result<Vec<Value>, CliError> {
+        Ok(entries(client.get(&path(limit))?)?
+            .into_iter()
+            .filter(keep)
+            .collect())
+    };
+
+    if !follow {
+        let first = history()?;
+        if ctx.json() {
+            return output::print_json(&Value::Array(first));
+        }
+        return show(&first);
     }
+
+    // Subscribe first, then read the history: a line written in between is
+    // in both, and `Overlap` drops its second copy. Reading the history
+    // first would lose such a line instead.
+    let stream_path = {
+        let q: Vec<String> = query
+            .iter()
+            .map(|(k, v)| format!("{k}={}", query_escape(v)))
+            .collect();
+        format!("/api/logs/stream?{}", q.join("&"))
+    };
+    let mut overlap: Option<Overlap> = None;
+    client.stream(&stream_path, FOLLOW_IDLE, |item| -> Result<(), CliError> {
+        match item {
+            Sse::Comment(text) if overlap.is_none() && text == "subscribed" => {
+                let first = history()?;
+                overlap = Some(Overlap::new(&first, now_unix().saturating_sub(2)));
+                show(&first)
+            }
+            Sse::Message { event, data } if event == "log" => {
+                let Ok(entry) = serde_json::from_str::<Value>(&data) else {
+                    return Ok(());
+                };
+                if overlap.as_mut().is_some_and(|o| o.seen(&entry)) {
+                    return Ok(());
+                }
+                show(std::slice::from_ref(&entry))
+            }
+            _ => Ok(()),
+        }
+    })?;
+    Err(CliError::failed("the server closed the log stream"))
 }
 
 fn entries(v: Value) -> Result<Vec<Value>, CliError> {
@@ -388,31 +413,44 @@ fn entries(v: Value) -> Result<Vec<Value>, CliError> {
     }
 }
 
-/// What `logs -f` already printed: the newest time seen and the lines at
-/// exactly that time (a poll overlaps the previous one).
-#[derive(Default)]
-struct Seen {
-    time: String,
-    at_time: Vec<String>,
+/// The tail of the history `logs -f` printed, to drop the live copies of
+/// lines that were written after the subscription but before the history
+/// was read. Live lines arrive in file order, so a live line that matches an
+/// entry here drops that entry and every one before it.
+struct Overlap {
+    /// (instance, stream, line) of recent history entries, oldest first.
+    recent: std::collections::VecDeque<(String, String, String)>,
 }
 
-impl Seen {
-    fn is_new(&mut self, e: &Value) -> bool {
-        let time = e
-            .get("time")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let id = e.to_string();
-        if time < self.time || (time == self.time && self.at_time.contains(&id)) {
-            return false;
+impl Overlap {
+    /// Keeps the entries of `history` written at or after `since_unix`
+    /// (a little before the subscription: the clocks are the server's).
+    fn new(history: &[Value], since_unix: u64) -> Overlap {
+        let cutoff = crate::log::format_utc(since_unix, 0);
+        Overlap {
+            recent: history
+                .iter()
+                .filter(|e| e.get("time").and_then(Value::as_str) >= Some(cutoff.as_str()))
+                .map(Overlap::key)
+                .collect(),
         }
-        if time > self.time {
-            self.time = time;
-            self.at_time.clear();
+    }
+
+    fn key(e: &Value) -> (String, String, String) {
+        let field = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        (field("instance"), field("stream"), field("line"))
+    }
+
+    /// Whether the live entry `e` was already printed with the history.
+    fn seen(&mut self, e: &Value) -> bool {
+        let key = Overlap::key(e);
+        match self.recent.iter().position(|k| *k == key) {
+            Some(i) => {
+                self.recent.drain(..=i);
+                true
+            }
+            None => false,
         }
-        self.at_time.push(id);
-        true
     }
 }
 
@@ -451,18 +489,21 @@ mod tests {
     }
 
     #[test]
-    fn follow_prints_each_line_once_across_overlapping_polls() {
+    fn follow_drops_live_copies_of_history_lines_only() {
         let e =
             |t: &str, l: &str| json!({"time": t, "instance": "a:b", "stream": "stdout", "line": l});
-        let mut seen = Seen::default();
-        assert!(seen.is_new(&e("2026-01-01T00:00:01.000Z", "one")));
-        assert!(seen.is_new(&e("2026-01-01T00:00:02.000Z", "two")));
-        assert!(seen.is_new(&e("2026-01-01T00:00:02.000Z", "two-b")));
-        // The next poll returns the same tail plus a new line.
-        assert!(!seen.is_new(&e("2026-01-01T00:00:01.000Z", "one")));
-        assert!(!seen.is_new(&e("2026-01-01T00:00:02.000Z", "two")));
-        assert!(!seen.is_new(&e("2026-01-01T00:00:02.000Z", "two-b")));
-        assert!(seen.is_new(&e("2026-01-01T00:00:02.000Z", "two-c")));
-        assert!(seen.is_new(&e("2026-01-01T00:00:03.000Z", "three")));
+        let history = [
+            e("2026-01-01T00:00:01.000Z", "old"),
+            e("2026-01-01T00:01:00.000Z", "tick"),
+            e("2026-01-01T00:01:00.100Z", "between"),
+        ];
+        // Subscribed at 00:01:00 (cutoff 2 s earlier): "old" is not kept.
+        let mut o = Overlap::new(&history, 1_767_225_658);
+        assert_eq!(o.recent.len(), 2);
+        assert!(!o.seen(&e("2026-01-01T00:01:00.200Z", "old")));
+        assert!(o.seen(&e("2026-01-01T00:01:00.100Z", "between")));
+        // "tick" went before "between": it can no longer come live as a copy.
+        assert!(!o.seen(&e("2026-01-01T00:01:01.000Z", "tick")));
+        assert!(!o.seen(&e("2026-01-01T00:01:02.000Z", "between")));
     }
 }

@@ -177,15 +177,43 @@ pub fn instance_line(verb: &str, obj: &Value) -> String {
 }
 
 /// One log entry as `TIME INSTANCE STREAM LINE`.
-pub fn log_line(entry: &Value) -> String {
+pub fn log_line(entry: &Value, colour: bool) -> String {
     let field = |k: &str| entry.get(k).and_then(Value::as_str).unwrap_or("-");
+    let stream = field("stream");
+    if !colour {
+        return format!(
+            "{} {} {stream} {}\n",
+            field("time"),
+            field("instance"),
+            field("line")
+        );
+    }
+    // SGR codes (ECMA-48): dim time, cyan instance, the stream word in its
+    // colour; stderr text red too, so errors stand out in a busy stream.
+    let (tag, text) = match stream {
+        "stderr" => ("31", "31"),
+        "ten" => ("35", ""),
+        _ => ("32", ""),
+    };
+    let text_open = if text.is_empty() {
+        String::new()
+    } else {
+        format!("\x1b[{text}m")
+    };
+    let text_close = if text.is_empty() { "" } else { "\x1b[0m" };
     format!(
-        "{} {} {} {}\n",
+        "\x1b[2m{}\x1b[0m \x1b[36m{}\x1b[0m \x1b[{tag}m{stream}\x1b[0m {text_open}{}{text_close}\n",
         field("time"),
         field("instance"),
-        field("stream"),
         field("line")
     )
+}
+
+/// Colour on stdout: only to a terminal, and never when `NO_COLOR` is set
+/// to a non-empty value (no-color.org).
+pub fn colour_wanted() -> bool {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    !no_color && rustix::termios::isatty(std::io::stdout())
 }
 
 #[cfg(test)]
@@ -282,8 +310,13 @@ api:prod  running  healthy  1234  30001  2m      100     0         12.3M
         );
         let e = json!({"instance":"api:prod","time":"2026-11-27T20:44:15.123Z","stream":"stderr","line":"boom"});
         assert_eq!(
-            log_line(&e),
+            log_line(&e, false),
             "2026-11-27T20:44:15.123Z api:prod stderr boom\n"
+        );
+        assert_eq!(
+            log_line(&e, true),
+            "\x1b[2m2026-11-27T20:44:15.123Z\x1b[0m \x1b[36mapi:prod\x1b[0m \
+             \x1b[31mstderr\x1b[0m \x1b[31mboom\x1b[0m\n"
         );
     }
 }

@@ -50,7 +50,12 @@ impl Splitter {
                     self.buf.extend_from_slice(window);
                     bytes = &bytes[window.len()..];
                     if self.buf.len() == MAX_LINE {
+                        // Cut before a UTF-8 sequence the bound split, so
+                        // both pieces keep the character intact.
+                        let keep = incomplete_tail(&self.buf);
+                        let rest = self.buf.split_off(MAX_LINE - keep);
                         line(self.take());
+                        self.buf = rest;
                     }
                 }
             }
@@ -67,6 +72,27 @@ impl Splitter {
         self.buf.clear();
         s
     }
+}
+
+/// How many bytes at the end of `buf` start a UTF-8 sequence that is not
+/// complete yet (0 to 3). Invalid bytes are not held back: they become
+/// U+FFFD where they are.
+fn incomplete_tail(buf: &[u8]) -> usize {
+    let start = buf.len().saturating_sub(3);
+    for i in (start..buf.len()).rev() {
+        let b = buf[i];
+        let need = match b {
+            0x00..=0x7f => return 0,
+            0x80..=0xbf => continue,
+            0xc0..=0xdf => 2,
+            0xe0..=0xef => 3,
+            0xf0..=0xf7 => 4,
+            _ => return 0,
+        };
+        let have = buf.len() - i;
+        return if have < need { have } else { 0 };
+    }
+    0
 }
 
 /// The last `RING_LINES` lines of an instance, any stream.
@@ -225,6 +251,29 @@ mod tests {
             [MAX_LINE, MAX_LINE, 5]
         );
         assert_eq!(split_all(&[b"a\xffb\n"]), ["a\u{fffd}b"]);
+    }
+
+    #[test]
+    fn a_cut_never_splits_a_character() {
+        // 'é' is two bytes; put its first byte at the last position of the bound.
+        let mut text = vec![b'x'; MAX_LINE - 1];
+        text.extend_from_slice("éz\n".as_bytes());
+        for i in [1, MAX_LINE - 1, MAX_LINE, text.len() - 1] {
+            let got = split_all(&[&text[..i], &text[i..]]);
+            assert_eq!(got.len(), 2, "split at {i}");
+            assert_eq!(got[0].len(), MAX_LINE - 1);
+            assert_eq!(got[1], "éz", "split at {i}");
+        }
+        // A stray continuation byte at the bound is still replaced, not held.
+        let mut bad = vec![b'x'; MAX_LINE - 1];
+        bad.push(0x80);
+        bad.push(b'\n');
+        let got = split_all(&[&bad]);
+        assert!(
+            got[0].ends_with('\u{fffd}'),
+            "{:?}",
+            &got[0][got[0].len() - 4..]
+        );
     }
 
     #[test]

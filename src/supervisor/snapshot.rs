@@ -118,15 +118,54 @@ pub struct InstanceStats {
     /// Request duration histogram: counts per `DURATION_BUCKETS` entry plus +Inf.
     pub duration_buckets: [AtomicU64; 12],
     pub duration_sum_us: AtomicU64,
+    /// Times the instance was woken from `sleeping` (by a request or a spawn).
+    pub wakes: AtomicU64,
+    /// Milliseconds since the epoch when the current wake began; 0: none.
+    pub wake_started_ms: AtomicU64,
+    /// Wake duration histogram (wake to ready): counts per `WAKE_BUCKETS`
+    /// entry plus +Inf.
+    pub wake_buckets: [AtomicU64; 9],
+    pub wake_sum_us: AtomicU64,
+}
+
+/// Upper bounds (seconds) of the wake duration histogram buckets; the last
+/// bucket is +Inf.
+pub const WAKE_BUCKETS: [f64; 8] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl InstanceStats {
     /// Marks activity now.
     pub fn touch(&self) {
-        let ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        self.last_active_ms.store(ms, Ordering::Relaxed);
+        self.last_active_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// Counts a wake from `sleeping` and starts its clock. Supervisor thread.
+    pub fn wake_started(&self) {
+        self.wakes.fetch_add(1, Ordering::Relaxed);
+        self.wake_started_ms
+            .store(now_ms().max(1), Ordering::Relaxed);
+    }
+
+    /// The instance became ready: if a wake was under way, records how long
+    /// it took. Supervisor thread.
+    pub fn ready(&self) {
+        let began = self.wake_started_ms.swap(0, Ordering::Relaxed);
+        if began == 0 {
+            return;
+        }
+        let took = Duration::from_millis(now_ms().saturating_sub(began));
+        let bucket = WAKE_BUCKETS
+            .iter()
+            .position(|&b| took.as_secs_f64() <= b)
+            .unwrap_or(WAKE_BUCKETS.len());
+        self.wake_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.wake_sum_us
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
     }
 
     /// Counts one finished response with its status and duration.

@@ -605,6 +605,7 @@ impl Supervisor {
                 inst.start_deadline = None;
                 inst.next_probe = Some(now + interval);
                 self.dirty = true;
+                inst.stats.ready();
                 self.note(key, &format!("ready after {}ms", took.as_millis()));
                 self.apply(key, fx, now);
                 self.resolve_waiters(key);
@@ -1376,6 +1377,7 @@ impl Supervisor {
         };
         if inst.life.state == State::Sleeping {
             let fx = lifecycle::on(&mut inst.life, Event::Wake, &policy, now);
+            inst.stats.wake_started();
             self.note(key, "waking");
             self.apply(key, fx, now);
         }

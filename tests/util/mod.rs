@@ -443,6 +443,54 @@ impl Server {
         self.serve();
     }
 
+    /// Stops the server with SIGTERM (as `systemctl stop` would), waits
+    /// for it, and starts a new one on the same config and data dir.
+    pub fn restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(child.id(), "TERM");
+            let exited = wait_until(STOP_DEADLINE, || matches!(child.try_wait(), Ok(Some(_))));
+            if !exited {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "ten serve did not exit within {STOP_DEADLINE:?} of SIGTERM\n--- server log ---\n{}",
+                    self.log()
+                );
+            }
+        }
+        self.log
+            .lock()
+            .expect("log lock")
+            .push_str("--- server stopped with SIGTERM, started again ---\n");
+        self.serve();
+    }
+
+    /// Opens a Server-Sent Events stream (`GET path` on the API with
+    /// `token`) and waits for the `: subscribed` greeting.
+    pub fn events(&self, path: &str, token: Option<&str>) -> EventStream {
+        let mut stream =
+            TcpStream::connect(self.addr).unwrap_or_else(|e| panic!("connect {}: {e}", self.addr));
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("set timeout");
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n{auth}\r\n", self.addr);
+        stream.write_all(req.as_bytes()).expect("write request");
+        let mut es = EventStream {
+            stream,
+            text: String::new(),
+        };
+        assert!(
+            es.wait_for(DEADLINE, |t| t.contains(": subscribed")),
+            "no `: subscribed` on {path}; got:\n{}\n--- server log ---\n{}",
+            es.text,
+            self.log()
+        );
+        es
+    }
+
     /// `http://ADDR`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
@@ -828,4 +876,38 @@ pub fn echoed_headers(report: &Value, name: &str) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// An open Server-Sent Events response. `text` is everything received so
+/// far, chunk framing included (tests look for substrings of the JSON).
+pub struct EventStream {
+    stream: TcpStream,
+    pub text: String,
+}
+
+impl EventStream {
+    /// Reads until `cond(text)` holds or `deadline` passes; returns whether
+    /// it held.
+    pub fn wait_for(&mut self, deadline: Duration, mut cond: impl FnMut(&str) -> bool) -> bool {
+        let end = Instant::now() + deadline;
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            if cond(&self.text) {
+                return true;
+            }
+            if Instant::now() >= end {
+                return false;
+            }
+            match self.stream.read(&mut buf) {
+                Ok(0) => return cond(&self.text),
+                Ok(n) => self.text.push_str(&String::from_utf8_lossy(&buf[..n])),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => panic!("read event stream: {e}"),
+            }
+        }
+    }
 }

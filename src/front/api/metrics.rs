@@ -1,15 +1,36 @@
-//! `GET /metrics`: the snapshot in the Prometheus text exposition format
-//! (version 0.0.4). Pure: formats what it is given.
+//! `GET /metrics`: the Prometheus text exposition format (version 0.0.4).
 //!
-//! Per-request counters (status classes, latency) live in the front loops
-//! and are not exported yet.
+//! `render` is pure: it formats a snapshot, the front's counters and a
+//! `Sample` of what the caller read from `/proc` and the data dir. `sample`
+//! does those reads: a few small `/proc` files per instance, plus a walk of
+//! every instance's data dir at most every `DIR_SIZES_TTL` (cached here,
+//! per front loop). Called on a front loop; nothing here touches a socket.
+//!
+//! Every family has HELP and TYPE lines; counters end in `_total`; label
+//! values are escaped. Names: `ten_instance_*` per instance (labels
+//! `service`, `id`), `ten_front_*` for the proxy, `process_*` for tenement's
+//! own process (the names Prometheus client libraries use), `ten_build_info`.
 
+use std::collections::HashMap;
 use std::fmt::Write;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
 
+use crate::front::stats::{FrontStats, REFUSED_STATUSES};
+use crate::supervisor::snapshot::{Health, InstanceView, DURATION_BUCKETS, WAKE_BUCKETS};
 use crate::supervisor::{Snapshot, State};
 
 /// The content type Prometheus expects for this format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Data dir sizes are recomputed at most this often: walking every
+/// instance's files is the one expensive read here.
+pub const DIR_SIZES_TTL: Duration = Duration::from_secs(30);
+
+/// `/proc` counts CPU time in USER_HZ ticks, which the kernel fixes at 100
+/// for user space on every architecture we build for (proc(5), times(2)).
+const USER_HZ: f64 = 100.0;
 
 const STATES: [State; 6] = [
     State::Starting,
@@ -20,70 +41,445 @@ const STATES: [State; 6] = [
     State::Failed,
 ];
 
-/// Renders the instance gauges and counters for `snap`.
-pub fn render(snap: &Snapshot) -> String {
-    let mut out = String::with_capacity(256 + snap.instances.len() * 256);
-    out.push_str("# HELP ten_instances Instances by lifecycle state.\n");
-    out.push_str("# TYPE ten_instances gauge\n");
-    for state in STATES {
-        let n = snap.instances.iter().filter(|v| v.state == state).count();
-        let _ = writeln!(out, "ten_instances{{state=\"{}\"}} {n}", state.as_str());
+const HEALTHS: [Health; 4] = [
+    Health::Unknown,
+    Health::Healthy,
+    Health::Degraded,
+    Health::Unhealthy,
+];
+
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// What the caller read outside the snapshot, for one render.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sample {
+    /// `service:id` -> CPU seconds of the instance's process (and the
+    /// children it has waited for).
+    pub cpu_seconds: HashMap<String, f64>,
+    /// `service:id` -> bytes in its data dir (cached, see `DIR_SIZES_TTL`).
+    pub data_dir_bytes: HashMap<String, u64>,
+    /// tenement's own resident memory, open fds, CPU seconds.
+    pub process_rss: Option<u64>,
+    pub process_fds: Option<u64>,
+    pub process_cpu_seconds: Option<f64>,
+    /// When tenement started, seconds since the epoch.
+    pub process_start_unix: f64,
+    /// Seconds since tenement started.
+    pub uptime_seconds: f64,
+}
+
+/// The data dir size cache of one front loop.
+#[derive(Debug, Default)]
+pub struct DirSizes {
+    at: Option<Instant>,
+    sizes: HashMap<String, u64>,
+}
+
+impl DirSizes {
+    /// Sizes of every instance's data dir, walked again when older than
+    /// `DIR_SIZES_TTL`. Blocks for the walk.
+    pub fn get(&mut self, data_dir: &Path, snap: &Snapshot, now: Instant) -> &HashMap<String, u64> {
+        let fresh = self
+            .at
+            .is_some_and(|at| now.saturating_duration_since(at) < DIR_SIZES_TTL);
+        let complete = snap
+            .instances
+            .iter()
+            .all(|v| self.sizes.contains_key(&v.key()));
+        if !fresh || !complete {
+            self.sizes = snap
+                .instances
+                .iter()
+                .map(|v| {
+                    let dir = data_dir.join(&v.service).join(&v.id);
+                    (v.key(), super::dir_bytes(&dir))
+                })
+                .collect();
+            self.at = Some(now);
+        }
+        &self.sizes
     }
+}
+
+/// When this process started; set by the first `Api::new`.
+static STARTED: std::sync::OnceLock<SystemTime> = std::sync::OnceLock::new();
+
+/// Records the process start (first call wins).
+pub fn mark_start() {
+    STARTED.get_or_init(SystemTime::now);
+}
+
+/// Reads `/proc` for the instances of `snap` and for tenement itself.
+/// Missing files (a process that just exited) leave their values out.
+pub fn sample(snap: &Snapshot, dir_sizes: &HashMap<String, u64>, now: SystemTime) -> Sample {
+    let cpu_seconds = snap
+        .instances
+        .iter()
+        .filter_map(|v| {
+            let pid = v.pid?;
+            let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            Some((v.key(), parse_cpu_ticks(&text)? as f64 / USER_HZ))
+        })
+        .collect();
+    let started = *STARTED.get_or_init(SystemTime::now);
+    let epoch = |t: SystemTime| {
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64()
+    };
+    Sample {
+        cpu_seconds,
+        data_dir_bytes: dir_sizes.clone(),
+        process_rss: std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| crate::isolate::proc::parse_rss(&s)),
+        process_fds: std::fs::read_dir("/proc/self/fd")
+            .ok()
+            // The read_dir handle itself holds one fd while counting.
+            .map(|d| (d.count() as u64).saturating_sub(1)),
+        process_cpu_seconds: std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|s| parse_cpu_ticks(&s))
+            .map(|t| t as f64 / USER_HZ),
+        process_start_unix: epoch(started),
+        uptime_seconds: now
+            .duration_since(started)
+            .unwrap_or_default()
+            .as_secs_f64(),
+    }
+}
+
+/// utime + stime + cutime + cstime (fields 14-17) of a `/proc/PID/stat`
+/// line, in ticks. Fields are counted from the last `)`: the command name
+/// may hold spaces and parentheses (proc(5)).
+pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // fields[0] is field 3 of the line.
+    (14..=17).try_fold(0u64, |sum, n| {
+        let v: i64 = fields.get(n - 3)?.parse().ok()?;
+        Some(sum + v.max(0) as u64)
+    })
+}
+
+/// Renders every family.
+pub fn render(snap: &Snapshot, front: &FrontStats, sample: &Sample) -> String {
+    let mut out = String::with_capacity(2048 + snap.instances.len() * 3072);
+    let o = &mut out;
+    let all = &snap.instances;
 
     family(
-        &mut out,
+        o,
+        "ten_build_info",
+        "gauge",
+        "Always 1; the version is a label.",
+    );
+    line(
+        o,
+        "ten_build_info",
+        &format!("{{version=\"{}\"}}", escape(env!("CARGO_PKG_VERSION"))),
+        1,
+    );
+    family(
+        o,
+        "ten_uptime_seconds",
+        "gauge",
+        "Seconds since tenement started.",
+    );
+    line(o, "ten_uptime_seconds", "", float(sample.uptime_seconds));
+
+    family(o, "ten_instances", "gauge", "Instances by lifecycle state.");
+    for state in STATES {
+        let n = all.iter().filter(|v| v.state == state).count();
+        line(
+            o,
+            "ten_instances",
+            &format!("{{state=\"{}\"}}", state.as_str()),
+            n,
+        );
+    }
+
+    per_instance(
+        o,
+        all,
         "ten_instance_up",
         "gauge",
         "1 when the instance is running, else 0.",
+        |v| u8::from(v.state == State::Running).to_string(),
     );
-    for v in &snap.instances {
-        let up = u8::from(v.state == State::Running);
-        let _ = writeln!(out, "ten_instance_up{} {up}", labels(&v.service, &v.id));
+    family(
+        o,
+        "ten_instance_state",
+        "gauge",
+        "1 for the instance's lifecycle state, 0 for the others.",
+    );
+    for v in all {
+        for state in STATES {
+            let l = labels_with(v, "state", state.as_str());
+            line(o, "ten_instance_state", &l, u8::from(v.state == state));
+        }
     }
     family(
-        &mut out,
+        o,
+        "ten_instance_health",
+        "gauge",
+        "1 for the instance's health word, 0 for the others.",
+    );
+    for v in all {
+        for health in HEALTHS {
+            let l = labels_with(v, "health", health.as_str());
+            line(o, "ten_instance_health", &l, u8::from(v.health == health));
+        }
+    }
+    per_instance(
+        o,
+        all,
         "ten_instance_weight",
         "gauge",
         "Traffic weight, 0 to 100.",
+        |v| v.weight.to_string(),
     );
-    for v in &snap.instances {
-        let _ = writeln!(
-            out,
-            "ten_instance_weight{} {}",
-            labels(&v.service, &v.id),
-            v.weight
-        );
-    }
-    family(
-        &mut out,
+    per_instance(
+        o,
+        all,
         "ten_instance_restarts_total",
         "counter",
         "Restarts since the instance was created.",
+        |v| v.restarts.to_string(),
     );
-    for v in &snap.instances {
-        let _ = writeln!(
-            out,
-            "ten_instance_restarts_total{} {}",
-            labels(&v.service, &v.id),
-            v.restarts
-        );
-    }
     family(
-        &mut out,
-        "ten_instance_memory_bytes",
+        o,
+        "ten_instance_start_time_seconds",
         "gauge",
-        "Memory in use by the instance, where known.",
+        "When the instance's current process started, seconds since the epoch.",
     );
-    for v in &snap.instances {
-        if let Some(bytes) = v.memory_bytes {
-            let _ = writeln!(
-                out,
-                "ten_instance_memory_bytes{} {bytes}",
-                labels(&v.service, &v.id)
+    for v in all {
+        if let Some(t) = v
+            .started_at
+            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        {
+            line(
+                o,
+                "ten_instance_start_time_seconds",
+                &labels(v),
+                float(t.as_secs_f64()),
             );
         }
     }
+    per_instance(
+        o,
+        all,
+        "ten_instance_wakes_total",
+        "counter",
+        "Times the instance was woken from sleep.",
+        |v| load(&v.stats.wakes).to_string(),
+    );
+    family(
+        o,
+        "ten_instance_wake_duration_seconds",
+        "histogram",
+        "Time from wake to ready.",
+    );
+    for v in all {
+        histogram(
+            o,
+            "ten_instance_wake_duration_seconds",
+            v,
+            &WAKE_BUCKETS,
+            &v.stats.wake_buckets,
+            load(&v.stats.wake_sum_us),
+        );
+    }
+    family(
+        o,
+        "ten_instance_requests_total",
+        "counter",
+        "Responses relayed from the instance, by status class.",
+    );
+    for v in all {
+        for (class, n) in CLASSES.iter().zip(&v.stats.responses) {
+            line(
+                o,
+                "ten_instance_requests_total",
+                &labels_with(v, "code", class),
+                load(n),
+            );
+        }
+    }
+    family(
+        o,
+        "ten_instance_request_duration_seconds",
+        "histogram",
+        "Time from request start to response end.",
+    );
+    for v in all {
+        histogram(
+            o,
+            "ten_instance_request_duration_seconds",
+            v,
+            &DURATION_BUCKETS,
+            &v.stats.duration_buckets,
+            load(&v.stats.duration_sum_us),
+        );
+    }
+    per_instance(
+        o,
+        all,
+        "ten_instance_received_bytes_total",
+        "counter",
+        "Request bytes sent to the instance (head and body).",
+        |v| load(&v.stats.bytes_in).to_string(),
+    );
+    per_instance(
+        o,
+        all,
+        "ten_instance_sent_bytes_total",
+        "counter",
+        "Response bytes received from the instance (head and body).",
+        |v| load(&v.stats.bytes_out).to_string(),
+    );
+    per_instance(
+        o,
+        all,
+        "ten_instance_open_connections",
+        "gauge",
+        "Client connections routed to the instance now.",
+        |v| load(&v.stats.open).to_string(),
+    );
+    family(
+        o,
+        "ten_instance_memory_bytes",
+        "gauge",
+        "Resident memory of the instance's process, where known.",
+    );
+    for v in all {
+        if let Some(bytes) = v.memory_bytes {
+            line(o, "ten_instance_memory_bytes", &labels(v), bytes);
+        }
+    }
+    family(
+        o,
+        "ten_instance_cpu_seconds_total",
+        "counter",
+        "CPU time of the instance's current process and its waited-for children.",
+    );
+    for v in all {
+        if let Some(s) = sample.cpu_seconds.get(&v.key()) {
+            line(o, "ten_instance_cpu_seconds_total", &labels(v), float(*s));
+        }
+    }
+    family(
+        o,
+        "ten_instance_data_dir_bytes",
+        "gauge",
+        "Bytes in the instance's data dir (recomputed at most every 30 s).",
+    );
+    for v in all {
+        if let Some(b) = sample.data_dir_bytes.get(&v.key()) {
+            line(o, "ten_instance_data_dir_bytes", &labels(v), b);
+        }
+    }
+
+    family(
+        o,
+        "ten_front_connections_open",
+        "gauge",
+        "Client connections open now.",
+    );
+    line(o, "ten_front_connections_open", "", load(&front.open));
+    family(
+        o,
+        "ten_front_connections_accepted_total",
+        "counter",
+        "Client connections accepted since start.",
+    );
+    line(
+        o,
+        "ten_front_connections_accepted_total",
+        "",
+        load(&front.accepted),
+    );
+    family(
+        o,
+        "ten_front_requests_refused_total",
+        "counter",
+        "Requests the front answered itself with an error, by status.",
+    );
+    for (status, n) in REFUSED_STATUSES.iter().zip(&front.refused) {
+        line(
+            o,
+            "ten_front_requests_refused_total",
+            &format!("{{code=\"{status}\"}}"),
+            load(n),
+        );
+    }
+    family(
+        o,
+        "ten_front_accept_paused_total",
+        "counter",
+        "Times accepting paused at the connection cap.",
+    );
+    line(
+        o,
+        "ten_front_accept_paused_total",
+        "",
+        load(&front.accept_paused),
+    );
+
+    if let Some(rss) = sample.process_rss {
+        family(
+            o,
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory of tenement itself.",
+        );
+        line(o, "process_resident_memory_bytes", "", rss);
+    }
+    if let Some(fds) = sample.process_fds {
+        family(
+            o,
+            "process_open_fds",
+            "gauge",
+            "Open file descriptors of tenement itself.",
+        );
+        line(o, "process_open_fds", "", fds);
+    }
+    if let Some(cpu) = sample.process_cpu_seconds {
+        family(
+            o,
+            "process_cpu_seconds_total",
+            "counter",
+            "CPU time of tenement itself.",
+        );
+        line(o, "process_cpu_seconds_total", "", float(cpu));
+    }
+    family(
+        o,
+        "process_start_time_seconds",
+        "gauge",
+        "When tenement started, seconds since the epoch.",
+    );
+    line(
+        o,
+        "process_start_time_seconds",
+        "",
+        float(sample.process_start_unix),
+    );
     out
+}
+
+fn load(n: &std::sync::atomic::AtomicU64) -> u64 {
+    n.load(Ordering::Relaxed)
+}
+
+/// A float the way Prometheus writes it: shortest round-trip form; whole
+/// numbers without a fraction are fine too.
+fn float(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x}")
+    } else {
+        "NaN".to_string()
+    }
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -91,10 +487,68 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-/// `{service="...",id="..."}`. Names cannot hold the characters the format
-/// escapes, but escape anyway: the format breaks silently otherwise.
-fn labels(service: &str, id: &str) -> String {
-    format!("{{service=\"{}\",id=\"{}\"}}", escape(service), escape(id))
+fn line(out: &mut String, name: &str, labels: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(out, "{name}{labels} {value}");
+}
+
+fn per_instance(
+    out: &mut String,
+    all: &[InstanceView],
+    name: &str,
+    kind: &str,
+    help: &str,
+    value: impl Fn(&InstanceView) -> String,
+) {
+    family(out, name, kind, help);
+    for v in all {
+        line(out, name, &labels(v), value(v));
+    }
+}
+
+/// `_bucket` lines (cumulative, `le` ascending, then `+Inf`), `_sum` in
+/// seconds and `_count`. `counts` has one more entry than `bounds`.
+fn histogram(
+    out: &mut String,
+    name: &str,
+    v: &InstanceView,
+    bounds: &[f64],
+    counts: &[std::sync::atomic::AtomicU64],
+    sum_us: u64,
+) {
+    let mut total = 0;
+    for (i, n) in counts.iter().enumerate() {
+        total += load(n);
+        let le = bounds.get(i).map_or("+Inf".to_string(), |b| float(*b));
+        let l = labels_with(v, "le", &le);
+        line(out, &format!("{name}_bucket"), &l, total);
+    }
+    line(
+        out,
+        &format!("{name}_sum"),
+        &labels(v),
+        float(sum_us as f64 / 1e6),
+    );
+    line(out, &format!("{name}_count"), &labels(v), total);
+}
+
+fn labels(v: &InstanceView) -> String {
+    instance_labels(&v.service, &v.id, None)
+}
+
+fn labels_with(v: &InstanceView, key: &str, value: &str) -> String {
+    instance_labels(&v.service, &v.id, Some((key, value)))
+}
+
+/// `{service="...",id="..."[,key="value"]}`. Names cannot hold the
+/// characters the format escapes, but escape anyway: the format breaks
+/// silently otherwise.
+fn instance_labels(service: &str, id: &str, extra: Option<(&str, &str)>) -> String {
+    let mut s = format!("{{service=\"{}\",id=\"{}\"", escape(service), escape(id));
+    if let Some((k, v)) = extra {
+        let _ = write!(s, ",{k}=\"{}\"", escape(v));
+    }
+    s.push('}');
+    s
 }
 
 fn escape(value: &str) -> String {
@@ -111,8 +565,72 @@ mod tests {
     #[test]
     fn label_values_are_escaped() {
         assert_eq!(
-            labels("a\"b", "c\\d\n"),
+            instance_labels("a\"b", "c\\d\n", None),
             "{service=\"a\\\"b\",id=\"c\\\\d\\n\"}"
         );
+        assert_eq!(
+            instance_labels("a", "b", Some(("le", "+Inf"))),
+            "{service=\"a\",id=\"b\",le=\"+Inf\"}"
+        );
+    }
+
+    #[test]
+    fn cpu_ticks_sum_fields_14_to_17() {
+        let stat =
+            "4242 (py (x) y) S 1 4242 4242 0 -1 4194304 100 0 0 0 150 25 3 2 20 0 1 0 12345 0 0";
+        assert_eq!(parse_cpu_ticks(stat), Some(180));
+        assert_eq!(parse_cpu_ticks("4242 (short) S 1"), None);
+    }
+
+    #[test]
+    fn histogram_buckets_are_cumulative_with_inf_sum_and_count() {
+        let v = InstanceView {
+            service: "api".into(),
+            id: "prod".into(),
+            state: State::Running,
+            health: Health::Healthy,
+            pid: None,
+            port: 1,
+            addr: ([127, 0, 0, 1], 1).into(),
+            weight: 100,
+            restarts: 0,
+            started_at: None,
+            memory_bytes: None,
+            last_check: None,
+            request_timeout: Duration::from_secs(1),
+            startup_timeout: Duration::from_secs(1),
+            stats: Default::default(),
+        };
+        v.stats.record(200, Duration::from_millis(3));
+        v.stats.record(500, Duration::from_millis(30));
+        v.stats.record(200, Duration::from_secs(20));
+        let mut out = String::new();
+        histogram(
+            &mut out,
+            "h",
+            &v,
+            &DURATION_BUCKETS,
+            &v.stats.duration_buckets,
+            load(&v.stats.duration_sum_us),
+        );
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[0],
+            "h_bucket{service=\"api\",id=\"prod\",le=\"0.005\"} 1"
+        );
+        assert_eq!(
+            lines[3],
+            "h_bucket{service=\"api\",id=\"prod\",le=\"0.05\"} 2"
+        );
+        assert_eq!(
+            lines[10],
+            "h_bucket{service=\"api\",id=\"prod\",le=\"10\"} 2"
+        );
+        assert_eq!(
+            lines[11],
+            "h_bucket{service=\"api\",id=\"prod\",le=\"+Inf\"} 3"
+        );
+        assert_eq!(lines[12], "h_sum{service=\"api\",id=\"prod\"} 20.033");
+        assert_eq!(lines[13], "h_count{service=\"api\",id=\"prod\"} 3");
     }
 }

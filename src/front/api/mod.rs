@@ -13,6 +13,7 @@
 //! instance gets 403 whether or not that instance exists, so it learns
 //! nothing about other tenants.
 
+pub mod dashboard;
 pub mod logs;
 pub mod metrics;
 pub mod url;
@@ -124,6 +125,8 @@ pub struct Api {
     pub config_json: serde_json::Value,
     /// Front-wide counters for `/metrics`, shared by every loop.
     pub front: std::sync::Arc<crate::front::stats::FrontStats>,
+    /// This loop's cache of instance data dir sizes for `/metrics`.
+    pub dir_sizes: metrics::DirSizes,
 }
 
 /// An endpoint, with the raw `{svc:id}` path segment where it has one.
@@ -239,12 +242,14 @@ type Answer<T> = Result<T, Response>;
 impl Api {
     /// An API for one loop. `config_json` is what `GET /api/config` shows.
     pub fn new(data_dir: PathBuf, metrics_public: bool, config_json: serde_json::Value) -> Api {
+        metrics::mark_start();
         Api {
             tokens: TokenStore::new(&data_dir),
             metrics_public,
             data_dir,
             config_json,
             front: Default::default(),
+            dir_sizes: Default::default(),
         }
     }
 
@@ -280,7 +285,7 @@ impl Api {
         }
         use Endpoint::*;
         match endpoint {
-            Dashboard => return Ok(respond(dashboard())),
+            Dashboard => return Ok(respond(dashboard::response())),
             Health => {
                 return Ok(respond(Response::text(
                     200,
@@ -288,7 +293,7 @@ impl Api {
                     "ok",
                 )))
             }
-            Metrics if self.metrics_public => return Ok(respond(metrics_response(snap))),
+            Metrics if self.metrics_public => return Ok(respond(self.metrics(snap, now))),
             _ => {}
         }
         let who = self.authenticate(req)?;
@@ -296,7 +301,7 @@ impl Api {
             Dashboard | Health => unreachable!("answered before authentication"),
             Metrics => {
                 admin_only(&who)?;
-                respond(metrics_response(snap))
+                respond(self.metrics(snap, now))
             }
             List => {
                 let list: Vec<serde_json::Value> = snap
@@ -470,6 +475,17 @@ impl Api {
         self.tokens
             .verify(token)
             .ok_or_else(|| unauthorized("invalid token"))
+    }
+
+    /// `GET /metrics`. Reads `/proc`, and walks the data dirs when the
+    /// cached sizes are older than `metrics::DIR_SIZES_TTL`.
+    fn metrics(&mut self, snap: &Snapshot, now: SystemTime) -> Response {
+        let sizes = self
+            .dir_sizes
+            .get(&self.data_dir, snap, std::time::Instant::now());
+        let sample = metrics::sample(snap, sizes, now);
+        let text = metrics::render(snap, &self.front, &sample);
+        Response::text(200, metrics::CONTENT_TYPE, &text)
     }
 
     /// `GET /api/logs?service=&id=&search=&limit=&stream=&since=`.
@@ -754,25 +770,6 @@ fn dir_bytes(root: &Path) -> u64 {
         }
     }
     total
-}
-
-fn metrics_response(snap: &Snapshot) -> Response {
-    Response::text(200, metrics::CONTENT_TYPE, &metrics::render(snap))
-}
-
-/// `GET /`: a placeholder page until the dashboard lands. No token needed:
-/// it shows nothing about instances.
-fn dashboard() -> Response {
-    Response::text(
-        200,
-        "text/html; charset=utf-8",
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>tenement</title></head>\n\
-         <body>\n<h1>tenement</h1>\n\
-         <p>The dashboard needs an API token and is not built yet.</p>\n\
-         <p>List instances with <code>GET /api/instances</code> and \
-         <code>Authorization: Bearer TOKEN</code>, or run <code>ten ps</code> on the server.</p>\n\
-         </body></html>\n",
-    )
 }
 
 /// The response for a supervisor reply to an `Action::Ask`.
