@@ -694,6 +694,18 @@ impl Worker {
             request_timeout: Duration::from_secs(60),
         };
         c.deadline = None;
+        if !matches!(target, Target::Management | Target::NotFound) && !c.cin.is_empty() {
+            // Body bytes that came with the head are checked before anything
+            // is forwarded, so a malformed body in the first read reaches no
+            // app. Later bytes are checked as they stream.
+            let mut probe = exchange.req_framer.clone();
+            if let Err(e) = probe.scan(c.cin.bytes()) {
+                c.exchange = Some(Box::new(exchange));
+                let msg = e.to_string();
+                self.fail(c, 400, &msg);
+                return;
+            }
+        }
         match target {
             Target::Management => {
                 let expect = exchange.head.expect_continue;
@@ -780,6 +792,18 @@ impl Worker {
         if self.supervisor.send(cmd, Some(reply)) {
             c.phase = Phase::Waiting;
             c.deadline = Some(Instant::now() + timeout + HOLD_SLACK);
+            if let Some(x) = c.exchange.as_mut() {
+                if x.head.expect_continue && !x.req_done && x.head.minor >= 1 && !x.body_sent {
+                    // No upstream to ask yet: say 100 ourselves so the client
+                    // sends the body while the instance starts, and take
+                    // `Expect` off the forwarded request so the app does not
+                    // answer a second 100.
+                    c.cout.extend(b"HTTP/1.1 100 Continue\r\n\r\n");
+                    x.head.expect_continue = false;
+                    x.head.headers.retain(|h| !h.name.eq_ignore_ascii_case("expect"));
+                    x.upstream_head.clear();
+                }
+            }
         } else {
             self.fail(c, 503, "the supervisor is not running");
         }
