@@ -183,7 +183,10 @@ const PID_ENTRY_LEN: usize = PID_PREFIX.len() + 11;
 impl Activation {
     fn prepare(argv: &[String], env: &[(OsString, OsString)], listen: Listen<'_>) -> Activation {
         let program = argv.first().map(String::as_str).unwrap_or_default();
-        let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_os_str());
+        let path_var = env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.as_os_str());
         let path = resolve_program(program, path_var);
         let path = CString::new(path.into_os_string().into_vec())
             .unwrap_or_else(|_| CString::new("/nonexistent").expect("no NUL in a literal"));
@@ -218,10 +221,8 @@ impl Activation {
         let mut entry = [0u8; PID_ENTRY_LEN];
         entry[..PID_PREFIX.len()].copy_from_slice(PID_PREFIX);
         let pid_entry = Box::into_raw(Box::new(entry));
-        let mut envp: Vec<*const libc::c_char> = strings[nargs..]
-            .iter()
-            .map(|c| c.as_ptr())
-            .collect();
+        let mut envp: Vec<*const libc::c_char> =
+            strings[nargs..].iter().map(|c| c.as_ptr()).collect();
         envp.push(pid_entry.cast_const().cast());
         envp.push(std::ptr::null());
         Activation {
@@ -470,10 +471,22 @@ os.environ.get('LISTEN_FDNAMES'), s.getsockname()[1], os.environ.get('KEEP'))\n"
             fd: listener.as_fd(),
             name: "web",
         };
-        let mut s = spawn(Isolation::Process, &argv, Path::new("/"), &env, Some(listen)).unwrap();
+        let mut s = spawn(
+            Isolation::Process,
+            &argv,
+            Path::new("/"),
+            &env,
+            Some(listen),
+        )
+        .unwrap();
         let mut out = String::new();
         use std::io::Read;
-        s.child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        s.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
         s.child.wait().unwrap();
         let f: Vec<&str> = out.split_whitespace().collect();
         assert_eq!(f.len(), 6, "{out}");

@@ -758,11 +758,7 @@ impl Supervisor {
         if inst.life.state != State::Running || inst.stop.is_some() || inst.run.is_none() {
             return None;
         }
-        let timeout = self
-            .config
-            .services
-            .get(&inst.key.service)?
-            .idle_timeout?;
+        let timeout = self.config.services.get(&inst.key.service)?.idle_timeout?;
         if inst.stats.open.load(Ordering::Relaxed) > 0 {
             return Some(now + IDLE_RECHECK);
         }
@@ -1041,7 +1037,10 @@ impl Supervisor {
                 inst.start_deadline = None;
                 inst.next_probe = Some(now + interval);
                 inst.ready_at = Some(SystemTime::now());
-                self.note(key, "ready (socket activation: connections queue until it accepts)");
+                self.note(
+                    key,
+                    "ready (socket activation: connections queue until it accepts)",
+                );
                 self.apply(key, fx, now);
                 self.resolve_waiters(key);
             }
@@ -1495,9 +1494,10 @@ impl Supervisor {
             }
             State::Failed => self.answer(to, err(503, "instance failed")),
             State::Stopping
-                if inst.stop.as_ref().is_some_and(|s| {
-                    !matches!(s.then, AfterStop::Restart | AfterStop::Sleep)
-                }) =>
+                if inst
+                    .stop
+                    .as_ref()
+                    .is_some_and(|s| !matches!(s.then, AfterStop::Restart | AfterStop::Sleep)) =>
             {
                 self.answer(to, err(503, "instance is stopping"))
             }
@@ -1507,7 +1507,13 @@ impl Supervisor {
 
     /// Holds `to` until the instance is ready, waking it if it sleeps; many
     /// requests during one wake all wait for the same start.
-    fn hold_and_wake(&mut self, key: &InstanceKey, to: Option<ReplyTo>, what: WaitFor, now: Instant) {
+    fn hold_and_wake(
+        &mut self,
+        key: &InstanceKey,
+        to: Option<ReplyTo>,
+        what: WaitFor,
+        now: Instant,
+    ) {
         let timeout = self.startup_timeout(&key.service);
         self.hold(key, to, what, timeout, now);
         self.wake_if_down(key, now, "woken by request");
@@ -1561,9 +1567,10 @@ impl Supervisor {
     /// (requests then wait for the restart), else probe it with a TCP
     /// connect; the request is answered `Ready` once the instance accepts.
     fn cmd_refused(&mut self, key: InstanceKey, to: Option<ReplyTo>, now: Instant) {
-        let running = self.instances.get(&key).is_some_and(|i| {
-            i.life.state == State::Running && i.run.is_some() && i.stop.is_none()
-        });
+        let running = self
+            .instances
+            .get(&key)
+            .is_some_and(|i| i.life.state == State::Running && i.run.is_some() && i.stop.is_none());
         if running {
             // The pidfd event may still be queued behind this command.
             self.on_exit(&key);
