@@ -1379,6 +1379,8 @@ impl Supervisor {
         if wait {
             let timeout = self.startup_timeout(&key.service);
             self.hold(&key, to, WaitFor::Spawned, timeout, now);
+            // A socket-activated instance is ready as soon as it runs.
+            self.resolve_waiters(&key);
         } else {
             self.answer(to, Reply::Done(self.json(&key)));
         }
@@ -1480,6 +1482,7 @@ impl Supervisor {
         }
         self.wake_if_down(&key, now, "woken by deploy");
         self.hold(&key, to, WaitFor::Deploy { weight }, timeout, now);
+        self.resolve_waiters(&key);
         self.fail_waiters_if_down(&key);
     }
 
