@@ -715,3 +715,26 @@ fn restart_kills_group_members_whose_leader_died() {
         server.log()
     );
 }
+
+#[test]
+fn socket_activation_example_serves_on_the_passed_socket() {
+    if !tools_present(&["python3"]) {
+        return;
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/socket-activation");
+    let check = ten_raw(&dir, &["--config", "tenement.toml", "config", "--check"]);
+    assert!(check.status.success(), "{}", describe(&check));
+    let config = format!(
+        "{}[service.hello]\ncommand = \"python3 app.py\"\nworkdir = {}\nsocket_activation = true\nautospawn = true\n",
+        settings(""),
+        toml_str(&dir)
+    );
+    let server = Server::start("example_socket", &config);
+    let resp = get(server.addr, "demo.hello.localhost", "/");
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let text = resp.text();
+    assert!(
+        text.contains("hello from hello:demo") && text.contains("socket hello"),
+        "{text}"
+    );
+}
