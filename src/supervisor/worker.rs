@@ -615,6 +615,17 @@ impl Supervisor {
             Outcome::Pending => return,
         };
         let recheck = std::mem::take(&mut inst.recheck);
+        let dying = recheck
+            && inst.run.as_ref().is_some_and(|r| match r.start_ticks {
+                Some(ticks) => !proc::is_same_process(r.pid, ticks),
+                None => !proc::alive(r.pid),
+            });
+        if dying {
+            // Killed, and its last threads still hold the socket open, so
+            // the connect passed; the pidfd reports the exit once they are
+            // gone, and held requests then wait for the restart.
+            return;
+        }
         if recheck && !ok {
             // Refused and not accepting: most likely it just died and the
             // pidfd event is still queued. Reap it now; held requests then
