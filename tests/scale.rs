@@ -637,22 +637,26 @@ fn registry_restored_after_kill_9_with_no_leftover_process() {
         return;
     }
     let config = format!(
-        "{}{}{}[instances]\nweb = [\"boot\"]\n",
+        "{}{}{}{}[instances]\nweb = [\"boot\"]\n",
         settings(""),
         app("web", "health = \"/health\""),
         app("sleepy", "idle_timeout = 1"),
+        app("act", "socket_activation = true"),
     );
     let mut server = Server::start("restore_sleep", &config);
     server.wait_running("web:boot");
     server.ten_ok(&["spawn", "sleepy:a", "--wait"]);
     server.ten_ok(&["spawn", "web:two", "--wait", "--weight", "30"]);
+    server.ten_ok(&["spawn", "act:a", "--wait"]);
+    assert_eq!(get(server.addr, "a.act.localhost", "/").status, 200);
     wait_state(&server, "sleepy:a", "sleeping");
     let boot = pid_of(&server, "web:boot").unwrap();
     let two = pid_of(&server, "web:two").unwrap();
+    let act = pid_of(&server, "act:a").unwrap();
 
     server.kill9();
     assert!(
-        pid_alive(boot) && pid_alive(two),
+        pid_alive(boot) && pid_alive(two) && pid_alive(act),
         "instances outlive a kill -9 of the server"
     );
     server.serve_again();
@@ -672,7 +676,12 @@ fn registry_restored_after_kill_9_with_no_leftover_process() {
             && t["weight"] == 30
     });
     assert!(back, "running back, sleeping still asleep: {last:?}");
-    for pid in [boot, two] {
+    // The socket-activated one got its port back (the old process held
+    // the socket) and serves from a new process.
+    let report = server.echo("a.act.localhost", "/");
+    assert_eq!(report["activated"], true);
+    assert_ne!(report["pid"].as_u64().unwrap() as u32, act);
+    for pid in [boot, two, act] {
         assert!(
             wait_until(DEADLINE, || !pid_alive(pid)),
             "process {pid} of the old run still alive"
@@ -737,4 +746,118 @@ fn socket_activation_example_serves_on_the_passed_socket() {
         text.contains("hello from hello:demo") && text.contains("socket hello"),
         "{text}"
     );
+}
+
+#[test]
+fn sigterm_to_the_server_persists_and_brings_back_what_ran() {
+    if !tools_present(&["python3"]) {
+        return;
+    }
+    let config = format!(
+        "{}{}{}",
+        settings(""),
+        app("web", "health = \"/health\""),
+        app("sleepy", "idle_timeout = 1"),
+    );
+    let mut server = Server::start("restore_sigterm", &config);
+    server.ten_ok(&["spawn", "web:a", "--wait", "--weight", "40"]);
+    server.ten_ok(&["spawn", "sleepy:a", "--wait"]);
+    wait_state(&server, "sleepy:a", "sleeping");
+    let old = pid_of(&server, "web:a").unwrap();
+    server.sigterm();
+    assert!(!pid_alive(old), "SIGTERM to the server stops its instances");
+    wait_log_in_order(&server, "web", "a", &["stopping: sent SIGTERM", "stopped"]);
+    let state = server.data_dir.join(".tenement").join("state");
+    let text = std::fs::read_to_string(&state).unwrap();
+    let registry: Value = serde_json::from_str(&text).unwrap();
+    let desired = |svc: &str| {
+        registry["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["service"] == svc)
+            .map(|i| i["desired"].clone())
+    };
+    assert_eq!(desired("web"), Some(Value::from("running")), "{text}");
+    assert_eq!(desired("sleepy"), Some(Value::from("sleeping")), "{text}");
+
+    server.serve_again();
+    let web = server.wait_running("web:a");
+    assert_eq!(web["weight"], 40);
+    assert_eq!(
+        wait_state(&server, "sleepy:a", "sleeping")["pid"],
+        Value::Null
+    );
+}
+
+#[test]
+fn a_weighted_request_wakes_a_sleeping_instance() {
+    if !tools_present(&["python3"]) {
+        return;
+    }
+    let config = format!("{}{}", settings(""), app("web", "idle_timeout = 1"));
+    let server = Server::start("weighted_wake", &config);
+    server.ten_ok(&["spawn", "web:a", "--wait"]);
+    wait_state(&server, "web:a", "sleeping");
+    let resp = get(server.addr, "web.localhost", "/");
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    wait_log_in_order(
+        &server,
+        "web",
+        "a",
+        &["sleeping after 1s idle", "woken by request"],
+    );
+}
+
+#[test]
+fn lifecycle_changes_are_events() {
+    if !tools_present(&["python3"]) {
+        return;
+    }
+    use std::io::{Read, Write};
+    let config = format!(
+        "{}{}",
+        settings("backoff_base_ms = 100"),
+        app("api", "idle_timeout = 1")
+    );
+    let server = Server::start("events", &config);
+    let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /api/events HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\r\n",
+        server.addr, server.admin_token
+    )
+    .unwrap();
+    server.ten_ok(&["spawn", "api:a", "--wait"]);
+    assert_eq!(
+        get(server.addr, "a.api.localhost", "/exit?code=1").status,
+        200
+    );
+    let wanted = [
+        "spawned pid",
+        "ready after",
+        "exited with code 1, restarting in 100ms",
+        "sleeping after 1s idle",
+        "woken by request",
+    ];
+    let mut seen = Vec::new();
+    let mut woke = false;
+    let got_all = wait_until(DEADLINE, || {
+        let mut buf = [0u8; 8192];
+        if let Ok(n) = stream.read(&mut buf) {
+            seen.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&seen);
+        if !woke && text.contains("sleeping after 1s idle") {
+            woke = true;
+            assert_eq!(get(server.addr, "a.api.localhost", "/").status, 200);
+        }
+        wanted.iter().all(|w| text.contains(w))
+    });
+    let text = String::from_utf8_lossy(&seen);
+    assert!(got_all, "events lack some of {wanted:?}:\n{text}");
+    assert!(text.contains("event: lifecycle"), "{text}");
 }

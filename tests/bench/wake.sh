@@ -9,7 +9,8 @@
 #
 # - floor: the same app started by a tiny launcher, time from just before
 #   exec to the first byte of GET / (connect polled every 1 ms); with a
-#   socket bound by the launcher and passed as fd 3 too.
+#   socket bound by the launcher and passed as fd 3 too. (That one is
+#   faster on its own: http.server's bind path calls socket.getfqdn.)
 # - wake: time to first byte (curl's time_starttransfer) of GET / through
 #   tenement to a sleeping instance, with and without socket_activation.
 # - spawn: wall time of `ten spawn SVC:ID --wait` plus the first byte of
@@ -211,15 +212,13 @@ def floor(activated):
 
 
 def wake(service):
+    """One wake of {service}:w: put it to sleep (the app exits 0 under
+    on-failure), then time the first byte of GET /."""
     key, host = f"{service}:w", f"w.{service}.localhost"
-    out = []
-    for _ in range(rounds):
-        # Put it to sleep: the app exits 0 under on-failure.
-        subprocess.run(["curl", "-sS", "-o", "/dev/null", "-H", f"Host: {host}",
-                        f"http://127.0.0.1:{listen}/exit"], check=False)
-        wait_state(key, "sleeping")
-        out.append(ttfb(host))
-    return out
+    subprocess.run(["curl", "-sS", "-o", "/dev/null", "-H", f"Host: {host}",
+                    f"http://127.0.0.1:{listen}/exit"], check=False)
+    wait_state(key, "sleeping")
+    return ttfb(host)
 
 
 def spawn():
@@ -246,10 +245,13 @@ for svc in ("plain", "sa"):
     subprocess.run([ten, "--data-dir", data, "--config", os.path.join(work, "tenement.toml"),
                     "spawn", f"{svc}:w", "--wait"], check=True)
 
-floor_plain = [floor(False) for _ in range(rounds)]
-floor_sa = [floor(True) for _ in range(rounds)]
-wake_plain = wake("plain")
-wake_sa = wake("sa")
+# Interleaved, so load from other work on the box hits every measure alike.
+floor_plain, floor_sa, wake_plain, wake_sa = [], [], [], []
+for _ in range(rounds):
+    floor_plain.append(floor(False))
+    wake_plain.append(wake("plain"))
+    floor_sa.append(floor(True))
+    wake_sa.append(wake("sa"))
 spawned = spawn()
 
 fa_med, fa_p90 = stats([a for a, _ in floor_plain])
