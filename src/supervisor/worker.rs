@@ -531,14 +531,18 @@ impl Supervisor {
         self.dirty = true;
     }
 
-    fn cancel_probe(&mut self, key: &InstanceKey) {
+    /// Drops the probe in flight. Returns whether it was a recheck after a
+    /// refusal: the flag describes the probe, so it goes with it.
+    fn cancel_probe(&mut self, key: &InstanceKey) -> bool {
         let Some(inst) = self.instances.get_mut(key) else {
-            return;
+            return false;
         };
+        let recheck = std::mem::take(&mut inst.recheck);
         if let Some((token, mut probe)) = inst.probe.take() {
             let _ = self.poll.registry().deregister(&mut probe.stream);
             self.tokens.remove(&token);
         }
+        recheck
     }
 
     // ---- probes ---------------------------------------------------------
@@ -575,14 +579,20 @@ impl Supervisor {
                     Interest::READABLE | Interest::WRITABLE,
                 ) {
                     self.tokens.remove(&token);
-                    self.probe_done(key, Outcome::Fail(format!("register probe: {e}")), now);
+                    let recheck = self.cancel_probe(key);
+                    let outcome = Outcome::Fail(format!("register probe: {e}"));
+                    self.probe_done(key, outcome, recheck, now);
                     return;
                 }
                 let inst = self.instances.get_mut(key).expect("present above");
                 inst.probe = Some((token, probe));
                 inst.next_probe = None;
             }
-            Err(e) => self.probe_done(key, Outcome::Fail(super::health::describe(&e)), now),
+            Err(e) => {
+                let recheck = self.cancel_probe(key);
+                let outcome = Outcome::Fail(super::health::describe(&e));
+                self.probe_done(key, outcome, recheck, now)
+            }
         }
     }
 
@@ -595,12 +605,13 @@ impl Supervisor {
         };
         let outcome = probe.step();
         if outcome != Outcome::Pending {
-            self.cancel_probe(key);
-            self.probe_done(key, outcome, Instant::now());
+            let recheck = self.cancel_probe(key);
+            self.probe_done(key, outcome, recheck, Instant::now());
         }
     }
 
-    fn probe_done(&mut self, key: &InstanceKey, outcome: Outcome, now: Instant) {
+    /// A probe ended; `recheck`: it was the check after a refusal.
+    fn probe_done(&mut self, key: &InstanceKey, outcome: Outcome, recheck: bool, now: Instant) {
         let interval = self.config.settings.health_check_interval.max(READY_POLL);
         let policy = self.policy(&key.service);
         let Some(inst) = self.instances.get_mut(key) else {
@@ -614,7 +625,7 @@ impl Supervisor {
             Outcome::Fail(d) => (false, d),
             Outcome::Pending => return,
         };
-        let recheck = std::mem::take(&mut inst.recheck);
+        let recheck = recheck && inst.life.state == State::Running;
         let dying = recheck
             && inst.run.as_ref().is_some_and(|r| match r.start_ticks {
                 Some(ticks) => !proc::is_same_process(r.pid, ticks),
@@ -623,7 +634,9 @@ impl Supervisor {
         if dying {
             // Killed, and its last threads still hold the socket open, so
             // the connect passed; the pidfd reports the exit once they are
-            // gone, and held requests then wait for the restart.
+            // gone, and held requests then wait for the restart. Checks go
+            // on meanwhile, in case the exit never shows.
+            inst.next_probe = Some(now + RECHECK_POLL);
             return;
         }
         if recheck && !ok {
@@ -713,8 +726,8 @@ impl Supervisor {
         };
 
         if inst.probe.as_ref().is_some_and(|(_, p)| p.deadline <= now) {
-            self.cancel_probe(key);
-            self.probe_done(key, Outcome::Fail("timeout".into()), now);
+            let recheck = self.cancel_probe(key);
+            self.probe_done(key, Outcome::Fail("timeout".into()), recheck, now);
         }
         let Some(inst) = self.instances.get_mut(key) else {
             return;
@@ -974,6 +987,10 @@ impl Supervisor {
         )?;
         if svc.socket_activation {
             self.bind_listener(key, port)?;
+        } else if let Some(inst) = self.instances.get_mut(key) {
+            // A reload turned socket activation off: free the port for the
+            // app to bind itself.
+            inst.listener = None;
         }
         let inst = self.instances.get(key).ok_or("unknown instance")?;
         let listen = inst.listener.as_ref().map(|l| isolate::Listen {
