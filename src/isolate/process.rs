@@ -130,6 +130,9 @@ pub fn spawn(
     }
     // Built here, before the fork; `activation` must outlive `cmd.spawn()`,
     // which returns only after the child has exec'd or failed to.
+    if listen.is_some() {
+        reserve_fd_3();
+    }
     let activation = listen.map(|l| Activation::prepare(argv, env, l));
     if let Some(a) = &activation {
         let step = a.child_step();
@@ -321,6 +324,25 @@ impl ActivationStep {
     }
 }
 
+/// Keeps fd 3 of the server taken. std's spawn opens a CLOEXEC pipe on
+/// which the child reports a failed exec; were that pipe to get the lowest
+/// free fd, 3, the child step's dup2 onto fd 3 would close it and exec
+/// errors would go unreported (the start would look like a crash). So when
+/// fd 3 is free, /dev/null is opened onto it and kept for the life of the
+/// server.
+fn reserve_fd_3() {
+    if std::path::Path::new("/proc/self/fd/3").exists() {
+        return;
+    }
+    if let Ok(null) = std::fs::File::open("/dev/null") {
+        if null.as_raw_fd() == LISTEN_FD {
+            // Kept open on purpose; CLOEXEC (std's default) keeps it out of
+            // children.
+            std::mem::forget(null);
+        }
+    }
+}
+
 /// Where execvp(3) would find `program`: itself when it has a slash, else
 /// the first executable regular file of that name in `path` (the child's
 /// `PATH`, default "/usr/local/bin:/usr/bin:/bin"). Not found: `program`
@@ -450,6 +472,25 @@ mod tests {
         let argv = vec!["true".to_string()];
         let err = spawn(Isolation::Namespace, &argv, Path::new("/"), &env(), None).unwrap_err();
         assert!(matches!(err, SpawnError::Unsupported { .. }));
+    }
+
+    #[test]
+    fn socket_activation_reports_a_missing_program() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let listen = Listen {
+            fd: listener.as_fd(),
+            name: "web",
+        };
+        let argv = vec!["no-such-program-xyz".to_string()];
+        let err = spawn(
+            Isolation::Process,
+            &argv,
+            Path::new("/"),
+            &env(),
+            Some(listen),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("no-such-program-xyz"), "{err}");
     }
 
     #[test]
