@@ -180,9 +180,6 @@ fn keys_not_built_yet_are_refused_not_ignored() {
         ("memory_limit_mb = 256", "memory_limit_mb"),
         ("cpu_shares = 100", "cpu_shares"),
         ("pids_max = 64", "pids_max"),
-        ("socket_activation = true", "socket_activation"),
-        ("idle_timeout = 60", "idle_timeout"),
-        ("autospawn = true", "autospawn"),
     ];
     for (line, key) in cases {
         let text = format!("[service.api]\ncommand = \"x\"\n{line}\n");

@@ -136,9 +136,12 @@ pub struct Service {
     /// `[service.NAME.env]`, templates not yet expanded, in file order.
     pub env: Vec<(String, String)>,
     pub env_clear: bool,
+    /// A request for a valid unknown id creates that instance.
     pub autospawn: bool,
     /// 0 = no cap.
     pub max_instances: usize,
+    /// tenement binds 127.0.0.1:PORT and passes it as fd 3 (LISTEN_FDS).
+    pub socket_activation: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -278,6 +281,7 @@ impl Config {
                     "env_clear": svc.env_clear,
                     "autospawn": svc.autospawn,
                     "max_instances": svc.max_instances,
+                    "socket_activation": svc.socket_activation,
                 });
                 (name.clone(), value)
             })
@@ -821,16 +825,11 @@ impl Check<'_> {
             }
         }
 
-        if let Some(v) = raw.idle_timeout {
-            if *v.get_ref() > 0 {
-                self.unsupported(
-                    v.span(),
-                    key("idle_timeout"),
-                    "`idle_timeout` above 0",
-                    "remove it or set it to 0",
-                );
-            }
-        }
+        let idle_timeout = raw
+            .idle_timeout
+            .map(|v| v.into_inner())
+            .filter(|&secs| secs > 0)
+            .map(Duration::from_secs);
         let startup_timeout = self
             .positive(raw.startup_timeout, key("startup_timeout"))
             .unwrap_or(10);
@@ -853,16 +852,6 @@ impl Check<'_> {
         }
 
         let socket_activation = raw.socket_activation.as_ref().is_some_and(|v| *v.get_ref());
-        if let Some(v) = &raw.socket_activation {
-            if *v.get_ref() {
-                self.unsupported(
-                    v.span(),
-                    key("socket_activation"),
-                    "`socket_activation = true`",
-                    "remove it",
-                );
-            }
-        }
         if let Some(v) = raw.network {
             match v.get_ref().as_str() {
                 "none" if !socket_activation => self.fail(
@@ -910,16 +899,7 @@ impl Check<'_> {
             }
         }
         let env_clear = raw.env_clear.is_some_and(|v| v.into_inner());
-        if let Some(v) = &raw.autospawn {
-            if *v.get_ref() {
-                self.unsupported(
-                    v.span(),
-                    key("autospawn"),
-                    "`autospawn = true`",
-                    "remove it",
-                );
-            }
-        }
+        let autospawn = raw.autospawn.is_some_and(|v| v.into_inner());
         let max_instances = raw.max_instances.map_or(0, |v| v.into_inner() as usize);
 
         let mut env = Vec::new();
@@ -950,15 +930,16 @@ impl Check<'_> {
             workdir,
             health,
             isolation: Isolation::Process,
-            idle_timeout: None,
+            idle_timeout,
             startup_timeout: Duration::from_secs(startup_timeout),
             request_timeout: Duration::from_secs(request_timeout),
             restart,
             storage_persist: raw.storage_persist.is_none_or(|v| v.into_inner()),
             env,
             env_clear,
-            autospawn: false,
+            autospawn,
             max_instances,
+            socket_activation,
         })
     }
 

@@ -28,6 +28,9 @@ command = {command}
 # startup_timeout = 10           # seconds to become ready
 # request_timeout = 60           # seconds to wait for a response head
 # max_instances = 0              # 0 = no cap
+# idle_timeout = 0               # seconds idle before it sleeps; 0 = never
+# socket_activation = false      # true: tenement binds $PORT, the app gets fd 3
+# autospawn = false              # true: a request for ID.{name}.DOMAIN creates it
 
 [service.{name}.env]
 # Templates: {{name}} {{id}} {{data_dir}} {{port}} {{socket}}

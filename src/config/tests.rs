@@ -733,11 +733,6 @@ fn keys_not_built_yet_are_refused_by_name_and_line() {
             "service.api.isolation",
             "isolation \"sandbox\"",
         ),
-        (
-            "socket_activation = true",
-            "service.api.socket_activation",
-            "`socket_activation = true`",
-        ),
         ("network = \"host\"", "service.api.network", "`network`"),
         ("user = \"app\"", "service.api.user", "`user`"),
         ("user = 1000", "service.api.user", "`user`"),
@@ -763,16 +758,6 @@ fn keys_not_built_yet_are_refused_by_name_and_line() {
             "service.api.write_paths",
             "`write_paths`",
         ),
-        (
-            "idle_timeout = 300",
-            "service.api.idle_timeout",
-            "`idle_timeout`",
-        ),
-        (
-            "autospawn = true",
-            "service.api.autospawn",
-            "`autospawn = true`",
-        ),
     ];
     for (line, key, what) in cases {
         let text = format!("[service.api]\ncommand = \"x\"\n\n{line}\n");
@@ -796,6 +781,22 @@ fn tls_table_is_refused_by_name_and_line() {
         "settings.tls",
         "is not supported yet",
     );
+}
+
+#[test]
+fn scale_to_zero_keys_are_supported() {
+    let c = ok(
+        "[service.api]\ncommand = \"x\"\nidle_timeout = 300\nsocket_activation = true\n\
+                autospawn = true\nmax_instances = 7\n",
+    );
+    let api = &c.services["api"];
+    assert_eq!(api.idle_timeout, Some(Duration::from_secs(300)));
+    assert!(api.socket_activation);
+    assert!(api.autospawn);
+    assert_eq!(api.max_instances, 7);
+    let c = ok("[service.api]\ncommand = \"x\"\nidle_timeout = 0\n");
+    assert_eq!(c.services["api"].idle_timeout, None);
+    assert!(!c.services["api"].socket_activation);
 }
 
 #[test]

@@ -800,7 +800,9 @@ impl Worker {
                     // answer a second 100.
                     c.cout.extend(b"HTTP/1.1 100 Continue\r\n\r\n");
                     x.head.expect_continue = false;
-                    x.head.headers.retain(|h| !h.name.eq_ignore_ascii_case("expect"));
+                    x.head
+                        .headers
+                        .retain(|h| !h.name.eq_ignore_ascii_case("expect"));
                     x.upstream_head.clear();
                 }
             }
@@ -1120,6 +1122,16 @@ impl Worker {
                             let _ = self.poll.registry().deregister(&mut up.stream);
                         }
                         self.connect_fresh(slot, c, addr);
+                        return true;
+                    }
+                    if !x.body_sent && matches!(x.head.method.as_str(), "GET" | "HEAD" | "OPTIONS")
+                    {
+                        // Reset before any answer: the app died with the
+                        // request (a killed multi-threaded app keeps its
+                        // socket until its last thread exits). A safe request
+                        // is retried like a refused connection: the next
+                        // instance, or held until this one is back.
+                        self.upstream_refused(slot, c);
                         return true;
                     }
                     self.fail(

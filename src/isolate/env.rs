@@ -114,6 +114,7 @@ pub(crate) mod tests {
             env_clear: false,
             autospawn: false,
             max_instances: 0,
+            socket_activation: false,
         }
     }
 

@@ -12,4 +12,4 @@ pub mod env;
 pub mod proc;
 pub mod process;
 
-pub use process::{spawn, Spawned};
+pub use process::{spawn, Listen, Spawned};

@@ -100,6 +100,30 @@ pub fn group_alive(pgid: u32) -> bool {
         .any(|s| s.pgrp == p.as_raw_pid() && s.state != 'Z' && s.state != 'X')
 }
 
+/// Live (non-zombie) processes of group `pgid` that started at or after
+/// `since_ticks`, by pid.
+pub fn group_members(pgid: u32, since_ticks: u64) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            stat(pid).is_some_and(|s| {
+                s.pgrp as u32 == pgid
+                    && s.start_ticks >= since_ticks
+                    && s.state != 'Z'
+                    && s.state != 'X'
+            })
+        })
+        .collect()
+}
+
+/// Whether `pid` exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    stat(pid).is_some_and(|s| s.state != 'Z' && s.state != 'X')
+}
+
 /// Whether `pid` is still the process that started at `start_ticks` and
 /// has not exited.
 pub fn is_same_process(pid: u32, start_ticks: u64) -> bool {

@@ -6,8 +6,10 @@
 //! been exec'd, or with the reason it could not be (std reports exec and
 //! chdir failures from the child synchronously over a CLOEXEC pipe).
 
-use std::ffi::OsString;
+use std::ffi::{CString, OsString};
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -65,13 +67,28 @@ impl std::fmt::Display for SpawnError {
 
 impl std::error::Error for SpawnError {}
 
+/// A listening socket passed to the app as fd 3 (socket activation, the
+/// systemd `sd_listen_fds` protocol).
+#[derive(Debug, Clone, Copy)]
+pub struct Listen<'a> {
+    pub fd: BorrowedFd<'a>,
+    /// `LISTEN_FDNAMES`.
+    pub name: &'a str,
+}
+
+/// The fd the first passed socket gets (`SD_LISTEN_FDS_START`).
+pub const LISTEN_FD: RawFd = 3;
+
 /// Starts `argv` in `workdir` with exactly `env`, as its own session leader.
+/// With `listen`, the socket becomes fd 3 and `LISTEN_FDS=1`,
+/// `LISTEN_PID=<its pid>`, `LISTEN_FDNAMES=<name>` are added to `env`.
 /// Blocks only for fork and exec.
 pub fn spawn(
     isolation: Isolation,
     argv: &[String],
     workdir: &Path,
     env: &[(OsString, OsString)],
+    listen: Option<Listen<'_>>,
 ) -> Result<Spawned, SpawnError> {
     match isolation {
         Isolation::Process => {}
@@ -111,6 +128,22 @@ pub fn spawn(
     unsafe {
         cmd.pre_exec(child_setup);
     }
+    // Built here, before the fork; `activation` must outlive `cmd.spawn()`,
+    // which returns only after the child has exec'd or failed to.
+    if listen.is_some() {
+        reserve_fd_3();
+    }
+    let activation = listen.map(|l| Activation::prepare(argv, env, l));
+    if let Some(a) = &activation {
+        let step = a.child_step();
+        // SAFETY: as above; `ActivationStep::apply` makes only
+        // async-signal-safe calls (getpid, dup2, fcntl, execve) and writes
+        // into memory prepared by `Activation::prepare`, which is alive until
+        // `cmd.spawn()` returns.
+        unsafe {
+            cmd.pre_exec(move || step.apply());
+        }
+    }
     let child = cmd.spawn().map_err(|source| SpawnError::Exec {
         program: program.clone(),
         workdir: workdir.to_path_buf(),
@@ -123,6 +156,212 @@ pub fn spawn(
         pgid: pid,
         start_ticks: super::proc::stat(pid).map(|s| s.start_ticks),
     })
+}
+
+/// The exec of a socket-activated child, prepared in the parent: the
+/// program's resolved path, argv, and `env` plus `LISTEN_FDS`,
+/// `LISTEN_FDNAMES` and a `LISTEN_PID=` entry whose digits the child writes
+/// itself (only it knows its pid before exec). The child step calls
+/// execve(2) with these (async-signal-safe, unlike setenv) instead of
+/// letting std exec with the envp it built; if execve fails, the error goes
+/// back through std's exec-error pipe like any other.
+struct Activation {
+    /// Owns the strings `envp`, `argv` and `path` point into.
+    _strings: Vec<CString>,
+    path: CString,
+    argv: Vec<*const libc::c_char>,
+    /// `LISTEN_PID=` followed by room for the digits and the NUL; from
+    /// `Box::into_raw` (the child writes through it, so no reference to it
+    /// is ever made), freed on drop.
+    pid_entry: *mut [u8; PID_ENTRY_LEN],
+    /// Null-terminated.
+    envp: Vec<*const libc::c_char>,
+    fd: RawFd,
+}
+
+const PID_PREFIX: &[u8] = b"LISTEN_PID=";
+/// The prefix, up to 10 digits (a pid fits in an i32) and the NUL.
+const PID_ENTRY_LEN: usize = PID_PREFIX.len() + 11;
+
+impl Activation {
+    fn prepare(argv: &[String], env: &[(OsString, OsString)], listen: Listen<'_>) -> Activation {
+        let program = argv.first().map(String::as_str).unwrap_or_default();
+        let path_var = env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.as_os_str());
+        let path = resolve_program(program, path_var);
+        let path = CString::new(path.into_os_string().into_vec())
+            .unwrap_or_else(|_| CString::new("/nonexistent").expect("no NUL in a literal"));
+        let args: Vec<CString> = argv
+            .iter()
+            .filter_map(|a| CString::new(a.as_bytes()).ok())
+            .collect();
+        let mut arg_ptrs: Vec<*const libc::c_char> = args.iter().map(|c| c.as_ptr()).collect();
+        arg_ptrs.push(std::ptr::null());
+        let nargs = args.len();
+        let mut strings = args;
+        let skip = [b"LISTEN_FDS".as_slice(), b"LISTEN_PID", b"LISTEN_FDNAMES"];
+        for (k, v) in env {
+            if skip.contains(&k.as_bytes()) {
+                continue;
+            }
+            let mut entry = k.as_bytes().to_vec();
+            entry.push(b'=');
+            entry.extend_from_slice(v.as_bytes());
+            // An interior NUL cannot be passed; std drops such a variable too.
+            if let Ok(c) = CString::new(entry) {
+                strings.push(c);
+            }
+        }
+        strings.push(CString::new("LISTEN_FDS=1").expect("no NUL in a literal"));
+        let name: String = listen
+            .name
+            .chars()
+            .filter(|c| *c != '\0' && *c != ':')
+            .collect();
+        strings.push(CString::new(format!("LISTEN_FDNAMES={name}")).expect("NULs filtered"));
+        let mut entry = [0u8; PID_ENTRY_LEN];
+        entry[..PID_PREFIX.len()].copy_from_slice(PID_PREFIX);
+        let pid_entry = Box::into_raw(Box::new(entry));
+        let mut envp: Vec<*const libc::c_char> =
+            strings[nargs..].iter().map(|c| c.as_ptr()).collect();
+        envp.push(pid_entry.cast_const().cast());
+        envp.push(std::ptr::null());
+        Activation {
+            _strings: strings,
+            path,
+            argv: arg_ptrs,
+            pid_entry,
+            envp,
+            fd: listen.fd.as_raw_fd(),
+        }
+    }
+
+    /// What the child needs: raw pointers into this (the child's copy of
+    /// the parent's memory) and the fd.
+    fn child_step(&self) -> ActivationStep {
+        ActivationStep {
+            path: self.path.as_ptr(),
+            argv: self.argv.as_ptr(),
+            envp: self.envp.as_ptr(),
+            pid_digits: self.pid_entry.cast::<u8>().wrapping_add(PID_PREFIX.len()),
+            fd: self.fd,
+        }
+    }
+}
+
+impl Drop for Activation {
+    fn drop(&mut self) {
+        // SAFETY: from Box::into_raw in `prepare`, freed once, here.
+        drop(unsafe { Box::from_raw(self.pid_entry) });
+    }
+}
+
+/// Raw pointers the child step uses. They point into an `Activation` that
+/// the parent keeps alive until the fork is over; in the child, nothing
+/// else runs, so writing through them races with no one.
+#[derive(Clone, Copy)]
+struct ActivationStep {
+    path: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    pid_digits: *mut u8,
+    fd: RawFd,
+}
+
+// SAFETY: the pointers are only dereferenced in the forked child, where the
+// calling thread is the only one; the parent never reads through them.
+unsafe impl Send for ActivationStep {}
+// SAFETY: as for Send: no shared access happens through them.
+unsafe impl Sync for ActivationStep {}
+
+impl ActivationStep {
+    /// Runs after fork: async-signal-safe calls only.
+    ///
+    /// Puts the socket on fd 3 without CLOEXEC, writes this process's pid
+    /// into `LISTEN_PID=` (sd_listen_fds(3) ignores the variables when it
+    /// differs from getpid()) and execs the program with the prepared envp.
+    /// Returns only on failure.
+    fn apply(self) -> io::Result<()> {
+        if self.fd == LISTEN_FD {
+            // dup2 onto itself is a no-op that keeps FD_CLOEXEC: clear it.
+            // SAFETY: fcntl on an fd we own with integer arguments only.
+            if unsafe { libc::fcntl(LISTEN_FD, libc::F_SETFD, 0) } == -1 {
+                return Err(io::Error::last_os_error());
+            }
+        } else {
+            // SAFETY: dup2 takes two fds; the new one never has FD_CLOEXEC.
+            if unsafe { libc::dup2(self.fd, LISTEN_FD) } == -1 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        // SAFETY: getpid has no preconditions and cannot fail.
+        let pid = unsafe { libc::getpid() };
+        let mut digits = [0u8; 10];
+        let mut n = 0;
+        let mut v = pid.unsigned_abs();
+        loop {
+            digits[n] = b'0' + (v % 10) as u8;
+            n += 1;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        for i in 0..n {
+            // SAFETY: `pid_digits` points at 11 writable bytes of the boxed
+            // entry (10 digits and the NUL); i < n <= 10.
+            unsafe { self.pid_digits.add(i).write(digits[n - 1 - i]) };
+        }
+        // SAFETY: n <= 10, inside the 11 bytes.
+        unsafe { self.pid_digits.add(n).write(0) };
+        // SAFETY: `path` is a NUL-terminated string and `argv`, `envp` are
+        // null-terminated arrays of NUL-terminated strings, all alive in
+        // this process image until exec replaces it.
+        unsafe { libc::execve(self.path, self.argv, self.envp) };
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Keeps fd 3 of the server taken. std's spawn opens a CLOEXEC pipe on
+/// which the child reports a failed exec; were that pipe to get the lowest
+/// free fd, 3, the child step's dup2 onto fd 3 would close it and exec
+/// errors would go unreported (the start would look like a crash). So when
+/// fd 3 is free, /dev/null is opened onto it and kept for the life of the
+/// server.
+fn reserve_fd_3() {
+    if std::path::Path::new("/proc/self/fd/3").exists() {
+        return;
+    }
+    if let Ok(null) = std::fs::File::open("/dev/null") {
+        if null.as_raw_fd() == LISTEN_FD {
+            // Kept open on purpose; CLOEXEC (std's default) keeps it out of
+            // children.
+            std::mem::forget(null);
+        }
+    }
+}
+
+/// Where execvp(3) would find `program`: itself when it has a slash, else
+/// the first executable regular file of that name in `path` (the child's
+/// `PATH`, default "/usr/local/bin:/usr/bin:/bin"). Not found: `program`
+/// as given, so execve fails with ENOENT and the error names it.
+fn resolve_program(program: &str, path: Option<&std::ffi::OsStr>) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    if program.contains('/') {
+        return PathBuf::from(program);
+    }
+    let path = path.unwrap_or(std::ffi::OsStr::new("/usr/local/bin:/usr/bin:/bin"));
+    for dir in std::env::split_paths(path) {
+        let candidate = dir.join(program);
+        if std::fs::metadata(&candidate)
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        {
+            return candidate;
+        }
+    }
+    PathBuf::from(program)
 }
 
 /// Runs after fork: async-signal-safe calls only.
@@ -166,6 +405,7 @@ fn child_setup() -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsFd;
 
     fn env() -> Vec<(OsString, OsString)> {
         vec![("PATH".into(), std::env::var_os("PATH").unwrap_or_default())]
@@ -174,7 +414,7 @@ mod tests {
     #[test]
     fn missing_program_names_it() {
         let argv = vec!["/nonexistent/prog-xyz".to_string()];
-        let err = spawn(Isolation::Process, &argv, Path::new("/"), &env()).unwrap_err();
+        let err = spawn(Isolation::Process, &argv, Path::new("/"), &env(), None).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("/nonexistent/prog-xyz"), "{text}");
     }
@@ -187,6 +427,7 @@ mod tests {
             &argv,
             Path::new("/nonexistent-dir"),
             &env(),
+            None,
         )
         .unwrap_err();
         assert!(err.to_string().contains("/nonexistent-dir"), "{err}");
@@ -207,7 +448,7 @@ mod tests {
             old
         };
         let argv = vec!["sleep".to_string(), "30".to_string()];
-        let spawned = spawn(Isolation::Process, &argv, Path::new("/"), &env());
+        let spawned = spawn(Isolation::Process, &argv, Path::new("/"), &env(), None);
         // SAFETY: `old` is the mask returned above.
         unsafe {
             libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
@@ -229,7 +470,71 @@ mod tests {
     #[test]
     fn namespace_is_refused_not_downgraded() {
         let argv = vec!["true".to_string()];
-        let err = spawn(Isolation::Namespace, &argv, Path::new("/"), &env()).unwrap_err();
+        let err = spawn(Isolation::Namespace, &argv, Path::new("/"), &env(), None).unwrap_err();
         assert!(matches!(err, SpawnError::Unsupported { .. }));
+    }
+
+    #[test]
+    fn socket_activation_reports_a_missing_program() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let listen = Listen {
+            fd: listener.as_fd(),
+            name: "web",
+        };
+        let argv = vec!["no-such-program-xyz".to_string()];
+        let err = spawn(
+            Isolation::Process,
+            &argv,
+            Path::new("/"),
+            &env(),
+            Some(listen),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("no-such-program-xyz"), "{err}");
+    }
+
+    #[test]
+    fn socket_activation_passes_fd_3_and_the_pid_of_the_child() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // The child reports what it sees: its pid, the env, and the address
+        // fd 3 is bound to (via /proc/self/fd/3 being a socket and ss-free:
+        // python's socket.fromfd).
+        let script = "import os,socket,sys\n\
+s=socket.socket(fileno=3)\n\
+print(os.getpid(), os.environ.get('LISTEN_PID'), os.environ.get('LISTEN_FDS'), \
+os.environ.get('LISTEN_FDNAMES'), s.getsockname()[1], os.environ.get('KEEP'))\n";
+        let argv = vec!["python3".to_string(), "-c".to_string(), script.to_string()];
+        let mut env = env();
+        env.push(("KEEP".into(), "yes".into()));
+        env.push(("LISTEN_PID".into(), "1".into()));
+        let listen = Listen {
+            fd: listener.as_fd(),
+            name: "web",
+        };
+        let mut s = spawn(
+            Isolation::Process,
+            &argv,
+            Path::new("/"),
+            &env,
+            Some(listen),
+        )
+        .unwrap();
+        let mut out = String::new();
+        use std::io::Read;
+        s.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        s.child.wait().unwrap();
+        let f: Vec<&str> = out.split_whitespace().collect();
+        assert_eq!(f.len(), 6, "{out}");
+        assert_eq!(f[0], s.pid.to_string(), "{out}");
+        assert_eq!(f[1], f[0], "LISTEN_PID is the child's pid: {out}");
+        assert_eq!(&f[2..4], ["1", "web"], "{out}");
+        assert_eq!(f[4], port.to_string(), "{out}");
+        assert_eq!(f[5], "yes", "{out}");
     }
 }

@@ -645,3 +645,46 @@ fn unhealthy_instance_is_restarted() {
     h.shutdown();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn refused_is_answered_after_a_check_or_the_restart() {
+    let dir = tests::temp_dir("refused");
+    let mut h = Harness::start(config(&dir, vec![python("web", BACKEND)]), &dir);
+    let k = key("web", "a");
+    done(h.send(Command::Spawn {
+        key: k.clone(),
+        weight: None,
+        wait: true,
+    }));
+    // It accepts: the immediate check passes and the request goes ahead.
+    assert!(matches!(
+        h.send(Command::Refused { key: k.clone() }),
+        Reply::Ready(_)
+    ));
+    let old = h.view(&k).unwrap().pid.unwrap();
+    // Killed, and the refusal arrives before or after the exit is seen:
+    // either way the answer comes once the new process is ready.
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(old as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    // A connection is refused only once the socket is closed, which is
+    // when the last thread of the process is gone.
+    let port = h.view(&k).unwrap().port;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(Instant::now() < deadline, "port {port} still accepts");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let addr = match h.send(Command::Refused { key: k.clone() }) {
+        Reply::Ready(addr) => addr,
+        other => panic!("expected Ready, got {other:?}"),
+    };
+    let view = h.view(&k).unwrap();
+    assert_eq!(view.state, State::Running);
+    assert_ne!(view.pid, Some(old), "answered by the restarted process");
+    assert!(http_get(addr).contains("200"), "the new process serves");
+    h.shutdown();
+    let _ = std::fs::remove_dir_all(dir);
+}

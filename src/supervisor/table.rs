@@ -61,6 +61,8 @@ pub enum AfterStop {
     Restart,
     /// Server shutdown: keep it in the registry.
     Shutdown,
+    /// Idle: keep it, asleep, until a request wakes it.
+    Sleep,
 }
 
 /// A stop in progress: SIGTERM sent to the group, SIGKILL at `kill_at`.
@@ -84,6 +86,9 @@ pub struct Stop {
 pub enum WaitFor {
     /// `AwaitReady`: answer `Reply::Ready(addr)`.
     Ready,
+    /// `Refused`: answer `Reply::Ready(addr)` once a check shows the instance
+    /// accepts again (a passing probe or a restart that became ready).
+    Accepting,
     /// `Spawn` with wait: answer the instance JSON.
     Spawned,
     /// `Deploy`: set this weight, then answer the instance JSON.
@@ -124,4 +129,14 @@ pub struct Instance {
     pub resume: bool,
     /// Traffic counters the front updates; kept for the instance's lifetime.
     pub stats: std::sync::Arc<super::snapshot::InstanceStats>,
+    /// When the current process became ready: idle time counts from here
+    /// when no request came since.
+    pub ready_at: Option<SystemTime>,
+    /// With socket_activation: the listening socket tenement bound on
+    /// 127.0.0.1:port, passed to every process as fd 3 and kept open across
+    /// restarts and sleeps, so connections queue in its backlog meanwhile.
+    pub listener: Option<std::net::TcpListener>,
+    /// The probe in flight checks whether a refused instance still accepts
+    /// (TCP connect only); its failure looks for an exit at once.
+    pub recheck: bool,
 }

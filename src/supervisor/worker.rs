@@ -14,6 +14,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -39,6 +40,13 @@ use crate::state::{Registry, RegistryEntry};
 pub const WAKER: Token = Token(0);
 /// How often readiness is polled while an instance starts.
 const READY_POLL: Duration = Duration::from_millis(5);
+/// While a refused request is held and the instance still runs but does not
+/// accept: how soon to check again.
+const RECHECK_POLL: Duration = Duration::from_millis(200);
+/// How often an idle-timed instance with open connections is looked at
+/// again (when they close, the front marks activity, which moves the
+/// deadline past this anyway).
+const IDLE_RECHECK: Duration = Duration::from_secs(1);
 /// How long one health check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a stopping group is looked at once its leader is gone.
@@ -62,6 +70,12 @@ fn post(outbox: &mut Vec<(ReplyTo, Reply)>, to: Option<ReplyTo>, r: Reply) {
     if let Some(to) = to {
         outbox.push((to, r));
     }
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn unix_secs(t: SystemTime) -> u64 {
@@ -263,6 +277,9 @@ impl Supervisor {
             waiters: Vec::new(),
             resume: false,
             stats: Default::default(),
+            ready_at: None,
+            listener: None,
+            recheck: false,
         };
         self.instances.insert(key, inst);
         self.dirty = true;
@@ -355,7 +372,12 @@ impl Supervisor {
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
         };
+        let now = Instant::now();
+        let now_ms = unix_ms(SystemTime::now());
         for inst in self.instances.values() {
+            if self.shutdown.is_none() {
+                at(self.idle_deadline(inst, now, now_ms));
+            }
             at(inst.probe.as_ref().map(|(_, p)| p.deadline));
             if inst.probe.is_none() && inst.run.is_some() {
                 at(inst.next_probe);
@@ -509,14 +531,18 @@ impl Supervisor {
         self.dirty = true;
     }
 
-    fn cancel_probe(&mut self, key: &InstanceKey) {
+    /// Drops the probe in flight. Returns whether it was a recheck after a
+    /// refusal: the flag describes the probe, so it goes with it.
+    fn cancel_probe(&mut self, key: &InstanceKey) -> bool {
         let Some(inst) = self.instances.get_mut(key) else {
-            return;
+            return false;
         };
+        let recheck = std::mem::take(&mut inst.recheck);
         if let Some((token, mut probe)) = inst.probe.take() {
             let _ = self.poll.registry().deregister(&mut probe.stream);
             self.tokens.remove(&token);
         }
+        recheck
     }
 
     // ---- probes ---------------------------------------------------------
@@ -525,11 +551,15 @@ impl Supervisor {
         let Some(inst) = self.instances.get(key) else {
             return;
         };
-        let health = self
-            .config
-            .services
-            .get(&key.service)
-            .and_then(|s| s.health.clone());
+        let health = match inst.recheck {
+            // Does it accept at all? The question a refused request asks.
+            true => None,
+            false => self
+                .config
+                .services
+                .get(&key.service)
+                .and_then(|s| s.health.clone()),
+        };
         let timeout = match inst.life.state {
             State::Starting => inst
                 .start_deadline
@@ -549,14 +579,20 @@ impl Supervisor {
                     Interest::READABLE | Interest::WRITABLE,
                 ) {
                     self.tokens.remove(&token);
-                    self.probe_done(key, Outcome::Fail(format!("register probe: {e}")), now);
+                    let recheck = self.cancel_probe(key);
+                    let outcome = Outcome::Fail(format!("register probe: {e}"));
+                    self.probe_done(key, outcome, recheck, now);
                     return;
                 }
                 let inst = self.instances.get_mut(key).expect("present above");
                 inst.probe = Some((token, probe));
                 inst.next_probe = None;
             }
-            Err(e) => self.probe_done(key, Outcome::Fail(super::health::describe(&e)), now),
+            Err(e) => {
+                let recheck = self.cancel_probe(key);
+                let outcome = Outcome::Fail(super::health::describe(&e));
+                self.probe_done(key, outcome, recheck, now)
+            }
         }
     }
 
@@ -569,12 +605,13 @@ impl Supervisor {
         };
         let outcome = probe.step();
         if outcome != Outcome::Pending {
-            self.cancel_probe(key);
-            self.probe_done(key, outcome, Instant::now());
+            let recheck = self.cancel_probe(key);
+            self.probe_done(key, outcome, recheck, Instant::now());
         }
     }
 
-    fn probe_done(&mut self, key: &InstanceKey, outcome: Outcome, now: Instant) {
+    /// A probe ended; `recheck`: it was the check after a refusal.
+    fn probe_done(&mut self, key: &InstanceKey, outcome: Outcome, recheck: bool, now: Instant) {
         let interval = self.config.settings.health_check_interval.max(READY_POLL);
         let policy = self.policy(&key.service);
         let Some(inst) = self.instances.get_mut(key) else {
@@ -587,6 +624,35 @@ impl Supervisor {
             Outcome::Pass(d) => (true, d),
             Outcome::Fail(d) => (false, d),
             Outcome::Pending => return,
+        };
+        let recheck = recheck && inst.life.state == State::Running;
+        let dying = recheck
+            && inst.run.as_ref().is_some_and(|r| match r.start_ticks {
+                Some(ticks) => !proc::is_same_process(r.pid, ticks),
+                None => !proc::alive(r.pid),
+            });
+        if dying {
+            // Killed, and its last threads still hold the socket open, so
+            // the connect passed; the pidfd reports the exit once they are
+            // gone, and held requests then wait for the restart. Checks go
+            // on meanwhile, in case the exit never shows.
+            inst.next_probe = Some(now + RECHECK_POLL);
+            return;
+        }
+        if recheck && !ok {
+            // Refused and not accepting: most likely it just died and the
+            // pidfd event is still queued. Reap it now; held requests then
+            // wait for the restart.
+            self.on_exit(key);
+            let Some(inst) = self.instances.get_mut(key) else {
+                return;
+            };
+            if inst.run.is_none() || inst.life.state != State::Running {
+                return;
+            }
+        }
+        let Some(inst) = self.instances.get_mut(key) else {
+            return;
         };
         match inst.life.state {
             State::Starting if !ok => inst.next_probe = Some(now + READY_POLL),
@@ -604,6 +670,7 @@ impl Supervisor {
                 let fx = lifecycle::on(&mut inst.life, Event::Ready, &policy, now);
                 inst.start_deadline = None;
                 inst.next_probe = Some(now + interval);
+                inst.ready_at = Some(SystemTime::now());
                 self.dirty = true;
                 inst.stats.ready();
                 self.note(key, &format!("ready after {}ms", took.as_millis()));
@@ -617,6 +684,9 @@ impl Supervisor {
                     at_unix: unix_secs(SystemTime::now()),
                 });
                 inst.next_probe = Some(now + interval);
+                if !ok && inst.waiters.iter().any(|w| w.what == WaitFor::Accepting) {
+                    inst.next_probe = Some(now + interval.min(RECHECK_POLL));
+                }
                 let before = inst.life.health;
                 let ev = if ok {
                     Event::CheckPassed
@@ -657,8 +727,8 @@ impl Supervisor {
         };
 
         if inst.probe.as_ref().is_some_and(|(_, p)| p.deadline <= now) {
-            self.cancel_probe(key);
-            self.probe_done(key, Outcome::Fail("timeout".into()), now);
+            let recheck = self.cancel_probe(key);
+            self.probe_done(key, Outcome::Fail("timeout".into()), recheck, now);
         }
         let Some(inst) = self.instances.get_mut(key) else {
             return;
@@ -690,8 +760,40 @@ impl Supervisor {
             let fx = lifecycle::on(&mut inst.life, Event::BackoffElapsed, &policy, now);
             self.apply(key, fx, now);
         }
+        let Some(inst) = self.instances.get(key) else {
+            return;
+        };
+        let idle = self.shutdown.is_none()
+            && inst.stats.open.load(Ordering::Relaxed) == 0
+            && self
+                .idle_deadline(inst, now, unix_ms(SystemTime::now()))
+                .is_some_and(|t| t <= now);
+        if idle {
+            self.begin_stop(key, AfterStop::Sleep, None, now);
+        }
         self.stop_timers(key, now);
         self.expire_waiters(key, now);
+    }
+
+    /// When a running instance with an `idle_timeout` is due to sleep: its
+    /// last request (or, with none since, the moment it became ready) plus
+    /// the timeout. With connections open (a WebSocket, a long download) it
+    /// is not idle: look again after `IDLE_RECHECK`.
+    fn idle_deadline(&self, inst: &Instance, now: Instant, now_ms: u64) -> Option<Instant> {
+        if inst.life.state != State::Running || inst.stop.is_some() || inst.run.is_none() {
+            return None;
+        }
+        let timeout = self.config.services.get(&inst.key.service)?.idle_timeout?;
+        if inst.stats.open.load(Ordering::Relaxed) > 0 {
+            return Some(now + IDLE_RECHECK);
+        }
+        let last = inst
+            .stats
+            .last_active_ms
+            .load(Ordering::Relaxed)
+            .max(inst.ready_at.map_or(0, unix_ms));
+        let due_ms = last.saturating_add(timeout.as_millis() as u64);
+        Some(now + Duration::from_millis(due_ms.saturating_sub(now_ms)))
     }
 
     fn stop_timers(&mut self, key: &InstanceKey, now: Instant) {
@@ -856,7 +958,7 @@ impl Supervisor {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, inst.port));
         for w in done {
             let r = match w.what {
-                WaitFor::Ready => Reply::Ready(addr),
+                WaitFor::Ready | WaitFor::Accepting => Reply::Ready(addr),
                 _ => Reply::Done(self.json(key)),
             };
             self.answer(w.reply, r);
@@ -884,7 +986,19 @@ impl Supervisor {
             &key.id,
             env.get("DATA_DIR").map(Path::new),
         )?;
-        let spawned = isolate::spawn(svc.isolation, &svc.argv, &svc.workdir, env.vars())
+        if svc.socket_activation {
+            self.bind_listener(key, port)?;
+        } else if let Some(inst) = self.instances.get_mut(key) {
+            // A reload turned socket activation off: free the port for the
+            // app to bind itself.
+            inst.listener = None;
+        }
+        let inst = self.instances.get(key).ok_or("unknown instance")?;
+        let listen = inst.listener.as_ref().map(|l| isolate::Listen {
+            fd: l.as_fd(),
+            name: &key.service,
+        });
+        let spawned = isolate::spawn(svc.isolation, &svc.argv, &svc.workdir, env.vars(), listen)
             .map_err(|e| format!("spawn {key}: {e}"))?;
         let isolate::Spawned {
             mut child,
@@ -937,10 +1051,43 @@ impl Supervisor {
         inst.backoff_until = None;
         inst.start_deadline = Some(now + svc.startup_timeout);
         inst.next_probe = Some(now + READY_POLL);
+        inst.ready_at = None;
         let fx = lifecycle::on(&mut inst.life, Event::Spawned, &policy, now);
         self.note(key, &format!("spawned pid {pid} port {port}"));
         self.apply(key, fx, now);
         self.dirty = true;
+        if svc.socket_activation {
+            // The socket already listens: the kernel queues connections
+            // until the app accepts them, so a started process is ready.
+            let interval = self.config.settings.health_check_interval.max(READY_POLL);
+            let inst = self.instances.get_mut(key).expect("present above");
+            if inst.life.state == State::Starting {
+                let fx = lifecycle::on(&mut inst.life, Event::Ready, &policy, now);
+                inst.start_deadline = None;
+                inst.next_probe = Some(now + interval);
+                inst.ready_at = Some(SystemTime::now());
+                inst.stats.ready();
+                self.note(
+                    key,
+                    "ready (socket activation: connections queue until it accepts)",
+                );
+                self.apply(key, fx, now);
+                self.resolve_waiters(key);
+            }
+        }
+        Ok(())
+    }
+
+    /// With socket activation: binds 127.0.0.1:port once and keeps it for
+    /// the instance's lifetime (std sets SO_REUSEADDR and CLOEXEC; the
+    /// child step clears CLOEXEC on its fd 3 only).
+    fn bind_listener(&mut self, key: &InstanceKey, port: u16) -> Result<(), String> {
+        let inst = self.instances.get_mut(key).ok_or("unknown instance")?;
+        if inst.listener.is_none() {
+            let l = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+                .map_err(|e| format!("bind 127.0.0.1:{port} for socket activation: {e}"))?;
+            inst.listener = Some(l);
+        }
         Ok(())
     }
 
@@ -983,8 +1130,11 @@ impl Supervisor {
             return;
         };
         if let Some(stop) = inst.stop.as_mut() {
-            // Already stopping: a forget wins over a restart.
-            if then == AfterStop::Forget {
+            // Already stopping: a forget wins over anything, a restart over
+            // going to sleep.
+            if then == AfterStop::Forget
+                || (then == AfterStop::Restart && stop.then == AfterStop::Sleep)
+            {
                 stop.then = then;
             }
             stop.replies.extend(to);
@@ -1086,6 +1236,26 @@ impl Supervisor {
                     self.outbox.push((to, Reply::Done(serde_json::json!({}))));
                 }
             }
+            AfterStop::Sleep => {
+                let idle = self
+                    .config
+                    .services
+                    .get(&key.service)
+                    .and_then(|s| s.idle_timeout)
+                    .unwrap_or_default();
+                let inst = self.instances.get_mut(key).expect("present above");
+                inst.life.state = State::Sleeping;
+                inst.life.health = super::snapshot::Health::Unknown;
+                inst.ready_at = None;
+                self.note(key, &format!("sleeping after {}s idle", idle.as_secs()));
+                for to in stop.replies {
+                    self.outbox.push((to, Reply::Done(self.json(key))));
+                }
+                // Requests that arrived while it was going to sleep wake it.
+                if self.shutdown.is_none() && !self.instances[key].waiters.is_empty() {
+                    self.wake_if_down(key, now, "woken by request");
+                }
+            }
         }
     }
 
@@ -1153,10 +1323,7 @@ impl Supervisor {
                 timeout,
             } => self.cmd_deploy(key, weight.min(100), timeout, to, now),
             Command::AwaitReady { key } => self.cmd_await(key, to, now),
-            // Until crash detection by probe lands, a refused connection is
-            // held like any other wait: the pidfd reports the exit and the
-            // restart answers it.
-            Command::Refused { key } => self.cmd_await(key, to, now),
+            Command::Refused { key } => self.cmd_refused(key, to, now),
             Command::Subscribe { id, what } => match to {
                 Some(to) => {
                     self.subscribers.add(id, what, to);
@@ -1193,6 +1360,9 @@ impl Supervisor {
                     self.instances.len()
                 );
                 self.shutdown = Some(to);
+                // Saved before anything stops: a kill -9 during the stop
+                // still finds what should come back.
+                self.persist = true;
                 let keys: Vec<InstanceKey> = self.instances.keys().cloned().collect();
                 for key in keys {
                     let inst = self.instances.get_mut(&key).expect("key from the map");
@@ -1202,6 +1372,7 @@ impl Supervisor {
                             .stop
                             .as_ref()
                             .is_some_and(|s| s.then == AfterStop::Restart),
+                        // Going to sleep: it stays asleep.
                         State::Sleeping | State::Failed => false,
                     };
                     for w in inst.waiters.drain(..) {
@@ -1238,6 +1409,8 @@ impl Supervisor {
         if wait {
             let timeout = self.startup_timeout(&key.service);
             self.hold(&key, to, WaitFor::Spawned, timeout, now);
+            // A socket-activated instance is ready as soon as it runs.
+            self.resolve_waiters(&key);
         } else {
             self.answer(to, Reply::Done(self.json(&key)));
         }
@@ -1337,14 +1510,15 @@ impl Supervisor {
             self.persist = true;
             return self.answer(to, Reply::Done(self.json(&key)));
         }
-        self.wake_if_down(&key, now);
+        self.wake_if_down(&key, now, "woken by deploy");
         self.hold(&key, to, WaitFor::Deploy { weight }, timeout, now);
+        self.resolve_waiters(&key);
         self.fail_waiters_if_down(&key);
     }
 
     fn cmd_await(&mut self, key: InstanceKey, to: Option<ReplyTo>, now: Instant) {
         let Some(inst) = self.instances.get(&key) else {
-            return self.answer(to, err(404, format!("unknown instance {key}")));
+            return self.autospawn(key, to, now);
         };
         match inst.life.state {
             State::Running => {
@@ -1356,21 +1530,104 @@ impl Supervisor {
                 if inst
                     .stop
                     .as_ref()
-                    .is_some_and(|s| s.then != AfterStop::Restart) =>
+                    .is_some_and(|s| !matches!(s.then, AfterStop::Restart | AfterStop::Sleep)) =>
             {
                 self.answer(to, err(503, "instance is stopping"))
             }
-            _ => {
-                let timeout = self.startup_timeout(&key.service);
-                self.wake_if_down(&key, now);
-                self.hold(&key, to, WaitFor::Ready, timeout, now);
-                self.fail_waiters_if_down(&key);
-            }
+            _ => self.hold_and_wake(&key, to, WaitFor::Ready, now),
         }
     }
 
-    /// Starts a sleeping instance.
-    fn wake_if_down(&mut self, key: &InstanceKey, now: Instant) {
+    /// Holds `to` until the instance is ready, waking it if it sleeps; many
+    /// requests during one wake all wait for the same start.
+    fn hold_and_wake(
+        &mut self,
+        key: &InstanceKey,
+        to: Option<ReplyTo>,
+        what: WaitFor,
+        now: Instant,
+    ) {
+        let timeout = self.startup_timeout(&key.service);
+        self.hold(key, to, what, timeout, now);
+        self.wake_if_down(key, now, "woken by request");
+        // A socket-activated start is ready at once.
+        self.resolve_waiters(key);
+        self.fail_waiters_if_down(key);
+    }
+
+    /// `AwaitReady` for an instance that does not exist: with `autospawn`
+    /// on its service, create it (default weight) and hold the request while
+    /// it starts. Past `max_instances`, or without autospawn, 404 like any
+    /// unknown id: a scanner learns nothing about the cap.
+    fn autospawn(&mut self, key: InstanceKey, to: Option<ReplyTo>, now: Instant) {
+        let unknown = err(404, format!("unknown instance {key}"));
+        let Some(svc) = self.config.services.get(&key.service) else {
+            return self.answer(to, unknown);
+        };
+        let max = svc.max_instances;
+        if !svc.autospawn {
+            return self.answer(to, unknown);
+        }
+        let count = self
+            .instances
+            .keys()
+            .filter(|k| k.service == key.service)
+            .count();
+        if max > 0 && count >= max {
+            debug!(
+                "supervisor",
+                "{key} not autospawned: max_instances ({max}) reached"
+            );
+            return self.answer(to, unknown);
+        }
+        match self.create(&key, DEFAULT_WEIGHT, now) {
+            Ok(()) => {
+                self.note(&key, "created by request (autospawn)");
+                self.hold_and_wake(&key, to, WaitFor::Ready, now);
+            }
+            Err(Reply::Error { status: 409, .. }) => self.answer(to, unknown),
+            // The command could not start: the upstream side failed.
+            Err(Reply::Error {
+                status: 400,
+                message,
+            }) => self.answer(to, err(502, message)),
+            Err(r) => self.answer(to, r),
+        }
+    }
+
+    /// The front's connection to a running instance was refused. Look at
+    /// it now instead of at the next health check: reap it if it died
+    /// (requests then wait for the restart), else probe it with a TCP
+    /// connect; the request is answered `Ready` once the instance accepts.
+    fn cmd_refused(&mut self, key: InstanceKey, to: Option<ReplyTo>, now: Instant) {
+        let running = self
+            .instances
+            .get(&key)
+            .is_some_and(|i| i.life.state == State::Running && i.run.is_some() && i.stop.is_none());
+        if running {
+            // The pidfd event may still be queued behind this command.
+            self.on_exit(&key);
+        }
+        let Some(inst) = self.instances.get_mut(&key) else {
+            return self.answer(to, err(404, format!("unknown instance {key}")));
+        };
+        if inst.life.state != State::Running || inst.run.is_none() || inst.stop.is_some() {
+            return self.cmd_await(key, to, now);
+        }
+        let timeout = self.startup_timeout(&key.service);
+        self.hold(&key, to, WaitFor::Accepting, timeout, now);
+        let inst = self.instances.get_mut(&key).expect("present above");
+        if !inst.recheck {
+            debug!("supervisor", "{key} refused a connection: checking it now");
+            self.cancel_probe(&key);
+            let inst = self.instances.get_mut(&key).expect("present above");
+            inst.recheck = true;
+            self.start_probe(&key, now);
+        }
+    }
+
+    /// Starts a sleeping instance; `why` goes to its log.
+    fn wake_if_down(&mut self, key: &InstanceKey, now: Instant, why: &str) {
         let policy = self.policy(&key.service);
         let Some(inst) = self.instances.get_mut(key) else {
             return;
@@ -1378,7 +1635,7 @@ impl Supervisor {
         if inst.life.state == State::Sleeping {
             let fx = lifecycle::on(&mut inst.life, Event::Wake, &policy, now);
             inst.stats.wake_started();
-            self.note(key, "waking");
+            self.note(key, why);
             self.apply(key, fx, now);
         }
     }
@@ -1461,9 +1718,14 @@ impl Supervisor {
             .instances
             .values()
             .map(|inst| {
+                let going_to_sleep = inst
+                    .stop
+                    .as_ref()
+                    .is_some_and(|s| s.then == AfterStop::Sleep);
                 let desired = match inst.life.state {
                     _ if inst.resume => "running",
                     State::Sleeping => "sleeping",
+                    State::Stopping if going_to_sleep => "sleeping",
                     State::Failed => "failed",
                     _ => "running",
                 };
@@ -1516,27 +1778,58 @@ fn prepare_dirs(
     Ok(())
 }
 
-/// Kills the process group a previous run of tenement left behind, if the
-/// recorded pid still is that process (same start time), and waits briefly
-/// for it to go so its port is free again.
+/// Kills what a previous run of tenement left of one instance, and waits
+/// briefly for it to go so its port is free again.
+///
+/// The registry has the leader's pid, its group (== pid: it called setsid)
+/// and its start time. Two cases:
+/// - The leader is still that process (same pid and start time): kill(-pgid)
+///   takes the whole group, leader included.
+/// - The leader is gone but members of its group may live on (the server
+///   and the leader both died; the leader's children kept running). Then the
+///   group id cannot be trusted blindly: once a group is empty its number
+///   may be reused by an unrelated process that calls setsid. So /proc is
+///   scanned for processes whose group is `pgid` and that started no earlier
+///   than the leader (members are forked after it), and only when no live
+///   process has the pid `pgid` itself (the kernel never hands out a pid
+///   still in use as a group id, so while our members live, nobody else can
+///   lead a group with that number); those are killed one by one.
 fn kill_leftover(entry: &RegistryEntry) {
     let (Some(pid), Some(ticks)) = (entry.pid, entry.start_ticks) else {
         return;
     };
-    if !proc::is_same_process(pid, ticks) {
-        return;
-    }
     let pgid = entry.pgid.unwrap_or(pid);
-    info!(
-        "supervisor",
-        "{}:{} killing leftover process group {pgid} (pid {pid})", entry.service, entry.id
-    );
-    let _ = proc::signal_group(pgid, Signal::KILL);
-    if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
-        let _ = rustix::process::kill_process(p, Signal::KILL);
+    let mut members: Vec<u32> = Vec::new();
+    if proc::is_same_process(pid, ticks) {
+        info!(
+            "supervisor",
+            "{}:{} killing leftover process group {pgid} (pid {pid})", entry.service, entry.id
+        );
+        let _ = proc::signal_group(pgid, Signal::KILL);
+        if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
+            let _ = rustix::process::kill_process(p, Signal::KILL);
+        }
+        members = proc::group_members(pgid, ticks);
+        members.push(pid);
+    } else if proc::stat(pgid).is_none_or(|s| s.state == 'Z' || s.state == 'X') {
+        members = proc::group_members(pgid, ticks);
+        if !members.is_empty() {
+            info!(
+                "supervisor",
+                "{}:{} killing {} leftover processes of group {pgid} (leader gone)",
+                entry.service,
+                entry.id,
+                members.len()
+            );
+        }
+        for &m in &members {
+            if let Some(p) = rustix::process::Pid::from_raw(m as i32) {
+                let _ = rustix::process::kill_process(p, Signal::KILL);
+            }
+        }
     }
     let deadline = Instant::now() + KILL_GRACE;
-    while proc::is_same_process(pid, ticks) && Instant::now() < deadline {
+    while members.iter().any(|&m| proc::alive(m)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
 }

@@ -421,6 +421,28 @@ impl Server {
         self.log.lock().expect("log lock").clone()
     }
 
+    /// SIGTERMs the server and waits for it to exit (it stops its instances
+    /// first); panics if it is still running after the stop deadline. The
+    /// data dir is kept.
+    pub fn sigterm(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(child.id(), "TERM");
+            let exited = wait_until(STOP_DEADLINE, || matches!(child.try_wait(), Ok(Some(_))));
+            if !exited {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "ten serve did not exit within {STOP_DEADLINE:?} of SIGTERM\n--- server log ---\n{}",
+                    self.log()
+                );
+            }
+        }
+        self.log
+            .lock()
+            .expect("log lock")
+            .push_str("--- server stopped with SIGTERM ---\n");
+    }
+
     /// SIGKILLs the server only (its instances are left as they are), as a
     /// crash would. The data dir is kept.
     pub fn kill9(&mut self) {
