@@ -30,6 +30,7 @@ demo: build
 # and HAProxy in the same run. Installs nginx, haproxy and wrk if missing.
 bench: build
 	./tests/bench/run.sh
+	./tests/bench/wake.sh
 
 static:
 	@rustup target list --installed | grep -qx '$(MUSL)' || rustup target add $(MUSL)
