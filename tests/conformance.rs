@@ -265,6 +265,24 @@ fn close_delimited_response_is_relayed_and_the_connection_closed() {
             format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n{body}")
         );
     }
+    // A transfer coding other than chunked makes the body close-delimited
+    // too; an HTTP/1.0 client never sees Transfer-Encoding (RFC 9112 6.1).
+    script(
+        &server,
+        "cdte",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\nContent-Type: text/plain\r\n\r\nas is\n",
+    );
+    let mut s = connect(server.addr);
+    send(
+        &mut s,
+        format!("GET /script/cdte?close=1 HTTP/1.0\r\nHost: {HOST}\r\n\r\n").as_bytes(),
+    );
+    let (bytes, end) = read_all(&mut s, Duration::from_secs(20));
+    assert_eq!(end, End::Closed);
+    assert_eq!(
+        String::from_utf8_lossy(&bytes),
+        "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nas is\n"
+    );
 }
 
 #[test]
