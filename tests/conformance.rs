@@ -125,7 +125,11 @@ fn pipelined_requests_are_answered_in_order() {
     assert_eq!(end, End::Closed, "{:?}", String::from_utf8_lossy(&bytes));
     let resps = parse_all(&bytes, &[]);
     let targets: Vec<Value> = resps.iter().map(|r| r.json()["target"].clone()).collect();
-    assert_eq!(targets, ["/echo?n=1", "/echo?n=2", "/echo?n=3"], "{resps:#?}");
+    assert_eq!(
+        targets,
+        ["/echo?n=1", "/echo?n=2", "/echo?n=3"],
+        "{resps:#?}"
+    );
     assert_eq!(resps[1].json()["payload"], "two");
     assert_eq!(resps[2].json()["payload"], "three");
     assert!(!resps[0].says_close() && !resps[1].says_close());
@@ -148,7 +152,10 @@ fn expect_100_continue_is_relayed_before_the_body_is_sent() {
     );
     // The body is not sent until the interim response has arrived.
     let interim = read_response(&mut s, &mut buf, false);
-    assert_eq!(interim.head, "HTTP/1.1 100 Continue\r\n\r\n", "{interim:#?}");
+    assert_eq!(
+        interim.head, "HTTP/1.1 100 Continue\r\n\r\n",
+        "{interim:#?}"
+    );
     send(&mut s, b"hello");
     let resp = read_response(&mut s, &mut buf, false);
     assert_eq!(resp.status_line, "HTTP/1.1 200 OK", "{resp:#?}");
@@ -189,7 +196,10 @@ fn expect_100_continue_is_answered_while_the_instance_starts() {
         .as_bytes(),
     );
     let interim = read_response(&mut s, &mut buf, false);
-    assert_eq!(interim.head, "HTTP/1.1 100 Continue\r\n\r\n", "{interim:#?}");
+    assert_eq!(
+        interim.head, "HTTP/1.1 100 Continue\r\n\r\n",
+        "{interim:#?}"
+    );
     send(&mut s, b"hello");
     s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
     let resp = read_response(&mut s, &mut buf, false);
@@ -262,7 +272,9 @@ fn close_delimited_response_is_relayed_and_the_connection_closed() {
         assert_eq!(end, End::Closed);
         assert_eq!(
             String::from_utf8_lossy(&bytes),
-            format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n{body}")
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n{body}"
+            )
         );
     }
     // A transfer coding other than chunked makes the body close-delimited
@@ -310,7 +322,10 @@ fn head_204_and_304_have_no_body_and_the_connection_goes_on() {
         );
         let resp = read_response(&mut s, &mut buf, method == "HEAD");
         assert_eq!(resp.head, expected, "{method} /script/{name}");
-        assert!(buf.is_empty(), "{method} {name}: bytes after the head: {buf:?}");
+        assert!(
+            buf.is_empty(),
+            "{method} {name}: bytes after the head: {buf:?}"
+        );
     }
     send(
         &mut s,
@@ -397,9 +412,16 @@ fn refuses_transfer_encoding_not_ending_in_chunked() {
     let Some(server) = start("tenotchunked") else {
         return;
     };
-    for te in ["gzip", "chunked, gzip", "chunked;x=1", "identity", "chunked, chunked"] {
-        let wire =
-            format!("POST /echo HTTP/1.1\r\nHost: {HOST}\r\nTransfer-Encoding: {te}\r\n\r\n0\r\n\r\n");
+    for te in [
+        "gzip",
+        "chunked, gzip",
+        "chunked;x=1",
+        "identity",
+        "chunked, chunked",
+    ] {
+        let wire = format!(
+            "POST /echo HTTP/1.1\r\nHost: {HOST}\r\nTransfer-Encoding: {te}\r\n\r\n0\r\n\r\n"
+        );
         assert_refused(&server, wire.as_bytes(), 400, "Bad Request", None);
     }
     // In HTTP/1.0 there is no Transfer-Encoding at all.
@@ -516,7 +538,13 @@ fn refuses_obs_fold() {
     };
     for fold in ["X-A: a\r\n b", "X-A: a\r\n\tb", "Host-Extra: a\r\n  b"] {
         let wire = format!("GET /echo HTTP/1.1\r\nHost: {HOST}\r\n{fold}\r\n\r\n");
-        assert_refused(&server, wire.as_bytes(), 400, "Bad Request", Some("obs-fold"));
+        assert_refused(
+            &server,
+            wire.as_bytes(),
+            400,
+            "Bad Request",
+            Some("obs-fold"),
+        );
     }
 }
 
@@ -528,7 +556,9 @@ fn refuses_whitespace_before_colon() {
     for wire in [
         format!("GET /echo HTTP/1.1\r\nHost : {HOST}\r\n\r\n"),
         format!("GET /echo HTTP/1.1\r\nHost: {HOST}\r\nContent-Length : 5\r\n\r\nhello"),
-        format!("GET /echo HTTP/1.1\r\nHost: {HOST}\r\nTransfer-Encoding\t: chunked\r\n\r\n0\r\n\r\n"),
+        format!(
+            "GET /echo HTTP/1.1\r\nHost: {HOST}\r\nTransfer-Encoding\t: chunked\r\n\r\n0\r\n\r\n"
+        ),
     ] {
         assert_refused(
             &server,
@@ -584,7 +614,10 @@ fn absolute_form_is_routed_by_its_authority() {
     let resp = read_response(&mut s, &mut buf, false);
     assert_eq!(resp.status_line, "HTTP/1.1 404 Not Found", "{resp:#?}");
     assert!(
-        resp.json()["error"].as_str().unwrap().contains("evil.example"),
+        resp.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("evil.example"),
         "{resp:#?}"
     );
     assert_nothing_forwarded(&server, before, "absolute-form to evil.example");
@@ -672,16 +705,34 @@ fn a_malformed_upstream_response_is_a_502_and_the_connection_ends() {
         return;
     };
     let cases: &[(&str, &[u8])] = &[
-        ("clte", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\nhello"),
-        ("twocl", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"),
-        ("badcl", b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\nhello"),
+        (
+            "clte",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\nhello",
+        ),
+        (
+            "twocl",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+        ),
+        (
+            "badcl",
+            b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\nhello",
+        ),
         ("status", b"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n"),
         ("garbage", b"garbage\r\n\r\n"),
-        ("fold", b"HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 0\r\n\r\n"),
-        ("nul", b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 0\r\n\r\n"),
+        (
+            "fold",
+            b"HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 0\r\n\r\n",
+        ),
+        (
+            "nul",
+            b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 0\r\n\r\n",
+        ),
         ("space", b"HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok"),
         ("http2", b"HTTP/2 200\r\ncontent-length: 0\r\n\r\n"),
-        ("te10", b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+        (
+            "te10",
+            b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        ),
     ];
     for (name, bytes) in cases {
         script(&server, name, bytes);
@@ -697,7 +748,12 @@ fn a_malformed_upstream_response_is_a_502_and_the_connection_ends() {
             .as_bytes(),
         );
         let (got, end) = read_all(&mut s, Duration::from_secs(20));
-        assert_ne!(end, End::Open, "{name}: {:?}", String::from_utf8_lossy(&got));
+        assert_ne!(
+            end,
+            End::Open,
+            "{name}: {:?}",
+            String::from_utf8_lossy(&got)
+        );
         let resps = parse_all(&got, &[]);
         assert_eq!(resps.len(), 1, "{name}: {resps:#?}");
         assert_eq!(resps[0].status_line, "HTTP/1.1 502 Bad Gateway", "{name}");
@@ -761,6 +817,12 @@ fn a_bad_chunked_upstream_body_ends_the_client_connection() {
     // The head went out before the body was found bad: the client gets it
     // and a cut-off body, never the glued response nor the second answer.
     assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text:?}");
-    assert!(!text.contains("evil") && !text.contains("second"), "{text:?}");
-    assert!(!text.ends_with("0\r\n\r\n"), "the body must not look complete: {text:?}");
+    assert!(
+        !text.contains("evil") && !text.contains("second"),
+        "{text:?}"
+    );
+    assert!(
+        !text.ends_with("0\r\n\r\n"),
+        "the body must not look complete: {text:?}"
+    );
 }

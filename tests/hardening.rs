@@ -41,7 +41,10 @@ fn slowloris_is_closed_once_the_head_timeout_passes() {
     let head = format!("GET /echo HTTP/1.1\r\nHost: {HOST}\r\nX-Slow: aaaaaaaaaaaaaaa\r\n\r\n");
     let writer = trickle(s.try_clone().unwrap(), head.into_bytes(), stop.clone());
     // REFERENCE: the head must arrive within 10 s. Closed by 20 s.
-    let (bytes, end) = read_all(&mut s, Duration::from_secs(20).saturating_sub(started.elapsed()));
+    let (bytes, end) = read_all(
+        &mut s,
+        Duration::from_secs(20).saturating_sub(started.elapsed()),
+    );
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
     assert_ne!(
@@ -67,7 +70,12 @@ fn a_silent_connection_is_closed_once_the_head_timeout_passes() {
     let started = Instant::now();
     let mut s = connect(server.addr);
     let (bytes, end) = read_all(&mut s, Duration::from_secs(20));
-    assert_ne!(end, End::Open, "still connected after {:?}", started.elapsed());
+    assert_ne!(
+        end,
+        End::Open,
+        "still connected after {:?}",
+        started.elapsed()
+    );
     assert!(bytes.is_empty(), "{:?}", String::from_utf8_lossy(&bytes));
 }
 
@@ -87,7 +95,11 @@ fn an_idle_keep_alive_connection_is_closed_after_60_s() {
     let idle_from = Instant::now();
     let (bytes, end) = read_all(&mut s, Duration::from_secs(90));
     let idle = idle_from.elapsed();
-    assert_ne!(end, End::Open, "an idle keep-alive connection open after {idle:?}");
+    assert_ne!(
+        end,
+        End::Open,
+        "an idle keep-alive connection open after {idle:?}"
+    );
     assert!(bytes.is_empty(), "{:?}", String::from_utf8_lossy(&bytes));
     // Closing long before the minute would cut off real clients between
     // requests (a lower bound only: a loaded machine makes it later, not sooner).
@@ -154,7 +166,10 @@ fn an_upstream_that_never_answers_gets_504_after_request_timeout() {
     let resps = parse_all(&bytes, &[]);
     assert_eq!(resps.len(), 1, "{resps:#?}");
     let resp = &resps[0];
-    assert_eq!(resp.status_line, "HTTP/1.1 504 Gateway Timeout", "{resp:#?}");
+    assert_eq!(
+        resp.status_line, "HTTP/1.1 504 Gateway Timeout",
+        "{resp:#?}"
+    );
     assert!(resp.says_close());
     assert!(
         resp.json()["error"].as_str().unwrap().contains("2s"),
@@ -191,8 +206,10 @@ fn a_client_that_disconnects_mid_request_releases_everything() {
     let head = {
         let mut s = connect(server.addr);
         s.write_all(
-            format!("POST /echo?midbody HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 10485760\r\n\r\n")
-                .as_bytes(),
+            format!(
+                "POST /echo?midbody HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 10485760\r\n\r\n"
+            )
+            .as_bytes(),
         )
         .unwrap();
         s.write_all(&vec![b'x'; 1 << 20]).unwrap();
@@ -215,7 +232,11 @@ fn a_client_that_disconnects_mid_request_releases_everything() {
     {
         let mut s = connect(server.addr);
         s.write_all(
-            format!("GET /download?size={} HTTP/1.1\r\nHost: {HOST}\r\n\r\n", 1u64 << 30).as_bytes(),
+            format!(
+                "GET /download?size={} HTTP/1.1\r\nHost: {HOST}\r\n\r\n",
+                1u64 << 30
+            )
+            .as_bytes(),
         )
         .unwrap();
         let mut got = 0;

@@ -44,10 +44,8 @@ fn first_event_arrives_before_the_backend_finishes(name: &str, query: &str, vers
     };
     let go = format!("go-{name}");
     let mut s = connect(server.addr);
-    s.write_all(
-        format!("GET /sse?go={go}{query} {version}\r\nHost: {HOST}\r\n\r\n").as_bytes(),
-    )
-    .unwrap();
+    s.write_all(format!("GET /sse?go={go}{query} {version}\r\nHost: {HOST}\r\n\r\n").as_bytes())
+        .unwrap();
     let mut buf = Vec::new();
     read_until(&mut s, &mut buf, b"data: one\n\n");
     let text = String::from_utf8_lossy(&buf).into_owned();
@@ -96,7 +94,10 @@ fn one_gib_download_streams_with_bounded_memory() {
     read_until(&mut s, &mut head, b"\r\n\r\n");
     let end = head.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     let head_text = String::from_utf8_lossy(&head[..end]).into_owned();
-    assert!(head_text.starts_with("HTTP/1.1 200 OK\r\n"), "{head_text:?}");
+    assert!(
+        head_text.starts_with("HTTP/1.1 200 OK\r\n"),
+        "{head_text:?}"
+    );
     assert!(
         head_text.contains(&format!("Content-Length: {GIB}\r\n")),
         "{head_text:?}"

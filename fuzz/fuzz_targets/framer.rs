@@ -35,7 +35,11 @@ fn feed(kind: BodyKind, parts: &[&[u8]]) -> Result<(usize, bool, Vec<u8>), Frame
             assert_eq!((again.used, again.done), (0, true));
             break;
         }
-        assert_eq!(s.used, part.len(), "an unfinished body uses all it is given");
+        assert_eq!(
+            s.used,
+            part.len(),
+            "an unfinished body uses all it is given"
+        );
     }
     Ok((used, done, out))
 }

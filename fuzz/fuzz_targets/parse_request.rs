@@ -21,7 +21,11 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(parse_request(&data[..len]), Ok(Some((head.clone(), len))));
     // A head cut short is incomplete, never refused nor accepted.
     for cut in [len - 1, len / 2, len.saturating_sub(2)] {
-        assert_eq!(parse_request(&data[..cut]), Ok(None), "prefix of {cut} bytes");
+        assert_eq!(
+            parse_request(&data[..cut]),
+            Ok(None),
+            "prefix of {cut} bytes"
+        );
     }
 
     let fwd = Forwarded {

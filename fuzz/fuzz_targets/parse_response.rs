@@ -22,7 +22,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     assert!(len <= wire.len() && len <= MAX_HEAD);
-    assert_eq!(parse_response(&wire[..len], head_request), Ok(Some((head.clone(), len))));
+    assert_eq!(
+        parse_response(&wire[..len], head_request),
+        Ok(Some((head.clone(), len)))
+    );
     assert_eq!(parse_response(&wire[..len - 1], head_request), Ok(None));
 
     // As the front does: a chunked body to a 1.0 client is decoded and

@@ -48,8 +48,8 @@ pub fn backend_dir(server: &Server) -> PathBuf {
 
 /// Everything the backend recorded so far, in order.
 pub fn records(server: &Server) -> Vec<Value> {
-    let text = std::fs::read_to_string(backend_dir(server).join("received.jsonl"))
-        .unwrap_or_default();
+    let text =
+        std::fs::read_to_string(backend_dir(server).join("received.jsonl")).unwrap_or_default();
     text.lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad record {l:?}: {e}")))
         .collect()
@@ -246,12 +246,18 @@ pub fn parse_one(buf: &[u8], head_request: bool, eof: bool) -> Option<(RawResp, 
                 return None;
             }
             resp.body.extend_from_slice(&rest[i..i + size]);
-            assert_eq!(&rest[i + size..i + size + 2], b"\r\n", "chunk data not followed by CRLF");
+            assert_eq!(
+                &rest[i + size..i + size + 2],
+                b"\r\n",
+                "chunk data not followed by CRLF"
+            );
             i += size + 2;
         }
     }
     if let Some(len) = resp.header("content-length") {
-        let len: usize = len.parse().unwrap_or_else(|_| panic!("bad Content-Length {len:?}"));
+        let len: usize = len
+            .parse()
+            .unwrap_or_else(|_| panic!("bad Content-Length {len:?}"));
         if rest.len() < len {
             return None;
         }
@@ -301,7 +307,10 @@ pub fn parse_all(mut bytes: &[u8], head_requests: &[bool]) -> Vec<RawResp> {
     while !bytes.is_empty() {
         let head_request = head_requests.get(i).copied().unwrap_or(false);
         let (resp, used) = parse_one(bytes, head_request, true).unwrap_or_else(|| {
-            panic!("an incomplete response: {:?}", String::from_utf8_lossy(bytes))
+            panic!(
+                "an incomplete response: {:?}",
+                String::from_utf8_lossy(bytes)
+            )
         });
         if !(100..200).contains(&resp.status) {
             i += 1;
@@ -325,7 +334,13 @@ pub fn get(server: &Server, path: &str) -> RawResp {
 /// exactly one response, `HTTP/1.1 {status} {reason}` with a JSON error
 /// (naming `why` when given), `Connection: close`, then the connection
 /// closed; and the backend never received a byte of it.
-pub fn assert_refused(server: &Server, request: &[u8], status: u16, reason: &str, why: Option<&str>) {
+pub fn assert_refused(
+    server: &Server,
+    request: &[u8],
+    status: u16,
+    reason: &str,
+    why: Option<&str>,
+) {
     let before = records(server).len();
     let mut s = connect(server.addr);
     // The server may close before taking all of a long request: a failed
@@ -346,15 +361,26 @@ pub fn assert_refused(server: &Server, request: &[u8], status: u16, reason: &str
         server.log()
     );
     let resps = parse_all(&bytes, &[]);
-    assert_eq!(resps.len(), 1, "for {shown:?}: one response, got {resps:#?}");
+    assert_eq!(
+        resps.len(),
+        1,
+        "for {shown:?}: one response, got {resps:#?}"
+    );
     let resp = &resps[0];
     assert_eq!(
         resp.status_line,
         format!("HTTP/1.1 {status} {reason}"),
         "for {shown:?}: {resp:#?}"
     );
-    assert!(resp.says_close(), "for {shown:?}: no Connection: close in {resp:#?}");
-    assert_eq!(resp.header("content-type"), Some("application/json"), "for {shown:?}");
+    assert!(
+        resp.says_close(),
+        "for {shown:?}: no Connection: close in {resp:#?}"
+    );
+    assert_eq!(
+        resp.header("content-type"),
+        Some("application/json"),
+        "for {shown:?}"
+    );
     let error = resp.json();
     let message = error["error"]
         .as_str()
