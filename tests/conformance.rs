@@ -408,6 +408,49 @@ fn refuses_differing_content_lengths() {
 }
 
 #[test]
+fn refuses_invalid_content_length() {
+    let Some(server) = start("badcl") else {
+        return;
+    };
+    for cl in [
+        "+5",
+        "0x5",
+        "5.0",
+        "-5",
+        "5 5",
+        "",
+        "99999999999999999999999",
+    ] {
+        let wire =
+            format!("POST /echo HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: {cl}\r\n\r\nhello");
+        assert_refused(
+            &server,
+            wire.as_bytes(),
+            400,
+            "Bad Request",
+            Some("Content-Length"),
+        );
+    }
+}
+
+#[test]
+fn refuses_missing_repeated_or_invalid_host() {
+    let Some(server) = start("badhost") else {
+        return;
+    };
+    for wire in [
+        "GET /echo HTTP/1.1\r\n\r\n".to_string(),
+        format!("GET /echo HTTP/1.1\r\nHost: {HOST}\r\nHost: {HOST}\r\n\r\n"),
+        format!("GET /echo HTTP/1.1\r\nHost: {HOST}\r\nhost: other.localhost\r\n\r\n"),
+        "GET /echo HTTP/1.1\r\nHost: a b\r\n\r\n".to_string(),
+        format!("GET /echo HTTP/1.1\r\nHost: user@{HOST}\r\n\r\n"),
+        format!("GET /echo HTTP/1.1\r\nHost: {HOST}:80x\r\n\r\n"),
+    ] {
+        assert_refused(&server, wire.as_bytes(), 400, "Bad Request", Some("Host"));
+    }
+}
+
+#[test]
 fn refuses_transfer_encoding_not_ending_in_chunked() {
     let Some(server) = start("tenotchunked") else {
         return;
