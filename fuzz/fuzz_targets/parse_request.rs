@@ -9,7 +9,7 @@
 #[path = "../../src/http/mod.rs"]
 mod http;
 
-use http::head::{parse_request, write_request_head, Forwarded, MAX_HEAD};
+use http::head::{parse_request, write_request_head, Forwarded, MAX_HEAD, MAX_HEADERS};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -34,9 +34,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut out = Vec::new();
     write_request_head(&head, &fwd, &mut out);
-    if head.host.is_none() || out.len() > MAX_HEAD {
+    if head.host.is_none() || out.len() > MAX_HEAD || head.headers.len() + 4 > MAX_HEADERS {
         // No Host (HTTP/1.0) is not routed to an app; an upstream head grown
-        // past the limit by X-Forwarded-* is not comparable.
+        // past the limits by X-Forwarded-* is not comparable.
         return;
     }
     let (again, used) = match parse_request(&out) {
