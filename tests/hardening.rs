@@ -116,7 +116,7 @@ fn enough_descriptors(need: u64) -> bool {
     let mut limit = getrlimit(Resource::Nofile);
     if limit.current < limit.maximum {
         limit.current = limit.maximum;
-        let _ = setrlimit(Resource::Nofile, limit.clone());
+        let _ = setrlimit(Resource::Nofile, limit);
     }
     let have = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
     if have >= need {
