@@ -869,3 +869,104 @@ fn a_bad_chunked_upstream_body_ends_the_client_connection() {
         "the body must not look complete: {text:?}"
     );
 }
+
+// ------------------------------------------------------------- edge cases
+
+#[test]
+fn interim_responses_are_relayed_before_the_final_one() {
+    let Some(server) = start("earlyhints") else {
+        return;
+    };
+    script(
+        &server,
+        "hints",
+        b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n\
+          HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    );
+    let mut s = connect(server.addr);
+    let mut buf = Vec::new();
+    send(
+        &mut s,
+        format!("GET /script/hints HTTP/1.1\r\nHost: {HOST}\r\n\r\n").as_bytes(),
+    );
+    let hints = read_response(&mut s, &mut buf, false);
+    assert_eq!(
+        hints.head,
+        "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+    );
+    let resp = read_response(&mut s, &mut buf, false);
+    assert_eq!(resp.head, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n");
+    assert_eq!(resp.body, b"ok");
+    // An HTTP/1.0 client gets no 1xx at all (RFC 9110 15.2).
+    let mut s = connect(server.addr);
+    send(
+        &mut s,
+        format!("GET /script/hints HTTP/1.0\r\nHost: {HOST}\r\n\r\n").as_bytes(),
+    );
+    let (bytes, end) = read_all(&mut s, Duration::from_secs(20));
+    assert_eq!(end, End::Closed);
+    assert_eq!(
+        String::from_utf8_lossy(&bytes),
+        "HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+    );
+}
+
+#[test]
+fn a_pipelined_request_after_a_close_delimited_response_is_not_answered_from_it() {
+    let Some(server) = start("pipeclose") else {
+        return;
+    };
+    script(
+        &server,
+        "cd",
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil close",
+    );
+    let mut s = connect(server.addr);
+    send(
+        &mut s,
+        format!(
+            "GET /script/cd?close=1 HTTP/1.1\r\nHost: {HOST}\r\n\r\n\
+             GET /echo?second HTTP/1.1\r\nHost: {HOST}\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    let (bytes, end) = read_all(&mut s, Duration::from_secs(20));
+    assert_eq!(end, End::Closed);
+    // The body runs to the close, so the second request cannot be answered
+    // on this connection: the client sends it again elsewhere.
+    assert_eq!(
+        String::from_utf8_lossy(&bytes),
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nuntil close"
+    );
+}
+
+#[test]
+#[ignore = "front: a response that arrives before the request body is complete is relayed without Connection: close, though the front then closes"]
+fn an_early_final_answer_to_expect_100_continue_ends_the_exchange() {
+    let Some(server) = start("expectearly") else {
+        return;
+    };
+    // The app refuses the upload without asking for the body.
+    script(
+        &server,
+        "toolarge",
+        b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 8\r\n\r\ntoo big\n",
+    );
+    let mut s = connect(server.addr);
+    send(
+        &mut s,
+        format!(
+            "POST /script/toolarge?early=1 HTTP/1.1\r\nHost: {HOST}\r\nExpect: 100-continue\r\n\
+             Content-Length: 10\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    // The body was never sent, so what the client sends next could not be
+    // told from it: the front answers and closes.
+    let (bytes, end) = read_all(&mut s, Duration::from_secs(20));
+    assert_eq!(end, End::Closed, "{:?}", String::from_utf8_lossy(&bytes));
+    assert_eq!(
+        String::from_utf8_lossy(&bytes),
+        "HTTP/1.1 413 Content Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo big\n"
+    );
+}
