@@ -211,6 +211,10 @@ pub struct Ready {
     pub readable: bool,
     pub writable: bool,
     pub eof: bool,
+    /// The peer has shut down its side (EPOLLRDHUP). A short read then does
+    /// not mean "drained": the end of stream is still to be read, and no
+    /// new edge will announce it.
+    pub hup: bool,
 }
 
 /// The upstream connection a request is using.

@@ -193,6 +193,9 @@ impl Worker {
                             if event.is_readable() || event.is_read_closed() || event.is_error() {
                                 conn.ready.readable = true;
                             }
+                            if event.is_read_closed() || event.is_error() {
+                                conn.ready.hup = true;
+                            }
                             if event.is_writable() || event.is_write_closed() || event.is_error() {
                                 conn.ready.writable = true;
                             }
@@ -206,6 +209,9 @@ impl Worker {
                                 if event.is_readable() || event.is_read_closed() || event.is_error()
                                 {
                                     up.ready.readable = true;
+                                }
+                                if event.is_read_closed() || event.is_error() {
+                                    up.ready.hup = true;
                                 }
                                 if event.is_writable()
                                     || event.is_write_closed()
@@ -498,7 +504,7 @@ impl Worker {
                         progress = true;
                     }
                     Ok((_, drained)) => {
-                        c.ready.readable = !drained;
+                        c.ready.readable = !drained || c.ready.hup;
                         progress = true;
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => c.ready.readable = false,
@@ -616,7 +622,7 @@ impl Worker {
                             if let Some(v) = c.exchange.as_ref().and_then(|x| x.visit.as_ref()) {
                                 v.bytes_out(n);
                             }
-                            up.ready.readable = !drained;
+                            up.ready.readable = !drained || up.ready.hup;
                             progress = true;
                         }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => up.ready.readable = false,
@@ -858,6 +864,7 @@ impl Worker {
                 readable: reused,
                 writable: reused,
                 eof: false,
+                hup: false,
             },
             in_use: true,
         };
@@ -1041,7 +1048,11 @@ impl Worker {
                         return true;
                     }
                     let dechunk = x.head.minor == 0 && resp.body == BodyKind::Chunked;
+                    // An answer before the whole request body arrived ends the
+                    // connection: the rest of the body cannot be told apart
+                    // from a next request.
                     let client_keep = x.head.keep_alive
+                        && x.req_done
                         && !c.close_after
                         && resp.body != BodyKind::Close
                         && !dechunk;

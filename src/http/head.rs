@@ -773,7 +773,8 @@ pub fn write_request_head(head: &RequestHead, fwd: &Forwarded<'_>, out: &mut Vec
 /// `client_minor` is 0), headers minus hop-by-hop ones, and
 /// `Connection: close` when `keep_alive` is false (`keep-alive` for a 1.0
 /// client that keeps it). When `dechunk` is true (a 1.0 client and a chunked
-/// body) Transfer-Encoding is dropped and the body is close-delimited.
+/// body) the body is close-delimited; a 1.0 client never gets
+/// Transfer-Encoding.
 ///
 /// A close-delimited body (dechunk, or BodyKind::Close) always gets
 /// `Connection: close`: its end is the connection's end. A 101 gets
@@ -809,7 +810,10 @@ pub fn write_response_head(
         if !crosses(h, headers, has_connection, head.upgrade) {
             continue;
         }
-        if dechunk && h.name.eq_ignore_ascii_case("transfer-encoding") {
+        // RFC 9112 6.1: no Transfer-Encoding in a response to HTTP/1.0. A
+        // chunked body is decoded for such a client (`dechunk`); any other
+        // coding makes the body close-delimited already.
+        if (dechunk || client_minor == 0) && h.name.eq_ignore_ascii_case("transfer-encoding") {
             continue;
         }
         push_header(out, &h.name, &h.value);
@@ -1510,6 +1514,15 @@ Keep-Alive: timeout=5\r\nX-Internal: 1\r\nSet-Cookie: b=2\r\nProxy-Connection: x
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n";
         let expected = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n";
         assert_wire(expected, &to_client(wire, false, 0, true, true));
+
+        // A coding other than chunked last: close-delimited, and a 1.0
+        // client never sees Transfer-Encoding (found by fuzzing).
+        let wire = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nX: y\r\n\r\n";
+        let expected = b"HTTP/1.0 200 OK\r\nX: y\r\nConnection: close\r\n\r\n";
+        assert_wire(expected, &to_client(wire, false, 0, true, false));
+        let expected =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nX: y\r\nConnection: close\r\n\r\n";
+        assert_wire(expected, &to_client(wire, false, 1, true, false));
     }
 
     #[test]
