@@ -828,11 +828,17 @@ impl Worker {
 
     /// Opens (or reuses) a connection to `addr` and queues the request head.
     fn connect(&mut self, slot: usize, c: &mut Conn, addr: SocketAddr) {
+        self.connect_with(slot, c, addr, true);
+    }
+
+    /// `connect`; with `reuse` false, always on a new connection.
+    fn connect_with(&mut self, slot: usize, c: &mut Conn, addr: SocketAddr, reuse: bool) {
         // The connection kept from this client's last request, if it goes to
         // the same instance and is still sound: no syscall at all to reuse.
-        let kept = c.upstream.as_ref().is_some_and(|up| {
-            up.addr == addr && !up.in_use && up.connected && !up.ready.eof && c.uin.is_empty()
-        });
+        let kept = reuse
+            && c.upstream.as_ref().is_some_and(|up| {
+                up.addr == addr && !up.in_use && up.connected && !up.ready.eof && c.uin.is_empty()
+            });
         if kept {
             let up = c.upstream.as_mut().expect("checked just above");
             up.reused = true;
@@ -842,7 +848,12 @@ impl Worker {
         }
         self.detach_upstream(c);
         let registry = self.poll.registry();
-        let (stream, reused) = match self.pool.take(registry, addr) {
+        let pooled = if reuse {
+            self.pool.take(registry, addr)
+        } else {
+            None
+        };
+        let (stream, reused) = match pooled {
             Some(stream) => (stream, true),
             None => match TcpStream::connect(addr) {
                 Ok(stream) => {
@@ -1168,42 +1179,9 @@ impl Worker {
         progress
     }
 
+    /// Retries on a new connection (a kept or pooled one turned out closed).
     fn connect_fresh(&mut self, slot: usize, c: &mut Conn, addr: SocketAddr) {
-        match TcpStream::connect(addr) {
-            Ok(stream) => {
-                let _ = stream.set_nodelay(true);
-                let mut up = Upstream {
-                    stream,
-                    addr,
-                    connected: false,
-                    reused: false,
-                    ready: Ready::default(),
-                    in_use: true,
-                };
-                if self
-                    .poll
-                    .registry()
-                    .register(
-                        &mut up.stream,
-                        token(slot, KIND_UPSTREAM),
-                        Interest::READABLE | Interest::WRITABLE,
-                    )
-                    .is_err()
-                {
-                    self.fail(c, 502, "cannot watch the upstream connection");
-                    return;
-                }
-                let x = c
-                    .exchange
-                    .as_ref()
-                    .expect("retry happens while serving a request");
-                c.uin = Default::default();
-                c.uout = Default::default();
-                c.uout.extend(&x.upstream_head);
-                c.upstream = Some(up);
-            }
-            Err(e) => self.fail(c, 502, &format!("cannot connect to {addr}: {e}")),
-        }
+        self.connect_with(slot, c, addr, false);
     }
 
     /// The response is complete: pool the upstream if it can be reused, then

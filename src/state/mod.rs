@@ -52,6 +52,30 @@ impl std::error::Error for StateError {
     }
 }
 
+/// Reads one of our JSON files: None when it does not exist, `Corrupt`
+/// naming the file when it does not parse.
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+) -> Result<Option<T>, StateError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(StateError::Io {
+                path: path.to_path_buf(),
+                op: "read",
+                source,
+            })
+        }
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| StateError::Corrupt {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+}
+
 /// `{data_dir}/.tenement`.
 pub fn internal_dir(data_dir: &Path) -> PathBuf {
     data_dir.join(".tenement")

@@ -43,21 +43,7 @@ impl Registry {
     /// does not parse is `StateError::Corrupt` naming it: we never guess, since
     /// the registry decides which processes get killed.
     pub fn load(path: &Path) -> Result<Registry, StateError> {
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Registry::default()),
-            Err(source) => {
-                return Err(StateError::Io {
-                    path: path.to_path_buf(),
-                    op: "read",
-                    source,
-                })
-            }
-        };
-        serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })
+        Ok(super::read_json(path)?.unwrap_or_default())
     }
 
     /// Writes it atomically with mode 0600. Blocks on fsync.

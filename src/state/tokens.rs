@@ -180,26 +180,10 @@ pub fn tokens_path(data_dir: &Path) -> PathBuf {
 
 /// Reads the tokens file; missing = empty, unparseable = Corrupt.
 pub fn load(path: &Path) -> Result<TokenFile, StateError> {
-    let bytes = match fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Ok(TokenFile {
-                version: 1,
-                tokens: Vec::new(),
-            })
-        }
-        Err(source) => {
-            return Err(StateError::Io {
-                path: path.to_path_buf(),
-                op: "read",
-                source,
-            })
-        }
-    };
-    serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })
+    Ok(super::read_json(path)?.unwrap_or(TokenFile {
+        version: 1,
+        tokens: Vec::new(),
+    }))
 }
 
 /// Fills `buf` from the kernel's CSPRNG (getrandom(2), blocking until the
