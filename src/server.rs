@@ -54,15 +54,11 @@ pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
         )
     })?;
     let mut config = Config::load(&path)?;
-    if let Some(port) = opts.port {
-        config.settings.listen.set_port(port);
-    }
-    if let Some(ip) = opts.bind {
-        config.settings.listen.set_ip(ip);
-    }
-    if let Some(domain) = &opts.domain {
-        config.settings.domain = domain.to_ascii_lowercase();
-    }
+    config.apply_overrides(config::Overrides {
+        port: opts.port,
+        bind: opts.bind,
+        domain: opts.domain.clone(),
+    });
     let data_dir = config::resolve_data_dir(opts.data_dir.as_deref(), Some(&config));
     let internal = crate::state::internal_dir(&data_dir);
     std::fs::create_dir_all(&internal)
@@ -72,8 +68,6 @@ pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
     let published = Arc::new(Published::default());
     let listen = config.settings.listen;
     let workers = config.settings.workers;
-    let metrics_public = config.settings.metrics_public;
-    let config_json = config.to_json();
     let (handle, supervisor_thread) =
         supervisor::start(config, data_dir.clone(), published.clone())?;
     let front = match front::start(
@@ -82,8 +76,6 @@ pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
             workers,
             socket: Some(crate::state::socket_path(&data_dir)),
             data_dir: data_dir.clone(),
-            metrics_public,
-            config_json,
         },
         published,
         handle.clone(),

@@ -4,6 +4,8 @@
 
 mod util;
 
+use std::time::Duration;
+
 use serde_json::json;
 use util::*;
 
@@ -310,4 +312,30 @@ fn api_reports_bad_requests_as_json_errors() {
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(resp.json(), json!({"stopped": "api:one"}));
     assert!(server.instance("api:one").is_none());
+}
+
+#[test]
+fn reload_keeps_serve_flags_and_applies_the_new_file() {
+    let server = Server::start_with("api-reload", &config(), &["--domain", "Example.Test"]);
+    let host = "alice.api.example.test";
+    let ok = |s: &Server| s.http("GET", host, "/x", &[], b"").status == 200;
+    assert!(
+        wait_until(Duration::from_secs(10), || ok(&server)),
+        "{}",
+        server.log()
+    );
+    assert_eq!(server.api("GET", "/metrics", None, None).status, 401);
+
+    // The file now makes /metrics public and changes nothing else.
+    let text = config().replacen("[settings]\n", "[settings]\nmetrics_public = true\n", 1);
+    std::fs::write(&server.config, text).unwrap();
+    let out = server.ten(&["reload"]);
+    assert!(out.status.success(), "{}", describe(&out));
+
+    // --domain still holds after the reload, and the new setting is live.
+    assert!(ok(&server), "--domain was lost on reload: {}", server.log());
+    assert_eq!(server.api("GET", "/metrics", None, None).status, 200);
+    let token = server.admin_token.clone();
+    let cfg = server.api("GET", "/api/config", Some(&token), None).json();
+    assert_eq!(cfg["settings"]["metrics_public"], json!(true), "{cfg}");
 }

@@ -75,6 +75,33 @@ pub struct Config {
     /// `[instances]`: (service, id) pairs spawned when the server starts, in file order.
     pub instances: Vec<(String, String)>,
     pub routing: Routing,
+    /// What `ten serve`'s flags replaced; kept so a reload of the file
+    /// applies them again.
+    pub overrides: Overrides,
+}
+
+/// `ten serve --port/--bind/--domain`, which win over the file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    pub port: Option<u16>,
+    pub bind: Option<std::net::IpAddr>,
+    pub domain: Option<String>,
+}
+
+impl Config {
+    /// Sets the overrides and applies them to the settings.
+    pub fn apply_overrides(&mut self, overrides: Overrides) {
+        if let Some(port) = overrides.port {
+            self.settings.listen.set_port(port);
+        }
+        if let Some(ip) = overrides.bind {
+            self.settings.listen.set_ip(ip);
+        }
+        if let Some(domain) = &overrides.domain {
+            self.settings.domain = domain.to_ascii_lowercase();
+        }
+        self.overrides = overrides;
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -244,6 +271,7 @@ impl Config {
             return Err(first);
         }
         Ok(Config {
+            overrides: Overrides::default(),
             path: src.file.to_path_buf(),
             dir,
             settings,

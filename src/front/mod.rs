@@ -33,9 +33,6 @@ pub struct FrontOptions {
     /// Where to listen for the local API (`ten.sock`).
     pub socket: Option<PathBuf>,
     pub data_dir: PathBuf,
-    pub metrics_public: bool,
-    /// The resolved config, for `GET /api/config`.
-    pub config_json: serde_json::Value,
 }
 
 /// The running loops.
@@ -107,11 +104,7 @@ pub fn start(
         let waker = Arc::new(
             Waker::new(poll.registry(), worker::WAKER).map_err(err("create a waker".into()))?,
         );
-        let mut api = api::Api::new(
-            opts.data_dir.clone(),
-            opts.metrics_public,
-            opts.config_json.clone(),
-        );
+        let mut api = api::Api::new(opts.data_dir.clone());
         api.front = stats.clone();
         let setup = worker::WorkerSetup {
             index,

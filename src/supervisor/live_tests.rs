@@ -73,6 +73,7 @@ fn config(dir: &Path, services: Vec<Service>) -> Config {
     // Disjoint port ranges, so tests running in parallel never race for one.
     let base = 32000 + 40 * NEXT_PORTS.fetch_add(1, Ordering::Relaxed);
     Config {
+        overrides: Default::default(),
         path: dir.join("tenement.toml"),
         dir: dir.to_path_buf(),
         settings: Settings {

@@ -206,6 +206,10 @@ pub struct Snapshot {
     /// Services with `autospawn = true`: a request for a valid unknown id
     /// creates the instance (the supervisor enforces `max_instances`).
     pub autospawn: BTreeSet<String>,
+    /// The resolved config for `GET /api/config`, current after reloads.
+    pub config_json: Arc<serde_json::Value>,
+    /// `settings.metrics_public`, current after reloads.
+    pub metrics_public: bool,
     /// Bumped on every publish.
     pub generation: u64,
 }

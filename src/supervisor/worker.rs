@@ -122,6 +122,8 @@ pub struct Supervisor {
     outbox: Vec<(ReplyTo, Reply)>,
     /// `/api/events` and `/api/logs/stream` subscribers.
     subscribers: Subscribers,
+    /// The resolved config as `GET /api/config` shows it.
+    config_json: Arc<serde_json::Value>,
 }
 
 impl Supervisor {
@@ -133,6 +135,7 @@ impl Supervisor {
         rx: Receiver<Envelope>,
     ) -> Supervisor {
         Supervisor {
+            config_json: Arc::new(config.to_json()),
             config,
             data_dir,
             published,
@@ -1335,8 +1338,19 @@ impl Supervisor {
             },
             Command::Unsubscribe { id } => self.subscribers.remove(id),
             Command::Reload => match Config::load(&self.config.path) {
-                Ok(config) => {
+                Ok(mut config) => {
+                    config.apply_overrides(self.config.overrides.clone());
+                    let s = &config.settings;
+                    if s.listen != self.config.settings.listen
+                        || s.workers != self.config.settings.workers
+                    {
+                        warn!(
+                            "supervisor",
+                            "`listen` and `workers` take effect at the next start of ten serve"
+                        );
+                    }
                     self.config = config;
+                    self.config_json = Arc::new(self.config.to_json());
                     self.dirty = true;
                     info!(
                         "supervisor",
@@ -1693,6 +1707,8 @@ impl Supervisor {
         let mut snap = Snapshot {
             domain: self.config.settings.domain.to_lowercase(),
             routing: self.config.routing.clone(),
+            config_json: self.config_json.clone(),
+            metrics_public: self.config.settings.metrics_public,
             ..Snapshot::default()
         };
         for (name, service) in &self.config.services {

@@ -290,6 +290,8 @@ pub struct Server {
     pub admin_token: String,
     child: Option<Child>,
     log: Arc<Mutex<String>>,
+    /// Extra `ten serve` flags (e.g. `--domain`).
+    serve_args: Vec<String>,
     scratch: Scratch,
 }
 
@@ -297,6 +299,11 @@ impl Server {
     /// Writes `config` as the config file, mints an admin token, starts
     /// `ten serve --port 0 --bind 127.0.0.1` and waits for its address.
     pub fn start(name: &str, config: &str) -> Server {
+        Server::start_with(name, config, &[])
+    }
+
+    /// `start`, with extra `ten serve` flags.
+    pub fn start_with(name: &str, config: &str, serve_args: &[&str]) -> Server {
         let scratch = Scratch::new(name);
         let config_path = scratch.write("tenement.toml", config);
         let data_dir = scratch.path("data");
@@ -309,6 +316,7 @@ impl Server {
             admin_token: String::new(),
             child: None,
             log: Arc::new(Mutex::new(String::new())),
+            serve_args: serve_args.iter().map(|s| s.to_string()).collect(),
             scratch,
         };
         server.admin_token = server.mint_token(None);
@@ -354,6 +362,7 @@ impl Server {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(["--port", "0", "--bind", "127.0.0.1"])
+            .args(&self.serve_args)
             .current_dir(&self.scratch.root)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -116,13 +116,8 @@ pub enum Action {
 /// where to read logs and storage from, and what to show as the config.
 pub struct Api {
     pub tokens: TokenStore,
-    /// `settings.metrics_public`: `/metrics` needs no token.
-    pub metrics_public: bool,
     /// The data dir: instance data dirs and `.tenement/logs` are read from here.
     pub data_dir: PathBuf,
-    /// The resolved config for `GET /api/config`. The loop replaces it (and
-    /// `metrics_public`) after a successful reload.
-    pub config_json: serde_json::Value,
     /// Front-wide counters for `/metrics`, shared by every loop.
     pub front: std::sync::Arc<crate::front::stats::FrontStats>,
     /// This loop's cache of instance data dir sizes for `/metrics`.
@@ -240,14 +235,13 @@ const LOG_LIMIT: usize = 100;
 type Answer<T> = Result<T, Response>;
 
 impl Api {
-    /// An API for one loop. `config_json` is what `GET /api/config` shows.
-    pub fn new(data_dir: PathBuf, metrics_public: bool, config_json: serde_json::Value) -> Api {
+    /// An API for one loop. `GET /api/config` and `metrics_public` come from
+    /// the snapshot, so they follow reloads.
+    pub fn new(data_dir: PathBuf) -> Api {
         metrics::mark_start();
         Api {
             tokens: TokenStore::new(&data_dir),
-            metrics_public,
             data_dir,
-            config_json,
             front: Default::default(),
             dir_sizes: Default::default(),
         }
@@ -293,7 +287,7 @@ impl Api {
                     "ok",
                 )))
             }
-            Metrics if self.metrics_public => return Ok(respond(self.metrics(snap, now))),
+            Metrics if snap.metrics_public => return Ok(respond(self.metrics(snap, now))),
             _ => {}
         }
         let who = self.authenticate(req)?;
@@ -436,7 +430,7 @@ impl Api {
             }
             Config => {
                 admin_only(&who)?;
-                respond(Response::json(200, &self.config_json))
+                respond(Response::json(200, &snap.config_json))
             }
             Reload => {
                 admin_only(&who)?;
@@ -872,11 +866,7 @@ mod tests {
             let dir = TempDir::new(name);
             let admin = tokens::mint(&dir.0, None, "test admin").unwrap();
             let alice = tenant_token(&dir.0, "alice");
-            let api = Api::new(
-                dir.0.clone(),
-                false,
-                serde_json::json!({"settings": {"domain": "example.com"}}),
-            );
+            let api = Api::new(dir.0.clone());
             Fixture {
                 dir,
                 api,
@@ -1734,7 +1724,7 @@ mod tests {
     fn metrics_needs_token_unless_public() {
         let mut f = Fixture::new("api-metrics-public");
         error(f.call("GET", "/metrics", None, ""), 401);
-        f.api.metrics_public = true;
+        f.snap.metrics_public = true;
         assert_eq!(status(f.call("GET", "/metrics", None, "")), 200);
     }
 
