@@ -848,6 +848,9 @@ mod tests {
             instances,
             by_key,
             services,
+            config_json: std::sync::Arc::new(
+                serde_json::json!({"settings": {"domain": "example.com"}}),
+            ),
             ..Snapshot::default()
         }
     }
