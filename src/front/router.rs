@@ -182,6 +182,7 @@ mod tests {
             pid: None,
             port: 30000,
             addr: "127.0.0.1:30000".parse().unwrap(),
+            socket: None,
             weight,
             restarts: 0,
             started_at: None,

@@ -79,6 +79,9 @@ pub struct InstanceView {
     pub port: u16,
     /// Where the front connects: 127.0.0.1:port.
     pub addr: SocketAddr,
+    /// Set when the app listens on its Unix socket (`SOCKET_PATH`) instead
+    /// of on `PORT`: the front then connects there.
+    pub socket: Option<std::path::PathBuf>,
     pub weight: u8,
     pub restarts: u32,
     /// When the current process started; None when not running.

@@ -1685,6 +1685,7 @@ impl Supervisor {
             pid,
             port: inst.port,
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, inst.port)),
+            socket: None,
             weight: inst.weight,
             restarts: inst.life.total_restarts,
             started_at: inst.run.as_ref().map(|r| r.started_at),

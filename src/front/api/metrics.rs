@@ -592,6 +592,7 @@ mod tests {
             pid: None,
             port: 1,
             addr: ([127, 0, 0, 1], 1).into(),
+            socket: None,
             weight: 100,
             restarts: 0,
             started_at: None,

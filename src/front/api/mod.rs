@@ -809,6 +809,7 @@ mod tests {
             pid: running.then_some(4000 + u32::from(port % 1000)),
             port,
             addr: ([127, 0, 0, 1], port).into(),
+            socket: None,
             weight: 100,
             restarts: 1,
             started_at: running.then(|| now() - Duration::from_secs(42)),
