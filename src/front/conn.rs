@@ -204,6 +204,98 @@ impl ClientStream {
     }
 }
 
+/// Where an instance is reached: its TCP port, or its Unix socket when the
+/// app listens on `SOCKET_PATH`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Dest {
+    Tcp(SocketAddr),
+    Unix(std::path::PathBuf),
+}
+
+impl std::fmt::Display for Dest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dest::Tcp(addr) => write!(f, "{addr}"),
+            Dest::Unix(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// A connection to an instance, over TCP or its Unix socket.
+#[derive(Debug)]
+pub enum UpStream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl UpStream {
+    /// Starts a non-blocking connect.
+    pub fn connect(dest: &Dest) -> io::Result<UpStream> {
+        match dest {
+            Dest::Tcp(addr) => {
+                let s = TcpStream::connect(*addr)?;
+                let _ = s.set_nodelay(true);
+                Ok(UpStream::Tcp(s))
+            }
+            Dest::Unix(path) => Ok(UpStream::Unix(UnixStream::connect(path)?)),
+        }
+    }
+
+    pub fn source(&mut self) -> &mut dyn mio::event::Source {
+        match self {
+            UpStream::Tcp(s) => s,
+            UpStream::Unix(s) => s,
+        }
+    }
+
+    /// Whether a non-blocking connect finished: Some(Ok) connected,
+    /// Some(Err) failed, None still in progress.
+    pub fn connect_result(&self) -> Option<io::Result<()>> {
+        let (error, peer) = match self {
+            UpStream::Tcp(s) => (s.take_error(), s.peer_addr().map(|_| ())),
+            UpStream::Unix(s) => (s.take_error(), s.peer_addr().map(|_| ())),
+        };
+        if let Ok(Some(e)) | Err(e) = error {
+            return Some(Err(e));
+        }
+        match peer {
+            Ok(()) => Some(Ok(())),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => None,
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    pub fn shutdown_write(&self) {
+        let _ = match self {
+            UpStream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
+            UpStream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+        };
+    }
+}
+
+impl Read for UpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            UpStream::Tcp(s) => s.read(buf),
+            UpStream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for UpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            UpStream::Tcp(s) => s.write(buf),
+            UpStream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Readiness of one socket as last seen (mio is edge-triggered: a flag stays
 /// set until a call returns WouldBlock).
 #[derive(Debug, Default, Clone, Copy)]
@@ -220,8 +312,8 @@ pub struct Ready {
 /// The upstream connection a request is using.
 #[derive(Debug)]
 pub struct Upstream {
-    pub stream: TcpStream,
-    pub addr: SocketAddr,
+    pub stream: UpStream,
+    pub addr: Dest,
     pub connected: bool,
     /// Came from the pool or an earlier request: may have been closed by
     /// the app meanwhile.

@@ -6,11 +6,11 @@
 //! closed on the loop's tick.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
+
+use super::conn::{Dest, UpStream};
 
 /// Idle connections kept per instance address.
 const PER_ADDR: usize = 64;
@@ -18,8 +18,8 @@ const PER_ADDR: usize = 64;
 pub const MAX_IDLE: Duration = Duration::from_secs(30);
 
 struct Idle {
-    stream: TcpStream,
-    addr: SocketAddr,
+    stream: UpStream,
+    addr: Dest,
     since: Instant,
 }
 
@@ -28,7 +28,7 @@ struct Idle {
 pub struct Pool {
     slots: Vec<Option<Idle>>,
     free: Vec<usize>,
-    by_addr: HashMap<SocketAddr, Vec<usize>>,
+    by_addr: HashMap<Dest, Vec<usize>>,
 }
 
 impl Pool {
@@ -36,14 +36,14 @@ impl Pool {
     pub fn put(
         &mut self,
         registry: &Registry,
-        mut stream: TcpStream,
-        addr: SocketAddr,
+        mut stream: UpStream,
+        addr: Dest,
         now: Instant,
         token: impl Fn(usize) -> Token,
     ) {
-        let list = self.by_addr.entry(addr).or_default();
+        let list = self.by_addr.entry(addr.clone()).or_default();
         if list.len() >= PER_ADDR {
-            let _ = registry.deregister(&mut stream);
+            let _ = registry.deregister(stream.source());
             return;
         }
         let slot = match self.free.pop() {
@@ -54,7 +54,7 @@ impl Pool {
             }
         };
         if registry
-            .reregister(&mut stream, token(slot), Interest::READABLE)
+            .reregister(stream.source(), token(slot), Interest::READABLE)
             .is_err()
         {
             self.free.push(slot);
@@ -69,15 +69,15 @@ impl Pool {
     }
 
     /// Takes the most recently used idle connection to `addr`, deregistered.
-    pub fn take(&mut self, registry: &Registry, addr: SocketAddr) -> Option<TcpStream> {
-        let list = self.by_addr.get_mut(&addr)?;
+    pub fn take(&mut self, registry: &Registry, addr: &Dest) -> Option<UpStream> {
+        let list = self.by_addr.get_mut(addr)?;
         let slot = list.pop()?;
         let idle = self.slots[slot]
             .take()
             .expect("pool index lists only filled slots");
         self.free.push(slot);
         let mut stream = idle.stream;
-        let _ = registry.deregister(&mut stream);
+        let _ = registry.deregister(stream.source());
         Some(stream)
     }
 
@@ -104,11 +104,11 @@ impl Pool {
 
     /// Drops every idle connection to `addr` (the instance went away).
     #[allow(dead_code)]
-    pub fn forget(&mut self, registry: &Registry, addr: SocketAddr) {
-        if let Some(list) = self.by_addr.remove(&addr) {
+    pub fn forget(&mut self, registry: &Registry, addr: &Dest) {
+        if let Some(list) = self.by_addr.remove(addr) {
             for slot in list {
                 if let Some(mut idle) = self.slots[slot].take() {
-                    let _ = registry.deregister(&mut idle.stream);
+                    let _ = registry.deregister(idle.stream.source());
                     self.free.push(slot);
                 }
             }
@@ -123,7 +123,7 @@ impl Pool {
         let Some(mut idle) = self.slots.get_mut(slot).and_then(Option::take) else {
             return;
         };
-        let _ = registry.deregister(&mut idle.stream);
+        let _ = registry.deregister(idle.stream.source());
         if let Some(list) = self.by_addr.get_mut(&idle.addr) {
             list.retain(|&s| s != slot);
         }

@@ -7,17 +7,19 @@
 //! anything but its own poll.
 
 use std::io::{self, ErrorKind};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::net::{TcpListener, TcpStream, UnixListener};
+use mio::net::{TcpListener, UnixListener};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::api::{self, Action, Api, ApiRequest, Response};
-use super::conn::{ClientStream, Conn, Exchange, Phase, Ready, Spare, Upstream, MAX_BUF};
+use super::conn::{
+    ClientStream, Conn, Dest, Exchange, Phase, Ready, Spare, UpStream, Upstream, MAX_BUF,
+};
 use super::router::{self, Balancer, Target};
 use super::stats::{FrontStats, Visit};
 use super::upstream::Pool;
@@ -570,7 +572,7 @@ impl Worker {
             // Upstream: write what is queued, read what arrived.
             if let Some(up) = c.upstream.as_mut() {
                 if !up.connected && (up.ready.writable || up.ready.readable) {
-                    match connect_result(&up.stream) {
+                    match up.stream.connect_result() {
                         Some(Ok(())) => {
                             up.connected = true;
                             progress = true;
@@ -642,7 +644,7 @@ impl Worker {
                 .is_some_and(|u| !u.in_use && (u.ready.eof || !c.uin.is_empty()))
             {
                 if let Some(mut up) = c.upstream.take() {
-                    let _ = self.poll.registry().deregister(&mut up.stream);
+                    let _ = self.poll.registry().deregister(up.stream.source());
                 }
                 c.uin.clear();
             }
@@ -768,7 +770,7 @@ impl Worker {
     /// if it is running, else held until the supervisor says it is ready.
     fn go_to_instance(&mut self, slot: usize, c: &mut Conn, index: usize) {
         let view = &self.snap.instances[index];
-        let (addr, state, startup) = (view.addr, view.state, view.startup_timeout);
+        let (addr, state, startup) = (dest(view), view.state, view.startup_timeout);
         let key = InstanceKey {
             service: view.service.clone(),
             id: view.id.clone(),
@@ -827,12 +829,12 @@ impl Worker {
     }
 
     /// Opens (or reuses) a connection to `addr` and queues the request head.
-    fn connect(&mut self, slot: usize, c: &mut Conn, addr: SocketAddr) {
+    fn connect(&mut self, slot: usize, c: &mut Conn, addr: Dest) {
         self.connect_with(slot, c, addr, true);
     }
 
     /// `connect`; with `reuse` false, always on a new connection.
-    fn connect_with(&mut self, slot: usize, c: &mut Conn, addr: SocketAddr, reuse: bool) {
+    fn connect_with(&mut self, slot: usize, c: &mut Conn, addr: Dest, reuse: bool) {
         // The connection kept from this client's last request, if it goes to
         // the same instance and is still sound: no syscall at all to reuse.
         let kept = reuse
@@ -849,16 +851,21 @@ impl Worker {
         self.detach_upstream(c);
         let registry = self.poll.registry();
         let pooled = if reuse {
-            self.pool.take(registry, addr)
+            self.pool.take(registry, &addr)
         } else {
             None
         };
         let (stream, reused) = match pooled {
             Some(stream) => (stream, true),
-            None => match TcpStream::connect(addr) {
-                Ok(stream) => {
-                    let _ = stream.set_nodelay(true);
-                    (stream, false)
+            None => match UpStream::connect(&addr) {
+                Ok(stream) => (stream, false),
+                // A Unix socket refuses at once (or is gone while the app
+                // restarts): the same as a refused TCP connect.
+                Err(e)
+                    if matches!(e.kind(), ErrorKind::ConnectionRefused | ErrorKind::NotFound) =>
+                {
+                    self.upstream_refused(slot, c);
+                    return;
                 }
                 Err(e) => {
                     self.fail(c, 502, &format!("cannot connect to {addr}: {e}"));
@@ -868,7 +875,7 @@ impl Worker {
         };
         let mut up = Upstream {
             stream,
-            addr,
+            addr: addr.clone(),
             connected: reused,
             reused,
             ready: Ready {
@@ -880,7 +887,7 @@ impl Worker {
             in_use: true,
         };
         if let Err(e) = registry.register(
-            &mut up.stream,
+            up.stream.source(),
             token(slot, KIND_UPSTREAM),
             Interest::READABLE | Interest::WRITABLE,
         ) {
@@ -924,7 +931,7 @@ impl Worker {
                 });
         } else {
             let mut stream = up.stream;
-            let _ = registry.deregister(&mut stream);
+            let _ = registry.deregister(stream.source());
         }
         c.uin.clear();
     }
@@ -934,7 +941,7 @@ impl Worker {
     fn drop_used_upstream(&mut self, c: &mut Conn) {
         if c.upstream.as_ref().is_some_and(|u| u.in_use) {
             if let Some(mut up) = c.upstream.take() {
-                let _ = self.poll.registry().deregister(&mut up.stream);
+                let _ = self.poll.registry().deregister(up.stream.source());
             }
             c.uin.clear();
             c.uout.clear();
@@ -943,9 +950,9 @@ impl Worker {
 
     /// The upstream refused the connection (or a reused one was dead).
     fn upstream_refused(&mut self, slot: usize, c: &mut Conn) {
-        let addr = c.upstream.as_ref().map(|u| u.addr);
+        let addr = c.upstream.as_ref().map(|u| u.addr.clone());
         if let Some(mut up) = c.upstream.take() {
-            let _ = self.poll.registry().deregister(&mut up.stream);
+            let _ = self.poll.registry().deregister(up.stream.source());
         }
         let x = c
             .exchange
@@ -1139,9 +1146,13 @@ impl Worker {
                     let reused = c.upstream.as_ref().is_some_and(|u| u.reused);
                     if reused && !x.body_sent {
                         // A pooled connection the app had closed: retry on a fresh one.
-                        let addr = c.upstream.as_ref().map(|u| u.addr).expect("checked above");
+                        let addr = c
+                            .upstream
+                            .as_ref()
+                            .map(|u| u.addr.clone())
+                            .expect("checked above");
                         if let Some(mut up) = c.upstream.take() {
-                            let _ = self.poll.registry().deregister(&mut up.stream);
+                            let _ = self.poll.registry().deregister(up.stream.source());
                         }
                         self.connect_fresh(slot, c, addr);
                         return true;
@@ -1180,7 +1191,7 @@ impl Worker {
     }
 
     /// Retries on a new connection (a kept or pooled one turned out closed).
-    fn connect_fresh(&mut self, slot: usize, c: &mut Conn, addr: SocketAddr) {
+    fn connect_fresh(&mut self, slot: usize, c: &mut Conn, addr: Dest) {
         self.connect_with(slot, c, addr, false);
     }
 
@@ -1197,7 +1208,7 @@ impl Worker {
             Some(up) if reusable && !up.ready.eof => up.in_use = false,
             Some(_) => {
                 if let Some(mut up) = c.upstream.take() {
-                    let _ = self.poll.registry().deregister(&mut up.stream);
+                    let _ = self.poll.registry().deregister(up.stream.source());
                 }
             }
             None => {}
@@ -1238,7 +1249,7 @@ impl Worker {
         }
         if c.ready.eof && c.cin.is_empty() && c.uout.is_empty() {
             if let Some(up) = c.upstream.as_ref() {
-                let _ = up.stream.shutdown(std::net::Shutdown::Write);
+                up.stream.shutdown_write();
             }
         }
         progress
@@ -1363,20 +1374,23 @@ impl Worker {
                 if self.published.generation() != self.snap.generation {
                     self.snap = self.published.load();
                 }
+                let mut to = Dest::Tcp(addr);
                 if let Some(x) = c.exchange.as_mut() {
-                    if x.visit.is_none() {
-                        // An autospawned instance: it exists now.
-                        let view = x
-                            .instance
-                            .as_ref()
-                            .and_then(|k| self.snap.get(&k.service, &k.id));
-                        if let Some(view) = view {
+                    let view = x
+                        .instance
+                        .as_ref()
+                        .and_then(|k| self.snap.get(&k.service, &k.id));
+                    if let Some(view) = view {
+                        // The snapshot says whether it listens on its socket.
+                        to = dest(view);
+                        if x.visit.is_none() {
+                            // An autospawned instance: it exists now.
                             x.request_timeout = view.request_timeout;
                             x.visit = Some(Visit::new(view.stats.clone()));
                         }
                     }
                 }
-                self.connect(slot, c, addr);
+                self.connect(slot, c, to);
             }
             Reply::Error { status, message } => {
                 if status == 503 {
@@ -1463,17 +1477,11 @@ fn exchange_minor(c: &Conn) -> u8 {
     c.exchange.as_ref().map_or(1, |x| x.head.minor)
 }
 
-/// Whether a non-blocking connect finished: Some(Ok) connected, Some(Err)
-/// failed, None still in progress.
-fn connect_result(stream: &TcpStream) -> Option<io::Result<()>> {
-    if let Ok(Some(e)) | Err(e) = stream.take_error() {
-        return Some(Err(e));
-    }
-    match stream.peer_addr() {
-        Ok(_) => Some(Ok(())),
-        Err(e) if e.kind() == ErrorKind::NotConnected => None,
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => None,
-        Err(e) => Some(Err(e)),
+/// Where to reach an instance: its Unix socket when the app listens there.
+fn dest(view: &crate::supervisor::InstanceView) -> Dest {
+    match &view.socket {
+        Some(path) => Dest::Unix(path.clone()),
+        None => Dest::Tcp(view.addr),
     }
 }
 
