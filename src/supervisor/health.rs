@@ -1,15 +1,19 @@
-//! Readiness and health probes: a non-blocking TCP connect to
-//! 127.0.0.1:port and, when the service has a `health` path, one
-//! `GET {path}` whose status line decides (2xx passes).
+//! Readiness and health probes: a non-blocking connect and, when the
+//! service has a `health` path, one `GET {path}` whose status line decides
+//! (2xx passes). The connect goes to the instance's Unix socket
+//! (`SOCKET_PATH`) when the app made one there, else to 127.0.0.1:port.
 //!
 //! A `Probe` is driven by the supervisor's poll: `step` is called on every
 //! event of its socket and never blocks. Status-line parsing is pure.
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
+use std::os::unix::fs::FileTypeExt;
+use std::path::Path;
 use std::time::Instant;
 
-use mio::net::TcpStream;
+use mio::net::{TcpStream, UnixStream};
+use mio::{event, Interest, Registry, Token};
 
 /// Longest response head prefix we read while looking for the status line.
 const MAX_STATUS_LINE: usize = 1024;
@@ -29,10 +33,98 @@ enum Phase {
     Reading { buf: Vec<u8> },
 }
 
+/// A probe's connection: TCP to the port or the instance's Unix socket.
+#[derive(Debug)]
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    fn take_error(&self) -> io::Result<Option<io::Error>> {
+        match self {
+            Stream::Tcp(s) => s.take_error(),
+            Stream::Unix(s) => s.take_error(),
+        }
+    }
+
+    /// Ok once the connect completed; NotConnected while it is in progress.
+    fn connected(&self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.peer_addr().map(drop),
+            Stream::Unix(s) => s.peer_addr().map(drop),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.flush(),
+            Stream::Unix(s) => s.flush(),
+        }
+    }
+}
+
+impl event::Source for Stream {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.register(registry, token, interests),
+            Stream::Unix(s) => s.register(registry, token, interests),
+        }
+    }
+
+    fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.reregister(registry, token, interests),
+            Stream::Unix(s) => s.reregister(registry, token, interests),
+        }
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.deregister(registry),
+            Stream::Unix(s) => s.deregister(registry),
+        }
+    }
+}
+
+/// Whether a socket file exists at `path`: the app listens there (tenement
+/// removes a stale one before each spawn).
+pub fn socket_exists(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket())
+}
+
 /// One probe in flight.
 #[derive(Debug)]
 pub struct Probe {
-    pub stream: TcpStream,
+    pub stream: Stream,
     request: Option<Vec<u8>>,
     phase: Phase,
     /// When it counts as failed ("timeout").
@@ -79,16 +171,50 @@ pub fn describe(e: &io::Error) -> String {
 }
 
 impl Probe {
-    /// Starts connecting. Err: the connect failed at once (on loopback a
-    /// refusal often does).
-    pub fn start(port: u16, health: Option<&str>, deadline: Instant) -> io::Result<Probe> {
+    /// Starts connecting to the Unix socket at `socket` when one exists
+    /// there, else to 127.0.0.1:port. Err: the connect failed at once (on
+    /// loopback a refusal often does).
+    pub fn start(
+        port: u16,
+        socket: &Path,
+        health: Option<&str>,
+        deadline: Instant,
+    ) -> io::Result<Probe> {
+        match socket_exists(socket) {
+            true => Probe::unix(socket, health, deadline),
+            false => Probe::tcp(port, health, deadline),
+        }
+    }
+
+    /// Starts connecting to 127.0.0.1:port.
+    pub fn tcp(port: u16, health: Option<&str>, deadline: Instant) -> io::Result<Probe> {
         let stream = TcpStream::connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))?;
-        Ok(Probe {
+        Ok(Probe::new(Stream::Tcp(stream), health, deadline))
+    }
+
+    /// Starts connecting to the Unix socket at `path`.
+    pub fn unix(path: &Path, health: Option<&str>, deadline: Instant) -> io::Result<Probe> {
+        // WouldBlock: the listener's accept queue is full (a Unix connect
+        // completes at once or not at all).
+        let stream = UnixStream::connect(path).map_err(|e| match e.kind() {
+            io::ErrorKind::WouldBlock => io::Error::other("accept queue full"),
+            _ => e,
+        })?;
+        Ok(Probe::new(Stream::Unix(stream), health, deadline))
+    }
+
+    fn new(stream: Stream, health: Option<&str>, deadline: Instant) -> Probe {
+        Probe {
             stream,
             request: health.map(request),
             phase: Phase::Connecting,
             deadline,
-        })
+        }
+    }
+
+    /// Whether it goes over the instance's Unix socket.
+    pub fn via_socket(&self) -> bool {
+        matches!(self.stream, Stream::Unix(_))
     }
 
     /// Advances as far as the socket allows.
@@ -100,8 +226,8 @@ impl Probe {
                         Ok(Some(e)) | Err(e) => return Outcome::Fail(describe(&e)),
                         Ok(None) => {}
                     }
-                    match self.stream.peer_addr() {
-                        Ok(_) => {}
+                    match self.stream.connected() {
+                        Ok(()) => {}
                         Err(e) if e.kind() == io::ErrorKind::NotConnected => {
                             return Outcome::Pending
                         }
@@ -195,5 +321,82 @@ mod tests {
         let r = String::from_utf8(request("/health")).unwrap();
         assert!(r.starts_with("GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"));
         assert!(r.ends_with("\r\n\r\n"));
+    }
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("ten-health-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn transport_is_the_socket_only_when_one_exists() {
+        let dir = scratch("choice");
+        let path = dir.join("svc.a.sock");
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        // Nothing there: TCP (to a port nobody should hold; only the kind
+        // matters here, not whether the connect succeeds).
+        assert!(!socket_exists(&path));
+        if let Ok(p) = Probe::start(1, &path, None, deadline) {
+            assert!(!p.via_socket());
+        }
+        // A regular file is not a socket.
+        std::fs::write(&path, b"").unwrap();
+        assert!(!socket_exists(&path));
+        std::fs::remove_file(&path).unwrap();
+        // A listening socket: the probe goes there.
+        let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        assert!(socket_exists(&path));
+        let p = Probe::start(1, &path, None, deadline).unwrap();
+        assert!(p.via_socket());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn health_check_over_unix_socket() {
+        let dir = scratch("unix");
+        let path = dir.join("svc.a.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 256];
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = conn.read(&mut buf).unwrap();
+                assert!(n > 0, "closed before the request head");
+                got.extend_from_slice(&buf[..n]);
+            }
+            conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .unwrap();
+            String::from_utf8(got).unwrap()
+        });
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        let mut probe = Probe::start(1, &path, Some("/health"), deadline).unwrap();
+        assert!(probe.via_socket());
+        let mut poll = mio::Poll::new().unwrap();
+        let mut events = mio::Events::with_capacity(8);
+        poll.registry()
+            .register(
+                &mut probe.stream,
+                Token(0),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .unwrap();
+        let outcome = loop {
+            match probe.step() {
+                Outcome::Pending => {}
+                done => break done,
+            }
+            assert!(Instant::now() < deadline, "probe did not finish");
+            poll.poll(&mut events, Some(std::time::Duration::from_millis(100)))
+                .unwrap();
+        };
+        assert_eq!(outcome, Outcome::Pass("200".into()));
+        assert!(server
+            .join()
+            .unwrap()
+            .starts_with("GET /health HTTP/1.1\r\n"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

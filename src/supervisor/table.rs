@@ -44,6 +44,9 @@ pub struct Run {
     pub stderr: Option<Pipe>,
     pub started: Instant,
     pub started_at: SystemTime,
+    /// The last passing probe went over the instance's Unix socket
+    /// (`SOCKET_PATH`): the app listens there, and the front connects there.
+    pub via_socket: bool,
 }
 
 impl Run {
@@ -137,6 +140,6 @@ pub struct Instance {
     /// restarts and sleeps, so connections queue in its backlog meanwhile.
     pub listener: Option<std::net::TcpListener>,
     /// The probe in flight checks whether a refused instance still accepts
-    /// (TCP connect only); its failure looks for an exit at once.
+    /// (connect only); its failure looks for an exit at once.
     pub recheck: bool,
 }

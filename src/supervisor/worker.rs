@@ -573,7 +573,9 @@ impl Supervisor {
             }
         };
         let port = inst.port;
-        match Probe::start(port, health.as_deref(), timeout) {
+        // Over the app's Unix socket when it made one, else TCP to the port.
+        let socket = isolate::env::socket_path(&self.data_dir, &key.service, &key.id);
+        match Probe::start(port, &socket, health.as_deref(), timeout) {
             Ok(mut probe) => {
                 let token = self.token(key, Source::Probe);
                 if let Err(e) = self.poll.registry().register(
@@ -607,6 +609,13 @@ impl Supervisor {
             return;
         };
         let outcome = probe.step();
+        if let (Outcome::Pass(_), Some(run)) = (&outcome, inst.run.as_mut()) {
+            // The front connects the way the last passing probe did.
+            if run.via_socket != probe.via_socket() {
+                run.via_socket = probe.via_socket();
+                self.dirty = true;
+            }
+        }
         if outcome != Outcome::Pending {
             let recheck = self.cancel_probe(key);
             self.probe_done(key, outcome, recheck, Instant::now());
@@ -1050,6 +1059,7 @@ impl Supervisor {
             stderr,
             started: now,
             started_at: SystemTime::now(),
+            via_socket: false,
         });
         inst.backoff_until = None;
         inst.start_deadline = Some(now + svc.startup_timeout);
@@ -1611,7 +1621,7 @@ impl Supervisor {
 
     /// The front's connection to a running instance was refused. Look at
     /// it now instead of at the next health check: reap it if it died
-    /// (requests then wait for the restart), else probe it with a TCP
+    /// (requests then wait for the restart), else probe it with a bare
     /// connect; the request is answered `Ready` once the instance accepts.
     fn cmd_refused(&mut self, key: InstanceKey, to: Option<ReplyTo>, now: Instant) {
         let running = self
@@ -1685,7 +1695,13 @@ impl Supervisor {
             pid,
             port: inst.port,
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, inst.port)),
-            socket: None,
+            socket: inst
+                .run
+                .as_ref()
+                .filter(|r| r.via_socket && inst.life.state == State::Running)
+                .map(|_| {
+                    isolate::env::socket_path(&self.data_dir, &inst.key.service, &inst.key.id)
+                }),
             weight: inst.weight,
             restarts: inst.life.total_restarts,
             started_at: inst.run.as_ref().map(|r| r.started_at),
