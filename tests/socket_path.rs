@@ -49,7 +49,7 @@ fn proxy_reaches_an_app_on_its_unix_socket() {
     let server = Server::start("unix_proxy", &unix_config());
     server.ten_ok(&["spawn", "svc:a", "--wait"]);
     let url = format!("{}/", server.url());
-    let out = curl(&["-i", "-H", "Host: a.svc.localhost", &url]);
+    let out = curl(&["-sS", "-H", "Host: a.svc.localhost", &url]);
     assert!(
         out.status.success(),
         "{}\n--- server log ---\n{}",

@@ -860,9 +860,13 @@ impl Worker {
             None => match UpStream::connect(&addr) {
                 Ok(stream) => (stream, false),
                 // A Unix socket refuses at once (or is gone while the app
-                // restarts): the same as a refused TCP connect.
+                // restarts, or its accept queue is full for the moment): the
+                // same as a refused TCP connect.
                 Err(e)
-                    if matches!(e.kind(), ErrorKind::ConnectionRefused | ErrorKind::NotFound) =>
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::ConnectionRefused | ErrorKind::NotFound | ErrorKind::WouldBlock
+                    ) =>
                 {
                     self.upstream_refused(slot, c);
                     return;

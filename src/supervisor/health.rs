@@ -166,6 +166,7 @@ pub fn describe(e: &io::Error) -> String {
         io::ErrorKind::ConnectionRefused => "connection refused".into(),
         io::ErrorKind::ConnectionReset => "connection reset".into(),
         io::ErrorKind::TimedOut => "timeout".into(),
+        io::ErrorKind::WouldBlock => "accept queue full".into(),
         _ => e.to_string(),
     }
 }
@@ -195,11 +196,8 @@ impl Probe {
     /// Starts connecting to the Unix socket at `path`.
     pub fn unix(path: &Path, health: Option<&str>, deadline: Instant) -> io::Result<Probe> {
         // WouldBlock: the listener's accept queue is full (a Unix connect
-        // completes at once or not at all).
-        let stream = UnixStream::connect(path).map_err(|e| match e.kind() {
-            io::ErrorKind::WouldBlock => io::Error::other("accept queue full"),
-            _ => e,
-        })?;
+        // completes at once or not at all); the caller tries again shortly.
+        let stream = UnixStream::connect(path)?;
         Ok(Probe::new(Stream::Unix(stream), health, deadline))
     }
 

@@ -593,6 +593,12 @@ impl Supervisor {
                 inst.probe = Some((token, probe));
                 inst.next_probe = None;
             }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // A Unix socket's accept queue is full for a moment: the app
+                // is busy, not down. Try again shortly; it counts for nothing.
+                let inst = self.instances.get_mut(key).expect("present above");
+                inst.next_probe = Some(now + READY_POLL);
+            }
             Err(e) => {
                 let recheck = self.cancel_probe(key);
                 let outcome = Outcome::Fail(super::health::describe(&e));
