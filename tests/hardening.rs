@@ -295,3 +295,50 @@ fn a_client_that_disconnects_mid_request_releases_everything() {
     });
     assert!(settled, "open connections still counted: {samples:?}");
 }
+
+#[test]
+fn accepting_pauses_at_the_connection_cap_and_resumes() {
+    if !tools_present(&["python3", "prlimit"]) {
+        return;
+    }
+    // 400 descriptors give one loop a cap of (400 - 256) / 2 = 72 clients.
+    let config = format!(
+        "{}{}[instances]\napi = [\"a\"]\n",
+        settings("workers = 1"),
+        py_service("api", "echo.py", "health = \"/health\"")
+    );
+    let server = Server::start_wrapped("conncap", &config, &[], &["prlimit", "--nofile=400:400"]);
+    let host = "a.api.localhost";
+    assert!(
+        wait_until(Duration::from_secs(10), || server
+            .http("GET", host, "/", &[], b"")
+            .status
+            == 200),
+        "{}",
+        server.log()
+    );
+    // 100 idle connections: the ones past the cap wait in the kernel's queue.
+    let held: Vec<TcpStream> = (0..100)
+        .map(|_| TcpStream::connect(server.addr).unwrap())
+        .collect();
+    assert!(
+        wait_until(Duration::from_secs(10), || server
+            .log()
+            .contains("accepting paused")),
+        "the loop never paused accepting: {}",
+        server.log()
+    );
+    // The server is alive and answers on its local socket meanwhile.
+    let ps = server.ten(&["ps"]);
+    assert!(ps.status.success(), "{}", describe(&ps));
+    // Once the held connections close, accepting resumes and requests work.
+    drop(held);
+    assert!(
+        wait_until(Duration::from_secs(10), || server
+            .http("GET", host, "/", &[], b"")
+            .status
+            == 200),
+        "no answer after the held connections closed: {}",
+        server.log()
+    );
+}

@@ -292,6 +292,8 @@ pub struct Server {
     log: Arc<Mutex<String>>,
     /// Extra `ten serve` flags (e.g. `--domain`).
     serve_args: Vec<String>,
+    /// A command `ten serve` runs under (e.g. `prlimit --nofile=N:N`).
+    wrap: Vec<String>,
     scratch: Scratch,
 }
 
@@ -304,6 +306,12 @@ impl Server {
 
     /// `start`, with extra `ten serve` flags.
     pub fn start_with(name: &str, config: &str, serve_args: &[&str]) -> Server {
+        Server::start_wrapped(name, config, serve_args, &[])
+    }
+
+    /// `start_with`, running `ten serve` under `wrap` (a command that execs
+    /// its arguments, so the server keeps the pid it was started with).
+    pub fn start_wrapped(name: &str, config: &str, serve_args: &[&str], wrap: &[&str]) -> Server {
         let scratch = Scratch::new(name);
         let config_path = scratch.write("tenement.toml", config);
         let data_dir = scratch.path("data");
@@ -317,6 +325,7 @@ impl Server {
             child: None,
             log: Arc::new(Mutex::new(String::new())),
             serve_args: serve_args.iter().map(|s| s.to_string()).collect(),
+            wrap: wrap.iter().map(|s| s.to_string()).collect(),
             scratch,
         };
         server.admin_token = server.mint_token(None);
@@ -355,7 +364,14 @@ impl Server {
     /// the `listening on http://` line (10 s).
     fn serve(&mut self) {
         assert!(self.child.is_none(), "server already running");
-        let mut cmd = Command::new(BIN);
+        let mut cmd = match self.wrap.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(BIN);
+                cmd
+            }
+            None => Command::new(BIN),
+        };
         cmd.arg("serve")
             .arg("--config")
             .arg(&self.config)
