@@ -20,12 +20,6 @@ pub enum Level {
 static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
 static JOURNAL: OnceLock<bool> = OnceLock::new();
 
-/// Sets the most verbose level that is printed.
-#[allow(dead_code)]
-pub fn set_level(level: Level) {
-    LEVEL.store(level as u8, Ordering::Relaxed);
-}
-
 /// Reads `TEN_LOG` (error, warn, info, debug) once at start-up.
 pub fn init_from_env() {
     let level = match std::env::var("TEN_LOG").as_deref() {

@@ -94,13 +94,6 @@ impl Buf {
         !self.data.is_empty()
     }
 
-    /// Gives the memory back when the buffer is empty.
-    pub fn release(&mut self) {
-        if self.is_empty() {
-            *self = Buf::default();
-        }
-    }
-
     /// Reads once from `src` into spare room (growing the storage up to
     /// MAX_BUF). Returns the bytes read (0 is EOF) and whether the read
     /// came back short, which means the socket is drained for now: with
@@ -451,7 +444,8 @@ mod tests {
         assert_eq!(b.bytes(), b"world");
         assert!(a.is_empty());
         b.consume(5);
-        b.release();
+        let mut spare = Spare::default();
+        spare.reclaim(&mut b);
         assert_eq!(b.data.capacity(), 0);
         let mut big = Buf::default();
         for i in 0..20_000u32 {

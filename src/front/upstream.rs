@@ -102,21 +102,9 @@ impl Pool {
         }
     }
 
-    /// Drops every idle connection to `addr` (the instance went away).
-    #[allow(dead_code)]
-    pub fn forget(&mut self, registry: &Registry, addr: &Dest) {
-        if let Some(list) = self.by_addr.remove(addr) {
-            for slot in list {
-                if let Some(mut idle) = self.slots[slot].take() {
-                    let _ = registry.deregister(idle.stream.source());
-                    self.free.push(slot);
-                }
-            }
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.slots.iter().filter(|s| s.is_some()).count()
+    /// Whether no idle connection is kept (the loop then needs no tick).
+    pub fn is_empty(&self) -> bool {
+        self.free.len() == self.slots.len()
     }
 
     fn remove(&mut self, registry: &Registry, slot: usize) {

@@ -165,7 +165,7 @@ impl Worker {
         let mut events = Events::with_capacity(1024);
         let mut next_tick = Instant::now() + TICK;
         loop {
-            let timeout = if self.open > 0 || self.pool.len() > 0 {
+            let timeout = if self.open > 0 || !self.pool.is_empty() {
                 Some(next_tick.saturating_duration_since(Instant::now()))
             } else {
                 None
@@ -361,10 +361,9 @@ impl Worker {
                 let mut conn = self.conns[slot].take().expect("checked just above");
                 if conn.cout.is_empty() {
                     self.detach_upstream(&mut conn);
-                    conn.cin.release();
-                    conn.cout.release();
-                    conn.uin.release();
-                    conn.uout.release();
+                    for buf in [&mut conn.cin, &mut conn.cout, &mut conn.uin, &mut conn.uout] {
+                        self.spare.reclaim(buf);
+                    }
                 }
                 self.conns[slot] = Some(conn);
             }
