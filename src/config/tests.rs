@@ -1,6 +1,8 @@
 //! Tests for `Config::parse`: defaults, every refusal with its line and key,
 //! and the JSON view.
 
+use std::ffi::OsStr;
+
 use super::*;
 
 const FILE: &str = "/srv/app/tenement.toml";

@@ -1,0 +1,617 @@
+//! Every check of a parsed file, once: `Config::from_raw` turns the raw
+//! tables into settings, services, instances and routes, gathering each
+//! refusal with its position so the first in the file is reported. Keys this
+//! version cannot honour are refused here as "not supported yet". Pure: no I/O.
+
+use std::collections::btree_map::Entry;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::error::{toml_key, Source};
+use super::locate::clean;
+use super::raw::{Map, Raw, RawRouting, RawService, RawSettings};
+use super::{
+    millis, shell, suggest, template, Config, ConfigError, Isolation, Overrides, RestartPolicy,
+    Routing, Service, Settings,
+};
+use crate::names;
+
+impl Config {
+    /// Every check, once. On several problems the first in the file is returned.
+    pub(super) fn from_raw(raw: Raw, src: &Source<'_>) -> Result<Config, ConfigError> {
+        let dir = src
+            .file
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/"));
+        let mut check = Check {
+            src,
+            errors: Vec::new(),
+        };
+        let settings = check.settings(
+            raw.settings.map(Spanned::into_inner).unwrap_or_default(),
+            &dir,
+        );
+        // Every [service.NAME] written, valid or not: a route to a service
+        // with a bad command is that service's error, not "unknown service".
+        let declared: Vec<String> = raw.service.keys().map(|k| k.get_ref().clone()).collect();
+        let mut services = BTreeMap::new();
+        for (name, service) in raw.service {
+            if let Some(service) = check.service(&name, service, &dir) {
+                services.insert(name.into_inner(), service);
+            }
+        }
+        let instances = check.instances(raw.instances, &declared, &services);
+        let routing = match raw.routing {
+            Some(routing) => check.routing(routing.into_inner(), &declared),
+            None => Routing::default(),
+        };
+        if let Some((_, first)) = check.errors.into_iter().min_by_key(|(at, _)| *at) {
+            return Err(first);
+        }
+        Ok(Config {
+            overrides: Overrides::default(),
+            path: src.file.to_path_buf(),
+            dir,
+            settings,
+            services,
+            instances,
+            routing,
+        })
+    }
+}
+
+/// One run of checks, gathering every error with its byte offset.
+struct Check<'a> {
+    src: &'a Source<'a>,
+    errors: Vec<(usize, ConfigError)>,
+}
+
+impl Check<'_> {
+    fn fail(&mut self, span: Range<usize>, key: String, message: impl Into<String>) {
+        let at = span.start;
+        let error = self.src.error(Some(span), Some(key), message.into());
+        self.errors.push((at, error));
+    }
+
+    /// "`KEY` is not supported yet" for a key this version parses but cannot
+    /// honour. `what` names it, `instead` says what to do.
+    fn unsupported(&mut self, span: Range<usize>, key: String, what: &str, instead: &str) {
+        self.fail(
+            span,
+            key,
+            format!("{what} is not supported yet in this version; {instead}"),
+        );
+    }
+
+    fn settings(&mut self, raw: RawSettings, dir: &Path) -> Settings {
+        let mut s = Settings::default();
+        let key = |name: &str| format!("settings.{name}");
+        if let Some(v) = raw.data_dir {
+            if v.get_ref().is_empty() {
+                self.fail(v.span(), key("data_dir"), "must not be empty");
+            } else {
+                s.data_dir = Some(clean(&dir.join(v.get_ref())));
+            }
+        }
+        if let Some(v) = raw.domain {
+            let domain = v.get_ref().to_ascii_lowercase();
+            match check_domain(&domain) {
+                Ok(()) => s.domain = domain,
+                Err(why) => self.fail(v.span(), key("domain"), why),
+            }
+        }
+        if let Some(v) = raw.listen {
+            match v.get_ref().parse::<SocketAddr>() {
+                Ok(addr) => s.listen = addr,
+                Err(_) => self.fail(
+                    v.span(),
+                    key("listen"),
+                    format!("{:?} is not an address: expected IP:PORT, like \"0.0.0.0:8080\" or \"[::]:8080\"", v.get_ref()),
+                ),
+            }
+        }
+        if let Some(v) = self.positive(raw.health_check_interval, key("health_check_interval")) {
+            s.health_check_interval = Duration::from_secs(v);
+        }
+        if let Some(v) = raw.max_restarts {
+            s.max_restarts = v.into_inner();
+        }
+        if let Some(v) = self.positive(raw.restart_window, key("restart_window")) {
+            s.restart_window = Duration::from_secs(v);
+        }
+        if let Some(v) = raw.backoff_base_ms {
+            s.backoff_base = Duration::from_millis(v.into_inner());
+        }
+        if let Some(v) = raw.backoff_max_ms {
+            if Duration::from_millis(*v.get_ref()) < s.backoff_base {
+                self.fail(
+                    v.span(),
+                    key("backoff_max_ms"),
+                    format!(
+                        "must be at least backoff_base_ms ({} ms)",
+                        millis(s.backoff_base)
+                    ),
+                );
+            }
+            s.backoff_max = Duration::from_millis(v.into_inner());
+        }
+        if let Some(v) = raw.port_range {
+            let [low, high] = *v.get_ref();
+            if low == 0 {
+                self.fail(
+                    v.span(),
+                    key("port_range"),
+                    "ports start at 1; 0 cannot be handed to an instance",
+                );
+            } else if low > high {
+                self.fail(
+                    v.span(),
+                    key("port_range"),
+                    format!("low end {low} is above high end {high}"),
+                );
+            } else {
+                s.port_range = (low, high);
+            }
+        }
+        if let Some(v) = raw.stop_timeout {
+            s.stop_timeout = Duration::from_secs(v.into_inner());
+        }
+        if let Some(v) = raw.workers {
+            s.workers = v.into_inner() as usize;
+        }
+        if let Some(v) = raw.metrics_public {
+            s.metrics_public = v.into_inner();
+        }
+        if let Some(v) = self.positive(raw.log_max_bytes, key("log_max_bytes")) {
+            s.log_max_bytes = v;
+        }
+        if let Some(v) = raw.log_files {
+            s.log_files = v.into_inner();
+        }
+        if let Some(tls) = raw.tls {
+            self.unsupported(
+                tls.span(),
+                key("tls"),
+                "`[settings.tls]`",
+                "remove it and terminate TLS in a proxy in front (see `ten caddy`)",
+            );
+        }
+        s
+    }
+
+    /// A value that must be above 0. None: absent or refused.
+    fn positive(&mut self, value: Option<Spanned<u64>>, key: String) -> Option<u64> {
+        let value = value?;
+        if *value.get_ref() == 0 {
+            self.fail(value.span(), key, "must be greater than 0");
+            return None;
+        }
+        Some(value.into_inner())
+    }
+
+    fn service(
+        &mut self,
+        name: &Spanned<String>,
+        raw: Spanned<RawService>,
+        dir: &Path,
+    ) -> Option<Service> {
+        let table = raw.span();
+        let raw = raw.into_inner();
+        let name_key = format!("service.{}", toml_key(name.get_ref()));
+        let key = |k: &str| format!("{name_key}.{k}");
+        let mut ok = true;
+        if let Err(e) = names::check("service name", name.get_ref()) {
+            self.fail(name.span(), name_key.clone(), e.to_string());
+            ok = false;
+        }
+
+        let mut argv = Vec::new();
+        match &raw.command {
+            None => {
+                self.fail(
+                    table,
+                    key("command"),
+                    "missing: every service needs a `command`",
+                );
+                ok = false;
+            }
+            Some(command) => match shell::split(command.get_ref()) {
+                Ok(words) => argv = words,
+                Err(why) => {
+                    self.fail(command.span(), key("command"), why);
+                    ok = false;
+                }
+            },
+        }
+        if let Some(args) = raw.args {
+            argv.extend(args.into_inner());
+        }
+        if let (Some(command), true) = (&raw.command, ok && argv.is_empty()) {
+            self.fail(
+                command.span(),
+                key("command"),
+                "is empty: it must name a program to run",
+            );
+            ok = false;
+        }
+        // argv[0] is passed to execvp as is: an empty program name can never run.
+        if let (Some(command), Some(program)) = (&raw.command, argv.first()) {
+            if program.is_empty() {
+                self.fail(command.span(), key("command"), "the program name is empty");
+                ok = false;
+            }
+        }
+
+        let mut workdir = dir.to_path_buf();
+        if let Some(v) = raw.workdir {
+            if v.get_ref().is_empty() {
+                self.fail(
+                    v.span(),
+                    key("workdir"),
+                    "must not be empty (leave it out for the config's folder)",
+                );
+            } else {
+                workdir = clean(&dir.join(v.get_ref()));
+            }
+        }
+
+        let mut health = None;
+        if let Some(v) = raw.health {
+            let path = v.get_ref();
+            if !path.starts_with('/') || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                self.fail(
+                    v.span(),
+                    key("health"),
+                    format!("{path:?} is not a path: expected something like \"/health\""),
+                );
+            } else {
+                health = Some(v.into_inner());
+            }
+        }
+
+        if let Some(v) = raw.isolation {
+            match v.get_ref().as_str() {
+                "process" => {}
+                level @ ("namespace" | "sandbox") => {
+                    self.unsupported(v.span(), key("isolation"), &format!("isolation {level:?}"), "use \"process\"")
+                }
+                other => self.fail(
+                    v.span(),
+                    key("isolation"),
+                    format!("unknown isolation {other:?}: expected \"process\", \"namespace\" or \"sandbox\""),
+                ),
+            }
+        }
+
+        let idle_timeout = raw
+            .idle_timeout
+            .map(|v| v.into_inner())
+            .filter(|&secs| secs > 0)
+            .map(Duration::from_secs);
+        let startup_timeout = self
+            .positive(raw.startup_timeout, key("startup_timeout"))
+            .unwrap_or(10);
+        let request_timeout = self
+            .positive(raw.request_timeout, key("request_timeout"))
+            .unwrap_or(60);
+
+        let mut restart = RestartPolicy::OnFailure;
+        if let Some(v) = raw.restart {
+            match v.get_ref().as_str() {
+                "always" => restart = RestartPolicy::Always,
+                "on-failure" => restart = RestartPolicy::OnFailure,
+                "never" => restart = RestartPolicy::Never,
+                other => self.fail(
+                    v.span(),
+                    key("restart"),
+                    format!("unknown restart policy {other:?}: expected \"always\", \"on-failure\" or \"never\""),
+                ),
+            }
+        }
+
+        let socket_activation = raw.socket_activation.as_ref().is_some_and(|v| *v.get_ref());
+        if let Some(v) = raw.network {
+            match v.get_ref().as_str() {
+                "none" if !socket_activation => self.fail(
+                    v.span(),
+                    key("network"),
+                    "network \"none\" needs socket_activation = true: with no network the app can only be reached through a socket tenement passes in",
+                ),
+                "host" | "none" => self.unsupported(v.span(), key("network"), "`network`", "remove it"),
+                other => self.fail(v.span(), key("network"), format!("unknown network {other:?}: expected \"host\" or \"none\"")),
+            }
+        }
+        if let Some(v) = raw.user {
+            match v.get_ref() {
+                toml::Value::String(_) => {
+                    self.unsupported(v.span(), key("user"), "`user`", "remove it")
+                }
+                toml::Value::Integer(uid) if (0..=i64::from(u32::MAX)).contains(uid) => {
+                    self.unsupported(v.span(), key("user"), "`user`", "remove it")
+                }
+                _ => self.fail(
+                    v.span(),
+                    key("user"),
+                    "expected a user name or a numeric uid",
+                ),
+            }
+        }
+        for (field, value) in [
+            ("memory_limit_mb", raw.memory_limit_mb),
+            ("cpu_shares", raw.cpu_shares),
+            ("pids_max", raw.pids_max),
+            ("storage_quota_mb", raw.storage_quota_mb),
+        ] {
+            if let Some(v) = value {
+                self.unsupported(v.span(), key(field), &format!("`{field}`"), "remove it");
+            }
+        }
+        for (field, value) in [
+            ("read_paths", raw.read_paths),
+            ("write_paths", raw.write_paths),
+        ] {
+            if let Some(v) = value {
+                if !v.get_ref().is_empty() {
+                    self.unsupported(v.span(), key(field), &format!("`{field}`"), "remove it");
+                }
+            }
+        }
+        let env_clear = raw.env_clear.is_some_and(|v| v.into_inner());
+        let autospawn = raw.autospawn.is_some_and(|v| v.into_inner());
+        let max_instances = raw.max_instances.map_or(0, |v| v.into_inner() as usize);
+
+        let mut env = Vec::new();
+        if let Some(table) = raw.env {
+            let mut entries: Vec<_> = table.into_inner().into_iter().collect();
+            entries.sort_by_key(|(k, _)| k.span().start);
+            for (name, value) in entries {
+                let env_key = format!("{}.{}", key("env"), toml_key(name.get_ref()));
+                if !is_env_name(name.get_ref()) {
+                    self.fail(
+                        name.span(),
+                        env_key,
+                        format!("{:?} is not a valid environment variable name (letters, digits and _, not starting with a digit)", name.get_ref()),
+                    );
+                    continue;
+                }
+                if let Err(why) = template::check(value.get_ref()) {
+                    self.fail(value.span(), env_key, why);
+                    continue;
+                }
+                env.push((name.into_inner(), value.into_inner()));
+            }
+        }
+
+        ok.then(|| Service {
+            name: name.get_ref().clone(),
+            argv,
+            workdir,
+            health,
+            isolation: Isolation::Process,
+            idle_timeout,
+            startup_timeout: Duration::from_secs(startup_timeout),
+            request_timeout: Duration::from_secs(request_timeout),
+            restart,
+            storage_persist: raw.storage_persist.is_none_or(|v| v.into_inner()),
+            env,
+            env_clear,
+            autospawn,
+            max_instances,
+            socket_activation,
+        })
+    }
+
+    /// `[instances]`, in file order.
+    fn instances(
+        &mut self,
+        raw: Map<Vec<Spanned<String>>>,
+        declared: &[String],
+        services: &BTreeMap<String, Service>,
+    ) -> Vec<(String, String)> {
+        let mut entries: Vec<_> = raw.into_iter().collect();
+        entries.sort_by_key(|(k, _)| k.span().start);
+        let mut out = Vec::new();
+        for (service, ids) in entries {
+            let key = format!("instances.{}", toml_key(service.get_ref()));
+            if !declared.contains(service.get_ref()) {
+                let message = unknown_service(service.get_ref(), declared);
+                self.fail(service.span(), key, message);
+                continue;
+            }
+            let mut seen: Vec<&str> = Vec::new();
+            let ids_span = ids.span();
+            let ids = ids.get_ref();
+            for id in ids {
+                if let Err(e) = names::check("instance id", id.get_ref()) {
+                    self.fail(id.span(), key.clone(), e.to_string());
+                } else if seen.contains(&id.get_ref().as_str()) {
+                    self.fail(
+                        id.span(),
+                        key.clone(),
+                        format!(
+                            "duplicate instance `{}:{}`",
+                            service.get_ref(),
+                            id.get_ref()
+                        ),
+                    );
+                } else {
+                    seen.push(id.get_ref());
+                    out.push((service.get_ref().clone(), id.get_ref().clone()));
+                }
+            }
+            // A service that failed its own checks has no max_instances to compare with.
+            let cap = services
+                .get(service.get_ref())
+                .map_or(0, |svc| svc.max_instances);
+            if cap > 0 && seen.len() > cap {
+                self.fail(
+                    ids_span,
+                    key,
+                    format!(
+                        "{} instances listed, but service.{}.max_instances is {cap}",
+                        seen.len(),
+                        service.get_ref(),
+                    ),
+                );
+            }
+        }
+        out
+    }
+
+    fn routing(&mut self, raw: RawRouting, declared: &[String]) -> Routing {
+        let known = declared;
+        let mut routing = Routing::default();
+        if let Some(v) = raw.default {
+            if declared.contains(v.get_ref()) {
+                routing.default = Some(v.into_inner());
+            } else {
+                self.fail(
+                    v.span(),
+                    "routing.default".to_string(),
+                    unknown_service(v.get_ref(), known),
+                );
+            }
+        }
+
+        let by_file_order = |table: Spanned<Map<String>>| {
+            let mut entries: Vec<_> = table.into_inner().into_iter().collect();
+            entries.sort_by_key(|(k, _)| k.span().start);
+            entries
+        };
+        for (sub, service) in raw.subdomain.map(by_file_order).unwrap_or_default() {
+            let key = format!("routing.subdomain.{}", toml_key(sub.get_ref()));
+            let label = sub.get_ref().to_ascii_lowercase();
+            if let Err(why) = check_label(&label) {
+                self.fail(sub.span(), key, format!("{:?} {why}", sub.get_ref()));
+            } else if declared.contains(&label) {
+                self.fail(
+                    sub.span(),
+                    key,
+                    format!("`{label}` is also a service name, so host `{label}.DOMAIN` would be ambiguous"),
+                );
+            } else if !declared.contains(service.get_ref()) {
+                self.fail(
+                    service.span(),
+                    key,
+                    unknown_service(service.get_ref(), known),
+                );
+            } else {
+                match routing.subdomain.entry(label) {
+                    Entry::Vacant(slot) => {
+                        slot.insert(service.into_inner());
+                    }
+                    Entry::Occupied(slot) => self.fail(
+                        sub.span(),
+                        key,
+                        format!("duplicate route: subdomain `{}` is listed twice (case does not matter)", slot.key()),
+                    ),
+                }
+            }
+        }
+
+        for (prefix, service) in raw.path.map(by_file_order).unwrap_or_default() {
+            let key = format!("routing.path.{}", toml_key(prefix.get_ref()));
+            let p = prefix.get_ref();
+            let same = |a: &str, b: &str| a.trim_end_matches('/') == b.trim_end_matches('/');
+            if !p.starts_with('/') {
+                self.fail(
+                    prefix.span(),
+                    key,
+                    format!("path prefix {p:?} must start with \"/\""),
+                );
+            } else if p
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '?' || c == '#')
+            {
+                self.fail(
+                    prefix.span(),
+                    key,
+                    format!("path prefix {p:?} may not contain spaces, `?` or `#`"),
+                );
+            } else if let Some((other, _)) = routing.path.iter().find(|(other, _)| same(other, p)) {
+                self.fail(
+                    prefix.span(),
+                    key,
+                    format!("duplicate route: {p:?} is the same prefix as {other:?}"),
+                );
+            } else if !declared.contains(service.get_ref()) {
+                self.fail(
+                    service.span(),
+                    key,
+                    unknown_service(service.get_ref(), known),
+                );
+            } else {
+                routing
+                    .path
+                    .push((prefix.into_inner(), service.into_inner()));
+            }
+        }
+        // Longest first, so the first match is the most specific; ties by text for a stable order.
+        routing
+            .path
+            .sort_by(|(a, _), (b, _)| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        routing
+    }
+}
+
+/// "unknown service `x`", with the nearest known name when one is close.
+fn unknown_service(name: &str, known: &[String]) -> String {
+    let known: Vec<&str> = known.iter().map(String::as_str).collect();
+    match suggest::nearest(name, &known) {
+        Some(near) => {
+            format!("unknown service `{name}` (no [service.{name}] table), did you mean `{near}`?")
+        }
+        None => format!("unknown service `{name}` (no [service.{name}] table)"),
+    }
+}
+
+/// A POSIX-portable environment variable name (IEEE Std 1003.1, chapter 8).
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// One DNS label (RFC 1035 section 2.3.1, with leading digits as RFC 1123 allows).
+fn check_label(label: &str) -> Result<(), &'static str> {
+    if label.is_empty() || label.len() > 63 {
+        return Err("must be 1 to 63 characters");
+    }
+    if !label
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err("is not a host name label: only letters, digits and - are allowed, no dots");
+    }
+    if label.starts_with('-') || label.ends_with('-') {
+        return Err("is not a host name label: it may not start or end with -");
+    }
+    Ok(())
+}
+
+/// The listener's domain: dot-separated labels, already lowercased.
+fn check_domain(domain: &str) -> Result<(), String> {
+    if domain.is_empty() {
+        return Err("must not be empty".to_string());
+    }
+    if domain.len() > 253 {
+        return Err("is longer than 253 characters".to_string());
+    }
+    for label in domain.split('.') {
+        if let Err(why) = check_label(label) {
+            let label = if label.is_empty() {
+                "(empty label)"
+            } else {
+                label
+            };
+            return Err(format!("{domain:?} is not a domain name: {label:?} {why}"));
+        }
+    }
+    Ok(())
+}
