@@ -13,3 +13,8 @@ pub mod proc;
 pub mod process;
 
 pub use process::{spawn, Listen, Spawned};
+// Used by the namespace and sandbox launch, which lands next.
+#[allow(dead_code)]
+pub mod landlock;
+#[allow(dead_code)]
+pub mod seccomp;

@@ -1,0 +1,364 @@
+//! The sandbox's seccomp filter: a classic BPF program, built once in the
+//! parent and installed by `ten __init` as its last setup step.
+//!
+//! Shape: the audit arch is checked first (a syscall made through another
+//! ABI, e.g. 32-bit int 0x80 on x86_64, kills the process: its numbers
+//! mean other syscalls); on x86_64, x32 numbers are refused; then one
+//! `jeq nr` / `ret ERRNO` pair per refused syscall; `clone` is looked at
+//! more closely (refused only when its flags ask for a new namespace);
+//! everything else is allowed. The unit tests run the program through a
+//! small BPF interpreter and check each syscall's verdict.
+
+use crate::sys::nr;
+
+// Classic BPF opcodes (include/uapi/linux/bpf_common.h).
+const BPF_LD: u16 = 0x00;
+const BPF_W: u16 = 0x00;
+const BPF_ABS: u16 = 0x20;
+const BPF_JMP: u16 = 0x05;
+const BPF_JEQ: u16 = 0x10;
+const BPF_JGE: u16 = 0x30;
+const BPF_JSET: u16 = 0x40;
+const BPF_K: u16 = 0x00;
+const BPF_RET: u16 = 0x06;
+
+// Offsets into `struct seccomp_data { int nr; u32 arch; u64 ip; u64 args[6]; }`.
+const OFF_NR: u32 = 0;
+const OFF_ARCH: u32 = 4;
+/// The low 32 bits of args[0] (little-endian: first in memory).
+const OFF_ARG0_LO: u32 = 16;
+
+const RET_KILL_PROCESS: u32 = 0x8000_0000;
+const RET_ERRNO: u32 = 0x0005_0000;
+const RET_ALLOW: u32 = 0x7fff_0000;
+
+#[cfg(target_arch = "x86_64")]
+pub const AUDIT_ARCH: u32 = 0xc000_003e; // AUDIT_ARCH_X86_64
+#[cfg(target_arch = "aarch64")]
+pub const AUDIT_ARCH: u32 = 0xc000_00b7; // AUDIT_ARCH_AARCH64
+
+/// x86_64's x32 ABI shares the audit arch and marks its numbers with this bit.
+#[cfg(target_arch = "x86_64")]
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// Namespace flags of clone(2)'s first argument. CLONE_NEWTIME (0x80) is
+/// left out: in clone(2) that bit belongs to the exit signal.
+const CLONE_NS_FLAGS: u32 = (libc::CLONE_NEWNS
+    | libc::CLONE_NEWCGROUP
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUSER
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET) as u32;
+
+/// Syscalls answered with EPERM, by name (for logs and tests).
+pub const DENIED: &[(&str, i64)] = &[
+    ("ptrace", libc::SYS_ptrace),
+    ("process_vm_readv", libc::SYS_process_vm_readv),
+    ("process_vm_writev", libc::SYS_process_vm_writev),
+    ("mount", libc::SYS_mount),
+    ("umount2", libc::SYS_umount2),
+    ("pivot_root", libc::SYS_pivot_root),
+    ("open_tree", nr::OPEN_TREE),
+    ("move_mount", nr::MOVE_MOUNT),
+    ("fsopen", nr::FSOPEN),
+    ("fsconfig", nr::FSCONFIG),
+    ("fsmount", nr::FSMOUNT),
+    ("fspick", nr::FSPICK),
+    ("mount_setattr", nr::MOUNT_SETATTR),
+    ("bpf", libc::SYS_bpf),
+    ("perf_event_open", libc::SYS_perf_event_open),
+    ("kexec_load", libc::SYS_kexec_load),
+    ("kexec_file_load", libc::SYS_kexec_file_load),
+    ("init_module", libc::SYS_init_module),
+    ("finit_module", libc::SYS_finit_module),
+    ("delete_module", libc::SYS_delete_module),
+    ("add_key", libc::SYS_add_key),
+    ("request_key", libc::SYS_request_key),
+    ("keyctl", libc::SYS_keyctl),
+    ("userfaultfd", libc::SYS_userfaultfd),
+    ("unshare", libc::SYS_unshare),
+    ("setns", libc::SYS_setns),
+    ("reboot", libc::SYS_reboot),
+    ("swapon", libc::SYS_swapon),
+    ("swapoff", libc::SYS_swapoff),
+    ("acct", libc::SYS_acct),
+    ("open_by_handle_at", libc::SYS_open_by_handle_at),
+];
+
+/// clone3 passes its flags in memory, which a seccomp filter cannot read,
+/// so clone3 is refused as a whole. With ENOSYS rather than EPERM: glibc
+/// (2.34+) and musl fall back to clone(2) on ENOSYS only, so threads and
+/// fork keep working, through clone, whose flags the filter checks.
+pub const CLONE3_ERRNO: u32 = libc::ENOSYS as u32;
+
+fn stmt(code: u16, k: u32) -> libc::sock_filter {
+    libc::sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
+}
+
+fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+    libc::sock_filter { code, jt, jf, k }
+}
+
+fn errno(e: u32) -> u32 {
+    RET_ERRNO | (e & 0xffff)
+}
+
+/// The sandbox filter for this build's architecture.
+pub fn program() -> Vec<libc::sock_filter> {
+    let mut p = vec![
+        stmt(BPF_LD | BPF_W | BPF_ABS, OFF_ARCH),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH, 1, 0),
+        stmt(BPF_RET | BPF_K, RET_KILL_PROCESS),
+        stmt(BPF_LD | BPF_W | BPF_ABS, OFF_NR),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    {
+        p.push(jump(BPF_JMP | BPF_JGE | BPF_K, X32_SYSCALL_BIT, 0, 1));
+        p.push(stmt(BPF_RET | BPF_K, errno(libc::EPERM as u32)));
+    }
+    for &(_, n) in DENIED {
+        p.push(jump(BPF_JMP | BPF_JEQ | BPF_K, n as u32, 0, 1));
+        p.push(stmt(BPF_RET | BPF_K, errno(libc::EPERM as u32)));
+    }
+    p.push(jump(BPF_JMP | BPF_JEQ | BPF_K, nr::CLONE3 as u32, 0, 1));
+    p.push(stmt(BPF_RET | BPF_K, errno(CLONE3_ERRNO)));
+    // clone: load its flags (this clobbers the accumulator, so this check
+    // comes last), refuse any namespace flag.
+    p.push(jump(
+        BPF_JMP | BPF_JEQ | BPF_K,
+        libc::SYS_clone as u32,
+        0,
+        3,
+    ));
+    p.push(stmt(BPF_LD | BPF_W | BPF_ABS, OFF_ARG0_LO));
+    p.push(jump(BPF_JMP | BPF_JSET | BPF_K, CLONE_NS_FLAGS, 0, 1));
+    p.push(stmt(BPF_RET | BPF_K, errno(libc::EPERM as u32)));
+    p.push(stmt(BPF_RET | BPF_K, RET_ALLOW));
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, Eq)]
+    enum Verdict {
+        Allow,
+        Errno(u32),
+        KillProcess,
+    }
+
+    /// Runs `prog` the way the kernel does on a `seccomp_data`.
+    fn run(prog: &[libc::sock_filter], arch: u32, nr: u32, arg0: u64) -> Verdict {
+        let mut data = [0u8; 64];
+        data[0..4].copy_from_slice(&nr.to_le_bytes());
+        data[4..8].copy_from_slice(&arch.to_le_bytes());
+        data[16..24].copy_from_slice(&arg0.to_le_bytes());
+        let mut acc: u32 = 0;
+        let mut pc = 0usize;
+        loop {
+            let i = prog.get(pc).expect("program ran off its end");
+            match i.code {
+                c if c == BPF_LD | BPF_W | BPF_ABS => {
+                    let o = i.k as usize;
+                    acc = u32::from_le_bytes(data[o..o + 4].try_into().unwrap());
+                    pc += 1;
+                }
+                c if c & 0x07 == BPF_JMP => {
+                    let taken = match c & 0xf0 {
+                        BPF_JEQ => acc == i.k,
+                        BPF_JGE => acc >= i.k,
+                        BPF_JSET => acc & i.k != 0,
+                        other => panic!("unexpected jump {other:#x}"),
+                    };
+                    pc += 1 + if taken { i.jt } else { i.jf } as usize;
+                }
+                c if c == BPF_RET | BPF_K => {
+                    return match i.k & 0xffff_0000 {
+                        RET_ALLOW => Verdict::Allow,
+                        RET_ERRNO => Verdict::Errno(i.k & 0xffff),
+                        RET_KILL_PROCESS => Verdict::KillProcess,
+                        other => panic!("unexpected action {other:#x}"),
+                    };
+                }
+                other => panic!("unexpected opcode {other:#x}"),
+            }
+        }
+    }
+
+    #[test]
+    fn every_listed_syscall_gets_eperm() {
+        let p = program();
+        for &(name, n) in DENIED {
+            assert_eq!(
+                run(&p, AUDIT_ARCH, n as u32, 0),
+                Verdict::Errno(libc::EPERM as u32),
+                "{name}"
+            );
+        }
+        let names: Vec<&str> = DENIED.iter().map(|d| d.0).collect();
+        for must in [
+            "ptrace",
+            "mount",
+            "unshare",
+            "setns",
+            "bpf",
+            "keyctl",
+            "kexec_load",
+            "finit_module",
+            "userfaultfd",
+            "perf_event_open",
+            "open_by_handle_at",
+            "pivot_root",
+            "fsopen",
+        ] {
+            assert!(names.contains(&must), "{must} missing");
+        }
+    }
+
+    #[test]
+    fn ordinary_syscalls_pass() {
+        let p = program();
+        for n in [
+            libc::SYS_read,
+            libc::SYS_write,
+            libc::SYS_openat,
+            libc::SYS_execve,
+            libc::SYS_exit_group,
+            libc::SYS_socket,
+            libc::SYS_kill,
+            libc::SYS_wait4,
+            libc::SYS_mmap,
+        ] {
+            assert_eq!(run(&p, AUDIT_ARCH, n as u32, 0), Verdict::Allow, "{n}");
+        }
+    }
+
+    #[test]
+    fn a_foreign_arch_is_killed_before_the_number_is_read() {
+        let p = program();
+        // AUDIT_ARCH_I386: same numbers mean other syscalls there.
+        assert_eq!(
+            run(&p, 0x4000_0003, libc::SYS_read as u32, 0),
+            Verdict::KillProcess
+        );
+        assert_eq!(run(&p, 0, 0, 0), Verdict::KillProcess);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn x32_numbers_are_refused() {
+        let p = program();
+        assert_eq!(
+            run(&p, AUDIT_ARCH, X32_SYSCALL_BIT | libc::SYS_read as u32, 0),
+            Verdict::Errno(libc::EPERM as u32)
+        );
+    }
+
+    #[test]
+    fn clone_is_refused_only_with_namespace_flags() {
+        let p = program();
+        let clone = libc::SYS_clone as u32;
+        // What fork() and pthread_create pass.
+        let fork = libc::SIGCHLD as u64;
+        let thread = (libc::CLONE_VM
+            | libc::CLONE_FS
+            | libc::CLONE_FILES
+            | libc::CLONE_SIGHAND
+            | libc::CLONE_THREAD
+            | libc::CLONE_SYSVSEM
+            | libc::CLONE_SETTLS
+            | libc::CLONE_PARENT_SETTID
+            | libc::CLONE_CHILD_CLEARTID) as u64;
+        assert_eq!(run(&p, AUDIT_ARCH, clone, fork), Verdict::Allow);
+        assert_eq!(run(&p, AUDIT_ARCH, clone, thread), Verdict::Allow);
+        for flag in [
+            libc::CLONE_NEWNS,
+            libc::CLONE_NEWPID,
+            libc::CLONE_NEWUSER,
+            libc::CLONE_NEWNET,
+            libc::CLONE_NEWUTS,
+            libc::CLONE_NEWIPC,
+            libc::CLONE_NEWCGROUP,
+        ] {
+            assert_eq!(
+                run(&p, AUDIT_ARCH, clone, fork | flag as u64),
+                Verdict::Errno(libc::EPERM as u32),
+                "{flag:#x}"
+            );
+        }
+        assert_eq!(
+            run(&p, AUDIT_ARCH, nr::CLONE3 as u32, 0),
+            Verdict::Errno(libc::ENOSYS as u32)
+        );
+    }
+
+    #[test]
+    fn program_fits_the_kernel_limit() {
+        // BPF_MAXINSNS; jumps are relative and short by construction.
+        assert!(program().len() < 4096);
+    }
+
+    /// Installs the filter in a forked child and tries the real calls.
+    #[test]
+    fn installed_filter_refuses_unshare_and_allows_getpid() {
+        let prog = program();
+        let mut args = crate::sys::clone3::CloneArgs {
+            exit_signal: libc::SIGCHLD as u64,
+            flags: crate::sys::clone3::CLONE_PIDFD,
+            ..Default::default()
+        };
+        // SAFETY: the child below makes only raw syscalls over memory
+        // prepared before the fork (`prog`), then _exits.
+        match unsafe { crate::sys::clone3::clone3(&mut args) }.unwrap() {
+            crate::sys::clone3::Forked::Child => {
+                let code = (|| {
+                    // SAFETY: prctl with integer arguments.
+                    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+                        return 10;
+                    }
+                    let fprog = libc::sock_fprog {
+                        len: prog.len() as u16,
+                        filter: prog.as_ptr().cast_mut(),
+                    };
+                    // SAFETY: fprog points at the prepared program, read only.
+                    let rc = unsafe {
+                        libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &fprog)
+                    };
+                    if rc != 0 {
+                        return 11;
+                    }
+                    // SAFETY: unshare with a flags word; errno read right after.
+                    let rc = unsafe { libc::unshare(libc::CLONE_NEWUTS) };
+                    // SAFETY: errno location of this thread.
+                    if rc != -1 || unsafe { *libc::__errno_location() } != libc::EPERM {
+                        return 12;
+                    }
+                    // SAFETY: getpid has no preconditions.
+                    if unsafe { libc::getpid() } <= 0 {
+                        return 13;
+                    }
+                    0
+                })();
+                // SAFETY: _exit does not return and takes an int.
+                unsafe { libc::_exit(code) }
+            }
+            crate::sys::clone3::Forked::Parent { pidfd, .. } => {
+                let pidfd = pidfd.unwrap();
+                let st = rustix::process::waitid(
+                    rustix::process::WaitId::PidFd(std::os::fd::AsFd::as_fd(&pidfd)),
+                    rustix::process::WaitIdOptions::EXITED,
+                )
+                .unwrap()
+                .unwrap();
+                assert_eq!(st.exit_status(), Some(0));
+            }
+        }
+    }
+}
