@@ -92,7 +92,7 @@ impl DirSizes {
                 .iter()
                 .map(|v| {
                     let dir = data_dir.join(&v.service).join(&v.id);
-                    (v.key(), super::dir_bytes(&dir))
+                    (v.key(), super::storage::dir_bytes(&dir))
                 })
                 .collect();
             self.at = Some(now);
