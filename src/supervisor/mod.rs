@@ -5,7 +5,8 @@
 //! state change republishes the `Snapshot`, persists the registry when it
 //! matters and is logged. Never blocks on the front.
 //!
-//! Layout: `worker` is the thread and carries out effects; `lifecycle`
+//! Layout: `worker` is the thread and carries out effects, with its
+//! commands, launching, stopping, probes and views in `worker/*`; `lifecycle`
 //! (state x event), `backoff`, `ports` and the parsers in `health` and `logs`
 //! are pure and unit-tested; `table` holds the per-instance records.
 

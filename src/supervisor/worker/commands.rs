@@ -1,0 +1,430 @@
+//! The supervisor's commands: what the front asks for (spawn, stop,
+//! restart, weight, route, deploy, await, refused, subscribe, reload,
+//! shutdown), each answered now or held as a waiter until the instance is
+//! ready or healthy.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{err, post, Supervisor, DEFAULT_WEIGHT};
+use crate::config::Config;
+use crate::names::InstanceKey;
+use crate::supervisor::lifecycle::{self, Event};
+use crate::supervisor::msg::{Command, Reply, ReplyTo};
+use crate::supervisor::snapshot::{Health, State};
+use crate::supervisor::table::{AfterStop, WaitFor, Waiter};
+
+impl Supervisor {
+    pub(super) fn on_command(&mut self, cmd: Command, to: Option<ReplyTo>) {
+        let now = Instant::now();
+        if self.shutdown.is_some() && !matches!(cmd, Command::Shutdown) {
+            self.answer(to, err(503, "shutting down"));
+            return;
+        }
+        match cmd {
+            Command::Spawn { key, weight, wait } => {
+                self.cmd_spawn(key, weight.unwrap_or(DEFAULT_WEIGHT), wait, to, now)
+            }
+            Command::Stop { key } => {
+                if !self.instances.contains_key(&key) {
+                    return self.answer(to, err(404, format!("unknown instance {key}")));
+                }
+                self.begin_stop(&key, AfterStop::Forget, to, now);
+            }
+            Command::Restart { key } => self.cmd_restart(key, to, now),
+            Command::Weight { key, weight } => {
+                let Some(inst) = self.instances.get_mut(&key) else {
+                    return self.answer(to, err(404, format!("unknown instance {key}")));
+                };
+                inst.weight = weight.min(100);
+                self.dirty = true;
+                self.persist = true;
+                self.note(&key, &format!("weight {}", weight.min(100)));
+                self.answer(to, Reply::Done(self.json(&key)));
+            }
+            Command::Route {
+                service,
+                from,
+                to: target,
+            } => {
+                let a = InstanceKey {
+                    service: service.clone(),
+                    id: from,
+                };
+                let b = InstanceKey {
+                    service: service.clone(),
+                    id: target,
+                };
+                for k in [&a, &b] {
+                    if !self.instances.contains_key(k) {
+                        return self.answer(to, err(404, format!("unknown instance {k}")));
+                    }
+                }
+                self.instances.get_mut(&a).expect("checked").weight = 0;
+                self.instances.get_mut(&b).expect("checked").weight = 100;
+                self.dirty = true;
+                self.persist = true;
+                info!(
+                    "supervisor",
+                    "route {service}: {a} weight 0, {b} weight 100"
+                );
+                let body = serde_json::json!({ "service": service, "from": self.json(&a), "to": self.json(&b) });
+                self.answer(to, Reply::Done(body));
+            }
+            Command::Deploy {
+                key,
+                weight,
+                timeout,
+            } => self.cmd_deploy(key, weight.min(100), timeout, to, now),
+            Command::AwaitReady { key } => self.cmd_await(key, to, now),
+            Command::Refused { key } => self.cmd_refused(key, to, now),
+            Command::Subscribe { id, what } => match to {
+                Some(to) => {
+                    self.subscribers.add(id, what, to);
+                    // Republish so the new subscriber gets every instance's
+                    // current state as `instance` events.
+                    self.dirty = true;
+                }
+                None => debug!("supervisor", "subscription {id} without a reply address"),
+            },
+            Command::Unsubscribe { id } => self.subscribers.remove(id),
+            Command::Reload => match Config::load(&self.config.path) {
+                Ok(mut config) => {
+                    config.apply_overrides(self.config.overrides.clone());
+                    let s = &config.settings;
+                    if s.listen != self.config.settings.listen
+                        || s.workers != self.config.settings.workers
+                    {
+                        warn!(
+                            "supervisor",
+                            "`listen` and `workers` take effect at the next start of ten serve"
+                        );
+                    }
+                    self.config = config;
+                    self.config_json = Arc::new(self.config.to_json());
+                    self.dirty = true;
+                    info!(
+                        "supervisor",
+                        "config reloaded from {}",
+                        self.config.path.display()
+                    );
+                    self.answer(to, Reply::Done(serde_json::json!({ "reloaded": true })));
+                }
+                Err(e) => {
+                    warn!("supervisor", "reload refused: {e}");
+                    self.answer(to, err(400, e.to_string()));
+                }
+            },
+            Command::Shutdown => {
+                if self.shutdown.is_some() {
+                    return self.answer(to, Reply::Done(serde_json::json!({})));
+                }
+                info!(
+                    "supervisor",
+                    "shutting down: stopping {} instances",
+                    self.instances.len()
+                );
+                self.shutdown = Some(to);
+                // Saved before anything stops: a kill -9 during the stop
+                // still finds what should come back.
+                self.persist = true;
+                let keys: Vec<InstanceKey> = self.instances.keys().cloned().collect();
+                for key in keys {
+                    let inst = self.instances.get_mut(&key).expect("key from the map");
+                    inst.resume = match inst.life.state {
+                        State::Starting | State::Running | State::Backoff => true,
+                        State::Stopping => inst
+                            .stop
+                            .as_ref()
+                            .is_some_and(|s| s.then == AfterStop::Restart),
+                        // Going to sleep: it stays asleep.
+                        State::Sleeping | State::Failed => false,
+                    };
+                    for w in inst.waiters.drain(..) {
+                        post(&mut self.outbox, w.reply, err(503, "shutting down"));
+                    }
+                    if inst.run.is_some() || inst.stop.is_some() {
+                        self.begin_stop(&key, AfterStop::Shutdown, None, now);
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn cmd_spawn(
+        &mut self,
+        key: InstanceKey,
+        weight: u8,
+        wait: bool,
+        to: Option<ReplyTo>,
+        now: Instant,
+    ) {
+        if self
+            .instances
+            .get(&key)
+            .is_some_and(|i| i.life.state == State::Failed)
+        {
+            // `ten spawn` of a failed instance brings it back (REFERENCE,
+            // Lifecycle); anything else that exists is a conflict.
+            return self.cmd_restart(key, to, now);
+        }
+        if let Err(r) = self.create(&key, weight, now) {
+            return self.answer(to, r);
+        }
+        if wait {
+            let timeout = self.startup_timeout(&key.service);
+            self.hold(&key, to, WaitFor::Spawned, timeout, now);
+            // A socket-activated instance is ready as soon as it runs.
+            self.resolve_waiters(&key);
+        } else {
+            self.answer(to, Reply::Done(self.json(&key)));
+        }
+    }
+
+    /// Adds a new instance and starts its process. Err: the reply to give.
+    pub(super) fn create(
+        &mut self,
+        key: &InstanceKey,
+        weight: u8,
+        now: Instant,
+    ) -> Result<(), Reply> {
+        let Some(svc) = self.config.services.get(&key.service) else {
+            return Err(err(400, format!("unknown service {:?}", key.service)));
+        };
+        let max = svc.max_instances;
+        if self.instances.contains_key(key) {
+            return Err(err(409, format!("instance {key} already exists")));
+        }
+        if max > 0
+            && self
+                .instances
+                .keys()
+                .filter(|k| k.service == key.service)
+                .count()
+                >= max
+        {
+            return Err(err(
+                409,
+                format!("max_instances reached ({max}) for service {}", key.service),
+            ));
+        }
+        let Some(port) = self.alloc_port() else {
+            let (lo, hi) = self.config.settings.port_range;
+            return Err(err(503, format!("no free port in {lo}-{hi}")));
+        };
+        self.insert(key.clone(), port, weight.min(100), State::Starting);
+        if let Err(e) = self.launch(key, now) {
+            self.note(key, &format!("spawn failed: {e}"));
+            self.instances.remove(key);
+            self.dirty = true;
+            return Err(err(400, e));
+        }
+        self.persist = true;
+        Ok(())
+    }
+
+    pub(super) fn cmd_restart(&mut self, key: InstanceKey, to: Option<ReplyTo>, now: Instant) {
+        let Some(inst) = self.instances.get_mut(&key) else {
+            return self.answer(to, err(404, format!("unknown instance {key}")));
+        };
+        if inst.run.is_some() || inst.stop.is_some() {
+            return self.begin_stop(&key, AfterStop::Restart, to, now);
+        }
+        inst.life.restarts.clear();
+        inst.life.state = State::Starting;
+        match self.launch(&key, now) {
+            Ok(()) => self.answer(to, Reply::Done(self.json(&key))),
+            Err(e) => {
+                self.note(&key, &format!("spawn failed: {e}"));
+                if let Some(inst) = self.instances.get_mut(&key) {
+                    inst.life.state = State::Failed;
+                }
+                self.persist = true;
+                self.fail_waiters_if_down(&key);
+                self.answer(to, err(400, e));
+            }
+        }
+    }
+
+    pub(super) fn cmd_deploy(
+        &mut self,
+        key: InstanceKey,
+        weight: u8,
+        timeout: Duration,
+        to: Option<ReplyTo>,
+        now: Instant,
+    ) {
+        if !self.instances.contains_key(&key) {
+            // Weight 0 until healthy, so no traffic arrives before then.
+            if let Err(r) = self.create(&key, 0, now) {
+                return self.answer(to, r);
+            }
+        } else if self
+            .instances
+            .get(&key)
+            .is_some_and(|i| i.life.state == State::Failed)
+        {
+            let policy = self.policy(&key.service);
+            let inst = self.instances.get_mut(&key).expect("checked");
+            let fx = lifecycle::on(&mut inst.life, Event::Revive, &policy, now);
+            self.apply(&key, fx, now);
+        }
+        let inst = self
+            .instances
+            .get_mut(&key)
+            .expect("present or just spawned");
+        if inst.life.state == State::Running && inst.life.health == Health::Healthy {
+            inst.weight = weight;
+            self.dirty = true;
+            self.persist = true;
+            return self.answer(to, Reply::Done(self.json(&key)));
+        }
+        self.wake_if_down(&key, now, "woken by deploy");
+        self.hold(&key, to, WaitFor::Deploy { weight }, timeout, now);
+        self.resolve_waiters(&key);
+        self.fail_waiters_if_down(&key);
+    }
+
+    pub(super) fn cmd_await(&mut self, key: InstanceKey, to: Option<ReplyTo>, now: Instant) {
+        let Some(inst) = self.instances.get(&key) else {
+            return self.autospawn(key, to, now);
+        };
+        match inst.life.state {
+            State::Running => {
+                let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, inst.port));
+                self.answer(to, Reply::Ready(addr))
+            }
+            State::Failed => self.answer(to, err(503, "instance failed")),
+            State::Stopping
+                if inst
+                    .stop
+                    .as_ref()
+                    .is_some_and(|s| !matches!(s.then, AfterStop::Restart | AfterStop::Sleep)) =>
+            {
+                self.answer(to, err(503, "instance is stopping"))
+            }
+            _ => self.hold_and_wake(&key, to, WaitFor::Ready, now),
+        }
+    }
+
+    /// Holds `to` until the instance is ready, waking it if it sleeps; many
+    /// requests during one wake all wait for the same start.
+    pub(super) fn hold_and_wake(
+        &mut self,
+        key: &InstanceKey,
+        to: Option<ReplyTo>,
+        what: WaitFor,
+        now: Instant,
+    ) {
+        let timeout = self.startup_timeout(&key.service);
+        self.hold(key, to, what, timeout, now);
+        self.wake_if_down(key, now, "woken by request");
+        // A socket-activated start is ready at once.
+        self.resolve_waiters(key);
+        self.fail_waiters_if_down(key);
+    }
+
+    /// `AwaitReady` for an instance that does not exist: with `autospawn`
+    /// on its service, create it (default weight) and hold the request while
+    /// it starts. Past `max_instances`, or without autospawn, 404 like any
+    /// unknown id: a scanner learns nothing about the cap.
+    pub(super) fn autospawn(&mut self, key: InstanceKey, to: Option<ReplyTo>, now: Instant) {
+        let unknown = err(404, format!("unknown instance {key}"));
+        let Some(svc) = self.config.services.get(&key.service) else {
+            return self.answer(to, unknown);
+        };
+        let max = svc.max_instances;
+        if !svc.autospawn {
+            return self.answer(to, unknown);
+        }
+        let count = self
+            .instances
+            .keys()
+            .filter(|k| k.service == key.service)
+            .count();
+        if max > 0 && count >= max {
+            debug!(
+                "supervisor",
+                "{key} not autospawned: max_instances ({max}) reached"
+            );
+            return self.answer(to, unknown);
+        }
+        match self.create(&key, DEFAULT_WEIGHT, now) {
+            Ok(()) => {
+                self.note(&key, "created by request (autospawn)");
+                self.hold_and_wake(&key, to, WaitFor::Ready, now);
+            }
+            Err(Reply::Error { status: 409, .. }) => self.answer(to, unknown),
+            // The command could not start: the upstream side failed.
+            Err(Reply::Error {
+                status: 400,
+                message,
+            }) => self.answer(to, err(502, message)),
+            Err(r) => self.answer(to, r),
+        }
+    }
+
+    /// The front's connection to a running instance was refused. Look at
+    /// it now instead of at the next health check: reap it if it died
+    /// (requests then wait for the restart), else probe it with a bare
+    /// connect; the request is answered `Ready` once the instance accepts.
+    pub(super) fn cmd_refused(&mut self, key: InstanceKey, to: Option<ReplyTo>, now: Instant) {
+        let running = self
+            .instances
+            .get(&key)
+            .is_some_and(|i| i.life.state == State::Running && i.run.is_some() && i.stop.is_none());
+        if running {
+            // The pidfd event may still be queued behind this command.
+            self.on_exit(&key);
+        }
+        let Some(inst) = self.instances.get_mut(&key) else {
+            return self.answer(to, err(404, format!("unknown instance {key}")));
+        };
+        if inst.life.state != State::Running || inst.run.is_none() || inst.stop.is_some() {
+            return self.cmd_await(key, to, now);
+        }
+        let timeout = self.startup_timeout(&key.service);
+        self.hold(&key, to, WaitFor::Accepting, timeout, now);
+        let inst = self.instances.get_mut(&key).expect("present above");
+        if !inst.recheck {
+            debug!("supervisor", "{key} refused a connection: checking it now");
+            self.cancel_probe(&key);
+            let inst = self.instances.get_mut(&key).expect("present above");
+            inst.recheck = true;
+            self.start_probe(&key, now);
+        }
+    }
+
+    /// Starts a sleeping instance; `why` goes to its log.
+    pub(super) fn wake_if_down(&mut self, key: &InstanceKey, now: Instant, why: &str) {
+        let policy = self.policy(&key.service);
+        let Some(inst) = self.instances.get_mut(key) else {
+            return;
+        };
+        if inst.life.state == State::Sleeping {
+            let fx = lifecycle::on(&mut inst.life, Event::Wake, &policy, now);
+            inst.stats.wake_started();
+            self.note(key, why);
+            self.apply(key, fx, now);
+        }
+    }
+
+    pub(super) fn hold(
+        &mut self,
+        key: &InstanceKey,
+        to: Option<ReplyTo>,
+        what: WaitFor,
+        timeout: Duration,
+        now: Instant,
+    ) {
+        if let Some(inst) = self.instances.get_mut(key) {
+            inst.waiters.push(Waiter {
+                reply: to,
+                what,
+                deadline: now + timeout,
+                timeout_secs: timeout.as_secs(),
+            });
+        }
+    }
+}

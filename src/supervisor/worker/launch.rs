@@ -1,0 +1,324 @@
+//! Starting processes: restoring the registry at start-up (killing what a
+//! previous run left), preparing an instance's folders, spawning its process
+//! and watching its pidfd and output pipes.
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use mio::unix::SourceFd;
+use mio::Interest;
+use rustix::process::Signal;
+
+use super::{Supervisor, DEFAULT_WEIGHT, KILL_GRACE, READY_POLL};
+use crate::config::Service;
+use crate::isolate::{self, proc};
+use crate::names::InstanceKey;
+use crate::state::{Registry, RegistryEntry};
+use crate::supervisor::lifecycle::{self, Event};
+use crate::supervisor::logs::Splitter;
+use crate::supervisor::snapshot::State;
+use crate::supervisor::table::{Pipe, Run, Source};
+use crate::supervisor::SuperviseError;
+
+impl Supervisor {
+    /// Restores the registry and spawns `[instances]`; see `super::start`.
+    pub fn restore(&mut self) -> Result<(), SuperviseError> {
+        let registry = Registry::load(&self.registry_path()).map_err(SuperviseError::State)?;
+        for entry in &registry.instances {
+            kill_leftover(entry);
+        }
+        let now = Instant::now();
+        for entry in registry.instances {
+            let key = InstanceKey {
+                service: entry.service.clone(),
+                id: entry.id.clone(),
+            };
+            if !self.config.services.contains_key(&key.service) {
+                warn!(
+                    "supervisor",
+                    "{key} dropped from the registry: service {:?} is no longer configured",
+                    key.service
+                );
+                continue;
+            }
+            let state = match entry.desired.as_str() {
+                "sleeping" => State::Sleeping,
+                "failed" => State::Failed,
+                _ => State::Starting,
+            };
+            self.insert(key.clone(), entry.port, entry.weight, state);
+            if state == State::Starting {
+                if let Err(e) = self.launch(&key, now) {
+                    self.spawn_failed_at_boot(&key, &e);
+                }
+            }
+        }
+        for (service, id) in self.config.instances.clone() {
+            let key = InstanceKey { service, id };
+            if self.instances.contains_key(&key) || !self.config.services.contains_key(&key.service)
+            {
+                continue;
+            }
+            let Some(port) = self.alloc_port() else {
+                error!(
+                    "supervisor",
+                    "{key} not started: no free port in {:?}", self.config.settings.port_range
+                );
+                continue;
+            };
+            self.insert(key.clone(), port, DEFAULT_WEIGHT, State::Starting);
+            if let Err(e) = self.launch(&key, now) {
+                self.spawn_failed_at_boot(&key, &e);
+            }
+        }
+        self.persist = true;
+        self.flush();
+        Ok(())
+    }
+
+    pub(super) fn spawn_failed_at_boot(&mut self, key: &InstanceKey, e: &str) {
+        self.note(key, &format!("spawn failed: {e}"));
+        if let Some(inst) = self.instances.get_mut(key) {
+            inst.life.state = State::Failed;
+        }
+    }
+
+    /// Starts the instance's process. Err: why it could not (exec error,
+    /// unknown service, isolation unavailable), in words for the API.
+    pub(super) fn launch(&mut self, key: &InstanceKey, now: Instant) -> Result<(), String> {
+        let Some(svc) = self.config.services.get(&key.service).cloned() else {
+            return Err(format!("service {:?} is not configured", key.service));
+        };
+        let policy = self.policy(&key.service);
+        let port = self
+            .instances
+            .get(key)
+            .map(|i| i.port)
+            .ok_or("unknown instance")?;
+        let env = isolate::env::build(std::env::vars_os(), &svc, &key.id, port, &self.data_dir);
+        prepare_dirs(
+            &self.data_dir,
+            &svc,
+            &key.id,
+            env.get("DATA_DIR").map(Path::new),
+        )?;
+        if svc.socket_activation {
+            self.bind_listener(key, port)?;
+        } else if let Some(inst) = self.instances.get_mut(key) {
+            // A reload turned socket activation off: free the port for the
+            // app to bind itself.
+            inst.listener = None;
+        }
+        let inst = self.instances.get(key).ok_or("unknown instance")?;
+        let listen = inst.listener.as_ref().map(|l| isolate::Listen {
+            fd: l.as_fd(),
+            name: &key.service,
+        });
+        let spawned = isolate::spawn(svc.isolation, &svc.argv, &svc.workdir, env.vars(), listen)
+            .map_err(|e| format!("spawn {key}: {e}"))?;
+        let isolate::Spawned {
+            mut child,
+            pid,
+            pgid,
+            start_ticks,
+        } = spawned;
+
+        let pidfd = match rustix::process::Pid::from_raw(pid as i32)
+            .ok_or(rustix::io::Errno::SRCH)
+            .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()))
+        {
+            Ok(fd) => fd,
+            Err(e) => {
+                let _ = proc::signal_group(pgid, Signal::KILL);
+                let _ = child.wait();
+                return Err(format!("pidfd_open({pid}): {e}"));
+            }
+        };
+        let pidfd_token = self.token(key, Source::Pidfd);
+        let registry_ok = self.poll.registry().register(
+            &mut SourceFd(&pidfd.as_raw_fd()),
+            pidfd_token,
+            Interest::READABLE,
+        );
+        if let Err(e) = registry_ok {
+            self.tokens.remove(&pidfd_token);
+            let _ = proc::signal_group(pgid, Signal::KILL);
+            let _ = child.wait();
+            return Err(format!("register pidfd: {e}"));
+        }
+        let stdout = child.stdout.take().map(OwnedFd::from);
+        let stderr = child.stderr.take().map(OwnedFd::from);
+        let stdout = stdout.and_then(|fd| self.watch_pipe(key, Source::Stdout, fd));
+        let stderr = stderr.and_then(|fd| self.watch_pipe(key, Source::Stderr, fd));
+
+        let inst = self.instances.get_mut(key).expect("port read above");
+        inst.run = Some(Run {
+            child,
+            pid,
+            pgid,
+            start_ticks,
+            pidfd,
+            pidfd_token,
+            stdout,
+            stderr,
+            started: now,
+            started_at: SystemTime::now(),
+            via_socket: false,
+        });
+        inst.backoff_until = None;
+        inst.start_deadline = Some(now + svc.startup_timeout);
+        inst.next_probe = Some(now + READY_POLL);
+        inst.ready_at = None;
+        let fx = lifecycle::on(&mut inst.life, Event::Spawned, &policy, now);
+        self.note(key, &format!("spawned pid {pid} port {port}"));
+        self.apply(key, fx, now);
+        self.dirty = true;
+        if svc.socket_activation {
+            // The socket already listens: the kernel queues connections
+            // until the app accepts them, so a started process is ready.
+            let interval = self.config.settings.health_check_interval.max(READY_POLL);
+            let inst = self.instances.get_mut(key).expect("present above");
+            if inst.life.state == State::Starting {
+                let fx = lifecycle::on(&mut inst.life, Event::Ready, &policy, now);
+                inst.start_deadline = None;
+                inst.next_probe = Some(now + interval);
+                inst.ready_at = Some(SystemTime::now());
+                inst.stats.ready();
+                self.note(
+                    key,
+                    "ready (socket activation: connections queue until it accepts)",
+                );
+                self.apply(key, fx, now);
+                self.resolve_waiters(key);
+            }
+        }
+        Ok(())
+    }
+
+    /// With socket activation: binds 127.0.0.1:port once and keeps it for
+    /// the instance's lifetime (std sets SO_REUSEADDR and CLOEXEC; the
+    /// child step clears CLOEXEC on its fd 3 only).
+    pub(super) fn bind_listener(&mut self, key: &InstanceKey, port: u16) -> Result<(), String> {
+        let inst = self.instances.get_mut(key).ok_or("unknown instance")?;
+        if inst.listener.is_none() {
+            let l = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+                .map_err(|e| format!("bind 127.0.0.1:{port} for socket activation: {e}"))?;
+            inst.listener = Some(l);
+        }
+        Ok(())
+    }
+
+    pub(super) fn watch_pipe(
+        &mut self,
+        key: &InstanceKey,
+        src: Source,
+        fd: OwnedFd,
+    ) -> Option<Pipe> {
+        if let Err(e) = rustix::io::ioctl_fionbio(fd.as_fd(), true) {
+            warn!("supervisor", "{key} ioctl(FIONBIO): {e}");
+            return None;
+        }
+        let token = self.token(key, src);
+        if let Err(e) =
+            self.poll
+                .registry()
+                .register(&mut SourceFd(&fd.as_raw_fd()), token, Interest::READABLE)
+        {
+            warn!("supervisor", "{key} register output pipe: {e}");
+            self.tokens.remove(&token);
+            return None;
+        }
+        Some(Pipe {
+            fd,
+            token,
+            splitter: Splitter::default(),
+        })
+    }
+}
+
+/// Creates the instance's data dir (and `DATA_DIR` when the env table moved
+/// it) and the folder for instance sockets, and removes a stale socket.
+fn prepare_dirs(
+    data_dir: &Path,
+    svc: &Service,
+    id: &str,
+    custom: Option<&Path>,
+) -> Result<(), String> {
+    let mut dirs = vec![
+        isolate::env::instance_dir(data_dir, &svc.name, id),
+        crate::state::internal_dir(data_dir).join("run"),
+    ];
+    dirs.extend(custom.map(Path::to_path_buf));
+    for dir in dirs {
+        std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    }
+    // A socket left by the previous process would make the app's bind fail
+    // with EADDRINUSE; the run folder is ours, so clear it.
+    let socket = isolate::env::socket_path(data_dir, &svc.name, id);
+    match std::fs::remove_file(&socket) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            return Err(format!("remove {}: {e}", socket.display()))
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Kills what a previous run of tenement left of one instance, and waits
+/// briefly for it to go so its port is free again.
+///
+/// The registry has the leader's pid, its group (== pid: it called setsid)
+/// and its start time. Two cases:
+/// - The leader is still that process (same pid and start time): kill(-pgid)
+///   takes the whole group, leader included.
+/// - The leader is gone but members of its group may live on (the server
+///   and the leader both died; the leader's children kept running). Then the
+///   group id cannot be trusted blindly: once a group is empty its number
+///   may be reused by an unrelated process that calls setsid. So /proc is
+///   scanned for processes whose group is `pgid` and that started no earlier
+///   than the leader (members are forked after it), and only when no live
+///   process has the pid `pgid` itself (the kernel never hands out a pid
+///   still in use as a group id, so while our members live, nobody else can
+///   lead a group with that number); those are killed one by one.
+fn kill_leftover(entry: &RegistryEntry) {
+    let (Some(pid), Some(ticks)) = (entry.pid, entry.start_ticks) else {
+        return;
+    };
+    let pgid = entry.pgid.unwrap_or(pid);
+    let mut members: Vec<u32> = Vec::new();
+    if proc::is_same_process(pid, ticks) {
+        info!(
+            "supervisor",
+            "{}:{} killing leftover process group {pgid} (pid {pid})", entry.service, entry.id
+        );
+        let _ = proc::signal_group(pgid, Signal::KILL);
+        if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
+            let _ = rustix::process::kill_process(p, Signal::KILL);
+        }
+        members = proc::group_members(pgid, ticks);
+        members.push(pid);
+    } else if proc::stat(pgid).is_none_or(|s| s.state == 'Z' || s.state == 'X') {
+        members = proc::group_members(pgid, ticks);
+        if !members.is_empty() {
+            info!(
+                "supervisor",
+                "{}:{} killing {} leftover processes of group {pgid} (leader gone)",
+                entry.service,
+                entry.id,
+                members.len()
+            );
+        }
+        for &m in &members {
+            if let Some(p) = rustix::process::Pid::from_raw(m as i32) {
+                let _ = rustix::process::kill_process(p, Signal::KILL);
+            }
+        }
+    }
+    let deadline = Instant::now() + KILL_GRACE;
+    while members.iter().any(|&m| proc::alive(m)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

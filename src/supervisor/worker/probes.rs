@@ -1,0 +1,216 @@
+//! Readiness and health probes: starting one, stepping it on fd events,
+//! cancelling it, and what its outcome means for the instance.
+
+use std::io;
+use std::time::{Instant, SystemTime};
+
+use mio::Interest;
+
+use super::{unix_secs, Supervisor, CHECK_TIMEOUT, READY_POLL, RECHECK_POLL};
+use crate::isolate::{self, proc};
+use crate::names::InstanceKey;
+use crate::supervisor::health::{self, Outcome, Probe};
+use crate::supervisor::lifecycle::{self, Event};
+use crate::supervisor::snapshot::{Check, State};
+use crate::supervisor::table::{Source, WaitFor};
+
+impl Supervisor {
+    /// Drops the probe in flight. Returns whether it was a recheck after a
+    /// refusal: the flag describes the probe, so it goes with it.
+    pub(super) fn cancel_probe(&mut self, key: &InstanceKey) -> bool {
+        let Some(inst) = self.instances.get_mut(key) else {
+            return false;
+        };
+        let recheck = std::mem::take(&mut inst.recheck);
+        if let Some((token, mut probe)) = inst.probe.take() {
+            let _ = self.poll.registry().deregister(&mut probe.stream);
+            self.tokens.remove(&token);
+        }
+        recheck
+    }
+
+    pub(super) fn start_probe(&mut self, key: &InstanceKey, now: Instant) {
+        let Some(inst) = self.instances.get(key) else {
+            return;
+        };
+        let health = match inst.recheck {
+            // Does it accept at all? The question a refused request asks.
+            true => None,
+            false => self
+                .config
+                .services
+                .get(&key.service)
+                .and_then(|s| s.health.clone()),
+        };
+        let timeout = match inst.life.state {
+            State::Starting => inst
+                .start_deadline
+                .unwrap_or(now + CHECK_TIMEOUT)
+                .max(now + READY_POLL),
+            _ => {
+                now + CHECK_TIMEOUT.min(self.config.settings.health_check_interval.max(READY_POLL))
+            }
+        };
+        let port = inst.port;
+        // Over the app's Unix socket when it made one, else TCP to the port.
+        let socket = isolate::env::socket_path(&self.data_dir, &key.service, &key.id);
+        match Probe::start(port, &socket, health.as_deref(), timeout) {
+            Ok(mut probe) => {
+                let token = self.token(key, Source::Probe);
+                if let Err(e) = self.poll.registry().register(
+                    &mut probe.stream,
+                    token,
+                    Interest::READABLE | Interest::WRITABLE,
+                ) {
+                    self.tokens.remove(&token);
+                    let recheck = self.cancel_probe(key);
+                    let outcome = Outcome::Fail(format!("register probe: {e}"));
+                    self.probe_done(key, outcome, recheck, now);
+                    return;
+                }
+                let inst = self.instances.get_mut(key).expect("present above");
+                inst.probe = Some((token, probe));
+                inst.next_probe = None;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // A Unix socket's accept queue is full for a moment: the app
+                // is busy, not down. Try again shortly; it counts for nothing.
+                let inst = self.instances.get_mut(key).expect("present above");
+                inst.next_probe = Some(now + READY_POLL);
+            }
+            Err(e) => {
+                let recheck = self.cancel_probe(key);
+                let outcome = Outcome::Fail(health::describe(&e));
+                self.probe_done(key, outcome, recheck, now)
+            }
+        }
+    }
+
+    pub(super) fn step_probe(&mut self, key: &InstanceKey) {
+        let Some(inst) = self.instances.get_mut(key) else {
+            return;
+        };
+        let Some((_, probe)) = inst.probe.as_mut() else {
+            return;
+        };
+        let outcome = probe.step();
+        if let (Outcome::Pass(_), Some(run)) = (&outcome, inst.run.as_mut()) {
+            // The front connects the way the last passing probe did.
+            if run.via_socket != probe.via_socket() {
+                run.via_socket = probe.via_socket();
+                self.dirty = true;
+            }
+        }
+        if outcome != Outcome::Pending {
+            let recheck = self.cancel_probe(key);
+            self.probe_done(key, outcome, recheck, Instant::now());
+        }
+    }
+
+    /// A probe ended; `recheck`: it was the check after a refusal.
+    pub(super) fn probe_done(
+        &mut self,
+        key: &InstanceKey,
+        outcome: Outcome,
+        recheck: bool,
+        now: Instant,
+    ) {
+        let interval = self.config.settings.health_check_interval.max(READY_POLL);
+        let policy = self.policy(&key.service);
+        let Some(inst) = self.instances.get_mut(key) else {
+            return;
+        };
+        if inst.run.is_none() {
+            return;
+        }
+        let (ok, detail) = match outcome {
+            Outcome::Pass(d) => (true, d),
+            Outcome::Fail(d) => (false, d),
+            Outcome::Pending => return,
+        };
+        let recheck = recheck && inst.life.state == State::Running;
+        let dying = recheck
+            && inst.run.as_ref().is_some_and(|r| match r.start_ticks {
+                Some(ticks) => !proc::is_same_process(r.pid, ticks),
+                None => !proc::alive(r.pid),
+            });
+        if dying {
+            // Killed, and its last threads still hold the socket open, so
+            // the connect passed; the pidfd reports the exit once they are
+            // gone, and held requests then wait for the restart. Checks go
+            // on meanwhile, in case the exit never shows.
+            inst.next_probe = Some(now + RECHECK_POLL);
+            return;
+        }
+        if recheck && !ok {
+            // Refused and not accepting: most likely it just died and the
+            // pidfd event is still queued. Reap it now; held requests then
+            // wait for the restart.
+            self.on_exit(key);
+            let Some(inst) = self.instances.get_mut(key) else {
+                return;
+            };
+            if inst.run.is_none() || inst.life.state != State::Running {
+                return;
+            }
+        }
+        let Some(inst) = self.instances.get_mut(key) else {
+            return;
+        };
+        match inst.life.state {
+            State::Starting if !ok => inst.next_probe = Some(now + READY_POLL),
+            State::Starting => {
+                let took = inst
+                    .run
+                    .as_ref()
+                    .map(|r| now.saturating_duration_since(r.started))
+                    .unwrap_or_default();
+                inst.last_check = Some(Check {
+                    ok,
+                    detail,
+                    at_unix: unix_secs(SystemTime::now()),
+                });
+                let fx = lifecycle::on(&mut inst.life, Event::Ready, &policy, now);
+                inst.start_deadline = None;
+                inst.next_probe = Some(now + interval);
+                inst.ready_at = Some(SystemTime::now());
+                self.dirty = true;
+                inst.stats.ready();
+                self.note(key, &format!("ready after {}ms", took.as_millis()));
+                self.apply(key, fx, now);
+                self.resolve_waiters(key);
+            }
+            State::Running => {
+                inst.last_check = Some(Check {
+                    ok,
+                    detail: detail.clone(),
+                    at_unix: unix_secs(SystemTime::now()),
+                });
+                inst.next_probe = Some(now + interval);
+                if !ok && inst.waiters.iter().any(|w| w.what == WaitFor::Accepting) {
+                    inst.next_probe = Some(now + interval.min(RECHECK_POLL));
+                }
+                let before = inst.life.health;
+                let ev = if ok {
+                    Event::CheckPassed
+                } else {
+                    Event::CheckFailed
+                };
+                let fx = lifecycle::on(&mut inst.life, ev, &policy, now);
+                let after = inst.life.health;
+                self.dirty = true;
+                if !ok {
+                    self.note(
+                        key,
+                        &format!("health check failed: {detail} ({})", after.as_str()),
+                    );
+                } else if before != after {
+                    self.note(key, &format!("health check passed ({})", after.as_str()));
+                }
+                self.apply(key, fx, now);
+                self.resolve_waiters(key);
+            }
+            _ => {}
+        }
+    }
+}

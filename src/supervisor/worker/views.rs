@@ -1,0 +1,113 @@
+//! What the supervisor shows of itself: instance views and their JSON, the
+//! published snapshot, and the registry it saves.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, SystemTime};
+
+use super::Supervisor;
+use crate::config::Service;
+use crate::isolate::{self, proc};
+use crate::names::InstanceKey;
+use crate::state::{Registry, RegistryEntry};
+use crate::supervisor::snapshot::{instance_json, InstanceView, Snapshot, State};
+use crate::supervisor::table::{AfterStop, Instance};
+
+impl Supervisor {
+    pub(super) fn view(&self, inst: &Instance) -> InstanceView {
+        let svc: Option<&Service> = self.config.services.get(&inst.key.service);
+        let pid = inst.run.as_ref().map(|r| r.pid);
+        InstanceView {
+            service: inst.key.service.clone(),
+            id: inst.key.id.clone(),
+            state: inst.life.state,
+            health: inst.life.health,
+            pid,
+            port: inst.port,
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, inst.port)),
+            socket: inst
+                .run
+                .as_ref()
+                .filter(|r| r.via_socket && inst.life.state == State::Running)
+                .map(|_| {
+                    isolate::env::socket_path(&self.data_dir, &inst.key.service, &inst.key.id)
+                }),
+            weight: inst.weight,
+            restarts: inst.life.total_restarts,
+            started_at: inst.run.as_ref().map(|r| r.started_at),
+            memory_bytes: pid.and_then(proc::rss),
+            last_check: inst.last_check.clone(),
+            request_timeout: svc.map_or(Duration::from_secs(60), |s| s.request_timeout),
+            startup_timeout: svc.map_or(Duration::from_secs(10), |s| s.startup_timeout),
+            stats: inst.stats.clone(),
+        }
+    }
+
+    pub(super) fn json(&self, key: &InstanceKey) -> serde_json::Value {
+        match self.instances.get(key) {
+            Some(inst) => instance_json(&self.view(inst), SystemTime::now()),
+            None => serde_json::Value::Null,
+        }
+    }
+
+    pub(super) fn snapshot(&self) -> Snapshot {
+        let mut snap = Snapshot {
+            domain: self.config.settings.domain.to_lowercase(),
+            routing: self.config.routing.clone(),
+            config_json: self.config_json.clone(),
+            metrics_public: self.config.settings.metrics_public,
+            ..Snapshot::default()
+        };
+        for (name, service) in &self.config.services {
+            snap.services.insert(name.clone(), Vec::new());
+            if service.autospawn {
+                snap.autospawn.insert(name.clone());
+            }
+        }
+        for (i, inst) in self.instances.values().enumerate() {
+            snap.instances.push(self.view(inst));
+            snap.by_key
+                .insert((inst.key.service.clone(), inst.key.id.clone()), i);
+            snap.services
+                .entry(inst.key.service.clone())
+                .or_default()
+                .push(i);
+        }
+        snap
+    }
+
+    pub(super) fn registry(&self) -> Registry {
+        let instances = self
+            .instances
+            .values()
+            .map(|inst| {
+                let going_to_sleep = inst
+                    .stop
+                    .as_ref()
+                    .is_some_and(|s| s.then == AfterStop::Sleep);
+                let desired = match inst.life.state {
+                    _ if inst.resume => "running",
+                    State::Sleeping => "sleeping",
+                    State::Stopping if going_to_sleep => "sleeping",
+                    State::Failed => "failed",
+                    _ => "running",
+                };
+                let run = inst.run.as_ref();
+                RegistryEntry {
+                    service: inst.key.service.clone(),
+                    id: inst.key.id.clone(),
+                    port: inst.port,
+                    weight: inst.weight,
+                    desired: desired.to_string(),
+                    pid: run.map(|r| r.pid),
+                    pgid: run.map(|r| r.pgid),
+                    start_ticks: run.and_then(|r| r.start_ticks),
+                    restarts: inst.life.total_restarts,
+                }
+            })
+            .collect();
+        Registry {
+            version: 1,
+            instances,
+        }
+    }
+}
