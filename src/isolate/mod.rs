@@ -8,6 +8,7 @@
 //! refused with `SpawnError::Unsupported` rather than run with less isolation.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod cgroup;
 pub mod env;
 pub mod proc;
 pub mod process;
