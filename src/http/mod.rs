@@ -6,9 +6,11 @@
 
 pub mod body;
 pub mod head;
+mod hop;
+#[cfg(test)]
+mod testutil;
+pub mod write;
 
 pub use body::Framer;
-pub use head::{
-    parse_request, parse_response, write_request_head, write_response_head, BodyKind, Forwarded,
-    RequestHead,
-};
+pub use head::{parse_request, parse_response, BodyKind, RequestHead};
+pub use write::{write_request_head, write_response_head, Forwarded};

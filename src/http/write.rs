@@ -1,0 +1,355 @@
+//! Heads written for the other side of the proxy: the request head sent
+//! upstream (hop-by-hop fields dropped, `X-Forwarded-For/-Proto/-Host` added
+//! or, from a trusted loopback client, kept) and the response head sent to the
+//! client (version, framing and `Connection` fitted to that client). Pure: no I/O.
+
+use super::head::{trim_ows, BodyKind, Header, RequestHead, ResponseHead};
+use super::hop::{crosses, has_connection};
+
+/// What the proxy adds when forwarding a request.
+pub struct Forwarded<'a> {
+    /// The client's address, appended to X-Forwarded-For.
+    pub client_ip: std::net::IpAddr,
+    /// "http" or "https".
+    pub proto: &'a str,
+}
+
+fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes the head to send upstream: request line (always HTTP/1.1), headers
+/// minus hop-by-hop ones (Connection, Keep-Alive, Proxy-Connection, TE,
+/// Trailer, Upgrade unless `head.upgrade`, and those named in Connection),
+/// keeping Transfer-Encoding/Content-Length as framing requires, plus
+/// X-Forwarded-For (appended), X-Forwarded-Proto, X-Forwarded-Host, and
+/// `Connection: upgrade` + `Upgrade` when upgrading.
+///
+/// X-Forwarded-Proto and X-Forwarded-Host from the client are kept only when
+/// the client is on loopback (a TLS terminator such as the Caddy that `ten
+/// caddy` sets up); from anyone else they are replaced by ours, so a client
+/// cannot forge them. Everything else passes in order, with its original case.
+pub fn write_request_head(head: &RequestHead, fwd: &Forwarded<'_>, out: &mut Vec<u8>) {
+    use std::io::Write;
+
+    let headers = &head.headers;
+    let has_connection = has_connection(headers);
+    let trusted = fwd.client_ip.to_canonical().is_loopback();
+    let last_xff = headers.iter().rposition(|h| {
+        h.name.eq_ignore_ascii_case("x-forwarded-for")
+            && crosses(h, headers, has_connection, head.upgrade)
+    });
+
+    out.reserve(head_size_hint(headers) + head.target.len() + 128);
+    out.extend_from_slice(head.method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(head.target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+
+    let mut kept_proto = false;
+    let mut kept_host = false;
+    for (i, h) in headers.iter().enumerate() {
+        if !crosses(h, headers, has_connection, head.upgrade) {
+            continue;
+        }
+        if h.name.eq_ignore_ascii_case("x-forwarded-proto") {
+            if !trusted {
+                continue;
+            }
+            kept_proto = true;
+        } else if h.name.eq_ignore_ascii_case("x-forwarded-host") {
+            if !trusted {
+                continue;
+            }
+            kept_host = true;
+        }
+        out.extend_from_slice(h.name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(&h.value);
+        if Some(i) == last_xff {
+            if !trim_ows(&h.value).is_empty() {
+                out.extend_from_slice(b", ");
+            }
+            write!(out, "{}", fwd.client_ip).expect("writing to a Vec cannot fail");
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    if last_xff.is_none() {
+        out.extend_from_slice(b"X-Forwarded-For: ");
+        write!(out, "{}", fwd.client_ip).expect("writing to a Vec cannot fail");
+        out.extend_from_slice(b"\r\n");
+    }
+    if !kept_proto {
+        push_header(out, "X-Forwarded-Proto", fwd.proto.as_bytes());
+    }
+    if let (false, Some(raw)) = (kept_host, &head.host_raw) {
+        push_header(out, "X-Forwarded-Host", raw.as_bytes());
+    }
+    // An HTTP/1.0 client's request goes up as 1.1, whose default is to
+    // persist: no Connection header is needed for the upstream to keep it.
+    if head.upgrade {
+        out.extend_from_slice(b"Connection: upgrade\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes the head to send to the client: status line in HTTP/1.1 (or 1.0 when
+/// `client_minor` is 0), headers minus hop-by-hop ones, and
+/// `Connection: close` when `keep_alive` is false (`keep-alive` for a 1.0
+/// client that keeps it). When `dechunk` is true (a 1.0 client and a chunked
+/// body) the body is close-delimited; a 1.0 client never gets
+/// Transfer-Encoding.
+///
+/// A close-delimited body (dechunk, or BodyKind::Close) always gets
+/// `Connection: close`: its end is the connection's end. A 101 gets
+/// `Connection: upgrade` with its Upgrade header; other 1xx get no
+/// Connection header (the final response carries it).
+pub fn write_response_head(
+    head: &ResponseHead,
+    client_minor: u8,
+    keep_alive: bool,
+    dechunk: bool,
+    out: &mut Vec<u8>,
+) {
+    let headers = &head.headers;
+    let has_connection = has_connection(headers);
+
+    out.reserve(head_size_hint(headers) + head.reason.len() + 64);
+    out.extend_from_slice(if client_minor == 0 {
+        b"HTTP/1.0 "
+    } else {
+        b"HTTP/1.1 "
+    });
+    let status = head.status.min(999);
+    out.extend_from_slice(&[
+        b'0' + (status / 100) as u8,
+        b'0' + (status / 10 % 10) as u8,
+        b'0' + (status % 10) as u8,
+        b' ',
+    ]);
+    out.extend_from_slice(head.reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
+
+    for h in headers {
+        if !crosses(h, headers, has_connection, head.upgrade) {
+            continue;
+        }
+        // RFC 9112 6.1: no Transfer-Encoding in a response to HTTP/1.0. A
+        // chunked body is decoded for such a client (`dechunk`); any other
+        // coding makes the body close-delimited already.
+        if (dechunk || client_minor == 0) && h.name.eq_ignore_ascii_case("transfer-encoding") {
+            continue;
+        }
+        push_header(out, &h.name, &h.value);
+    }
+
+    let interim = head.status < 200 && !head.upgrade;
+    if head.upgrade {
+        out.extend_from_slice(b"Connection: upgrade\r\n");
+    } else if interim {
+        // Nothing: a 1xx says nothing about the connection.
+    } else if !keep_alive || dechunk || head.body == BodyKind::Close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if client_minor == 0 {
+        // RFC 9112 9.3: a 1.0 client closes unless told the connection persists.
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Roughly the bytes the headers take on the wire, to reserve once.
+fn head_size_hint(headers: &[Header]) -> usize {
+    headers
+        .iter()
+        .map(|h| h.name.len() + h.value.len() + 4)
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use super::*;
+    use crate::http::testutil::{assert_wire, request, response};
+
+    fn forwarded(ip: &str, proto: &'static str) -> Forwarded<'static> {
+        Forwarded {
+            client_ip: ip.parse::<IpAddr>().unwrap(),
+            proto,
+        }
+    }
+
+    fn forward(wire: &[u8], fwd: &Forwarded<'_>) -> Vec<u8> {
+        let head = request(wire);
+        let mut out = Vec::new();
+        write_request_head(&head, fwd, &mut out);
+        out
+    }
+
+    #[test]
+    fn request_head_drops_hop_by_hop_and_adds_forwarded() {
+        let wire = b"POST /submit?x=1 HTTP/1.1\r\n\
+Host: Alice.Notes.example.com:8080\r\n\
+Connection: keep-alive, X-Secret\r\n\
+Keep-Alive: timeout=5\r\n\
+Authorization: Bearer abc\r\n\
+X-Secret: 1\r\n\
+TE: trailers\r\n\
+Proxy-Connection: keep-alive\r\n\
+Trailer: X-T\r\n\
+X-Forwarded-For: 10.0.0.1\r\n\
+X-Forwarded-Proto: https\r\n\
+x-forwarded-host: evil.example\r\n\
+Transfer-Encoding: chunked\r\n\
+Upgrade: websocket\r\n\
+cookie: a=1\r\n\
+\r\n";
+        let expected = b"POST /submit?x=1 HTTP/1.1\r\n\
+Host: Alice.Notes.example.com:8080\r\n\
+Authorization: Bearer abc\r\n\
+X-Forwarded-For: 10.0.0.1, 203.0.113.7\r\n\
+Transfer-Encoding: chunked\r\n\
+cookie: a=1\r\n\
+X-Forwarded-Proto: http\r\n\
+X-Forwarded-Host: Alice.Notes.example.com:8080\r\n\
+\r\n";
+        assert_wire(expected, &forward(wire, &forwarded("203.0.113.7", "http")));
+    }
+
+    #[test]
+    fn request_head_adds_forwarded_for_when_absent() {
+        let wire = b"GET / HTTP/1.1\r\nHost: a.example\r\nContent-Length: 0\r\n\r\n";
+        let expected = b"GET / HTTP/1.1\r\nHost: a.example\r\nContent-Length: 0\r\n\
+X-Forwarded-For: 2001:db8::7\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: a.example\r\n\r\n";
+        assert_wire(expected, &forward(wire, &forwarded("2001:db8::7", "https")));
+    }
+
+    #[test]
+    fn request_head_appends_to_the_last_forwarded_for() {
+        let wire = b"GET / HTTP/1.1\r\nX-Forwarded-For: 1.1.1.1\r\nHost: a\r\nX-Forwarded-For: 2.2.2.2\r\nX-Forwarded-For:\r\n\r\n";
+        let expected = b"GET / HTTP/1.1\r\nX-Forwarded-For: 1.1.1.1\r\nHost: a\r\nX-Forwarded-For: 2.2.2.2\r\n\
+X-Forwarded-For: 9.9.9.9\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: a\r\n\r\n";
+        assert_wire(expected, &forward(wire, &forwarded("9.9.9.9", "http")));
+    }
+
+    #[test]
+    fn request_head_trusts_forwarded_proto_and_host_from_loopback_only() {
+        let wire = b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: a\r\nX-Forwarded-For: 5.6.7.8\r\n\r\n";
+        let expected =
+            b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: a\r\n\
+X-Forwarded-For: 5.6.7.8, 127.0.0.1\r\n\r\n";
+        assert_wire(expected, &forward(wire, &forwarded("127.0.0.1", "http")));
+        let expected =
+            b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: a\r\n\
+X-Forwarded-For: 5.6.7.8, ::ffff:127.0.0.1\r\n\r\n";
+        assert_wire(
+            expected,
+            &forward(wire, &forwarded("::ffff:127.0.0.1", "http")),
+        );
+        let expected = b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 5.6.7.8, 10.1.1.1\r\n\
+X-Forwarded-Proto: http\r\nX-Forwarded-Host: a\r\n\r\n";
+        assert_wire(expected, &forward(wire, &forwarded("10.1.1.1", "http")));
+    }
+
+    #[test]
+    fn request_head_keeps_upgrade_when_upgrading() {
+        let wire = b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: websocket\r\n\
+HTTP2-Settings: x\r\nSec-WebSocket-Key: k\r\n\r\n";
+        let expected = b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nSec-WebSocket-Key: k\r\n\
+X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: a\r\nConnection: upgrade\r\n\r\n";
+        assert_wire(expected, &forward(wire, &forwarded("192.0.2.1", "http")));
+    }
+
+    #[test]
+    fn request_head_from_http10_goes_up_as_http11() {
+        let wire = b"GET /old HTTP/1.0\r\nConnection: keep-alive\r\nUser-Agent: x\r\n\r\n";
+        let expected = b"GET /old HTTP/1.1\r\nUser-Agent: x\r\nX-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: http\r\n\r\n";
+        assert_wire(expected, &forward(wire, &forwarded("192.0.2.1", "http")));
+    }
+
+    #[test]
+    fn connection_cannot_strip_framing_or_host() {
+        let wire = b"POST / HTTP/1.1\r\nHost: a\r\nConnection: Content-Length, host, transfer-encoding, x\r\n\
+Content-Length: 3\r\nX: y\r\n\r\n";
+        let expected = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\
+X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: a\r\n\r\n";
+        assert_wire(expected, &forward(wire, &forwarded("192.0.2.1", "http")));
+    }
+
+    fn to_client(
+        wire: &[u8],
+        head_request: bool,
+        client_minor: u8,
+        keep: bool,
+        dechunk: bool,
+    ) -> Vec<u8> {
+        let head = response(wire, head_request);
+        let mut out = Vec::new();
+        write_response_head(&head, client_minor, keep, dechunk, &mut out);
+        out
+    }
+
+    #[test]
+    fn response_head_for_http11_client() {
+        let wire = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nSet-Cookie: a=1\r\nConnection: keep-alive, X-Internal\r\n\
+Keep-Alive: timeout=5\r\nX-Internal: 1\r\nSet-Cookie: b=2\r\nProxy-Connection: x\r\nTrailer: X\r\n\r\n";
+        let expected =
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\n";
+        assert_wire(expected, &to_client(wire, false, 1, true, false));
+        let expected = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nConnection: close\r\n\r\n";
+        assert_wire(expected, &to_client(wire, false, 1, false, false));
+    }
+
+    #[test]
+    fn response_head_for_http10_client() {
+        let wire = b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\n";
+        let expected =
+            b"HTTP/1.0 404 Not Found\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n";
+        assert_wire(expected, &to_client(wire, false, 0, true, false));
+        let expected = b"HTTP/1.0 404 Not Found\r\nContent-Length: 2\r\nConnection: close\r\n\r\n";
+        assert_wire(expected, &to_client(wire, false, 0, false, false));
+
+        let wire =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n";
+        let expected = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n";
+        assert_wire(expected, &to_client(wire, false, 0, true, true));
+
+        // A coding other than chunked last: close-delimited, and a 1.0
+        // client never sees Transfer-Encoding (found by fuzzing).
+        let wire = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nX: y\r\n\r\n";
+        let expected = b"HTTP/1.0 200 OK\r\nX: y\r\nConnection: close\r\n\r\n";
+        assert_wire(expected, &to_client(wire, false, 0, true, false));
+        let expected =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nX: y\r\nConnection: close\r\n\r\n";
+        assert_wire(expected, &to_client(wire, false, 1, true, false));
+    }
+
+    #[test]
+    fn response_head_close_delimited_says_close() {
+        let wire = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n";
+        let expected =
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n";
+        assert_wire(expected, &to_client(wire, false, 1, true, false));
+        // The same head answering HEAD has no body: the connection may stay.
+        let expected = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n";
+        assert_wire(expected, &to_client(wire, true, 1, true, false));
+    }
+
+    #[test]
+    fn response_head_switching_and_interim() {
+        let wire = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: z\r\n\r\n";
+        let expected = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: z\r\nConnection: upgrade\r\n\r\n";
+        assert_wire(expected, &to_client(wire, false, 1, false, false));
+        let wire = b"HTTP/1.1 100 Continue\r\n\r\n";
+        assert_wire(
+            b"HTTP/1.1 100 Continue\r\n\r\n",
+            &to_client(wire, false, 1, false, false),
+        );
+        let wire = b"HTTP/1.1 200 OK\r\nUpgrade: h2c\r\nContent-Length: 0\r\n\r\n";
+        let expected = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        assert_wire(expected, &to_client(wire, false, 1, true, false));
+    }
+}
