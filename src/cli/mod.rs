@@ -27,6 +27,10 @@ use client::{Client, ClientError, Endpoint};
 
 /// Runs one invocation; returns the exit code (0 ok, 1 failed, 2 bad usage).
 pub fn run(args: Vec<OsString>) -> i32 {
+    // Hidden: pid 1 of a namespaced instance (the server re-executed).
+    if args.get(1).is_some_and(|a| a == "__init") {
+        return crate::isolate::init::main();
+    }
     crate::log::init_from_env();
     let rest = args.get(1..).unwrap_or(&[]);
     let result = match args::parse(rest) {

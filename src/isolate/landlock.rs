@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use crate::sys::landlock as sys;
 
-/// LANDLOCK_ACCESS_FS_* (include/uapi/linux/landlock.h).
+/// LANDLOCK_ACCESS_FS_* (include/uapi/linux/landlock.h), all of them,
+/// used or not.
+#[allow(dead_code)]
 pub mod fs {
     pub const EXECUTE: u64 = 1 << 0;
     pub const WRITE_FILE: u64 = 1 << 1;

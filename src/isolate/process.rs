@@ -347,7 +347,7 @@ fn reserve_fd_3() {
 /// the first executable regular file of that name in `path` (the child's
 /// `PATH`, default "/usr/local/bin:/usr/bin:/bin"). Not found: `program`
 /// as given, so execve fails with ENOENT and the error names it.
-fn resolve_program(program: &str, path: Option<&std::ffi::OsStr>) -> PathBuf {
+pub(super) fn resolve_program(program: &str, path: Option<&std::ffi::OsStr>) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     if program.contains('/') {
         return PathBuf::from(program);

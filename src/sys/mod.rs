@@ -2,20 +2,14 @@
 //! rustix does not wrap safely. Each keeps the kernel's name.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-// clone3, mount and seccomp are used by the namespace and sandbox
-// launch, which lands next.
-#[allow(dead_code)]
 pub mod clone3;
 pub mod landlock;
-#[allow(dead_code)]
 pub mod mount;
-#[allow(dead_code)]
 pub mod seccomp;
 pub mod signals;
 
 /// Numbers of syscalls added after the unified numbering (5.1+): the same
 /// on every architecture, and missing from libc's musl tables.
-#[allow(dead_code)]
 pub mod nr {
     pub const OPEN_TREE: i64 = 428;
     pub const MOVE_MOUNT: i64 = 429;

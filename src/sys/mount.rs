@@ -17,7 +17,6 @@ struct MountAttr {
 pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
 pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
 pub const MOUNT_ATTR_NODEV: u64 = 0x4;
-pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 
 /// Sets `set` on the mount at `path` and every mount beneath it
 /// (AT_RECURSIVE). Kernel 5.12+.

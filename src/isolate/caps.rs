@@ -1,0 +1,76 @@
+//! Who the instance runs as: its uid and gid, and (sandbox) no capability
+//! at all. Used by `ten __init`, a single-threaded process, so the
+//! per-thread credential calls cover the whole process.
+
+use std::io;
+
+/// Sets supplementary groups to none, then the gid, then the uid: in that
+/// order, since setting groups and the gid needs the privilege the uid
+/// change gives up. Each is checked by reading it back.
+pub fn set_ids(uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: a count of 0 with a null list is how setgroups(2) clears the
+    // supplementary groups; nothing is read through the pointer.
+    if unsafe { libc::setgroups(0, std::ptr::null()) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: integer arguments only.
+    if unsafe { libc::setresgid(gid, gid, gid) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: integer arguments only.
+    if unsafe { libc::setresuid(uid, uid, uid) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    let (mut r, mut e, mut s) = (0, 0, 0);
+    // SAFETY: three valid pointers to locals.
+    unsafe { libc::getresuid(&mut r, &mut e, &mut s) };
+    let (mut gr, mut ge, mut gs) = (0, 0, 0);
+    // SAFETY: three valid pointers to locals.
+    unsafe { libc::getresgid(&mut gr, &mut ge, &mut gs) };
+    // SAFETY: a size of 0 asks for the count only; the pointer is unused.
+    let groups = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
+    if [r, e, s] != [uid; 3] || [gr, ge, gs] != [gid; 3] || groups != 0 {
+        return Err(io::Error::from_raw_os_error(libc::EPERM));
+    }
+    Ok(())
+}
+
+/// The highest capability number this kernel knows.
+fn last_cap() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40)
+}
+
+/// Drops every capability from the bounding set, so nothing exec'd can
+/// gain one back (file capabilities, setuid-root). Needs CAP_SETPCAP:
+/// call while still root.
+pub fn drop_bounding_set() -> io::Result<()> {
+    for cap in 0..=last_cap() {
+        // SAFETY: prctl with integer arguments; EINVAL only for a number
+        // the kernel does not know, which `last_cap` rules out.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Empties the effective, permitted, inheritable and ambient sets, and
+/// checks that they are empty.
+pub fn clear() -> io::Result<()> {
+    use rustix::thread::{capabilities, set_capabilities, CapabilitySet, CapabilitySets};
+    rustix::thread::clear_ambient_capability_set()?;
+    let empty = CapabilitySets {
+        effective: CapabilitySet::empty(),
+        permitted: CapabilitySet::empty(),
+        inheritable: CapabilitySet::empty(),
+    };
+    set_capabilities(None, empty)?;
+    let now = capabilities(None)?;
+    if !now.effective.is_empty() || !now.permitted.is_empty() || !now.inheritable.is_empty() {
+        return Err(io::Error::from_raw_os_error(libc::EPERM));
+    }
+    Ok(())
+}

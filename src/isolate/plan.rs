@@ -1,0 +1,510 @@
+//! Parent side of the `namespace` and `sandbox` levels: turns what the
+//! supervisor knows about an instance (`Spec`) into a `Plan`, the complete
+//! list of what `ten __init` does inside the new namespaces. Everything is
+//! decided here, in the server; the init process only applies it.
+//!
+//! Pure apart from resolving the program on disk (PATH, symlinks), so the
+//! unit tests check the plan for each level without running anything.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use std::io;
+use std::os::fd::BorrowedFd;
+
+use crate::config::Isolation;
+
+use super::child::{Cgroups, LaunchError, Launched};
+use super::landlock::Ruleset;
+
+/// System folders bound read-only into every namespaced instance (those
+/// that exist; a symlink, like `/bin -> usr/bin`, is copied as a symlink).
+pub const SYSTEM_DIRS: &[&str] = &[
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc",
+];
+
+/// The default `uid_range`: where instance uids come from.
+pub const UID_RANGE: (u32, u32) = (200_000, 265_535);
+
+/// What the supervisor knows about one instance it is about to start.
+#[derive(Debug, Clone)]
+pub struct Spec<'a> {
+    pub isolation: Isolation,
+    pub argv: &'a [String],
+    pub workdir: &'a Path,
+    pub env: &'a [(OsString, OsString)],
+    pub service: &'a str,
+    pub id: &'a str,
+    /// The instance's data dir (`DATA_DIR`): bound read-write, owned by
+    /// the instance's uid.
+    pub data_dir: &'a Path,
+    /// Tenement's own data dir: hidden (an empty folder) inside.
+    pub tenement_dir: &'a Path,
+    /// Files hidden inside if a bound tree contains them (the config).
+    pub hide: &'a [PathBuf],
+    pub read_paths: &'a [PathBuf],
+    pub write_paths: &'a [PathBuf],
+    /// `network = "none"`: a new network namespace with only `lo`.
+    pub network_none: bool,
+    /// Overrides the uid derived from the instance (`user =`).
+    pub uid: Option<(u32, u32)>,
+    /// The name of the passed socket (`LISTEN_FDNAMES`) when there is one.
+    pub listen_name: Option<&'a str>,
+}
+
+/// One mount of the instance's root, in the order they are made.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Mount {
+    /// Host folder or file bound at the same path, read-only (and nosuid,
+    /// nodev), with every mount beneath it.
+    ReadOnly(PathBuf),
+    /// Bound read-write (nosuid, nodev).
+    ReadWrite(PathBuf),
+    /// A host symlink copied as it is (`/bin -> usr/bin`).
+    Symlink { path: PathBuf, target: PathBuf },
+    /// An empty root-owned folder over a host folder (tenement's data).
+    HideDir(PathBuf),
+    /// /dev/null over a host file (the config).
+    HideFile(PathBuf),
+    /// A private tmpfs, mode 1777.
+    Tmp(PathBuf),
+    /// A new procfs: only the instance's own processes.
+    Proc,
+    /// A tmpfs /dev with null, zero, full, random, urandom, tty and a
+    /// tmpfs /dev/shm.
+    Dev,
+}
+
+impl Mount {
+    pub fn path(&self) -> &Path {
+        match self {
+            Mount::ReadOnly(p)
+            | Mount::ReadWrite(p)
+            | Mount::HideDir(p)
+            | Mount::HideFile(p)
+            | Mount::Tmp(p)
+            | Mount::Symlink { path: p, .. } => p,
+            Mount::Proc => Path::new("/proc"),
+            Mount::Dev => Path::new("/dev"),
+        }
+    }
+}
+
+/// Everything `ten __init` needs; sent to it as JSON on a pipe.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Plan {
+    pub sandbox: bool,
+    pub hostname: String,
+    /// The program, resolved against the instance's PATH.
+    pub program: PathBuf,
+    pub argv: Vec<String>,
+    /// `KEY=VALUE` entries. With a passed socket, `LISTEN_PID` is left out:
+    /// init adds it with the app's pid.
+    pub env: Vec<Vec<u8>>,
+    pub listen: bool,
+    pub workdir: PathBuf,
+    /// Sorted so that a folder is mounted before what lies beneath it.
+    pub mounts: Vec<Mount>,
+    /// Made 0700 and owned by uid:gid before anything is mounted.
+    pub data_dir: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
+    pub network_none: bool,
+    /// Sandbox only.
+    pub landlock: Ruleset,
+}
+
+/// A stable uid for `service`:`id` in `range` (FNV-1a of the key): the
+/// same across restarts without any state. Until `uid_range` and the
+/// registry's allocation exist, this is how instances get their uid;
+/// two instances may collide with probability ~ n²/2·65536.
+pub fn derived_uid(service: &str, id: &str, range: (u32, u32)) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in service.bytes().chain([b':']).chain(id.bytes()) {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    let span = range.1.saturating_sub(range.0) + 1;
+    range.0 + h % span
+}
+
+/// The folders that hold the program: its own folder, or for a program in
+/// a `bin`, `sbin` or `shims` folder the folder above (an interpreter's
+/// tree: `…/python3.12/bin/python3` needs `…/python3.12/lib`), for the
+/// path as found and for where its symlinks lead. System folders are
+/// already there; a folder right under `/` is never taken whole.
+pub fn program_trees(program: &Path) -> Vec<PathBuf> {
+    let mut found = vec![program.to_path_buf()];
+    if let Ok(real) = std::fs::canonicalize(program) {
+        if real != program {
+            found.push(real);
+        }
+    }
+    let mut trees: Vec<PathBuf> = Vec::new();
+    for p in found {
+        let Some(mut dir) = p.parent().map(Path::to_path_buf) else {
+            continue;
+        };
+        let name = dir.file_name().map(|n| n.as_bytes().to_vec());
+        if matches!(name.as_deref(), Some(b"bin" | b"sbin" | b"shims")) {
+            if let Some(up) = dir.parent() {
+                if up.components().count() > 2 {
+                    dir = up.to_path_buf();
+                }
+            }
+        }
+        if dir.components().count() <= 2 && !dir.starts_with("/opt") {
+            // `/root`, `/home`: too wide. The program's own folder only.
+            match p.parent() {
+                Some(d) if d.components().count() >= 2 => dir = d.to_path_buf(),
+                _ => continue,
+            }
+        }
+        let system = SYSTEM_DIRS.iter().any(|s| dir.starts_with(s));
+        if !system && dir != Path::new("/") && !trees.contains(&dir) {
+            trees.push(dir);
+        }
+    }
+    trees
+}
+
+/// Builds the plan for `spec`. `program` is the resolved program path.
+pub fn build(spec: &Spec<'_>, program: &Path) -> Plan {
+    let sandbox = spec.isolation == Isolation::Sandbox;
+    let (uid, gid) = spec.uid.unwrap_or_else(|| {
+        let u = derived_uid(spec.service, spec.id, UID_RANGE);
+        (u, u)
+    });
+    let mut read_only: Vec<PathBuf> = Vec::new();
+    let mut mounts: Vec<Mount> = Vec::new();
+    for dir in SYSTEM_DIRS {
+        let path = Path::new(dir);
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                if let Ok(target) = std::fs::read_link(path) {
+                    mounts.push(Mount::Symlink {
+                        path: path.to_path_buf(),
+                        target,
+                    });
+                }
+            }
+            Ok(m) if m.is_dir() => {
+                mounts.push(Mount::ReadOnly(path.to_path_buf()));
+                read_only.push(path.to_path_buf());
+            }
+            _ => {}
+        }
+    }
+    let mut ro: Vec<PathBuf> = vec![spec.workdir.to_path_buf()];
+    ro.extend(program_trees(program));
+    // A listed path that does not exist is left out (nothing to bind).
+    ro.extend(spec.read_paths.iter().filter(|p| p.exists()).cloned());
+    for p in ro {
+        if !read_only.contains(&p) {
+            read_only.push(p.clone());
+            mounts.push(Mount::ReadOnly(p));
+        }
+    }
+    mounts.push(Mount::Tmp(PathBuf::from("/tmp")));
+    mounts.push(Mount::Proc);
+    mounts.push(Mount::Dev);
+    mounts.push(Mount::HideDir(spec.tenement_dir.to_path_buf()));
+    let bound: Vec<PathBuf> = mounts
+        .iter()
+        .filter_map(|m| match m {
+            Mount::ReadOnly(p) => Some(p.clone()),
+            _ => None,
+        })
+        .collect();
+    for f in spec.hide {
+        if bound.iter().any(|b| f.starts_with(b)) && !f.starts_with(spec.tenement_dir) {
+            mounts.push(Mount::HideFile(f.clone()));
+        }
+    }
+    let mut read_write = vec![spec.data_dir.to_path_buf()];
+    read_write.extend(spec.write_paths.iter().filter(|p| p.exists()).cloned());
+    for p in &read_write {
+        mounts.push(Mount::ReadWrite(p.clone()));
+    }
+    // A folder before what lies beneath it; at equal depth, the order
+    // above (binds before hiding, hiding before the data dir).
+    mounts.sort_by_key(|m| m.path().components().count());
+
+    let mut env: Vec<Vec<u8>> = Vec::new();
+    for (k, v) in spec.env {
+        if spec.listen_name.is_some()
+            && matches!(
+                k.as_bytes(),
+                b"LISTEN_FDS" | b"LISTEN_PID" | b"LISTEN_FDNAMES"
+            )
+        {
+            continue;
+        }
+        let mut e = k.as_bytes().to_vec();
+        e.push(b'=');
+        e.extend_from_slice(v.as_bytes());
+        if !e.contains(&0) {
+            env.push(e);
+        }
+    }
+    if let Some(name) = spec.listen_name {
+        env.push(b"LISTEN_FDS=1".to_vec());
+        let name: Vec<u8> = name.bytes().filter(|&c| c != 0 && c != b':').collect();
+        env.push([b"LISTEN_FDNAMES=".as_slice(), &name].concat());
+    }
+
+    let mut rw_all = read_write.clone();
+    rw_all.push(PathBuf::from("/tmp"));
+    rw_all.push(PathBuf::from("/dev/shm"));
+    let landlock = if sandbox {
+        let mut ro_all = read_only.clone();
+        ro_all.push(PathBuf::from("/proc"));
+        Ruleset {
+            read_only: ro_all,
+            read_write_files: vec![PathBuf::from("/dev")],
+            read_write: rw_all,
+        }
+    } else {
+        Ruleset::default()
+    };
+    Plan {
+        sandbox,
+        hostname: format!("{}.{}", spec.id, spec.service),
+        program: program.to_path_buf(),
+        argv: spec.argv.to_vec(),
+        env,
+        listen: spec.listen_name.is_some(),
+        workdir: spec.workdir.to_path_buf(),
+        mounts,
+        data_dir: spec.data_dir.to_path_buf(),
+        uid,
+        gid,
+        network_none: spec.network_none,
+        landlock,
+    }
+}
+
+/// Why a namespaced instance did not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// The kernel or our privileges cannot give the level.
+    Unsupported {
+        missing: String,
+    },
+    Workdir {
+        source: io::Error,
+    },
+    /// The program is not there, checked before anything is cloned.
+    Program {
+        source: io::Error,
+    },
+    Launch(LaunchError),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Unsupported { missing } => f.write_str(missing),
+            StartError::Workdir { .. } => f.write_str("workdir is not usable"),
+            StartError::Program { .. } => f.write_str("cannot execute the program"),
+            StartError::Launch(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::Unsupported { .. } => None,
+            StartError::Workdir { source } | StartError::Program { source } => Some(source),
+            StartError::Launch(e) => e.source(),
+        }
+    }
+}
+
+/// What the level needs from the kernel and from us, checked before
+/// anything is started: Err names what is missing.
+pub fn preflight(level: Isolation) -> Result<(), String> {
+    if !rustix::process::geteuid().is_root() {
+        return Err(format!(
+            "isolation {:?} needs ten serve to run as root (new namespaces need CAP_SYS_ADMIN)",
+            level.as_str()
+        ));
+    }
+    if level == Isolation::Sandbox {
+        super::landlock::abi().map_err(|e| e.to_string())?;
+        // SAFETY: prctl with integer arguments; EINVAL when the kernel has
+        // no seccomp at all.
+        if unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) } == -1 {
+            return Err("seccomp is not enabled in this kernel (CONFIG_SECCOMP_FILTER)".into());
+        }
+    }
+    Ok(())
+}
+
+/// Starts `spec` at its namespaced level with `exe` (normally
+/// /proc/self/exe) as its init. Blocks until the app has been exec'd
+/// inside or a step failed.
+pub fn start(
+    exe: &Path,
+    spec: &Spec<'_>,
+    listen: Option<BorrowedFd<'_>>,
+    cgroups: Cgroups<'_>,
+) -> Result<Launched, StartError> {
+    preflight(spec.isolation).map_err(|missing| StartError::Unsupported { missing })?;
+    match std::fs::metadata(spec.workdir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(StartError::Workdir {
+                source: io::Error::from_raw_os_error(libc::ENOTDIR),
+            })
+        }
+        Err(source) => return Err(StartError::Workdir { source }),
+    }
+    let program = argv_program(spec);
+    match std::fs::metadata(&program) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => {
+            return Err(StartError::Program {
+                source: io::Error::from_raw_os_error(libc::EACCES),
+            })
+        }
+        Err(source) => return Err(StartError::Program { source }),
+    }
+    let plan = build(spec, &program);
+    super::child::launch(exe, &plan, listen, cgroups).map_err(StartError::Launch)
+}
+
+/// The program as execvp would find it with the instance's PATH; a
+/// relative path with a slash is taken from the workdir.
+fn argv_program(spec: &Spec<'_>) -> PathBuf {
+    let program = spec.argv.first().map(String::as_str).unwrap_or_default();
+    let path = spec
+        .env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_os_str());
+    let found = super::process::resolve_program(program, path);
+    if found.is_relative() {
+        spec.workdir.join(found)
+    } else {
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec<'a>(level: Isolation, argv: &'a [String], hide: &'a [PathBuf]) -> Spec<'a> {
+        Spec {
+            isolation: level,
+            argv,
+            workdir: Path::new("/srv/app"),
+            env: &[],
+            service: "notes",
+            id: "alice",
+            data_dir: Path::new("/srv/app/data/notes/alice"),
+            tenement_dir: Path::new("/srv/app/data"),
+            hide,
+            read_paths: &[],
+            write_paths: &[],
+            network_none: false,
+            uid: None,
+            listen_name: None,
+        }
+    }
+
+    #[test]
+    fn uid_is_stable_in_range_and_differs_per_instance() {
+        let a = derived_uid("notes", "alice", UID_RANGE);
+        assert_eq!(a, derived_uid("notes", "alice", UID_RANGE));
+        assert!((UID_RANGE.0..=UID_RANGE.1).contains(&a));
+        assert_ne!(a, derived_uid("notes", "bob", UID_RANGE));
+        // "no:tesalice" and "notes:alice" must not meet by concatenation.
+        assert_ne!(a, derived_uid("note", "salice", UID_RANGE));
+        assert_eq!(derived_uid("x", "y", (5, 5)), 5);
+    }
+
+    #[test]
+    fn folders_come_before_what_lies_beneath() {
+        let argv = vec!["/usr/bin/python3".to_string()];
+        let hide = [PathBuf::from("/srv/app/tenement.toml")];
+        let p = build(
+            &spec(Isolation::Namespace, &argv, &hide),
+            Path::new("/usr/bin/python3"),
+        );
+        let pos = |m: &Mount| p.mounts.iter().position(|x| x == m).unwrap();
+        let work = pos(&Mount::ReadOnly("/srv/app".into()));
+        let hidden = pos(&Mount::HideDir("/srv/app/data".into()));
+        let data = pos(&Mount::ReadWrite("/srv/app/data/notes/alice".into()));
+        assert!(work < hidden && hidden < data, "{:?}", p.mounts);
+        assert!(p
+            .mounts
+            .contains(&Mount::HideFile("/srv/app/tenement.toml".into())));
+        assert!(p.mounts.contains(&Mount::Tmp("/tmp".into())));
+        assert!(p.mounts.contains(&Mount::Proc));
+        assert_eq!(p.hostname, "alice.notes");
+        assert!(!p.sandbox);
+        assert_eq!(p.landlock, Ruleset::default());
+    }
+
+    #[test]
+    fn sandbox_lands_write_access_only_on_data_dir_tmp_and_shm() {
+        let argv = vec!["/usr/bin/python3".to_string()];
+        let p = build(
+            &spec(Isolation::Sandbox, &argv, &[]),
+            Path::new("/usr/bin/python3"),
+        );
+        assert!(p.sandbox);
+        assert_eq!(
+            p.landlock.read_write,
+            [
+                PathBuf::from("/srv/app/data/notes/alice"),
+                "/tmp".into(),
+                "/dev/shm".into()
+            ]
+        );
+        assert!(p.landlock.read_only.contains(&PathBuf::from("/usr")));
+        assert!(!p
+            .landlock
+            .read_only
+            .iter()
+            .any(|r| r == Path::new("/srv/app/data")));
+    }
+
+    #[test]
+    fn an_interpreter_tree_comes_along() {
+        let t = program_trees(Path::new("/root/.pyenv/versions/3.12/bin/python3"));
+        assert_eq!(t, [PathBuf::from("/root/.pyenv/versions/3.12")]);
+        let t = program_trees(Path::new("/root/app/run.sh"));
+        assert_eq!(t, [PathBuf::from("/root/app")]);
+        assert!(program_trees(Path::new("/usr/bin/python3")).is_empty());
+        // Never a whole home.
+        let t = program_trees(Path::new("/root/bin/tool"));
+        assert_eq!(t, [PathBuf::from("/root/bin")]);
+    }
+
+    #[test]
+    fn passed_socket_variables_are_rebuilt() {
+        let argv = vec!["/bin/app".to_string()];
+        let env = vec![
+            (OsString::from("LISTEN_PID"), OsString::from("1")),
+            (OsString::from("A"), OsString::from("b")),
+        ];
+        let mut s = spec(Isolation::Namespace, &argv, &[]);
+        s.env = &env;
+        s.listen_name = Some("notes");
+        let p = build(&s, Path::new("/bin/app"));
+        assert_eq!(
+            p.env,
+            [
+                b"A=b".to_vec(),
+                b"LISTEN_FDS=1".to_vec(),
+                b"LISTEN_FDNAMES=notes".to_vec()
+            ]
+        );
+        assert!(p.listen);
+    }
+}
