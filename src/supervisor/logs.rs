@@ -12,9 +12,13 @@ use std::path::{Path, PathBuf};
 
 /// Longest line kept; longer output is cut into pieces of this size.
 pub const MAX_LINE: usize = 16 * 1024;
-/// Lines kept in memory per instance (for 504 messages and `ten logs` of a
-/// running instance).
+/// Lines kept in memory per instance (for the last output shown to an admin
+/// whose `ten spawn --wait` or deploy failed).
 pub const RING_LINES: usize = 200;
+/// Bytes of text kept in memory per instance, whatever the line count: a
+/// noisy app writing long lines holds at most this much (README states it).
+/// Everything else is in the log files.
+pub const RING_BYTES: usize = 64 * 1024;
 
 /// `{data_dir}/.tenement/logs/{service}/{id}.log`.
 pub fn log_path(data_dir: &Path, service: &str, id: &str) -> PathBuf {
@@ -95,18 +99,42 @@ fn incomplete_tail(buf: &[u8]) -> usize {
     0
 }
 
-/// The last `RING_LINES` lines of an instance, any stream.
+/// The last lines of an instance, any stream: at most `RING_LINES` lines
+/// and `RING_BYTES` bytes of text. Freed with the instance when it is
+/// stopped and forgotten.
 #[derive(Debug, Default)]
 pub struct Ring {
     lines: VecDeque<(&'static str, String)>,
+    /// Sum of the kept lines' lengths.
+    bytes: usize,
 }
 
 impl Ring {
     pub fn push(&mut self, stream: &'static str, text: &str) {
-        if self.lines.len() == RING_LINES {
-            self.lines.pop_front();
+        // A line longer than the whole bound keeps only its end, so the
+        // newest output is always there.
+        let text = if text.len() > RING_BYTES {
+            let mut cut = text.len() - RING_BYTES;
+            while !text.is_char_boundary(cut) {
+                cut += 1;
+            }
+            &text[cut..]
+        } else {
+            text
+        };
+        while self.lines.len() >= RING_LINES || self.bytes + text.len() > RING_BYTES {
+            let Some((_, old)) = self.lines.pop_front() else {
+                break;
+            };
+            self.bytes -= old.len();
         }
+        self.bytes += text.len();
         self.lines.push_back((stream, text.to_string()));
+    }
+
+    /// Bytes of text held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// The last `n` lines of the app's own output (not tenement's), oldest
@@ -285,6 +313,32 @@ mod tests {
         r.push("ten", "spawned");
         assert_eq!(r.tail(2), format!("{}\n{}", RING_LINES + 8, RING_LINES + 9));
         assert_eq!(r.lines.len(), RING_LINES);
+    }
+
+    #[test]
+    fn ring_is_bounded_in_bytes_whatever_the_line_length() {
+        // Lines of every size up to the longest the splitter makes: the
+        // ring never holds more than RING_BYTES and keeps the newest line.
+        for len in [1, 100, 4096, MAX_LINE, RING_BYTES + 10] {
+            let mut r = Ring::default();
+            for i in 0..(RING_LINES * 3) {
+                let line = format!("{i:06}{}", "x".repeat(len));
+                r.push("stderr", &line);
+                let held: usize = r.lines.iter().map(|(_, t)| t.len()).sum();
+                assert_eq!(held, r.bytes(), "len {len}");
+                assert!(r.bytes() <= RING_BYTES, "len {len}: {} bytes", r.bytes());
+                assert!(r.lines.len() <= RING_LINES);
+            }
+            let last = r.tail(1);
+            assert!(last.ends_with('x') && !last.is_empty(), "len {len}");
+            if len < RING_BYTES {
+                assert!(last.starts_with(&format!("{:06}", RING_LINES * 3 - 1)));
+            }
+        }
+        // A cut never splits a character.
+        let mut r = Ring::default();
+        r.push("stdout", &"é".repeat(RING_BYTES));
+        assert!(r.bytes() <= RING_BYTES && r.tail(1).chars().all(|c| c == 'é'));
     }
 
     #[test]
