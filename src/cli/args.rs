@@ -1,14 +1,17 @@
 //! The command table and the argument parser built on it.
 //!
-//! Every command, flag and help text lives in `COMMANDS` and `GLOBALS`; the
-//! parser, `--help`, the man page's option lists and the shell completions all
-//! read the same table, so they cannot drift apart. Parsing is pure: no I/O,
-//! no environment. Name validation and number parsing happen later, in the
-//! command that knows what the value means.
+//! Every command (with the function that runs it), flag and help text lives
+//! in `COMMANDS` and `GLOBALS`; the parser, `--help`, the man page's option
+//! lists, the shell completions and dispatch all read the same table, so they
+//! cannot drift apart. Parsing is pure: no I/O, no environment. Name
+//! validation and number parsing happen later, in the command that knows
+//! what the value means.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::PathBuf;
+
+use super::{commands, completions, install, local, CliError, Ctx};
 
 /// One `--flag` of a command (or a global one).
 #[derive(Debug)]
@@ -32,10 +35,15 @@ pub enum ArgKind {
     Command,
 }
 
+/// What running a command does, given its parsed invocation.
+pub type Run = fn(&Ctx<'_>) -> Result<(), CliError>;
+
 /// One `ten` command.
 #[derive(Debug)]
 pub struct CommandSpec {
     pub name: &'static str,
+    /// The function that carries the command out.
+    pub run: Run,
     pub aliases: &'static [&'static str],
     /// Usage lines without the leading `ten `.
     pub usage: &'static [&'static str],
@@ -96,6 +104,7 @@ const INIT_SYSTEM_FLAGS: &[FlagSpec] = &[
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "serve",
+        run: local::serve,
         aliases: &[],
         usage: &["serve [--port P] [--bind ADDR] [--domain D]"],
         summary: "run the server in the foreground",
@@ -111,6 +120,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "spawn",
+        run: commands::spawn,
         aliases: &[],
         usage: &["spawn SVC:ID [--weight N] [--wait]", "spawn SVC --id ID [--weight N] [--wait]"],
         summary: "create and start an instance",
@@ -126,6 +136,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "stop",
+        run: commands::stop,
         aliases: &[],
         usage: &["stop SVC:ID"],
         summary: "stop an instance and forget it",
@@ -137,6 +148,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "restart",
+        run: commands::restart,
         aliases: &[],
         usage: &["restart SVC:ID"],
         summary: "restart an instance (also clears failed)",
@@ -148,6 +160,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "ps",
+        run: commands::ps,
         aliases: &["ls"],
         usage: &["ps [--all] [--json]"],
         summary: "list instances",
@@ -164,6 +177,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "health",
+        run: commands::health,
         aliases: &[],
         usage: &["health SVC:ID [--json]"],
         summary: "show an instance's state, health and last check",
@@ -175,6 +189,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "weight",
+        run: commands::weight,
         aliases: &[],
         usage: &["weight SVC:ID N"],
         summary: "set an instance's traffic weight (0-100)",
@@ -186,6 +201,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "deploy",
+        run: commands::deploy,
         aliases: &[],
         usage: &["deploy SVC:ID [--weight N] [--timeout S]"],
         summary: "spawn, wait until healthy, then set the weight",
@@ -200,6 +216,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "route",
+        run: commands::route,
         aliases: &[],
         usage: &["route SVC --from A --to B"],
         summary: "move all traffic from one instance to another",
@@ -214,6 +231,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "logs",
+        run: commands::logs,
         aliases: &[],
         usage: &["logs [SVC[:ID]] [-f] [--search S] [--limit N] [--since D] [--stream stdout|stderr]"],
         summary: "show instance logs, newest last",
@@ -231,6 +249,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "init",
+        run: local::init,
         aliases: &[],
         usage: &["init [--name N] [--command C]"],
         summary: "write a starter tenement.toml here",
@@ -245,6 +264,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "config",
+        run: local::config,
         aliases: &[],
         usage: &["config [--check]"],
         summary: "print the resolved config, or validate it",
@@ -256,6 +276,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "token-gen",
+        run: local::token_gen,
         aliases: &[],
         usage: &["token-gen [--tenant T] [--description D]"],
         summary: "mint an API token",
@@ -270,6 +291,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "reload",
+        run: commands::reload,
         aliases: &[],
         usage: &["reload"],
         summary: "re-read the config without dropping connections",
@@ -281,6 +303,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "install",
+        run: install::install,
         aliases: &[],
         usage: &["install [--systemd|--openrc] [--dry-run]"],
         summary: "install and start tenement as a system service",
@@ -292,6 +315,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "uninstall",
+        run: install::uninstall,
         aliases: &[],
         usage: &["uninstall [--systemd|--openrc] [--dry-run]"],
         summary: "stop and remove the system service",
@@ -303,6 +327,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "caddy",
+        run: local::caddy,
         aliases: &[],
         usage: &["caddy --domain D [--dns-provider P]"],
         summary: "print a Caddyfile for wildcard TLS in front of tenement",
@@ -317,6 +342,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "completions",
+        run: completions::command,
         aliases: &[],
         usage: &["completions bash|zsh|fish"],
         summary: "print a shell completion script",
@@ -331,6 +357,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "help",
+        run: super::help,
         aliases: &[],
         usage: &["help [COMMAND]"],
         summary: "show help for ten or for one command",
@@ -341,6 +368,18 @@ pub static COMMANDS: &[CommandSpec] = &[
         examples: &["ten help deploy"],
     },
 ];
+
+/// What `ten help [TOPIC]` prints: the overview, or the help of the command
+/// named (or aliased) `topic`. Err: no such command.
+pub fn help_text(topic: Option<&str>) -> Result<String, UsageError> {
+    match topic {
+        None => Ok(overview()),
+        Some(name) => match find_command(name) {
+            Some(c) => Ok(command_help(c)),
+            None => Err(UsageError::new(None, unknown_command(name))),
+        },
+    }
+}
 
 /// Finds a command by name or alias.
 pub fn find_command(name: &str) -> Option<&'static CommandSpec> {
@@ -573,15 +612,6 @@ pub fn parse(args: &[OsString]) -> Result<Parsed, UsageError> {
     let Some(command) = command else {
         return Ok(Parsed::Nothing);
     };
-    if command.name == "help" {
-        return match positionals.first() {
-            None => Ok(Parsed::Help(None)),
-            Some(name) => match find_command(name) {
-                Some(c) => Ok(Parsed::Help(Some(c))),
-                None => Err(UsageError::new(None, unknown_command(name))),
-            },
-        };
-    }
     let (min, max) = command.positionals;
     if positionals.len() < min {
         let what = command.usage[0]
@@ -868,9 +898,7 @@ mod tests {
             Ok(Parsed::Help(Some(_)))
         ));
         assert!(matches!(p(&["--help"]), Ok(Parsed::Help(None))));
-        assert!(matches!(p(&["help"]), Ok(Parsed::Help(None))));
-        assert!(matches!(p(&["help", "ls"]), Ok(Parsed::Help(Some(c))) if c.name == "ps"));
-        assert!(p(&["help", "nope"]).is_err());
+        assert!(matches!(p(&["help", "ls"]), Ok(Parsed::Run(inv)) if inv.command.name == "help"));
         assert!(matches!(p(&["-V"]), Ok(Parsed::Version)));
         assert!(matches!(p(&["ps", "--version"]), Ok(Parsed::Version)));
         assert!(matches!(p(&[]), Ok(Parsed::Nothing)));
@@ -931,5 +959,15 @@ mod tests {
                     .all(|g| f.short.is_none() || g.short != f.short));
             }
         }
+    }
+
+    #[test]
+    fn help_command_shows_the_list_or_one_command() {
+        assert_eq!(help_text(None).unwrap(), overview());
+        let ps = find_command("ps").unwrap();
+        assert_eq!(help_text(Some("ls")).unwrap(), command_help(ps));
+        let e = help_text(Some("nope")).unwrap_err();
+        assert!(e.message.contains("unknown command"), "{}", e.message);
+        assert!(p(&["help", "ps", "logs"]).is_err());
     }
 }

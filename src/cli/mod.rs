@@ -134,29 +134,15 @@ pub fn note(text: &str) {
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
+/// Runs the command the invocation names, through its table entry.
 fn dispatch(inv: &Invocation) -> Result<(), CliError> {
-    let ctx = Ctx { inv };
-    match inv.command.name {
-        "serve" => local::serve(&ctx),
-        "spawn" => commands::spawn(&ctx),
-        "stop" => commands::stop(&ctx),
-        "restart" => commands::restart(&ctx),
-        "ps" => commands::ps(&ctx),
-        "health" => commands::health(&ctx),
-        "weight" => commands::weight(&ctx),
-        "deploy" => commands::deploy(&ctx),
-        "route" => commands::route(&ctx),
-        "logs" => commands::logs(&ctx),
-        "reload" => commands::reload(&ctx),
-        "init" => local::init(&ctx),
-        "config" => local::config(&ctx),
-        "token-gen" => local::token_gen(&ctx),
-        "caddy" => local::caddy(&ctx),
-        "install" => install::install(&ctx),
-        "uninstall" => install::uninstall(&ctx),
-        "completions" => completions::command(&ctx),
-        other => unreachable!("command {other} is in the table but not dispatched"),
-    }
+    (inv.command.run)(&Ctx { inv })
+}
+
+/// `ten help [COMMAND]`: the command list, or one command's help.
+fn help(ctx: &Ctx<'_>) -> Result<(), CliError> {
+    let topic = ctx.inv.positionals.first().map(String::as_str);
+    output::print(&args::help_text(topic)?)
 }
 
 /// An environment variable, treating empty as unset.
