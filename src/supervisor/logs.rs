@@ -133,7 +133,8 @@ impl Ring {
     }
 
     /// Bytes of text held.
-    pub fn bytes(&self) -> usize {
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
         self.bytes
     }
 
