@@ -175,8 +175,6 @@ fn config_errors_name_file_line_key_and_a_suggestion() {
 fn keys_not_built_yet_are_refused_not_ignored() {
     let scratch = Scratch::new("config_unsupported");
     let cases = [
-        ("isolation = \"namespace\"", "isolation"),
-        ("isolation = \"sandbox\"", "isolation"),
         ("memory_limit_mb = 256", "memory_limit_mb"),
         ("cpu_shares = 100", "cpu_shares"),
         ("pids_max = 64", "pids_max"),

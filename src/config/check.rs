@@ -17,7 +17,7 @@ use super::locate::clean;
 use super::raw::{Map, Raw, RawRouting, RawService, RawSettings};
 use super::{
     millis, shell, suggest, template, Config, ConfigError, Isolation, Overrides, RestartPolicy,
-    Routing, Service, Settings,
+    Routing, Service, Settings, User,
 };
 use crate::names;
 
@@ -275,12 +275,12 @@ impl Check<'_> {
             }
         }
 
-        if let Some(v) = raw.isolation {
+        let mut isolation = Isolation::Process;
+        if let Some(v) = &raw.isolation {
             match v.get_ref().as_str() {
-                "process" => {}
-                level @ ("namespace" | "sandbox") => {
-                    self.unsupported(v.span(), key("isolation"), &format!("isolation {level:?}"), "use \"process\"")
-                }
+                "process" => isolation = Isolation::Process,
+                "namespace" => isolation = Isolation::Namespace,
+                "sandbox" => isolation = Isolation::Sandbox,
                 other => self.fail(
                     v.span(),
                     key("isolation"),
@@ -316,6 +316,7 @@ impl Check<'_> {
         }
 
         let socket_activation = raw.socket_activation.as_ref().is_some_and(|v| *v.get_ref());
+        let mut network_none = false;
         if let Some(v) = raw.network {
             match v.get_ref().as_str() {
                 "none" if !socket_activation => self.fail(
@@ -323,17 +324,24 @@ impl Check<'_> {
                     key("network"),
                     "network \"none\" needs socket_activation = true: with no network the app can only be reached through a socket tenement passes in",
                 ),
-                "host" | "none" => self.unsupported(v.span(), key("network"), "`network`", "remove it"),
+                "none" if isolation != Isolation::Sandbox => self.fail(
+                    v.span(),
+                    key("network"),
+                    "network \"none\" needs isolation = \"sandbox\"",
+                ),
+                "none" => network_none = true,
+                "host" => {}
                 other => self.fail(v.span(), key("network"), format!("unknown network {other:?}: expected \"host\" or \"none\"")),
             }
         }
+        let mut user = None;
         if let Some(v) = raw.user {
             match v.get_ref() {
-                toml::Value::String(_) => {
-                    self.unsupported(v.span(), key("user"), "`user`", "remove it")
+                toml::Value::String(name) if !name.is_empty() => {
+                    user = Some(User::Name(name.clone()))
                 }
                 toml::Value::Integer(uid) if (0..=i64::from(u32::MAX)).contains(uid) => {
-                    self.unsupported(v.span(), key("user"), "`user`", "remove it")
+                    user = Some(User::Uid(*uid as u32))
                 }
                 _ => self.fail(
                     v.span(),
@@ -352,16 +360,12 @@ impl Check<'_> {
                 self.unsupported(v.span(), key(field), &format!("`{field}`"), "remove it");
             }
         }
-        for (field, value) in [
-            ("read_paths", raw.read_paths),
-            ("write_paths", raw.write_paths),
-        ] {
-            if let Some(v) = value {
-                if !v.get_ref().is_empty() {
-                    self.unsupported(v.span(), key(field), &format!("`{field}`"), "remove it");
-                }
-            }
-        }
+        let paths = |v: Option<Spanned<Vec<String>>>| -> Vec<PathBuf> {
+            v.map(|v| v.into_inner().iter().map(|p| clean(&dir.join(p))).collect())
+                .unwrap_or_default()
+        };
+        let read_paths = paths(raw.read_paths);
+        let write_paths = paths(raw.write_paths);
         let env_clear = raw.env_clear.is_some_and(|v| v.into_inner());
         let autospawn = raw.autospawn.is_some_and(|v| v.into_inner());
         let max_instances = raw.max_instances.map_or(0, |v| v.into_inner() as usize);
@@ -393,7 +397,7 @@ impl Check<'_> {
             argv,
             workdir,
             health,
-            isolation: Isolation::Process,
+            isolation,
             idle_timeout,
             startup_timeout: Duration::from_secs(startup_timeout),
             request_timeout: Duration::from_secs(request_timeout),
@@ -404,6 +408,10 @@ impl Check<'_> {
             autospawn,
             max_instances,
             socket_activation,
+            network_none,
+            user,
+            read_paths,
+            write_paths,
         })
     }
 

@@ -108,9 +108,7 @@ pub struct Settings {
     pub log_files: u32,
 }
 
-/// The levels of REFERENCE.md. Only `Process` passes validation in this
-/// version; the others are refused as "not supported yet" until built.
-#[allow(dead_code)]
+/// The levels of REFERENCE.md (`isolation =`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isolation {
     Process,
@@ -151,6 +149,20 @@ pub struct Service {
     pub max_instances: usize,
     /// tenement binds 127.0.0.1:PORT and passes it as fd 3 (LISTEN_FDS).
     pub socket_activation: bool,
+    /// `network = "none"` (sandbox): an empty network namespace.
+    pub network_none: bool,
+    /// `user =`: who a namespaced instance runs as instead of its own uid.
+    pub user: Option<User>,
+    /// Absolute (made so against `Config::dir`).
+    pub read_paths: Vec<PathBuf>,
+    pub write_paths: Vec<PathBuf>,
+}
+
+/// `user = "name"` or `user = 1000`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum User {
+    Name(String),
+    Uid(u32),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -219,6 +231,14 @@ impl Config {
                     "autospawn": svc.autospawn,
                     "max_instances": svc.max_instances,
                     "socket_activation": svc.socket_activation,
+                    "network": if svc.network_none { "none" } else { "host" },
+                    "user": match &svc.user {
+                        None => Value::Null,
+                        Some(User::Name(n)) => Value::from(n.as_str()),
+                        Some(User::Uid(u)) => Value::from(*u),
+                    },
+                    "read_paths": svc.read_paths.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>(),
+                    "write_paths": svc.write_paths.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>(),
                 });
                 (name.clone(), value)
             })

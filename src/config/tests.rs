@@ -726,19 +726,6 @@ fn path_prefixes_start_with_slash_and_are_unique() {
 fn keys_not_built_yet_are_refused_by_name_and_line() {
     let cases: &[(&str, &str, &str)] = &[
         (
-            "isolation = \"namespace\"",
-            "service.api.isolation",
-            "isolation \"namespace\"",
-        ),
-        (
-            "isolation = \"sandbox\"",
-            "service.api.isolation",
-            "isolation \"sandbox\"",
-        ),
-        ("network = \"host\"", "service.api.network", "`network`"),
-        ("user = \"app\"", "service.api.user", "`user`"),
-        ("user = 1000", "service.api.user", "`user`"),
-        (
             "memory_limit_mb = 256",
             "service.api.memory_limit_mb",
             "`memory_limit_mb`",
@@ -750,22 +737,41 @@ fn keys_not_built_yet_are_refused_by_name_and_line() {
             "service.api.storage_quota_mb",
             "`storage_quota_mb`",
         ),
-        (
-            "read_paths = [\"/etc\"]",
-            "service.api.read_paths",
-            "`read_paths`",
-        ),
-        (
-            "write_paths = [\"/tmp\"]",
-            "service.api.write_paths",
-            "`write_paths`",
-        ),
     ];
     for (line, key, what) in cases {
         let text = format!("[service.api]\ncommand = \"x\"\n\n{line}\n");
         let e = refused(&text, 4, key, what);
         assert!(e.message.contains("is not supported yet"), "{e}");
     }
+}
+
+#[test]
+fn isolation_levels_and_their_keys_are_read() {
+    let c = ok("[service.api]\ncommand = \"x\"\nisolation = \"namespace\"\nuser = \"app\"\n");
+    let api = &c.services["api"];
+    assert_eq!(api.isolation, Isolation::Namespace);
+    assert_eq!(api.user, Some(crate::config::User::Name("app".into())));
+    let c = ok("[service.api]\ncommand = \"x\"\nisolation = \"sandbox\"\nsocket_activation = true\n\
+                network = \"none\"\nuser = 1000\nread_paths = [\"/etc\", \"rel\"]\nwrite_paths = [\"/srv/w\"]\n");
+    let api = &c.services["api"];
+    assert_eq!(api.isolation, Isolation::Sandbox);
+    assert!(api.network_none);
+    assert_eq!(api.user, Some(crate::config::User::Uid(1000)));
+    assert_eq!(api.read_paths[0], std::path::Path::new("/etc"));
+    assert!(api.read_paths[1].is_absolute() && api.read_paths[1].ends_with("rel"));
+    assert_eq!(api.write_paths, [std::path::PathBuf::from("/srv/w")]);
+    let c = ok("[service.api]\ncommand = \"x\"\nnetwork = \"host\"\n");
+    assert!(!c.services["api"].network_none);
+}
+
+#[test]
+fn network_none_needs_the_sandbox() {
+    refused(
+        "[service.api]\ncommand = \"x\"\nsocket_activation = true\nnetwork = \"none\"\n",
+        4,
+        "service.api.network",
+        "needs isolation = \"sandbox\"",
+    );
 }
 
 #[test]

@@ -144,9 +144,9 @@ impl std::fmt::Display for Failure {
 pub struct Cgroups<'a> {
     /// A cgroup v2 folder: the child is created in it (CLONE_INTO_CGROUP).
     pub into: Option<BorrowedFd<'a>>,
-    /// Open `cgroup.procs` files (v1 hierarchies) the child writes "0" to,
+    /// `cgroup.procs` files (v1 hierarchies) the child writes "0" to,
     /// i.e. moves itself into, before it execs init.
-    pub procs: &'a [BorrowedFd<'a>],
+    pub procs: &'a [CString],
 }
 
 /// A started namespaced instance: its init's pid (in the server's pid
@@ -190,7 +190,7 @@ impl std::error::Error for LaunchError {
 }
 
 /// Everything `child_main` touches, built before clone3.
-struct Raw {
+struct Raw<'a> {
     exe: CString,
     argv: [*const libc::c_char; 3],
     envp: [*const libc::c_char; 1],
@@ -198,8 +198,7 @@ struct Raw {
     /// another's source.
     moves: [(RawFd, RawFd); 6],
     nmoves: usize,
-    procs: [RawFd; 16],
-    nprocs: usize,
+    procs: &'a [CString],
     status_src: RawFd,
 }
 
@@ -252,10 +251,6 @@ pub fn launch(
             high.push((dup_high(src).map_err(call("dup"))?, to));
         }
     }
-    let mut procs_high: Vec<OwnedFd> = Vec::new();
-    for p in cgroups.procs.iter().take(16) {
-        procs_high.push(dup_high(*p).map_err(call("dup"))?);
-    }
     let exe_c = CString::new(exe.as_os_str().as_bytes()).map_err(|_| LaunchError::Call {
         call: "exe path",
         source: io::Error::from_raw_os_error(libc::EINVAL),
@@ -266,8 +261,7 @@ pub fn launch(
         exe: exe_c,
         moves: [(-1, -1); 6],
         nmoves: high.len(),
-        procs: [-1; 16],
-        nprocs: procs_high.len(),
+        procs: cgroups.procs,
         status_src: -1,
     };
     for (i, (fd, to)) in high.iter().enumerate() {
@@ -275,9 +269,6 @@ pub fn launch(
         if *to == STATUS_FD {
             raw.status_src = fd.as_raw_fd();
         }
-    }
-    for (i, fd) in procs_high.iter().enumerate() {
-        raw.procs[i] = fd.as_raw_fd();
     }
     let mut flags = (libc::CLONE_NEWPID
         | libc::CLONE_NEWNS
@@ -310,7 +301,7 @@ pub fn launch(
         source: io::Error::from_raw_os_error(libc::EBADF),
     })?;
     // The child has its copies: close ours, or EOF never comes.
-    drop((high, procs_high, null, out_w, err_w, plan_r, st_w));
+    drop((high, null, out_w, err_w, plan_r, st_w));
     let mut plan_w = std::fs::File::from(plan_w);
     // A write error means init is gone; the status pipe says why.
     let _ = plan_w.write_all(&json);
@@ -366,7 +357,7 @@ fn fail(fd: RawFd, step: Step) -> ! {
 /// cgroups, fds 0-5 in place and nothing else open, then exec init.
 ///
 /// Runs after clone3: async-signal-safe calls only.
-fn child_main(raw: &Raw) -> ! {
+fn child_main(raw: &Raw<'_>) -> ! {
     let status = raw.status_src;
     // SAFETY: no arguments; a fresh clone3 child never leads a group.
     if unsafe { libc::setsid() } == -1 {
@@ -380,9 +371,9 @@ fn child_main(raw: &Raw) -> ! {
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     }
-    for &fd in &raw.procs[..raw.nprocs] {
-        // SAFETY: writes one byte from a static string to an open fd.
-        if unsafe { libc::write(fd, c"0".as_ptr().cast(), 1) } == -1 {
+    // Before anything of the instance runs, so its limits cover all of it.
+    for path in raw.procs {
+        if crate::sys::write_self_into(path).is_err() {
             fail(status, Step::Cgroup);
         }
     }

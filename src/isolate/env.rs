@@ -115,6 +115,10 @@ pub(crate) mod tests {
             autospawn: false,
             max_instances: 0,
             socket_activation: false,
+            network_none: false,
+            user: None,
+            read_paths: Vec::new(),
+            write_paths: Vec::new(),
         }
     }
 

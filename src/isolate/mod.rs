@@ -13,7 +13,9 @@ pub mod env;
 pub mod proc;
 pub mod process;
 
-pub use process::{spawn, Listen, Spawned};
+pub mod spawn;
+
+pub use spawn::{spawn, Child, Listen, Request, Spawned};
 pub mod caps;
 // `launch` and `start` reach the supervisor in the next change; until then
 // only the tests call them.

@@ -285,6 +285,32 @@ pub fn build(spec: &Spec<'_>, program: &Path) -> Plan {
     }
 }
 
+/// The uid and gid of `user =`: a name from /etc/passwd, or a number
+/// (its gid from /etc/passwd when listed there, else the same number).
+pub fn resolve_user(user: &crate::config::User) -> Result<(u32, u32), String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let entries = passwd.lines().filter_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        Some((
+            *f.first()?,
+            f.get(2)?.parse::<u32>().ok()?,
+            f.get(3)?.parse::<u32>().ok()?,
+        ))
+    });
+    match user {
+        crate::config::User::Name(name) => entries
+            .filter(|(n, _, _)| n == name)
+            .map(|(_, u, g)| (u, g))
+            .next()
+            .ok_or_else(|| format!("user {name:?} is not in /etc/passwd")),
+        crate::config::User::Uid(uid) => Ok(entries
+            .filter(|(_, u, _)| u == uid)
+            .map(|(_, u, g)| (u, g))
+            .next()
+            .unwrap_or((*uid, *uid))),
+    }
+}
+
 /// Why a namespaced instance did not start.
 #[derive(Debug)]
 pub enum StartError {

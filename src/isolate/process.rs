@@ -8,93 +8,27 @@
 
 use std::ffi::{CString, OsString};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
+use super::spawn::{Child, Listen, SpawnError, Spawned, LISTEN_FD};
 use crate::config::Isolation;
-
-/// A started process.
-#[derive(Debug)]
-pub struct Spawned {
-    pub child: Child,
-    pub pid: u32,
-    /// The process group it leads (== pid, after setsid).
-    pub pgid: u32,
-    /// Field 22 of /proc/PID/stat, None if it could not be read.
-    pub start_ticks: Option<u64>,
-}
-
-/// Why a process could not be started.
-#[derive(Debug)]
-pub enum SpawnError {
-    /// The workdir is missing or not a folder.
-    Workdir { path: PathBuf, source: io::Error },
-    /// The program could not be executed (not found, not executable, ...).
-    Exec {
-        program: String,
-        workdir: PathBuf,
-        source: io::Error,
-    },
-    /// The isolation level is not available in this build or on this kernel;
-    /// we never run with less isolation than asked.
-    Unsupported { level: &'static str },
-}
-
-impl std::fmt::Display for SpawnError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SpawnError::Workdir { path, source } => {
-                write!(f, "workdir {} is not usable: {source}", path.display())
-            }
-            SpawnError::Exec {
-                program,
-                workdir,
-                source,
-            } => write!(
-                f,
-                "cannot execute {program:?} (workdir {}): {source}",
-                workdir.display()
-            ),
-            SpawnError::Unsupported { level } => {
-                write!(f, "isolation {level:?} is not supported by this build")
-            }
-        }
-    }
-}
-
-impl std::error::Error for SpawnError {}
-
-/// A listening socket passed to the app as fd 3 (socket activation, the
-/// systemd `sd_listen_fds` protocol).
-#[derive(Debug, Clone, Copy)]
-pub struct Listen<'a> {
-    pub fd: BorrowedFd<'a>,
-    /// `LISTEN_FDNAMES`.
-    pub name: &'a str,
-}
-
-/// The fd the first passed socket gets (`SD_LISTEN_FDS_START`).
-pub const LISTEN_FD: RawFd = 3;
 
 /// Starts `argv` in `workdir` with exactly `env`, as its own session leader.
 /// With `listen`, the socket becomes fd 3 and `LISTEN_FDS=1`,
 /// `LISTEN_PID=<its pid>`, `LISTEN_FDNAMES=<name>` are added to `env`.
 /// Blocks only for fork and exec.
 pub fn spawn(
-    isolation: Isolation,
     argv: &[String],
     workdir: &Path,
     env: &[(OsString, OsString)],
     listen: Option<Listen<'_>>,
+    cgroup_procs: &[CString],
 ) -> Result<Spawned, SpawnError> {
-    match isolation {
-        Isolation::Process => {}
-        Isolation::Namespace => return Err(SpawnError::Unsupported { level: "namespace" }),
-        Isolation::Sandbox => return Err(SpawnError::Unsupported { level: "sandbox" }),
-    }
     // Checked here so the error names the workdir: a failed chdir in the
     // child comes back as a bare ENOENT that reads like a missing program.
     match std::fs::metadata(workdir) {
@@ -128,6 +62,19 @@ pub fn spawn(
     unsafe {
         cmd.pre_exec(child_setup);
     }
+    if !cgroup_procs.is_empty() {
+        let procs = cgroup_procs.to_vec();
+        // SAFETY: as above; the closure owns `procs`, built before the
+        // fork, and `write_self_into` makes only open, write and close.
+        unsafe {
+            cmd.pre_exec(move || {
+                for p in &procs {
+                    crate::sys::write_self_into(p)?;
+                }
+                Ok(())
+            });
+        }
+    }
     // Built here, before the fork; `activation` must outlive `cmd.spawn()`,
     // which returns only after the child has exec'd or failed to.
     if listen.is_some() {
@@ -144,17 +91,23 @@ pub fn spawn(
             cmd.pre_exec(move || step.apply());
         }
     }
-    let child = cmd.spawn().map_err(|source| SpawnError::Exec {
+    let mut child = cmd.spawn().map_err(|source| SpawnError::Exec {
         program: program.clone(),
         workdir: workdir.to_path_buf(),
         source,
     })?;
     let pid = child.id();
+    // The std handle is dropped unwaited (that neither kills nor reaps);
+    // `Child` waits by pid, which stays ours until it is reaped.
     Ok(Spawned {
-        child,
+        child: Child::new(pid),
         pid,
         pgid: pid,
         start_ticks: super::proc::stat(pid).map(|s| s.start_ticks),
+        stdout: child.stdout.take().map(OwnedFd::from),
+        stderr: child.stderr.take().map(OwnedFd::from),
+        isolation: Isolation::Process,
+        enforced: "own session and process group, inherited fds closed, umask 027".to_string(),
     })
 }
 
@@ -364,6 +317,9 @@ pub(super) fn resolve_program(program: &str, path: Option<&std::ffi::OsStr>) -> 
     PathBuf::from(program)
 }
 
+/// close_range(2) flag: mark CLOEXEC instead of closing.
+const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+
 /// Runs after fork: async-signal-safe calls only.
 ///
 /// A new session, so the app and everything it forks form one process group
@@ -372,6 +328,22 @@ pub(super) fn resolve_program(program: &str, path: Option<&std::ffi::OsStr>) -> 
 /// across fork and exec, so it is emptied; the dispositions of the signals
 /// the server cares about go back to their defaults.
 fn child_setup() -> io::Result<()> {
+    // Files the app creates are not world-readable (issue 8: umask 027).
+    // SAFETY: umask takes a mode and cannot fail.
+    unsafe { libc::umask(0o027) };
+    // Every inherited fd beyond 0-2 is closed at exec: marked CLOEXEC, not
+    // closed now, since std's exec-error pipe is among them; the passed
+    // socket gets its fd 3 back without CLOEXEC in the step after this.
+    // (ENOSYS or EINVAL before 5.11: only the CLOEXEC ones close.)
+    // SAFETY: integer arguments only.
+    unsafe {
+        libc::syscall(
+            crate::sys::nr::CLOSE_RANGE as libc::c_long,
+            3u32,
+            u32::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
     // SAFETY: setsid takes no arguments; it fails only if we already lead a
     // process group, which a fresh fork child never does.
     if unsafe { libc::setsid() } == -1 {
@@ -405,6 +377,7 @@ fn child_setup() -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::isolate::spawn::{spawn, Request};
     use std::os::fd::AsFd;
 
     fn env() -> Vec<(OsString, OsString)> {
@@ -414,7 +387,7 @@ mod tests {
     #[test]
     fn missing_program_names_it() {
         let argv = vec!["/nonexistent/prog-xyz".to_string()];
-        let err = spawn(Isolation::Process, &argv, Path::new("/"), &env(), None).unwrap_err();
+        let err = spawn(&Request::process(&argv, Path::new("/"), &env(), None)).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("/nonexistent/prog-xyz"), "{text}");
     }
@@ -422,13 +395,12 @@ mod tests {
     #[test]
     fn missing_workdir_names_it() {
         let argv = vec!["true".to_string()];
-        let err = spawn(
-            Isolation::Process,
+        let err = spawn(&Request::process(
             &argv,
             Path::new("/nonexistent-dir"),
             &env(),
             None,
-        )
+        ))
         .unwrap_err();
         assert!(err.to_string().contains("/nonexistent-dir"), "{err}");
     }
@@ -448,7 +420,7 @@ mod tests {
             old
         };
         let argv = vec!["sleep".to_string(), "30".to_string()];
-        let spawned = spawn(Isolation::Process, &argv, Path::new("/"), &env(), None);
+        let spawned = spawn(&Request::process(&argv, Path::new("/"), &env(), None));
         // SAFETY: `old` is the mask returned above.
         unsafe {
             libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
@@ -468,13 +440,6 @@ mod tests {
     }
 
     #[test]
-    fn namespace_is_refused_not_downgraded() {
-        let argv = vec!["true".to_string()];
-        let err = spawn(Isolation::Namespace, &argv, Path::new("/"), &env(), None).unwrap_err();
-        assert!(matches!(err, SpawnError::Unsupported { .. }));
-    }
-
-    #[test]
     fn socket_activation_reports_a_missing_program() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let listen = Listen {
@@ -482,13 +447,12 @@ mod tests {
             name: "web",
         };
         let argv = vec!["no-such-program-xyz".to_string()];
-        let err = spawn(
-            Isolation::Process,
+        let err = spawn(&Request::process(
             &argv,
             Path::new("/"),
             &env(),
             Some(listen),
-        )
+        ))
         .unwrap_err();
         assert!(err.to_string().contains("no-such-program-xyz"), "{err}");
     }
@@ -512,20 +476,10 @@ os.environ.get('LISTEN_FDNAMES'), s.getsockname()[1], os.environ.get('KEEP'))\n"
             fd: listener.as_fd(),
             name: "web",
         };
-        let mut s = spawn(
-            Isolation::Process,
-            &argv,
-            Path::new("/"),
-            &env,
-            Some(listen),
-        )
-        .unwrap();
+        let mut s = spawn(&Request::process(&argv, Path::new("/"), &env, Some(listen))).unwrap();
         let mut out = String::new();
         use std::io::Read;
-        s.child
-            .stdout
-            .take()
-            .unwrap()
+        std::fs::File::from(s.stdout.take().unwrap())
             .read_to_string(&mut out)
             .unwrap();
         s.child.wait().unwrap();
@@ -536,5 +490,29 @@ os.environ.get('LISTEN_FDNAMES'), s.getsockname()[1], os.environ.get('KEEP'))\n"
         assert_eq!(&f[2..4], ["1", "web"], "{out}");
         assert_eq!(f[4], port.to_string(), "{out}");
         assert_eq!(f[5], "yes", "{out}");
+    }
+
+    #[test]
+    fn inherited_fds_are_closed_and_umask_is_027() {
+        // An fd without CLOEXEC, as a careless library would leave it.
+        let leaked = std::fs::File::open("/dev/null").unwrap();
+        rustix::io::fcntl_setfd(&leaked, rustix::io::FdFlags::empty()).unwrap();
+        let script = "import os\nprint(oct(os.umask(0)), sorted(int(f) for f in os.listdir('/proc/self/fd')))";
+        let argv = vec!["python3".to_string(), "-c".to_string(), script.to_string()];
+        let env = env();
+        let mut s = spawn(&Request::process(&argv, Path::new("/"), &env, None)).unwrap();
+        let mut out = String::new();
+        use std::io::Read;
+        std::fs::File::from(s.stdout.take().unwrap())
+            .read_to_string(&mut out)
+            .unwrap();
+        s.child.wait().unwrap();
+        // 0-2, and the fd listdir itself has open while it reads.
+        assert_eq!(
+            out.trim(),
+            "0o27 [0, 1, 2, 3]",
+            "leaked fd {}",
+            leaked.as_raw_fd()
+        );
     }
 }

@@ -2,7 +2,6 @@
 //! current process. Owned by the supervisor thread; nothing here is shared.
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::process::Child;
 use std::time::{Instant, SystemTime};
 
 use mio::Token;
@@ -34,7 +33,7 @@ pub struct Pipe {
 /// The current process of an instance.
 #[derive(Debug)]
 pub struct Run {
-    pub child: Child,
+    pub child: crate::isolate::Child,
     pub pid: u32,
     pub pgid: u32,
     pub start_ticks: Option<u64>,

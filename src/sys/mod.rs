@@ -33,3 +33,25 @@ fn check(rc: libc::c_long) -> std::io::Result<libc::c_long> {
         Ok(rc)
     }
 }
+
+/// Opens the `cgroup.procs` file at `path`, writes "0" (the calling
+/// process) and closes it: raw calls only, for a child between fork and
+/// exec.
+pub fn write_self_into(path: &std::ffi::CStr) -> std::io::Result<()> {
+    // SAFETY: `path` is NUL-terminated and borrowed for the call; open
+    // only reads it.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    if fd == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: writes one byte from a static string to the fd opened above.
+    let rc = unsafe { libc::write(fd, c"0".as_ptr().cast(), 1) };
+    let err = std::io::Error::last_os_error();
+    // SAFETY: closes the fd opened above, once.
+    unsafe { libc::close(fd) };
+    if rc == -1 {
+        Err(err)
+    } else {
+        Ok(())
+    }
+}

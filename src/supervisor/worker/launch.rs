@@ -117,13 +117,41 @@ impl Supervisor {
             fd: l.as_fd(),
             name: &key.service,
         });
-        let spawned = isolate::spawn(svc.isolation, &svc.argv, &svc.workdir, env.vars(), listen)
-            .map_err(|e| format!("spawn {key}: {e}"))?;
+        let user = match &svc.user {
+            Some(u) => {
+                Some(isolate::plan::resolve_user(u).map_err(|e| format!("spawn {key}: {e}"))?)
+            }
+            None => None,
+        };
+        let instance_dir = isolate::env::instance_dir(&self.data_dir, &key.service, &key.id);
+        let hide = [self.config.path.clone()];
+        let request = isolate::Request {
+            isolation: svc.isolation,
+            argv: &svc.argv,
+            workdir: &svc.workdir,
+            env: env.vars(),
+            listen,
+            service: &key.service,
+            id: &key.id,
+            data_dir: env.get("DATA_DIR").map_or(&instance_dir, Path::new),
+            tenement_dir: &self.data_dir,
+            hide: &hide,
+            read_paths: &svc.read_paths,
+            write_paths: &svc.write_paths,
+            network_none: svc.network_none,
+            user,
+            cgroup: None,
+        };
+        let spawned = isolate::spawn(&request).map_err(|e| format!("spawn {key}: {e}"))?;
         let isolate::Spawned {
             mut child,
             pid,
             pgid,
             start_ticks,
+            stdout,
+            stderr,
+            isolation,
+            enforced,
         } = spawned;
 
         let pidfd = match rustix::process::Pid::from_raw(pid as i32)
@@ -149,8 +177,6 @@ impl Supervisor {
             let _ = child.wait();
             return Err(format!("register pidfd: {e}"));
         }
-        let stdout = child.stdout.take().map(OwnedFd::from);
-        let stderr = child.stderr.take().map(OwnedFd::from);
         let stdout = stdout.and_then(|fd| self.watch_pipe(key, Source::Stdout, fd));
         let stderr = stderr.and_then(|fd| self.watch_pipe(key, Source::Stderr, fd));
 
@@ -173,7 +199,13 @@ impl Supervisor {
         inst.next_probe = Some(now + READY_POLL);
         inst.ready_at = None;
         let fx = lifecycle::on(&mut inst.life, Event::Spawned, &policy, now);
-        self.note(key, &format!("spawned pid {pid} port {port}"));
+        self.note(
+            key,
+            &format!(
+                "spawned pid {pid} port {port}, isolation {} ({enforced})",
+                isolation.as_str()
+            ),
+        );
         self.apply(key, fx, now);
         self.dirty = true;
         if svc.socket_activation {
