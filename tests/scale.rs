@@ -277,8 +277,14 @@ fn kill_9_with_a_request_in_flight_costs_no_5xx() {
     server.ten_ok(&["spawn", "api:a", "--wait"]);
     let old = pid_of(&server, "api:a").expect("pid");
     let addr = server.addr;
+    let started = server.instance_dir("api", "a").join("delaying");
     let inflight = std::thread::spawn(move || get(addr, "a.api.localhost", "/delay?secs=1").status);
-    std::thread::sleep(Duration::from_millis(300));
+    // The app marks the request as it starts sleeping on it: kill it then.
+    assert!(
+        wait_until(DEADLINE, || started.exists()),
+        "the app never got the in-flight request\n--- server log ---\n{}",
+        server.log()
+    );
     signal(old, "KILL");
     // And a burst at the very moment of the kill: some land in the dying
     // process's backlog and are reset.
@@ -392,12 +398,14 @@ fn open_long_response_keeps_an_instance_awake() {
     let pid = pid_of(&server, "api:a").expect("pid");
     let addr = server.addr;
     let slow = std::thread::spawn(move || get(addr, "a.api.localhost", "/slow?secs=4"));
-    // Two idle timeouts and more while the response streams: still running.
+    // Four idle timeouts while the response streams: still running every time
+    // we look, until the response has ended.
     let mut seen = Vec::new();
-    for _ in 0..8 {
-        std::thread::sleep(Duration::from_millis(300));
+    let ended = wait_until(DEADLINE, || {
         seen.push(server.instance("api:a").unwrap()["state"].clone());
-    }
+        slow.is_finished()
+    });
+    assert!(ended, "the 4 s response did not end within {DEADLINE:?}");
     let resp = slow.join().unwrap();
     assert_eq!(resp.status, 200);
     assert!(resp.text().matches("tick").count() >= 10, "{}", resp.text());

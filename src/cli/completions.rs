@@ -279,15 +279,14 @@ mod tests {
 
     #[test]
     fn scripts_parse_in_their_shell_when_it_is_installed() {
+        let dir = crate::state::testdir::TempDir::new("completions");
         for (shell, flag) in [("bash", "-n"), ("zsh", "-n"), ("fish", "--no-execute")] {
-            let dir = std::env::temp_dir()
-                .join(format!("ten-completions-{}-{shell}", std::process::id()));
-            std::fs::write(&dir, script(shell).unwrap()).unwrap();
+            let file = dir.0.join(format!("ten.{shell}"));
+            std::fs::write(&file, script(shell).unwrap()).unwrap();
             let status = std::process::Command::new(shell)
                 .arg(flag)
-                .arg(&dir)
+                .arg(&file)
                 .status();
-            let _ = std::fs::remove_file(&dir);
             match status {
                 Ok(st) => assert!(st.success(), "{shell} {flag} rejects the script"),
                 Err(_) => eprintln!("skip: {shell} is not installed"),

@@ -846,13 +846,11 @@ fn load_reports_unreadable_file() {
 
 #[test]
 fn load_reads_a_file() {
-    let dir = std::env::temp_dir().join(format!("ten-config-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("tenement.toml");
+    let dir = crate::state::testdir::TempDir::new("config-load");
+    let path = dir.0.join("tenement.toml");
     std::fs::write(&path, MINIMAL).unwrap();
     let c = Config::load(&path).unwrap();
-    assert_eq!(c.dir, dir);
-    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(c.dir, dir.0);
 }
 
 #[test]

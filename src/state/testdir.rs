@@ -1,5 +1,6 @@
 //! Test-only: a unique folder under the system temp dir, removed on drop.
-//! Shared by the state and API tests.
+//! The one temp-dir helper of the tests: the unit tests use it from here, the
+//! integration tests include this file by path (`tests/util`). Plain std only.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

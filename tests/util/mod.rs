@@ -207,26 +207,34 @@ pub fn processes_mentioning(needle: &str) -> Vec<(u32, String)> {
     found
 }
 
+/// The temp-dir helper of the unit tests, so both kinds of test make their
+/// folders one way.
+#[path = "../../src/state/testdir.rs"]
+mod testdir;
+pub use testdir::TempDir;
+
 /// A unique temp folder for one test, removed on drop after checking that no
 /// process referring to it is still alive.
 pub struct Scratch {
     pub root: PathBuf,
+    /// Removes the folder when dropped, after `Scratch`'s own check.
+    dir: TempDir,
 }
 
 impl Scratch {
-    /// `{temp}/ten-it-{name}-{pid}-{n}`. The name is shortened so Unix socket
-    /// paths under it stay within the 108-byte limit.
+    /// A fresh `TempDir`. The name is shortened so Unix socket paths under it
+    /// stay within the 108-byte limit.
     pub fn new(name: &str) -> Scratch {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let short: String = name
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
             .take(20)
             .collect();
-        let root = std::env::temp_dir().join(format!("ten-it-{short}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap_or_else(|e| panic!("create {}: {e}", root.display()));
-        Scratch { root }
+        let dir = TempDir::new(&short);
+        Scratch {
+            root: dir.0.clone(),
+            dir,
+        }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -263,7 +271,6 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         let left = self.reap_survivors();
-        let _ = std::fs::remove_dir_all(&self.root);
         if !left.is_empty() && !std::thread::panicking() {
             let list: Vec<String> = left.iter().map(|(p, c)| format!("  {p} {c}")).collect();
             panic!(
