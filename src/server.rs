@@ -64,6 +64,14 @@ pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&internal)
         .map_err(|e| ServeError(format!("create {}: {e}", internal.display())))?;
     let _lock = lock_data_dir(&internal)?;
+    // Orphans of instances (double-forked daemons) come back to us and are
+    // reaped by the supervisor instead of going to init.
+    if let Err(e) = crate::isolate::cgroup::orphans::become_subreaper() {
+        warn!(
+            "server",
+            "prctl(PR_SET_CHILD_SUBREAPER): {e}; orphans go to init"
+        );
+    }
 
     let published = Arc::new(Published::default());
     let listen = config.settings.listen;

@@ -174,11 +174,7 @@ fn config_errors_name_file_line_key_and_a_suggestion() {
 #[test]
 fn keys_not_built_yet_are_refused_not_ignored() {
     let scratch = Scratch::new("config_unsupported");
-    let cases = [
-        ("memory_limit_mb = 256", "memory_limit_mb"),
-        ("cpu_shares = 100", "cpu_shares"),
-        ("pids_max = 64", "pids_max"),
-    ];
+    let cases = [("storage_quota_mb = 100", "storage_quota_mb")];
     for (line, key) in cases {
         let text = format!("[service.api]\ncommand = \"x\"\n{line}\n");
         assert_refused(&scratch, &text, 3, &[key, "not supported yet"]);
@@ -195,6 +191,17 @@ fn keys_not_built_yet_are_refused_not_ignored() {
     let defaults = "[service.api]\ncommand = \"x\"\nisolation = \"process\"\nidle_timeout = 0\nautospawn = false\nsocket_activation = false\n";
     let out = check(&scratch, defaults);
     assert!(out.status.success(), "{}", describe(&out));
+}
+
+#[test]
+fn cgroup_limits_are_accepted_within_the_kernel_ranges() {
+    let scratch = Scratch::new("config_limits");
+    let limits =
+        "[service.api]\ncommand = \"x\"\nmemory_limit_mb = 256\ncpu_shares = 100\npids_max = 64\n";
+    let out = check(&scratch, limits);
+    assert!(out.status.success(), "{}", describe(&out));
+    let text = "[service.api]\ncommand = \"x\"\ncpu_shares = 300000\n";
+    assert_refused(&scratch, text, 3, &["cpu_shares", "between 2 and 262144"]);
 }
 
 #[test]

@@ -350,15 +350,13 @@ impl Check<'_> {
                 ),
             }
         }
-        for (field, value) in [
-            ("memory_limit_mb", raw.memory_limit_mb),
-            ("cpu_shares", raw.cpu_shares),
-            ("pids_max", raw.pids_max),
-            ("storage_quota_mb", raw.storage_quota_mb),
-        ] {
-            if let Some(v) = value {
-                self.unsupported(v.span(), key(field), &format!("`{field}`"), "remove it");
-            }
+        if let Some(v) = raw.storage_quota_mb {
+            self.unsupported(
+                v.span(),
+                key("storage_quota_mb"),
+                "`storage_quota_mb`",
+                "remove it",
+            );
         }
         let paths = |v: Option<Spanned<Vec<String>>>| -> Vec<PathBuf> {
             v.map(|v| v.into_inner().iter().map(|p| clean(&dir.join(p))).collect())
@@ -366,6 +364,25 @@ impl Check<'_> {
         };
         let read_paths = paths(raw.read_paths);
         let write_paths = paths(raw.write_paths);
+        // Cgroup limits; the kernel's own ranges, so a value is never
+        // silently clamped.
+        let mut limit = |field: &str, value: Option<Spanned<u64>>, range: (u64, u64)| {
+            let v = value?;
+            let n = *v.get_ref();
+            if n < range.0 || n > range.1 {
+                let message = if range.1 == u64::MAX {
+                    format!("must be at least {}", range.0)
+                } else {
+                    format!("must be between {} and {}", range.0, range.1)
+                };
+                self.fail(v.span(), key(field), message);
+                return None;
+            }
+            Some(n)
+        };
+        let memory_limit_mb = limit("memory_limit_mb", raw.memory_limit_mb, (1, u64::MAX));
+        let cpu_shares = limit("cpu_shares", raw.cpu_shares, (2, 262_144));
+        let pids_max = limit("pids_max", raw.pids_max, (1, u64::MAX));
         let env_clear = raw.env_clear.is_some_and(|v| v.into_inner());
         let autospawn = raw.autospawn.is_some_and(|v| v.into_inner());
         let max_instances = raw.max_instances.map_or(0, |v| v.into_inner() as usize);
@@ -412,6 +429,9 @@ impl Check<'_> {
             user,
             read_paths,
             write_paths,
+            memory_limit_mb,
+            cpu_shares,
+            pids_max,
         })
     }
 

@@ -156,6 +156,10 @@ pub struct Service {
     /// Absolute (made so against `Config::dir`).
     pub read_paths: Vec<PathBuf>,
     pub write_paths: Vec<PathBuf>,
+    /// Cgroup limits of each instance (MiB, v1-style shares, processes).
+    pub memory_limit_mb: Option<u64>,
+    pub cpu_shares: Option<u64>,
+    pub pids_max: Option<u64>,
 }
 
 /// `user = "name"` or `user = 1000`.
@@ -239,6 +243,9 @@ impl Config {
                     },
                     "read_paths": svc.read_paths.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>(),
                     "write_paths": svc.write_paths.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>(),
+                    "memory_limit_mb": svc.memory_limit_mb,
+                    "cpu_shares": svc.cpu_shares,
+                    "pids_max": svc.pids_max,
                 });
                 (name.clone(), value)
             })

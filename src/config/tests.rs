@@ -724,20 +724,11 @@ fn path_prefixes_start_with_slash_and_are_unique() {
 
 #[test]
 fn keys_not_built_yet_are_refused_by_name_and_line() {
-    let cases: &[(&str, &str, &str)] = &[
-        (
-            "memory_limit_mb = 256",
-            "service.api.memory_limit_mb",
-            "`memory_limit_mb`",
-        ),
-        ("cpu_shares = 100", "service.api.cpu_shares", "`cpu_shares`"),
-        ("pids_max = 256", "service.api.pids_max", "`pids_max`"),
-        (
-            "storage_quota_mb = 100",
-            "service.api.storage_quota_mb",
-            "`storage_quota_mb`",
-        ),
-    ];
+    let cases: &[(&str, &str, &str)] = &[(
+        "storage_quota_mb = 100",
+        "service.api.storage_quota_mb",
+        "`storage_quota_mb`",
+    )];
     for (line, key, what) in cases {
         let text = format!("[service.api]\ncommand = \"x\"\n\n{line}\n");
         let e = refused(&text, 4, key, what);
@@ -823,6 +814,40 @@ fn user_of_wrong_type_is_a_type_error_not_unsupported() {
         3,
         "service.api.user",
         "user name or a numeric uid",
+    );
+}
+
+#[test]
+fn cgroup_limits_are_read_and_checked_against_the_kernel_ranges() {
+    let text =
+        "[service.api]\ncommand = \"x\"\nmemory_limit_mb = 64\ncpu_shares = 512\npids_max = 100\n";
+    let c = ok(text);
+    let api = &c.services["api"];
+    assert_eq!(
+        (api.memory_limit_mb, api.cpu_shares, api.pids_max),
+        (Some(64), Some(512), Some(100))
+    );
+    let json = c.to_json();
+    assert_eq!(json["service"]["api"]["memory_limit_mb"], 64);
+    let c = ok("[service.api]\ncommand = \"x\"\n");
+    assert_eq!(c.services["api"].pids_max, None);
+    refused(
+        "[service.api]\ncommand = \"x\"\ncpu_shares = 1\n",
+        3,
+        "service.api.cpu_shares",
+        "must be between 2 and 262144",
+    );
+    refused(
+        "[service.api]\ncommand = \"x\"\nmemory_limit_mb = 0\n",
+        3,
+        "service.api.memory_limit_mb",
+        "must be at least 1",
+    );
+    refused(
+        "[service.api]\ncommand = \"x\"\npids_max = 0\n",
+        3,
+        "service.api.pids_max",
+        "must be at least 1",
     );
 }
 

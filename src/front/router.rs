@@ -187,6 +187,8 @@ mod tests {
             restarts: 0,
             started_at: None,
             memory_bytes: None,
+            meter: None,
+            oom_kills: 0,
             last_check: None,
             request_timeout: Duration::from_secs(60),
             startup_timeout: Duration::from_secs(10),

@@ -119,6 +119,9 @@ pub(crate) mod tests {
             user: None,
             read_paths: Vec::new(),
             write_paths: Vec::new(),
+            memory_limit_mb: None,
+            cpu_shares: None,
+            pids_max: None,
         }
     }
 

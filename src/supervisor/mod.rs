@@ -91,6 +91,7 @@ pub fn start(
         Arc::new(mio::Waker::new(poll.registry(), worker::WAKER).map_err(io("create waker"))?);
     let (tx, rx) = mpsc::channel();
     let mut supervisor = worker::Supervisor::new(config, data_dir, published, poll, rx);
+    supervisor.prepare_host();
     supervisor.restore()?;
     let thread = std::thread::Builder::new()
         .name("supervisor".into())

@@ -86,7 +86,12 @@ pub struct InstanceView {
     pub restarts: u32,
     /// When the current process started; None when not running.
     pub started_at: Option<SystemTime>,
+    /// At the snapshot: its cgroup's memory (else its process's RSS).
     pub memory_bytes: Option<u64>,
+    /// Reads its cgroup's memory and CPU live; None without a cgroup.
+    pub meter: Option<crate::isolate::cgroup::Meter>,
+    /// Processes OOM-killed at its `memory_limit_mb`.
+    pub oom_kills: u64,
     pub last_check: Option<Check>,
     /// From the service: how long to wait for a response head.
     pub request_timeout: Duration,
@@ -263,12 +268,16 @@ impl Published {
 
 /// The JSON object the API returns for one instance. Keys per REFERENCE.md:
 /// `instance`, `service`, `id`, `state`, `health`, `pid`, `port`, `weight`,
-/// `restarts`, `uptime_secs`, `memory_bytes`, plus `last_check`.
+/// `restarts`, `uptime_secs`, `memory_bytes`, plus `last_check`,
+/// `cpu_seconds` and `oom_kills`. Memory and CPU are read live from the
+/// instance's cgroup when it has one (the whole process tree).
 pub fn instance_json(view: &InstanceView, now: SystemTime) -> serde_json::Value {
     let uptime = view
         .started_at
         .and_then(|t| now.duration_since(t).ok())
         .map(|d| d.as_secs());
+    let usage = view.meter.as_ref().map(|m| m.stats()).unwrap_or_default();
+    let memory_bytes = usage.memory_bytes.or(view.memory_bytes);
     serde_json::json!({
         "instance": view.key(),
         "service": view.service,
@@ -280,7 +289,9 @@ pub fn instance_json(view: &InstanceView, now: SystemTime) -> serde_json::Value 
         "weight": view.weight,
         "restarts": view.restarts,
         "uptime_secs": uptime,
-        "memory_bytes": view.memory_bytes,
+        "memory_bytes": memory_bytes,
+        "cpu_seconds": usage.cpu.map(|d| d.as_secs_f64()),
+        "oom_kills": view.oom_kills,
         "last_check": view.last_check,
     })
 }

@@ -141,4 +141,10 @@ pub struct Instance {
     /// The probe in flight checks whether a refused instance still accepts
     /// (connect only); its failure looks for an exit at once.
     pub recheck: bool,
+    /// Its cgroup (as root, where a hierarchy is usable): created at each
+    /// start, removed once a stop is complete.
+    pub cgroup: Option<crate::isolate::cgroup::Instance>,
+    /// Processes the kernel killed for exceeding `memory_limit_mb`, over
+    /// the instance's lifetime in this server.
+    pub oom_kills: u64,
 }

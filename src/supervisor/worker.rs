@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::sync::atomic::Ordering;
@@ -44,7 +45,7 @@ use super::snapshot::{instance_json, Published, State};
 use super::subscribers::Subscribers;
 use super::table::{AfterStop, Instance, Source, WaitFor, Waiter};
 use crate::config::{Config, RestartPolicy};
-use crate::isolate::proc;
+use crate::isolate::{cgroup, proc};
 use crate::names::InstanceKey;
 
 /// The waker's token; instance fds get tokens from 1 up.
@@ -67,6 +68,8 @@ const KILL_GRACE: Duration = Duration::from_secs(2);
 /// Output lines quoted in a 504.
 const TAIL_LINES: usize = 20;
 const DEFAULT_WEIGHT: u8 = 100;
+/// How often orphans are reaped and OOM counters read while the loop runs.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 fn err(status: u16, message: impl Into<String>) -> Reply {
     Reply::Error {
@@ -97,7 +100,6 @@ fn unix_secs(t: SystemTime) -> u64 {
 
 /// How a process ended, in words for the log.
 fn describe_exit(status: &ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exited with code {code}"),
         (None, Some(sig)) => format!("killed by signal {sig}"),
@@ -135,6 +137,14 @@ pub struct Supervisor {
     subscribers: Subscribers,
     /// The resolved config as `GET /api/config` shows it.
     config_json: Arc<serde_json::Value>,
+    /// The tenement cgroup every instance's cgroup goes under; None when
+    /// not root or no hierarchy is usable (`no_cgroups` says why).
+    cgroups: Option<cgroup::Tree>,
+    no_cgroups: String,
+    /// `ten serve` is a child subreaper: orphans are ours to reap.
+    reap_orphans: bool,
+    /// When orphans were last reaped and OOM counters last read.
+    last_sweep: Instant,
 }
 
 impl Supervisor {
@@ -160,6 +170,10 @@ impl Supervisor {
             shutdown: None,
             outbox: Vec::new(),
             subscribers: Subscribers::default(),
+            cgroups: None,
+            no_cgroups: "cgroups are not set up".to_string(),
+            reap_orphans: false,
+            last_sweep: Instant::now(),
         }
     }
 
@@ -230,6 +244,8 @@ impl Supervisor {
             ready_at: None,
             listener: None,
             recheck: false,
+            cgroup: None,
+            oom_kills: 0,
         };
         self.instances.insert(key, inst);
         self.dirty = true;
@@ -264,6 +280,7 @@ impl Supervisor {
             }
             self.drain_commands();
             self.on_timers(Instant::now());
+            self.sweep_host(Instant::now());
             self.flush();
             if self.shutdown.is_some() && self.instances.values().all(|i| i.stop.is_none()) {
                 self.persist = true;
@@ -271,10 +288,83 @@ impl Supervisor {
                     self.answer(to, Reply::Done(serde_json::json!({})));
                 }
                 self.flush();
+                self.release_cgroups();
                 info!("supervisor", "all instances stopped");
                 return;
             }
         }
+    }
+
+    /// At most once a second (the loop wakes for probes while anything
+    /// runs): reaps orphans that came to `ten serve` as subreaper, and
+    /// notices OOM kills inside instances whose leader lives on.
+    fn sweep_host(&mut self, now: Instant) {
+        if now.saturating_duration_since(self.last_sweep) < SWEEP_EVERY {
+            return;
+        }
+        self.last_sweep = now;
+        self.reap();
+        let live: Vec<InstanceKey> = self
+            .instances
+            .iter()
+            .filter(|(_, i)| {
+                i.cgroup.is_some() && i.run.as_ref().is_some_and(|r| proc::alive(r.pid))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in live {
+            if let Some(text) = self.take_oom(&key) {
+                self.note(&key, &format!("{text}; the instance keeps running"));
+            }
+        }
+    }
+
+    /// Collects exited children that are not an instance's tracked process.
+    fn reap(&mut self) {
+        if !self.reap_orphans {
+            return;
+        }
+        let tracked: HashSet<u32> = self
+            .instances
+            .values()
+            .filter_map(|i| i.run.as_ref().map(|r| r.pid))
+            .collect();
+        for pid in cgroup::orphans::reap(|pid| tracked.contains(&pid)) {
+            debug!("supervisor", "reaped orphan pid {pid}");
+        }
+    }
+
+    /// New OOM kills in the instance's cgroup, counted, as a log phrase:
+    /// "killed: out of memory (limit 64 MB)".
+    fn take_oom(&mut self, key: &InstanceKey) -> Option<String> {
+        let inst = self.instances.get_mut(key)?;
+        let cg = inst.cgroup.as_mut()?;
+        let n = cg.take_oom_kills()?;
+        if n == 0 {
+            return None;
+        }
+        inst.oom_kills += n;
+        self.dirty = true;
+        Some(match cg.limits().memory_bytes {
+            Some(b) => format!("killed: out of memory (limit {} MB)", b >> 20),
+            None => "killed: out of memory".to_string(),
+        })
+    }
+
+    /// At shutdown: removes the tenement cgroup, killing anything left.
+    fn release_cgroups(&mut self) {
+        if let Some(tree) = self.cgroups.take() {
+            for name in tree.sweep() {
+                warn!(
+                    "supervisor",
+                    "cgroup {name} still had processes at shutdown; killed them"
+                );
+            }
+            if let Err(e) = tree.remove() {
+                warn!("supervisor", "remove the tenement cgroup: {e}");
+            }
+        }
+        self.reap();
     }
 
     fn answer(&mut self, to: Option<ReplyTo>, r: Reply) {
@@ -436,7 +526,11 @@ impl Supervisor {
         self.read_output(key, Source::Stderr, true);
         self.drop_run(key);
         self.cancel_probe(key);
-        let what = describe_exit(&status);
+        let what = match self.take_oom(key) {
+            Some(oom) if status.signal() == Some(libc::SIGKILL) => oom,
+            Some(oom) => format!("{}; {oom}", describe_exit(&status)),
+            None => describe_exit(&status),
+        };
         let policy = self.policy(&key.service);
         let inst = self.instances.get_mut(key).expect("present above");
         inst.start_deadline = None;
@@ -447,9 +541,13 @@ impl Supervisor {
             self.note(key, &what);
             return;
         }
-        // The leader died on its own: whatever it left in its group goes
-        // too, so a restart finds the port and the data dir free.
+        // The leader died on its own: whatever it left in its group (and
+        // its cgroup) goes too, so a restart finds the port and the data
+        // dir free.
         let _ = proc::signal_group(pgid, Signal::KILL);
+        if let Some(cg) = &inst.cgroup {
+            cg.kill();
+        }
         let success = status.code() == Some(0);
         let effects = lifecycle::on(&mut inst.life, Event::Exited { success }, &policy, now);
         let next = match (inst.life.state, effects.first()) {

@@ -53,9 +53,11 @@ const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 /// What the caller read outside the snapshot, for one render.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Sample {
-    /// `service:id` -> CPU seconds of the instance's process (and the
-    /// children it has waited for).
+    /// `service:id` -> CPU seconds of the instance: its cgroup's whole
+    /// tree, else its process (and the children it has waited for).
     pub cpu_seconds: HashMap<String, f64>,
+    /// `service:id` -> memory of the instance's cgroup, read now.
+    pub cgroup_memory: HashMap<String, u64>,
     /// `service:id` -> bytes in its data dir (cached, see `DIR_SIZES_TTL`).
     pub data_dir_bytes: HashMap<String, u64>,
     /// tenement's own resident memory, open fds, CPU seconds.
@@ -112,14 +114,26 @@ pub fn mark_start() {
 /// Reads `/proc` for the instances of `snap` and for tenement itself.
 /// Missing files (a process that just exited) leave their values out.
 pub fn sample(snap: &Snapshot, dir_sizes: &HashMap<String, u64>, now: SystemTime) -> Sample {
+    let usage: HashMap<String, crate::isolate::cgroup::Stats> = snap
+        .instances
+        .iter()
+        .filter_map(|v| Some((v.key(), v.meter.as_ref()?.stats())))
+        .collect();
     let cpu_seconds = snap
         .instances
         .iter()
         .filter_map(|v| {
+            if let Some(cpu) = usage.get(&v.key()).and_then(|u| u.cpu) {
+                return Some((v.key(), cpu.as_secs_f64()));
+            }
             let pid = v.pid?;
             let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
             Some((v.key(), parse_cpu_ticks(&text)? as f64 / USER_HZ))
         })
+        .collect();
+    let cgroup_memory = usage
+        .iter()
+        .filter_map(|(k, u)| Some((k.clone(), u.memory_bytes?)))
         .collect();
     let started = *STARTED.get_or_init(SystemTime::now);
     let epoch = |t: SystemTime| {
@@ -129,6 +143,7 @@ pub fn sample(snap: &Snapshot, dir_sizes: &HashMap<String, u64>, now: SystemTime
     };
     Sample {
         cpu_seconds,
+        cgroup_memory,
         data_dir_bytes: dir_sizes.clone(),
         process_rss: std::fs::read_to_string("/proc/self/status")
             .ok()
@@ -350,18 +365,31 @@ pub fn render(snap: &Snapshot, front: &FrontStats, sample: &Sample) -> String {
         o,
         "ten_instance_memory_bytes",
         "gauge",
-        "Resident memory of the instance's process, where known.",
+        "Memory of the instance: its cgroup's processes without inactive page cache, else its process's resident memory.",
     );
     for v in all {
-        if let Some(bytes) = v.memory_bytes {
+        let bytes = sample
+            .cgroup_memory
+            .get(&v.key())
+            .copied()
+            .or(v.memory_bytes);
+        if let Some(bytes) = bytes {
             line(o, "ten_instance_memory_bytes", &labels(v), bytes);
         }
     }
+    per_instance(
+        o,
+        all,
+        "ten_instance_oom_kills_total",
+        "counter",
+        "Processes of the instance the kernel killed at its memory_limit_mb.",
+        |v| v.oom_kills.to_string(),
+    );
     family(
         o,
         "ten_instance_cpu_seconds_total",
         "counter",
-        "CPU time of the instance's current process and its waited-for children.",
+        "CPU time of the instance: its cgroup's whole process tree, else its current process and its waited-for children.",
     );
     for v in all {
         if let Some(s) = sample.cpu_seconds.get(&v.key()) {
@@ -597,6 +625,8 @@ mod tests {
             restarts: 0,
             started_at: None,
             memory_bytes: None,
+            meter: None,
+            oom_kills: 0,
             last_check: None,
             request_timeout: Duration::from_secs(1),
             startup_timeout: Duration::from_secs(1),

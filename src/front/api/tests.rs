@@ -36,6 +36,8 @@ fn view(service: &str, id: &str, state: State, port: u16) -> InstanceView {
         restarts: 1,
         started_at: running.then(|| now() - Duration::from_secs(42)),
         memory_bytes: running.then_some(1 << 20),
+        meter: None,
+        oom_kills: 0,
         last_check: running.then(|| Check {
             ok: true,
             detail: "200".into(),
@@ -798,11 +800,13 @@ fn list_has_every_instance_with_the_contract_keys() {
     assert_eq!(
         keys,
         [
+            "cpu_seconds",
             "health",
             "id",
             "instance",
             "last_check",
             "memory_bytes",
+            "oom_kills",
             "pid",
             "port",
             "restarts",

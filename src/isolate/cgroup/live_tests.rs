@@ -60,16 +60,21 @@ impl Drop for TestTree {
 /// Starts `argv` inside the instance's cgroup, entered by the child itself
 /// before exec, as the spawn path does.
 fn spawn_in(join: &Join, argv: &[&str]) -> Child {
-    let step = join.step();
+    let files = join.files().to_vec();
     let mut cmd = Command::new(argv[0]);
     cmd.args(&argv[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::piped());
     // SAFETY: the closure runs between fork and exec in a copy of this
-    // multi-threaded process; `JoinStep::apply` only calls open, write and
+    // multi-threaded process; `write_self_into` only calls open, write and
     // close on C strings built before the fork.
     unsafe {
-        cmd.pre_exec(move || step.apply());
+        cmd.pre_exec(move || {
+            for f in &files {
+                crate::sys::write_self_into(f)?;
+            }
+            Ok(())
+        });
     }
     cmd.spawn().expect("spawn in cgroup")
 }
@@ -377,7 +382,20 @@ fn clone3_into_cgroup_places_the_child_before_it_runs() {
     let tree = TestTree::new(&layout);
     let inst = tree.0.instance("svc@clone3", &Limits::default()).unwrap();
     let join = inst.join().unwrap();
-    let step = join.step_v1();
+    // The v1 files (after the v2 one), opened before clone3.
+    let v1_files: Vec<std::fs::File> = join.files()[1..]
+        .iter()
+        .map(|f| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(f.to_str().unwrap())
+                .unwrap()
+        })
+        .collect();
+    let v1_procs: Vec<i32> = v1_files
+        .iter()
+        .map(std::os::fd::AsRawFd::as_raw_fd)
+        .collect();
     let fd = join.clone_into().expect("a v2 directory");
     const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
     // SAFETY: clone_args is plain data; all-zero is its documented default
@@ -391,7 +409,7 @@ fn clone3_into_cgroup_places_the_child_before_it_runs() {
     let argv = [prog.as_ptr(), arg1.as_ptr(), std::ptr::null()];
     // SAFETY: `args` is a valid clone_args of the size passed. With no
     // stack given the child runs on a copy of this stack, like fork; it
-    // only calls `JoinStep::apply` (open, write, close), execv and _exit,
+    // only calls write, execv and _exit,
     // all async-signal-safe, on memory prepared before the call.
     let pid = unsafe {
         libc::syscall(
@@ -401,15 +419,20 @@ fn clone3_into_cgroup_places_the_child_before_it_runs() {
         )
     };
     if pid == 0 {
-        let code = match step.apply() {
-            Ok(()) => {
-                // SAFETY: argv is a null-terminated array of C strings that
-                // outlive the call.
-                unsafe { libc::execv(prog.as_ptr(), argv.as_ptr()) };
-                127
+        // Enter v1 through the fds opened before clone3.
+        let mut code = 127;
+        for &fd in &v1_procs {
+            // SAFETY: writes one byte from a static string to an fd that
+            // stays open in the child's copy of the fd table.
+            if unsafe { libc::write(fd, c"0".as_ptr().cast(), 1) } != 1 {
+                code = 126;
             }
-            Err(_) => 126,
-        };
+        }
+        if code == 127 {
+            // SAFETY: argv is a null-terminated array of C strings that
+            // outlive the call.
+            unsafe { libc::execv(prog.as_ptr(), argv.as_ptr()) };
+        }
         // SAFETY: ends the child without running the parent's destructors.
         unsafe { libc::_exit(code) };
     }

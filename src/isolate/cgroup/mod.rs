@@ -21,9 +21,6 @@
 //! here writes outside the cgroups it created, except moving `ten serve` into
 //! a leaf of its own v2 cgroup (the kernel's "no internal processes" rule).
 //! `orphans` makes `ten serve` a child subreaper and reaps what it inherits.
-// Until the supervisor's launch and stop path uses these (the next change),
-// only the tests do.
-#![cfg_attr(not(test), allow(dead_code))]
 
 pub mod orphans;
 mod v1;
@@ -638,6 +635,7 @@ impl Tree {
             })
             .collect();
         parts.push(format!("kill=\"{}\"", self.kill_method()));
+        parts.push(format!("name={}", self.name));
         for dir in self.dirs() {
             parts.push(format!("at={}", dir.display()));
         }
@@ -751,7 +749,8 @@ impl Tree {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error and its causes joined by ": ", for log lines and API errors.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
@@ -872,11 +871,7 @@ impl Instance {
             })?;
             files.push(c);
         }
-        Ok(Join {
-            dir,
-            v2_files: usize::from(self.v2.is_some()),
-            files,
-        })
+        Ok(Join { dir, files })
     }
 
     /// The processes in it (from the first hierarchy that answers).
@@ -1001,16 +996,47 @@ impl Instance {
 
     /// Memory and CPU of the whole tree of processes.
     pub fn stats(&self) -> Stats {
-        let memory_bytes = self.place(Controller::Memory).and_then(|(v, d)| match v {
+        self.meter().stats()
+    }
+
+    /// A reader of its usage that other threads can keep (the front reads
+    /// it for `/metrics` and `/api/instances`).
+    pub fn meter(&self) -> Meter {
+        // v2's cpu.stat counts usage even without the cpu controller.
+        let cpu = match (&self.v2, self.v1_dir("cpuacct")) {
+            (Some(d), _) => Some((Version::V2, d.clone())),
+            (None, Some(d)) => Some((Version::V1, d.to_path_buf())),
+            (None, None) => None,
+        };
+        Meter {
+            memory: self
+                .place(Controller::Memory)
+                .map(|(v, d)| (v, d.to_path_buf())),
+            cpu,
+        }
+    }
+}
+
+/// Where an instance's usage is read: the memory and CPU accounting files'
+/// directories. Reading blocks only on cgroupfs (no disk); any thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meter {
+    memory: Option<(Version, PathBuf)>,
+    cpu: Option<(Version, PathBuf)>,
+}
+
+impl Meter {
+    /// Memory and CPU of the whole tree; None for what cannot be read (the
+    /// cgroup is gone, or no hierarchy accounts it).
+    pub fn stats(&self) -> Stats {
+        let memory_bytes = self.memory.as_ref().and_then(|(v, d)| match v {
             Version::V2 => v2::memory(d),
             Version::V1 => v1::memory(d),
         });
-        // v2's cpu.stat counts usage even without the cpu controller.
-        let cpu = match (&self.v2, self.v1_dir("cpuacct")) {
-            (Some(d), _) => v2::cpu_time(d),
-            (None, Some(d)) => v1::cpu_time(d),
-            (None, None) => None,
-        };
+        let cpu = self.cpu.as_ref().and_then(|(v, d)| match v {
+            Version::V2 => v2::cpu_time(d),
+            Version::V1 => v1::cpu_time(d),
+        });
         Stats { memory_bytes, cpu }
     }
 }
@@ -1034,8 +1060,6 @@ fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
 #[derive(Debug)]
 pub struct Join {
     dir: Option<OwnedFd>,
-    /// How many of `files` (at the front) are in the v2 hierarchy: 0 or 1.
-    v2_files: usize,
     files: Vec<CString>,
 }
 
@@ -1047,50 +1071,10 @@ impl Join {
         self.dir.as_ref().map(|d| d.as_fd())
     }
 
-    /// Every `cgroup.procs` file the child must enter, v2 first.
+    /// Every `cgroup.procs` file the child must enter, v2 first (so a
+    /// child created with `clone_into` skips the first).
     pub fn files(&self) -> &[CString] {
         &self.files
-    }
-
-    /// The child's step writing to every file: for a plain fork.
-    pub fn step(&self) -> JoinStep {
-        JoinStep {
-            files: self.files.clone(),
-        }
-    }
-
-    /// The child's step for a clone3 that used `clone_into`: the v1 files
-    /// only, the kernel already placed it in v2.
-    pub fn step_v1(&self) -> JoinStep {
-        JoinStep {
-            files: self.files[self.v2_files..].to_vec(),
-        }
-    }
-}
-
-/// The files a child writes itself into, owned so that the step can move
-/// into a `pre_exec` closure.
-#[derive(Debug, Clone)]
-pub struct JoinStep {
-    files: Vec<CString>,
-}
-
-impl JoinStep {
-    /// Moves the calling process into each cgroup: open, write "0" (the
-    /// writer itself, in both versions), close. Errors: the first failing
-    /// call's errno, so the spawn fails rather than run outside its limits.
-    ///
-    /// Runs after clone3: async-signal-safe calls only.
-    pub fn apply(&self) -> io::Result<()> {
-        for f in &self.files {
-            let fd = rustix::fs::open(
-                f.as_c_str(),
-                OFlags::WRONLY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )?;
-            rustix::io::write(&fd, b"0")?;
-        }
-        Ok(())
     }
 }
 
@@ -1329,8 +1313,6 @@ mod tests {
         assert_eq!(files.len(), 3);
         assert!(files[0].ends_with("v2/tenement/svc@a/cgroup.procs"));
         assert!(files[1].ends_with("v1/memory/tenement/svc@a/cgroup.procs"));
-        assert_eq!(join.step_v1().files.len(), 2);
-        assert_eq!(join.step().files.len(), 3);
         let _ = std::fs::remove_dir_all(&root);
     }
 

@@ -20,6 +20,13 @@ pub fn become_subreaper() -> io::Result<()> {
     rustix::process::set_child_subreaper(Some(rustix::process::getpid())).map_err(io::Error::from)
 }
 
+/// Whether the calling process is a child subreaper (`ten serve` is; the
+/// test harness running the supervisor in-process is not, and must not
+/// have its children collected by `reap`).
+pub fn is_subreaper() -> bool {
+    matches!(rustix::process::child_subreaper(), Ok(Some(_)))
+}
+
 /// The pid of one exited child, left waitable (`WNOWAIT`); None when no
 /// child has exited (or there is no child).
 fn peek_exited() -> io::Result<Option<u32>> {

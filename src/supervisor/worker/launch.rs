@@ -14,7 +14,7 @@ use rustix::process::Signal;
 
 use super::{Supervisor, DEFAULT_WEIGHT, KILL_GRACE, READY_POLL};
 use crate::config::Service;
-use crate::isolate::{self, proc};
+use crate::isolate::{self, cgroup, proc};
 use crate::names::InstanceKey;
 use crate::state::{Registry, RegistryEntry};
 use crate::supervisor::lifecycle::{self, Event};
@@ -24,6 +24,37 @@ use crate::supervisor::table::{Pipe, Run, Source};
 use crate::supervisor::SuperviseError;
 
 impl Supervisor {
+    /// Sets up what every launch relies on, before anything is spawned. As
+    /// root: the tenement cgroup, emptied of what a previous run left. When
+    /// `ten serve` made the process a child subreaper: reaping orphans.
+    pub fn prepare_host(&mut self) {
+        self.reap_orphans = cgroup::orphans::is_subreaper();
+        if !rustix::process::geteuid().is_root() {
+            self.no_cgroups = "ten serve is not running as root".to_string();
+            return;
+        }
+        let name = cgroup::tree_name(&self.data_dir);
+        match cgroup::Layout::detect().and_then(|l| cgroup::Tree::create(&l, &name)) {
+            Ok(tree) => {
+                info!("supervisor", "cgroups: {}", tree.describe());
+                for left in tree.sweep() {
+                    info!(
+                        "supervisor",
+                        "killed what a previous run left in cgroup {left}"
+                    );
+                }
+                self.cgroups = Some(tree);
+            }
+            Err(e) => {
+                self.no_cgroups = format!("cgroups are unavailable: {}", cgroup::error_chain(&e));
+                warn!(
+                    "supervisor",
+                    "{}; instances run without cgroup limits or accounting", self.no_cgroups
+                );
+            }
+        }
+    }
+
     /// Restores the registry and spawns `[instances]`; see `super::start`.
     pub fn restore(&mut self) -> Result<(), SuperviseError> {
         let registry = Registry::load(&self.registry_path()).map_err(SuperviseError::State)?;
@@ -112,6 +143,7 @@ impl Supervisor {
             // app to bind itself.
             inst.listener = None;
         }
+        let join = self.enter_cgroup(key, &svc)?;
         let inst = self.instances.get(key).ok_or("unknown instance")?;
         let listen = inst.listener.as_ref().map(|l| isolate::Listen {
             fd: l.as_fd(),
@@ -140,7 +172,7 @@ impl Supervisor {
             write_paths: &svc.write_paths,
             network_none: svc.network_none,
             user,
-            cgroup: None,
+            cgroup: join.as_ref(),
         };
         let spawned = isolate::spawn(&request).map_err(|e| format!("spawn {key}: {e}"))?;
         let isolate::Spawned {
@@ -228,6 +260,47 @@ impl Supervisor {
             }
         }
         Ok(())
+    }
+
+    /// Creates the instance's cgroup with the service's limits (emptying
+    /// it if a previous process left something) and returns what the child
+    /// needs to enter it. None without cgroups; an error when the service
+    /// sets a limit that only a cgroup can enforce.
+    fn enter_cgroup(
+        &mut self,
+        key: &InstanceKey,
+        svc: &Service,
+    ) -> Result<Option<cgroup::Join>, String> {
+        let limits = cgroup::Limits::new(svc.memory_limit_mb, svc.cpu_shares, svc.pids_max);
+        let Some(tree) = &self.cgroups else {
+            let set: Vec<&str> = [
+                ("memory_limit_mb", limits.memory_bytes.is_some()),
+                ("cpu_shares", limits.cpu_shares.is_some()),
+                ("pids_max", limits.pids_max.is_some()),
+            ]
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(k, _)| *k)
+            .collect();
+            if set.is_empty() {
+                return Ok(None);
+            }
+            return Err(format!(
+                "{} needs cgroups: {}",
+                set.join(", "),
+                self.no_cgroups
+            ));
+        };
+        let cg = tree
+            .instance(&cgroup::instance_name(&key.service, &key.id), &limits)
+            .map_err(|e| format!("cgroup for {key}: {}", cgroup::error_chain(&e)))?;
+        let join = cg
+            .join()
+            .map_err(|e| format!("cgroup for {key}: {}", cgroup::error_chain(&e)))?;
+        if let Some(inst) = self.instances.get_mut(key) {
+            inst.cgroup = Some(cg);
+        }
+        Ok(Some(join))
     }
 
     /// With socket activation: binds 127.0.0.1:port once and keeps it for

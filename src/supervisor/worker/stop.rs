@@ -8,7 +8,7 @@ use std::time::Instant;
 use rustix::process::Signal;
 
 use super::{err, Supervisor, GROUP_POLL, KILL_GRACE};
-use crate::isolate::{self, proc};
+use crate::isolate::{self, cgroup, proc};
 use crate::names::InstanceKey;
 use crate::supervisor::msg::{Reply, ReplyTo};
 use crate::supervisor::snapshot::{Health, State};
@@ -27,10 +27,14 @@ impl Supervisor {
             stop.give_up_at = Some(now + KILL_GRACE);
             let pgid = stop.pgid;
             let _ = proc::signal_group(pgid, Signal::KILL);
-            self.note(
-                key,
-                &format!("still running after stop_timeout, sent SIGKILL to group {pgid}"),
-            );
+            let text = match &inst.cgroup {
+                Some(cg) => {
+                    cg.kill();
+                    format!("still running after stop_timeout, sent SIGKILL to group {pgid} and cgroup {}", cg.name())
+                }
+                None => format!("still running after stop_timeout, sent SIGKILL to group {pgid}"),
+            };
+            self.note(key, &text);
         }
         let Some(inst) = self.instances.get_mut(key) else {
             return;
@@ -49,7 +53,17 @@ impl Supervisor {
         if stop.next_check.is_some_and(|t| t > now) {
             return;
         }
-        if !proc::group_alive(stop.pgid) {
+        // What escaped the group (a setsid daemon) is still in the cgroup:
+        // it got SIGTERM too and has until stop_timeout, then SIGKILL.
+        let cgroup_left = inst.cgroup.as_ref().is_some_and(|cg| cg.populated());
+        if stop.killed && cgroup_left {
+            // Repeated for the kill methods that need it (v1 without a
+            // freezer: whatever forked since the last round).
+            if let Some(cg) = &inst.cgroup {
+                cg.kill();
+            }
+        }
+        if !proc::group_alive(stop.pgid) && !cgroup_left {
             self.finish_stop(key, now);
         } else if stop.give_up_at.is_some_and(|t| t <= now) {
             warn!(
@@ -122,7 +136,30 @@ impl Supervisor {
         if let Err(e) = proc::signal_group(pgid, Signal::TERM) {
             warn!("supervisor", "{key} kill(-{pgid}, SIGTERM): {e}");
         }
-        self.note(key, &format!("stopping: sent SIGTERM to group {pgid}"));
+        // Processes of its cgroup outside the group left it on purpose
+        // (setsid); they are the instance's all the same.
+        let escaped: Vec<u32> = inst.cgroup.as_ref().map_or_else(Vec::new, |cg| {
+            cg.pids()
+                .into_iter()
+                .filter(|&p| proc::stat(p).is_some_and(|s| s.pgrp as u32 != pgid))
+                .collect()
+        });
+        for &p in &escaped {
+            if let Some(p) = rustix::process::Pid::from_raw(p as i32) {
+                let _ = rustix::process::kill_process(p, Signal::TERM);
+            }
+        }
+        if escaped.is_empty() {
+            self.note(key, &format!("stopping: sent SIGTERM to group {pgid}"));
+        } else {
+            self.note(
+                key,
+                &format!(
+                    "stopping: sent SIGTERM to group {pgid} and {} more processes of its cgroup",
+                    escaped.len()
+                ),
+            );
+        }
     }
 
     pub(super) fn finish_stop(&mut self, key: &InstanceKey, now: Instant) {
@@ -130,6 +167,21 @@ impl Supervisor {
             return;
         };
         let Some(stop) = inst.stop.take() else { return };
+        if let Some(cg) = inst.cgroup.take() {
+            // Normally empty by now; after a give-up, one last kill.
+            if cg.populated() && !cg.kill_and_wait(cgroup::KILL_WAIT) {
+                warn!(
+                    "supervisor",
+                    "{key} cgroup {} still has processes {:?}",
+                    cg.name(),
+                    cg.pids()
+                );
+            }
+            if let Err(e) = cg.remove() {
+                warn!("supervisor", "{key} remove its cgroup: {e}");
+            }
+        }
+        self.reap();
         self.dirty = true;
         self.persist = true;
         self.note(key, "stopped");

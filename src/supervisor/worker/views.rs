@@ -34,7 +34,13 @@ impl Supervisor {
             weight: inst.weight,
             restarts: inst.life.total_restarts,
             started_at: inst.run.as_ref().map(|r| r.started_at),
-            memory_bytes: pid.and_then(proc::rss),
+            memory_bytes: inst
+                .cgroup
+                .as_ref()
+                .and_then(|cg| cg.stats().memory_bytes)
+                .or_else(|| pid.and_then(proc::rss)),
+            meter: inst.cgroup.as_ref().map(|cg| cg.meter()),
+            oom_kills: inst.oom_kills,
             last_check: inst.last_check.clone(),
             request_timeout: svc.map_or(Duration::from_secs(60), |s| s.request_timeout),
             startup_timeout: svc.map_or(Duration::from_secs(10), |s| s.startup_timeout),

@@ -1,0 +1,297 @@
+//! Cgroups through `ten serve`, as root: a memory hog is OOM-killed at its
+//! `memory_limit_mb`, noticed, counted and restarted while a neighbour keeps
+//! serving; a fork bomb stops at `pids_max`; a double-forked `setsid` daemon
+//! dies with `ten stop` and is reaped (ten serve is a child subreaper);
+//! `/api/instances` and `/metrics` report the cgroup's memory and CPU.
+//! Without root (or without the controller a test needs) each test skips
+//! loudly; `TEN_TEST_STRICT=1` turns a skip into a failure.
+
+mod util;
+
+use std::path::Path;
+use std::time::Duration;
+
+use util::{py_service, settings, wait_until, Server, DEADLINE};
+
+fn skip(why: &str) -> bool {
+    if std::env::var_os("TEN_TEST_STRICT").is_some_and(|v| v == "1") {
+        panic!("TEN_TEST_STRICT=1 and {why}");
+    }
+    eprintln!("skip: {why}");
+    false
+}
+
+fn root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    euid == 0 || skip("cgroup tests need root")
+}
+
+/// The server's "cgroups: memory=v1 cpu=v1 pids=v1 kill=..." line; skips
+/// when cgroups are not in use or `controller` has no hierarchy.
+fn cgroups_with(server: &Server, controller: &str) -> bool {
+    let log = server.log();
+    let Some(line) = log.lines().find(|l| l.contains("supervisor: cgroups: ")) else {
+        return skip(&format!("ten serve uses no cgroups here:\n{log}"));
+    };
+    eprintln!("{line}");
+    if line.contains(&format!("{controller}=none")) {
+        return skip(&format!("no {controller} controller: {line}"));
+    }
+    true
+}
+
+fn read_pid(path: &Path) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// `(state, ppid, session)` from `/proc/PID/stat`; None once it is gone.
+fn stat(pid: u32) -> Option<(char, u32, u32)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let f: Vec<&str> = text[text.rfind(')')? + 1..].split_whitespace().collect();
+    Some((
+        f.first()?.chars().next()?,
+        f.get(1)?.parse().ok()?,
+        f.get(3)?.parse().ok()?,
+    ))
+}
+
+fn live(pid: u32) -> bool {
+    stat(pid).is_some_and(|(s, _, _)| s != 'Z' && s != 'X')
+}
+
+fn metric(server: &Server, name_and_labels: &str) -> Option<f64> {
+    let resp = server.api("GET", "/metrics", Some(server.admin_token.as_str()), None);
+    resp.text()
+        .lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+}
+
+#[test]
+fn memory_hog_is_killed_at_its_limit_and_restarted_while_a_neighbour_keeps_serving() {
+    if !root() {
+        return;
+    }
+    let config = format!(
+        "{}{}\n{}",
+        settings("backoff_base_ms = 100\nmax_restarts = 10"),
+        service_with_mode("hog", "hog", "memory_limit_mb = 48\nrestart = \"always\""),
+        py_service("web", "echo.py", "health = \"/health\"")
+    );
+    let server = Server::start("cgroup-hog", &config);
+    if !cgroups_with(&server, "memory") {
+        return;
+    }
+    server.ten_ok(&["spawn", "hog:a", "--wait"]);
+    server.ten_ok(&["spawn", "web:a", "--wait"]);
+    let hog = server.wait_running("hog:a");
+    let first_pid = hog["pid"].as_u64().unwrap();
+    let port = hog["port"].as_u64().unwrap();
+    // Straight to the app: the request never gets an answer.
+    let _ = std::net::TcpStream::connect(("127.0.0.1", port as u16)).and_then(|mut s| {
+        use std::io::{Read, Write};
+        s.set_read_timeout(Some(Duration::from_secs(20)))?;
+        s.write_all(b"GET /hog HTTP/1.1\r\nHost: x\r\n\r\n")?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).map(|_| ())
+    });
+    assert!(
+        wait_until(DEADLINE, || server
+            .log()
+            .contains("hog:a killed: out of memory (limit 48 MB)")),
+        "no OOM line\n{}",
+        server.log()
+    );
+    // The neighbour never noticed.
+    assert_eq!(
+        server.echo("a.web.localhost", "/")["env"]["INSTANCE_ID"],
+        "a"
+    );
+    // Restarted by its policy.
+    let mut again = serde_json::Value::Null;
+    assert!(wait_until(DEADLINE, || {
+        again = server.instance("hog:a").unwrap_or_default();
+        again["state"] == "running" && again["pid"].as_u64() != Some(first_pid)
+    }));
+    assert!(
+        again["restarts"].as_u64().is_some_and(|n| n >= 1),
+        "{again}"
+    );
+    assert_eq!(again["oom_kills"], 1, "{again}");
+    assert_eq!(
+        metric(
+            &server,
+            "ten_instance_oom_kills_total{service=\"hog\",id=\"a\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        server.echo("a.web.localhost", "/")["env"]["INSTANCE_ID"],
+        "a"
+    );
+}
+
+fn service_with_mode(name: &str, mode: &str, extra: &str) -> String {
+    let script = util::toml_str(&util::fixture("limits.py"));
+    format!(
+        "[service.{name}]\ncommand = \"python3\"\nargs = [\"-u\", {script}, \"{mode}\"]\nhealth = \"/health\"\n{extra}\n"
+    )
+}
+
+#[test]
+fn a_fork_bomb_stops_at_pids_max() {
+    if !root() {
+        return;
+    }
+    let config = format!(
+        "{}{}",
+        settings(""),
+        service_with_mode("bomb", "bomb", "pids_max = 20")
+    );
+    let server = Server::start("cgroup-bomb", &config);
+    if !cgroups_with(&server, "pids") {
+        return;
+    }
+    server.ten_ok(&["spawn", "bomb:a", "--wait"]);
+    let dir = server.instance_dir("bomb", "a");
+    assert!(wait_until(DEADLINE, || dir.join("forks").exists()));
+    // python itself is one of the 20.
+    assert_eq!(
+        std::fs::read_to_string(dir.join("forks")).unwrap().trim(),
+        "19"
+    );
+    let children: Vec<u32> = std::fs::read_to_string(dir.join("children"))
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert!(children.iter().all(|&p| live(p)));
+    server.ten_ok(&["stop", "bomb:a"]);
+    assert!(wait_until(DEADLINE, || children
+        .iter()
+        .all(|&p| stat(p).is_none())));
+}
+
+#[test]
+fn a_double_forked_setsid_daemon_dies_with_ten_stop_and_no_zombie_is_left() {
+    if !root() {
+        return;
+    }
+    let config = format!(
+        "{}{}",
+        settings("stop_timeout = 1"),
+        service_with_mode("daemon", "daemon", "")
+    );
+    let server = Server::start("cgroup-daemon", &config);
+    if !cgroups_with(&server, "pids") {
+        return;
+    }
+    server.ten_ok(&["spawn", "daemon:a", "--wait"]);
+    let leader = server.wait_running("daemon:a")["pid"].as_u64().unwrap() as u32;
+    let serve_pid = stat(leader).expect("leader alive").1;
+    let file = server.instance_dir("daemon", "a").join("daemon.pid");
+    assert!(wait_until(DEADLINE, || file.exists()));
+    let daemon = read_pid(&file).unwrap();
+    let (_, ppid, sid) = stat(daemon).expect("daemon alive");
+    // It left the leader's session, and its parent died: it is an orphan,
+    // re-parented to ten serve (a child subreaper) rather than to init.
+    assert_ne!(sid, leader);
+    assert_eq!(ppid, serve_pid);
+    // It ignores the SIGTERM of the stop; SIGKILL to the cgroup after
+    // stop_timeout takes it.
+    server.ten_ok(&["stop", "daemon:a"]);
+    assert!(
+        wait_until(DEADLINE, || stat(daemon).is_none()),
+        "daemon {daemon} left: {:?}\n{}",
+        stat(daemon),
+        server.log()
+    );
+    assert!(stat(leader).is_none());
+    let log = server.log();
+    assert!(
+        log.contains("sent SIGKILL to group") && log.contains("and cgroup daemon@a"),
+        "{log}"
+    );
+    let zombies: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|&p| stat(p).is_some_and(|(s, pp, _)| s == 'Z' && pp == serve_pid))
+        .collect();
+    assert!(zombies.is_empty(), "zombies of ten serve: {zombies:?}");
+}
+
+#[test]
+fn usage_in_the_api_and_metrics_comes_from_the_cgroup() {
+    if !root() {
+        return;
+    }
+    let config = format!(
+        "{}{}",
+        settings("stop_timeout = 1"),
+        service_with_mode("kids", "daemon", "")
+    );
+    let server = Server::start("cgroup-usage", &config);
+    if !cgroups_with(&server, "memory") {
+        return;
+    }
+    server.ten_ok(&["spawn", "kids:a", "--wait"]);
+    let inst = server.wait_running("kids:a");
+    let memory = inst["memory_bytes"].as_u64().unwrap();
+    assert!(memory > 0, "{inst}");
+    assert!(inst["cpu_seconds"].as_f64().is_some(), "{inst}");
+    assert_eq!(inst["oom_kills"], 0);
+    let labels = "{service=\"kids\",id=\"a\"}";
+    assert!(
+        metric(&server, &format!("ten_instance_memory_bytes{labels}")).is_some_and(|b| b > 0.0)
+    );
+    assert!(metric(&server, &format!("ten_instance_cpu_seconds_total{labels}")).is_some());
+    assert_eq!(
+        metric(&server, &format!("ten_instance_oom_kills_total{labels}")),
+        Some(0.0)
+    );
+    let out = server.ten_ok(&["ps"]);
+    assert!(
+        util::stdout(&out).contains("kids"),
+        "{}",
+        util::stdout(&out)
+    );
+}
+
+/// The namespace level: ten's init (pid 1 inside) and the app both start
+/// inside the cgroup, so they count against `pids_max` together.
+#[test]
+fn a_namespaced_instance_and_its_init_are_in_its_cgroup() {
+    if !root() {
+        return;
+    }
+    if !Path::new("/usr/bin/python3").exists() {
+        skip("/usr/bin/python3 is needed inside the instance");
+        return;
+    }
+    let config = format!(
+        "{}[service.bomb]\ncommand = \"/usr/bin/python3\"\nargs = [\"-u\", \"limits.py\", \"bomb\"]\n\
+         workdir = {}\nisolation = \"namespace\"\nhealth = \"/health\"\npids_max = 20\n",
+        settings(""),
+        util::toml_str(&util::fixture(""))
+    );
+    let server = Server::start("cgroup-namespace", &config);
+    if !cgroups_with(&server, "pids") {
+        return;
+    }
+    server.ten_ok(&["spawn", "bomb:a", "--wait"]);
+    let dir = server.instance_dir("bomb", "a");
+    assert!(wait_until(DEADLINE, || dir.join("forks").exists()));
+    // init and python are two of the 20.
+    assert_eq!(
+        std::fs::read_to_string(dir.join("forks")).unwrap().trim(),
+        "18",
+        "{}",
+        server.log()
+    );
+    let init = server.wait_running("bomb:a")["pid"].as_u64().unwrap() as u32;
+    let cgroups = std::fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap();
+    assert!(cgroups.contains("/bomb@a"), "{cgroups}");
+    server.ten_ok(&["stop", "bomb:a"]);
+    assert!(wait_until(DEADLINE, || stat(init).is_none()));
+}
