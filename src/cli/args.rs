@@ -11,7 +11,7 @@ use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use super::{commands, completions, install, local, CliError, Ctx};
+use super::{commands, completions, install, local, tokens, CliError, Ctx};
 
 /// One `--flag` of a command (or a global one).
 #[derive(Debug)]
@@ -276,18 +276,31 @@ pub static COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "token-gen",
-        run: local::token_gen,
+        run: tokens::token_gen,
         aliases: &[],
-        usage: &["token-gen [--tenant T] [--description D]"],
-        summary: "mint an API token",
-        about: "Mints an API token and prints it once, alone on its own line indented by two spaces (the explanation goes to stderr). Only its hash is stored, in {data_dir}/.tenement/tokens. An admin token (no --tenant) is also saved to {data_dir}/api_token for the local CLI. Works with the server running or stopped.",
+        usage: &["token-gen [--tenant T] [--description D]", "token-gen --rotate [--description D]"],
+        summary: "mint an API token, or replace the admin token",
+        about: "Mints an API token and prints it once, alone on its own line indented by two spaces (the explanation goes to stderr). Only its hash is stored, in {data_dir}/.tenement/tokens. An admin token (no --tenant) is also saved to {data_dir}/api_token for the local CLI. With --rotate it replaces the admin token saved in {data_dir}/api_token: the new one is saved there and the old one is refused from the next request on, also on connections already open. Works with the server running or stopped; a running server picks up the change at once.",
         flags: &[
             flag("tenant", Some("T"), "a tenant token: it sees and acts only on instances with id T"),
-            flag("description", Some("D"), "a note stored with the token's hash"),
+            flag("description", Some("D"), "a note stored with the token's hash (with --rotate: default the old token's)"),
+            flag("rotate", None, "replace the admin token in {data_dir}/api_token and revoke the old one"),
         ],
         positionals: (0, 0),
         arg_kind: ArgKind::None,
-        examples: &["ten token-gen --tenant alice --description \"alice's deploy key\""],
+        examples: &["ten token-gen --tenant alice --description \"alice's deploy key\"", "ten token-gen --rotate"],
+    },
+    CommandSpec {
+        name: "token",
+        run: tokens::token,
+        aliases: &[],
+        usage: &["token list", "token revoke ID"],
+        summary: "list or revoke API tokens",
+        about: "`ten token list` shows every API token: its id, kind (admin or tenant), tenant, when it was created and when it was last used, and its description; never the token or its hash (--json for JSON). `ten token revoke ID` revokes the token with that id: from the next request on it gets 401, also on connections already open; if it is the admin token saved in {data_dir}/api_token, that file is removed. Both ask the running server (over the local socket, or --server with an admin token); with the server stopped they read and write {data_dir}/.tenement/tokens directly. \"Last used\" is kept in memory by the server and written to the tokens file once a minute and when it stops.",
+        flags: &[],
+        positionals: (1, 2),
+        arg_kind: ArgKind::None,
+        examples: &["ten token list", "ten token revoke 3f9a01c2"],
     },
     CommandSpec {
         name: "reload",

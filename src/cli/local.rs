@@ -1,12 +1,11 @@
 //! The commands that work on local files and need no running server:
-//! serve (hands over to `server::serve`), init, config, token-gen, caddy.
+//! serve (hands over to `server::serve`), init, config, caddy. (`token-gen`
+//! is in `tokens.rs`.)
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use serde_json::json;
-
-use super::{env_var, note, output, CliError, Ctx};
+use super::{env_var, output, CliError, Ctx};
 use crate::config::{self, Config};
 use crate::names;
 use crate::server::{self, ServeOptions};
@@ -118,34 +117,6 @@ pub fn config(ctx: &Ctx<'_>) -> Result<(), CliError> {
     }
     let text = serde_json::to_string_pretty(&json).expect("a json value serialises");
     output::print(&format!("{text}\n"))
-}
-
-pub fn token_gen(ctx: &Ctx<'_>) -> Result<(), CliError> {
-    let inv = ctx.inv;
-    let tenant = inv.value("tenant");
-    if let Some(t) = tenant {
-        names::check("instance id", t).map_err(|e| inv.usage(format!("--tenant: {e}")))?;
-    }
-    let description = inv.value("description").unwrap_or("");
-    let data_dir = ctx.data_dir();
-    let token = crate::state::tokens::mint(&data_dir, tenant, description)?;
-    if ctx.json() {
-        return output::print_json(&json!({"token": token, "tenant": tenant}));
-    }
-    // The token alone on stdout, so `ten token-gen | tr -d ' '` is the token;
-    // the words around it go to stderr.
-    match tenant {
-        None => note(&format!(
-            "New admin token (also saved to {}):\n",
-            crate::state::api_token_path(&data_dir).display()
-        )),
-        Some(t) => note(&format!(
-            "New token for tenant {t} (it sees only instances with id {t}):\n"
-        )),
-    }
-    output::print(&format!("  {token}\n"))?;
-    note("It is shown only this once; tenement keeps only its hash.\nUse it with `ten --token T` or the header `Authorization: Bearer T`.\n");
-    Ok(())
 }
 
 pub fn caddy(ctx: &Ctx<'_>) -> Result<(), CliError> {

@@ -14,6 +14,7 @@ mod completions;
 mod install;
 mod local;
 mod output;
+mod tokens;
 
 use std::ffi::OsString;
 use std::io::Write;

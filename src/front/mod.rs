@@ -23,7 +23,11 @@ use mio::net::{TcpListener, UnixListener};
 use mio::{Poll, Waker};
 use rustix::net::{sockopt, AddressFamily, SocketFlags, SocketType};
 
+use crate::state::tokens::{TokenStore, TokenUsage, UsageFlusher};
 use crate::supervisor::{Published, SupervisorHandle};
+
+/// How often "last used" of tokens is written to the tokens file.
+const TOKEN_USAGE_FLUSH: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What the front needs to start.
 pub struct FrontOptions {
@@ -43,6 +47,8 @@ pub struct Front {
     wakers: Vec<Arc<Waker>>,
     threads: Vec<JoinHandle<()>>,
     socket: Option<PathBuf>,
+    /// Writes when tokens were last used, once a minute and at the end.
+    usage_flusher: UsageFlusher,
 }
 
 /// Why the front could not start.
@@ -97,6 +103,13 @@ pub fn start(
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(stats::FrontStats::default());
     let max_conns = connection_cap(workers);
+    let token_usage = Arc::new(TokenUsage::default());
+    let usage_flusher = UsageFlusher::start(
+        token_usage.clone(),
+        opts.data_dir.clone(),
+        TOKEN_USAGE_FLUSH,
+    )
+    .map_err(err("start the token usage thread".into()))?;
     let mut wakers = Vec::new();
     let mut threads = Vec::new();
     for (index, listener) in listeners.into_iter().enumerate() {
@@ -106,6 +119,7 @@ pub fn start(
         );
         let mut api = api::Api::new(opts.data_dir.clone());
         api.front = stats.clone();
+        api.tokens = TokenStore::with_usage(&opts.data_dir, token_usage.clone());
         let setup = worker::WorkerSetup {
             index,
             listener,
@@ -133,11 +147,13 @@ pub fn start(
         wakers,
         threads,
         socket: opts.socket,
+        usage_flusher,
     })
 }
 
 impl Front {
-    /// Stops the loops (open connections are dropped) and removes `ten.sock`.
+    /// Stops the loops (open connections are dropped), writes when tokens
+    /// were last used, and removes `ten.sock`.
     pub fn stop(self) {
         self.stop.store(true, Ordering::Release);
         for w in &self.wakers {
@@ -146,6 +162,7 @@ impl Front {
         for t in self.threads {
             let _ = t.join();
         }
+        self.usage_flusher.stop();
         if let Some(path) = self.socket {
             let _ = std::fs::remove_file(path);
         }

@@ -59,6 +59,9 @@ pub enum Command {
     Unsubscribe { id: u64 },
     /// Re-read the config file.
     Reload,
+    /// Revoke API token `id` (remove it from the tokens file). Replies with
+    /// the revoked token's listing, or 404 when no token has that id.
+    RevokeToken { id: String },
     /// Stop every instance gracefully, persist, and end the supervisor thread.
     Shutdown,
 }

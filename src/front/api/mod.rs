@@ -156,6 +156,8 @@ enum Endpoint<'a> {
     Config,
     Reload,
     TlsStatus,
+    Tokens,
+    RevokeToken(&'a str),
 }
 
 const GET: &[&str] = &["GET"];
@@ -178,6 +180,14 @@ fn route(path: &str) -> Option<(Endpoint<'_>, &'static [&'static str])> {
         "/api/config" => (Config, GET),
         "/api/reload" => (Reload, POST),
         "/api/tls/status" => (TlsStatus, GET),
+        "/api/tokens" => (Tokens, GET),
+        _ if path.starts_with("/api/tokens/") => {
+            let id = &path["/api/tokens/".len()..];
+            if id.is_empty() || id.contains('/') {
+                return None;
+            }
+            (RevokeToken(id), &["DELETE"])
+        }
         _ => {
             let rest = path.strip_prefix("/api/instances/")?;
             match rest.split_once('/') {
@@ -407,6 +417,18 @@ impl Api {
                     200,
                     &serde_json::json!({ "enabled": false }),
                 ))
+            }
+            Tokens => {
+                admin_only(&who)?;
+                match self.tokens.list() {
+                    Ok(list) => respond(Response::json(200, &serde_json::Value::Array(list))),
+                    Err(why) => return Err(Response::error(500, &why)),
+                }
+            }
+            RevokeToken(id) => {
+                admin_only(&who)?;
+                // Written by the supervisor: the loop never waits on a disk write.
+                ask(Command::RevokeToken { id: id.to_string() }, 200)
             }
         };
         Ok(action)

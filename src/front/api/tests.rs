@@ -140,6 +140,7 @@ fn tenant_token(data_dir: &Path, tenant: &str) -> String {
         tenant: Some(tenant.into()),
         description: String::new(),
         created_unix: NOW_UNIX,
+        last_used_unix: None,
     });
     crate::state::atomic::write(&path, &serde_json::to_vec(&file).unwrap(), 0o600).unwrap();
     token
@@ -1080,4 +1081,49 @@ fn logs_limit_defaults_to_100() {
     assert_eq!(got.len(), 100);
     assert_eq!(got[0], "api:prod stdout n50");
     assert_eq!(got[99], "api:prod stdout n149");
+}
+
+// --- tokens ------------------------------------------------------------
+
+#[test]
+fn token_list_is_admin_only_and_has_no_hashes() {
+    let mut f = Fixture::new("api-tokens-list");
+    let r = response(f.admin("GET", "/api/tokens", ""));
+    assert_eq!(r.status, 200, "{}", body_text(&r));
+    let list = body_json(&r);
+    let list = list.as_array().expect("an array");
+    assert_eq!(list.len(), 2);
+    let alice = list.iter().find(|t| t["tenant"] == "alice").unwrap();
+    assert_eq!(alice["id"], "0000beef");
+    assert_eq!(alice["kind"], "tenant");
+    assert!(!body_text(&r).contains("hash"), "{}", body_text(&r));
+    // The admin's listing request itself counts as a use of its token.
+    let admin = list.iter().find(|t| t["kind"] == "admin").unwrap();
+    assert!(admin["last_used_unix"].is_u64(), "{admin}");
+    assert_eq!(alice["last_used_unix"], serde_json::Value::Null);
+
+    assert!(error(f.alice("GET", "/api/tokens", ""), 403).contains("admin token"));
+    assert_eq!(status(f.call("GET", "/api/tokens", None, "")), 401);
+    let e = error(f.admin("POST", "/api/tokens", ""), 405);
+    assert!(e.contains("POST"), "{e}");
+}
+
+#[test]
+fn token_revoke_asks_supervisor_for_admins_only() {
+    let mut f = Fixture::new("api-tokens-revoke");
+    let (cmd, ok) = command(f.admin("DELETE", "/api/tokens/0000beef", ""));
+    assert_eq!(ok, 200);
+    assert!(
+        matches!(&cmd, Command::RevokeToken { id } if id == "0000beef"),
+        "{cmd:?}"
+    );
+    assert!(!error(f.alice("DELETE", "/api/tokens/0000beef", ""), 403).is_empty());
+    assert_eq!(
+        status(f.call("DELETE", "/api/tokens/0000beef", None, "")),
+        401
+    );
+    assert_eq!(status(f.admin("GET", "/api/tokens/0000beef", "")), 405);
+    for path in ["/api/tokens/", "/api/tokens/a/b"] {
+        assert_eq!(status(f.admin("DELETE", path, "")), 404, "{path}");
+    }
 }

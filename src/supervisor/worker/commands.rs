@@ -1,7 +1,7 @@
 //! The supervisor's commands: what the front asks for (spawn, stop,
 //! restart, weight, route, deploy, await, refused, subscribe, reload,
-//! shutdown), each answered now or held as a waiter until the instance is
-//! ready or healthy.
+//! revoke a token, shutdown), each answered now or held as a waiter until
+//! the instance is ready or healthy.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -89,6 +89,10 @@ impl Supervisor {
                 None => debug!("supervisor", "subscription {id} without a reply address"),
             },
             Command::Unsubscribe { id } => self.subscribers.remove(id),
+            Command::RevokeToken { id } => {
+                let reply = revoke_token(&self.data_dir, &id);
+                self.answer(to, reply);
+            }
             Command::Reload => match Config::load(&self.config.path) {
                 Ok(mut config) => {
                     config.apply_overrides(self.config.overrides.clone());
@@ -425,6 +429,29 @@ impl Supervisor {
                 deadline: now + timeout,
                 timeout_secs: timeout.as_secs(),
             });
+        }
+    }
+}
+
+/// `DELETE /api/tokens/{id}`: removes the token from the tokens file; every
+/// front loop refuses it from its next request.
+fn revoke_token(data_dir: &std::path::Path, id: &str) -> Reply {
+    match crate::state::tokens::revoke(data_dir, id) {
+        Ok(Some(done)) => {
+            info!("supervisor", "token {id} revoked");
+            Reply::Done(serde_json::json!({
+                "revoked": done.record.public_json(None),
+                "removed_api_token": done.removed_api_token,
+            }))
+        }
+        Ok(None) => err(404, format!("no token with id {id}")),
+        Err(e) => {
+            let why = match std::error::Error::source(&e) {
+                Some(cause) => format!("{e}: {cause}"),
+                None => e.to_string(),
+            };
+            warn!("supervisor", "revoking token {id}: {why}");
+            err(500, format!("revoking token {id}: {why}"))
         }
     }
 }
