@@ -554,3 +554,225 @@ fn init_writes_a_config_that_config_check_accepts() {
     let out = ten_raw(&plain, &["config", "--check"]);
     assert!(out.status.success(), "{}", describe(&out));
 }
+
+/// A TCP listener that records every request it gets and answers 401, as
+/// a stranger's listener on a shared machine would (or could).
+struct Snoop {
+    addr: std::net::SocketAddr,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Snoop {
+    fn start() -> Snoop {
+        Snoop::on(std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
+    }
+
+    fn on(listener: std::net::TcpListener) -> Snoop {
+        use std::io::{Read, Write};
+        let addr = listener.local_addr().expect("local addr");
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                log.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&buf).into_owned());
+                let body = r#"{"error":"unauthorized"}"#;
+                let _ = conn.write_all(
+                    format!(
+                        "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
+            }
+        });
+        Snoop { addr, seen }
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// Runs `ten ARGS` in `cwd` with exactly the `TENEMENT_*` variables in `env`.
+fn ten_env(cwd: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(args)
+        .current_dir(cwd)
+        .stdin(std::process::Stdio::null());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("TENEMENT_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().expect("run ten")
+}
+
+/// The admin token in `{data_dir}/api_token` never leaves over TCP: not to
+/// a `--server` or `$TENEMENT_SERVER` given without a token, not to the
+/// config's `listen`, not to localhost:8080 when the server is stopped, and
+/// not from any command that talks to the API. Over TCP only a token the
+/// user gave is sent.
+#[test]
+fn the_admin_token_file_is_never_sent_over_tcp() {
+    let scratch = Scratch::new("token_leak");
+    let data = scratch.path("data");
+    let data_s = data.to_str().expect("UTF-8 path").to_string();
+    let out = ten_raw(&scratch.root, &["--data-dir", &data_s, "token-gen"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let admin = std::fs::read_to_string(data.join("api_token"))
+        .expect("api_token")
+        .trim()
+        .to_string();
+    assert!(!admin.is_empty());
+    let snoop = Snoop::start();
+    let config = scratch.write(
+        "tenement.toml",
+        &format!(
+            "[settings]\ndata_dir = {}\nlisten = \"{}\"\n\n[service.api]\ncommand = \"true\"\n",
+            toml_str(&data),
+            snoop.addr
+        ),
+    );
+    let config_s = config.to_str().expect("UTF-8 path").to_string();
+    let url = format!("http://{}", snoop.addr);
+    let api_commands: &[&[&str]] = &[
+        &["ps"],
+        &["spawn", "api:one"],
+        &["stop", "api:one"],
+        &["restart", "api:one"],
+        &["health", "api:one"],
+        &["weight", "api:one", "5"],
+        &["deploy", "api:two", "--timeout", "1"],
+        &["route", "api", "--from", "one", "--to", "two"],
+        &["logs"],
+        &["reload"],
+    ];
+
+    // 1. A server named on the command line or in the environment, no token:
+    //    the request goes there, without any Authorization header.
+    for cmd in api_commands {
+        let mut args = vec!["--data-dir", data_s.as_str(), "--server", url.as_str()];
+        args.extend_from_slice(cmd);
+        let out = ten_env(&scratch.root, &[], &args);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "ten {cmd:?}\n{}",
+            describe(&out)
+        );
+        let out = ten_env(
+            &scratch.root,
+            &[("TENEMENT_SERVER", &url), ("TENEMENT_DATA_DIR", &data_s)],
+            cmd,
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "ten {cmd:?}\n{}",
+            describe(&out)
+        );
+    }
+    let seen = snoop.requests();
+    assert!(
+        seen.len() >= 2 * api_commands.len(),
+        "every command reached the named server: {seen:#?}"
+    );
+    for req in &seen {
+        assert!(
+            !req.contains(&admin),
+            "the file token was sent over TCP:\n{req}"
+        );
+        assert!(
+            !req.to_ascii_lowercase().contains("authorization:"),
+            "no token was given, none may be sent:\n{req}"
+        );
+    }
+
+    // 2. The server is stopped (no ten.sock) and no server is named: the
+    //    CLI says so and sends nothing, wherever the config says it listens.
+    let before = snoop.requests().len();
+    for cmd in api_commands {
+        let mut args = vec!["--config", config_s.as_str()];
+        args.extend_from_slice(cmd);
+        let out = ten_env(&scratch.root, &[], &args);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "ten {cmd:?}\n{}",
+            describe(&out)
+        );
+        assert!(
+            stderr(&out).contains("the server is not running"),
+            "ten {cmd:?}\n{}",
+            describe(&out)
+        );
+    }
+    assert_eq!(
+        snoop.requests().len(),
+        before,
+        "nothing was sent without a token"
+    );
+
+    // Nor to the old default address: if this test can hold localhost:8080,
+    // nothing may connect to it.
+    if let Ok(l8080) = std::net::TcpListener::bind("127.0.0.1:8080") {
+        let fallback = Snoop::on(l8080);
+        let empty = scratch.path("no-config");
+        std::fs::create_dir_all(&empty).expect("mkdir");
+        let out = ten_env(&empty, &[], &["--data-dir", &data_s, "ps"]);
+        assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+        assert!(
+            stderr(&out).contains("the server is not running"),
+            "{}",
+            describe(&out)
+        );
+        assert!(
+            !stderr(&out).contains("8080"),
+            "no guessed address:\n{}",
+            describe(&out)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(fallback.requests().is_empty(), "{:#?}", fallback.requests());
+    }
+
+    // 3. A token the user gives goes to the config's listen, and only it.
+    let before = snoop.requests().len();
+    let out = ten_env(
+        &scratch.root,
+        &[],
+        &["--config", &config_s, "--token", "ten_given", "ps"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let out = ten_env(
+        &scratch.root,
+        &[("TENEMENT_TOKEN", "ten_given_env")],
+        &["--config", &config_s, "ps"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let seen = snoop.requests();
+    assert_eq!(seen.len(), before + 2, "{seen:#?}");
+    assert!(
+        seen[before].contains("Authorization: Bearer ten_given\r\n"),
+        "{}",
+        seen[before]
+    );
+    assert!(
+        seen[before + 1].contains("Authorization: Bearer ten_given_env\r\n"),
+        "{}",
+        seen[before + 1]
+    );
+    assert!(seen.iter().all(|r| !r.contains(&admin)));
+}

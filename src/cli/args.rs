@@ -72,12 +72,12 @@ pub static GLOBALS: &[FlagSpec] = &[
     flag(
         "server",
         Some("URL"),
-        "API address, http:// only ($TENEMENT_SERVER; default: the local socket {data_dir}/.tenement/ten.sock if it exists, else http://localhost:8080)",
+        "API address, http:// only ($TENEMENT_SERVER; default: the local socket {data_dir}/.tenement/ten.sock; without it, the config's listen when a token is given, else `ten` says the server is not running)",
     ),
     flag(
         "token",
         Some("T"),
-        "API token ($TENEMENT_TOKEN; else {data_dir}/api_token). Sent over TCP only",
+        "API token for a server reached over TCP ($TENEMENT_TOKEN). The admin token in {data_dir}/api_token is never sent over TCP: the local socket needs no token",
     ),
     flag("data-dir", Some("DIR"), "tenement's data folder ($TENEMENT_DATA_DIR)"),
     flag("config", Some("FILE"), "config file ($TENEMENT_CONFIG; else ./tenement.toml, /etc/tenement/tenement.toml)"),
@@ -280,7 +280,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         aliases: &[],
         usage: &["token-gen [--tenant T] [--description D]", "token-gen --rotate [--description D]"],
         summary: "mint an API token, or replace the admin token",
-        about: "Mints an API token and prints it once, alone on its own line indented by two spaces (the explanation goes to stderr). Only its hash is stored, in {data_dir}/.tenement/tokens. An admin token (no --tenant) is also saved to {data_dir}/api_token for the local CLI. With --rotate it replaces the admin token saved in {data_dir}/api_token: the new one is saved there and the old one is refused from the next request on, also on connections already open. Works with the server running or stopped; a running server picks up the change at once.",
+        about: "Mints an API token and prints it once, alone on its own line indented by two spaces (the explanation goes to stderr). Only its hash is stored, in {data_dir}/.tenement/tokens. An admin token (no --tenant) is also saved to {data_dir}/api_token (0600), to pass with --token where one is needed; the CLI never sends it over TCP by itself. With --rotate it replaces the admin token saved in {data_dir}/api_token: the new one is saved there and the old one is refused from the next request on, also on connections already open. Works with the server running or stopped; a running server picks up the change at once.",
         flags: &[
             flag("tenant", Some("T"), "a tenant token: it sees and acts only on instances with id T"),
             flag("description", Some("D"), "a note stored with the token's hash (with --rotate: default the old token's)"),

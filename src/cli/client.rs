@@ -8,7 +8,7 @@
 //! the socket needs none, file permissions guard it.
 
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -167,6 +167,17 @@ pub fn parse_url(url: &str) -> Result<HttpUrl, ClientError> {
         authority: authority.to_string(),
         prefix: path.trim_end_matches('/').to_string(),
     })
+}
+
+/// The address to connect to for a listen address: a wildcard one
+/// (`0.0.0.0`, `::`) means this machine's loopback.
+pub fn loopback(listen: SocketAddr) -> SocketAddr {
+    let ip = match listen.ip() {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, listen.port())
 }
 
 /// A response: status and body bytes (chunking removed).

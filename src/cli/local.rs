@@ -3,7 +3,7 @@
 //! is in `tokens.rs`.)
 
 use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::{env_var, output, CliError, Ctx};
 use crate::config::{self, Config};
@@ -182,12 +182,7 @@ fn caddyfile(domain: &str, provider: Option<&str>, listen: Option<SocketAddr>) -
 
 /// Where Caddy should connect: a wildcard listen address means loopback.
 fn proxy_target(listen: SocketAddr) -> String {
-    let ip = match listen.ip() {
-        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    SocketAddr::new(ip, listen.port()).to_string()
+    super::client::loopback(listen).to_string()
 }
 
 #[cfg(test)]

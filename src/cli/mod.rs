@@ -111,7 +111,7 @@ fn report(e: CliError) -> i32 {
         CliError::Failed(err) => {
             note(&format!("ten: error: {}\n", chain(err.as_ref())));
             if let Some(ClientError::Api { status: 401, .. }) = err.downcast_ref::<ClientError>() {
-                note("hint: pass --token T or set TENEMENT_TOKEN (an admin token is in {data_dir}/api_token)\n");
+                note("hint: pass --token T or set TENEMENT_TOKEN (`ten token-gen` mints one; the admin token in {data_dir}/api_token is sent only over the local socket unless you pass it)\n");
             }
             1
         }
@@ -144,6 +144,25 @@ fn dispatch(inv: &Invocation) -> Result<(), CliError> {
 fn help(ctx: &Ctx<'_>) -> Result<(), CliError> {
     let topic = ctx.inv.positionals.first().map(String::as_str);
     output::print(&args::help_text(topic)?)
+}
+
+/// A config that does not load, met while looking for the server's socket.
+#[derive(Debug)]
+struct ConfigBlocksServer(config::ConfigError);
+
+impl std::fmt::Display for ConfigBlocksServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the config does not load, so the server's data dir and socket are unknown"
+        )
+    }
+}
+
+impl std::error::Error for ConfigBlocksServer {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
 }
 
 /// An environment variable, treating empty as unset.
@@ -195,8 +214,12 @@ impl Ctx<'_> {
         config::resolve_data_dir(flag.as_deref(), cfg.as_ref())
     }
 
-    /// The API client: `--server`/$TENEMENT_SERVER over TCP; else the local
-    /// socket when it exists; else http://localhost:8080.
+    /// The API client. The admin token in `{data_dir}/api_token` is never
+    /// read here: the local socket needs no token, and over TCP only a token
+    /// the user gave (`--token`, $TENEMENT_TOKEN) is sent, and only to the
+    /// server the user named (`--server`, $TENEMENT_SERVER) or to the
+    /// config's `listen`. Without either and without the socket, the server
+    /// is not running: say so rather than guess an address.
     pub fn client(&self) -> Result<Client, CliError> {
         let server = self
             .inv
@@ -204,33 +227,45 @@ impl Ctx<'_> {
             .server
             .clone()
             .or_else(|| env_var("TENEMENT_SERVER"));
-        let explicit_token = self
+        let token = self
             .inv
             .globals
             .token
             .clone()
             .or_else(|| env_var("TENEMENT_TOKEN"));
-        let url = match server {
-            Some(s) => client::parse_url(&s)?,
-            None => {
-                let data_dir = self.data_dir();
-                let sock = crate::state::socket_path(&data_dir);
-                if sock.exists() {
-                    debug!("cli", "using the local socket {}", sock.display());
-                    return Ok(Client::new(Endpoint::Unix(sock), None));
-                }
-                let url =
-                    client::parse_url("http://localhost:8080").expect("the default URL parses");
-                let token =
-                    explicit_token.or_else(|| crate::state::tokens::read_api_token(&data_dir));
-                return Ok(Client::new(Endpoint::Tcp(url), token));
-            }
+        if let Some(s) = server {
+            return Ok(Client::new(Endpoint::Tcp(client::parse_url(&s)?), token));
+        }
+        // Where the server's socket is: --data-dir or $TENEMENT_DATA_DIR,
+        // else the config's data_dir. A config that does not load leaves the
+        // data dir unknown; its error is then the one worth showing.
+        let flag = self.data_dir_flag();
+        let (config, config_error) = match (&flag, config::locate(self.config_flag())) {
+            (None, Some(path)) => match Config::load(&path) {
+                Ok(c) => (Some(c), None),
+                Err(e) => (None, Some(e)),
+            },
+            _ => (None, None),
         };
-        let token = match explicit_token {
-            Some(t) => Some(t),
-            None => crate::state::tokens::read_api_token(&self.data_dir()),
-        };
-        Ok(Client::new(Endpoint::Tcp(url), token))
+        let data_dir = config::resolve_data_dir(flag.as_deref(), config.as_ref());
+        let sock = crate::state::socket_path(&data_dir);
+        if sock.exists() {
+            debug!("cli", "using the local socket {}", sock.display());
+            return Ok(Client::new(Endpoint::Unix(sock), None));
+        }
+        if let Some(e) = config_error {
+            return Err(CliError::Failed(Box::new(ConfigBlocksServer(e))));
+        }
+        if let (Some(cfg), Some(token)) = (&config, token) {
+            let listen = client::loopback(cfg.settings.listen);
+            let url = client::parse_url(&format!("http://{listen}"))?;
+            debug!("cli", "no local socket; using the config's listen {listen}");
+            return Ok(Client::new(Endpoint::Tcp(url), Some(token)));
+        }
+        Err(CliError::failed(format!(
+            "the server is not running: no socket at {} (start it with `ten serve`; if it runs with another data dir, pass --data-dir DIR; for a server elsewhere, pass --server URL and --token T)",
+            sock.display()
+        )))
     }
 
     /// Positional `index` as an instance key; a bad name is a usage error.

@@ -603,7 +603,8 @@ fn lock(data_dir: &Path) -> Result<File, StateError> {
 }
 
 /// The admin token saved by `mint` in `{data_dir}/api_token`, trimmed.
-/// None when the file is missing, unreadable or empty.
+/// None when the file is missing, unreadable or empty. The CLI never
+/// sends it anywhere (it talks to `ten.sock`, which needs none).
 pub fn read_api_token(data_dir: &Path) -> Option<String> {
     let text = fs::read_to_string(super::api_token_path(data_dir)).ok()?;
     let token = text.trim();
