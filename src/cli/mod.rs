@@ -109,7 +109,9 @@ fn report(e: CliError) -> i32 {
             2
         }
         CliError::Failed(err) => {
-            note(&format!("ten: error: {}\n", chain(err.as_ref())));
+            // The message may quote an app's last output: escaped, not raw.
+            let text = chain(err.as_ref());
+            note(&format!("ten: error: {}\n", output::escape(&text, true)));
             if let Some(ClientError::Api { status: 401, .. }) = err.downcast_ref::<ClientError>() {
                 note("hint: pass --token T or set TENEMENT_TOKEN (`ten token-gen` mints one; the admin token in {data_dir}/api_token is sent only over the local socket unless you pass it)\n");
             }

@@ -1,6 +1,12 @@
 //! What the CLI prints: aligned tables, human units, and the one writer to
 //! stdout that turns a broken pipe into a quiet exit.
 //!
+//! Text that comes from apps (log lines, health check details, error
+//! messages with an app's last output) never reaches the terminal raw:
+//! `escape` writes every control character and every character that
+//! reorders text as a visible escape, so a line cannot move the cursor,
+//! erase, recolour or pose as another instance's line.
+//!
 //! Formatting is pure (strings in, strings out) so it is unit-tested; only
 //! `print` touches stdout. Nothing here may use `println!`: it panics when
 //! stdout is a closed pipe (`ten logs | head`).
@@ -25,7 +31,71 @@ pub fn print(text: &str) -> Result<(), CliError> {
 /// Prints a JSON value, pretty, with a trailing newline.
 pub fn print_json(value: &Value) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value).expect("a serde_json::Value always serializes");
-    print(&(text + "\n"))
+    print(&(json_safe(&text) + "\n"))
+}
+
+/// Whether `c` could move the cursor, erase, recolour or reorder what a
+/// terminal shows: C0 controls, DEL, C1 controls (U+0080 to U+009F: a
+/// terminal may read U+009B as CSI), and the Unicode bidirectional and
+/// line-separating format characters.
+pub fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// `text` with every unsafe character written as a visible escape: `\t`,
+/// `\r`, `\xNN` below U+0100 (ESC is `\x1b`), `\u{NNNN}` above. With
+/// `keep_newlines`, `\n` stays a line break (for multi-line messages).
+pub fn escape(text: &str, keep_newlines: bool) -> std::borrow::Cow<'_, str> {
+    let keep = |c: char| !is_unsafe(c) || (keep_newlines && c == '\n');
+    if text.chars().all(keep) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            c if keep(c) => out.push(c),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x100 => {
+                let _ = std::fmt::Write::write_fmt(&mut out, format_args!("\\x{:02x}", c as u32));
+            }
+            c => {
+                let _ =
+                    std::fmt::Write::write_fmt(&mut out, format_args!("\\u{{{:04x}}}", c as u32));
+            }
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Serialized JSON with the unsafe characters JSON allows raw in strings
+/// (DEL, C1, bidi controls) written as `\uNNNN` escapes: the same JSON
+/// value, safe on a terminal. Outside strings JSON text has no such
+/// characters but the line breaks of pretty printing, which stay.
+pub fn json_safe(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if is_unsafe(c) && c != '\n' {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                let _ = std::fmt::Write::write_fmt(&mut out, format_args!("\\u{:04x}", u));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Lays out rows under a header, columns left-aligned and separated by two
@@ -78,12 +148,12 @@ pub fn memory(bytes: u64) -> String {
     format!("{bytes}B")
 }
 
-/// A JSON field as a table cell: strings as they are, numbers in decimal,
-/// null or missing as `-`.
+/// A JSON field as a table cell: strings as they are (unsafe characters
+/// escaped), numbers in decimal, null or missing as `-`.
 pub fn cell(v: Option<&Value>) -> String {
     match v {
         None | Some(Value::Null) => "-".to_string(),
-        Some(Value::String(s)) => s.clone(),
+        Some(Value::String(s)) => escape(s, false).into_owned(),
         Some(other) => other.to_string(),
     }
 }
@@ -132,11 +202,11 @@ pub fn health_report(obj: &Value, now_unix: u64) -> String {
     let check = match obj.get("last_check") {
         Some(c @ Value::Object(_)) => {
             let ok = c.get("ok").and_then(Value::as_bool).unwrap_or(false);
-            let detail = c.get("detail").and_then(Value::as_str).unwrap_or("");
+            let detail = escape(c.get("detail").and_then(Value::as_str).unwrap_or(""), false);
             let mut s = String::from(if ok { "ok" } else { "failed" });
             if !detail.is_empty() {
                 s.push_str(": ");
-                s.push_str(detail);
+                s.push_str(&detail);
             }
             if let Some(at) = c.get("at_unix").and_then(Value::as_u64) {
                 let ago = uptime(now_unix.saturating_sub(at));
@@ -176,10 +246,13 @@ pub fn instance_line(verb: &str, obj: &Value) -> String {
     }
 }
 
-/// One log entry as `TIME INSTANCE STREAM LINE`.
+/// One log entry as `TIME INSTANCE STREAM LINE`, every field escaped
+/// (`escape`), so the line is exactly one line of the terminal and only
+/// the colours added here take effect.
 pub fn log_line(entry: &Value, colour: bool) -> String {
-    let field = |k: &str| entry.get(k).and_then(Value::as_str).unwrap_or("-");
+    let field = |k: &str| escape(entry.get(k).and_then(Value::as_str).unwrap_or("-"), false);
     let stream = field("stream");
+    let stream = stream.as_ref();
     if !colour {
         return format!(
             "{} {} {stream} {}\n",
@@ -318,5 +391,71 @@ api:prod  running  healthy  1234  30001  2m      100     0         12.3M
             "\x1b[2m2026-11-27T20:44:15.123Z\x1b[0m \x1b[36mapi:prod\x1b[0m \
              \x1b[31mstderr\x1b[0m \x1b[31mboom\x1b[0m\n"
         );
+    }
+
+    /// Every character that can act on a terminal, in every field of a log
+    /// entry: the printed line has none of them raw (only the colours
+    /// `log_line` adds itself), is one line, and shows the character as an
+    /// escape. The JSON forms carry the same value with none raw either.
+    #[test]
+    fn app_text_never_reaches_the_terminal_raw() {
+        let mut nasty: Vec<char> = (0u32..=0xa0).filter_map(char::from_u32).collect();
+        nasty.extend(
+            "\u{061C}\u{200E}\u{200F}\u{2028}\u{2029}\u{202A}\u{202E}\u{2066}\u{2069}".chars(),
+        );
+        let plain = json!({"time":"t","instance":"api:prod","stream":"stdout","line":"ok"});
+        let sgr_count = log_line(&plain, true).matches('\x1b').count();
+        for c in nasty.iter().copied().filter(|&c| is_unsafe(c)) {
+            let text = format!("x{c}\x1b[2K\rnotes:alice stdout forged{c}");
+            for field in ["line", "instance", "stream", "time"] {
+                let mut e = plain.clone();
+                e[field] = json!(text);
+                let out = log_line(&e, false);
+                let body = out.strip_suffix('\n').expect("one trailing newline");
+                assert!(
+                    !body.chars().any(is_unsafe),
+                    "{field} with U+{:04X}: {out:?}",
+                    c as u32
+                );
+                assert!(body.contains("\\x1b[2K\\r"), "{out:?}");
+                let out = log_line(&e, true);
+                assert_eq!(out.matches('\x1b').count(), sgr_count, "{out:?}");
+                assert_eq!(
+                    out.matches(|c: char| is_unsafe(c) && c != '\x1b').count(),
+                    1,
+                    "{out:?}"
+                );
+            }
+            let one = json!({ "line": text });
+            let many = json!([{ "line": text }]);
+            for (j, value) in [
+                (json_safe(&one.to_string()), &one),
+                (
+                    json_safe(&serde_json::to_string_pretty(&many).unwrap()),
+                    &many,
+                ),
+            ] {
+                assert!(!j.chars().any(|c| is_unsafe(c) && c != '\n'), "{j:?}");
+                assert_eq!(
+                    &serde_json::from_str::<Value>(&j).expect("still JSON"),
+                    value
+                );
+            }
+            assert_eq!(
+                serde_json::from_str::<Value>(&json_safe(&json!(text).to_string())).unwrap(),
+                json!(text)
+            );
+            // Table cells too (ps, health, deploy).
+            assert!(!cell(Some(&json!(text))).chars().any(is_unsafe));
+        }
+        // Printable text, tabs aside, is left alone; multi-line messages keep
+        // their line breaks when asked.
+        assert_eq!(escape("héllo wörld {}\\", false), "héllo wörld {}\\");
+        assert_eq!(
+            escape("a\tb\x1bc\u{9b}d\u{202e}", false),
+            "a\\tb\\x1bc\\x9bd\\u{202e}"
+        );
+        assert_eq!(escape("one\ntwo\r", true), "one\ntwo\\r");
+        assert_eq!(escape("one\ntwo", false), "one\\ntwo");
     }
 }
