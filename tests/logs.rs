@@ -383,3 +383,204 @@ fn a_tenant_token_reads_its_own_logs_only() {
     assert!(!stream.text.contains("live-of-bob"), "{}", stream.text);
     assert!(!stream.text.contains("talker:bob"), "{}", stream.text);
 }
+
+/// `ten logs -f` running in the background, its stdout gathered as it comes.
+struct Follow {
+    child: std::process::Child,
+    rx: std::sync::mpsc::Receiver<String>,
+    seen: String,
+}
+
+impl Follow {
+    fn start(s: &Server, args: &[&str]) -> Follow {
+        let mut child = Command::new(BIN)
+            .args(["--config", s.config.to_str().unwrap()])
+            .args(["--data-dir", s.data_dir.to_str().unwrap()])
+            .args(["logs", "-f"])
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ten logs -f");
+        let mut out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0
+                    || tx
+                        .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                        .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        Follow {
+            child,
+            rx,
+            seen: String::new(),
+        }
+    }
+
+    /// Waits until the output holds `count` lines ending in `text`.
+    fn wait_lines(&mut self, text: &str, count: usize) -> bool {
+        let end = std::time::Instant::now() + DEADLINE;
+        loop {
+            if self.count(text) >= count {
+                return true;
+            }
+            if std::time::Instant::now() >= end {
+                return false;
+            }
+            if let Ok(t) = self.rx.recv_timeout(Duration::from_millis(50)) {
+                self.seen.push_str(&t);
+            }
+        }
+    }
+
+    fn count(&self, text: &str) -> usize {
+        let suffix = format!(" {text}");
+        self.seen.lines().filter(|l| l.ends_with(&suffix)).count()
+    }
+
+    /// Gathers what arrives for `quiet` more, then stops the follower.
+    fn finish(mut self, quiet: Duration) -> String {
+        let end = std::time::Instant::now() + quiet;
+        while std::time::Instant::now() < end {
+            if let Ok(t) = self.rx.recv_timeout(Duration::from_millis(20)) {
+                self.seen.push_str(&t);
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.seen
+    }
+}
+
+/// `ten logs -f` prints every line exactly once: a line written right after
+/// the history is printed even when an equal line is in the history (it was
+/// dropped as a "copy" of it), and lines written while the follower starts
+/// (between its subscription and its reading of the history) appear once.
+#[test]
+fn logs_follow_prints_every_line_once() {
+    let s = Server::start("logs-follow-once", &config(""));
+    s.ten_ok(&["spawn", "talker:a", "--wait"]);
+    for round in 1..=3 {
+        say(&s, "a", "hello", false);
+        let before = round * 2 - 1;
+        wait_logged(&s, "a", "hello");
+        let mut f = Follow::start(&s, &["talker:a", "--limit", "1000"]);
+        assert!(
+            f.wait_lines("hello", before),
+            "round {round}: history not printed:\n{}",
+            f.seen
+        );
+        say(&s, "a", "hello", false);
+        assert!(
+            f.wait_lines("hello", before + 1),
+            "round {round}: the line written after the history was dropped:\n{}",
+            f.seen
+        );
+        let seen = f.finish(Duration::from_millis(300));
+        let got = seen.lines().filter(|l| l.ends_with(" hello")).count();
+        assert_eq!(got, before + 1, "round {round}: each line once:\n{seen}");
+    }
+
+    // Lines written while the follower subscribes and reads the history.
+    for round in 1..=3 {
+        let tag = format!("burst{round}");
+        let f = Follow::start(&s, &["talker:a", "--limit", "5000"]);
+        let resp = s.http(
+            "GET",
+            "a.talker.localhost",
+            &format!("/say?line={tag}&n=400"),
+            &[],
+            b"",
+        );
+        assert_eq!(resp.status, 200);
+        let mut f = f;
+        assert!(f.wait_lines(&format!("{tag} 399"), 1), "{}", f.seen);
+        let seen = f.finish(Duration::from_millis(300));
+        for i in 0..400 {
+            let want = format!(" {tag} {i}");
+            let n = seen.lines().filter(|l| l.ends_with(&want)).count();
+            assert_eq!(n, 1, "round {round}: line {i} printed {n} times:\n{seen}");
+        }
+    }
+}
+
+/// What an app writes cannot act on the terminal of whoever reads its logs:
+/// no control character (ESC, CR, BS, DEL, C1) and no bidi override reaches
+/// `ten logs` output raw, so each app line is one line of output that
+/// starts with its own time, instance and stream. `--json` carries the
+/// exact text, escaped.
+#[test]
+fn logs_output_escapes_control_characters() {
+    let s = Server::start("logs-escape", &config(""));
+    s.ten_ok(&["spawn", "talker:a", "--wait"]);
+    // Percent-encoded for the query string: (encoded, decoded).
+    let lines: &[(&str, &str)] = &[
+        (
+            "esc%1b[2K%0dnotes:bob%20stdout%20forged",
+            "esc\u{1b}[2K\rnotes:bob stdout forged",
+        ),
+        ("bs%08%08%08x", "bs\u{8}\u{8}\u{8}x"),
+        ("del%7fx", "del\u{7f}x"),
+        ("csi%c2%9b31mred", "csi\u{9b}31mred"),
+        (
+            "bell%07title%1b]0;pwned%07",
+            "bell\u{7}title\u{1b}]0;pwned\u{7}",
+        ),
+        ("rlo%e2%80%aedrow", "rlo\u{202e}drow"),
+        ("vt%0bff%0cnul%00end", "vt\u{b}ff\u{c}nul\u{0}end"),
+    ];
+    for (encoded, _) in lines {
+        say(&s, "a", encoded, false);
+    }
+    wait_logged(&s, "a", "nul");
+    let unsafe_char = |c: char| {
+        (c.is_control() && c != '\n')
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+
+    let out = s.ten_ok(&["logs", "talker:a", "--stream", "stdout"]);
+    let text = stdout(&out);
+    assert!(
+        !text.chars().any(unsafe_char),
+        "raw control characters in ten logs:\n{text:?}"
+    );
+    for line in text.lines() {
+        let mut words = line.split(' ');
+        let (_time, instance, stream) = (words.next(), words.next(), words.next());
+        assert_eq!(
+            (instance, stream),
+            (Some("talker:a"), Some("stdout")),
+            "{line:?}"
+        );
+    }
+    for prefix in ["esc", "bs", "del", "csi", "bell", "rlo", "vt"] {
+        let n = text
+            .lines()
+            .filter(|l| l.contains(&format!(" stdout {prefix}")))
+            .count();
+        assert_eq!(n, 1, "one output line for {prefix}:\n{text}");
+    }
+    assert!(
+        text.contains("esc\\x1b[2K\\rnotes:bob stdout forged"),
+        "{text}"
+    );
+
+    let out = s.ten_ok(&["--json", "logs", "talker:a", "--stream", "stdout"]);
+    let text = stdout(&out);
+    assert!(!text.chars().any(unsafe_char), "raw in --json:\n{text:?}");
+    let got: Vec<Value> = serde_json::from_str(&text).expect("--json is JSON");
+    for (_, decoded) in lines {
+        assert!(
+            got.iter().any(|e| e["line"] == *decoded),
+            "{decoded:?} not carried exactly in:\n{text}"
+        );
+    }
+}

@@ -348,7 +348,7 @@ pub fn logs(ctx: &Ctx<'_>) -> Result<(), CliError> {
         let mut text = String::new();
         for e in batch {
             if ctx.json() && follow {
-                text.push_str(&e.to_string());
+                text.push_str(&output::json_safe(&e.to_string()));
                 text.push('\n');
             } else {
                 text.push_str(&output::log_line(e, colour));
@@ -386,7 +386,7 @@ pub fn logs(ctx: &Ctx<'_>) -> Result<(), CliError> {
         match item {
             Sse::Comment(text) if overlap.is_none() && text == "subscribed" => {
                 let first = history()?;
-                overlap = Some(Overlap::new(&first, now_unix().saturating_sub(2)));
+                overlap = Some(Overlap::new(&first));
                 show(&first)
             }
             Sse::Message { event, data } if event == "log" => {
@@ -413,44 +413,47 @@ fn entries(v: Value) -> Result<Vec<Value>, CliError> {
     }
 }
 
-/// The tail of the history `logs -f` printed, to drop the live copies of
-/// lines that were written after the subscription but before the history
-/// was read. Live lines arrive in file order, so a live line that matches an
-/// entry here drops that entry and every one before it.
+/// What `logs -f` printed from the history, to drop the live copies of the
+/// lines written after the subscription but before the history was read.
+///
+/// Those lines are the first ones the stream delivers (it delivers lines in
+/// the order they were written), and each carries the same time as its
+/// file copy in the history. So a live line is a copy exactly when it
+/// equals a history entry in time, instance, stream and text, and the
+/// first live line that is not a copy ends the overlap: everything after
+/// it is new, even a line whose text repeats an older one.
 struct Overlap {
-    /// (instance, stream, line) of recent history entries, oldest first.
-    recent: std::collections::VecDeque<(String, String, String)>,
+    /// (time, instance, stream, line) of the history entries.
+    printed: std::collections::HashSet<(String, String, String, String)>,
 }
 
 impl Overlap {
-    /// Keeps the entries of `history` written at or after `since_unix`
-    /// (a little before the subscription: the clocks are the server's).
-    fn new(history: &[Value], since_unix: u64) -> Overlap {
-        let cutoff = crate::log::format_utc(since_unix, 0);
+    fn new(history: &[Value]) -> Overlap {
         Overlap {
-            recent: history
-                .iter()
-                .filter(|e| e.get("time").and_then(Value::as_str) >= Some(cutoff.as_str()))
-                .map(Overlap::key)
-                .collect(),
+            printed: history.iter().map(Overlap::key).collect(),
         }
     }
 
-    fn key(e: &Value) -> (String, String, String) {
+    fn key(e: &Value) -> (String, String, String, String) {
         let field = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-        (field("instance"), field("stream"), field("line"))
+        (
+            field("time"),
+            field("instance"),
+            field("stream"),
+            field("line"),
+        )
     }
 
     /// Whether the live entry `e` was already printed with the history.
     fn seen(&mut self, e: &Value) -> bool {
-        let key = Overlap::key(e);
-        match self.recent.iter().position(|k| *k == key) {
-            Some(i) => {
-                self.recent.drain(..=i);
-                true
-            }
-            None => false,
+        if self.printed.is_empty() {
+            return false;
         }
+        if self.printed.remove(&Overlap::key(e)) {
+            return true;
+        }
+        self.printed.clear();
+        false
     }
 }
 
@@ -493,17 +496,28 @@ mod tests {
         let e =
             |t: &str, l: &str| json!({"time": t, "instance": "a:b", "stream": "stdout", "line": l});
         let history = [
-            e("2026-01-01T00:00:01.000Z", "old"),
+            e("2026-01-01T00:00:59.000Z", "hello"),
             e("2026-01-01T00:01:00.000Z", "tick"),
             e("2026-01-01T00:01:00.100Z", "between"),
+            e("2026-01-01T00:01:00.150Z", "hello"),
         ];
-        // Subscribed at 00:01:00 (cutoff 2 s earlier): "old" is not kept.
-        let mut o = Overlap::new(&history, 1_767_225_658);
-        assert_eq!(o.recent.len(), 2);
-        assert!(!o.seen(&e("2026-01-01T00:01:00.200Z", "old")));
+        let mut o = Overlap::new(&history);
+        // Written after the subscription and before the history was read:
+        // delivered live too, with the same times. Dropped, once each.
         assert!(o.seen(&e("2026-01-01T00:01:00.100Z", "between")));
-        // "tick" went before "between": it can no longer come live as a copy.
-        assert!(!o.seen(&e("2026-01-01T00:01:01.000Z", "tick")));
-        assert!(!o.seen(&e("2026-01-01T00:01:02.000Z", "between")));
+        assert!(o.seen(&e("2026-01-01T00:01:00.150Z", "hello")));
+        // Written after the history: the same text at another time is new,
+        // and so is everything after it.
+        assert!(!o.seen(&e("2026-01-01T00:01:00.300Z", "hello")));
+        assert!(!o.seen(&e("2026-01-01T00:01:00.000Z", "tick")));
+        // A line equal to an old one in text, right after the history.
+        let mut o = Overlap::new(&history);
+        assert!(!o.seen(&e("2026-01-01T00:01:00.200Z", "hello")));
+        assert!(!o.seen(&e("2026-01-01T00:01:00.150Z", "hello")));
+        // Other instances and streams are other lines.
+        let mut o = Overlap::new(&history);
+        let mut other = e("2026-01-01T00:01:00.150Z", "hello");
+        other["stream"] = json!("stderr");
+        assert!(!o.seen(&other));
     }
 }

@@ -203,17 +203,24 @@ impl LogFile {
         }
     }
 
-    /// Appends one line in the instance log format.
-    pub fn write(&mut self, stream: &str, text: &str) {
-        let line = format!("{} {stream} {text}\n", crate::log::timestamp());
+    /// Appends one line in the instance log format. Returns the line's
+    /// time, so a live copy of the line (`/api/logs/stream`) carries the
+    /// same time as the file's and a follower can tell the two apart from
+    /// an equal line written at another moment.
+    pub fn write(&mut self, stream: &str, text: &str) -> String {
+        let time = crate::log::timestamp();
+        let line = format!("{time} {stream} {text}\n");
         if self.max_bytes > 0 && self.size > 0 && self.size + line.len() as u64 > self.max_bytes {
             self.rotate();
         }
-        let Some(f) = self.file.as_mut() else { return };
+        let Some(f) = self.file.as_mut() else {
+            return time;
+        };
         match f.write_all(line.as_bytes()) {
             Ok(()) => self.size += line.len() as u64,
             Err(e) => self.fail("write", e),
         }
+        time
     }
 
     /// `x.log.{keep-1}` -> `x.log.{keep}`, ..., `x.log` -> `x.log.1`, then a

@@ -57,8 +57,9 @@ impl Subscribers {
         self.list.is_empty()
     }
 
-    /// A lifecycle line ("spawned pid 12 port 30001", "exited with code 1, ...").
-    pub fn lifecycle(&self, key: &InstanceKey, message: &str) {
+    /// A lifecycle line ("spawned pid 12 port 30001", "exited with code 1, ...")
+    /// written to the instance log at `time`.
+    pub fn lifecycle(&self, key: &InstanceKey, time: &str, message: &str) {
         if self.list.is_empty() {
             return;
         }
@@ -66,7 +67,7 @@ impl Subscribers {
             "instance": key.to_string(),
             "service": key.service,
             "id": key.id,
-            "time": crate::log::timestamp(),
+            "time": time,
             "message": message,
         });
         let bytes = sse("lifecycle", &data);
@@ -86,14 +87,15 @@ impl Subscribers {
         self.log_line(key, "ten", message, &line);
     }
 
-    /// One line of an instance's output.
-    pub fn output(&self, key: &InstanceKey, stream: &str, text: &str) {
+    /// One line of an instance's output, written to its log at `time` (the
+    /// live copy carries the file's time: see `ten logs -f`).
+    pub fn output(&self, key: &InstanceKey, time: &str, stream: &str, text: &str) {
         if self.list.is_empty() {
             return;
         }
         let line = json!({
             "instance": key.to_string(),
-            "time": crate::log::timestamp(),
+            "time": time,
             "stream": stream,
             "line": text,
         });
@@ -237,10 +239,10 @@ mod tests {
         );
         let a = InstanceKey::new("notes", "alice").unwrap();
         let b = InstanceKey::new("notes", "bob").unwrap();
-        subs.lifecycle(&a, "spawned pid 1 port 30000");
-        subs.lifecycle(&b, "spawned pid 2 port 30001");
-        subs.output(&b, "stderr", "boom: it failed");
-        subs.output(&b, "stdout", "all fine");
+        subs.lifecycle(&a, "2026-01-01T00:00:00.000Z", "spawned pid 1 port 30000");
+        subs.lifecycle(&b, "2026-01-01T00:00:00.000Z", "spawned pid 2 port 30001");
+        subs.output(&b, "2026-01-01T00:00:01.234Z", "stderr", "boom: it failed");
+        subs.output(&b, "2026-01-01T00:00:00.000Z", "stdout", "all fine");
         let admin_msgs = texts(&admin_rx);
         assert_eq!(admin_msgs.len(), 3, "{admin_msgs:?}");
         assert!(admin_msgs[0].starts_with(": subscribed"));
@@ -256,8 +258,14 @@ mod tests {
             log_msgs[1].starts_with("event: log\ndata: {")
                 && log_msgs[1].contains("boom: it failed")
         );
+        // The live copy carries the time the line was written to the file.
+        assert!(
+            log_msgs[1].contains(r#""time":"2026-01-01T00:00:01.234Z""#),
+            "{}",
+            log_msgs[1]
+        );
         subs.remove(1);
-        subs.lifecycle(&a, "stopped");
+        subs.lifecycle(&a, "2026-01-01T00:00:00.000Z", "stopped");
         assert!(texts(&admin_rx).is_empty());
     }
 

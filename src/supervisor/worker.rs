@@ -210,11 +210,14 @@ impl Supervisor {
     /// Writes a lifecycle line to the instance log and the server log.
     fn note(&mut self, key: &InstanceKey, text: &str) {
         info!("supervisor", "{key} {text}");
-        if let Some(inst) = self.instances.get_mut(key) {
-            inst.log.write("ten", text);
-            inst.ring.push("ten", text);
-        }
-        self.subscribers.lifecycle(key, text);
+        let time = match self.instances.get_mut(key) {
+            Some(inst) => {
+                inst.ring.push("ten", text);
+                inst.log.write("ten", text)
+            }
+            None => crate::log::timestamp(),
+        };
+        self.subscribers.lifecycle(key, &time, text);
     }
 
     fn insert(&mut self, key: InstanceKey, port: u16, weight: u8, state: State) {
@@ -499,9 +502,9 @@ impl Supervisor {
             self.tokens.remove(&pipe.token);
         }
         for l in lines {
-            inst.log.write(stream, &l);
+            let time = inst.log.write(stream, &l);
             inst.ring.push(stream, &l);
-            self.subscribers.output(key, stream, &l);
+            self.subscribers.output(key, &time, stream, &l);
         }
     }
 
