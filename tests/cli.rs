@@ -776,3 +776,55 @@ fn the_admin_token_file_is_never_sent_over_tcp() {
     );
     assert!(seen.iter().all(|r| !r.contains(&admin)));
 }
+
+/// `ten reload` after a bad edit of the config shows the config's error
+/// (file, line, key), never an address it could not reach: run in the
+/// config's folder with no options (the CLI cannot find the data dir in a
+/// config that does not load), and with --data-dir (the server checks it).
+#[test]
+fn reload_with_a_broken_config_shows_the_config_error() {
+    let first = format!("{}[service.api]\ncommand = \"true\"\n", settings(""));
+    let server = Server::start("reload_bad_config", &first);
+    // The same config, saying where its data dir is (as an operator's does).
+    let good = first.replacen(
+        "[settings]\n",
+        &format!("[settings]\ndata_dir = {}\n", toml_str(&server.data_dir)),
+        1,
+    );
+    std::fs::write(&server.config, &good).expect("write config");
+    let out = ten_raw(server.root(), &["reload"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    for (bad, key) in [
+        ("data_dir = \"\"", "settings.data_dir"),
+        ("data_dir = 5", "settings.data_dir"),
+        ("bogus = 1", "settings.bogus"),
+    ] {
+        let text = first.replacen("[settings]\n", &format!("[settings]\n{bad}\n"), 1);
+        std::fs::write(&server.config, &text).expect("write config");
+        let want = format!("tenement.toml:2: key `{key}`");
+        let out = ten_raw(server.root(), &["reload"]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{bad}\n{}", describe(&out));
+        assert!(
+            err.contains(&want),
+            "{bad}: want {want:?}\n{}",
+            describe(&out)
+        );
+        assert!(
+            !err.contains("8080") && !err.contains("cannot reach"),
+            "{}",
+            describe(&out)
+        );
+        let out = server.ten(&["reload"]);
+        assert_eq!(out.status.code(), Some(1), "{bad}\n{}", describe(&out));
+        assert!(
+            stderr(&out).contains(&want),
+            "{bad}: want {want:?}\n{}",
+            describe(&out)
+        );
+    }
+    // The server kept its config and still answers.
+    std::fs::write(&server.config, &good).expect("write config");
+    let out = ten_raw(server.root(), &["reload"]);
+    assert!(out.status.success(), "{}", describe(&out));
+}

@@ -28,7 +28,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde_json::{json, Value};
 use toml::de::DeTable;
 
@@ -201,8 +200,7 @@ impl Config {
             let (partial, _) = DeTable::parse_recoverable(text);
             src.toml_error(&e, Some(partial.get_ref()))
         })?;
-        let raw = Raw::deserialize(toml::de::Deserializer::from(doc.clone()))
-            .map_err(|e| src.toml_error(&e, Some(doc.get_ref())))?;
+        let raw = Raw::read(&doc).map_err(|e| src.toml_error(&e, Some(doc.get_ref())))?;
         Config::from_raw(raw, &src)
     }
 

@@ -4,10 +4,12 @@
 //! anything it refuses. Unknown keys are refused here (`deny_unknown_fields`),
 //! including keys whose behaviour is not built yet: those are read, so the
 //! error can name them, and refused in `from_raw`. No checks beyond types here.
+//! `Raw::read` reports the first such error in the file, not serde's first.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 /// A table of free-form keys (service names, env names, path prefixes).
@@ -24,6 +26,60 @@ pub struct Raw {
     #[serde(default)]
     pub instances: Map<Vec<Spanned<String>>>,
     pub routing: Option<Spanned<RawRouting>>,
+}
+
+impl Raw {
+    /// Reads a parsed document. On a wrong type or an unknown key, the error
+    /// is the one that comes first in the file: serde reports the first it
+    /// meets, and it meets tables' keys in name order, not file order.
+    pub fn read(doc: &Spanned<DeTable<'_>>) -> Result<Raw, toml::de::Error> {
+        let whole = Raw::deserialize(toml::de::Deserializer::from(doc.clone()));
+        let Err(first) = whole else { return whole };
+        // Every key path alone, read on its own: each error is then at its
+        // own place, and the earliest one wins. Only on the error path.
+        let earliest = pieces(doc.get_ref())
+            .into_iter()
+            .filter_map(|piece| {
+                let piece = Spanned::new(doc.span(), piece);
+                Raw::deserialize(toml::de::Deserializer::from(piece)).err()
+            })
+            .filter(|e| e.span().is_some())
+            .min_by_key(|e| e.span().map(|s| s.start));
+        let earlier = |e: &toml::de::Error| match (e.span(), first.span()) {
+            (Some(a), Some(b)) => a.start < b.start,
+            _ => false,
+        };
+        Err(match earliest {
+            Some(e) if earlier(&e) => e,
+            _ => first,
+        })
+    }
+}
+
+/// Documents holding one key each (a value that is not a table, or an
+/// empty table) inside its enclosing tables.
+fn pieces<'i>(table: &DeTable<'i>) -> Vec<DeTable<'i>> {
+    let mut out = Vec::new();
+    for (key, value) in table.iter() {
+        match value.get_ref() {
+            DeValue::Table(inner) if !inner.is_empty() => {
+                for piece in pieces(inner) {
+                    let mut t = DeTable::new();
+                    t.insert(
+                        key.clone(),
+                        Spanned::new(value.span(), DeValue::Table(piece)),
+                    );
+                    out.push(t);
+                }
+            }
+            _ => {
+                let mut t = DeTable::new();
+                t.insert(key.clone(), value.clone());
+                out.push(t);
+            }
+        }
+    }
+    out
 }
 
 /// `[settings]`.

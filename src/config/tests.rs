@@ -1078,3 +1078,60 @@ fn references_to_a_broken_service_report_the_service_itself() {
     let text = "[instances]\napi = [\"prod\"]\n[routing]\ndefault = \"api\"\n[service.api]\ncommand = \"'\"\n";
     refused(text, 6, "service.api.command", "unterminated single quote");
 }
+
+/// The same mistake twice: the one earlier in the file is reported, for
+/// every kind of mistake (unknown key, wrong type, a value the checks
+/// refuse), whether the two are in tables whose names sort the other way,
+/// in one table, or in different sections.
+#[test]
+fn errors_are_reported_in_file_order() {
+    let kinds: [(&str, &str, &str); 4] = [
+        ("bogus = 1", "bogus", "unknown key"),
+        ("idle_timeout = \"x\"", "idle_timeout", "wrong type"),
+        ("health = \"nope\"", "health", "not a path"),
+        ("env = { \"A B\" = \"x\" }", "env", ""),
+    ];
+    for (bad, key, fragment) in kinds {
+        // [service.zeta] comes first in the file, [service.alpha] sorts first.
+        let text = format!(
+            "[service.zeta]\ncommand = \"a\"\n{bad}\n\n[service.alpha]\ncommand = \"b\"\n{bad}\n"
+        );
+        let e = parse(&text).expect_err(&text);
+        assert_eq!(e.line, Some(3), "{text}\n{e}");
+        assert!(
+            e.key
+                .as_deref()
+                .unwrap_or("")
+                .starts_with(&format!("service.zeta.{key}")),
+            "{e}"
+        );
+        assert!(e.message.contains(fragment), "{e}");
+    }
+    // Two different mistakes in one table: the earlier line wins, whatever
+    // the keys' names.
+    refused(
+        "[service.api]\ncommand = \"a\"\nidle_timeout = \"x\"\nbogus = 1\n",
+        3,
+        "service.api.idle_timeout",
+        "wrong type",
+    );
+    refused(
+        "[service.api]\ncommand = \"a\"\nzzz = 1\nidle_timeout = \"x\"\n",
+        3,
+        "service.api.zzz",
+        "unknown key",
+    );
+    // Sections: [settings] written after [service.*].
+    refused(
+        "[service.api]\ncommand = \"a\"\nbogus = 1\n[settings]\nbogus = 1\n",
+        3,
+        "service.api.bogus",
+        "unknown key",
+    );
+    refused(
+        "[settings]\nstop_timeout = \"x\"\n[service.api]\ncommand = \"a\"\nbogus = 1\n",
+        2,
+        "settings.stop_timeout",
+        "wrong type",
+    );
+}
