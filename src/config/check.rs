@@ -229,7 +229,19 @@ impl Check<'_> {
                 }
             },
         }
+        // `command` and `args` take the same {placeholders} as `env`,
+        // expanded per instance when it starts.
+        if let Some(command) = &raw.command {
+            if let Some(why) = argv.iter().find_map(|w| template::check(w).err()) {
+                self.fail(command.span(), key("command"), why);
+                ok = false;
+            }
+        }
         if let Some(args) = raw.args {
+            if let Some(why) = args.get_ref().iter().find_map(|w| template::check(w).err()) {
+                self.fail(args.span(), key("args"), why);
+                ok = false;
+            }
             argv.extend(args.into_inner());
         }
         if let (Some(command), true) = (&raw.command, ok && argv.is_empty()) {

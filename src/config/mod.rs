@@ -40,6 +40,8 @@ use raw::Raw;
 pub use error::ConfigError;
 pub use locate::{locate, resolve_data_dir};
 pub use template::TemplateVars;
+#[cfg(test)]
+pub use template::PLACEHOLDERS;
 
 /// The whole validated config.
 #[derive(Debug, Clone)]

@@ -1135,3 +1135,33 @@ fn errors_are_reported_in_file_order() {
         "wrong type",
     );
 }
+
+/// `command` and `args` take the placeholders `env` takes, and refuse the
+/// ones it refuses, naming the key.
+#[test]
+fn command_and_args_templates_are_checked_like_env() {
+    for p in PLACEHOLDERS {
+        ok(&format!(
+            "[service.api]\ncommand = \"./api --{p} {{{p}}}\"\nargs = [\"{{{p}}}\"]\n"
+        ));
+    }
+    ok("[service.api]\ncommand = \"sh -c 'echo {{}}'\"\n");
+    refused(
+        "[service.api]\ncommand = \"./api --port {prot}\"\n",
+        2,
+        "service.api.command",
+        "unknown placeholder `{prot}`",
+    );
+    refused(
+        "[service.api]\ncommand = \"./api\"\nargs = [\"ok\", \"{nope}\"]\n",
+        3,
+        "service.api.args",
+        "unknown placeholder `{nope}`",
+    );
+    refused(
+        "[service.api]\ncommand = \"sh -c 'echo {'\"\n",
+        2,
+        "service.api.command",
+        "unclosed",
+    );
+}

@@ -1,7 +1,8 @@
-//! The environment an instance starts with (REFERENCE "tenement.toml": the
+//! The argv and the environment an instance starts with (REFERENCE
+//! "tenement.toml"): `command` and `args` with their templates expanded; the
 //! inherited environment minus `TENEMENT_*`, the service's `env` table with
 //! templates expanded, then `PORT`, `HOST`, `SERVICE`, `INSTANCE_ID`,
-//! `DATA_DIR` unless the table sets it, `SOCKET_PATH`).
+//! `DATA_DIR` unless the table sets it, `SOCKET_PATH`.
 //!
 //! Pure: the caller passes the inherited variables in; nothing here reads the
 //! process environment or touches the disk.
@@ -21,6 +22,36 @@ pub fn socket_path(data_dir: &Path, service: &str, id: &str) -> PathBuf {
     crate::state::internal_dir(data_dir)
         .join("run")
         .join(format!("{service}.{id}.sock"))
+}
+
+/// The values of the `{placeholders}` for instance `service`:`id`.
+fn vars<'a>(
+    service: &'a Service,
+    id: &'a str,
+    port: u16,
+    data_dir: &'a Path,
+    socket: &'a Path,
+) -> TemplateVars<'a> {
+    TemplateVars {
+        name: &service.name,
+        id,
+        data_dir,
+        port,
+        socket,
+    }
+}
+
+/// The argv of instance `service`:`id`: `command` (already split into
+/// words) and `args`, each word with its templates expanded as in `env`.
+/// A value with spaces stays one argument.
+pub fn argv(service: &Service, id: &str, port: u16, data_dir: &Path) -> Vec<String> {
+    let socket = socket_path(data_dir, &service.name, id);
+    let vars = vars(service, id, port, data_dir, &socket);
+    service
+        .argv
+        .iter()
+        .map(|word| expand_template(word, &vars))
+        .collect()
 }
 
 /// An ordered environment in which a later `set` replaces an earlier value in
@@ -69,13 +100,7 @@ pub fn build(
     let socket = socket_path(data_dir, &service.name, id);
     let mut data_dir_set = false;
     if !service.env.is_empty() {
-        let vars = TemplateVars {
-            name: &service.name,
-            id,
-            data_dir,
-            port,
-            socket: &socket,
-        };
+        let vars = vars(service, id, port, data_dir, &socket);
         for (k, v) in &service.env {
             data_dir_set |= k == "DATA_DIR";
             env.set(k, expand_template(v, &vars));
@@ -166,5 +191,32 @@ pub(crate) mod tests {
         let env = build(Vec::new(), &svc, "alice", 30000, Path::new("/d"));
         assert_eq!(env.get("DATA_DIR").unwrap(), "/srv/alice");
         assert_eq!(env.get("GREETING").unwrap(), "hi");
+    }
+
+    /// Every placeholder env knows works in the argv too, in any word, and a
+    /// value with spaces stays one argument.
+    #[test]
+    fn argv_words_are_expanded_like_env() {
+        let mut words = vec!["./app".to_string()];
+        for p in crate::config::PLACEHOLDERS {
+            words.push(format!("--{p}={{{p}}}"));
+        }
+        words.push("{{literal}}".into());
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        let svc = service("notes", &words);
+        let argv = argv(&svc, "alice", 30001, Path::new("/srv/my data"));
+        assert_eq!(
+            argv,
+            [
+                "./app",
+                "--name=notes",
+                "--id=alice",
+                "--data_dir=/srv/my data",
+                "--port=30001",
+                "--socket=/srv/my data/.tenement/run/notes.alice.sock",
+                "{literal}",
+            ]
+        );
+        assert!(argv.iter().all(|a| !a.contains("{port}")));
     }
 }

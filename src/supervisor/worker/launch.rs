@@ -157,9 +157,10 @@ impl Supervisor {
         };
         let instance_dir = isolate::env::instance_dir(&self.data_dir, &key.service, &key.id);
         let hide = [self.config.path.clone()];
+        let argv = isolate::env::argv(&svc, &key.id, port, &self.data_dir);
         let request = isolate::Request {
             isolation: svc.isolation,
-            argv: &svc.argv,
+            argv: &argv,
             workdir: &svc.workdir,
             env: env.vars(),
             listen,
