@@ -1,4 +1,5 @@
-//! Service names and instance ids, and the `service:id` instance key.
+//! Service names and instance ids, and the `service:id` instance key; and
+//! the log `level` words of the original tenement, as streams.
 //!
 //! Rules (REFERENCE.md, Names): 1 to 63 characters of `a-z 0-9 - _`, starting
 //! with a letter or digit. Pure: no I/O.
@@ -52,6 +53,24 @@ pub fn check(kind: &'static str, name: &str) -> Result<(), NameError> {
     }
     Ok(())
 }
+
+/// The stream a log `level` (`ten logs --level`, `/api/logs?level=`) means.
+/// The original tenement's levels were the streams themselves; the usual
+/// logging levels go where loggers usually write them: errors and warnings
+/// to stderr, info to stdout. `debug` and `trace` go either way in practice
+/// and are refused rather than guessed. Case-insensitive.
+pub fn level_stream(level: &str) -> Option<&'static str> {
+    match level.to_ascii_lowercase().as_str() {
+        "stdout" | "info" => Some("stdout"),
+        "stderr" | "error" | "err" | "warn" | "warning" => Some("stderr"),
+        "ten" => Some("ten"),
+        _ => None,
+    }
+}
+
+/// What `level_stream` accepts, for error messages.
+pub const LEVEL_HELP: &str =
+    "expected stdout, stderr, ten, or a level: error, err, warn, warning (stderr), info (stdout)";
 
 /// The longest name allowed: one DNS label, since names appear in host names.
 pub const MAX_LEN: usize = 63;

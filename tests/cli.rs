@@ -828,3 +828,109 @@ fn reload_with_a_broken_config_shows_the_config_error() {
     let out = ten_raw(server.root(), &["reload"]);
     assert!(out.status.success(), "{}", describe(&out));
 }
+
+/// The original tenement's command lines work: `deploy SVC --version V`
+/// deploys SVC:V (it printed ten's version and exited 0), `-w` is the
+/// weight, `serve -d` the domain, `logs --level` a stream filter; and a
+/// global switch left before a stray word is a usage error, not a silent 0.
+#[test]
+fn the_original_tenements_command_lines_work() {
+    if !tools_present(&["python3"]) {
+        return;
+    }
+    let config = format!("{}{}", settings(""), echo("api"));
+    let server = Server::start_with("original_forms", &config, &["-d", "tenement.test"]);
+    let out = server.ten_ok(&[
+        "deploy",
+        "api",
+        "--version",
+        "v2",
+        "-w",
+        "30",
+        "--timeout",
+        "20",
+    ]);
+    assert!(
+        stdout(&out).contains("deployed api:v2"),
+        "{}",
+        describe(&out)
+    );
+    let inst = server
+        .instance("api:v2")
+        .expect("deploy --version spawned api:v2");
+    assert_eq!(inst["weight"], 30, "{inst}");
+    // serve -d: the instance answers on the domain given.
+    assert_eq!(
+        server.echo("v2.api.tenement.test", "/")["env"]["INSTANCE_ID"],
+        "v2"
+    );
+    // logs --level maps onto the streams.
+    let out = server.ten_ok(&["--json", "logs", "api:v2", "--level", "info"]);
+    let lines: Vec<Value> = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert!(lines.iter().all(|e| e["stream"] == "stdout"), "{lines:?}");
+    let out = server.ten_ok(&["--json", "logs", "api:v2", "--level", "error"]);
+    let lines: Vec<Value> = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert!(lines.iter().all(|e| e["stream"] == "stderr"), "{lines:?}");
+    for bad in [
+        &["logs", "api:v2", "--level", "debug"][..],
+        &["logs", "--level", "info", "--stream", "stderr"],
+        &["deploy", "api:v3", "--version", "v3"],
+        &["spawn", "api:v4", "--version", "v4"],
+        &["stop", "api:v2", "-V", "now"],
+    ] {
+        let out = server.ten(bad);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "ten {bad:?}\n{}",
+            describe(&out)
+        );
+    }
+    assert!(server.instance("api:v3").is_none() && server.instance("api:v4").is_none());
+    assert!(
+        server.instance("api:v2").is_some(),
+        "stop -V now stopped nothing"
+    );
+}
+
+/// `{name} {id} {data_dir} {port} {socket}` in `command` and `args` reach
+/// the app expanded, as in `env` (the app got `{port}` literally).
+#[test]
+fn templates_in_command_and_args_reach_the_app() {
+    let config = format!(
+        "{}[service.tpl]\ncommand = \"sh -c 'echo cmd {{name}} {{id}} {{port}} {{{{lit}}}}; exec sleep 60'\"\n\n[service.targs]\ncommand = \"sh\"\nargs = [\"-c\", \"echo args {{name}}/{{id}} $0 $1; exec sleep 60\", \"{{data_dir}}\", \"{{socket}}\"]\n",
+        settings("")
+    );
+    let server = Server::start("argv_templates", &config);
+    server.ten_ok(&["spawn", "tpl:one"]);
+    server.ten_ok(&["spawn", "targs:two"]);
+    let port = |key: &str| {
+        server
+            .instance(key)
+            .and_then(|i| i["port"].as_u64())
+            .expect("a port")
+    };
+    let logged = |svc: &str, id: &str, want: &str| {
+        let path = server
+            .data_dir
+            .join(".tenement/logs")
+            .join(svc)
+            .join(format!("{id}.log"));
+        wait_until(DEADLINE, || {
+            std::fs::read_to_string(&path).is_ok_and(|t| t.contains(want))
+        })
+    };
+    let want = format!("cmd tpl one {} {{lit}}", port("tpl:one"));
+    assert!(
+        logged("tpl", "one", &want),
+        "want {want:?}\n{}",
+        server.log()
+    );
+    let data = server.data_dir.display().to_string();
+    let want = format!("args targs/two {data} {data}/.tenement/run/targs.two.sock");
+    assert!(
+        logged("targs", "two", &want),
+        "want {want:?}\n{}",
+        server.log()
+    );
+}

@@ -67,6 +67,21 @@ const fn flag(long: &'static str, value: Option<&'static str>, help: &'static st
     }
 }
 
+/// A flag with a one-letter form too.
+const fn short(
+    long: &'static str,
+    c: char,
+    value: Option<&'static str>,
+    help: &'static str,
+) -> FlagSpec {
+    FlagSpec {
+        long,
+        short: Some(c),
+        value,
+        help,
+    }
+}
+
 /// Options every command accepts, before or after the command name.
 pub static GLOBALS: &[FlagSpec] = &[
     flag(
@@ -110,9 +125,9 @@ pub static COMMANDS: &[CommandSpec] = &[
         summary: "run the server in the foreground",
         about: "Runs the server in the foreground: the supervisor, the HTTP front, the management API and the local socket {data_dir}/.tenement/ten.sock. It prints `listening on http://IP:PORT` on stderr once it accepts connections. SIGTERM and SIGINT stop it and its instances gracefully; SIGHUP reloads the config.",
         flags: &[
-            flag("port", Some("P"), "port to listen on (replaces the port of settings.listen; 0 picks a free one)"),
+            short("port", 'p', Some("P"), "port to listen on (replaces the port of settings.listen; 0 picks a free one)"),
             flag("bind", Some("ADDR"), "IP address to listen on (replaces the address of settings.listen)"),
-            flag("domain", Some("D"), "root domain: instances are {id}.{service}.D (settings.domain)"),
+            short("domain", 'd', Some("D"), "root domain: instances are {id}.{service}.D (settings.domain)"),
         ],
         positionals: (0, 0),
         arg_kind: ArgKind::None,
@@ -203,16 +218,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         name: "deploy",
         run: commands::deploy,
         aliases: &[],
-        usage: &["deploy SVC:ID [--weight N] [--timeout S]"],
+        usage: &["deploy SVC:ID [--weight N] [--timeout S]", "deploy SVC --version V [--weight N] [--timeout S]"],
         summary: "spawn, wait until healthy, then set the weight",
-        about: "Spawns the instance, waits until it is healthy, then sets its weight. Progress (each state and health change) is printed as it happens. Exits 1 with the server's reason if the instance does not become healthy within the timeout.",
+        about: "Spawns the instance, waits until it is healthy, then sets its weight. Progress (each state and health change) is printed as it happens. Exits 1 with the server's reason if the instance does not become healthy within the timeout. `ten deploy SVC --version V` (the original tenement's form) is `ten deploy SVC:V`: after `deploy`, --version names the instance id and does not print ten's version.",
         flags: &[
-            flag("weight", Some("N"), "weight to set once healthy, 0-100 (default 100)"),
+            short("weight", 'w', Some("N"), "weight to set once healthy, 0-100 (default 100)"),
             flag("timeout", Some("S"), "seconds to wait for health (default 60)"),
+            short("version", 'v', Some("V"), "the instance id, when SVC is given alone (same as SVC:V)"),
         ],
         positionals: (1, 1),
         arg_kind: ArgKind::Instance,
-        examples: &["ten deploy api:green --weight 0 --timeout 120"],
+        examples: &["ten deploy api:green --weight 0 --timeout 120", "ten deploy api --version v2 -w 10"],
     },
     CommandSpec {
         name: "route",
@@ -233,15 +249,16 @@ pub static COMMANDS: &[CommandSpec] = &[
         name: "logs",
         run: commands::logs,
         aliases: &[],
-        usage: &["logs [SVC[:ID]] [-f] [--search S] [--limit N] [--since D] [--stream stdout|stderr]"],
+        usage: &["logs [SVC[:ID]] [-f] [--search S] [--limit N] [--since D] [--stream stdout|stderr|ten] [--level L]"],
         summary: "show instance logs, newest last",
-        about: "Prints log lines as `TIME INSTANCE STREAM LINE`, oldest first and newest last. Without an argument it shows every instance's lines; SVC alone shows that service's. The stream `ten` holds tenement's own lifecycle lines for the instance. --since filters the lines the server returned (at most --limit of them). With -f it keeps polling for new lines once a second until interrupted.",
+        about: "Prints log lines as `TIME INSTANCE STREAM LINE`, oldest first and newest last. Without an argument it shows every instance's lines; SVC alone shows that service's. The stream `ten` holds tenement's own lifecycle lines for the instance. --since filters the lines the server returned (at most --limit of them). With -f it keeps printing new lines as they are written until interrupted. Control characters in app output are printed as escapes (\\x1b, \\r, ...).",
         flags: &[
             FlagSpec { long: "follow", short: Some('f'), value: None, help: "keep printing new lines as they arrive" },
             flag("search", Some("S"), "only lines containing S"),
             flag("limit", Some("N"), "at most N lines (default 100)"),
             flag("since", Some("D"), "only lines newer than D ago: 30s, 10m, 2h, 1d"),
             flag("stream", Some("S"), "only stdout or stderr (or ten)"),
+            flag("level", Some("L"), "the original tenement's filter, as a stream: stdout, stderr or ten; error, err, warn, warning mean stderr; info means stdout"),
         ],
         positionals: (0, 1),
         arg_kind: ArgKind::Instance,
@@ -619,13 +636,30 @@ pub fn parse(args: &[OsString]) -> Result<Parsed, UsageError> {
     if let Some(e) = error {
         return Err(e);
     }
+    let Some(command) = command else {
+        return Ok(if version {
+            Parsed::Version
+        } else {
+            Parsed::Nothing
+        });
+    };
+    let (min, max) = command.positionals;
+    // `--version` prints the version only when nothing else on the line is
+    // left over: `ten spawn api:x --version v2` is a mistake, not a question.
+    if positionals.len() > max {
+        let hint = if version {
+            " (--version prints ten's version and takes no value)"
+        } else {
+            ""
+        };
+        return Err(UsageError::new(
+            Some(command.name),
+            format!("unexpected argument {:?}{hint}", positionals[max]),
+        ));
+    }
     if version {
         return Ok(Parsed::Version);
     }
-    let Some(command) = command else {
-        return Ok(Parsed::Nothing);
-    };
-    let (min, max) = command.positionals;
     if positionals.len() < min {
         let what = command.usage[0]
             .split_whitespace()
@@ -634,12 +668,6 @@ pub fn parse(args: &[OsString]) -> Result<Parsed, UsageError> {
         return Err(UsageError::new(
             Some(command.name),
             format!("missing argument {what}"),
-        ));
-    }
-    if positionals.len() > max {
-        return Err(UsageError::new(
-            Some(command.name),
-            format!("unexpected argument {:?}", positionals[max]),
         ));
     }
     Ok(Parsed::Run(Invocation {
@@ -957,12 +985,18 @@ mod tests {
         }
     }
 
+    /// The command flags that reuse a global flag's name, because the
+    /// original tenement's commands had them (`ten deploy api --version v2`).
+    /// After the command name the command's flag wins; before it, the global.
+    const SHADOWED_GLOBALS: &[(&str, &str)] = &[("deploy", "version")];
+
     #[test]
     fn no_command_flag_shadows_a_global_one() {
         for c in COMMANDS {
             for f in c.flags {
                 assert!(
-                    GLOBALS.iter().all(|g| g.long != f.long),
+                    GLOBALS.iter().all(|g| g.long != f.long)
+                        || SHADOWED_GLOBALS.contains(&(c.name, f.long)),
                     "{} --{}",
                     c.name,
                     f.long
@@ -982,5 +1016,59 @@ mod tests {
         let e = help_text(Some("nope")).unwrap_err();
         assert!(e.message.contains("unknown command"), "{}", e.message);
         assert!(p(&["help", "ps", "logs"]).is_err());
+    }
+
+    /// The original tenement's command lines parse as its commands meant
+    /// them: the value goes to the command's flag, never to a global one.
+    #[test]
+    fn the_original_tenements_forms_parse_as_its_commands_flags() {
+        let a = run(&["deploy", "api", "--version", "v2"]);
+        assert_eq!((a.command.name, a.value("version")), ("deploy", Some("v2")));
+        let a = run(&["deploy", "api", "-v", "v2", "-w", "10", "--timeout", "60"]);
+        assert_eq!(
+            (a.value("version"), a.value("weight"), a.value("timeout")),
+            (Some("v2"), Some("10"), Some("60"))
+        );
+        let a = run(&["deploy", "api:v2", "-w", "10"]);
+        assert_eq!(a.value("weight"), Some("10"));
+        let a = run(&["serve", "-p", "8080", "-d", "example.com"]);
+        assert_eq!(
+            (a.value("port"), a.value("domain")),
+            (Some("8080"), Some("example.com"))
+        );
+        let a = run(&["logs", "api:prod", "--level", "stderr", "-f"]);
+        assert_eq!(a.value("level"), Some("stderr"));
+        assert!(a.has("follow"));
+        // Before the command name, --version is still ten's own.
+        assert!(matches!(p(&["--version", "deploy"]), Ok(Parsed::Version)));
+    }
+
+    /// A global switch that ends the run (--version, -V) never hides what
+    /// follows it: a word left over is a usage error naming it, for every
+    /// command, so `ten CMD ... --version WORD` cannot exit 0 having done
+    /// nothing.
+    #[test]
+    fn a_global_switch_never_swallows_the_rest_of_the_line() {
+        for c in COMMANDS {
+            // Enough positionals to fill the command, then one more word.
+            let mut args: Vec<&str> = vec![c.name];
+            args.extend(std::iter::repeat_n("a:b", c.positionals.1));
+            for switch in ["--version", "-V"] {
+                let mut line = args.clone();
+                line.push(switch);
+                line.push("v2");
+                match p(&line) {
+                    Ok(Parsed::Run(inv)) => assert!(
+                        inv.value("version") == Some("v2"),
+                        "{line:?}: the command's own flag"
+                    ),
+                    Ok(other) => panic!("{line:?} gave {other:?}"),
+                    Err(e) => assert!(e.message.contains("\"v2\""), "{line:?}: {}", e.message),
+                }
+            }
+        }
+        // Alone after a command, it still prints the version.
+        assert!(matches!(p(&["ps", "-V"]), Ok(Parsed::Version)));
+        assert!(matches!(p(&["stop", "--version"]), Ok(Parsed::Version)));
     }
 }

@@ -33,16 +33,33 @@ enum KeyForm<'a> {
     Split(&'a str, &'a str),
 }
 
-fn key_form<'a>(positional: &'a str, id_flag: Option<&'a str>) -> Result<KeyForm<'a>, String> {
+/// How the instance is named: `SVC:ID`, or `SVC` and the id flag
+/// (`--id` for spawn, `--version` for deploy).
+fn key_form<'a>(
+    positional: &'a str,
+    flag: &str,
+    id_flag: Option<&'a str>,
+) -> Result<KeyForm<'a>, String> {
     match (positional.contains(':'), id_flag) {
         (true, Some(_)) => Err(format!(
-            "give the instance as {positional:?} or with --id, not both"
+            "give the instance as {positional:?} or with --{flag}, not both"
         )),
         (false, Some(id)) => Ok(KeyForm::Split(positional, id)),
         (true, None) => Ok(KeyForm::Joined(positional)),
         (false, None) => Err(format!(
-            "give the instance as {positional}:ID or as {positional} --id ID"
+            "give the instance as {positional}:ID or as {positional} --{flag} ID"
         )),
+    }
+}
+
+/// The instance named by positional 0 and the id flag `flag`.
+fn flagged_instance(ctx: &Ctx<'_>, flag: &str) -> Result<InstanceKey, CliError> {
+    let inv = ctx.inv;
+    match key_form(&inv.positionals[0], flag, inv.value(flag)).map_err(|m| inv.usage(m))? {
+        KeyForm::Joined(_) => ctx.instance(0),
+        KeyForm::Split(svc, id) => {
+            InstanceKey::new(svc, id).map_err(|e| inv.usage(e.to_string()).into())
+        }
     }
 }
 
@@ -61,12 +78,7 @@ fn print_instance(ctx: &Ctx<'_>, verb: &str, obj: &Value) -> Result<(), CliError
 
 pub fn spawn(ctx: &Ctx<'_>) -> Result<(), CliError> {
     let inv = ctx.inv;
-    let key = match key_form(&inv.positionals[0], inv.value("id")).map_err(|m| inv.usage(m))? {
-        KeyForm::Joined(_) => ctx.instance(0)?,
-        KeyForm::Split(svc, id) => {
-            InstanceKey::new(svc, id).map_err(|e| inv.usage(e.to_string()))?
-        }
-    };
+    let key = flagged_instance(ctx, "id")?;
     let weight = inv.number::<u8>("weight", 0..=100)?;
     let wait = inv.has("wait");
     let mut body = json!({"service": key.service, "id": key.id});
@@ -160,7 +172,7 @@ fn args_weight(ctx: &Ctx<'_>, raw: &str) -> Result<u8, CliError> {
 /// instance's health and prints each change.
 pub fn deploy(ctx: &Ctx<'_>) -> Result<(), CliError> {
     let inv = ctx.inv;
-    let key = ctx.instance(0)?;
+    let key = flagged_instance(ctx, "version")?;
     let weight = inv.number::<u8>("weight", 0..=100)?.unwrap_or(100);
     let timeout = inv.number::<u64>("timeout", 1..=86_400)?.unwrap_or(60);
     let client = ctx.client()?;
@@ -308,7 +320,26 @@ pub fn logs(ctx: &Ctx<'_>) -> Result<(), CliError> {
     if let Some(s) = inv.value("search") {
         query.push(("search", s.to_string()));
     }
-    if let Some(s) = inv.value("stream") {
+    let level = match inv.value("level") {
+        Some(l) => Some(
+            crate::names::level_stream(l)
+                .ok_or_else(|| inv.usage(format!("--level: {}", crate::names::LEVEL_HELP)))?,
+        ),
+        None => None,
+    };
+    let stream = match (inv.value("stream"), level) {
+        (Some(s), Some(l)) if s != l => {
+            return Err(inv
+                .usage(format!(
+                    "--stream {s} and --level {} disagree (--level {0} means --stream {l})",
+                    inv.value("level").unwrap_or_default()
+                ))
+                .into());
+        }
+        (Some(s), _) => Some(s),
+        (None, l) => l,
+    };
+    if let Some(s) = stream {
         if !matches!(s, "stdout" | "stderr" | "ten") {
             return Err(inv
                 .usage(format!(
@@ -470,13 +501,21 @@ mod tests {
 
     #[test]
     fn spawn_accepts_joined_or_split_but_not_both() {
-        assert_eq!(key_form("api:prod", None), Ok(KeyForm::Joined("api:prod")));
         assert_eq!(
-            key_form("api", Some("prod")),
+            key_form("api:prod", "id", None),
+            Ok(KeyForm::Joined("api:prod"))
+        );
+        assert_eq!(
+            key_form("api", "id", Some("prod")),
             Ok(KeyForm::Split("api", "prod"))
         );
-        assert!(key_form("api:prod", Some("x")).is_err());
-        assert!(key_form("api", None).unwrap_err().contains("api --id ID"));
+        assert!(key_form("api:prod", "id", Some("x")).is_err());
+        assert!(key_form("api", "id", None)
+            .unwrap_err()
+            .contains("api --id ID"));
+        assert!(key_form("api", "version", None)
+            .unwrap_err()
+            .contains("api --version ID"));
     }
 
     #[test]
