@@ -303,7 +303,16 @@ fn ps_prints_a_table_and_json() {
     server.ten_ok(&["spawn", "api:one", "--wait"]);
 
     let columns = [
-        "INSTANCE", "STATE", "HEALTH", "PID", "PORT", "UPTIME", "WEIGHT", "RESTARTS", "MEM",
+        "INSTANCE",
+        "STATE",
+        "HEALTH",
+        "PID",
+        "PORT",
+        "UPTIME",
+        "WEIGHT",
+        "RESTARTS",
+        "MEM",
+        "ISOLATION",
     ];
     for cmd in ["ps", "ls"] {
         let out = server.ten_ok(&[cmd]);

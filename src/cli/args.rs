@@ -179,7 +179,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         aliases: &["ls"],
         usage: &["ps [--all] [--json]"],
         summary: "list instances",
-        about: "Lists instances as a table: INSTANCE STATE HEALTH PID PORT UPTIME WEIGHT RESTARTS MEM. Sleeping instances are shown only with --all. With --json it prints the API's JSON array instead (filtered the same way).",
+        about: "Lists instances as a table: INSTANCE STATE HEALTH PID PORT UPTIME WEIGHT RESTARTS MEM ISOLATION. Sleeping instances are shown only with --all. With --json it prints the API's JSON array instead (filtered the same way).",
         flags: &[FlagSpec {
             long: "all",
             short: Some('a'),

@@ -159,8 +159,17 @@ pub fn cell(v: Option<&Value>) -> String {
 }
 
 /// The `ten ps` columns (BRIEF, CLI output).
-pub const PS_HEADER: [&str; 9] = [
-    "INSTANCE", "STATE", "HEALTH", "PID", "PORT", "UPTIME", "WEIGHT", "RESTARTS", "MEM",
+pub const PS_HEADER: [&str; 10] = [
+    "INSTANCE",
+    "STATE",
+    "HEALTH",
+    "PID",
+    "PORT",
+    "UPTIME",
+    "WEIGHT",
+    "RESTARTS",
+    "MEM",
+    "ISOLATION",
 ];
 
 /// One `ten ps` row from an API instance object.
@@ -180,6 +189,7 @@ pub fn ps_row(obj: &Value) -> Vec<String> {
         cell(obj.get("weight")),
         cell(obj.get("restarts")),
         units("memory_bytes", memory),
+        cell(obj.get("isolation")),
     ]
 }
 
@@ -222,6 +232,7 @@ pub fn health_report(obj: &Value, now_unix: u64) -> String {
         vec!["health".to_string(), cell(obj.get("health"))],
         vec!["last check".to_string(), check],
         vec!["restarts".to_string(), cell(obj.get("restarts"))],
+        vec!["isolation".to_string(), cell(obj.get("isolation"))],
     ];
     // A table without a header: reuse the layout, drop its first line.
     let text = table(&["", ""], &rows);
@@ -337,15 +348,15 @@ wide-cell  22      end
         let list = vec![
             json!({"instance":"api:prod","service":"api","id":"prod","state":"running","health":"healthy",
                    "pid":1234,"port":30001,"weight":100,"restarts":0,"uptime_secs":125,
-                   "memory_bytes":12_897_485u64,"last_check":null}),
+                   "memory_bytes":12_897_485u64,"last_check":null,"isolation":"sandbox"}),
             json!({"instance":"notes:bob","service":"notes","id":"bob","state":"sleeping","health":"unknown",
                    "pid":null,"port":30002,"weight":100,"restarts":1,"uptime_secs":null,
                    "memory_bytes":null,"last_check":null}),
         ];
         let t = ps_table(&list, false);
         let expected = "\
-INSTANCE  STATE    HEALTH   PID   PORT   UPTIME  WEIGHT  RESTARTS  MEM
-api:prod  running  healthy  1234  30001  2m      100     0         12.3M
+INSTANCE  STATE    HEALTH   PID   PORT   UPTIME  WEIGHT  RESTARTS  MEM    ISOLATION
+api:prod  running  healthy  1234  30001  2m      100     0         12.3M  sandbox
 ";
         assert_eq!(t, expected);
         let t = ps_table(&list, true);

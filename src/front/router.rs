@@ -192,6 +192,7 @@ mod tests {
             last_check: None,
             request_timeout: Duration::from_secs(60),
             startup_timeout: Duration::from_secs(10),
+            isolation: crate::config::Isolation::Process,
             stats: Default::default(),
         }
     }

@@ -97,6 +97,8 @@ pub struct InstanceView {
     pub request_timeout: Duration,
     /// From the service: how long a request may be held while it starts.
     pub startup_timeout: Duration,
+    /// The isolation level it runs at (its service's, never less).
+    pub isolation: crate::config::Isolation,
     /// Live counters, shared by every snapshot for the instance's lifetime:
     /// the front writes them, the idle reaper and `/metrics` read them.
     pub stats: Arc<InstanceStats>,
@@ -293,5 +295,6 @@ pub fn instance_json(view: &InstanceView, now: SystemTime) -> serde_json::Value 
         "cpu_seconds": usage.cpu.map(|d| d.as_secs_f64()),
         "oom_kills": view.oom_kills,
         "last_check": view.last_check,
+        "isolation": view.isolation.as_str(),
     })
 }

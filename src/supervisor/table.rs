@@ -43,6 +43,8 @@ pub struct Run {
     pub stderr: Option<Pipe>,
     pub started: Instant,
     pub started_at: SystemTime,
+    /// The level `isolate::spawn` started it at.
+    pub isolation: crate::config::Isolation,
     /// The last passing probe went over the instance's Unix socket
     /// (`SOCKET_PATH`): the app listens there, and the front connects there.
     pub via_socket: bool,

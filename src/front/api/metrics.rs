@@ -630,6 +630,7 @@ mod tests {
             last_check: None,
             request_timeout: Duration::from_secs(1),
             startup_timeout: Duration::from_secs(1),
+            isolation: crate::config::Isolation::Process,
             stats: Default::default(),
         };
         v.stats.record(200, Duration::from_millis(3));

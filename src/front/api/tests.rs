@@ -45,6 +45,7 @@ fn view(service: &str, id: &str, state: State, port: u16) -> InstanceView {
         }),
         request_timeout: Duration::from_secs(30),
         startup_timeout: Duration::from_secs(10),
+        isolation: crate::config::Isolation::Process,
         stats: Default::default(),
     }
 }
@@ -805,6 +806,7 @@ fn list_has_every_instance_with_the_contract_keys() {
             "health",
             "id",
             "instance",
+            "isolation",
             "last_check",
             "memory_bytes",
             "oom_kills",
@@ -821,6 +823,7 @@ fn list_has_every_instance_with_the_contract_keys() {
     assert_eq!(prod["id"], "prod");
     assert_eq!(prod["state"], "running");
     assert_eq!(prod["health"], "healthy");
+    assert_eq!(prod["isolation"], "process");
     assert_eq!(prod["uptime_secs"], 42);
     assert_eq!(prod["last_check"]["detail"], "200");
     assert_eq!(list[3]["state"], "sleeping");

@@ -225,6 +225,7 @@ impl Supervisor {
             stderr,
             started: now,
             started_at: SystemTime::now(),
+            isolation,
             via_socket: false,
         });
         inst.backoff_until = None;

@@ -44,6 +44,12 @@ impl Supervisor {
             last_check: inst.last_check.clone(),
             request_timeout: svc.map_or(Duration::from_secs(60), |s| s.request_timeout),
             startup_timeout: svc.map_or(Duration::from_secs(10), |s| s.startup_timeout),
+            isolation: inst
+                .run
+                .as_ref()
+                .map(|r| r.isolation)
+                .or(svc.map(|s| s.isolation))
+                .unwrap_or(crate::config::Isolation::Process),
             stats: inst.stats.clone(),
         }
     }
