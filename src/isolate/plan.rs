@@ -198,6 +198,13 @@ pub fn build(spec: &Spec<'_>, program: &Path) -> Plan {
     }
     let mut ro: Vec<PathBuf> = vec![spec.workdir.to_path_buf()];
     ro.extend(program_trees(program));
+    // What an interpreter runs: an argument that is an existing file by
+    // absolute path (`python3 /srv/app/main.py`) brings its folder along.
+    for arg in spec.argv.iter().skip(1).map(Path::new) {
+        if arg.is_absolute() && arg.is_file() {
+            ro.extend(program_trees(arg));
+        }
+    }
     // A listed path that does not exist is left out (nothing to bind).
     ro.extend(spec.read_paths.iter().filter(|p| p.exists()).cloned());
     for p in ro {
@@ -510,6 +517,22 @@ mod tests {
         // Never a whole home.
         let t = program_trees(Path::new("/root/bin/tool"));
         assert_eq!(t, [PathBuf::from("/root/bin")]);
+    }
+
+    #[test]
+    fn a_script_given_by_absolute_path_comes_along() {
+        let script = std::env::current_exe().unwrap();
+        let argv = vec![
+            "/usr/bin/python3".to_string(),
+            "-u".to_string(),
+            script.display().to_string(),
+        ];
+        let p = build(
+            &spec(Isolation::Namespace, &argv, &[]),
+            Path::new("/usr/bin/python3"),
+        );
+        let dir = script.parent().unwrap().to_path_buf();
+        assert!(p.mounts.contains(&Mount::ReadOnly(dir)), "{:?}", p.mounts);
     }
 
     #[test]
