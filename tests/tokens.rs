@@ -279,3 +279,59 @@ fn last_use_is_written_at_shutdown_not_per_request() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+#[test]
+fn repeated_wrong_tokens_from_one_address_get_429_but_not_on_ten_sock() {
+    let server = Server::start("tokens_throttle", &settings(""));
+    let wrong = format!("ten_{}", "0".repeat(64));
+    for i in 0..10 {
+        assert_eq!(status(&server, &wrong), 401, "failure {}", i + 1);
+    }
+    let resp = server.api("GET", "/api/instances", Some(&wrong), None);
+    assert_eq!(resp.status, 429, "{}", resp.text());
+    let retry: u64 = resp
+        .header("Retry-After")
+        .expect("Retry-After")
+        .parse()
+        .expect("Retry-After in seconds");
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    // The right token waits too, so a guess cannot be confirmed meanwhile.
+    assert_eq!(status(&server, &server.admin_token), 429);
+    let out = server.ten_tcp(&server.admin_token, &["ps"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(stderr(&out).contains("retry in"), "{}", describe(&out));
+    // Public endpoints are not slowed, and ten.sock never is.
+    let host = server.addr.to_string();
+    assert_eq!(server.http("GET", &host, "/health", &[], b"").status, 200);
+    server.ten_ok(&["ps"]);
+    server.ten_ok(&["token", "list"]);
+
+    // Behind a proxy on this machine, each client behind it counts on its
+    // own: another address gets its own ten tries.
+    let admin_auth = format!("Bearer {}", server.admin_token);
+    let wrong_auth = format!("Bearer {wrong}");
+    let mut conn = Conn::open(server.addr);
+    let mut via = |ip: &str, auth: &str| {
+        conn.request(
+            "GET",
+            &host,
+            "/api/instances",
+            &[("Authorization", auth), ("X-Forwarded-For", ip)],
+            b"",
+        )
+        .status
+    };
+    assert_eq!(via("203.0.113.9", &admin_auth), 200);
+    for _ in 0..10 {
+        assert_eq!(via("203.0.113.9", &wrong_auth), 401);
+    }
+    assert_eq!(via("203.0.113.9", &admin_auth), 429);
+    // One failure each from many more addresses than the table holds:
+    // the server keeps answering and the blocked address stays blocked.
+    for i in 0..5000u32 {
+        let ip = format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255);
+        assert_eq!(via(&ip, &wrong_auth), 401, "{ip}");
+    }
+    assert_eq!(via("203.0.113.9", &admin_auth), 429);
+    assert_eq!(via("203.0.113.10", &admin_auth), 200);
+}

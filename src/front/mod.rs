@@ -104,6 +104,7 @@ pub fn start(
     let stats = Arc::new(stats::FrontStats::default());
     let max_conns = connection_cap(workers);
     let token_usage = Arc::new(TokenUsage::default());
+    let throttle = Arc::new(api::throttle::Throttle::default());
     let usage_flusher = UsageFlusher::start(
         token_usage.clone(),
         opts.data_dir.clone(),
@@ -120,6 +121,7 @@ pub fn start(
         let mut api = api::Api::new(opts.data_dir.clone());
         api.front = stats.clone();
         api.tokens = TokenStore::with_usage(&opts.data_dir, token_usage.clone());
+        api.throttle = throttle.clone();
         let setup = worker::WorkerSetup {
             index,
             listener,

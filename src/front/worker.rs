@@ -1299,6 +1299,8 @@ impl Worker {
             authorization,
             body: &x.api_body,
             local: c.local,
+            peer: c.peer_ip,
+            forwarded_for: x.head.header("x-forwarded-for"),
         };
         let action = self.api.handle(&req, &self.snap);
         match action {

@@ -1,17 +1,31 @@
 //! Who is asking and what they may touch: the bearer token (or `ten.sock`)
-//! to a `Principal`, and the 403s for tenant tokens that reach past their
-//! own instances. The token store itself lives in `state::tokens`.
+//! to a `Principal`, the 429 for an address that failed too often
+//! (`throttle.rs` keeps the count), and the 403s for tenant tokens that
+//! reach past their own instances. The token store itself lives in
+//! `state::tokens`.
 
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use super::throttle::{LIMIT, WINDOW};
 use super::{Answer, Api, ApiRequest, Response};
 use crate::state::Principal;
 use crate::supervisor::InstanceView;
 
 impl Api {
     /// Who is asking: admin on `ten.sock`, else whoever the bearer token
-    /// belongs to. Err: 401 with `WWW-Authenticate: Bearer`.
+    /// belongs to. Err: 401 with `WWW-Authenticate: Bearer`, or 429 with
+    /// `Retry-After` while the client's address has `LIMIT` failed
+    /// authentications (a wrong or malformed token; a missing one does not
+    /// count) within `WINDOW`. `ten.sock` is never slowed.
     pub(super) fn authenticate(&mut self, req: &ApiRequest<'_>) -> Answer<Principal> {
         if req.local {
             return Ok(Principal::Admin);
+        }
+        let client = client_addr(req.peer, req.forwarded_for);
+        let now = Instant::now();
+        if let Some(wait) = self.throttle.blocked(client, now) {
+            return Err(too_many(wait));
         }
         let unauthorized = |message: &str| {
             Response::error(401, message).with_header("WWW-Authenticate", "Bearer".to_string())
@@ -21,15 +35,57 @@ impl Api {
                 "missing token: send Authorization: Bearer TOKEN",
             ));
         };
-        let Some(token) = bearer(raw) else {
-            return Err(unauthorized(
-                "malformed Authorization header: expected Bearer TOKEN",
-            ));
-        };
-        self.tokens
-            .verify(token)
-            .ok_or_else(|| unauthorized("invalid token"))
+        let verified = bearer(raw).map(|token| self.tokens.verify(token));
+        match verified {
+            Some(Some(who)) => Ok(who),
+            failed => {
+                if self.throttle.fail(client, now) {
+                    warn!(
+                        "front",
+                        "{LIMIT} failed authentications from {client} within {}s; \
+                         answering 429 until they are {}s old",
+                        WINDOW.as_secs(),
+                        WINDOW.as_secs()
+                    );
+                }
+                Err(unauthorized(match failed {
+                    None => "malformed Authorization header: expected Bearer TOKEN",
+                    Some(_) => "invalid token",
+                }))
+            }
+        }
     }
+}
+
+/// The address failed authentications are counted under: the TCP peer, or,
+/// when the peer is on loopback (a TLS terminator on this machine, such as
+/// the Caddy `ten caddy` sets up), the last address in its
+/// `X-Forwarded-For`, which that proxy wrote. A client elsewhere cannot
+/// choose it.
+fn client_addr(peer: IpAddr, forwarded_for: Option<&[u8]>) -> IpAddr {
+    if !peer.to_canonical().is_loopback() {
+        return peer;
+    }
+    forwarded_for
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|last| last.trim().parse::<IpAddr>().ok())
+        .unwrap_or(peer)
+}
+
+/// 429 with `Retry-After` in whole seconds, rounded up.
+fn too_many(wait: Duration) -> Response {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let secs = secs.max(1);
+    Response::error(
+        429,
+        &format!(
+            "too many failed authentications from this address ({LIMIT} within {}s); \
+             retry in {secs}s",
+            WINDOW.as_secs()
+        ),
+    )
+    .with_header("Retry-After", secs.to_string())
 }
 
 /// The token from `Bearer TOKEN` (scheme case-insensitive, RFC 9110
@@ -70,4 +126,37 @@ pub(super) fn not_yours(tenant: &str, what: &str) -> Response {
         403,
         &format!("the token of tenant `{tenant}` may not act on `{what}`"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_from_loopback_only() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let far: IpAddr = "198.51.100.4".parse().unwrap();
+        let xff = Some(&b"10.0.0.1, 203.0.113.9"[..]);
+        assert_eq!(
+            client_addr(lo, xff),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(client_addr(far, xff), far);
+        assert_eq!(client_addr(lo, None), lo);
+        assert_eq!(client_addr(lo, Some(b"nonsense")), lo);
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        assert_eq!(
+            client_addr(mapped, Some(b"2001:db8::1")),
+            "2001:db8::1".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        let r = too_many(Duration::from_millis(5200));
+        assert_eq!(r.status, 429);
+        assert!(r.headers.contains(&("Retry-After", "6".to_string())));
+        let r = too_many(Duration::from_millis(1));
+        assert!(r.headers.contains(&("Retry-After", "1".to_string())));
+    }
 }

@@ -25,6 +25,7 @@ pub mod logs;
 pub mod metrics;
 mod params;
 mod storage;
+pub mod throttle;
 pub mod url;
 
 use std::path::PathBuf;
@@ -52,6 +53,11 @@ pub struct ApiRequest<'a> {
     pub body: &'a [u8],
     /// Came in on `ten.sock`: no token needed, file permissions guard it.
     pub local: bool,
+    /// The TCP peer's address (meaningless when `local`).
+    pub peer: std::net::IpAddr,
+    /// The first `X-Forwarded-For` header, if any: believed for counting
+    /// failed authentications only when the peer is on loopback.
+    pub forwarded_for: Option<&'a [u8]>,
 }
 
 /// A complete response to write.
@@ -133,6 +139,8 @@ pub struct Api {
     pub front: std::sync::Arc<crate::front::stats::FrontStats>,
     /// This loop's cache of instance data dir sizes for `/metrics`.
     pub dir_sizes: metrics::DirSizes,
+    /// Failed authentications per client address, shared by every loop.
+    pub throttle: std::sync::Arc<throttle::Throttle>,
 }
 
 /// An endpoint, with the raw `{svc:id}` path segment where it has one.
@@ -223,6 +231,7 @@ impl Api {
             data_dir,
             front: Default::default(),
             dir_sizes: Default::default(),
+            throttle: Default::default(),
         }
     }
 

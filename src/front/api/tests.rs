@@ -88,6 +88,8 @@ struct Fixture {
     snap: Snapshot,
     admin: String,
     alice: String,
+    /// The client address requests come from.
+    peer: std::net::IpAddr,
 }
 
 impl Fixture {
@@ -102,6 +104,7 @@ impl Fixture {
             snap: snapshot(),
             admin,
             alice,
+            peer: std::net::IpAddr::from([203, 0, 113, 1]),
         }
     }
 
@@ -115,6 +118,8 @@ impl Fixture {
             authorization: auth.as_deref().map(str::as_bytes),
             body: body.as_bytes(),
             local: false,
+            peer: self.peer,
+            forwarded_for: None,
         };
         self.api.handle_at(&req, &self.snap, now())
     }
@@ -281,7 +286,7 @@ fn missing_malformed_or_wrong_token_is_401_with_challenge() {
         ("empty bearer", Some(b"Bearer ".to_vec())),
         ("not utf-8", Some(b"Bearer \xff\xfe".to_vec())),
     ];
-    for (what, auth) in cases {
+    for (n, (what, auth)) in cases.into_iter().enumerate() {
         for (method, path) in [
             ("GET", "/api/instances"),
             ("POST", "/api/instances/spawn"),
@@ -297,6 +302,9 @@ fn missing_malformed_or_wrong_token_is_401_with_challenge() {
                 authorization: auth.as_deref(),
                 body: b"",
                 local: false,
+                // One address per case: 24 failures from one would be 429.
+                peer: std::net::IpAddr::from([203, 0, 113, 10 + n as u8]),
+                forwarded_for: None,
             };
             let r = response(f.api.handle_at(&req, &f.snap, now()));
             assert_eq!(r.status, 401, "{what}: {method} {path}");
@@ -319,6 +327,8 @@ fn local_socket_is_admin_without_token() {
         authorization: None,
         body: b"",
         local: true,
+        peer: std::net::IpAddr::from([127, 0, 0, 1]),
+        forwarded_for: None,
     };
     let r = response(f.api.handle_at(&req, &f.snap, now()));
     assert_eq!(r.status, 200);
@@ -336,6 +346,8 @@ fn bearer_scheme_is_case_insensitive() {
         authorization: Some(auth.as_bytes()),
         body: b"",
         local: false,
+        peer: f.peer,
+        forwarded_for: None,
     };
     assert_eq!(status(f.api.handle_at(&req, &f.snap, now())), 200);
 }
@@ -1129,4 +1141,46 @@ fn token_revoke_asks_supervisor_for_admins_only() {
     for path in ["/api/tokens/", "/api/tokens/a/b"] {
         assert_eq!(status(f.admin("DELETE", path, "")), 404, "{path}");
     }
+}
+
+#[test]
+fn repeated_failed_authentication_is_slowed_but_never_on_ten_sock() {
+    let mut f = Fixture::new("api-throttle");
+    let wrong = format!("ten_{}", "0".repeat(64));
+    // Requests without any token are not failed authentications.
+    for _ in 0..30 {
+        assert_eq!(status(f.call("GET", "/api/instances", None, "")), 401);
+    }
+    for i in 0..10 {
+        let r = response(f.call("GET", "/api/instances", Some(&wrong), ""));
+        assert_eq!(r.status, 401, "attempt {}", i + 1);
+    }
+    let r = response(f.call("GET", "/api/instances", Some(&wrong), ""));
+    assert_eq!(r.status, 429, "{}", body_text(&r));
+    let retry: u64 = header(&r, "Retry-After").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert!(body_json(&r)["error"]
+        .as_str()
+        .unwrap()
+        .contains("retry in"));
+    // Even a good token waits: a 200 here would confirm a guess.
+    let r = response(f.admin("GET", "/api/instances", ""));
+    assert_eq!(r.status, 429);
+    // Public endpoints stay open.
+    assert_eq!(status(f.call("GET", "/health", None, "")), 200);
+    // Another address is not slowed.
+    f.peer = std::net::IpAddr::from([203, 0, 113, 2]);
+    assert_eq!(status(f.admin("GET", "/api/instances", "")), 200);
+    // ten.sock never is.
+    let req = ApiRequest {
+        method: "GET",
+        path: "/api/instances",
+        query: "",
+        authorization: None,
+        body: b"",
+        local: true,
+        peer: std::net::IpAddr::from([203, 0, 113, 1]),
+        forwarded_for: None,
+    };
+    assert_eq!(status(f.api.handle_at(&req, &f.snap, now())), 200);
 }
