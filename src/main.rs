@@ -1,5 +1,8 @@
 //! `ten`: argv goes to `cli::run`, its exit code comes back. Nothing else lives here.
 #![deny(unsafe_code)]
+// Unsafe code lives only in `sys` and `isolate`, and every block there says
+// why it is sound in a `// SAFETY:` comment right above it.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 #[macro_use]
 mod log;
