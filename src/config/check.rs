@@ -459,9 +459,7 @@ impl Check<'_> {
         let mut out = Vec::new();
         for (service, ids) in entries {
             let key = format!("instances.{}", toml_key(service.get_ref()));
-            if !declared.contains(service.get_ref()) {
-                let message = unknown_service(service.get_ref(), declared);
-                self.fail(service.span(), key, message);
+            if !self.declared(&service, &key, declared) {
                 continue;
             }
             let mut seen: Vec<&str> = Vec::new();
@@ -504,18 +502,22 @@ impl Check<'_> {
         out
     }
 
+    /// Whether `service` names a `[service.NAME]` table; when not, refuses it
+    /// at `key` as an unknown service, with the nearest declared name.
+    fn declared(&mut self, service: &Spanned<String>, key: &str, declared: &[String]) -> bool {
+        if declared.contains(service.get_ref()) {
+            return true;
+        }
+        let message = unknown_service(service.get_ref(), declared);
+        self.fail(service.span(), key.to_string(), message);
+        false
+    }
+
     fn routing(&mut self, raw: RawRouting, declared: &[String]) -> Routing {
-        let known = declared;
         let mut routing = Routing::default();
         if let Some(v) = raw.default {
-            if declared.contains(v.get_ref()) {
+            if self.declared(&v, "routing.default", declared) {
                 routing.default = Some(v.into_inner());
-            } else {
-                self.fail(
-                    v.span(),
-                    "routing.default".to_string(),
-                    unknown_service(v.get_ref(), known),
-                );
             }
         }
 
@@ -535,13 +537,7 @@ impl Check<'_> {
                     key,
                     format!("`{label}` is also a service name, so host `{label}.DOMAIN` would be ambiguous"),
                 );
-            } else if !declared.contains(service.get_ref()) {
-                self.fail(
-                    service.span(),
-                    key,
-                    unknown_service(service.get_ref(), known),
-                );
-            } else {
+            } else if self.declared(&service, &key, declared) {
                 match routing.subdomain.entry(label) {
                     Entry::Vacant(slot) => {
                         slot.insert(service.into_inner());
@@ -580,13 +576,7 @@ impl Check<'_> {
                     key,
                     format!("duplicate route: {p:?} is the same prefix as {other:?}"),
                 );
-            } else if !declared.contains(service.get_ref()) {
-                self.fail(
-                    service.span(),
-                    key,
-                    unknown_service(service.get_ref(), known),
-                );
-            } else {
+            } else if self.declared(&service, &key, declared) {
                 routing
                     .path
                     .push((prefix.into_inner(), service.into_inner()));

@@ -961,25 +961,6 @@ fn data_dir_flag_wins_in_the_public_function() {
 }
 
 #[test]
-fn expand_template_fills_placeholders() {
-    let vars = TemplateVars {
-        name: "api",
-        id: "prod",
-        data_dir: Path::new("/d"),
-        port: 30000,
-        socket: Path::new("/d/.tenement/run/api.prod.sock"),
-    };
-    assert_eq!(
-        expand_template("{data_dir}/{name}/{id}", &vars),
-        "/d/api/prod"
-    );
-    assert_eq!(
-        expand_template("{port} {socket}", &vars),
-        "30000 /d/.tenement/run/api.prod.sock"
-    );
-}
-
-#[test]
 fn json_shows_every_resolved_setting() {
     let c = ok(FULL);
     let j = c.to_json();

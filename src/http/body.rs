@@ -339,6 +339,11 @@ mod tests {
     const PAYLOAD: &[u8] = b"Wikipedia in\r\n\r\nchunks.";
     const NEXT: &[u8] = b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n";
 
+    /// What `scan` returns when it used `used` bytes.
+    fn scanned(used: usize, done: bool) -> Result<Scan, FrameError> {
+        Ok(Scan { used, done })
+    }
+
     fn with_next(body: &[u8]) -> Vec<u8> {
         [body, NEXT].concat()
     }
@@ -428,21 +433,9 @@ mod tests {
         );
         assert_eq!(&wire[scan.used..], NEXT);
         // Once done, nothing more is taken.
-        assert_eq!(
-            framer.scan(NEXT),
-            Ok(Scan {
-                used: 0,
-                done: true
-            })
-        );
+        assert_eq!(framer.scan(NEXT), scanned(0, true));
         let mut out = Vec::new();
-        assert_eq!(
-            framer.decode(NEXT, &mut out),
-            Ok(Scan {
-                used: 0,
-                done: true
-            })
-        );
+        assert_eq!(framer.decode(NEXT, &mut out), scanned(0, true));
         assert!(out.is_empty());
     }
 
@@ -453,13 +446,7 @@ mod tests {
             Ok((5, true, Vec::new()))
         );
         let mut framer = Framer::new(BodyKind::Chunked);
-        assert_eq!(
-            framer.scan(b""),
-            Ok(Scan {
-                used: 0,
-                done: false
-            })
-        );
+        assert_eq!(framer.scan(b""), scanned(0, false));
         assert!(!framer.is_done());
     }
 
@@ -482,20 +469,11 @@ mod tests {
     #[test]
     fn largest_chunk_size_is_accepted() {
         let mut framer = Framer::new(BodyKind::Chunked);
-        assert_eq!(
-            framer.scan(b"7fffffffffffffff\r\nab"),
-            Ok(Scan {
-                used: 20,
-                done: false
-            })
-        );
+        assert_eq!(framer.scan(b"7fffffffffffffff\r\nab"), scanned(20, false));
         let mut framer = Framer::new(BodyKind::Chunked);
         assert_eq!(
             framer.scan(b"00000000000000000000000001\r\n"),
-            Ok(Scan {
-                used: 28,
-                done: false
-            })
+            scanned(28, false)
         );
     }
 
@@ -599,43 +577,13 @@ mod tests {
             );
         }
         let mut framer = Framer::new(BodyKind::Length(5));
-        assert_eq!(
-            framer.scan(b"hel"),
-            Ok(Scan {
-                used: 3,
-                done: false
-            })
-        );
-        assert_eq!(
-            framer.scan(b""),
-            Ok(Scan {
-                used: 0,
-                done: false
-            })
-        );
-        assert_eq!(
-            framer.scan(b"loGET"),
-            Ok(Scan {
-                used: 2,
-                done: true
-            })
-        );
+        assert_eq!(framer.scan(b"hel"), scanned(3, false));
+        assert_eq!(framer.scan(b""), scanned(0, false));
+        assert_eq!(framer.scan(b"loGET"), scanned(2, true));
         assert!(framer.is_done());
-        assert_eq!(
-            framer.scan(b"more"),
-            Ok(Scan {
-                used: 0,
-                done: true
-            })
-        );
+        assert_eq!(framer.scan(b"more"), scanned(0, true));
         let mut framer = Framer::new(BodyKind::Length(u64::MAX));
-        assert_eq!(
-            framer.scan(b"abc"),
-            Ok(Scan {
-                used: 3,
-                done: false
-            })
-        );
+        assert_eq!(framer.scan(b"abc"), scanned(3, false));
     }
 
     #[test]
@@ -643,13 +591,7 @@ mod tests {
         for kind in [BodyKind::None, BodyKind::Length(0)] {
             let mut framer = Framer::new(kind);
             assert!(framer.is_done());
-            assert_eq!(
-                framer.scan(NEXT),
-                Ok(Scan {
-                    used: 0,
-                    done: true
-                })
-            );
+            assert_eq!(framer.scan(NEXT), scanned(0, true));
             assert_eq!(framer.kind(), kind);
         }
     }
@@ -657,29 +599,11 @@ mod tests {
     #[test]
     fn close_body_never_ends() {
         let mut framer = Framer::new(BodyKind::Close);
-        assert_eq!(
-            framer.scan(b"data: 1\n\n"),
-            Ok(Scan {
-                used: 9,
-                done: false
-            })
-        );
-        assert_eq!(
-            framer.scan(b""),
-            Ok(Scan {
-                used: 0,
-                done: false
-            })
-        );
+        assert_eq!(framer.scan(b"data: 1\n\n"), scanned(9, false));
+        assert_eq!(framer.scan(b""), scanned(0, false));
         assert!(!framer.is_done());
         let mut out = b"kept".to_vec();
-        assert_eq!(
-            framer.decode(b"abc", &mut out),
-            Ok(Scan {
-                used: 3,
-                done: false
-            })
-        );
+        assert_eq!(framer.decode(b"abc", &mut out), scanned(3, false));
         assert_eq!(out, b"keptabc");
     }
 

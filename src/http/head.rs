@@ -404,6 +404,17 @@ pub(super) fn trim_ows(mut s: &[u8]) -> &[u8] {
     s
 }
 
+/// httparse's borrowed fields, copied out of the read buffer in order.
+fn owned(headers: &[httparse::Header<'_>]) -> Vec<Header> {
+    headers
+        .iter()
+        .map(|h| Header {
+            name: h.name.to_owned(),
+            value: h.value.to_vec(),
+        })
+        .collect()
+}
+
 fn request_head(req: &httparse::Request<'_, '_>) -> Result<RequestHead, HeadError> {
     let method = req.method.expect("a complete parse sets the method");
     let raw_target = req.path.expect("a complete parse sets the path");
@@ -443,14 +454,7 @@ fn request_head(req: &httparse::Request<'_, '_>) -> Result<RequestHead, HeadErro
         return Err(HeadError::Bad("missing Host"));
     }
 
-    let mut headers: Vec<Header> = req
-        .headers
-        .iter()
-        .map(|h| Header {
-            name: h.name.to_owned(),
-            value: h.value.to_vec(),
-        })
-        .collect();
+    let mut headers = owned(req.headers);
 
     // origin-form, or asterisk-form for OPTIONS (RFC 9112 3.2.4).
     let (target, authority) =
@@ -613,14 +617,7 @@ fn response_head(
     let keep_alive =
         !upgrade && body != BodyKind::Close && !f.close && (minor == 1 || f.keep_alive);
 
-    let headers = res
-        .headers
-        .iter()
-        .map(|h| Header {
-            name: h.name.to_owned(),
-            value: h.value.to_vec(),
-        })
-        .collect();
+    let headers = owned(res.headers);
     Ok(ResponseHead {
         status,
         reason: reason.to_owned(),

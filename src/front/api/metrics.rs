@@ -195,13 +195,13 @@ pub fn render(snap: &Snapshot, front: &FrontStats, sample: &Sample) -> String {
         &format!("{{version=\"{}\"}}", escape(env!("CARGO_PKG_VERSION"))),
         1,
     );
-    family(
+    single(
         o,
         "ten_uptime_seconds",
         "gauge",
         "Seconds since tenement started.",
+        float(sample.uptime_seconds),
     );
-    line(o, "ten_uptime_seconds", "", float(sample.uptime_seconds));
 
     family(o, "ten_instances", "gauge", "Instances by lifecycle state.");
     for state in STATES {
@@ -222,30 +222,24 @@ pub fn render(snap: &Snapshot, front: &FrontStats, sample: &Sample) -> String {
         "1 when the instance is running, else 0.",
         |v| u8::from(v.state == State::Running).to_string(),
     );
-    family(
+    one_hot(
         o,
+        all,
         "ten_instance_state",
-        "gauge",
         "1 for the instance's lifecycle state, 0 for the others.",
+        "state",
+        &STATES.map(|s| (s, s.as_str())),
+        |v| v.state,
     );
-    for v in all {
-        for state in STATES {
-            let l = labels_with(v, "state", state.as_str());
-            line(o, "ten_instance_state", &l, u8::from(v.state == state));
-        }
-    }
-    family(
+    one_hot(
         o,
+        all,
         "ten_instance_health",
-        "gauge",
         "1 for the instance's health word, 0 for the others.",
+        "health",
+        &HEALTHS.map(|h| (h, h.as_str())),
+        |v| v.health,
     );
-    for v in all {
-        for health in HEALTHS {
-            let l = labels_with(v, "health", health.as_str());
-            line(o, "ten_instance_health", &l, u8::from(v.health == health));
-        }
-    }
     per_instance(
         o,
         all,
@@ -262,25 +256,17 @@ pub fn render(snap: &Snapshot, front: &FrontStats, sample: &Sample) -> String {
         "Restarts since the instance was created.",
         |v| v.restarts.to_string(),
     );
-    family(
+    per_instance_known(
         o,
+        all,
         "ten_instance_start_time_seconds",
         "gauge",
         "When the instance's current process started, seconds since the epoch.",
+        |v| {
+            let t = v.started_at?.duration_since(SystemTime::UNIX_EPOCH).ok()?;
+            Some(float(t.as_secs_f64()))
+        },
     );
-    for v in all {
-        if let Some(t) = v
-            .started_at
-            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-        {
-            line(
-                o,
-                "ten_instance_start_time_seconds",
-                &labels(v),
-                float(t.as_secs_f64()),
-            );
-        }
-    }
     per_instance(
         o,
         all,
@@ -289,22 +275,14 @@ pub fn render(snap: &Snapshot, front: &FrontStats, sample: &Sample) -> String {
         "Times the instance was woken from sleep.",
         |v| load(&v.stats.wakes).to_string(),
     );
-    family(
+    histograms(
         o,
+        all,
         "ten_instance_wake_duration_seconds",
-        "histogram",
         "Time from wake to ready.",
+        &WAKE_BUCKETS,
+        |v| (&v.stats.wake_buckets[..], load(&v.stats.wake_sum_us)),
     );
-    for v in all {
-        histogram(
-            o,
-            "ten_instance_wake_duration_seconds",
-            v,
-            &WAKE_BUCKETS,
-            &v.stats.wake_buckets,
-            load(&v.stats.wake_sum_us),
-        );
-    }
     family(
         o,
         "ten_instance_requests_total",
@@ -321,22 +299,19 @@ pub fn render(snap: &Snapshot, front: &FrontStats, sample: &Sample) -> String {
             );
         }
     }
-    family(
+    histograms(
         o,
+        all,
         "ten_instance_request_duration_seconds",
-        "histogram",
         "Time from request start to response end.",
+        &DURATION_BUCKETS,
+        |v| {
+            (
+                &v.stats.duration_buckets[..],
+                load(&v.stats.duration_sum_us),
+            )
+        },
     );
-    for v in all {
-        histogram(
-            o,
-            "ten_instance_request_duration_seconds",
-            v,
-            &DURATION_BUCKETS,
-            &v.stats.duration_buckets,
-            load(&v.stats.duration_sum_us),
-        );
-    }
     per_instance(
         o,
         all,
@@ -361,22 +336,17 @@ pub fn render(snap: &Snapshot, front: &FrontStats, sample: &Sample) -> String {
         "Client connections routed to the instance now.",
         |v| load(&v.stats.open).to_string(),
     );
-    family(
+    per_instance_known(
         o,
+        all,
         "ten_instance_memory_bytes",
         "gauge",
         "Memory of the instance: its cgroup's processes without inactive page cache, else its process's resident memory.",
+        |v| {
+            let bytes = sample.cgroup_memory.get(&v.key()).copied();
+            bytes.or(v.memory_bytes).map(|bytes| bytes.to_string())
+        },
     );
-    for v in all {
-        let bytes = sample
-            .cgroup_memory
-            .get(&v.key())
-            .copied()
-            .or(v.memory_bytes);
-        if let Some(bytes) = bytes {
-            line(o, "ten_instance_memory_bytes", &labels(v), bytes);
-        }
-    }
     per_instance(
         o,
         all,
@@ -385,46 +355,35 @@ pub fn render(snap: &Snapshot, front: &FrontStats, sample: &Sample) -> String {
         "Processes of the instance the kernel killed at its memory_limit_mb.",
         |v| v.oom_kills.to_string(),
     );
-    family(
+    per_instance_known(
         o,
+        all,
         "ten_instance_cpu_seconds_total",
         "counter",
         "CPU time of the instance: its cgroup's whole process tree, else its current process and its waited-for children.",
+        |v| sample.cpu_seconds.get(&v.key()).map(|s| float(*s)),
     );
-    for v in all {
-        if let Some(s) = sample.cpu_seconds.get(&v.key()) {
-            line(o, "ten_instance_cpu_seconds_total", &labels(v), float(*s));
-        }
-    }
-    family(
+    per_instance_known(
         o,
+        all,
         "ten_instance_data_dir_bytes",
         "gauge",
         "Bytes in the instance's data dir (recomputed at most every 30 s).",
+        |v| sample.data_dir_bytes.get(&v.key()).map(|b| b.to_string()),
     );
-    for v in all {
-        if let Some(b) = sample.data_dir_bytes.get(&v.key()) {
-            line(o, "ten_instance_data_dir_bytes", &labels(v), b);
-        }
-    }
 
-    family(
+    single(
         o,
         "ten_front_connections_open",
         "gauge",
         "Client connections open now.",
+        load(&front.open),
     );
-    line(o, "ten_front_connections_open", "", load(&front.open));
-    family(
+    single(
         o,
         "ten_front_connections_accepted_total",
         "counter",
         "Client connections accepted since start.",
-    );
-    line(
-        o,
-        "ten_front_connections_accepted_total",
-        "",
         load(&front.accepted),
     );
     family(
@@ -441,56 +400,46 @@ pub fn render(snap: &Snapshot, front: &FrontStats, sample: &Sample) -> String {
             load(n),
         );
     }
-    family(
+    single(
         o,
         "ten_front_accept_paused_total",
         "counter",
         "Times accepting paused at the connection cap.",
-    );
-    line(
-        o,
-        "ten_front_accept_paused_total",
-        "",
         load(&front.accept_paused),
     );
 
     if let Some(rss) = sample.process_rss {
-        family(
+        single(
             o,
             "process_resident_memory_bytes",
             "gauge",
             "Resident memory of tenement itself.",
+            rss,
         );
-        line(o, "process_resident_memory_bytes", "", rss);
     }
     if let Some(fds) = sample.process_fds {
-        family(
+        single(
             o,
             "process_open_fds",
             "gauge",
             "Open file descriptors of tenement itself.",
+            fds,
         );
-        line(o, "process_open_fds", "", fds);
     }
     if let Some(cpu) = sample.process_cpu_seconds {
-        family(
+        single(
             o,
             "process_cpu_seconds_total",
             "counter",
             "CPU time of tenement itself.",
+            float(cpu),
         );
-        line(o, "process_cpu_seconds_total", "", float(cpu));
     }
-    family(
+    single(
         o,
         "process_start_time_seconds",
         "gauge",
         "When tenement started, seconds since the epoch.",
-    );
-    line(
-        o,
-        "process_start_time_seconds",
-        "",
         float(sample.process_start_unix),
     );
     out
@@ -515,6 +464,12 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// A family of one unlabelled sample.
+fn single(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    family(out, name, kind, help);
+    line(out, name, "", value);
+}
+
 fn line(out: &mut String, name: &str, labels: &str, value: impl std::fmt::Display) {
     let _ = writeln!(out, "{name}{labels} {value}");
 }
@@ -527,9 +482,66 @@ fn per_instance(
     help: &str,
     value: impl Fn(&InstanceView) -> String,
 ) {
+    per_instance_known(out, all, name, kind, help, |v| Some(value(v)));
+}
+
+/// `per_instance` for a value not every instance has: those without one
+/// get no sample.
+fn per_instance_known(
+    out: &mut String,
+    all: &[InstanceView],
+    name: &str,
+    kind: &str,
+    help: &str,
+    value: impl Fn(&InstanceView) -> Option<String>,
+) {
     family(out, name, kind, help);
     for v in all {
-        line(out, name, &labels(v), value(v));
+        if let Some(value) = value(v) {
+            line(out, name, &labels(v), value);
+        }
+    }
+}
+
+/// A gauge with one sample per instance and word, labelled `label="WORD"`:
+/// 1 for the word `word_of` gives the instance, 0 for the others.
+fn one_hot<W: Copy + PartialEq>(
+    out: &mut String,
+    all: &[InstanceView],
+    name: &str,
+    help: &str,
+    label: &str,
+    words: &[(W, &str)],
+    word_of: impl Fn(&InstanceView) -> W,
+) {
+    family(out, name, "gauge", help);
+    for v in all {
+        let own = word_of(v);
+        for &(word, text) in words {
+            line(
+                out,
+                name,
+                &labels_with(v, label, text),
+                u8::from(own == word),
+            );
+        }
+    }
+}
+
+/// A histogram family with one histogram per instance; `of` gives an
+/// instance's bucket counts and its sum in microseconds.
+fn histograms<'v>(
+    out: &mut String,
+    all: &'v [InstanceView],
+    name: &str,
+    help: &str,
+    bounds: &[f64],
+    of: impl Fn(&'v InstanceView) -> (&'v [std::sync::atomic::AtomicU64], u64),
+) {
+    family(out, name, "histogram", help);
+    for v in all {
+        let (counts, sum_us) = of(v);
+        histogram(out, name, v, bounds, counts, sum_us);
     }
 }
 

@@ -523,32 +523,26 @@ fn deploy_defaults_and_explicit_values() {
     let mut f = Fixture::new("api-deploy");
     let (cmd, code) = command(f.admin("POST", "/api/deploy", r#"{"service":"api","id":"prod"}"#));
     assert_eq!(code, 200);
+    assert_eq!(
+        deploy_args(cmd),
+        (key("api", "prod"), 100, Duration::from_secs(60))
+    );
+    let body = r#"{"service":"notes","id":"prod","weight":10,"timeout_secs":5}"#;
+    assert_eq!(
+        deploy_args(command(f.admin("POST", "/api/deploy", body)).0),
+        (key("notes", "prod"), 10, Duration::from_secs(5))
+    );
+}
+
+/// The key, weight and timeout of a `Command::Deploy`.
+fn deploy_args(cmd: Command) -> (InstanceKey, u8, Duration) {
     match cmd {
         Command::Deploy {
-            key: k,
+            key,
             weight,
             timeout,
-        } => {
-            assert_eq!(
-                (k, weight, timeout),
-                (key("api", "prod"), 100, Duration::from_secs(60))
-            );
-        }
-        other => panic!("{other:?}"),
-    }
-    let body = r#"{"service":"notes","id":"prod","weight":10,"timeout_secs":5}"#;
-    match command(f.admin("POST", "/api/deploy", body)).0 {
-        Command::Deploy {
-            key: k,
-            weight,
-            timeout,
-        } => {
-            assert_eq!(
-                (k, weight, timeout),
-                (key("notes", "prod"), 10, Duration::from_secs(5))
-            );
-        }
-        other => panic!("{other:?}"),
+        } => (key, weight, timeout),
+        other => panic!("expected a deploy, got {other:?}"),
     }
 }
 
