@@ -893,7 +893,11 @@ impl Instance {
     /// to go (see `kill_and_wait`). With a freezer, waits up to 100 ms for
     /// the freeze to take. Callers repeat it until `populated` is false.
     pub fn kill(&self) {
-        match kill_method(self.v2.as_deref(), &self.v1) {
+        self.kill_with(kill_method(self.v2.as_deref(), &self.v1));
+    }
+
+    fn kill_with(&self, method: KillMethod) {
+        match method {
             KillMethod::V2Kill => {
                 let dir = self
                     .v2
@@ -942,9 +946,13 @@ impl Instance {
     /// Kills everything in it and waits up to `within` for it to be empty.
     /// Returns whether it is empty. Blocks the calling thread.
     pub fn kill_and_wait(&self, within: Duration) -> bool {
+        self.kill_and_wait_with(within, kill_method(self.v2.as_deref(), &self.v1))
+    }
+
+    fn kill_and_wait_with(&self, within: Duration, method: KillMethod) -> bool {
         let end = Instant::now() + within;
         loop {
-            self.kill();
+            self.kill_with(method);
             if !self.populated() {
                 return true;
             }
