@@ -7,6 +7,7 @@
 pub mod body;
 pub mod head;
 mod hop;
+pub mod response;
 #[cfg(test)]
 mod testutil;
 pub mod write;

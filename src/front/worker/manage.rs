@@ -1,0 +1,148 @@
+//! The management glue on one connection: reading an API request body,
+//! dispatching it to `api::Api`, sending commands and subscriptions to the
+//! supervisor, and turning its replies into API answers, Server-Sent Events
+//! or (for a held request) the go-ahead to connect.
+//!
+//! Further `impl Worker` methods; the loop in `worker.rs` delivers replies.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use super::Worker;
+use crate::front::api::{self, Action, ApiRequest};
+use crate::front::conn::{Conn, Phase};
+use crate::http::response::{write_chunk, EVENT_STREAM_HEAD};
+use crate::supervisor::{Command, Reply, ReplyTo};
+
+/// Largest management API request body.
+const MAX_API_BODY: usize = 1024 * 1024;
+
+/// Subscription ids are unique across loops.
+static NEXT_STREAM_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Worker {
+    pub(super) fn read_api_body(&mut self, slot: usize, c: &mut Conn) -> bool {
+        let x = c.exchange.as_mut().expect("api body phase has an exchange");
+        match x.req_framer.decode(c.cin.bytes(), &mut x.api_body) {
+            Ok(scan) => {
+                c.cin.consume(scan.used);
+                if x.api_body.len() > MAX_API_BODY {
+                    self.fail(c, 413, "request body too large for the API (1 MiB at most)");
+                    return true;
+                }
+                if scan.done {
+                    x.req_done = true;
+                    self.handle_api(slot, c);
+                    return true;
+                }
+                scan.used > 0
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                self.fail(c, 400, &msg);
+                true
+            }
+        }
+    }
+
+    pub(super) fn handle_api(&mut self, slot: usize, c: &mut Conn) {
+        if self.published.generation() != self.snap.generation {
+            self.snap = self.published.load();
+        }
+        let x = c.exchange.as_ref().expect("api request has an exchange");
+        let (path, query) = match x.head.target.split_once('?') {
+            Some((p, q)) => (p, q),
+            None => (x.head.target.as_str(), ""),
+        };
+        let authorization = x.head.header("authorization");
+        let req = ApiRequest {
+            method: &x.head.method,
+            path,
+            query,
+            authorization,
+            body: &x.api_body,
+            local: c.local,
+            peer: c.peer_ip,
+            forwarded_for: x.head.header("x-forwarded-for"),
+        };
+        let action = self.api.handle(&req, &self.snap);
+        match action {
+            Action::Respond(resp) => self.respond(c, resp),
+            Action::Stream(what) => {
+                let id = NEXT_STREAM_ID.fetch_add(1, Ordering::Relaxed);
+                let reply = self.reply_to(slot, c);
+                c.stream_id = Some(id);
+                if self
+                    .supervisor
+                    .send(Command::Subscribe { id, what }, Some(reply))
+                {
+                    c.phase = Phase::Waiting;
+                    c.deadline = None;
+                } else {
+                    c.stream_id = None;
+                    self.fail(c, 503, "the supervisor is not running");
+                }
+            }
+            Action::Ask {
+                cmd,
+                success_status,
+            } => {
+                let reply = ReplyTo {
+                    tx: self.replies_tx.clone(),
+                    waker: self.waker.clone(),
+                    conn: (u64::from(c.generation) << 32) as usize | slot,
+                };
+                if self.supervisor.send(cmd, Some(reply)) {
+                    if let Some(x) = c.exchange.as_mut() {
+                        x.api_status = Some(success_status);
+                    }
+                    c.phase = Phase::Waiting;
+                    c.deadline = None;
+                } else {
+                    self.fail(c, 503, "the supervisor is not running");
+                }
+            }
+        }
+    }
+
+    /// A supervisor reply for this connection: an event for its stream, the
+    /// answer to its API command, or the fate of its held request.
+    pub(super) fn on_reply(&mut self, slot: usize, c: &mut Conn, reply: Reply) {
+        if c.stream_id.is_some() {
+            match reply {
+                Reply::Stream(message) => {
+                    if c.phase == Phase::Waiting {
+                        // The supervisor took the subscription: start the stream.
+                        c.cout.extend(EVENT_STREAM_HEAD);
+                        c.phase = Phase::Streaming;
+                        c.exchange = None;
+                        c.close_after = true;
+                        c.deadline = None;
+                    }
+                    self.send_chunk(c, &message);
+                    c.last_beat = Instant::now();
+                }
+                Reply::Error { status, message } if c.phase == Phase::Waiting => {
+                    c.stream_id = None;
+                    self.fail(c, status, &message);
+                }
+                _ => {}
+            }
+            return;
+        }
+        let api_status = c.exchange.as_ref().and_then(|x| x.api_status);
+        if let Some(status) = api_status {
+            let resp = api::reply_response(reply, status);
+            self.respond(c, resp);
+            return;
+        }
+        self.on_held_reply(slot, c, reply);
+    }
+
+    /// Appends one chunk of an event stream to the client's buffer.
+    pub(super) fn send_chunk(&mut self, c: &mut Conn, data: &[u8]) {
+        self.scratch.clear();
+        write_chunk(&mut self.scratch, data);
+        c.cout.extend(&self.scratch);
+    }
+}
