@@ -1,6 +1,7 @@
 //! One client connection's data: its socket, its buffers in both directions,
 //! the upstream connection it is using and where it stands in the exchange.
-//! The transitions themselves are driven by `worker.rs`, which owns the poll.
+//! The transitions themselves are driven by `worker.rs` and `worker/`, which
+//! own the poll.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -214,30 +215,31 @@ impl std::fmt::Display for Dest {
     }
 }
 
-/// A connection to an instance, over TCP or its Unix socket.
+/// The socket to an instance, over TCP or its Unix socket: the `stream`
+/// of an `Upstream`.
 #[derive(Debug)]
-pub enum UpStream {
+pub enum InstanceStream {
     Tcp(TcpStream),
     Unix(UnixStream),
 }
 
-impl UpStream {
+impl InstanceStream {
     /// Starts a non-blocking connect.
-    pub fn connect(dest: &Dest) -> io::Result<UpStream> {
+    pub fn connect(dest: &Dest) -> io::Result<InstanceStream> {
         match dest {
             Dest::Tcp(addr) => {
                 let s = TcpStream::connect(*addr)?;
                 let _ = s.set_nodelay(true);
-                Ok(UpStream::Tcp(s))
+                Ok(InstanceStream::Tcp(s))
             }
-            Dest::Unix(path) => Ok(UpStream::Unix(UnixStream::connect(path)?)),
+            Dest::Unix(path) => Ok(InstanceStream::Unix(UnixStream::connect(path)?)),
         }
     }
 
     pub fn source(&mut self) -> &mut dyn mio::event::Source {
         match self {
-            UpStream::Tcp(s) => s,
-            UpStream::Unix(s) => s,
+            InstanceStream::Tcp(s) => s,
+            InstanceStream::Unix(s) => s,
         }
     }
 
@@ -245,8 +247,8 @@ impl UpStream {
     /// Some(Err) failed, None still in progress.
     pub fn connect_result(&self) -> Option<io::Result<()>> {
         let (error, peer) = match self {
-            UpStream::Tcp(s) => (s.take_error(), s.peer_addr().map(|_| ())),
-            UpStream::Unix(s) => (s.take_error(), s.peer_addr().map(|_| ())),
+            InstanceStream::Tcp(s) => (s.take_error(), s.peer_addr().map(|_| ())),
+            InstanceStream::Unix(s) => (s.take_error(), s.peer_addr().map(|_| ())),
         };
         if let Ok(Some(e)) | Err(e) = error {
             return Some(Err(e));
@@ -261,26 +263,26 @@ impl UpStream {
 
     pub fn shutdown_write(&self) {
         let _ = match self {
-            UpStream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
-            UpStream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+            InstanceStream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
+            InstanceStream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
         };
     }
 }
 
-impl Read for UpStream {
+impl Read for InstanceStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            UpStream::Tcp(s) => s.read(buf),
-            UpStream::Unix(s) => s.read(buf),
+            InstanceStream::Tcp(s) => s.read(buf),
+            InstanceStream::Unix(s) => s.read(buf),
         }
     }
 }
 
-impl Write for UpStream {
+impl Write for InstanceStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
-            UpStream::Tcp(s) => s.write(buf),
-            UpStream::Unix(s) => s.write(buf),
+            InstanceStream::Tcp(s) => s.write(buf),
+            InstanceStream::Unix(s) => s.write(buf),
         }
     }
 
@@ -302,10 +304,11 @@ pub struct Ready {
     pub hup: bool,
 }
 
-/// The upstream connection a request is using.
+/// The upstream connection a request is using: its socket and what the
+/// loop knows about it.
 #[derive(Debug)]
 pub struct Upstream {
-    pub stream: UpStream,
+    pub stream: InstanceStream,
     pub addr: Dest,
     pub connected: bool,
     /// Came from the pool or an earlier request: may have been closed by
@@ -328,6 +331,10 @@ pub enum Phase {
     Waiting,
     /// Talking to the upstream: request body out, response back.
     Proxy,
+    /// The upstream refused (or a reused connection was dead before
+    /// answering): pick the next instance, hold the request, or give up.
+    /// Entered and left within one pump, so no timer sees it.
+    Retry,
     /// After `101 Switching Protocols`: bytes both ways until either closes.
     Tunnel,
     /// Relaying a Server-Sent Events subscription until the client leaves.
@@ -348,6 +355,8 @@ pub struct Exchange {
     pub visit: Option<super::stats::Visit>,
     /// Refused connections so far (an instance that just crashed).
     pub refusals: u32,
+    /// The address that refused last, for the answer when retries run out.
+    pub refused_by: Option<Dest>,
     pub tried: Vec<usize>,
     /// The head as sent upstream, kept to retry on a stale pooled connection.
     pub upstream_head: Vec<u8>,

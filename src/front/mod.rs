@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod conn;
+pub mod fault;
 pub mod router;
 pub mod stats;
 pub mod upstream;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Interest, Registry, Token};
 
-use super::conn::{Dest, UpStream};
+use super::conn::{Dest, InstanceStream};
 
 /// Idle connections kept per instance address.
 const PER_ADDR: usize = 64;
@@ -18,7 +18,7 @@ const PER_ADDR: usize = 64;
 pub const MAX_IDLE: Duration = Duration::from_secs(30);
 
 struct Idle {
-    stream: UpStream,
+    stream: InstanceStream,
     addr: Dest,
     since: Instant,
 }
@@ -36,7 +36,7 @@ impl Pool {
     pub fn put(
         &mut self,
         registry: &Registry,
-        mut stream: UpStream,
+        mut stream: InstanceStream,
         addr: Dest,
         now: Instant,
         token: impl Fn(usize) -> Token,
@@ -69,7 +69,7 @@ impl Pool {
     }
 
     /// Takes the most recently used idle connection to `addr`, deregistered.
-    pub fn take(&mut self, registry: &Registry, addr: &Dest) -> Option<UpStream> {
+    pub fn take(&mut self, registry: &Registry, addr: &Dest) -> Option<InstanceStream> {
         let list = self.by_addr.get_mut(addr)?;
         let slot = list.pop()?;
         let idle = self.slots[slot]

@@ -30,6 +30,7 @@ use super::conn::{ClientStream, Conn, Phase, Spare};
 use super::router::Balancer;
 use super::stats::FrontStats;
 use super::upstream::Pool;
+use crate::front::fault::Side;
 use crate::supervisor::{Command, Published, Reply, ReplyTo, Snapshot, SupervisorHandle};
 
 // Token layout: the low two bits say what the token is, the rest is a slot.
@@ -374,9 +375,15 @@ impl Worker {
                         self.close(slot, conn);
                         continue;
                     }
-                    self.fail(&mut conn, 408, "request head or body not received in time");
+                    self.fail_timeout(
+                        &mut conn,
+                        Side::Client,
+                        "request head or body not received in time",
+                    );
                 }
-                Phase::Waiting => self.fail(&mut conn, 504, "instance not ready in time"),
+                Phase::Waiting => {
+                    self.fail_timeout(&mut conn, Side::Upstream, "instance not ready in time")
+                }
                 Phase::Proxy => {
                     let started = conn.exchange.as_ref().is_some_and(|x| x.resp_started);
                     if started {
@@ -388,9 +395,10 @@ impl Worker {
                         .as_ref()
                         .map_or(0, |x| x.request_timeout.as_secs());
                     let msg = format!("upstream did not answer within {secs}s");
-                    self.fail(&mut conn, 504, &msg);
+                    self.fail_timeout(&mut conn, Side::Upstream, &msg);
                 }
-                Phase::Tunnel | Phase::Streaming => {}
+                // A retry is settled within the pump that entered it.
+                Phase::Tunnel | Phase::Streaming | Phase::Retry => {}
                 Phase::Closing => {
                     self.close(slot, conn);
                     continue;

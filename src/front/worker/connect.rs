@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use mio::Interest;
 
 use super::{token, Worker, KIND_POOL, KIND_UPSTREAM};
-use crate::front::conn::{Conn, Dest, Phase, Ready, UpStream, Upstream};
+use crate::front::conn::{Conn, Dest, InstanceStream, Phase, Ready, Upstream};
+use crate::front::fault::Side;
 use crate::http::{self, Forwarded};
 use crate::supervisor::Command;
 
@@ -51,7 +52,7 @@ impl Worker {
         };
         let (stream, reused) = match pooled {
             Some(stream) => (stream, true),
-            None => match UpStream::connect(&addr) {
+            None => match InstanceStream::connect(&addr) {
                 Ok(stream) => (stream, false),
                 // A Unix socket refuses at once (or is gone while the app
                 // restarts, or its accept queue is full for the moment): the
@@ -62,11 +63,11 @@ impl Worker {
                         ErrorKind::ConnectionRefused | ErrorKind::NotFound | ErrorKind::WouldBlock
                     ) =>
                 {
-                    self.upstream_refused(slot, c);
+                    self.upstream_refused(c, addr);
                     return;
                 }
                 Err(e) => {
-                    self.fail(c, 502, &format!("cannot connect to {addr}: {e}"));
+                    self.fail(c, Side::Upstream, &format!("cannot connect to {addr}: {e}"));
                     return;
                 }
             },
@@ -89,7 +90,11 @@ impl Worker {
             token(slot, KIND_UPSTREAM),
             Interest::READABLE | Interest::WRITABLE,
         ) {
-            self.fail(c, 502, &format!("cannot watch connection to {addr}: {e}"));
+            self.fail(
+                c,
+                Side::Internal,
+                &format!("cannot watch connection to {addr}: {e}"),
+            );
             return;
         }
         c.upstream = Some(up);
@@ -134,36 +139,52 @@ impl Worker {
         c.uin.clear();
     }
 
+    /// Closes the attached upstream connection, whatever its state.
+    pub(super) fn drop_upstream(&mut self, c: &mut Conn) {
+        if let Some(mut up) = c.upstream.take() {
+            let _ = self.poll.registry().deregister(up.stream.source());
+        }
+    }
+
     /// Drops the upstream if the current exchange was using it (it is in an
     /// unknown state after an error); an idle attached one is kept.
     pub(super) fn drop_used_upstream(&mut self, c: &mut Conn) {
         if c.upstream.as_ref().is_some_and(|u| u.in_use) {
-            if let Some(mut up) = c.upstream.take() {
-                let _ = self.poll.registry().deregister(up.stream.source());
-            }
+            self.drop_upstream(c);
             c.uin.clear();
             c.uout.clear();
         }
     }
 
-    /// The upstream refused the connection (or a reused one was dead).
-    pub(super) fn upstream_refused(&mut self, slot: usize, c: &mut Conn) {
-        let addr = c.upstream.as_ref().map(|u| u.addr.clone());
-        if let Some(mut up) = c.upstream.take() {
-            let _ = self.poll.registry().deregister(up.stream.source());
-        }
+    /// The upstream at `addr` refused the connection (or a reused one was
+    /// dead before answering): let it go and enter `Phase::Retry`, which the
+    /// pump hands to `retry` on its next turn.
+    pub(super) fn upstream_refused(&mut self, c: &mut Conn, addr: Dest) {
+        self.drop_upstream(c);
+        c.uin.clear();
+        c.uout.clear();
         let x = c
             .exchange
             .as_mut()
             .expect("an upstream exists only while serving a request");
+        x.refused_by = Some(addr);
+        c.phase = Phase::Retry;
+    }
+
+    /// `Phase::Retry`: the next instance of a weighted service, or the
+    /// request held until the supervisor has the instance back, or 502 once
+    /// body bytes went out or refusals ran out. Every way out leaves
+    /// `Phase::Retry`; a refusal on the next try comes back here through the
+    /// pump, never by recursion.
+    pub(super) fn retry(&mut self, slot: usize, c: &mut Conn) {
+        let x = c.exchange.as_mut().expect("retry phase has an exchange");
         if x.body_sent {
-            self.fail(c, 502, "upstream closed the connection");
+            self.fail(c, Side::Upstream, "upstream closed the connection");
             return;
         }
         if let Some(service) = x.service.clone() {
             // Weighted routing: skip an instance that refuses and try the next.
-            let tried = x.tried.clone();
-            if let Some(index) = self.balancer.pick(&self.snap, &service, &tried) {
+            if let Some(index) = self.balancer.pick(&self.snap, &service, &x.tried) {
                 self.go_to_instance(slot, c, index);
                 return;
             }
@@ -181,12 +202,13 @@ impl Worker {
                 return;
             }
         }
-        let addr = addr.map(|a| a.to_string()).unwrap_or_default();
-        self.fail(
-            c,
-            502,
-            &format!("instance at {addr} refused the connection"),
-        );
+        let addr = x
+            .refused_by
+            .as_ref()
+            .map(Dest::to_string)
+            .unwrap_or_default();
+        let msg = format!("instance at {addr} refused the connection");
+        self.fail(c, Side::Upstream, &msg);
     }
 
     /// Retries on a new connection (a kept or pooled one turned out closed).

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::{Worker, HEAD_TIMEOUT, IDLE_TIMEOUT};
 use crate::front::api::Response;
 use crate::front::conn::{Conn, Dest, Exchange, Phase, MAX_BUF};
+use crate::front::fault::Side;
 use crate::front::router::{self, Target};
 use crate::front::stats::Visit;
 use crate::http::response::{write_canned, Canned, CONTINUE};
@@ -41,6 +42,7 @@ impl Worker {
             instance: None,
             visit: None,
             refusals: 0,
+            refused_by: None,
             tried: Vec::new(),
             upstream_head: Vec::new(),
             body_sent: false,
@@ -61,7 +63,7 @@ impl Worker {
             if let Err(e) = probe.scan(c.cin.bytes()) {
                 c.exchange = Some(Box::new(exchange));
                 let msg = e.to_string();
-                self.fail(c, 400, &msg);
+                self.fail(c, Side::Client, &msg);
                 return;
             }
         }
@@ -166,7 +168,7 @@ impl Worker {
                 }
             }
         } else {
-            self.fail(c, 503, "the supervisor is not running");
+            self.supervisor_gone(c);
         }
     }
 
@@ -199,7 +201,7 @@ impl Worker {
                 }
                 Err(e) => {
                     let msg = e.to_string();
-                    self.fail(c, 400, &msg);
+                    self.fail(c, Side::Client, &msg);
                     return true;
                 }
             }
@@ -271,8 +273,8 @@ impl Worker {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    warn!("front", "bad response from upstream: {e}");
-                    self.fail(c, 502, "the instance sent a malformed response");
+                    debug!("front", "bad response from upstream: {e}");
+                    self.fail(c, Side::Upstream, "the instance sent a malformed response");
                     return true;
                 }
             }
@@ -330,9 +332,7 @@ impl Worker {
                             .as_ref()
                             .map(|u| u.addr.clone())
                             .expect("checked above");
-                        if let Some(mut up) = c.upstream.take() {
-                            let _ = self.poll.registry().deregister(up.stream.source());
-                        }
+                        self.drop_upstream(c);
                         self.connect_fresh(slot, c, addr);
                         return true;
                     }
@@ -343,12 +343,17 @@ impl Worker {
                         // socket until its last thread exits). A safe request
                         // is retried like a refused connection: the next
                         // instance, or held until this one is back.
-                        self.upstream_refused(slot, c);
+                        let addr = c
+                            .upstream
+                            .as_ref()
+                            .map(|u| u.addr.clone())
+                            .expect("checked above");
+                        self.upstream_refused(c, addr);
                         return true;
                     }
                     self.fail(
                         c,
-                        502,
+                        Side::Upstream,
                         "the instance closed the connection without answering",
                     );
                     return true;
@@ -381,9 +386,7 @@ impl Worker {
             // Kept attached for this client's next request (see `connect`).
             Some(up) if reusable && !up.ready.eof => up.in_use = false,
             Some(_) => {
-                if let Some(mut up) = c.upstream.take() {
-                    let _ = self.poll.registry().deregister(up.stream.source());
-                }
+                self.drop_upstream(c);
             }
             None => {}
         }
@@ -459,11 +462,13 @@ impl Worker {
                 if status == 503 {
                     self.respond_unavailable(c, &message);
                 } else {
-                    self.fail(c, status, &message);
+                    // The instance could not be had (not created, failed to start,
+                    // not ready in time): the supervisor chose the status.
+                    self.fail_status(c, Side::Upstream, status, &message);
                 }
             }
             Reply::Done(_) | Reply::Stream(_) => {
-                self.fail(c, 500, "unexpected reply from the supervisor")
+                self.fail(c, Side::Internal, "unexpected reply from the supervisor")
             }
         }
     }
@@ -524,10 +529,34 @@ impl Worker {
         self.respond(c, resp);
     }
 
-    /// An error after which the connection cannot continue: answer (unless
-    /// part of a response already went out) and close.
-    pub(super) fn fail(&mut self, c: &mut Conn, status: u16, message: &str) {
-        debug!("front", "answering {status}: {message}");
+    /// An error after which the connection cannot continue: answer with
+    /// the status `side` sets (unless part of a response already went out)
+    /// and close.
+    pub(super) fn fail(&mut self, c: &mut Conn, side: Side, message: &str) {
+        self.fail_status(c, side, side.status(false), message);
+    }
+
+    /// `fail` for a deadline that passed (408 or 504).
+    pub(super) fn fail_timeout(&mut self, c: &mut Conn, side: Side, message: &str) {
+        self.fail_status(c, side, side.status(true), message);
+    }
+
+    /// `fail` with a status decided elsewhere (the request parser, the
+    /// supervisor, a limit); `side` still sets the log level and reuse.
+    pub(super) fn fail_status(&mut self, c: &mut Conn, side: Side, status: u16, message: &str) {
+        let level = side.level();
+        if crate::log::enabled(level) {
+            crate::log::write(
+                level,
+                "front",
+                format_args!("{side} error, answering {status}: {message}"),
+            );
+        }
+        if !side.keeps_idle_upstream() {
+            self.drop_upstream(c);
+            c.uin.clear();
+            c.uout.clear();
+        }
         let started = c.exchange.as_ref().is_some_and(|x| x.resp_started);
         c.close_after = true;
         if started {
@@ -541,6 +570,11 @@ impl Worker {
             resp.headers.push(("Retry-After", "5".to_string()));
         }
         self.respond(c, resp);
+    }
+
+    /// The supervisor's channel is closed (it is shutting down): 503.
+    pub(super) fn supervisor_gone(&mut self, c: &mut Conn) {
+        self.fail_status(c, Side::Internal, 503, "the supervisor is not running");
     }
 }
 

@@ -11,6 +11,7 @@ use std::time::Instant;
 use super::Worker;
 use crate::front::api::{self, Action, ApiRequest};
 use crate::front::conn::{Conn, Phase};
+use crate::front::fault::Side;
 use crate::http::response::{write_chunk, EVENT_STREAM_HEAD};
 use crate::supervisor::{Command, Reply, ReplyTo};
 
@@ -27,7 +28,12 @@ impl Worker {
             Ok(scan) => {
                 c.cin.consume(scan.used);
                 if x.api_body.len() > MAX_API_BODY {
-                    self.fail(c, 413, "request body too large for the API (1 MiB at most)");
+                    self.fail_status(
+                        c,
+                        Side::Client,
+                        413,
+                        "request body too large for the API (1 MiB at most)",
+                    );
                     return true;
                 }
                 if scan.done {
@@ -39,7 +45,7 @@ impl Worker {
             }
             Err(e) => {
                 let msg = e.to_string();
-                self.fail(c, 400, &msg);
+                self.fail(c, Side::Client, &msg);
                 true
             }
         }
@@ -80,7 +86,7 @@ impl Worker {
                     c.deadline = None;
                 } else {
                     c.stream_id = None;
-                    self.fail(c, 503, "the supervisor is not running");
+                    self.supervisor_gone(c);
                 }
             }
             Action::Ask {
@@ -99,7 +105,7 @@ impl Worker {
                     c.phase = Phase::Waiting;
                     c.deadline = None;
                 } else {
-                    self.fail(c, 503, "the supervisor is not running");
+                    self.supervisor_gone(c);
                 }
             }
         }
@@ -124,7 +130,9 @@ impl Worker {
                 }
                 Reply::Error { status, message } if c.phase == Phase::Waiting => {
                     c.stream_id = None;
-                    self.fail(c, status, &message);
+                    // A subscription the supervisor refused (e.g. an unknown
+                    // instance): the client asked for it.
+                    self.fail_status(c, Side::Client, status, &message);
                 }
                 _ => {}
             }

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use super::{Worker, HEAD_TIMEOUT};
 use crate::front::conn::{Conn, Phase, MAX_BUF};
+use crate::front::fault::Side;
 use crate::http;
 
 impl Worker {
@@ -75,7 +76,8 @@ impl Worker {
                             Ok(None) => {}
                             Err(e) => {
                                 let msg = e.to_string();
-                                self.fail(c, e.status(), &msg);
+                                // The parser knows the precise status (413, 414, 431, 501...).
+                                self.fail_status(c, Side::Client, e.status(), &msg);
                                 progress = true;
                             }
                         }
@@ -93,6 +95,10 @@ impl Worker {
                 }
                 Phase::Proxy => progress |= self.proxy_step(slot, c),
                 Phase::Tunnel => progress |= self.tunnel_step(c),
+                Phase::Retry => {
+                    self.retry(slot, c);
+                    progress = true;
+                }
                 Phase::Waiting => {
                     if c.ready.eof && c.cin.is_empty() {
                         // The client gave up while its request was held.
@@ -119,7 +125,8 @@ impl Worker {
                             progress = true;
                         }
                         Some(Err(_)) => {
-                            self.upstream_refused(slot, c);
+                            let addr = up.addr.clone();
+                            self.upstream_refused(c, addr);
                             continue;
                         }
                         None => {
@@ -184,9 +191,7 @@ impl Worker {
                 .as_ref()
                 .is_some_and(|u| !u.in_use && (u.ready.eof || !c.uin.is_empty()))
             {
-                if let Some(mut up) = c.upstream.take() {
-                    let _ = self.poll.registry().deregister(up.stream.source());
-                }
+                self.drop_upstream(c);
                 c.uin.clear();
             }
 
