@@ -305,10 +305,11 @@ pub struct Ready {
 }
 
 /// The upstream connection a request is using: its socket and what the
-/// loop knows about it.
+/// loop knows about it. Generic over the socket only so the state machine
+/// (`machine.rs`) can be tested without one.
 #[derive(Debug)]
-pub struct Upstream {
-    pub stream: InstanceStream,
+pub struct Upstream<S = InstanceStream> {
+    pub stream: S,
     pub addr: Dest,
     pub connected: bool,
     /// Came from the pool or an earlier request: may have been closed by
@@ -376,10 +377,38 @@ pub struct Exchange {
     pub request_timeout: std::time::Duration,
 }
 
-/// One client connection.
+impl Exchange {
+    /// A request whose head just arrived, before it is routed.
+    pub fn new(head: RequestHead) -> Exchange {
+        Exchange {
+            req_framer: Framer::new(head.body),
+            req_done: !head.body.has_body(),
+            head,
+            service: None,
+            instance: None,
+            visit: None,
+            refusals: 0,
+            refused_by: None,
+            tried: Vec::new(),
+            upstream_head: Vec::new(),
+            body_sent: false,
+            resp_framer: None,
+            resp_keep_alive: false,
+            dechunk: false,
+            resp_started: false,
+            api_body: Vec::new(),
+            api_status: None,
+            request_timeout: std::time::Duration::from_secs(60),
+        }
+    }
+}
+
+/// One client connection. Generic over the two sockets only so the state
+/// machine (`machine.rs`) can be tested without them; the loop uses the
+/// defaults.
 #[derive(Debug)]
-pub struct Conn {
-    pub client: ClientStream,
+pub struct Conn<C = ClientStream, S = InstanceStream> {
+    pub client: C,
     pub peer_ip: IpAddr,
     /// Came in on `ten.sock`.
     pub local: bool,
@@ -391,7 +420,7 @@ pub struct Conn {
     pub cout: Buf,
     pub uin: Buf,
     pub uout: Buf,
-    pub upstream: Option<Upstream>,
+    pub upstream: Option<Upstream<S>>,
     pub phase: Phase,
     /// Boxed: only connections in the middle of a request pay for it.
     pub exchange: Option<Box<Exchange>>,
@@ -410,8 +439,8 @@ pub struct Conn {
     pub idle_since: Instant,
 }
 
-impl Conn {
-    pub fn new(client: ClientStream, peer_ip: IpAddr, local: bool, generation: u32) -> Conn {
+impl<C, S> Conn<C, S> {
+    pub fn new(client: C, peer_ip: IpAddr, local: bool, generation: u32) -> Conn<C, S> {
         Conn {
             client,
             peer_ip,

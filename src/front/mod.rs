@@ -8,6 +8,7 @@
 pub mod api;
 pub mod conn;
 pub mod fault;
+pub mod machine;
 pub mod router;
 pub mod stats;
 pub mod upstream;

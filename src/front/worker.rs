@@ -49,7 +49,7 @@ fn token(slot: usize, kind: usize) -> Token {
 /// A request head must arrive within this (REFERENCE: slow clients).
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle keep-alive connections close after this.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often deadlines are checked while there are connections.
 const TICK: Duration = Duration::from_millis(250);
 /// A keep-alive connection idle this long gives back its buffers and its

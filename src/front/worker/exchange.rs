@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 
 use super::{Worker, HEAD_TIMEOUT, IDLE_TIMEOUT};
 use crate::front::api::Response;
-use crate::front::conn::{Conn, Dest, Exchange, Phase, MAX_BUF};
+use crate::front::conn::{Conn, Dest, Exchange, Phase};
 use crate::front::fault::Side;
+use crate::front::machine::{self, Step};
 use crate::front::router::{self, Target};
 use crate::front::stats::Visit;
 use crate::http::response::{write_canned, Canned, CONTINUE};
-use crate::http::{self, BodyKind, Framer, RequestHead};
+use crate::http::RequestHead;
 use crate::names::InstanceKey;
 use crate::supervisor::{Command, Reply, State};
 
@@ -34,26 +35,7 @@ impl Worker {
         } else {
             router::route(&self.snap, head.host.as_deref(), &path)
         };
-        let mut exchange = Exchange {
-            req_framer: Framer::new(head.body),
-            req_done: !head.body.has_body(),
-            head,
-            service: None,
-            instance: None,
-            visit: None,
-            refusals: 0,
-            refused_by: None,
-            tried: Vec::new(),
-            upstream_head: Vec::new(),
-            body_sent: false,
-            resp_framer: None,
-            resp_keep_alive: false,
-            dechunk: false,
-            resp_started: false,
-            api_body: Vec::new(),
-            api_status: None,
-            request_timeout: Duration::from_secs(60),
-        };
+        let mut exchange = Exchange::new(head);
         c.deadline = None;
         if !matches!(target, Target::Management | Target::NotFound) && !c.cin.is_empty() {
             // Body bytes that came with the head are checked before anything
@@ -172,264 +154,50 @@ impl Worker {
         }
     }
 
-    /// Moves request body and response bytes along. Returns whether anything moved.
+    /// `Phase::Proxy`: runs the machine's step and does what it asks of
+    /// the loop. Returns whether anything moved.
     pub(super) fn proxy_step(&mut self, slot: usize, c: &mut Conn) -> bool {
-        let mut progress = false;
-        let x = c.exchange.as_mut().expect("proxy phase has an exchange");
-
-        // Request body: client -> upstream, as framed. Only once connected:
-        // until then the body stays with the client side, so a refused
-        // connection can be retried elsewhere without losing it.
-        let connected = c.upstream.as_ref().is_some_and(|u| u.connected);
-        if connected && !x.req_done && !c.cin.is_empty() && c.uout.len() < MAX_BUF {
-            match x.req_framer.scan(c.cin.bytes()) {
-                Ok(scan) => {
-                    if scan.used > 0 {
-                        c.uout.take_from(&mut c.cin, scan.used);
-                        x.body_sent = true;
-                        progress = true;
-                    }
-                    if scan.done {
-                        x.req_done = true;
-                        progress = true;
-                    }
-                    if progress && !x.resp_started {
-                        // The wait for the response head counts from the last
-                        // body byte, so a long upload is not cut short.
-                        c.deadline = Some(Instant::now() + x.request_timeout);
-                    }
+        match machine::proxy_step(c, &mut self.scratch, Instant::now) {
+            Step::Idle => false,
+            Step::Moved => true,
+            Step::Finished { keep_upstream } => {
+                if !keep_upstream {
+                    self.drop_upstream(c);
                 }
-                Err(e) => {
-                    let msg = e.to_string();
-                    self.fail(c, Side::Client, &msg);
-                    return true;
-                }
+                true
             }
-        }
-        if !x.req_done && c.ready.eof && c.cin.is_empty() {
-            // The client went away mid-body.
-            c.phase = Phase::Closing;
-            c.cout = Default::default();
-            return true;
-        }
-
-        // Response head.
-        if x.resp_framer.is_none() && !c.uin.is_empty() {
-            let head_req = x.head.method == "HEAD";
-            match http::parse_response(c.uin.bytes(), head_req) {
-                Ok(Some((resp, len))) => {
-                    progress = true;
-                    if resp.status >= 100 && resp.status < 200 && resp.status != 101 {
-                        // Interim response: relay to 1.1 clients, then wait for the real one.
-                        if x.head.minor >= 1 {
-                            c.cout.extend(&c.uin.bytes()[..len]);
-                        }
-                        c.uin.consume(len);
-                        return true;
-                    }
-                    c.uin.consume(len);
-                    x.resp_started = true;
-                    if let Some(v) = x.visit.as_mut() {
-                        v.status = resp.status;
-                    }
-                    c.deadline = None;
-                    if resp.status == 101 && x.head.upgrade {
-                        self.scratch.clear();
-                        http::write_response_head(
-                            &resp,
-                            x.head.minor,
-                            true,
-                            false,
-                            &mut self.scratch,
-                        );
-                        c.cout.extend(&self.scratch);
-                        c.phase = Phase::Tunnel;
-                        return true;
-                    }
-                    let dechunk = x.head.minor == 0 && resp.body == BodyKind::Chunked;
-                    // An answer before the whole request body arrived ends the
-                    // connection: the rest of the body cannot be told apart
-                    // from a next request.
-                    let client_keep = x.head.keep_alive
-                        && x.req_done
-                        && !c.close_after
-                        && resp.body != BodyKind::Close
-                        && !dechunk;
-                    x.resp_keep_alive = resp.keep_alive;
-                    x.dechunk = dechunk;
-                    if !client_keep {
-                        c.close_after = true;
-                    }
-                    self.scratch.clear();
-                    http::write_response_head(
-                        &resp,
-                        x.head.minor,
-                        client_keep,
-                        dechunk,
-                        &mut self.scratch,
-                    );
-                    c.cout.extend(&self.scratch);
-                    x.resp_framer = Some(Framer::new(resp.body));
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    debug!("front", "bad response from upstream: {e}");
-                    self.fail(c, Side::Upstream, "the instance sent a malformed response");
-                    return true;
-                }
+            Step::Fail(side, message) => {
+                self.fail(c, side, &message);
+                true
             }
-        }
-
-        // Response body: upstream -> client, as framed.
-        let x = c.exchange.as_mut().expect("proxy phase has an exchange");
-        if let Some(framer) = x.resp_framer.as_mut() {
-            if !framer.is_done() && !c.uin.is_empty() && c.cout.len() < MAX_BUF {
-                let result = if x.dechunk {
-                    let mut out = Vec::new();
-                    let r = framer.decode(c.uin.bytes(), &mut out);
-                    c.cout.extend(&out);
-                    r.inspect(|scan| c.uin.consume(scan.used))
-                } else {
-                    framer
-                        .scan(c.uin.bytes())
-                        .inspect(|scan| c.cout.take_from(&mut c.uin, scan.used))
-                };
-                match result {
-                    Ok(scan) => progress |= scan.used > 0 || scan.done,
-                    Err(e) => {
-                        warn!("front", "bad response body from upstream: {e}");
-                        c.close_after = true;
-                        c.phase = Phase::Closing;
-                        return true;
-                    }
-                }
-            }
-            if framer.is_done() {
-                if x.req_done {
-                    self.finish_exchange(slot, c);
-                    return true;
-                }
-                // The app answered before reading the whole body: the rest of
-                // the body cannot be told from a next request, so close after.
-                c.close_after = true;
-                x.resp_keep_alive = false;
-                self.finish_exchange(slot, c);
-                return true;
-            }
-        }
-
-        // Upstream closed.
-        let up_eof = c.upstream.as_ref().is_some_and(|u| u.ready.eof);
-        if up_eof && c.uin.is_empty() {
-            let x = c.exchange.as_mut().expect("proxy phase has an exchange");
-            match x.resp_framer.as_ref() {
-                None => {
-                    let reused = c.upstream.as_ref().is_some_and(|u| u.reused);
-                    if reused && !x.body_sent {
-                        // A pooled connection the app had closed: retry on a fresh one.
-                        let addr = c
-                            .upstream
-                            .as_ref()
-                            .map(|u| u.addr.clone())
-                            .expect("checked above");
-                        self.drop_upstream(c);
-                        self.connect_fresh(slot, c, addr);
-                        return true;
-                    }
-                    if !x.body_sent && matches!(x.head.method.as_str(), "GET" | "HEAD" | "OPTIONS")
-                    {
-                        // Reset before any answer: the app died with the
-                        // request (a killed multi-threaded app keeps its
-                        // socket until its last thread exits). A safe request
-                        // is retried like a refused connection: the next
-                        // instance, or held until this one is back.
-                        let addr = c
-                            .upstream
-                            .as_ref()
-                            .map(|u| u.addr.clone())
-                            .expect("checked above");
-                        self.upstream_refused(c, addr);
-                        return true;
-                    }
-                    self.fail(
-                        c,
-                        Side::Upstream,
-                        "the instance closed the connection without answering",
-                    );
-                    return true;
-                }
-                Some(framer) => {
-                    let close_delimited = !framer.is_done();
-                    if close_delimited {
-                        // Close-delimited bodies end here; a length or chunked
-                        // body cut short cannot be repaired: close the client too.
-                        c.close_after = true;
-                        x.resp_keep_alive = false;
-                        self.finish_exchange(slot, c);
-                        return true;
-                    }
-                }
-            }
-        }
-        progress
-    }
-
-    /// The response is complete: pool the upstream if it can be reused, then
-    /// wait for the next request or close.
-    fn finish_exchange(&mut self, _slot: usize, c: &mut Conn) {
-        let x = c
-            .exchange
-            .take()
-            .expect("finishing an exchange that exists");
-        let reusable = x.resp_keep_alive && x.req_done && c.uin.is_empty();
-        match c.upstream.as_mut() {
-            // Kept attached for this client's next request (see `connect`).
-            Some(up) if reusable && !up.ready.eof => up.in_use = false,
-            Some(_) => {
+            Step::Reconnect => {
+                let addr = upstream_addr(c);
                 self.drop_upstream(c);
+                self.connect_fresh(slot, c, addr);
+                true
             }
-            None => {}
+            Step::Refused => {
+                let addr = upstream_addr(c);
+                self.upstream_refused(c, addr);
+                true
+            }
+            Step::HalfClose { .. } => unreachable!("only the tunnel half-closes"),
         }
-        c.uin.clear();
-        c.uout.clear();
-        c.served += 1;
-        let now = Instant::now();
-        c.idle_since = now;
-        if c.close_after {
-            c.phase = Phase::Closing;
-            c.deadline = Some(now + IDLE_TIMEOUT);
-            return;
-        }
-        c.phase = Phase::Head;
-        c.deadline = Some(now + IDLE_TIMEOUT);
     }
 
-    /// After `101`: bytes both ways until both sides are done.
+    /// `Phase::Tunnel`: runs the machine's step; shuts down writing to the
+    /// app once the client has finished sending.
     pub(super) fn tunnel_step(&mut self, c: &mut Conn) -> bool {
-        let mut progress = false;
-        if !c.cin.is_empty() && c.uout.len() < MAX_BUF {
-            let n = c.cin.len();
-            c.uout.take_from(&mut c.cin, n);
-            progress = true;
-        }
-        if !c.uin.is_empty() && c.cout.len() < MAX_BUF {
-            let n = c.uin.len();
-            c.cout.take_from(&mut c.uin, n);
-            progress = true;
-        }
-        let up_eof = c.upstream.as_ref().is_none_or(|u| u.ready.eof);
-        if up_eof && c.uin.is_empty() {
-            // The app is done: finish writing to the client, then close.
-            c.phase = Phase::Closing;
-            c.close_after = true;
-            return true;
-        }
-        if c.ready.eof && c.cin.is_empty() && c.uout.is_empty() {
-            if let Some(up) = c.upstream.as_ref() {
-                up.stream.shutdown_write();
+        match machine::tunnel_step(c) {
+            Step::Idle => false,
+            Step::HalfClose { moved } => {
+                if let Some(up) = c.upstream.as_ref() {
+                    up.stream.shutdown_write();
+                }
+                moved
             }
+            _ => true,
         }
-        progress
     }
 
     /// The supervisor's answer for a held request: the instance is ready
@@ -588,4 +356,13 @@ fn dest(view: &crate::supervisor::InstanceView) -> Dest {
         Some(path) => Dest::Unix(path.clone()),
         None => Dest::Tcp(view.addr),
     }
+}
+
+/// The attached upstream's address; the machine asks to reconnect or
+/// retry only while one is attached.
+fn upstream_addr(c: &Conn) -> Dest {
+    c.upstream
+        .as_ref()
+        .map(|u| u.addr.clone())
+        .expect("the step saw an attached upstream")
 }
