@@ -13,6 +13,7 @@ mod http;
 #[allow(unsafe_code)]
 mod isolate;
 mod names;
+mod net;
 mod server;
 mod state;
 mod supervisor;

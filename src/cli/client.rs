@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::http::{parse_response, BodyKind, Framer};
+use crate::net::{StdStream, Stream};
 
 /// How long a TCP connect may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -237,7 +238,7 @@ impl Client {
     ) -> Result<Response, ClientError> {
         let server = self.server_name();
         let (mut conn, target, host, token) = self.connect(path)?;
-        conn.set_timeouts(read_timeout)
+        conn.set_timeouts(read_timeout, READ_TIMEOUT)
             .map_err(|e| io_error(&server, &e, read_timeout))?;
         let request = request_bytes(method, &target, host, token, body);
         conn.write_all(&request)
@@ -266,7 +267,7 @@ impl Client {
     ) -> Result<(), E> {
         let server = self.server_name();
         let (mut conn, target, host, token) = self.connect(path)?;
-        conn.set_timeouts(idle)
+        conn.set_timeouts(idle, READ_TIMEOUT)
             .map_err(|e| io_error(&server, &e, idle))?;
         let request = request_bytes("GET", &target, host, token, None);
         conn.write_all(&request)
@@ -325,11 +326,11 @@ impl Client {
 
     /// Connects; returns the stream, the request target, the Host value and
     /// the token to send.
-    fn connect(&self, path: &str) -> Result<(Conn, String, &str, Option<&str>), ClientError> {
+    fn connect(&self, path: &str) -> Result<(StdStream, String, &str, Option<&str>), ClientError> {
         let server = self.server_name();
         Ok(match &self.endpoint {
             Endpoint::Tcp(url) => (
-                Conn::Tcp(connect_tcp(url, &server)?),
+                Stream::Tcp(connect_tcp(url, &server)?),
                 format!("{}{path}", url.prefix),
                 url.authority.as_str(),
                 self.token.as_deref(),
@@ -339,7 +340,7 @@ impl Client {
                     UnixStream::connect(sock).map_err(|e| unreachable_error(&server, &e))?;
                 // The API is served on the socket whatever the Host; localhost
                 // is what the front accepts on TCP too.
-                (Conn::Unix(stream), path.to_string(), "localhost", None)
+                (Stream::Unix(stream), path.to_string(), "localhost", None)
             }
         })
     }
@@ -672,52 +673,6 @@ pub fn query_escape(s: &str) -> String {
         }
     }
     out
-}
-
-/// A TCP or Unix stream, so the request code is written once.
-enum Conn {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-}
-
-impl Conn {
-    fn set_timeouts(&self, read: Duration) -> io::Result<()> {
-        match self {
-            Conn::Tcp(s) => {
-                s.set_read_timeout(Some(read))?;
-                s.set_write_timeout(Some(READ_TIMEOUT))
-            }
-            Conn::Unix(s) => {
-                s.set_read_timeout(Some(read))?;
-                s.set_write_timeout(Some(READ_TIMEOUT))
-            }
-        }
-    }
-}
-
-impl Read for Conn {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Conn::Tcp(s) => s.read(buf),
-            Conn::Unix(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Conn {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Conn::Tcp(s) => s.write(buf),
-            Conn::Unix(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Conn::Tcp(s) => s.flush(),
-            Conn::Unix(s) => s.flush(),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use std::time::Instant;
 use mio::net::{TcpStream, UnixStream};
 
 use crate::http::{Framer, RequestHead};
+use crate::net::{MioStream, Stream};
 
 /// Most bytes buffered in one direction before reading from that side stops
 /// (backpressure).
@@ -160,44 +161,6 @@ impl Spare {
     }
 }
 
-/// The client side: TCP, or the local API socket.
-#[derive(Debug)]
-pub enum ClientStream {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-}
-
-impl Read for ClientStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            ClientStream::Tcp(s) => s.read(buf),
-            ClientStream::Unix(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for ClientStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            ClientStream::Tcp(s) => s.write(buf),
-            ClientStream::Unix(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl ClientStream {
-    pub fn source(&mut self) -> &mut dyn mio::event::Source {
-        match self {
-            ClientStream::Tcp(s) => s,
-            ClientStream::Unix(s) => s,
-        }
-    }
-}
-
 /// Where an instance is reached: its TCP port, or its Unix socket when the
 /// app listens on `SOCKET_PATH`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -206,88 +169,27 @@ pub enum Dest {
     Unix(std::path::PathBuf),
 }
 
+impl Dest {
+    /// Starts a non-blocking connect (TCP_NODELAY on TCP). A Unix socket
+    /// connects at once or fails at once.
+    pub fn connect(&self) -> io::Result<MioStream> {
+        match self {
+            Dest::Tcp(addr) => {
+                let s = TcpStream::connect(*addr)?;
+                let _ = s.set_nodelay(true);
+                Ok(Stream::Tcp(s))
+            }
+            Dest::Unix(path) => Ok(Stream::Unix(UnixStream::connect(path)?)),
+        }
+    }
+}
+
 impl std::fmt::Display for Dest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Dest::Tcp(addr) => write!(f, "{addr}"),
             Dest::Unix(path) => write!(f, "{}", path.display()),
         }
-    }
-}
-
-/// The socket to an instance, over TCP or its Unix socket: the `stream`
-/// of an `Upstream`.
-#[derive(Debug)]
-pub enum InstanceStream {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-}
-
-impl InstanceStream {
-    /// Starts a non-blocking connect.
-    pub fn connect(dest: &Dest) -> io::Result<InstanceStream> {
-        match dest {
-            Dest::Tcp(addr) => {
-                let s = TcpStream::connect(*addr)?;
-                let _ = s.set_nodelay(true);
-                Ok(InstanceStream::Tcp(s))
-            }
-            Dest::Unix(path) => Ok(InstanceStream::Unix(UnixStream::connect(path)?)),
-        }
-    }
-
-    pub fn source(&mut self) -> &mut dyn mio::event::Source {
-        match self {
-            InstanceStream::Tcp(s) => s,
-            InstanceStream::Unix(s) => s,
-        }
-    }
-
-    /// Whether a non-blocking connect finished: Some(Ok) connected,
-    /// Some(Err) failed, None still in progress.
-    pub fn connect_result(&self) -> Option<io::Result<()>> {
-        let (error, peer) = match self {
-            InstanceStream::Tcp(s) => (s.take_error(), s.peer_addr().map(|_| ())),
-            InstanceStream::Unix(s) => (s.take_error(), s.peer_addr().map(|_| ())),
-        };
-        if let Ok(Some(e)) | Err(e) = error {
-            return Some(Err(e));
-        }
-        match peer {
-            Ok(()) => Some(Ok(())),
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => None,
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => None,
-            Err(e) => Some(Err(e)),
-        }
-    }
-
-    pub fn shutdown_write(&self) {
-        let _ = match self {
-            InstanceStream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
-            InstanceStream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
-        };
-    }
-}
-
-impl Read for InstanceStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            InstanceStream::Tcp(s) => s.read(buf),
-            InstanceStream::Unix(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for InstanceStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            InstanceStream::Tcp(s) => s.write(buf),
-            InstanceStream::Unix(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 
@@ -308,7 +210,7 @@ pub struct Ready {
 /// loop knows about it. Generic over the socket only so the state machine
 /// (`machine.rs`) can be tested without one.
 #[derive(Debug)]
-pub struct Upstream<S = InstanceStream> {
+pub struct Upstream<S = MioStream> {
     pub stream: S,
     pub addr: Dest,
     pub connected: bool,
@@ -407,7 +309,7 @@ impl Exchange {
 /// machine (`machine.rs`) can be tested without them; the loop uses the
 /// defaults.
 #[derive(Debug)]
-pub struct Conn<C = ClientStream, S = InstanceStream> {
+pub struct Conn<C = MioStream, S = MioStream> {
     pub client: C,
     pub peer_ip: IpAddr,
     /// Came in on `ten.sock`.

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use mio::{Interest, Registry, Token};
 
-use super::conn::{Dest, InstanceStream};
+use super::conn::Dest;
+use crate::net::MioStream;
 
 /// Idle connections kept per instance address.
 const PER_ADDR: usize = 64;
@@ -18,7 +19,7 @@ const PER_ADDR: usize = 64;
 pub const MAX_IDLE: Duration = Duration::from_secs(30);
 
 struct Idle {
-    stream: InstanceStream,
+    stream: MioStream,
     addr: Dest,
     since: Instant,
 }
@@ -36,14 +37,14 @@ impl Pool {
     pub fn put(
         &mut self,
         registry: &Registry,
-        mut stream: InstanceStream,
+        mut stream: MioStream,
         addr: Dest,
         now: Instant,
         token: impl Fn(usize) -> Token,
     ) {
         let list = self.by_addr.entry(addr.clone()).or_default();
         if list.len() >= PER_ADDR {
-            let _ = registry.deregister(stream.source());
+            let _ = registry.deregister(&mut stream);
             return;
         }
         let slot = match self.free.pop() {
@@ -54,7 +55,7 @@ impl Pool {
             }
         };
         if registry
-            .reregister(stream.source(), token(slot), Interest::READABLE)
+            .reregister(&mut stream, token(slot), Interest::READABLE)
             .is_err()
         {
             self.free.push(slot);
@@ -69,7 +70,7 @@ impl Pool {
     }
 
     /// Takes the most recently used idle connection to `addr`, deregistered.
-    pub fn take(&mut self, registry: &Registry, addr: &Dest) -> Option<InstanceStream> {
+    pub fn take(&mut self, registry: &Registry, addr: &Dest) -> Option<MioStream> {
         let list = self.by_addr.get_mut(addr)?;
         let slot = list.pop()?;
         let idle = self.slots[slot]
@@ -77,7 +78,7 @@ impl Pool {
             .expect("pool index lists only filled slots");
         self.free.push(slot);
         let mut stream = idle.stream;
-        let _ = registry.deregister(stream.source());
+        let _ = registry.deregister(&mut stream);
         Some(stream)
     }
 
@@ -111,7 +112,7 @@ impl Pool {
         let Some(mut idle) = self.slots.get_mut(slot).and_then(Option::take) else {
             return;
         };
-        let _ = registry.deregister(idle.stream.source());
+        let _ = registry.deregister(&mut idle.stream);
         if let Some(list) = self.by_addr.get_mut(&idle.addr) {
             list.retain(|&s| s != slot);
         }

@@ -26,11 +26,12 @@ use mio::net::{TcpListener, UnixListener};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::api::Api;
-use super::conn::{ClientStream, Conn, Phase, Spare};
+use super::conn::{Conn, Phase, Spare};
 use super::router::Balancer;
 use super::stats::FrontStats;
 use super::upstream::Pool;
 use crate::front::fault::Side;
+use crate::net::{MioStream, Stream};
 use crate::supervisor::{Command, Published, Reply, ReplyTo, Snapshot, SupervisorHandle};
 
 // Token layout: the low two bits say what the token is, the rest is a slot.
@@ -252,7 +253,7 @@ impl Worker {
             match self.listener.accept() {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    self.add_conn(ClientStream::Tcp(stream), peer.ip(), false);
+                    self.add_conn(Stream::Tcp(stream), peer.ip(), false);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -271,11 +272,9 @@ impl Worker {
                 return;
             };
             match unix.accept() {
-                Ok((stream, _)) => self.add_conn(
-                    ClientStream::Unix(stream),
-                    IpAddr::V4(Ipv4Addr::LOCALHOST),
-                    true,
-                ),
+                Ok((stream, _)) => {
+                    self.add_conn(Stream::Unix(stream), IpAddr::V4(Ipv4Addr::LOCALHOST), true)
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -286,7 +285,7 @@ impl Worker {
         }
     }
 
-    fn add_conn(&mut self, client: ClientStream, peer_ip: IpAddr, local: bool) {
+    fn add_conn(&mut self, client: MioStream, peer_ip: IpAddr, local: bool) {
         let slot = match self.free.pop() {
             Some(slot) => slot,
             None => {
@@ -300,7 +299,7 @@ impl Worker {
         self.generations[slot] = self.generations[slot].wrapping_add(1);
         let mut conn = Conn::new(client, peer_ip, local, self.generations[slot]);
         if let Err(e) = self.poll.registry().register(
-            conn.client.source(),
+            &mut conn.client,
             token(slot, KIND_CLIENT),
             Interest::READABLE | Interest::WRITABLE,
         ) {
@@ -451,7 +450,7 @@ impl Worker {
     }
 
     fn close(&mut self, slot: usize, mut conn: Conn) {
-        let _ = self.poll.registry().deregister(conn.client.source());
+        let _ = self.poll.registry().deregister(&mut conn.client);
         // A sound idle upstream outlives its client: it goes to the pool.
         self.detach_upstream(&mut conn);
         if let Some(id) = conn.stream_id.take() {

@@ -13,7 +13,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use mio::net::{TcpStream, UnixStream};
-use mio::{event, Interest, Registry, Token};
+
+use crate::net::{MioStream, Stream};
 
 /// Longest response head prefix we read while looking for the status line.
 const MAX_STATUS_LINE: usize = 1024;
@@ -33,88 +34,6 @@ enum Phase {
     Reading { buf: Vec<u8> },
 }
 
-/// A probe's connection: TCP to the port or the instance's Unix socket.
-#[derive(Debug)]
-pub enum Stream {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-}
-
-impl Stream {
-    fn take_error(&self) -> io::Result<Option<io::Error>> {
-        match self {
-            Stream::Tcp(s) => s.take_error(),
-            Stream::Unix(s) => s.take_error(),
-        }
-    }
-
-    /// Ok once the connect completed; NotConnected while it is in progress.
-    fn connected(&self) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.peer_addr().map(drop),
-            Stream::Unix(s) => s.peer_addr().map(drop),
-        }
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.read(buf),
-            Stream::Unix(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.write(buf),
-            Stream::Unix(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.flush(),
-            Stream::Unix(s) => s.flush(),
-        }
-    }
-}
-
-impl event::Source for Stream {
-    fn register(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.register(registry, token, interests),
-            Stream::Unix(s) => s.register(registry, token, interests),
-        }
-    }
-
-    fn reregister(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.reregister(registry, token, interests),
-            Stream::Unix(s) => s.reregister(registry, token, interests),
-        }
-    }
-
-    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.deregister(registry),
-            Stream::Unix(s) => s.deregister(registry),
-        }
-    }
-}
-
 /// Whether a socket file exists at `path`: the app listens there (tenement
 /// removes a stale one before each spawn).
 pub fn socket_exists(path: &Path) -> bool {
@@ -124,7 +43,7 @@ pub fn socket_exists(path: &Path) -> bool {
 /// One probe in flight.
 #[derive(Debug)]
 pub struct Probe {
-    pub stream: Stream,
+    pub stream: MioStream,
     request: Option<Vec<u8>>,
     phase: Phase,
     /// When it counts as failed ("timeout").
@@ -201,7 +120,7 @@ impl Probe {
         Ok(Probe::new(Stream::Unix(stream), health, deadline))
     }
 
-    fn new(stream: Stream, health: Option<&str>, deadline: Instant) -> Probe {
+    fn new(stream: MioStream, health: Option<&str>, deadline: Instant) -> Probe {
         Probe {
             stream,
             request: health.map(request),
@@ -377,8 +296,8 @@ mod tests {
         poll.registry()
             .register(
                 &mut probe.stream,
-                Token(0),
-                Interest::READABLE | Interest::WRITABLE,
+                mio::Token(0),
+                mio::Interest::READABLE | mio::Interest::WRITABLE,
             )
             .unwrap();
         let outcome = loop {

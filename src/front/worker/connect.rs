@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use mio::Interest;
 
 use super::{token, Worker, KIND_POOL, KIND_UPSTREAM};
-use crate::front::conn::{Conn, Dest, InstanceStream, Phase, Ready, Upstream};
+use crate::front::conn::{Conn, Dest, Phase, Ready, Upstream};
 use crate::front::fault::Side;
 use crate::http::{self, Forwarded};
 use crate::supervisor::Command;
@@ -52,7 +52,7 @@ impl Worker {
         };
         let (stream, reused) = match pooled {
             Some(stream) => (stream, true),
-            None => match InstanceStream::connect(&addr) {
+            None => match addr.connect() {
                 Ok(stream) => (stream, false),
                 // A Unix socket refuses at once (or is gone while the app
                 // restarts, or its accept queue is full for the moment): the
@@ -86,7 +86,7 @@ impl Worker {
             in_use: true,
         };
         if let Err(e) = registry.register(
-            up.stream.source(),
+            &mut up.stream,
             token(slot, KIND_UPSTREAM),
             Interest::READABLE | Interest::WRITABLE,
         ) {
@@ -134,7 +134,7 @@ impl Worker {
                 });
         } else {
             let mut stream = up.stream;
-            let _ = registry.deregister(stream.source());
+            let _ = registry.deregister(&mut stream);
         }
         c.uin.clear();
     }
@@ -142,7 +142,7 @@ impl Worker {
     /// Closes the attached upstream connection, whatever its state.
     pub(super) fn drop_upstream(&mut self, c: &mut Conn) {
         if let Some(mut up) = c.upstream.take() {
-            let _ = self.poll.registry().deregister(up.stream.source());
+            let _ = self.poll.registry().deregister(&mut up.stream);
         }
     }
 
