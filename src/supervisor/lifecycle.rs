@@ -1,9 +1,13 @@
-//! The lifecycle as a state x event table (REFERENCE "Lifecycle").
+//! The lifecycle as a state x event table (REFERENCE "Lifecycle"), and the
+//! phases of a stop.
 //!
 //! `on(life, event, policy, now)` updates an instance's state and health and
 //! returns what the caller must do as data: kill the process group, spawn
-//! now, spawn after a delay, persist the registry. No I/O and no clock here,
-//! so every transition is unit-tested without a process.
+//! now, spawn after a delay, persist the registry. It is the only writer of
+//! an instance's state: `Life`'s fields are private, read through getters.
+//! `StopPhase` is the bookkeeping of one stop (SIGTERM, SIGKILL, waiting for
+//! the group to empty). No I/O and no clock here, so every transition is
+//! unit-tested without a process.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -14,6 +18,10 @@ use crate::config::{RestartPolicy, Settings};
 
 /// Consecutive failed checks from which an instance is unhealthy.
 pub const UNHEALTHY_AFTER: u32 = 3;
+/// How often a stopping group is looked at once its leader is gone.
+pub const GROUP_POLL: Duration = Duration::from_millis(10);
+/// After SIGKILL, how long to wait for members that init has not reaped yet.
+pub const KILL_GRACE: Duration = Duration::from_secs(2);
 
 /// What decides restarts: the service's policy and the global limits.
 #[derive(Debug, Clone, Copy)]
@@ -37,17 +45,17 @@ impl Policy {
     }
 }
 
-/// An instance's lifecycle state.
-#[derive(Debug, Clone)]
+/// An instance's lifecycle state; only `on` changes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Life {
-    pub state: State,
-    pub health: Health,
+    state: State,
+    health: Health,
     /// Failed checks in a row.
-    pub failures: u32,
+    failures: u32,
     /// When each restart within the window happened, oldest first.
-    pub restarts: VecDeque<Instant>,
+    restarts: VecDeque<Instant>,
     /// Restarts since the instance was created (shown by `ten ps`).
-    pub total_restarts: u32,
+    total_restarts: u32,
 }
 
 impl Life {
@@ -58,6 +66,43 @@ impl Life {
             failures: 0,
             restarts: VecDeque::new(),
             total_restarts: 0,
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn health(&self) -> Health {
+        self.health
+    }
+
+    /// Restarts since the instance was created (shown by `ten ps`).
+    pub fn total_restarts(&self) -> u32 {
+        self.total_restarts
+    }
+}
+
+/// What follows a stop: its purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterStop {
+    /// `ten stop`: forget the instance.
+    Forget,
+    /// `ten restart`: start it again.
+    Restart,
+    /// Server shutdown: keep it in the registry.
+    Shutdown,
+    /// Idle: keep it, asleep, until a request wakes it.
+    Sleep,
+}
+
+impl AfterStop {
+    /// The purpose once `asked` is requested during a stop for `self`: a
+    /// forget wins over anything, a restart over going to sleep.
+    pub fn merge(self, asked: AfterStop) -> AfterStop {
+        match (self, asked) {
+            (_, AfterStop::Forget) | (AfterStop::Sleep, AfterStop::Restart) => asked,
+            _ => self,
         }
     }
 }
@@ -83,8 +128,26 @@ pub enum Event {
     BackoffElapsed,
     /// A request or command wants a sleeping instance up.
     Wake,
-    /// `ten restart`/`ten spawn` on a failed instance: forget the failures.
+    /// `ten deploy` on a failed instance: forget the failures and start it.
     Revive,
+    /// `ten restart` (or `ten spawn` of a failed instance) while no process
+    /// runs: forget the failures and start afresh. The command carries out
+    /// the `Spawn` itself, so that its failure is the command's answer.
+    Restart,
+    /// A stop was asked for, with its purpose. During a stop the purposes
+    /// merge (`AfterStop::merge`), which is the caller's bookkeeping.
+    StopRequested(AfterStop),
+    /// The stopped process group is gone (or there was none). The caller
+    /// saves the registry after every stop and forgets a `Forget`ed
+    /// instance; a `Restart` spawns, carried out like `Restart`'s.
+    StopDone(AfterStop),
+    /// The process could not be started. `crash`: the start was automatic
+    /// (after a backoff, a wake, a revive) and counts as a crash, so the
+    /// restart limit ends the retries; otherwise a command asked for it and
+    /// gets the error as its answer, and the instance fails.
+    SpawnFailed {
+        crash: bool,
+    },
 }
 
 /// What the caller must do after an event.
@@ -140,6 +203,33 @@ pub fn on(life: &mut Life, event: Event, policy: &Policy, now: Instant) -> Vec<E
             life.restarts.clear();
             vec![Effect::Spawn]
         }
+        (Starting | Backoff | Sleeping | Failed, Event::Restart) => {
+            life.restarts.clear();
+            life.state = Starting;
+            vec![Effect::Spawn]
+        }
+        (Stopping, Event::StopRequested(_)) => vec![],
+        (_, Event::StopRequested(_)) => {
+            life.state = Stopping;
+            vec![]
+        }
+        (Stopping, Event::StopDone(AfterStop::Restart)) => {
+            life.restarts.clear();
+            life.state = Starting;
+            vec![Effect::Spawn]
+        }
+        (Stopping, Event::StopDone(AfterStop::Sleep)) => {
+            life.state = Sleeping;
+            life.health = Health::Unknown;
+            vec![]
+        }
+        (Starting | Backoff | Sleeping | Failed, Event::SpawnFailed { crash: true }) => {
+            exited(life, false, policy, now)
+        }
+        (Starting | Backoff | Sleeping | Failed, Event::SpawnFailed { crash: false }) => {
+            life.state = Failed;
+            vec![Effect::Persist]
+        }
         _ => vec![],
     }
 }
@@ -172,6 +262,140 @@ fn exited(life: &mut Life, success: bool, policy: &Policy, now: Instant) -> Vec<
         Effect::SpawnAfter(backoff::delay(n, policy.backoff_base, policy.backoff_max)),
         Effect::Persist,
     ]
+}
+
+/// Where a stop is. It begins with SIGTERM to the group; SIGKILL follows
+/// at `kill_at` if the group is not gone by then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopPhase {
+    /// SIGTERM sent, the leader runs; SIGKILL is due at `kill_at`.
+    Terminating { kill_at: Instant },
+    /// SIGKILL sent, the leader not reaped yet. `give_up_at` is cleared once
+    /// it passes: a leader that survives SIGKILL (stuck in the kernel) is
+    /// waited for through its pidfd, without a timer.
+    Killed { give_up_at: Option<Instant> },
+    /// The leader was reaped before SIGKILL; the rest of its group is looked
+    /// at again at `next_check`, and still gets SIGKILL at `kill_at`.
+    Draining {
+        kill_at: Instant,
+        next_check: Instant,
+    },
+    /// The leader was reaped and SIGKILL sent; the group is looked at again
+    /// at `next_check`, and forgotten at `give_up_at` if members that init
+    /// has not reaped remain.
+    DrainingKilled {
+        give_up_at: Option<Instant>,
+        next_check: Instant,
+    },
+}
+
+/// What a look at a stopping group found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupCheck {
+    /// Not due, or members are still alive: wait.
+    Wait,
+    /// The leader is reaped and the group is empty: the stop is done.
+    Gone,
+    /// Members outlived SIGKILL past the grace: forget them, the stop is done.
+    GiveUp,
+}
+
+impl StopPhase {
+    /// The phase after SIGTERM at `now`.
+    pub fn begin(now: Instant, stop_timeout: Duration) -> StopPhase {
+        StopPhase::Terminating {
+            kill_at: now + stop_timeout,
+        }
+    }
+
+    /// The leader was reaped: look at its group now.
+    pub fn leader_exited(&mut self, now: Instant) {
+        *self = match *self {
+            StopPhase::Terminating { kill_at } | StopPhase::Draining { kill_at, .. } => {
+                StopPhase::Draining {
+                    kill_at,
+                    next_check: now,
+                }
+            }
+            StopPhase::Killed { give_up_at } | StopPhase::DrainingKilled { give_up_at, .. } => {
+                StopPhase::DrainingKilled {
+                    give_up_at,
+                    next_check: now,
+                }
+            }
+        };
+    }
+
+    /// Whether SIGKILL is due at `now`; if so the phase counts it as sent.
+    pub fn kill_due(&mut self, now: Instant) -> bool {
+        let give_up_at = Some(now + KILL_GRACE);
+        match *self {
+            StopPhase::Terminating { kill_at } if kill_at <= now => {
+                *self = StopPhase::Killed { give_up_at };
+            }
+            StopPhase::Draining {
+                kill_at,
+                next_check,
+            } if kill_at <= now => {
+                *self = StopPhase::DrainingKilled {
+                    give_up_at,
+                    next_check,
+                };
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// Looks at the group if that is due; `group_alive` is asked only then,
+    /// and told whether SIGKILL was sent.
+    pub fn check(&mut self, now: Instant, group_alive: impl FnOnce(bool) -> bool) -> GroupCheck {
+        let (killed, give_up_at, next_check) = match self {
+            StopPhase::Terminating { .. } => return GroupCheck::Wait,
+            StopPhase::Killed { give_up_at } => {
+                if give_up_at.is_some_and(|t| t <= now) {
+                    *give_up_at = None;
+                }
+                return GroupCheck::Wait;
+            }
+            StopPhase::Draining { next_check, .. } => (false, None, next_check),
+            StopPhase::DrainingKilled {
+                give_up_at,
+                next_check,
+            } => (true, *give_up_at, next_check),
+        };
+        if *next_check > now {
+            return GroupCheck::Wait;
+        }
+        if !group_alive(killed) {
+            GroupCheck::Gone
+        } else if give_up_at.is_some_and(|t| t <= now) {
+            GroupCheck::GiveUp
+        } else {
+            *next_check = now + GROUP_POLL;
+            GroupCheck::Wait
+        }
+    }
+
+    /// The nearest moment something is due.
+    pub fn deadline(&self) -> Option<Instant> {
+        let (a, b) = match *self {
+            StopPhase::Terminating { kill_at } => (Some(kill_at), None),
+            StopPhase::Killed { give_up_at } => (give_up_at, None),
+            StopPhase::Draining {
+                kill_at,
+                next_check,
+            } => (Some(kill_at), Some(next_check)),
+            StopPhase::DrainingKilled {
+                give_up_at,
+                next_check,
+            } => (give_up_at, Some(next_check)),
+        };
+        match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -338,5 +562,221 @@ mod tests {
         assert!(on(&mut l, Event::NotReadyInTime, &p, now).is_empty());
         let mut l = Life::new(State::Sleeping);
         assert_eq!(on(&mut l, Event::Wake, &p, now), vec![Effect::Spawn]);
+    }
+
+    /// Every state x event pair: the next state and the effects, under
+    /// `restart = on-failure`, one restart and one failed check behind it (so
+    /// a crash backs off 2s, and a reset shows). A pair whose effects are
+    /// empty and state unchanged must leave the whole `Life` untouched,
+    /// except for the health bookkeeping of a running instance's checks.
+    #[test]
+    fn every_state_and_event() {
+        use AfterStop::*;
+        use Effect::*;
+        use State::*;
+        let p = policy(RestartPolicy::OnFailure);
+        let now = Instant::now();
+        let crash = [SpawnAfter(Duration::from_secs(2)), Persist];
+        let states = [Starting, Running, Backoff, Sleeping, Failed, Stopping];
+        type Row<'a> = (Event, [(State, &'a [Effect]); 6]);
+        #[rustfmt::skip]
+        let table: Vec<Row> = vec![
+            // Columns: from Starting, Running, Backoff, Sleeping, Failed, Stopping.
+            (Event::Spawned,            [(Starting, &[Persist]), (Starting, &[Persist]), (Starting, &[Persist]), (Starting, &[Persist]), (Starting, &[Persist]), (Starting, &[Persist])]),
+            (Event::Ready,              [(Running, &[Persist]), (Running, &[]), (Backoff, &[]), (Sleeping, &[]), (Failed, &[]), (Stopping, &[])]),
+            (Event::CheckPassed,        [(Starting, &[]), (Running, &[]), (Backoff, &[]), (Sleeping, &[]), (Failed, &[]), (Stopping, &[])]),
+            (Event::CheckFailed,        [(Starting, &[]), (Running, &[]), (Backoff, &[]), (Sleeping, &[]), (Failed, &[]), (Stopping, &[])]),
+            (Event::NotReadyInTime,     [(Starting, &[Kill]), (Running, &[]), (Backoff, &[]), (Sleeping, &[]), (Failed, &[]), (Stopping, &[])]),
+            (Event::Exited { success: true },  [(Sleeping, &[Persist]), (Sleeping, &[Persist]), (Backoff, &[]), (Sleeping, &[]), (Failed, &[]), (Stopping, &[])]),
+            (Event::Exited { success: false }, [(Backoff, &crash), (Backoff, &crash), (Backoff, &[]), (Sleeping, &[]), (Failed, &[]), (Stopping, &[])]),
+            (Event::BackoffElapsed,     [(Starting, &[]), (Running, &[]), (Backoff, &[Spawn]), (Sleeping, &[]), (Failed, &[]), (Stopping, &[])]),
+            (Event::Wake,               [(Starting, &[]), (Running, &[]), (Backoff, &[]), (Sleeping, &[Spawn]), (Failed, &[]), (Stopping, &[])]),
+            (Event::Revive,             [(Starting, &[]), (Running, &[]), (Backoff, &[]), (Sleeping, &[]), (Failed, &[Spawn]), (Stopping, &[])]),
+            (Event::Restart,            [(Starting, &[Spawn]), (Running, &[]), (Starting, &[Spawn]), (Starting, &[Spawn]), (Starting, &[Spawn]), (Stopping, &[])]),
+            (Event::StopRequested(Forget),   [(Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[])]),
+            (Event::StopRequested(Sleep),    [(Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[])]),
+            (Event::StopRequested(Restart),  [(Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[])]),
+            (Event::StopRequested(Shutdown), [(Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[])]),
+            (Event::StopDone(Forget),   [(Starting, &[]), (Running, &[]), (Backoff, &[]), (Sleeping, &[]), (Failed, &[]), (Stopping, &[])]),
+            (Event::StopDone(Sleep),    [(Starting, &[]), (Running, &[]), (Backoff, &[]), (Sleeping, &[]), (Failed, &[]), (Sleeping, &[])]),
+            (Event::StopDone(Restart),  [(Starting, &[]), (Running, &[]), (Backoff, &[]), (Sleeping, &[]), (Failed, &[]), (Starting, &[Spawn])]),
+            (Event::StopDone(Shutdown), [(Starting, &[]), (Running, &[]), (Backoff, &[]), (Sleeping, &[]), (Failed, &[]), (Stopping, &[])]),
+            (Event::SpawnFailed { crash: true },  [(Backoff, &crash), (Running, &[]), (Backoff, &crash), (Backoff, &crash), (Backoff, &crash), (Stopping, &[])]),
+            (Event::SpawnFailed { crash: false }, [(Failed, &[Persist]), (Running, &[]), (Failed, &[Persist]), (Failed, &[Persist]), (Failed, &[Persist]), (Stopping, &[])]),
+        ];
+        // Every event variant is in the table (adding one breaks this match).
+        for (event, _) in &table {
+            match event {
+                Event::Spawned
+                | Event::Ready
+                | Event::CheckPassed
+                | Event::CheckFailed
+                | Event::NotReadyInTime
+                | Event::Exited { .. }
+                | Event::BackoffElapsed
+                | Event::Wake
+                | Event::Revive
+                | Event::Restart
+                | Event::StopRequested(_)
+                | Event::StopDone(_)
+                | Event::SpawnFailed { .. } => {}
+            }
+        }
+        assert_eq!(table.len(), 21);
+        for (event, row) in table {
+            for (from, (to, effects)) in states.into_iter().zip(row) {
+                let mut life = Life::new(from);
+                life.restarts.push_back(now);
+                life.failures = 1;
+                let before = life.clone();
+                let got = on(&mut life, event, &p, now);
+                assert_eq!(
+                    (life.state, got.as_slice()),
+                    (to, effects),
+                    "{from:?} x {event:?}"
+                );
+                let health_only =
+                    from == Running && matches!(event, Event::CheckPassed | Event::CheckFailed);
+                if to == from && effects.is_empty() && !health_only {
+                    assert_eq!(life, before, "{from:?} x {event:?} must change nothing");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn restarts_and_revives_forget_past_crashes() {
+        let p = policy(RestartPolicy::OnFailure);
+        let now = Instant::now();
+        for (from, event) in [
+            (State::Failed, Event::Restart),
+            (State::Failed, Event::Revive),
+            (State::Stopping, Event::StopDone(AfterStop::Restart)),
+        ] {
+            let mut l = Life::new(from);
+            l.restarts.extend([now, now, now]);
+            l.total_restarts = 3;
+            on(&mut l, event, &p, now);
+            assert!(l.restarts.is_empty(), "{from:?} x {event:?}");
+            assert_eq!(l.total_restarts(), 3, "`ten ps` keeps counting");
+        }
+    }
+
+    #[test]
+    fn going_to_sleep_forgets_health() {
+        let p = policy(RestartPolicy::OnFailure);
+        let now = Instant::now();
+        let mut l = running();
+        on(&mut l, Event::StopRequested(AfterStop::Sleep), &p, now);
+        assert_eq!((l.state(), l.health()), (State::Stopping, Health::Healthy));
+        on(&mut l, Event::StopDone(AfterStop::Sleep), &p, now);
+        assert_eq!((l.state(), l.health()), (State::Sleeping, Health::Unknown));
+    }
+
+    #[test]
+    fn a_failing_automatic_start_counts_against_the_restart_limit() {
+        let p = policy(RestartPolicy::OnFailure);
+        let now = Instant::now();
+        let mut l = Life::new(State::Sleeping);
+        for _ in 0..3 {
+            on(&mut l, Event::SpawnFailed { crash: true }, &p, now);
+            assert_eq!(l.state(), State::Backoff);
+            on(&mut l, Event::BackoffElapsed, &p, now);
+        }
+        on(&mut l, Event::SpawnFailed { crash: true }, &p, now);
+        assert_eq!(l.state(), State::Failed);
+    }
+
+    #[test]
+    fn stop_purposes_merge() {
+        use AfterStop::*;
+        let all = [Forget, Restart, Shutdown, Sleep];
+        for current in all {
+            assert_eq!(
+                current.merge(Forget),
+                Forget,
+                "forget wins over {current:?}"
+            );
+        }
+        assert_eq!(Sleep.merge(Restart), Restart);
+        assert_eq!(Shutdown.merge(Restart), Shutdown);
+        assert_eq!(Forget.merge(Restart), Forget);
+        assert_eq!(Restart.merge(Sleep), Restart);
+        assert_eq!(Shutdown.merge(Sleep), Shutdown);
+        assert_eq!(Restart.merge(Shutdown), Restart);
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_group_that_goes_on_sigterm_is_done_without_sigkill() {
+        let t0 = Instant::now();
+        let mut phase = StopPhase::begin(t0, ms(500));
+        assert_eq!(phase.deadline(), Some(t0 + ms(500)));
+        assert!(!phase.kill_due(t0 + ms(100)));
+        assert_eq!(
+            phase.check(t0 + ms(100), |_| panic!("not due")),
+            GroupCheck::Wait
+        );
+        phase.leader_exited(t0 + ms(100));
+        assert_eq!(phase.deadline(), Some(t0 + ms(100)));
+        // A member is still alive: look again after GROUP_POLL.
+        assert_eq!(phase.check(t0 + ms(100), |_| true), GroupCheck::Wait);
+        assert_eq!(phase.deadline(), Some(t0 + ms(100) + GROUP_POLL));
+        assert_eq!(
+            phase.check(t0 + ms(105), |_| panic!("not due")),
+            GroupCheck::Wait
+        );
+        assert_eq!(phase.check(t0 + ms(110), |_| false), GroupCheck::Gone);
+    }
+
+    #[test]
+    fn a_group_that_ignores_sigterm_is_killed_then_given_up() {
+        let t0 = Instant::now();
+        let mut phase = StopPhase::begin(t0, ms(500));
+        assert!(phase.kill_due(t0 + ms(500)));
+        assert!(!phase.kill_due(t0 + ms(501)), "SIGKILL is sent once");
+        assert_eq!(phase.deadline(), Some(t0 + ms(500) + KILL_GRACE));
+        phase.leader_exited(t0 + ms(600));
+        assert_eq!(phase.check(t0 + ms(600), |_| true), GroupCheck::Wait);
+        let late = t0 + ms(500) + KILL_GRACE;
+        assert_eq!(phase.check(late, |_| true), GroupCheck::GiveUp);
+    }
+
+    #[test]
+    fn members_outliving_the_leader_still_get_sigkill() {
+        let t0 = Instant::now();
+        let mut phase = StopPhase::begin(t0, ms(500));
+        phase.leader_exited(t0 + ms(10));
+        assert_eq!(phase.check(t0 + ms(10), |_| true), GroupCheck::Wait);
+        assert!(phase.kill_due(t0 + ms(500)));
+        assert!(matches!(phase, StopPhase::DrainingKilled { .. }));
+        assert_eq!(
+            phase.check(t0 + ms(500), |killed| !killed),
+            GroupCheck::Gone,
+            "the look after SIGKILL knows it was sent"
+        );
+    }
+
+    #[test]
+    fn a_leader_surviving_sigkill_is_waited_for_without_a_timer() {
+        let t0 = Instant::now();
+        let mut phase = StopPhase::begin(t0, ms(500));
+        assert!(phase.kill_due(t0 + ms(500)));
+        let late = t0 + ms(500) + KILL_GRACE;
+        assert_eq!(
+            phase.check(late, |_| panic!("leader not reaped")),
+            GroupCheck::Wait
+        );
+        assert_eq!(phase.deadline(), None);
+        // Reaped at last: the group is looked at, and never given up on.
+        phase.leader_exited(late + ms(1000));
+        assert_eq!(phase.check(late + ms(1000), |_| true), GroupCheck::Wait);
+        assert_eq!(
+            phase.check(late + ms(1000) + GROUP_POLL, |_| false),
+            GroupCheck::Gone
+        );
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime};
 use mio::Token;
 
 use super::health::Probe;
-use super::lifecycle::Life;
+use super::lifecycle::{AfterStop, Life, StopPhase};
 use super::logs::{LogFile, Ring, Splitter};
 use super::msg::ReplyTo;
 use super::snapshot::Check;
@@ -56,32 +56,12 @@ impl Run {
     }
 }
 
-/// What happens once a stop is complete.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AfterStop {
-    /// `ten stop`: forget the instance.
-    Forget,
-    /// `ten restart`: start it again.
-    Restart,
-    /// Server shutdown: keep it in the registry.
-    Shutdown,
-    /// Idle: keep it, asleep, until a request wakes it.
-    Sleep,
-}
-
-/// A stop in progress: SIGTERM sent to the group, SIGKILL at `kill_at`.
+/// A stop in progress: SIGTERM sent to the group, then per `phase`.
 #[derive(Debug)]
 pub struct Stop {
     pub then: AfterStop,
     pub pgid: u32,
-    /// The leader has been reaped; now waiting for the rest of the group.
-    pub leader_exited: bool,
-    pub kill_at: Instant,
-    pub killed: bool,
-    /// After SIGKILL: when to stop waiting for members init has not reaped.
-    pub give_up_at: Option<Instant>,
-    /// When to look at the group again (while the leader is gone).
-    pub next_check: Option<Instant>,
+    pub phase: StopPhase,
     pub replies: Vec<ReplyTo>,
 }
 

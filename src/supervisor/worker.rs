@@ -4,10 +4,10 @@
 //! supervisor sleeps.
 //!
 //! This file owns the `Supervisor` record, the loop (poll, fd events, exits,
-//! timers), carrying out `lifecycle::on`'s effects and answering held
-//! requests; after each round of events the snapshot is republished if
-//! anything changed and the registry saved if something that must survive a
-//! restart did. Never blocks on the front: replies go down its channels.
+//! timers), carrying out the effects of `lifecycle::on` (the only writer of
+//! an instance's state) and answering held requests; after each round of
+//! events the snapshot is republished if anything changed and the registry
+//! saved if something that must survive a restart did. Never blocks on the front: replies go down its channels.
 //!
 //! The rest of the `impl Supervisor` lives in the submodules: `commands`
 //! (the front's requests), `launch` (start-up restore, spawning a process),
@@ -37,13 +37,13 @@ use mio::{Events, Poll, Token};
 use rustix::process::Signal;
 
 use super::health::Outcome;
-use super::lifecycle::{self, Effect, Event, Life, Policy};
+use super::lifecycle::{self, AfterStop, Effect, Event, Life, Policy};
 use super::logs::{self, LogFile, Ring};
 use super::msg::{Command, Envelope, Reply, ReplyTo};
 use super::ports;
 use super::snapshot::{instance_json, Published, State};
 use super::subscribers::Subscribers;
-use super::table::{AfterStop, Instance, Source, WaitFor, Waiter};
+use super::table::{Instance, Source, WaitFor, Waiter};
 use crate::config::{Config, RestartPolicy};
 use crate::isolate::{cgroup, proc};
 use crate::names::InstanceKey;
@@ -61,10 +61,6 @@ const RECHECK_POLL: Duration = Duration::from_millis(200);
 const IDLE_RECHECK: Duration = Duration::from_secs(1);
 /// How long one health check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often a stopping group is looked at once its leader is gone.
-const GROUP_POLL: Duration = Duration::from_millis(10);
-/// After SIGKILL, how long to wait for members that init has not reaped yet.
-const KILL_GRACE: Duration = Duration::from_secs(2);
 /// Output lines quoted in a 504.
 const TAIL_LINES: usize = 20;
 const DEFAULT_WEIGHT: u8 = 100;
@@ -427,11 +423,7 @@ impl Supervisor {
             }
             at(inst.start_deadline);
             at(inst.backoff_until);
-            if let Some(stop) = &inst.stop {
-                at((!stop.killed).then_some(stop.kill_at));
-                at(stop.give_up_at);
-                at(stop.next_check);
-            }
+            at(inst.stop.as_ref().and_then(|s| s.phase.deadline()));
             for w in &inst.waiters {
                 at(Some(w.deadline));
             }
@@ -539,8 +531,7 @@ impl Supervisor {
         inst.start_deadline = None;
         inst.next_probe = None;
         if let Some(stop) = inst.stop.as_mut() {
-            stop.leader_exited = true;
-            stop.next_check = Some(now);
+            stop.phase.leader_exited(now);
             self.note(key, &what);
             return;
         }
@@ -553,7 +544,7 @@ impl Supervisor {
         }
         let success = status.code() == Some(0);
         let effects = lifecycle::on(&mut inst.life, Event::Exited { success }, &policy, now);
-        let next = match (inst.life.state, effects.first()) {
+        let next = match (inst.life.state(), effects.first()) {
             (State::Backoff, Some(Effect::SpawnAfter(d))) => format!("restarting in {}", human(*d)),
             (State::Sleeping, _) => "sleeping".to_string(),
             (State::Failed, _) if policy.restart == RestartPolicy::Never => {
@@ -651,7 +642,7 @@ impl Supervisor {
     /// the timeout. With connections open (a WebSocket, a long download) it
     /// is not idle: look again after `IDLE_RECHECK`.
     fn idle_deadline(&self, inst: &Instance, now: Instant, now_ms: u64) -> Option<Instant> {
-        if inst.life.state != State::Running || inst.stop.is_some() || inst.run.is_none() {
+        if inst.life.state() != State::Running || inst.stop.is_some() || inst.run.is_none() {
             return None;
         }
         let timeout = self.config.services.get(&inst.key.service)?.idle_timeout?;
@@ -714,21 +705,9 @@ impl Supervisor {
                 }
                 Effect::Spawn => {
                     if let Err(e) = self.launch(key, now) {
-                        self.note(key, &format!("spawn failed: {e}"));
-                        let policy = self.policy(&key.service);
-                        let Some(inst) = self.instances.get_mut(key) else {
-                            return;
-                        };
-                        // A start that cannot even exec counts as a crash, so
-                        // the restart limit ends the retries.
-                        inst.life.state = State::Starting;
-                        let fx = lifecycle::on(
-                            &mut inst.life,
-                            Event::Exited { success: false },
-                            &policy,
-                            now,
-                        );
-                        self.apply(key, fx, now);
+                        // An automatic start that cannot even exec counts as
+                        // a crash, so the restart limit ends the retries.
+                        self.spawn_failed(key, &e, true, now);
                     }
                 }
             }
@@ -742,7 +721,7 @@ impl Supervisor {
         let Some(inst) = self.instances.get_mut(key) else {
             return;
         };
-        let message = match inst.life.state {
+        let message = match inst.life.state() {
             State::Failed => "instance failed",
             State::Sleeping => "instance exited",
             _ => return,
@@ -763,10 +742,10 @@ impl Supervisor {
         let Some(inst) = self.instances.get_mut(key) else {
             return;
         };
-        if inst.life.state != State::Running || inst.waiters.is_empty() {
+        if inst.life.state() != State::Running || inst.waiters.is_empty() {
             return;
         }
-        let healthy = inst.life.health == super::snapshot::Health::Healthy;
+        let healthy = inst.life.health() == super::snapshot::Health::Healthy;
         let (done, kept): (Vec<Waiter>, Vec<Waiter>) = inst
             .waiters
             .drain(..)

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use super::{err, post, Supervisor, DEFAULT_WEIGHT};
 use crate::config::Config;
 use crate::names::InstanceKey;
+use crate::supervisor::lifecycle::AfterStop;
 use crate::supervisor::lifecycle::{self, Event};
 use crate::supervisor::msg::{Command, Reply, ReplyTo};
 use crate::supervisor::snapshot::{Health, State};
-use crate::supervisor::table::{AfterStop, WaitFor, Waiter};
+use crate::supervisor::table::{WaitFor, Waiter};
 
 impl Supervisor {
     pub(super) fn on_command(&mut self, cmd: Command, to: Option<ReplyTo>) {
@@ -136,7 +137,7 @@ impl Supervisor {
                 let keys: Vec<InstanceKey> = self.instances.keys().cloned().collect();
                 for key in keys {
                     let inst = self.instances.get_mut(&key).expect("key from the map");
-                    inst.resume = match inst.life.state {
+                    inst.resume = match inst.life.state() {
                         State::Starting | State::Running | State::Backoff => true,
                         State::Stopping => inst
                             .stop
@@ -167,7 +168,7 @@ impl Supervisor {
         if self
             .instances
             .get(&key)
-            .is_some_and(|i| i.life.state == State::Failed)
+            .is_some_and(|i| i.life.state() == State::Failed)
         {
             // `ten spawn` of a failed instance brings it back (REFERENCE,
             // Lifecycle); anything else that exists is a conflict.
@@ -235,19 +236,12 @@ impl Supervisor {
         if inst.run.is_some() || inst.stop.is_some() {
             return self.begin_stop(&key, AfterStop::Restart, to, now);
         }
-        inst.life.restarts.clear();
-        inst.life.state = State::Starting;
-        match self.launch(&key, now) {
+        let policy = self.policy(&key.service);
+        let inst = self.instances.get_mut(&key).expect("present above");
+        let fx = lifecycle::on(&mut inst.life, Event::Restart, &policy, now);
+        match self.start_effects(&key, fx, now) {
             Ok(()) => self.answer(to, Reply::Done(self.json(&key))),
-            Err(e) => {
-                self.note(&key, &format!("spawn failed: {e}"));
-                if let Some(inst) = self.instances.get_mut(&key) {
-                    inst.life.state = State::Failed;
-                }
-                self.persist = true;
-                self.fail_waiters_if_down(&key);
-                self.answer(to, err(400, e));
-            }
+            Err(e) => self.answer(to, err(400, e)),
         }
     }
 
@@ -267,7 +261,7 @@ impl Supervisor {
         } else if self
             .instances
             .get(&key)
-            .is_some_and(|i| i.life.state == State::Failed)
+            .is_some_and(|i| i.life.state() == State::Failed)
         {
             let policy = self.policy(&key.service);
             let inst = self.instances.get_mut(&key).expect("checked");
@@ -278,7 +272,7 @@ impl Supervisor {
             .instances
             .get_mut(&key)
             .expect("present or just spawned");
-        if inst.life.state == State::Running && inst.life.health == Health::Healthy {
+        if inst.life.state() == State::Running && inst.life.health() == Health::Healthy {
             inst.weight = weight;
             self.dirty = true;
             self.persist = true;
@@ -294,7 +288,7 @@ impl Supervisor {
         let Some(inst) = self.instances.get(&key) else {
             return self.autospawn(key, to, now);
         };
-        match inst.life.state {
+        match inst.life.state() {
             State::Running => {
                 let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, inst.port));
                 self.answer(to, Reply::Ready(addr))
@@ -374,10 +368,9 @@ impl Supervisor {
     /// (requests then wait for the restart), else probe it with a bare
     /// connect; the request is answered `Ready` once the instance accepts.
     pub(super) fn cmd_refused(&mut self, key: InstanceKey, to: Option<ReplyTo>, now: Instant) {
-        let running = self
-            .instances
-            .get(&key)
-            .is_some_and(|i| i.life.state == State::Running && i.run.is_some() && i.stop.is_none());
+        let running = self.instances.get(&key).is_some_and(|i| {
+            i.life.state() == State::Running && i.run.is_some() && i.stop.is_none()
+        });
         if running {
             // The pidfd event may still be queued behind this command.
             self.on_exit(&key);
@@ -385,7 +378,7 @@ impl Supervisor {
         let Some(inst) = self.instances.get_mut(&key) else {
             return self.answer(to, err(404, format!("unknown instance {key}")));
         };
-        if inst.life.state != State::Running || inst.run.is_none() || inst.stop.is_some() {
+        if inst.life.state() != State::Running || inst.run.is_none() || inst.stop.is_some() {
             return self.cmd_await(key, to, now);
         }
         let timeout = self.startup_timeout(&key.service);
@@ -406,7 +399,7 @@ impl Supervisor {
         let Some(inst) = self.instances.get_mut(key) else {
             return;
         };
-        if inst.life.state == State::Sleeping {
+        if inst.life.state() == State::Sleeping {
             let fx = lifecycle::on(&mut inst.life, Event::Wake, &policy, now);
             inst.stats.wake_started();
             self.note(key, why);

@@ -12,12 +12,12 @@ use mio::unix::SourceFd;
 use mio::Interest;
 use rustix::process::Signal;
 
-use super::{Supervisor, DEFAULT_WEIGHT, KILL_GRACE, READY_POLL};
+use super::{Supervisor, DEFAULT_WEIGHT, READY_POLL};
 use crate::config::Service;
 use crate::isolate::{self, cgroup, proc};
 use crate::names::InstanceKey;
 use crate::state::{Registry, RegistryEntry};
-use crate::supervisor::lifecycle::{self, Event};
+use crate::supervisor::lifecycle::{self, Effect, Event, KILL_GRACE};
 use crate::supervisor::logs::Splitter;
 use crate::supervisor::snapshot::State;
 use crate::supervisor::table::{Pipe, Run, Source};
@@ -83,7 +83,7 @@ impl Supervisor {
             self.insert(key.clone(), entry.port, entry.weight, state);
             if state == State::Starting {
                 if let Err(e) = self.launch(&key, now) {
-                    self.spawn_failed_at_boot(&key, &e);
+                    self.spawn_failed(&key, &e, false, now);
                 }
             }
         }
@@ -102,7 +102,7 @@ impl Supervisor {
             };
             self.insert(key.clone(), port, DEFAULT_WEIGHT, State::Starting);
             if let Err(e) = self.launch(&key, now) {
-                self.spawn_failed_at_boot(&key, &e);
+                self.spawn_failed(&key, &e, false, now);
             }
         }
         self.persist = true;
@@ -110,11 +110,36 @@ impl Supervisor {
         Ok(())
     }
 
-    pub(super) fn spawn_failed_at_boot(&mut self, key: &InstanceKey, e: &str) {
+    /// A process could not be started; `crash`: see `Event::SpawnFailed`.
+    pub(super) fn spawn_failed(&mut self, key: &InstanceKey, e: &str, crash: bool, now: Instant) {
         self.note(key, &format!("spawn failed: {e}"));
-        if let Some(inst) = self.instances.get_mut(key) {
-            inst.life.state = State::Failed;
+        let policy = self.policy(&key.service);
+        let Some(inst) = self.instances.get_mut(key) else {
+            return;
+        };
+        let fx = lifecycle::on(&mut inst.life, Event::SpawnFailed { crash }, &policy, now);
+        self.apply(key, fx, now);
+    }
+
+    /// Carries out the effects of a start a command asked for (`Restart`, a
+    /// stop for a restart): its `Spawn` launches now, and when the process
+    /// cannot start the instance fails and Err says why, for the answer.
+    pub(super) fn start_effects(
+        &mut self,
+        key: &InstanceKey,
+        fx: Vec<Effect>,
+        now: Instant,
+    ) -> Result<(), String> {
+        let (spawn, rest): (Vec<Effect>, Vec<Effect>) =
+            fx.into_iter().partition(|e| *e == Effect::Spawn);
+        if !rest.is_empty() {
+            self.apply(key, rest, now);
         }
+        if spawn.is_empty() {
+            return Ok(());
+        }
+        self.launch(key, now)
+            .inspect_err(|e| self.spawn_failed(key, e, false, now))
     }
 
     /// Starts the instance's process. Err: why it could not (exec error,
@@ -247,7 +272,7 @@ impl Supervisor {
             // until the app accepts them, so a started process is ready.
             let interval = self.config.settings.health_check_interval.max(READY_POLL);
             let inst = self.instances.get_mut(key).expect("present above");
-            if inst.life.state == State::Starting {
+            if inst.life.state() == State::Starting {
                 let fx = lifecycle::on(&mut inst.life, Event::Ready, &policy, now);
                 inst.start_deadline = None;
                 inst.next_probe = Some(now + interval);

@@ -42,7 +42,7 @@ impl Supervisor {
                 .get(&key.service)
                 .and_then(|s| s.health.clone()),
         };
-        let timeout = match inst.life.state {
+        let timeout = match inst.life.state() {
             State::Starting => inst
                 .start_deadline
                 .unwrap_or(now + CHECK_TIMEOUT)
@@ -128,7 +128,7 @@ impl Supervisor {
             Outcome::Fail(d) => (false, d),
             Outcome::Pending => return,
         };
-        let recheck = recheck && inst.life.state == State::Running;
+        let recheck = recheck && inst.life.state() == State::Running;
         let dying = recheck
             && inst.run.as_ref().is_some_and(|r| match r.start_ticks {
                 Some(ticks) => !proc::is_same_process(r.pid, ticks),
@@ -150,14 +150,14 @@ impl Supervisor {
             let Some(inst) = self.instances.get_mut(key) else {
                 return;
             };
-            if inst.run.is_none() || inst.life.state != State::Running {
+            if inst.run.is_none() || inst.life.state() != State::Running {
                 return;
             }
         }
         let Some(inst) = self.instances.get_mut(key) else {
             return;
         };
-        match inst.life.state {
+        match inst.life.state() {
             State::Starting if !ok => inst.next_probe = Some(now + READY_POLL),
             State::Starting => {
                 let took = inst
@@ -190,14 +190,14 @@ impl Supervisor {
                 if !ok && inst.waiters.iter().any(|w| w.what == WaitFor::Accepting) {
                     inst.next_probe = Some(now + interval.min(RECHECK_POLL));
                 }
-                let before = inst.life.health;
+                let before = inst.life.health();
                 let ev = if ok {
                     Event::CheckPassed
                 } else {
                     Event::CheckFailed
                 };
                 let fx = lifecycle::on(&mut inst.life, ev, &policy, now);
-                let after = inst.life.health;
+                let after = inst.life.health();
                 self.dirty = true;
                 if !ok {
                     self.note(

@@ -1,18 +1,19 @@
 //! Stopping an instance: SIGTERM to its group, SIGKILL after
-//! `stop_timeout`, waiting for the group to empty, and what follows the stop
-//! (forget, sleep, restart, shutdown).
+//! `stop_timeout`, waiting for the group to empty (the phases are
+//! `lifecycle::StopPhase`), and what follows the stop (forget, sleep,
+//! restart, shutdown).
 
 use std::io;
 use std::time::Instant;
 
 use rustix::process::Signal;
 
-use super::{err, Supervisor, GROUP_POLL, KILL_GRACE};
+use super::{err, Supervisor};
 use crate::isolate::{self, cgroup, proc};
 use crate::names::InstanceKey;
+use crate::supervisor::lifecycle::{self, AfterStop, Event, GroupCheck, StopPhase};
 use crate::supervisor::msg::{Reply, ReplyTo};
-use crate::supervisor::snapshot::{Health, State};
-use crate::supervisor::table::{AfterStop, Stop};
+use crate::supervisor::table::Stop;
 
 impl Supervisor {
     pub(super) fn stop_timers(&mut self, key: &InstanceKey, now: Instant) {
@@ -22,9 +23,7 @@ impl Supervisor {
         let Some(stop) = inst.stop.as_mut() else {
             return;
         };
-        if !stop.killed && stop.kill_at <= now {
-            stop.killed = true;
-            stop.give_up_at = Some(now + KILL_GRACE);
+        if stop.phase.kill_due(now) {
             let pgid = stop.pgid;
             let _ = proc::signal_group(pgid, Signal::KILL);
             let text = match &inst.cgroup {
@@ -42,37 +41,32 @@ impl Supervisor {
         let Some(stop) = inst.stop.as_mut() else {
             return;
         };
-        if !stop.leader_exited {
-            // A leader that survives SIGKILL (stuck in the kernel) is waited
-            // for through its pidfd, without a timer.
-            if stop.give_up_at.is_some_and(|t| t <= now) {
-                stop.give_up_at = None;
+        let pgid = stop.pgid;
+        let cgroup = &inst.cgroup;
+        let alive = |killed: bool| {
+            // What escaped the group (a setsid daemon) is still in the
+            // cgroup: it got SIGTERM too and has until stop_timeout, then
+            // SIGKILL.
+            let cgroup_left = cgroup.as_ref().is_some_and(|cg| cg.populated());
+            if killed && cgroup_left {
+                // Repeated for the kill methods that need it (v1 without a
+                // freezer: whatever forked since the last round).
+                if let Some(cg) = cgroup {
+                    cg.kill();
+                }
             }
-            return;
-        }
-        if stop.next_check.is_some_and(|t| t > now) {
-            return;
-        }
-        // What escaped the group (a setsid daemon) is still in the cgroup:
-        // it got SIGTERM too and has until stop_timeout, then SIGKILL.
-        let cgroup_left = inst.cgroup.as_ref().is_some_and(|cg| cg.populated());
-        if stop.killed && cgroup_left {
-            // Repeated for the kill methods that need it (v1 without a
-            // freezer: whatever forked since the last round).
-            if let Some(cg) = &inst.cgroup {
-                cg.kill();
+            proc::group_alive(pgid) || cgroup_left
+        };
+        match stop.phase.check(now, alive) {
+            GroupCheck::Wait => {}
+            GroupCheck::Gone => self.finish_stop(key, now),
+            GroupCheck::GiveUp => {
+                warn!(
+                    "supervisor",
+                    "{key} process group {pgid} outlived SIGKILL; forgetting it"
+                );
+                self.finish_stop(key, now);
             }
-        }
-        if !proc::group_alive(stop.pgid) && !cgroup_left {
-            self.finish_stop(key, now);
-        } else if stop.give_up_at.is_some_and(|t| t <= now) {
-            warn!(
-                "supervisor",
-                "{key} process group {} outlived SIGKILL; forgetting it", stop.pgid
-            );
-            self.finish_stop(key, now);
-        } else {
-            stop.next_check = Some(now + GROUP_POLL);
         }
     }
 
@@ -86,22 +80,18 @@ impl Supervisor {
         now: Instant,
     ) {
         let stop_timeout = self.config.settings.stop_timeout;
+        let policy = self.policy(&key.service);
         self.cancel_probe(key);
         let Some(inst) = self.instances.get_mut(key) else {
             return;
         };
         if let Some(stop) = inst.stop.as_mut() {
-            // Already stopping: a forget wins over anything, a restart over
-            // going to sleep.
-            if then == AfterStop::Forget
-                || (then == AfterStop::Restart && stop.then == AfterStop::Sleep)
-            {
-                stop.then = then;
-            }
+            stop.then = stop.then.merge(then);
             stop.replies.extend(to);
             return;
         }
-        inst.life.state = State::Stopping;
+        let fx = lifecycle::on(&mut inst.life, Event::StopRequested(then), &policy, now);
+        debug_assert!(fx.is_empty(), "a stop request has no effects: {fx:?}");
         inst.next_probe = None;
         inst.start_deadline = None;
         inst.backoff_until = None;
@@ -112,11 +102,10 @@ impl Supervisor {
                 inst.stop = Some(Stop {
                     then,
                     pgid: 0,
-                    leader_exited: true,
-                    kill_at: now,
-                    killed: true,
-                    give_up_at: None,
-                    next_check: None,
+                    phase: StopPhase::DrainingKilled {
+                        give_up_at: None,
+                        next_check: now,
+                    },
                     replies: to.into_iter().collect(),
                 });
                 self.finish_stop(key, now);
@@ -126,11 +115,7 @@ impl Supervisor {
         inst.stop = Some(Stop {
             then,
             pgid,
-            leader_exited: false,
-            kill_at: now + stop_timeout,
-            killed: false,
-            give_up_at: None,
-            next_check: None,
+            phase: StopPhase::begin(now, stop_timeout),
             replies: to.into_iter().collect(),
         });
         if let Err(e) = proc::signal_group(pgid, Signal::TERM) {
@@ -163,10 +148,12 @@ impl Supervisor {
     }
 
     pub(super) fn finish_stop(&mut self, key: &InstanceKey, now: Instant) {
+        let policy = self.policy(&key.service);
         let Some(inst) = self.instances.get_mut(key) else {
             return;
         };
         let Some(stop) = inst.stop.take() else { return };
+        let fx = lifecycle::on(&mut inst.life, Event::StopDone(stop.then), &policy, now);
         if let Some(cg) = inst.cgroup.take() {
             // Normally empty by now; after a give-up, one last kill.
             if cg.populated() && !cg.kill_and_wait(cgroup::KILL_WAIT) {
@@ -212,19 +199,9 @@ impl Supervisor {
                 }
             }
             AfterStop::Restart => {
-                let inst = self.instances.get_mut(key).expect("present above");
-                inst.life.restarts.clear();
-                inst.life.state = State::Starting;
-                let r = match self.launch(key, now) {
+                let r = match self.start_effects(key, fx, now) {
                     Ok(()) => Reply::Done(self.json(key)),
-                    Err(e) => {
-                        self.note(key, &format!("spawn failed: {e}"));
-                        if let Some(inst) = self.instances.get_mut(key) {
-                            inst.life.state = State::Failed;
-                        }
-                        self.fail_waiters_if_down(key);
-                        err(400, e)
-                    }
+                    Err(e) => err(400, e),
                 };
                 for to in stop.replies {
                     self.outbox.push((to, r.clone()));
@@ -243,8 +220,6 @@ impl Supervisor {
                     .and_then(|s| s.idle_timeout)
                     .unwrap_or_default();
                 let inst = self.instances.get_mut(key).expect("present above");
-                inst.life.state = State::Sleeping;
-                inst.life.health = Health::Unknown;
                 inst.ready_at = None;
                 self.note(key, &format!("sleeping after {}s idle", idle.as_secs()));
                 for to in stop.replies {

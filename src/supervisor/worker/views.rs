@@ -9,8 +9,9 @@ use crate::config::Service;
 use crate::isolate::{self, proc};
 use crate::names::InstanceKey;
 use crate::state::{Registry, RegistryEntry};
+use crate::supervisor::lifecycle::AfterStop;
 use crate::supervisor::snapshot::{instance_json, InstanceView, Snapshot, State};
-use crate::supervisor::table::{AfterStop, Instance};
+use crate::supervisor::table::Instance;
 
 impl Supervisor {
     pub(super) fn view(&self, inst: &Instance) -> InstanceView {
@@ -19,20 +20,20 @@ impl Supervisor {
         InstanceView {
             service: inst.key.service.clone(),
             id: inst.key.id.clone(),
-            state: inst.life.state,
-            health: inst.life.health,
+            state: inst.life.state(),
+            health: inst.life.health(),
             pid,
             port: inst.port,
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, inst.port)),
             socket: inst
                 .run
                 .as_ref()
-                .filter(|r| r.via_socket && inst.life.state == State::Running)
+                .filter(|r| r.via_socket && inst.life.state() == State::Running)
                 .map(|_| {
                     isolate::env::socket_path(&self.data_dir, &inst.key.service, &inst.key.id)
                 }),
             weight: inst.weight,
-            restarts: inst.life.total_restarts,
+            restarts: inst.life.total_restarts(),
             started_at: inst.run.as_ref().map(|r| r.started_at),
             memory_bytes: inst
                 .cgroup
@@ -96,7 +97,7 @@ impl Supervisor {
                     .stop
                     .as_ref()
                     .is_some_and(|s| s.then == AfterStop::Sleep);
-                let desired = match inst.life.state {
+                let desired = match inst.life.state() {
                     _ if inst.resume => "running",
                     State::Sleeping => "sleeping",
                     State::Stopping if going_to_sleep => "sleeping",
@@ -113,7 +114,7 @@ impl Supervisor {
                     pid: run.map(|r| r.pid),
                     pgid: run.map(|r| r.pgid),
                     start_ticks: run.and_then(|r| r.start_ticks),
-                    restarts: inst.life.total_restarts,
+                    restarts: inst.life.total_restarts(),
                 }
             })
             .collect();
