@@ -60,10 +60,10 @@ pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
         domain: opts.domain.clone(),
     });
     let data_dir = config::resolve_data_dir(opts.data_dir.as_deref(), Some(&config));
-    let internal = crate::state::internal_dir(&data_dir);
+    let internal = crate::state::layout::internal_dir(&data_dir);
     std::fs::create_dir_all(&internal)
         .map_err(|e| ServeError(format!("create {}: {e}", internal.display())))?;
-    let _lock = lock_data_dir(&internal)?;
+    let _lock = lock_data_dir(&data_dir)?;
     // Orphans of instances (double-forked daemons) come back to us and are
     // reaped by the supervisor instead of going to init.
     if let Err(e) = crate::isolate::cgroup::orphans::become_subreaper() {
@@ -82,7 +82,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
         FrontOptions {
             listen,
             workers,
-            socket: Some(crate::state::socket_path(&data_dir)),
+            socket: Some(crate::state::layout::api_socket_path(&data_dir)),
             data_dir: data_dir.clone(),
         },
         published,
@@ -123,8 +123,8 @@ pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
 
 /// Takes an exclusive lock on `{data_dir}/.tenement/lock` for the life of the
 /// server, so two servers never manage the same instances.
-fn lock_data_dir(internal: &std::path::Path) -> Result<std::fs::File, ServeError> {
-    let path = internal.join("lock");
+fn lock_data_dir(data_dir: &std::path::Path) -> Result<std::fs::File, ServeError> {
+    let path = crate::state::layout::server_lock_path(data_dir);
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -135,7 +135,7 @@ fn lock_data_dir(internal: &std::path::Path) -> Result<std::fs::File, ServeError
         |_| {
             ServeError(format!(
                 "another `ten serve` is using {} (lock {} is held)",
-                internal.parent().unwrap_or(internal).display(),
+                data_dir.display(),
                 path.display()
             ))
         },

@@ -250,7 +250,7 @@ impl Ctx<'_> {
             _ => (None, None),
         };
         let data_dir = config::resolve_data_dir(flag.as_deref(), config.as_ref());
-        let sock = crate::state::socket_path(&data_dir);
+        let sock = crate::state::layout::api_socket_path(&data_dir);
         if sock.exists() {
             debug!("cli", "using the local socket {}", sock.display());
             return Ok(Client::new(Endpoint::Unix(sock), None));

@@ -46,7 +46,7 @@ pub fn token_gen(ctx: &Ctx<'_>) -> Result<(), CliError> {
     match tenant {
         None => note(&format!(
             "New admin token (also saved to {}):\n",
-            crate::state::api_token_path(&data_dir).display()
+            crate::state::layout::api_token_path(&data_dir).display()
         )),
         Some(t) => note(&format!(
             "New token for tenant {t} (it sees only instances with id {t}):\n"
@@ -69,7 +69,7 @@ fn rotate(ctx: &Ctx<'_>) -> Result<(), CliError> {
             "revoked": done.replaced.as_ref().map(|r| r.id.as_str()),
         }));
     }
-    let saved = crate::state::api_token_path(&data_dir);
+    let saved = crate::state::layout::api_token_path(&data_dir);
     match &done.replaced {
         Some(old) => note(&format!(
             "New admin token {} (saved to {}); the old one, {}, is revoked:\n",
@@ -117,7 +117,7 @@ fn server(ctx: &Ctx<'_>) -> Result<Option<Client>, CliError> {
     if ctx.inv.globals.server.is_some() || env_var("TENEMENT_SERVER").is_some() {
         return ctx.client().map(Some);
     }
-    let sock = crate::state::socket_path(&ctx.data_dir());
+    let sock = crate::state::layout::api_socket_path(&ctx.data_dir());
     // A socket file left by a server that died is not a server.
     match std::os::unix::net::UnixStream::connect(&sock) {
         Ok(_) => Ok(Some(Client::new(Endpoint::Unix(sock), None))),
@@ -185,7 +185,7 @@ fn revoke(ctx: &Ctx<'_>, id: &str) -> Result<(), CliError> {
     if removed_api_token {
         note(&format!(
             "{} held it and was removed; `ten token-gen` mints a new admin token\n",
-            crate::state::api_token_path(&ctx.data_dir()).display()
+            crate::state::layout::api_token_path(&ctx.data_dir()).display()
         ));
     }
     Ok(())

@@ -8,21 +8,10 @@
 //! process environment or touches the disk.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::config::{expand_template, Service, TemplateVars};
-
-/// `{data_dir}/{service}/{id}`: the instance's default data dir.
-pub fn instance_dir(data_dir: &Path, service: &str, id: &str) -> PathBuf {
-    data_dir.join(service).join(id)
-}
-
-/// `{data_dir}/.tenement/run/{service}.{id}.sock`.
-pub fn socket_path(data_dir: &Path, service: &str, id: &str) -> PathBuf {
-    crate::state::internal_dir(data_dir)
-        .join("run")
-        .join(format!("{service}.{id}.sock"))
-}
+use crate::state::layout::{instance_dir, instance_socket_path};
 
 /// The values of the `{placeholders}` for instance `service`:`id`.
 fn vars<'a>(
@@ -45,7 +34,7 @@ fn vars<'a>(
 /// words) and `args`, each word with its templates expanded as in `env`.
 /// A value with spaces stays one argument.
 pub fn argv(service: &Service, id: &str, port: u16, data_dir: &Path) -> Vec<String> {
-    let socket = socket_path(data_dir, &service.name, id);
+    let socket = instance_socket_path(data_dir, &service.name, id);
     let vars = vars(service, id, port, data_dir, &socket);
     service
         .argv
@@ -97,7 +86,7 @@ pub fn build(
             }
         }
     }
-    let socket = socket_path(data_dir, &service.name, id);
+    let socket = instance_socket_path(data_dir, &service.name, id);
     let mut data_dir_set = false;
     if !service.env.is_empty() {
         let vars = vars(service, id, port, data_dir, &socket);

@@ -1,11 +1,13 @@
 //! tenement's own files under `{data_dir}/.tenement/`: the instance registry
 //! (`state`), the token store (`tokens`, hashes only) and the admin token for
-//! the local CLI (`{data_dir}/api_token`, 0600).
+//! the local CLI (`{data_dir}/api_token`, 0600). Where every file of a data
+//! dir lives is `layout`'s to say.
 //!
 //! Every write is atomic: temp file, fsync, rename, fsync dir. A crash at any
 //! point leaves the old or the new file, never a torn one.
 
 pub mod atomic;
+pub mod layout;
 pub mod registry;
 pub mod sha256;
 #[cfg(test)]
@@ -74,19 +76,4 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
             path: path.to_path_buf(),
             reason: e.to_string(),
         })
-}
-
-/// `{data_dir}/.tenement`.
-pub fn internal_dir(data_dir: &Path) -> PathBuf {
-    data_dir.join(".tenement")
-}
-
-/// `{data_dir}/.tenement/ten.sock`, the local API socket.
-pub fn socket_path(data_dir: &Path) -> PathBuf {
-    internal_dir(data_dir).join("ten.sock")
-}
-
-/// `{data_dir}/api_token`.
-pub fn api_token_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("api_token")
 }

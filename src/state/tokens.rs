@@ -28,6 +28,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::layout::{api_token_path, tokens_lock_path, tokens_path};
 use super::sha256;
 use super::StateError;
 
@@ -361,11 +362,6 @@ fn unhex32(s: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// `{data_dir}/.tenement/tokens`.
-pub fn tokens_path(data_dir: &Path) -> PathBuf {
-    super::internal_dir(data_dir).join("tokens")
-}
-
 /// Reads the tokens file; missing = empty, unparseable = Corrupt.
 pub fn load(path: &Path) -> Result<TokenFile, StateError> {
     Ok(super::read_json(path)?.unwrap_or(TokenFile {
@@ -538,7 +534,7 @@ pub fn revoke(data_dir: &Path, id: &str) -> Result<Option<Revoked>, StateError> 
         .is_some_and(|t| sha256::hex(&sha256::digest(t.as_bytes())) == record.hash);
     let mut removed_api_token = false;
     if saved {
-        let api_token = super::api_token_path(data_dir);
+        let api_token = api_token_path(data_dir);
         match fs::remove_file(&api_token) {
             Ok(()) => removed_api_token = true,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -564,7 +560,7 @@ pub fn list(data_dir: &Path) -> Result<Vec<TokenRecord>, StateError> {
 
 fn write_api_token(data_dir: &Path, token: &str) -> Result<(), StateError> {
     super::atomic::write(
-        &super::api_token_path(data_dir),
+        &api_token_path(data_dir),
         format!("{token}\n").as_bytes(),
         0o600,
     )
@@ -573,9 +569,8 @@ fn write_api_token(data_dir: &Path, token: &str) -> Result<(), StateError> {
 /// Takes the exclusive lock that serialises writers of the tokens file.
 /// Released when the returned file is dropped.
 fn lock(data_dir: &Path) -> Result<File, StateError> {
-    let dir = super::internal_dir(data_dir);
-    super::atomic::create_dir(&dir)?;
-    let path = dir.join("tokens.lock");
+    let path = tokens_lock_path(data_dir);
+    super::atomic::create_dir(path.parent().expect("under .tenement"))?;
     let file = OpenOptions::new()
         .write(true)
         .create(true)
@@ -606,7 +601,7 @@ fn lock(data_dir: &Path) -> Result<File, StateError> {
 /// None when the file is missing, unreadable or empty. The CLI never
 /// sends it anywhere (it talks to `ten.sock`, which needs none).
 pub fn read_api_token(data_dir: &Path) -> Option<String> {
-    let text = fs::read_to_string(super::api_token_path(data_dir)).ok()?;
+    let text = fs::read_to_string(api_token_path(data_dir)).ok()?;
     let token = text.trim();
     (!token.is_empty()).then(|| token.to_string())
 }

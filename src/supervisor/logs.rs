@@ -20,14 +20,6 @@ pub const RING_LINES: usize = 200;
 /// Everything else is in the log files.
 pub const RING_BYTES: usize = 64 * 1024;
 
-/// `{data_dir}/.tenement/logs/{service}/{id}.log`.
-pub fn log_path(data_dir: &Path, service: &str, id: &str) -> PathBuf {
-    crate::state::internal_dir(data_dir)
-        .join("logs")
-        .join(service)
-        .join(format!("{id}.log"))
-}
-
 /// Cuts a byte stream into lines at `\n` (a trailing `\r` dropped) or every
 /// `MAX_LINE` bytes, whichever comes first. Pure.
 #[derive(Debug, Default)]
@@ -239,11 +231,7 @@ impl LogFile {
 
 /// The renames of one rotation, in the order to perform them. Pure.
 pub fn rotation(path: &Path, keep: u32) -> Vec<(PathBuf, PathBuf)> {
-    let numbered = |n: u32| {
-        let mut s = path.as_os_str().to_owned();
-        s.push(format!(".{n}"));
-        PathBuf::from(s)
-    };
+    let numbered = |n: u32| crate::state::layout::rotated_log_path(path, n);
     let mut out = Vec::new();
     for n in (1..keep).rev() {
         out.push((numbered(n), numbered(n + 1)));

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::config::Config;
+use crate::state::layout;
 
 pub use msg::{Command, Reply, ReplyTo, SupervisorHandle};
 pub use snapshot::{InstanceView, Published, Snapshot, State};
@@ -75,8 +76,7 @@ pub fn start(
     data_dir: PathBuf,
     published: Arc<Published>,
 ) -> Result<(SupervisorHandle, JoinHandle<()>), SuperviseError> {
-    let internal = crate::state::internal_dir(&data_dir);
-    for dir in [internal.join("logs"), internal.join("run")] {
+    for dir in [layout::logs_dir(&data_dir), layout::run_dir(&data_dir)] {
         std::fs::create_dir_all(&dir).map_err(|source| SuperviseError::Io {
             what: format!("create {}", dir.display()),
             source,

@@ -38,7 +38,7 @@ use rustix::process::Signal;
 
 use super::health::Outcome;
 use super::lifecycle::{self, AfterStop, Effect, Event, Life, Policy};
-use super::logs::{self, LogFile, Ring};
+use super::logs::{LogFile, Ring};
 use super::msg::{Command, Envelope, Reply, ReplyTo};
 use super::ports;
 use super::snapshot::{instance_json, Published, State};
@@ -47,6 +47,7 @@ use super::table::{Instance, Source, WaitFor, Waiter};
 use crate::config::{Config, RestartPolicy};
 use crate::isolate::{cgroup, proc};
 use crate::names::InstanceKey;
+use crate::state::layout;
 
 /// The waker's token; instance fds get tokens from 1 up.
 pub const WAKER: Token = Token(0);
@@ -174,7 +175,7 @@ impl Supervisor {
     }
 
     fn registry_path(&self) -> PathBuf {
-        crate::state::internal_dir(&self.data_dir).join("state")
+        layout::registry_path(&self.data_dir)
     }
 
     fn token(&mut self, key: &InstanceKey, src: Source) -> Token {
@@ -219,7 +220,7 @@ impl Supervisor {
     fn insert(&mut self, key: InstanceKey, port: u16, weight: u8, state: State) {
         let s = &self.config.settings;
         let log = LogFile::open(
-            logs::log_path(&self.data_dir, &key.service, &key.id),
+            layout::log_path(&self.data_dir, &key.service, &key.id),
             s.log_max_bytes,
             s.log_files,
         );

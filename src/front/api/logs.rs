@@ -7,7 +7,9 @@
 //! current file. Does blocking file reads, bounded by the rotation size times
 //! the file count; no sockets.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use crate::state::layout::{log_path, rotated_log_path};
 
 /// One log line as the API returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,14 +51,6 @@ pub struct Filter {
 /// The streams a log line may carry.
 pub const STREAMS: [&str; 3] = ["stdout", "stderr", "ten"];
 
-/// `{data_dir}/.tenement/logs/{service}/{id}.log`.
-pub fn log_path(data_dir: &Path, service: &str, id: &str) -> PathBuf {
-    crate::state::internal_dir(data_dir)
-        .join("logs")
-        .join(service)
-        .join(format!("{id}.log"))
-}
-
 /// Splits one line into (time, stream, text). None: not in the line format
 /// (a torn last line after a crash, or a file someone else wrote).
 pub fn parse_line(line: &str) -> Option<(&str, &str, &str)> {
@@ -83,13 +77,7 @@ pub fn read_instance(data_dir: &Path, service: &str, id: &str, filter: &Filter) 
     let current = log_path(data_dir, service, id);
     let mut n = 0;
     'files: loop {
-        let path = if n == 0 {
-            current.clone()
-        } else {
-            let mut p = current.clone().into_os_string();
-            p.push(format!(".{n}"));
-            PathBuf::from(p)
-        };
+        let path = rotated_log_path(&current, n);
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             // The current file may be missing while rotated ones exist.
@@ -172,7 +160,7 @@ mod tests {
         p.push(suffix);
         let mut text = lines.join("\n");
         text.push('\n');
-        std::fs::write(PathBuf::from(p), text).unwrap();
+        std::fs::write(std::path::PathBuf::from(p), text).unwrap();
     }
 
     fn filter(limit: usize) -> Filter {

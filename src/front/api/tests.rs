@@ -138,7 +138,7 @@ impl Fixture {
 /// Adds a tenant token the way `mint` does, without `names::check`.
 fn tenant_token(data_dir: &Path, tenant: &str) -> String {
     let token = format!("ten_{}", "ab".repeat(32));
-    let path = tokens::tokens_path(data_dir);
+    let path = crate::state::layout::tokens_path(data_dir);
     let mut file = tokens::load(&path).unwrap();
     file.tokens.push(TokenRecord {
         id: "0000beef".into(),
@@ -968,7 +968,7 @@ fn metrics_needs_token_unless_public() {
 // --- logs -------------------------------------------------------------------------
 
 fn write_log(data_dir: &Path, service: &str, id: &str, lines: &[&str]) {
-    let path = logs::log_path(data_dir, service, id);
+    let path = crate::state::layout::log_path(data_dir, service, id);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(
         path,

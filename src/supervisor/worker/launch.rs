@@ -16,6 +16,7 @@ use super::{Supervisor, DEFAULT_WEIGHT, READY_POLL};
 use crate::config::Service;
 use crate::isolate::{self, cgroup, proc};
 use crate::names::InstanceKey;
+use crate::state::layout;
 use crate::state::{Registry, RegistryEntry};
 use crate::supervisor::lifecycle::{self, Effect, Event, KILL_GRACE};
 use crate::supervisor::logs::Splitter;
@@ -180,7 +181,7 @@ impl Supervisor {
             }
             None => None,
         };
-        let instance_dir = isolate::env::instance_dir(&self.data_dir, &key.service, &key.id);
+        let instance_dir = layout::instance_dir(&self.data_dir, &key.service, &key.id);
         let hide = [self.config.path.clone()];
         let argv = isolate::env::argv(&svc, &key.id, port, &self.data_dir);
         let request = isolate::Request {
@@ -380,8 +381,8 @@ fn prepare_dirs(
     custom: Option<&Path>,
 ) -> Result<(), String> {
     let mut dirs = vec![
-        isolate::env::instance_dir(data_dir, &svc.name, id),
-        crate::state::internal_dir(data_dir).join("run"),
+        layout::instance_dir(data_dir, &svc.name, id),
+        layout::run_dir(data_dir),
     ];
     dirs.extend(custom.map(Path::to_path_buf));
     for dir in dirs {
@@ -389,7 +390,7 @@ fn prepare_dirs(
     }
     // A socket left by the previous process would make the app's bind fail
     // with EADDRINUSE; the run folder is ours, so clear it.
-    let socket = isolate::env::socket_path(data_dir, &svc.name, id);
+    let socket = layout::instance_socket_path(data_dir, &svc.name, id);
     match std::fs::remove_file(&socket) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => {
             return Err(format!("remove {}: {e}", socket.display()))

@@ -7,8 +7,9 @@ use std::time::{Instant, SystemTime};
 use mio::Interest;
 
 use super::{unix_secs, Supervisor, CHECK_TIMEOUT, READY_POLL, RECHECK_POLL};
-use crate::isolate::{self, proc};
+use crate::isolate::proc;
 use crate::names::InstanceKey;
+use crate::state::layout;
 use crate::supervisor::health::{self, Outcome, Probe};
 use crate::supervisor::lifecycle::{self, Event};
 use crate::supervisor::snapshot::{Check, State};
@@ -53,7 +54,7 @@ impl Supervisor {
         };
         let port = inst.port;
         // Over the app's Unix socket when it made one, else TCP to the port.
-        let socket = isolate::env::socket_path(&self.data_dir, &key.service, &key.id);
+        let socket = layout::instance_socket_path(&self.data_dir, &key.service, &key.id);
         match Probe::start(port, &socket, health.as_deref(), timeout) {
             Ok(mut probe) => {
                 let token = self.token(key, Source::Probe);

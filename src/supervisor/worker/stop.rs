@@ -9,8 +9,9 @@ use std::time::Instant;
 use rustix::process::Signal;
 
 use super::{err, Supervisor};
-use crate::isolate::{self, cgroup, proc};
+use crate::isolate::{cgroup, proc};
 use crate::names::InstanceKey;
+use crate::state::layout;
 use crate::supervisor::lifecycle::{self, AfterStop, Event, GroupCheck, StopPhase};
 use crate::supervisor::msg::{Reply, ReplyTo};
 use crate::supervisor::table::Stop;
@@ -184,7 +185,7 @@ impl Supervisor {
                     .get(&key.service)
                     .is_none_or(|s| s.storage_persist);
                 if !persist {
-                    let dir = isolate::env::instance_dir(&self.data_dir, &key.service, &key.id);
+                    let dir = layout::instance_dir(&self.data_dir, &key.service, &key.id);
                     if let Err(e) = std::fs::remove_dir_all(&dir) {
                         if e.kind() != io::ErrorKind::NotFound {
                             warn!("supervisor", "{key} remove {}: {e}", dir.display());

@@ -6,8 +6,9 @@ use std::time::{Duration, SystemTime};
 
 use super::Supervisor;
 use crate::config::Service;
-use crate::isolate::{self, proc};
+use crate::isolate::proc;
 use crate::names::InstanceKey;
+use crate::state::layout;
 use crate::state::{Registry, RegistryEntry};
 use crate::supervisor::lifecycle::AfterStop;
 use crate::supervisor::snapshot::{instance_json, InstanceView, Snapshot, State};
@@ -30,7 +31,7 @@ impl Supervisor {
                 .as_ref()
                 .filter(|r| r.via_socket && inst.life.state() == State::Running)
                 .map(|_| {
-                    isolate::env::socket_path(&self.data_dir, &inst.key.service, &inst.key.id)
+                    layout::instance_socket_path(&self.data_dir, &inst.key.service, &inst.key.id)
                 }),
             weight: inst.weight,
             restarts: inst.life.total_restarts(),
