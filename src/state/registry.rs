@@ -11,16 +11,38 @@ use serde::{Deserialize, Serialize};
 
 use super::StateError;
 
+/// What an instance should be after a restart of tenement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Desired {
+    /// Start it.
+    Running,
+    /// Keep it asleep until a request wakes it.
+    Sleeping,
+    /// It stays failed until `ten restart` or `ten spawn`.
+    Failed,
+}
+
+impl Desired {
+    fn parse(s: &str) -> Option<Desired> {
+        match s {
+            "running" => Some(Desired::Running),
+            "sleeping" => Some(Desired::Sleeping),
+            "failed" => Some(Desired::Failed),
+            _ => None,
+        }
+    }
+}
+
 /// One instance's persisted record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawEntry")]
 pub struct RegistryEntry {
     pub service: String,
     pub id: String,
     pub port: u16,
     pub weight: u8,
-    /// "running" or "sleeping" (what it should be after a restart of tenement);
-    /// "failed" stays failed.
-    pub desired: String,
+    pub desired: Desired,
     /// The process of the run that wrote this, if one was alive.
     pub pid: Option<u32>,
     /// Its process group (it leads its own session, so usually == pid).
@@ -29,6 +51,45 @@ pub struct RegistryEntry {
     /// so a recycled pid is never mistaken for ours.
     pub start_ticks: Option<u64>,
     pub restarts: u32,
+}
+
+/// A record as read, before `desired` is checked: an unknown value is an
+/// error naming the entry, never a guess (the registry decides what starts).
+#[derive(Deserialize)]
+struct RawEntry {
+    service: String,
+    id: String,
+    port: u16,
+    weight: u8,
+    desired: String,
+    pid: Option<u32>,
+    pgid: Option<u32>,
+    start_ticks: Option<u64>,
+    restarts: u32,
+}
+
+impl TryFrom<RawEntry> for RegistryEntry {
+    type Error = String;
+
+    fn try_from(raw: RawEntry) -> Result<RegistryEntry, String> {
+        let desired = Desired::parse(&raw.desired).ok_or_else(|| {
+            format!(
+                "instance {}:{} has desired {:?}, not \"running\", \"sleeping\" or \"failed\"",
+                raw.service, raw.id, raw.desired
+            )
+        })?;
+        Ok(RegistryEntry {
+            service: raw.service,
+            id: raw.id,
+            port: raw.port,
+            weight: raw.weight,
+            desired,
+            pid: raw.pid,
+            pgid: raw.pgid,
+            start_ticks: raw.start_ticks,
+            restarts: raw.restarts,
+        })
+    }
 }
 
 /// The whole registry.
@@ -65,7 +126,7 @@ mod tests {
             id: id.into(),
             port: 30001,
             weight: 100,
-            desired: "running".into(),
+            desired: Desired::Running,
             pid: Some(1234),
             pgid: Some(1234),
             start_ticks: Some(987_654),
@@ -96,6 +157,54 @@ mod tests {
         assert_eq!(
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
+        );
+    }
+
+    #[test]
+    fn desired_is_written_as_a_word_and_read_back() {
+        let t = TempDir::new("registry-desired");
+        let path = crate::state::layout::registry_path(&t.0);
+        let mut asleep = entry("bob");
+        asleep.desired = Desired::Sleeping;
+        let mut failed = entry("carol");
+        failed.desired = Desired::Failed;
+        let reg = Registry {
+            version: 1,
+            instances: vec![entry("alice"), asleep, failed],
+        };
+        reg.save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for word in ["\"running\"", "\"sleeping\"", "\"failed\""] {
+            assert!(text.contains(&format!("\"desired\": {word}")), "{text}");
+        }
+        assert_eq!(Registry::load(&path).unwrap(), reg);
+    }
+
+    #[test]
+    fn an_unknown_desired_value_is_an_error_naming_the_entry() {
+        let t = TempDir::new("registry-desired-unknown");
+        let path = t.0.join("state");
+        let record = |id: &str, desired: &str| {
+            format!(
+                r#"{{"service": "notes", "id": "{id}", "port": 30001, "weight": 100,
+                "desired": "{desired}", "pid": null, "pgid": null, "start_ticks": null,
+                "restarts": 0}}"#
+            )
+        };
+        let text = format!(
+            r#"{{"version": 1, "instances": [{}, {}]}}"#,
+            record("alice", "running"),
+            record("bob", "runing")
+        );
+        std::fs::write(&path, text).unwrap();
+        let err = Registry::load(&path).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("{} is corrupt: ", path.display())),
+            "{err}"
+        );
+        assert!(
+            err.contains("instance notes:bob has desired \"runing\""),
+            "{err}"
         );
     }
 

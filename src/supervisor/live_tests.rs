@@ -21,7 +21,7 @@ use super::*;
 use crate::config::{Config, RestartPolicy, Routing, Service, Settings};
 use crate::isolate::proc;
 use crate::names::InstanceKey;
-use crate::state::{Registry, RegistryEntry};
+use crate::state::{Desired, Registry, RegistryEntry};
 
 /// A backend on $PORT answering every GET with 200 `hello {INSTANCE_ID}`,
 /// except `/health` while $DATA_DIR/sick exists (removed at start-up).
@@ -482,9 +482,8 @@ fn health_path_weight_route_and_deploy() {
     );
     assert_eq!(v["last_check"]["detail"], "200");
     let v = done(h.send(Command::Route {
-        service: "api".into(),
-        from: "blue".into(),
-        to: "green".into(),
+        from: key("api", "blue"),
+        to: key("api", "green"),
     }));
     assert_eq!(
         (v["from"]["weight"].as_u64(), v["to"]["weight"].as_u64()),
@@ -497,9 +496,8 @@ fn health_path_weight_route_and_deploy() {
     }));
     assert_eq!(v["weight"], 5);
     match h.send(Command::Route {
-        service: "api".into(),
-        from: "blue".into(),
-        to: "nope".into(),
+        from: key("api", "blue"),
+        to: key("api", "nope"),
     }) {
         Reply::Error { status: 404, .. } => {}
         other => panic!("expected 404, got {other:?}"),
@@ -547,12 +545,12 @@ fn registry_restore_kills_leftovers_and_restarts() {
     });
     let pid = leftover.0.id();
     let ticks = proc::stat(pid).unwrap().start_ticks;
-    let entry = |id: &str, desired: &str, pid: Option<u32>| RegistryEntry {
+    let entry = |id: &str, desired: Desired, pid: Option<u32>| RegistryEntry {
         service: "web".into(),
         id: id.into(),
         port,
         weight: 42,
-        desired: desired.into(),
+        desired,
         pid,
         pgid: pid,
         start_ticks: pid.map(|_| ticks),
@@ -560,8 +558,8 @@ fn registry_restore_kills_leftovers_and_restarts() {
     };
     let registry = Registry {
         version: 1,
-        instances: vec![entry("a", "running", Some(pid)), {
-            let mut e = entry("z", "sleeping", None);
+        instances: vec![entry("a", Desired::Running, Some(pid)), {
+            let mut e = entry("z", Desired::Sleeping, None);
             e.port = port + 1;
             e
         }],
@@ -597,14 +595,18 @@ fn registry_restore_kills_leftovers_and_restarts() {
 
     h.shutdown();
     let saved = Registry::load(&dir.join(".tenement/state")).unwrap();
-    let desired: Vec<(&str, &str)> = saved
+    let desired: Vec<(&str, Desired)> = saved
         .instances
         .iter()
-        .map(|e| (e.id.as_str(), e.desired.as_str()))
+        .map(|e| (e.id.as_str(), e.desired))
         .collect();
     assert_eq!(
         desired,
-        [("a", "running"), ("b", "running"), ("z", "running")]
+        [
+            ("a", Desired::Running),
+            ("b", Desired::Running),
+            ("z", Desired::Running)
+        ]
     );
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -29,12 +29,9 @@ pub enum Command {
     Restart { key: InstanceKey },
     /// Set a weight 0-100. Replies at once.
     Weight { key: InstanceKey, weight: u8 },
-    /// Set `from` to 0 and `to` to 100 in one publish.
-    Route {
-        service: String,
-        from: String,
-        to: String,
-    },
+    /// Set `from` to 0 and `to` to 100 in one publish (two instances of one
+    /// service).
+    Route { from: InstanceKey, to: InstanceKey },
     /// Spawn if missing, wait until healthy within `timeout`, then set weight.
     Deploy {
         key: InstanceKey,

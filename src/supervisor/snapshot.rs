@@ -60,7 +60,7 @@ impl Health {
 
 /// The result of the last health or readiness check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Check {
+pub struct CheckResult {
     pub ok: bool,
     /// "200", "connection refused", "timeout", ...
     pub detail: String,
@@ -92,7 +92,7 @@ pub struct InstanceView {
     pub meter: Option<crate::isolate::cgroup::Meter>,
     /// Processes OOM-killed at its `memory_limit_mb`.
     pub oom_kills: u64,
-    pub last_check: Option<Check>,
+    pub last_check: Option<CheckResult>,
     /// From the service: how long to wait for a response head.
     pub request_timeout: Duration,
     /// From the service: how long a request may be held while it starts.

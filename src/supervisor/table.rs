@@ -10,7 +10,7 @@ use super::health::Probe;
 use super::lifecycle::{AfterStop, Life, StopPhase};
 use super::logs::{LogFile, Ring, Splitter};
 use super::msg::ReplyTo;
-use super::snapshot::Check;
+use super::snapshot::CheckResult;
 use crate::names::InstanceKey;
 
 /// Which of an instance's fds an event is for.
@@ -105,7 +105,7 @@ pub struct Instance {
     /// While in backoff: when to spawn again.
     pub backoff_until: Option<Instant>,
     pub stop: Option<Stop>,
-    pub last_check: Option<Check>,
+    pub last_check: Option<CheckResult>,
     pub ring: Ring,
     pub log: LogFile,
     pub waiters: Vec<Waiter>,

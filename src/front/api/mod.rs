@@ -385,9 +385,14 @@ impl Api {
                 }
                 ask(
                     Command::Route {
-                        service: body.service,
-                        from: body.from,
-                        to: body.to,
+                        from: InstanceKey {
+                            service: body.service.clone(),
+                            id: body.from,
+                        },
+                        to: InstanceKey {
+                            service: body.service,
+                            id: body.to,
+                        },
                     },
                     200,
                 )

@@ -8,7 +8,7 @@ use std::time::UNIX_EPOCH;
 use super::*;
 use crate::state::testdir::TempDir;
 use crate::state::tokens::{self, TokenRecord};
-use crate::supervisor::snapshot::{Check, Health};
+use crate::supervisor::snapshot::{CheckResult, Health};
 use crate::supervisor::State;
 
 const NOW_UNIX: u64 = 1_795_812_255;
@@ -38,7 +38,7 @@ fn view(service: &str, id: &str, state: State, port: u16) -> InstanceView {
         memory_bytes: running.then_some(1 << 20),
         meter: None,
         oom_kills: 0,
-        last_check: running.then(|| Check {
+        last_check: running.then(|| CheckResult {
             ok: true,
             detail: "200".into(),
             at_unix: NOW_UNIX - 1,
@@ -556,7 +556,7 @@ fn route_and_reload_ask_supervisor() {
     ));
     assert_eq!(code, 200);
     assert!(
-        matches!(cmd, Command::Route { service, from, to } if service == "notes" && from == "alice" && to == "bob")
+        matches!(cmd, Command::Route { from, to } if from.to_string() == "notes:alice" && to.to_string() == "notes:bob")
     );
     let (cmd, code) = command(f.admin("POST", "/api/reload", ""));
     assert!(matches!(cmd, Command::Reload));

@@ -44,19 +44,8 @@ impl Supervisor {
                 self.note(&key, &format!("weight {}", weight.min(100)));
                 self.answer(to, Reply::Done(self.json(&key)));
             }
-            Command::Route {
-                service,
-                from,
-                to: target,
-            } => {
-                let a = InstanceKey {
-                    service: service.clone(),
-                    id: from,
-                };
-                let b = InstanceKey {
-                    service: service.clone(),
-                    id: target,
-                };
+            Command::Route { from: a, to: b } => {
+                let service = a.service.clone();
                 for k in [&a, &b] {
                     if !self.instances.contains_key(k) {
                         return self.answer(to, err(404, format!("unknown instance {k}")));

@@ -17,7 +17,7 @@ use crate::config::Service;
 use crate::isolate::{self, cgroup, proc};
 use crate::names::InstanceKey;
 use crate::state::layout;
-use crate::state::{Registry, RegistryEntry};
+use crate::state::{Desired, Registry, RegistryEntry};
 use crate::supervisor::lifecycle::{self, Effect, Event, KILL_GRACE};
 use crate::supervisor::logs::Splitter;
 use crate::supervisor::snapshot::State;
@@ -76,10 +76,10 @@ impl Supervisor {
                 );
                 continue;
             }
-            let state = match entry.desired.as_str() {
-                "sleeping" => State::Sleeping,
-                "failed" => State::Failed,
-                _ => State::Starting,
+            let state = match entry.desired {
+                Desired::Sleeping => State::Sleeping,
+                Desired::Failed => State::Failed,
+                Desired::Running => State::Starting,
             };
             self.insert(key.clone(), entry.port, entry.weight, state);
             if state == State::Starting {

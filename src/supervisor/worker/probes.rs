@@ -12,7 +12,7 @@ use crate::names::InstanceKey;
 use crate::state::layout;
 use crate::supervisor::health::{self, Outcome, Probe};
 use crate::supervisor::lifecycle::{self, Event};
-use crate::supervisor::snapshot::{Check, State};
+use crate::supervisor::snapshot::{CheckResult, State};
 use crate::supervisor::table::{Source, WaitFor};
 
 impl Supervisor {
@@ -166,7 +166,7 @@ impl Supervisor {
                     .as_ref()
                     .map(|r| now.saturating_duration_since(r.started))
                     .unwrap_or_default();
-                inst.last_check = Some(Check {
+                inst.last_check = Some(CheckResult {
                     ok,
                     detail,
                     at_unix: unix_secs(SystemTime::now()),
@@ -182,7 +182,7 @@ impl Supervisor {
                 self.resolve_waiters(key);
             }
             State::Running => {
-                inst.last_check = Some(Check {
+                inst.last_check = Some(CheckResult {
                     ok,
                     detail: detail.clone(),
                     at_unix: unix_secs(SystemTime::now()),

@@ -9,7 +9,7 @@ use crate::config::Service;
 use crate::isolate::proc;
 use crate::names::InstanceKey;
 use crate::state::layout;
-use crate::state::{Registry, RegistryEntry};
+use crate::state::{Desired, Registry, RegistryEntry};
 use crate::supervisor::lifecycle::AfterStop;
 use crate::supervisor::snapshot::{instance_json, InstanceView, Snapshot, State};
 use crate::supervisor::table::Instance;
@@ -99,11 +99,11 @@ impl Supervisor {
                     .as_ref()
                     .is_some_and(|s| s.then == AfterStop::Sleep);
                 let desired = match inst.life.state() {
-                    _ if inst.resume => "running",
-                    State::Sleeping => "sleeping",
-                    State::Stopping if going_to_sleep => "sleeping",
-                    State::Failed => "failed",
-                    _ => "running",
+                    _ if inst.resume => Desired::Running,
+                    State::Sleeping => Desired::Sleeping,
+                    State::Stopping if going_to_sleep => Desired::Sleeping,
+                    State::Failed => Desired::Failed,
+                    _ => Desired::Running,
                 };
                 let run = inst.run.as_ref();
                 RegistryEntry {
@@ -111,7 +111,7 @@ impl Supervisor {
                     id: inst.key.id.clone(),
                     port: inst.port,
                     weight: inst.weight,
-                    desired: desired.to_string(),
+                    desired,
                     pid: run.map(|r| r.pid),
                     pgid: run.map(|r| r.pgid),
                     start_ticks: run.and_then(|r| r.start_ticks),
