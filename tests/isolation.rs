@@ -194,3 +194,37 @@ fn sandbox_without_network_is_reached_only_through_tenement() {
     let r = server.echo("a.esc.localhost", "/");
     assert_eq!(s(&r, "connect_tcp"), "ECONNREFUSED", "{r}");
 }
+
+#[test]
+fn a_namespaced_app_on_its_unix_socket_is_reached_and_sees_no_other() {
+    if !ready(false) {
+        return;
+    }
+    let config = format!(
+        "{}{}",
+        settings(""),
+        py_service(
+            "svc",
+            "unix_app.py",
+            "health = \"/health\"\nisolation = \"namespace\""
+        ),
+    );
+    let server = Server::start("iso_unix", &config);
+    server.ten_ok(&["spawn", "svc:a", "--wait"]);
+    server.ten_ok(&["spawn", "svc:b", "--wait"]);
+    let resp = server.http("GET", "a.svc.localhost", "/", &[], b"");
+    assert_eq!(resp.status, 200, "{}\n{}", resp.text(), server.log());
+    // Each instance's socket is in a folder of its own, owned by it.
+    let run = server.data_dir.join(".tenement/run");
+    for id in ["a", "b"] {
+        let dir = run.join(format!("svc.{id}.sock.d"));
+        assert!(
+            dir.join(format!("svc.{id}.sock")).exists(),
+            "{}",
+            dir.display()
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{}", dir.display());
+    }
+}

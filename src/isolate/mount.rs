@@ -157,6 +157,11 @@ pub fn populate(mounts: &[Mount]) -> Result<(), MountError> {
             Mount::ReadWrite(p) => {
                 bind(&under(OLD, p), &dst, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)?
             }
+            Mount::ReadWriteAt { source, .. } => bind(
+                &under(OLD, source),
+                &dst,
+                MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+            )?,
             Mount::Symlink { target, .. } => {
                 if let Some(parent) = dst.parent() {
                     mkdirs(parent)?;

@@ -61,6 +61,8 @@ pub enum Mount {
     ReadOnly(PathBuf),
     /// Bound read-write (nosuid, nodev).
     ReadWrite(PathBuf),
+    /// Host folder `source` bound read-write at `path`.
+    ReadWriteAt { source: PathBuf, path: PathBuf },
     /// A host symlink copied as it is (`/bin -> usr/bin`).
     Symlink { path: PathBuf, target: PathBuf },
     /// An empty root-owned folder over a host folder (tenement's data).
@@ -84,7 +86,8 @@ impl Mount {
             | Mount::HideDir(p)
             | Mount::HideFile(p)
             | Mount::Tmp(p)
-            | Mount::Symlink { path: p, .. } => p,
+            | Mount::Symlink { path: p, .. }
+            | Mount::ReadWriteAt { path: p, .. } => p,
             Mount::Proc => Path::new("/proc"),
             Mount::Dev => Path::new("/dev"),
         }
@@ -169,6 +172,48 @@ pub fn program_trees(program: &Path) -> Vec<PathBuf> {
     trees
 }
 
+/// `SOCKET_PATH` of a namespaced instance: the app binds it inside, where
+/// its folder (tenement's `run`, hidden otherwise) is the instance's own
+/// host folder `{socket}.d`, so it neither sees nor replaces another
+/// instance's socket. On the host, `SOCKET_PATH` is a symlink into that
+/// folder, which is how the probes and the front reach it. Returns (host
+/// folder, folder inside).
+pub fn socket_dirs(env: &[(OsString, OsString)]) -> Option<(PathBuf, PathBuf)> {
+    let socket = Path::new(env.iter().find(|(k, _)| k == "SOCKET_PATH")?.1.as_os_str());
+    let inside = socket.parent()?.to_path_buf();
+    let mut name = socket.file_name()?.to_os_string();
+    name.push(".d");
+    Some((inside.join(name), inside))
+}
+
+/// Prepares `socket_dirs` on the host: the instance's folder (0700, its
+/// uid), no stale socket in it, and the symlink at `SOCKET_PATH`.
+fn prepare_socket(env: &[(OsString, OsString)], uid: u32, gid: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let Some((host, _)) = socket_dirs(env) else {
+        return Ok(());
+    };
+    let socket = Path::new(
+        env.iter()
+            .find(|(k, _)| k == "SOCKET_PATH")
+            .map(|(_, v)| v.as_os_str())
+            .unwrap_or_default(),
+    );
+    let name = socket.file_name().unwrap_or_default();
+    std::fs::create_dir_all(&host)?;
+    std::os::unix::fs::chown(&host, Some(uid), Some(gid))?;
+    std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o700))?;
+    for stale in [host.join(name), socket.to_path_buf()] {
+        match std::fs::remove_file(&stale) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    let mut target = PathBuf::from(host.file_name().unwrap_or_default());
+    target.push(name);
+    std::os::unix::fs::symlink(target, socket)
+}
+
 /// Builds the plan for `spec`. `program` is the resolved program path.
 pub fn build(spec: &Spec<'_>, program: &Path) -> Plan {
     let sandbox = spec.isolation == Isolation::Sandbox;
@@ -233,6 +278,13 @@ pub fn build(spec: &Spec<'_>, program: &Path) -> Plan {
     read_write.extend(spec.write_paths.iter().filter(|p| p.exists()).cloned());
     for p in &read_write {
         mounts.push(Mount::ReadWrite(p.clone()));
+    }
+    if let Some((host, inside)) = socket_dirs(spec.env) {
+        mounts.push(Mount::ReadWriteAt {
+            source: host,
+            path: inside.clone(),
+        });
+        read_write.push(inside);
     }
     // A folder before what lies beneath it; at equal depth, the order
     // above (binds before hiding, hiding before the data dir).
@@ -406,6 +458,12 @@ pub fn start(
         Err(source) => return Err(StartError::Program { source }),
     }
     let plan = build(spec, &program);
+    prepare_socket(spec.env, plan.uid, plan.gid).map_err(|e| {
+        StartError::Launch(LaunchError::Call {
+            call: "prepare the instance's socket folder",
+            source: e,
+        })
+    })?;
     super::child::launch(exe, &plan, listen, cgroups).map_err(StartError::Launch)
 }
 

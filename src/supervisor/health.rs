@@ -35,9 +35,11 @@ enum Phase {
 }
 
 /// Whether a socket file exists at `path`: the app listens there (tenement
-/// removes a stale one before each spawn).
+/// removes a stale one before each spawn). Followed if a symlink: a
+/// namespaced instance's socket is reached through the one tenement puts
+/// at `SOCKET_PATH` (see `isolate::plan::socket_dirs`).
 pub fn socket_exists(path: &Path) -> bool {
-    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket())
+    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_socket())
 }
 
 /// One probe in flight.
