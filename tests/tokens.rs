@@ -1,8 +1,8 @@
 //! Token management against the real `ten serve`: `ten token list` and
 //! `GET /api/tokens` (never the token or its hash), `ten token revoke` and
 //! `DELETE /api/tokens/{id}` (refused at once, also on connections already
-//! open), `ten token-gen --rotate` with the server running and stopped, and
-//! "last used" kept across a restart.
+//! open; its event streams end), `ten token-gen --rotate` with the server running and stopped, and
+//! "last used" kept across a restart, and 429 for repeated wrong tokens.
 
 mod util;
 
@@ -334,4 +334,39 @@ fn repeated_wrong_tokens_from_one_address_get_429_but_not_on_ten_sock() {
     }
     assert_eq!(via("203.0.113.9", &admin_auth), 429);
     assert_eq!(via("203.0.113.10", &admin_auth), 200);
+}
+
+#[test]
+fn event_streams_of_a_revoked_token_end() {
+    let server = Server::start("tokens_streams", &settings(""));
+    let alice = server.mint_token(Some("alice"));
+    let bob = server.mint_token(Some("bob"));
+    let mut alice_events = server.events("/api/events", Some(&alice));
+    let mut alice_logs = server.events("/api/logs/stream", Some(&alice));
+    let mut bob_events = server.events("/api/events", Some(&bob));
+
+    let items = list_json(&server);
+    let alice_id = find(&items, |t| t["tenant"] == "alice")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server.ten_ok(&["token", "revoke", &alice_id]);
+    for stream in [&mut alice_events, &mut alice_logs] {
+        let ended = stream.wait_for(DEADLINE, |t| {
+            t.contains(": token revoked") && t.ends_with("0\r\n\r\n")
+        });
+        assert!(ended, "the stream did not end: {:?}", stream.text);
+    }
+    // bob's stream goes on.
+    assert!(
+        !bob_events.wait_for(std::time::Duration::from_millis(600), |t| t
+            .contains("token revoked")),
+        "{:?}",
+        bob_events.text
+    );
+    assert!(
+        !bob_events.text.ends_with("0\r\n\r\n"),
+        "{:?}",
+        bob_events.text
+    );
 }

@@ -334,6 +334,9 @@ pub struct Conn<C = MioStream, S = MioStream> {
     pub served: u64,
     /// The supervisor subscription this connection relays, if streaming.
     pub stream_id: Option<u64>,
+    /// The id of the token the stream was opened with: it ends when that
+    /// token is revoked. None: opened on `ten.sock`.
+    pub stream_token: Option<String>,
     /// When the last stream message or heartbeat was written.
     pub last_beat: Instant,
     /// When the connection last finished an exchange (for releasing idle
@@ -360,6 +363,7 @@ impl<C, S> Conn<C, S> {
             deadline: None,
             served: 0,
             stream_id: None,
+            stream_token: None,
             last_beat: Instant::now(),
             idle_since: Instant::now(),
         }

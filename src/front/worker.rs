@@ -337,6 +337,25 @@ impl Worker {
         self.pool.expire(self.poll.registry(), now);
         self.shrink_slots();
         for slot in 0..self.conns.len() {
+            // An event stream whose token was revoked ends now.
+            let revoked = match &self.conns[slot] {
+                Some(c) if matches!(c.phase, Phase::Streaming | Phase::Waiting) => c
+                    .stream_token
+                    .as_deref()
+                    .is_some_and(|id| !self.api.token_valid(id)),
+                _ => false,
+            };
+            if revoked {
+                let mut conn = self.conns[slot].take().expect("checked just above");
+                if conn.phase == Phase::Streaming {
+                    self.send_chunk(&mut conn, b": token revoked\n\n");
+                    conn.cout.extend(b"0\r\n\r\n");
+                }
+                conn.stream_token = None;
+                conn.phase = Phase::Closing;
+                self.finish_drive(slot, conn);
+                continue;
+            }
             let beat = matches!(&self.conns[slot],
                 Some(c) if c.phase == Phase::Streaming && now >= c.last_beat + HEARTBEAT);
             if beat {

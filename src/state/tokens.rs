@@ -126,7 +126,13 @@ impl TokenStore {
     ///
     /// A missing file means no tokens. An unreadable or corrupt one also
     /// means no tokens (fail closed), logged once per version of the file.
+    #[cfg(test)]
     pub fn verify(&mut self, token: &str) -> Option<Principal> {
+        self.verify_with_id(token).map(|(who, _)| who)
+    }
+
+    /// `verify`, also returning the token's id.
+    pub fn verify_with_id(&mut self, token: &str) -> Option<(Principal, String)> {
         self.refresh();
         let presented = sha256::digest(token.as_bytes());
         // Look at every record, and every byte of each, whatever matches.
@@ -138,7 +144,15 @@ impl TokenStore {
         }
         let (record, principal) = found?;
         self.usage.touch(&record.id, unix_now());
-        Some(principal.clone())
+        Some((principal.clone(), record.id.clone()))
+    }
+
+    /// Whether token `id` is still valid (re-reads the file if it changed):
+    /// false once it is revoked or rotated out. The front asks this for its
+    /// open event streams.
+    pub fn is_valid(&mut self, id: &str) -> bool {
+        self.refresh();
+        self.records.iter().any(|(r, _, _)| r.id == id)
     }
 
     /// Every token as `TokenRecord::public_json` shows it, with "last used"

@@ -18,9 +18,14 @@ impl Api {
     /// `Retry-After` while the client's address has `LIMIT` failed
     /// authentications (a wrong or malformed token; a missing one does not
     /// count) within `WINDOW`. `ten.sock` is never slowed.
-    pub(super) fn authenticate(&mut self, req: &ApiRequest<'_>) -> Answer<Principal> {
+    ///
+    /// Ok: who, and the id of the token that said so (None on `ten.sock`).
+    pub(super) fn authenticate(
+        &mut self,
+        req: &ApiRequest<'_>,
+    ) -> Answer<(Principal, Option<String>)> {
         if req.local {
-            return Ok(Principal::Admin);
+            return Ok((Principal::Admin, None));
         }
         let client = client_addr(req.peer, req.forwarded_for);
         let now = Instant::now();
@@ -35,9 +40,9 @@ impl Api {
                 "missing token: send Authorization: Bearer TOKEN",
             ));
         };
-        let verified = bearer(raw).map(|token| self.tokens.verify(token));
+        let verified = bearer(raw).map(|token| self.tokens.verify_with_id(token));
         match verified {
-            Some(Some(who)) => Ok(who),
+            Some(Some((who, id))) => Ok((who, Some(id))),
             failed => {
                 if self.throttle.fail(client, now) {
                     warn!(

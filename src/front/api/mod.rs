@@ -125,8 +125,10 @@ pub enum Action {
         success_status: u16,
     },
     /// Answer `200 text/event-stream` and relay the supervisor's messages
-    /// for this subscription until the client goes away.
-    Stream(crate::supervisor::msg::Subscription),
+    /// for this subscription until the client goes away, or until the token
+    /// it was opened with (the id given; None on `ten.sock`) is revoked:
+    /// the loop checks `Api::token_valid`.
+    Stream(crate::supervisor::msg::Subscription, Option<String>),
 }
 
 /// One loop's API state: the token store (reloaded when its file changes),
@@ -278,7 +280,7 @@ impl Api {
             Metrics if snap.metrics_public => return Ok(respond(self.metrics(snap, now))),
             _ => {}
         }
-        let who = self.authenticate(req)?;
+        let (who, token_id) = self.authenticate(req)?;
         let action = match endpoint {
             Dashboard | Health => unreachable!("answered before authentication"),
             Metrics => {
@@ -398,24 +400,30 @@ impl Api {
                 )
             }
             Logs => respond(self.logs(req.query, &who, snap, now)?),
-            Events => Action::Stream(crate::supervisor::msg::Subscription::Events {
-                tenant: match &who {
-                    Principal::Admin => None,
-                    Principal::Tenant(t) => Some(t.clone()),
-                },
-            }),
-            LogsStream => {
-                let (service, id, filter) = log_query(req.query, &who, snap, now)?;
-                Action::Stream(crate::supervisor::msg::Subscription::Logs {
-                    service,
-                    id,
-                    search: filter.search,
-                    stream: filter.stream,
+            Events => Action::Stream(
+                crate::supervisor::msg::Subscription::Events {
                     tenant: match &who {
                         Principal::Admin => None,
                         Principal::Tenant(t) => Some(t.clone()),
                     },
-                })
+                },
+                token_id,
+            ),
+            LogsStream => {
+                let (service, id, filter) = log_query(req.query, &who, snap, now)?;
+                Action::Stream(
+                    crate::supervisor::msg::Subscription::Logs {
+                        service,
+                        id,
+                        search: filter.search,
+                        stream: filter.stream,
+                        tenant: match &who {
+                            Principal::Admin => None,
+                            Principal::Tenant(t) => Some(t.clone()),
+                        },
+                    },
+                    token_id,
+                )
             }
             Config => {
                 admin_only(&who)?;
@@ -446,6 +454,12 @@ impl Api {
             }
         };
         Ok(action)
+    }
+
+    /// Whether the token with this id is still valid; an event stream
+    /// opened with it ends once it is not. One stat of the tokens file.
+    pub fn token_valid(&mut self, id: &str) -> bool {
+        self.tokens.is_valid(id)
     }
 
     /// `GET /metrics`. Reads `/proc`, and walks the data dirs when the

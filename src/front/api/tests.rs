@@ -157,7 +157,7 @@ fn response(action: Action) -> Response {
     match action {
         Action::Respond(r) => r,
         Action::Ask { cmd, .. } => panic!("expected a response, got command {cmd:?}"),
-        Action::Stream(what) => panic!("expected a response, got a stream of {what:?}"),
+        Action::Stream(what, _) => panic!("expected a response, got a stream of {what:?}"),
     }
 }
 
@@ -169,7 +169,7 @@ fn command(action: Action) -> (Command, u16) {
             success_status,
         } => (cmd, success_status),
         Action::Respond(r) => panic!("expected a command, got {} {}", r.status, body_text(&r)),
-        Action::Stream(what) => panic!("expected a command, got a stream of {what:?}"),
+        Action::Stream(what, _) => panic!("expected a command, got a stream of {what:?}"),
     }
 }
 
@@ -186,7 +186,7 @@ fn status(action: Action) -> u16 {
     match action {
         Action::Respond(r) => r.status,
         Action::Ask { cmd, .. } => panic!("expected a response, got command {cmd:?}"),
-        Action::Stream(what) => panic!("expected a response, got a stream of {what:?}"),
+        Action::Stream(what, _) => panic!("expected a response, got a stream of {what:?}"),
     }
 }
 
@@ -900,7 +900,7 @@ fn event_streams_are_subscriptions_scoped_to_the_token() {
     error(f.call("GET", "/api/events", None, ""), 401);
     error(f.call("GET", "/api/logs/stream", None, ""), 401);
     let stream = |a: Action| match a {
-        Action::Stream(what) => what,
+        Action::Stream(what, _) => what,
         _ => panic!("expected a stream"),
     };
     assert_eq!(

@@ -74,10 +74,11 @@ impl Worker {
         let action = self.api.handle(&req, &self.snap);
         match action {
             Action::Respond(resp) => self.respond(c, resp),
-            Action::Stream(what) => {
+            Action::Stream(what, token) => {
                 let id = NEXT_STREAM_ID.fetch_add(1, Ordering::Relaxed);
                 let reply = self.reply_to(slot, c);
                 c.stream_id = Some(id);
+                c.stream_token = token;
                 if self
                     .supervisor
                     .send(Command::Subscribe { id, what }, Some(reply))
