@@ -14,6 +14,7 @@ mod http;
 mod isolate;
 mod names;
 mod net;
+mod notify;
 mod server;
 mod state;
 mod supervisor;

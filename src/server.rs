@@ -2,7 +2,9 @@
 //! and waits for signals (SIGTERM/SIGINT: graceful shutdown; SIGHUP: reload).
 //!
 //! Signals are blocked in every thread and taken with sigwait here, so no
-//! handler ever runs inside the loops.
+//! handler ever runs inside the loops. Under a service manager (systemd's
+//! `Type=notify`) it reports readiness, reloads and shutdown through
+//! `notify`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -44,6 +46,11 @@ impl std::error::Error for ServeError {}
 pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
     // Before any thread exists, so every thread inherits the blocked mask.
     signals::pthread_sigmask_block()?;
+    // Also before any thread: it removes NOTIFY_SOCKET and WATCHDOG_* from
+    // the environment, so instances never inherit them.
+    if let Some(problem) = crate::notify::take_environment() {
+        warn!("server", "{problem}");
+    }
     raise_fd_limit();
 
     let path = config::locate(opts.config.as_deref()).ok_or_else(|| {
@@ -101,6 +108,10 @@ pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
         front.addr,
         data_dir.display()
     );
+    // The listeners are bound and restored instances launched (the
+    // supervisor started them before returning).
+    crate::notify::ready();
+    crate::notify::start_watchdog();
 
     loop {
         match signals::sigwait()? {
@@ -109,6 +120,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
                 handle.send(Command::Reload, None);
             }
             sig => {
+                crate::notify::stopping();
                 info!("server", "signal {sig}: stopping instances and exiting");
                 break;
             }

@@ -136,6 +136,7 @@ pub fn start(
             waker: waker.clone(),
             stats: stats.clone(),
             max_conns,
+            beat: crate::notify::heartbeat(&format!("front-{index}"), waker.clone()),
         };
         let w = worker::Worker::new(setup).map_err(err("register the listener".into()))?;
         let thread = std::thread::Builder::new()

@@ -74,6 +74,8 @@ pub struct WorkerSetup {
     pub stats: Arc<FrontStats>,
     /// Most client connections this loop holds; accepting pauses beyond.
     pub max_conns: usize,
+    /// Bumped after every poll, for the service manager's watchdog.
+    pub beat: crate::notify::Beat,
 }
 
 /// One event loop.
@@ -103,6 +105,7 @@ pub struct Worker {
     max_conns: usize,
     /// Accepting is paused (the listener is deregistered) at the cap.
     paused: bool,
+    beat: crate::notify::Beat,
 }
 
 impl Worker {
@@ -120,6 +123,7 @@ impl Worker {
             waker,
             stats,
             max_conns,
+            beat,
         } = setup;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
@@ -153,6 +157,7 @@ impl Worker {
             stats,
             max_conns,
             paused: false,
+            beat,
         })
     }
 
@@ -173,6 +178,7 @@ impl Worker {
                 error!("front", "poll failed in loop {}: {e}", self.index);
                 return;
             }
+            self.beat.beat();
             if self.stop.load(Ordering::Acquire) {
                 return;
             }

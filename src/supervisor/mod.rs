@@ -93,6 +93,7 @@ pub fn start(
     let mut supervisor = worker::Supervisor::new(config, data_dir, published, poll, rx);
     supervisor.prepare_host();
     supervisor.restore()?;
+    supervisor.beat = crate::notify::heartbeat("supervisor", waker.clone());
     let thread = std::thread::Builder::new()
         .name("supervisor".into())
         .spawn(move || supervisor.run())

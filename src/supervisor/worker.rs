@@ -142,6 +142,8 @@ pub struct Supervisor {
     reap_orphans: bool,
     /// When orphans were last reaped and OOM counters last read.
     last_sweep: Instant,
+    /// Bumped after every poll, for the service manager's watchdog.
+    pub beat: crate::notify::Beat,
 }
 
 impl Supervisor {
@@ -171,6 +173,7 @@ impl Supervisor {
             no_cgroups: "cgroups are not set up".to_string(),
             reap_orphans: false,
             last_sweep: Instant::now(),
+            beat: crate::notify::Beat::default(),
         }
     }
 
@@ -273,6 +276,7 @@ impl Supervisor {
                 }
                 continue;
             }
+            self.beat.beat();
             for ev in events.iter() {
                 if ev.token() != WAKER {
                     self.on_fd(ev.token());
@@ -398,6 +402,7 @@ impl Supervisor {
                     .collect();
                 self.subscribers.changes(&objs);
             }
+            crate::notify::status(&snapshot);
             self.published.publish(snapshot);
         }
         for (to, r) in self.outbox.drain(..) {

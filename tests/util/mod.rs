@@ -340,6 +340,11 @@ impl Server {
         server
     }
 
+    /// The pid of the running `ten serve`, if it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// The test's temp folder (holds the config and the data dir).
     pub fn root(&self) -> &Path {
         &self.scratch.root

@@ -83,33 +83,40 @@ impl Supervisor {
                 let reply = revoke_token(&self.data_dir, &id);
                 self.answer(to, reply);
             }
-            Command::Reload => match Config::load(&self.config.path) {
-                Ok(mut config) => {
-                    config.apply_overrides(self.config.overrides.clone());
-                    let s = &config.settings;
-                    if s.listen != self.config.settings.listen
-                        || s.workers != self.config.settings.workers
-                    {
-                        warn!(
+            Command::Reload => {
+                // Both a SIGHUP and `ten reload` come here; the service
+                // manager hears of the reload around it either way.
+                crate::notify::reloading();
+                match Config::load(&self.config.path) {
+                    Ok(mut config) => {
+                        config.apply_overrides(self.config.overrides.clone());
+                        let s = &config.settings;
+                        if s.listen != self.config.settings.listen
+                            || s.workers != self.config.settings.workers
+                        {
+                            warn!(
+                                "supervisor",
+                                "`listen` and `workers` take effect at the next start of ten serve"
+                            );
+                        }
+                        self.config = config;
+                        self.config_json = Arc::new(self.config.to_json());
+                        self.dirty = true;
+                        info!(
                             "supervisor",
-                            "`listen` and `workers` take effect at the next start of ten serve"
+                            "config reloaded from {}",
+                            self.config.path.display()
                         );
+                        self.answer(to, Reply::Done(serde_json::json!({ "reloaded": true })));
                     }
-                    self.config = config;
-                    self.config_json = Arc::new(self.config.to_json());
-                    self.dirty = true;
-                    info!(
-                        "supervisor",
-                        "config reloaded from {}",
-                        self.config.path.display()
-                    );
-                    self.answer(to, Reply::Done(serde_json::json!({ "reloaded": true })));
+                    Err(e) => {
+                        warn!("supervisor", "reload refused: {e}");
+                        self.answer(to, err(400, e.to_string()));
+                    }
                 }
-                Err(e) => {
-                    warn!("supervisor", "reload refused: {e}");
-                    self.answer(to, err(400, e.to_string()));
-                }
-            },
+                // A refused config leaves the old one serving: ready again.
+                crate::notify::ready();
+            }
             Command::Shutdown => {
                 if self.shutdown.is_some() {
                     return self.answer(to, Reply::Done(serde_json::json!({})));
