@@ -2,7 +2,8 @@
 //! The one temp-dir helper of the tests: the unit tests use it from here, the
 //! integration tests include this file by path (`tests/util`). Plain std only.
 
-use std::path::PathBuf;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A fresh, empty folder; removed with its contents when dropped.
@@ -20,6 +21,15 @@ impl TempDir {
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("create temp dir");
         TempDir(path)
+    }
+}
+
+/// The folder's path, so a `TempDir` can be used where a `&Path` is wanted.
+impl Deref for TempDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
     }
 }
 

@@ -210,6 +210,7 @@ fn judge(status: Result<u16, String>) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::testdir::TempDir;
 
     #[test]
     fn status_line_parses_at_every_split() {
@@ -242,16 +243,9 @@ mod tests {
         assert!(r.ends_with("\r\n\r\n"));
     }
 
-    fn scratch(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("ten-health-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     #[test]
     fn transport_is_the_socket_only_when_one_exists() {
-        let dir = scratch("choice");
+        let dir = TempDir::new("health-choice");
         let path = dir.join("svc.a.sock");
         let deadline = Instant::now() + std::time::Duration::from_secs(5);
         // Nothing there: TCP (to a port nobody should hold; only the kind
@@ -269,12 +263,11 @@ mod tests {
         assert!(socket_exists(&path));
         let p = Probe::start(1, &path, None, deadline).unwrap();
         assert!(p.via_socket());
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn health_check_over_unix_socket() {
-        let dir = scratch("unix");
+        let dir = TempDir::new("health-unix");
         let path = dir.join("svc.a.sock");
         let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
         let server = std::thread::spawn(move || {
@@ -316,6 +309,5 @@ mod tests {
             .join()
             .unwrap()
             .starts_with("GET /health HTTP/1.1\r\n"));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

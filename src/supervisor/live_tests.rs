@@ -21,6 +21,7 @@ use super::*;
 use crate::config::{Config, RestartPolicy, Routing, Service, Settings};
 use crate::isolate::proc;
 use crate::names::InstanceKey;
+use crate::state::testdir::TempDir;
 use crate::state::{Desired, Registry, RegistryEntry};
 
 /// A backend on $PORT answering every GET with 200 `hello {INSTANCE_ID}`,
@@ -220,7 +221,7 @@ fn gone(pid: u32) -> bool {
 
 #[test]
 fn spawn_then_await_ready_serves_http() {
-    let dir = tests::temp_dir("spawn");
+    let dir = TempDir::new("spawn");
     let mut h = Harness::start(config(&dir, vec![python("web", BACKEND)]), &dir);
     let k = key("web", "alice");
     let v = done(h.send(Command::Spawn {
@@ -261,12 +262,11 @@ fn spawn_then_await_ready_serves_http() {
     assert!(log.contains(" stdout booting alice"), "{log}");
     assert!(log.contains(" ten ready after "), "{log}");
     h.shutdown();
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn missing_program_is_a_400_naming_it() {
-    let dir = tests::temp_dir("noexec");
+    let dir = TempDir::new("noexec");
     let mut h = Harness::start(
         config(
             &dir,
@@ -298,12 +298,11 @@ fn missing_program_is_a_400_naming_it() {
         other => panic!("expected 400, got {other:?}"),
     }
     h.shutdown();
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn killed_child_is_restarted_with_a_new_pid() {
-    let dir = tests::temp_dir("restart");
+    let dir = TempDir::new("restart");
     let mut h = Harness::start(config(&dir, vec![python("web", BACKEND)]), &dir);
     let k = key("web", "a");
     done(h.send(Command::Spawn {
@@ -332,12 +331,11 @@ fn killed_child_is_restarted_with_a_new_pid() {
         "{log}"
     );
     h.shutdown();
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn stop_kills_a_forked_grandchild() {
-    let dir = tests::temp_dir("grandchild");
+    let dir = TempDir::new("grandchild");
     let mut svc = python("web", BACKEND);
     svc.env_clear = false;
     let mut cfg = config(&dir, vec![svc]);
@@ -375,12 +373,11 @@ fn stop_kills_a_forked_grandchild() {
         other => panic!("expected 404, got {other:?}"),
     }
     h.shutdown();
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn stop_without_storage_persist_deletes_the_data_dir() {
-    let dir = tests::temp_dir("nopersist");
+    let dir = TempDir::new("nopersist");
     let mut svc = python("tmp", BACKEND);
     svc.storage_persist = false;
     let mut h = Harness::start(config(&dir, vec![svc]), &dir);
@@ -394,12 +391,11 @@ fn stop_without_storage_persist_deletes_the_data_dir() {
     done(h.send(Command::Stop { key: k }));
     assert!(!dir.join("tmp/x").exists());
     h.shutdown();
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn spawn_wait_times_out_with_the_last_output() {
-    let dir = tests::temp_dir("timeout");
+    let dir = TempDir::new("timeout");
     let mut svc = python("slow", NEVER_READY);
     svc.startup_timeout = Duration::from_secs(1);
     svc.restart = RestartPolicy::Never;
@@ -426,12 +422,11 @@ fn spawn_wait_times_out_with_the_last_output() {
         other => panic!("expected 503, got {other:?}"),
     }
     h.shutdown();
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn max_instances_caps_a_service() {
-    let dir = tests::temp_dir("cap");
+    let dir = TempDir::new("cap");
     let mut svc = python("web", BACKEND);
     svc.max_instances = 1;
     let mut h = Harness::start(config(&dir, vec![svc]), &dir);
@@ -452,12 +447,11 @@ fn max_instances_caps_a_service() {
         other => panic!("expected 409, got {other:?}"),
     }
     h.shutdown();
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn health_path_weight_route_and_deploy() {
-    let dir = tests::temp_dir("deploy");
+    let dir = TempDir::new("deploy");
     let mut svc = python("api", BACKEND);
     svc.health = Some("/health".into());
     let mut h = Harness::start(config(&dir, vec![svc]), &dir);
@@ -511,7 +505,6 @@ fn health_path_weight_route_and_deploy() {
         Reply::Ready(_)
     ));
     h.shutdown();
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Kills its process when dropped.
@@ -526,7 +519,7 @@ impl Drop for Leftover {
 
 #[test]
 fn registry_restore_kills_leftovers_and_restarts() {
-    let dir = tests::temp_dir("restore");
+    let dir = TempDir::new("restore");
     let cfg = config(&dir, vec![python("web", BACKEND)]);
     let port = cfg.settings.port_range.0 + 7;
     // A leftover of "a previous run": its own process group, like an
@@ -608,12 +601,11 @@ fn registry_restore_kills_leftovers_and_restarts() {
             ("z", Desired::Running)
         ]
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn unhealthy_instance_is_restarted() {
-    let dir = tests::temp_dir("unhealthy");
+    let dir = TempDir::new("unhealthy");
     let mut svc = python("api", BACKEND);
     svc.health = Some("/health".into());
     let mut cfg = config(&dir, vec![svc]);
@@ -646,12 +638,11 @@ fn unhealthy_instance_is_restarted() {
         "{log}"
     );
     h.shutdown();
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn refused_is_answered_after_a_check_or_the_restart() {
-    let dir = tests::temp_dir("refused");
+    let dir = TempDir::new("refused");
     let mut h = Harness::start(config(&dir, vec![python("web", BACKEND)]), &dir);
     let k = key("web", "a");
     done(h.send(Command::Spawn {
@@ -689,5 +680,4 @@ fn refused_is_answered_after_a_check_or_the_restart() {
     assert_ne!(view.pid, Some(old), "answered by the restarted process");
     assert!(http_get(addr).contains("200"), "the new process serves");
     h.shutdown();
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -357,7 +357,7 @@ mod tests {
 
     #[test]
     fn log_file_rotates_at_max_bytes() {
-        let dir = super::super::tests::temp_dir("logrotate");
+        let dir = crate::state::testdir::TempDir::new("logrotate");
         let path = dir.join("svc").join("a.log");
         let mut log = LogFile::open(path.clone(), 200, 2);
         for i in 0..20 {
@@ -376,6 +376,5 @@ mod tests {
         assert!(path.with_extension("log.1").exists());
         assert!(path.with_extension("log.2").exists());
         assert!(!path.with_extension("log.3").exists());
-        let _ = std::fs::remove_dir_all(dir);
     }
 }
