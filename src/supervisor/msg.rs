@@ -75,6 +75,12 @@ pub enum Reply {
     /// One Server-Sent Events message for a subscription, already framed
     /// (`event: ...\ndata: ...\n\n`).
     Stream(Vec<u8>),
+    /// A finished API body, serialised where it was made (the front's
+    /// helper threads answer large JSON this way, off the event loop).
+    Body {
+        content_type: &'static str,
+        body: Vec<u8>,
+    },
 }
 
 /// What a `Subscribe` streams.

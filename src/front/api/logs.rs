@@ -2,14 +2,33 @@
 //!
 //! Files are `{data_dir}/.tenement/logs/{service}/{id}.log` and its rotated
 //! `.log.1` (newer) ... `.log.N` (older), one line per event:
-//! `{RFC3339 UTC ms timestamp} {stream} {text}`. Reads newest first and stops
-//! once `limit` lines matched, so a short query on a long log reads only the
-//! current file. Does blocking file reads, bounded by the rotation size times
-//! the file count; no sockets.
+//! `{RFC3339 UTC ms timestamp} {stream} {text}`. Reads backwards from the end
+//! in blocks and stops once `limit` lines (at most `MAX_LIMIT`) or
+//! `MAX_ANSWER_BYTES` of text matched, so a short query on a long log reads
+//! only the end of the current file. Does blocking file reads, bounded by the
+//! rotation size times the file count: runs on the `offload` logs lane,
+//! never on an event loop. No sockets.
 
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use crate::state::layout::{log_path, rotated_log_path};
+
+/// Most lines one `/api/logs` answer holds; a larger `limit` is clamped to
+/// it (README, ten(1)).
+pub const MAX_LIMIT: usize = 10_000;
+
+/// Most bytes of line text one answer holds (the newest lines are kept):
+/// 10,000 lines of up to 16 KiB each would be 160 MiB.
+pub const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+
+/// Bytes read from a file at a time, from its end backwards.
+const BLOCK: u64 = 64 * 1024;
+
+/// A "line" longer than this with no newline (a file tenement did not
+/// write) is dropped rather than held whole.
+const MAX_RAW_LINE: usize = 1024 * 1024;
 
 /// One log line as the API returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +63,8 @@ pub struct Filter {
     /// Only lines at or after this timestamp (same format as the file, so
     /// string order is time order).
     pub since: Option<String>,
-    /// At most this many lines, the newest.
+    /// At most this many lines, the newest (and at most `MAX_ANSWER_BYTES`
+    /// of text).
     pub limit: usize,
 }
 
@@ -75,38 +95,51 @@ pub fn read_instance(data_dir: &Path, service: &str, id: &str, filter: &Filter) 
     }
     let instance = format!("{service}:{id}");
     let current = log_path(data_dir, service, id);
+    let mut bytes = 0;
     let mut n = 0;
     'files: loop {
         let path = rotated_log_path(&current, n);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
+        let file = match File::open(&path) {
+            Ok(f) => Some(f),
             // The current file may be missing while rotated ones exist.
-            Err(_) if n == 0 => Vec::new(),
+            Err(_) if n == 0 => None,
             Err(_) => break,
         };
-        let text = String::from_utf8_lossy(&bytes);
-        for raw in text.lines().rev() {
-            let Some((time, stream, line)) = parse_line(raw) else {
-                continue;
-            };
-            if filter.since.as_deref().is_some_and(|s| time < s) {
-                // Lines are in time order: everything further back is older.
-                break 'files;
-            }
-            if filter.stream.as_deref().is_some_and(|s| s != stream)
-                || filter.search.as_deref().is_some_and(|s| !line.contains(s))
-            {
-                continue;
-            }
-            newest_first.push(LogLine {
-                instance: instance.clone(),
-                time: time.to_string(),
-                stream: stream.to_string(),
-                line: line.to_string(),
+        let mut stop = false;
+        if let Some(file) = file {
+            lines_backwards(&file, |raw| {
+                let Some((time, stream, line)) = parse_line(raw) else {
+                    return true;
+                };
+                if filter.since.as_deref().is_some_and(|s| time < s) {
+                    // Lines are in time order: everything further back is older.
+                    stop = true;
+                    return false;
+                }
+                if filter.stream.as_deref().is_some_and(|s| s != stream)
+                    || filter.search.as_deref().is_some_and(|s| !line.contains(s))
+                {
+                    return true;
+                }
+                bytes += line.len();
+                if bytes > MAX_ANSWER_BYTES {
+                    stop = true;
+                    return false;
+                }
+                newest_first.push(LogLine {
+                    instance: instance.clone(),
+                    time: time.to_string(),
+                    stream: stream.to_string(),
+                    line: line.to_string(),
+                });
+                if newest_first.len() >= filter.limit.min(MAX_LIMIT) {
+                    stop = true;
+                }
+                !stop
             });
-            if newest_first.len() >= filter.limit {
-                break 'files;
-            }
+        }
+        if stop {
+            break 'files;
         }
         n += 1;
         // Far more than any log_files setting; stops a loop on odd names.
@@ -118,6 +151,44 @@ pub fn read_instance(data_dir: &Path, service: &str, id: &str, filter: &Filter) 
     newest_first
 }
 
+/// Calls `line` with each line of `file`, last first, reading blocks from
+/// the end, until it returns false. Bytes that are not UTF-8 become U+FFFD.
+/// A read error ends the walk as if the file began there.
+fn lines_backwards(file: &File, mut line: impl FnMut(&str) -> bool) {
+    let Ok(meta) = file.metadata() else {
+        return;
+    };
+    let mut pos = meta.len();
+    // The start of the line that straddles the boundary with the block
+    // read before (which lies later in the file).
+    let mut carry: Vec<u8> = Vec::new();
+    while pos > 0 {
+        let n = BLOCK.min(pos);
+        pos -= n;
+        let mut buf = vec![0u8; n as usize];
+        if file.read_exact_at(&mut buf, pos).is_err() {
+            return;
+        }
+        buf.extend_from_slice(&carry);
+        let Some(first_nl) = buf.iter().position(|&b| b == b'\n') else {
+            carry = if buf.len() > MAX_RAW_LINE {
+                Vec::new()
+            } else {
+                buf
+            };
+            continue;
+        };
+        for raw in buf[first_nl + 1..].rsplit(|&b| b == b'\n') {
+            if !line(&String::from_utf8_lossy(raw)) {
+                return;
+            }
+        }
+        buf.truncate(first_nl);
+        carry = buf;
+    }
+    line(&String::from_utf8_lossy(&carry));
+}
+
 /// Lines of several instances merged by time, the newest `filter.limit`,
 /// oldest first. Equal times keep the order of `instances`.
 pub fn read_merged(data_dir: &Path, instances: &[(&str, &str)], filter: &Filter) -> Vec<LogLine> {
@@ -126,7 +197,13 @@ pub fn read_merged(data_dir: &Path, instances: &[(&str, &str)], filter: &Filter)
         .flat_map(|(svc, id)| read_instance(data_dir, svc, id, filter))
         .collect();
     all.sort_by(|a, b| a.time.cmp(&b.time));
-    let skip = all.len().saturating_sub(filter.limit);
+    let mut skip = all.len().saturating_sub(filter.limit.min(MAX_LIMIT));
+    // The same text bound as one instance's read, over the merged answer.
+    let mut bytes: usize = all[skip..].iter().map(|l| l.line.len()).sum();
+    while bytes > MAX_ANSWER_BYTES && skip < all.len() {
+        bytes -= all[skip].line.len();
+        skip += 1;
+    }
     all.drain(..skip);
     all
 }
@@ -312,6 +389,73 @@ mod tests {
             texts(&read_merged(&t.0, &both, &filter(3))),
             ["b2", "a3", "b4"]
         );
+    }
+
+    #[test]
+    fn reading_backwards_in_blocks_keeps_every_line_whole() {
+        // Lines of many lengths so block boundaries fall everywhere, a long
+        // line spanning several blocks, multi-byte characters, and a last
+        // line without its newline.
+        let t = TempDir::new("logs-blocks");
+        let mut want = Vec::new();
+        let mut text = String::new();
+        for i in 0..3000 {
+            let body = match i % 7 {
+                0 => "é".repeat(i % 300),
+                3 if i == 1500 => "x".repeat(3 * BLOCK as usize),
+                _ => "y".repeat(i % 211),
+            };
+            let line = format!("{i} {body}");
+            text.push_str(&format!("2026-01-01T00:00:00.000Z stdout {line}\n"));
+            want.push(line);
+        }
+        text.push_str("2026-01-01T00:00:01.000Z stderr torn");
+        want.push("torn".into());
+        let path = log_path(&t.0, "a", "b");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        let got = read_instance(&t.0, "a", "b", &filter(usize::MAX));
+        assert_eq!(got.len(), want.len());
+        assert!(got.iter().zip(&want).all(|(g, w)| g.line == *w));
+        let last_two = read_instance(&t.0, "a", "b", &filter(2));
+        assert_eq!(texts(&last_two), [want[2999].as_str(), "torn"]);
+    }
+
+    #[test]
+    fn an_answer_is_bounded_in_lines_and_bytes() {
+        let t = TempDir::new("logs-bounds");
+        // More lines than MAX_LIMIT: a huge limit gets the newest MAX_LIMIT.
+        let lines: Vec<String> = (0..MAX_LIMIT + 50)
+            .map(|i| format!("2026-01-01T00:00:00.000Z stdout {i}"))
+            .collect();
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        write_log(&t.0, "a", "many", "", &refs);
+        let got = read_instance(&t.0, "a", "many", &filter(1_000_000));
+        assert_eq!(got.len(), MAX_LIMIT);
+        assert_eq!(got.last().unwrap().line, (MAX_LIMIT + 49).to_string());
+        let both = [("a", "many"), ("a", "many")];
+        assert_eq!(
+            read_merged(&t.0, &both, &filter(usize::MAX)).len(),
+            MAX_LIMIT
+        );
+        // Long lines: the text stops at MAX_ANSWER_BYTES, newest kept.
+        let long = "z".repeat(16 * 1024);
+        let lines: Vec<String> = (0..400)
+            .map(|i| format!("2026-01-01T00:00:00.000Z stdout {i:03}{long}"))
+            .collect();
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        write_log(&t.0, "a", "long", "", &refs);
+        for got in [
+            read_instance(&t.0, "a", "long", &filter(MAX_LIMIT)),
+            read_merged(&t.0, &[("a", "long"), ("a", "long")], &filter(MAX_LIMIT)),
+        ] {
+            let bytes: usize = got.iter().map(|l| l.line.len()).sum();
+            assert!(
+                bytes <= MAX_ANSWER_BYTES && bytes > MAX_ANSWER_BYTES / 2,
+                "{bytes}"
+            );
+            assert!(got.last().unwrap().line.starts_with("399"));
+        }
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! `GET /metrics`: the Prometheus text exposition format (version 0.0.4).
 //!
 //! `render` is pure: it formats a snapshot, the front's counters and a
-//! `Sample` of what the caller read from `/proc` and the data dir. `sample`
-//! does those reads: a few small `/proc` files per instance, plus a walk of
-//! every instance's data dir at most every `DIR_SIZES_TTL` (cached here,
-//! per front loop). Called on a front loop; nothing here touches a socket.
+//! `Sample` of what the caller read from `/proc` and the data dir sizes
+//! `storage.rs` last measured. `sample` does those reads: a few small `/proc`
+//! files per instance; data dirs are walked off the loop (`storage.rs`), so a
+//! size appears from the scrape after the first measurement. Called on a
+//! front loop; nothing here touches a socket or walks a tree.
 //!
 //! Every family has HELP and TYPE lines; counters end in `_total`; label
 //! values are escaped. Names: `ten_instance_*` per instance (labels
@@ -13,9 +14,8 @@
 
 use std::collections::HashMap;
 use std::fmt::Write;
-use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
 
 use crate::front::stats::{FrontStats, REFUSED_STATUSES};
 use crate::supervisor::snapshot::{Health, InstanceView, DURATION_BUCKETS, WAKE_BUCKETS};
@@ -23,10 +23,6 @@ use crate::supervisor::{Snapshot, State};
 
 /// The content type Prometheus expects for this format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// Data dir sizes are recomputed at most this often: walking every
-/// instance's files is the one expensive read here.
-pub const DIR_SIZES_TTL: Duration = Duration::from_secs(30);
 
 /// `/proc` counts CPU time in USER_HZ ticks, which the kernel fixes at 100
 /// for user space on every architecture we build for (proc(5), times(2)).
@@ -58,7 +54,8 @@ pub struct Sample {
     pub cpu_seconds: HashMap<String, f64>,
     /// `service:id` -> memory of the instance's cgroup, read now.
     pub cgroup_memory: HashMap<String, u64>,
-    /// `service:id` -> bytes in its data dir (cached, see `DIR_SIZES_TTL`).
+    /// `service:id` -> bytes in its data dir (last measurement, see
+    /// `storage::MEASURE_EVERY`).
     pub data_dir_bytes: HashMap<String, u64>,
     /// tenement's own resident memory, open fds, CPU seconds.
     pub process_rss: Option<u64>,
@@ -68,39 +65,6 @@ pub struct Sample {
     pub process_start_unix: f64,
     /// Seconds since tenement started.
     pub uptime_seconds: f64,
-}
-
-/// The data dir size cache of one front loop.
-#[derive(Debug, Default)]
-pub struct DirSizes {
-    at: Option<Instant>,
-    sizes: HashMap<String, u64>,
-}
-
-impl DirSizes {
-    /// Sizes of every instance's data dir, walked again when older than
-    /// `DIR_SIZES_TTL`. Blocks for the walk.
-    pub fn get(&mut self, data_dir: &Path, snap: &Snapshot, now: Instant) -> &HashMap<String, u64> {
-        let fresh = self
-            .at
-            .is_some_and(|at| now.saturating_duration_since(at) < DIR_SIZES_TTL);
-        let complete = snap
-            .instances
-            .iter()
-            .all(|v| self.sizes.contains_key(&v.key()));
-        if !fresh || !complete {
-            self.sizes = snap
-                .instances
-                .iter()
-                .map(|v| {
-                    let dir = data_dir.join(&v.service).join(&v.id);
-                    (v.key(), super::storage::dir_bytes(&dir))
-                })
-                .collect();
-            self.at = Some(now);
-        }
-        &self.sizes
-    }
 }
 
 /// When this process started; set by the first `Api::new`.
@@ -601,6 +565,7 @@ fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn label_values_are_escaped() {

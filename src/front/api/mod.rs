@@ -4,8 +4,13 @@
 //! Pure request -> action: a handler either answers from the snapshot at once
 //! or names the supervisor command whose reply becomes the answer. The
 //! event loop owns the sockets; nothing here blocks or does socket I/O.
-//! Two read-only answers touch files: `/api/logs` reads log files and
-//! `.../storage` walks an instance's data dir. Both are bounded local reads.
+//! The two answers that read many files, `/api/logs` (log files) and
+//! `.../storage` (walking a data dir), are `Action::Offload` jobs that run on
+//! a helper thread (`offload.rs`); storage answers from a recent measurement
+//! at once.
+//!
+//! `HEAD` is accepted wherever `GET` is, except on the event streams, and
+//! answers the same head without the body.
 //!
 //! Order of checks for every request: path (404), method (405 with `Allow`),
 //! token (401 with `WWW-Authenticate: Bearer`), principal (403), then the
@@ -17,12 +22,14 @@
 //! dispatch from endpoint to action. `auth.rs` says who is asking and what a
 //! tenant may touch, `params.rs` checks bodies, path segments and query
 //! parameters, `storage.rs` measures data dirs; `logs.rs`, `metrics.rs` and
-//! `dashboard.rs` build those answers. Tests are in `tests.rs`.
+//! `dashboard.rs` build those answers; `offload.rs` runs the blocking ones.
+//! Tests are in `tests.rs`.
 
 mod auth;
 pub mod dashboard;
 pub mod logs;
 pub mod metrics;
+pub mod offload;
 mod params;
 mod storage;
 pub mod throttle;
@@ -129,6 +136,12 @@ pub enum Action {
     /// it was opened with (the id given; None on `ten.sock`) is revoked:
     /// the loop checks `Api::token_valid`.
     Stream(crate::supervisor::msg::Subscription, Option<String>),
+    /// Blocking work: `job.submit(reply_to)`, then turn its reply into the
+    /// response like `Ask`'s, with `reply_response(reply, success_status)`.
+    Offload {
+        job: offload::Job,
+        success_status: u16,
+    },
 }
 
 /// One loop's API state: the token store (reloaded when its file changes),
@@ -139,8 +152,6 @@ pub struct Api {
     pub data_dir: PathBuf,
     /// Front-wide counters for `/metrics`, shared by every loop.
     pub front: std::sync::Arc<crate::front::stats::FrontStats>,
-    /// This loop's cache of instance data dir sizes for `/metrics`.
-    pub dir_sizes: metrics::DirSizes,
     /// Failed authentications per client address, shared by every loop.
     pub throttle: std::sync::Arc<throttle::Throttle>,
 }
@@ -232,13 +243,12 @@ impl Api {
             tokens: TokenStore::new(&data_dir),
             data_dir,
             front: Default::default(),
-            dir_sizes: Default::default(),
             throttle: Default::default(),
         }
     }
 
     /// Handles one request for the management surface. Never blocks on the
-    /// network; may stat the tokens file and read log files.
+    /// network; may stat the tokens file and read a few small `/proc` files.
     pub fn handle(&mut self, req: &ApiRequest<'_>, snap: &Snapshot) -> Action {
         self.handle_at(req, snap, SystemTime::now())
     }
@@ -263,9 +273,19 @@ impl Api {
                 &format!("no such endpoint: {}", req.path),
             ));
         };
-        if !allowed.contains(&req.method) {
+        // RFC 9110 9.3.2: HEAD is GET without the body (the loop leaves the
+        // body out); the event streams never end, so they have no HEAD.
+        let head_too =
+            allowed == GET && !matches!(endpoint, Endpoint::LogsStream | Endpoint::Events);
+        let method_ok = allowed.contains(&req.method) || (head_too && req.method == "HEAD");
+        if !method_ok {
             let message = format!("method {} not allowed on {}", req.method, req.path);
-            return Err(Response::error(405, &message).with_header("Allow", allowed.join(", ")));
+            let allow = if head_too {
+                "GET, HEAD".to_string()
+            } else {
+                allowed.join(", ")
+            };
+            return Err(Response::error(405, &message).with_header("Allow", allow));
         }
         use Endpoint::*;
         match endpoint {
@@ -342,10 +362,15 @@ impl Api {
             }
             Storage(seg) => {
                 let (key, _) = path_instance(seg, &who, snap)?;
-                respond(Response::json(
-                    200,
-                    &storage::storage_json(&self.data_dir, &key),
-                ))
+                // Quotas are not enforced yet (storage_quota_mb is refused
+                // by the config check), so there is none to report.
+                match storage::storage_answer(&self.data_dir, &key, None) {
+                    Ok(json) => respond(Response::json(200, &json)),
+                    Err(job) => Action::Offload {
+                        job,
+                        success_status: 200,
+                    },
+                }
             }
             Deploy => {
                 admin_only(&who)?;
@@ -399,7 +424,7 @@ impl Api {
                     200,
                 )
             }
-            Logs => respond(self.logs(req.query, &who, snap, now)?),
+            Logs => self.logs(req.query, &who, snap, now)?,
             Events => Action::Stream(
                 crate::supervisor::msg::Subscription::Events {
                     tenant: match &who {
@@ -462,42 +487,67 @@ impl Api {
         self.tokens.is_valid(id)
     }
 
-    /// `GET /metrics`. Reads `/proc`, and walks the data dirs when the
-    /// cached sizes are older than `metrics::DIR_SIZES_TTL`.
+    /// `GET /metrics`. Reads `/proc`; data dir sizes are the last
+    /// measurements, and stale ones are measured again off the loop.
     fn metrics(&mut self, snap: &Snapshot, now: SystemTime) -> Response {
-        let sizes = self
-            .dir_sizes
-            .get(&self.data_dir, snap, std::time::Instant::now());
-        let sample = metrics::sample(snap, sizes, now);
+        let dirs: Vec<(String, PathBuf)> = snap
+            .instances
+            .iter()
+            .map(|v| {
+                let dir = crate::state::layout::instance_dir(&self.data_dir, &v.service, &v.id);
+                (v.key(), dir)
+            })
+            .collect();
+        let sizes = storage::sizes_for_metrics(&self.data_dir, &dirs);
+        let sample = metrics::sample(snap, &sizes, now);
         let text = metrics::render(snap, &self.front, &sample);
         Response::text(200, metrics::CONTENT_TYPE, &text)
     }
 
-    /// `GET /api/logs?service=&id=&search=&limit=&stream=&since=`.
+    /// `GET /api/logs?service=&id=&search=&limit=&stream=&since=`: a job on
+    /// the logs lane (the reads block).
     fn logs(
         &self,
         query: &str,
         who: &Principal,
         snap: &Snapshot,
         now: SystemTime,
-    ) -> Answer<Response> {
+    ) -> Answer<Action> {
         let (service, id, filter) = log_query(query, who, snap, now)?;
-        let lines = match (&service, &id) {
+        let wanted: Vec<(String, String)> = match (service, id) {
             // One instance: read its files even if it is gone from the snapshot.
-            (Some(s), Some(i)) => logs::read_instance(&self.data_dir, s, i, &filter),
-            _ => {
-                let wanted: Vec<(&str, &str)> = snap
-                    .instances
-                    .iter()
-                    .filter(|v| service.as_ref().is_none_or(|s| v.service == *s))
-                    .filter(|v| id.as_ref().is_none_or(|i| v.id == *i))
-                    .map(|v| (v.service.as_str(), v.id.as_str()))
-                    .collect();
-                logs::read_merged(&self.data_dir, &wanted, &filter)
-            }
+            (Some(s), Some(i)) => vec![(s, i)],
+            (service, id) => snap
+                .instances
+                .iter()
+                .filter(|v| service.as_ref().is_none_or(|s| v.service == *s))
+                .filter(|v| id.as_ref().is_none_or(|i| v.id == *i))
+                .map(|v| (v.service.clone(), v.id.clone()))
+                .collect(),
         };
-        let json: Vec<serde_json::Value> = lines.iter().map(logs::LogLine::json).collect();
-        Ok(Response::json(200, &serde_json::Value::Array(json)))
+        let data_dir = self.data_dir.clone();
+        let job = offload::Job::new(offload::Lane::Logs, move || {
+            let pairs: Vec<(&str, &str)> = wanted
+                .iter()
+                .map(|(s, i)| (s.as_str(), i.as_str()))
+                .collect();
+            let lines = match pairs.as_slice() {
+                [(s, i)] => logs::read_instance(&data_dir, s, i, &filter),
+                _ => logs::read_merged(&data_dir, &pairs, &filter),
+            };
+            let json: Vec<serde_json::Value> = lines.iter().map(logs::LogLine::json).collect();
+            // Serialised here: up to MAX_ANSWER_BYTES of text is too much
+            // to encode on the loop.
+            let body = Response::json(200, &serde_json::Value::Array(json)).body;
+            Reply::Body {
+                content_type: "application/json",
+                body,
+            }
+        });
+        Ok(Action::Offload {
+            job,
+            success_status: 200,
+        })
     }
 }
 
@@ -527,6 +577,12 @@ fn health_json(view: &InstanceView) -> serde_json::Value {
 pub fn reply_response(reply: Reply, success_status: u16) -> Response {
     match reply {
         Reply::Stream(_) => Response::error(500, "unexpected stream message"),
+        Reply::Body { content_type, body } => Response {
+            status: success_status,
+            content_type,
+            headers: Vec::new(),
+            body,
+        },
         Reply::Done(value) => Response::json(success_status, &value),
         Reply::Ready(addr) => Response::json(
             success_status,

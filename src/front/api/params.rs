@@ -90,12 +90,15 @@ pub(super) fn log_query(
                     ))
                 }
                 "limit" => {
-                    filter.limit = value.parse().map_err(|_| {
+                    let limit: u64 = value.parse().map_err(|_| {
                         Response::error(
                             400,
                             &format!("invalid limit `{value}`: expected a whole number"),
                         )
-                    })?
+                    })?;
+                    // Clamped, not refused: `--limit 1000000` means "all you
+                    // give", and gets the newest MAX_LIMIT.
+                    filter.limit = limit.min(logs::MAX_LIMIT as u64) as usize;
                 }
                 "since" => {
                     let back = logs::parse_since(&value).ok_or_else(|| {

@@ -152,10 +152,16 @@ fn tenant_token(data_dir: &Path, tenant: &str) -> String {
     token
 }
 
+/// The response the client gets; an offloaded job is run here, as its
+/// lane's thread would.
 #[track_caller]
 fn response(action: Action) -> Response {
     match action {
         Action::Respond(r) => r,
+        Action::Offload {
+            job,
+            success_status,
+        } => super::reply_response(job.run(), success_status),
         Action::Ask { cmd, .. } => panic!("expected a response, got command {cmd:?}"),
         Action::Stream(what, _) => panic!("expected a response, got a stream of {what:?}"),
     }
@@ -170,6 +176,7 @@ fn command(action: Action) -> (Command, u16) {
         } => (cmd, success_status),
         Action::Respond(r) => panic!("expected a command, got {} {}", r.status, body_text(&r)),
         Action::Stream(what, _) => panic!("expected a command, got a stream of {what:?}"),
+        Action::Offload { job, .. } => panic!("expected a command, got {job:?}"),
     }
 }
 
@@ -183,11 +190,7 @@ fn body_json(r: &Response) -> serde_json::Value {
 
 #[track_caller]
 fn status(action: Action) -> u16 {
-    match action {
-        Action::Respond(r) => r.status,
-        Action::Ask { cmd, .. } => panic!("expected a response, got command {cmd:?}"),
-        Action::Stream(what, _) => panic!("expected a response, got a stream of {what:?}"),
-    }
+    response(action).status
 }
 
 /// The error message of an error response with `expected` status.
@@ -258,14 +261,17 @@ fn unknown_paths_are_404_json() {
 fn wrong_method_is_405_with_allow() {
     let mut f = Fixture::new("api-405");
     for (method, path, allow) in [
-        ("POST", "/api/instances", "GET"),
+        ("POST", "/api/instances", "GET, HEAD"),
         ("GET", "/api/instances/spawn", "POST"),
         ("GET", "/api/instances/notes:alice", "DELETE"),
         ("GET", "/api/instances/notes:alice/restart", "POST"),
         ("POST", "/api/instances/notes:alice/weight", "PUT"),
-        ("DELETE", "/api/instances/notes:alice/health", "GET"),
+        ("DELETE", "/api/instances/notes:alice/health", "GET, HEAD"),
         ("GET", "/api/reload", "POST"),
-        ("POST", "/health", "GET"),
+        ("POST", "/health", "GET, HEAD"),
+        ("HEAD", "/api/events", "GET"),
+        ("HEAD", "/api/logs/stream", "GET"),
+        ("HEAD", "/api/reload", "POST"),
     ] {
         let r = response(f.call(method, path, None, ""));
         assert_eq!(r.status, 405, "{method} {path}");
@@ -873,8 +879,14 @@ fn storage_sums_regular_files_without_following_symlinks() {
             "path": root.display().to_string(),
             "bytes": 123,
             "quota_bytes": null,
+            "percent": null,
+            "measured_at": body_json(&r)["measured_at"],
         })
     );
+    assert!(body_json(&r)["measured_at"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
     // No data dir yet: zero bytes.
     let r = response(f.admin("GET", "/api/instances/notes:bob/storage", ""));
     assert_eq!(body_json(&r)["bytes"], 0);
@@ -1090,6 +1102,33 @@ fn logs_limit_defaults_to_100() {
     assert_eq!(got.len(), 100);
     assert_eq!(got[0], "api:prod stdout n50");
     assert_eq!(got[99], "api:prod stdout n149");
+    // A limit over the cap is clamped, not refused.
+    let got = lines(&response(f.admin(
+        "GET",
+        "/api/logs?service=api&id=prod&limit=1000000",
+        "",
+    )));
+    assert_eq!(got.len(), 150);
+}
+
+#[test]
+fn head_answers_like_get_wherever_get_is_allowed() {
+    // Issue 10: HEAD on /health, /metrics and the dashboard was 405. The
+    // loop leaves the body out; the status and headers are GET's.
+    let mut f = Fixture::new("api-head");
+    for path in ["/health", "/", "/metrics", "/api/instances", "/api/config"] {
+        let get = response(f.admin("GET", path, ""));
+        let head = response(f.admin("HEAD", path, ""));
+        assert_eq!(get.status, 200, "{path}");
+        assert_eq!(
+            (head.status, head.content_type),
+            (get.status, get.content_type),
+            "{path}"
+        );
+    }
+    // Without a token HEAD is refused exactly as GET is.
+    assert_eq!(status(f.call("HEAD", "/metrics", None, "")), 401);
+    assert_eq!(status(f.call("HEAD", "/health", None, "")), 200);
 }
 
 // --- tokens ------------------------------------------------------------

@@ -235,7 +235,7 @@ impl Worker {
                     self.fail_status(c, Side::Upstream, status, &message);
                 }
             }
-            Reply::Done(_) | Reply::Stream(_) => {
+            Reply::Done(_) | Reply::Stream(_) | Reply::Body { .. } => {
                 self.fail(c, Side::Internal, "unexpected reply from the supervisor")
             }
         }

@@ -109,6 +109,18 @@ impl Worker {
                     self.supervisor_gone(c);
                 }
             }
+            Action::Offload {
+                job,
+                success_status,
+            } => {
+                // Parked like an Ask: the job's reply arrives as a supervisor's would.
+                job.submit(Some(self.reply_to(slot, c)));
+                if let Some(x) = c.exchange.as_mut() {
+                    x.api_status = Some(success_status);
+                }
+                c.phase = Phase::Waiting;
+                c.deadline = None;
+            }
         }
     }
 

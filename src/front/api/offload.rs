@@ -1,0 +1,144 @@
+//! Work an API answer needs that must not run on a front event loop:
+//! walking an instance's data dir (`storage.rs`) and reading log files
+//! (`logs.rs`). A handler returns `Action::Offload` with a `Job`; the loop
+//! parks the connection as it does for a supervisor command and calls
+//! `Job::submit`, and the reply comes back down the loop's channel.
+//!
+//! Each `Lane` is one helper thread, started on first use and shared by all
+//! loops, that runs its jobs in order: a long walk delays other walks, never
+//! a log read, and never a proxied request. Jobs never touch sockets.
+
+use std::sync::mpsc::{self, Sender};
+use std::sync::OnceLock;
+
+use crate::supervisor::{Reply, ReplyTo};
+
+/// Which helper thread runs a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Data dir walks.
+    Storage,
+    /// Log file reads.
+    Logs,
+}
+
+/// One piece of blocking work and the reply it makes.
+pub struct Job {
+    lane: Lane,
+    work: Box<dyn FnOnce() -> Reply + Send>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Job({:?})", self.lane)
+    }
+}
+
+type Task = (Job, Option<ReplyTo>);
+
+static STORAGE: OnceLock<Option<Sender<Task>>> = OnceLock::new();
+static LOGS: OnceLock<Option<Sender<Task>>> = OnceLock::new();
+
+impl Job {
+    pub fn new(lane: Lane, work: impl FnOnce() -> Reply + Send + 'static) -> Job {
+        Job {
+            lane,
+            work: Box::new(work),
+        }
+    }
+
+    /// Runs the work on the calling thread (blocks). Used by the lane
+    /// threads, and by tests.
+    pub fn run(self) -> Reply {
+        (self.work)()
+    }
+
+    /// Queues the job on its lane; `to` gets the reply when it is done (none:
+    /// the work is done for its side effect, e.g. refreshing a cache). Never
+    /// blocks. If the helper thread cannot be started, `to` gets a 503.
+    pub fn submit(self, to: Option<ReplyTo>) {
+        let lane = match self.lane {
+            Lane::Storage => &STORAGE,
+            Lane::Logs => &LOGS,
+        };
+        let tx = lane.get_or_init(|| start(self.lane));
+        let unsent = match tx {
+            Some(tx) => tx.send((self, to)).err().map(|e| e.0 .1),
+            None => Some(to),
+        };
+        if let Some(Some(to)) = unsent {
+            to.send(Reply::Error {
+                status: 503,
+                message: "the server cannot start a helper thread".to_string(),
+            });
+        }
+    }
+}
+
+/// Starts a lane's thread. None if the thread cannot be created.
+fn start(lane: Lane) -> Option<Sender<Task>> {
+    let (tx, rx) = mpsc::channel::<Task>();
+    let name = match lane {
+        Lane::Storage => "ten-storage",
+        Lane::Logs => "ten-logs",
+    };
+    let spawned = std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            for (job, to) in rx {
+                let reply = job.run();
+                if let Some(to) = to {
+                    to.send(reply);
+                }
+            }
+        });
+    match spawned {
+        Ok(_) => Some(tx),
+        Err(e) => {
+            error!("front", "cannot start the {name} thread: {e}");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_submitted_job_replies_on_the_channel_and_wakes_the_loop() {
+        let poll = mio::Poll::new().unwrap();
+        let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap());
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::current().id();
+        for (lane, n) in [(Lane::Storage, 1u64), (Lane::Logs, 2)] {
+            let to = ReplyTo {
+                tx: tx.clone(),
+                waker: waker.clone(),
+                conn: n as usize,
+            };
+            Job::new(lane, move || {
+                assert_ne!(std::thread::current().id(), thread, "ran off the caller");
+                Reply::Done(serde_json::json!(n))
+            })
+            .submit(Some(to));
+        }
+        let mut got: Vec<(usize, String)> = (0..2)
+            .map(|_| {
+                let (conn, reply) = rx
+                    .recv_timeout(std::time::Duration::from_secs(10))
+                    .expect("a reply");
+                (conn, format!("{reply:?}"))
+            })
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                (1, "Done(Number(1))".to_string()),
+                (2, "Done(Number(2))".to_string())
+            ]
+        );
+    }
+}
