@@ -336,6 +336,50 @@ fn head_204_and_304_have_no_body_and_the_connection_goes_on() {
 }
 
 #[test]
+fn head_on_the_servers_own_pages_is_get_without_the_body() {
+    let Some(server) = start_with("ownhead", "metrics_public = true", "") else {
+        return;
+    };
+    // Issue 10: HEAD on /health, /metrics and the dashboard was a 405.
+    let host = server.addr.to_string();
+    for path in ["/health", "/metrics", "/"] {
+        let mut s = connect(server.addr);
+        let mut buf = Vec::new();
+        send(
+            &mut s,
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n\
+                 HEAD {path} HTTP/1.1\r\nHost: {host}\r\n\r\n\
+                 GET /health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        let get = read_response(&mut s, &mut buf, false);
+        let head = read_response(&mut s, &mut buf, true);
+        let after = read_response(&mut s, &mut buf, false);
+        assert_eq!(get.status_line, "HTTP/1.1 200 OK", "{path}: {get:#?}");
+        assert_eq!(head.status_line, "HTTP/1.1 200 OK", "{path}: {head:#?}");
+        assert!(head.body.is_empty(), "{path}: {head:#?}");
+        assert_eq!(
+            head.header("content-type"),
+            get.header("content-type"),
+            "{path}"
+        );
+        // The metrics text changes between two scrapes; the others do not.
+        if path != "/metrics" {
+            assert_eq!(
+                head.header("content-length"),
+                get.header("content-length"),
+                "{path}"
+            );
+        }
+        assert!(head.header("content-length").is_some(), "{path}: {head:#?}");
+        // Nothing followed the HEAD answer: the next response parses whole.
+        assert_eq!(after.text(), "ok", "{path}: {after:#?}");
+    }
+}
+
+#[test]
 fn set_cookie_headers_are_kept_apart() {
     let Some(server) = start("setcookie") else {
         return;
@@ -450,27 +494,122 @@ fn refuses_missing_repeated_or_invalid_host() {
 }
 
 #[test]
-fn refuses_transfer_encoding_not_ending_in_chunked() {
+fn refuses_transfer_encoding_other_than_a_single_chunked_with_501() {
     let Some(server) = start("tenotchunked") else {
         return;
     };
+    // Issue 10: a coding besides chunked, chunked twice, or the codings
+    // spread over several fields: an app reading them differently would see
+    // another body. Refused like nginx does, nothing forwarded.
     for te in [
-        "gzip",
-        "chunked, gzip",
-        "chunked;x=1",
-        "identity",
-        "chunked, chunked",
+        "Transfer-Encoding: gzip, chunked\r\n",
+        "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+        "Transfer-Encoding: foo, chunked\r\n",
+        "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+        "Transfer-Encoding: chunked, chunked\r\n",
+        "Transfer-Encoding: gzip\r\n",
+        "Transfer-Encoding: chunked, gzip\r\n",
+        "Transfer-Encoding: chunked;x=1\r\n",
+        "Transfer-Encoding: identity\r\n",
+        "Transfer-Encoding: chunked,\r\n",
+        "Transfer-Encoding:\r\n",
     ] {
-        let wire = format!(
-            "POST /echo HTTP/1.1\r\nHost: {HOST}\r\nTransfer-Encoding: {te}\r\n\r\n0\r\n\r\n"
+        let wire = format!("POST /echo HTTP/1.1\r\nHost: {HOST}\r\n{te}\r\n0\r\n\r\n");
+        assert_refused(
+            &server,
+            wire.as_bytes(),
+            501,
+            "Not Implemented",
+            Some("Transfer-Encoding other than a single chunked"),
         );
-        assert_refused(&server, wire.as_bytes(), 400, "Bad Request", None);
     }
-    // In HTTP/1.0 there is no Transfer-Encoding at all.
+    // In HTTP/1.0 there is no Transfer-Encoding at all: a framing error.
     let wire = format!(
         "POST /echo HTTP/1.0\r\nHost: {HOST}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
     );
     assert_refused(&server, wire.as_bytes(), 400, "Bad Request", None);
+    // The one accepted form, any case.
+    let mut s = connect(server.addr);
+    send(
+        &mut s,
+        format!("POST /echo HTTP/1.1\r\nHost: {HOST}\r\nTransfer-Encoding: Chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n")
+            .as_bytes(),
+    );
+    let resp = read_response(&mut s, &mut Vec::new(), false);
+    assert_eq!(resp.json()["payload"], "ok", "{resp:#?}");
+}
+
+#[test]
+fn content_length_reaches_the_backend_as_one_canonical_field() {
+    let Some(server) = start("canonicalcl") else {
+        return;
+    };
+    // Issue 10: `0004` or `4, 4` read as 4 here could be read otherwise by
+    // the app; it gets exactly one `Content-Length: 4`.
+    for fields in [
+        "Content-Length: 0004\r\n",
+        "Content-Length: 4, 4\r\n",
+        "Content-Length: 4\r\nContent-Length: 04\r\n",
+        "content-length: 4,4\r\nX-A: 1\r\nContent-Length: 4\r\n",
+    ] {
+        let mut s = connect(server.addr);
+        send(
+            &mut s,
+            format!("POST /echo HTTP/1.1\r\nHost: {HOST}\r\n{fields}Connection: close\r\n\r\nabcd")
+                .as_bytes(),
+        );
+        let resp = read_response(&mut s, &mut Vec::new(), false);
+        let report = resp.json();
+        assert_eq!(report["payload"], "abcd", "{fields:?}: {resp:#?}");
+        let lengths: Vec<&Value> = report["headers"]
+            .as_array()
+            .expect("headers")
+            .iter()
+            .filter(|h| {
+                h[0].as_str()
+                    .unwrap()
+                    .eq_ignore_ascii_case("content-length")
+            })
+            .map(|h| &h[1])
+            .collect();
+        assert_eq!(lengths, [&Value::from("4")], "{fields:?}: {report:#?}");
+    }
+}
+
+#[test]
+fn framing_and_routing_fields_sent_as_trailers_are_dropped() {
+    let Some(server) = start("badtrailers") else {
+        return;
+    };
+    // Issue 10: an app that merges trailers into the head must not learn a
+    // length, coding, host, address or credential the front never checked.
+    let body = "3\r\nabc\r\n0\r\nContent-Length: 100\r\nX-T: 1\r\nTransfer-Encoding: chunked\r\n\
+                Host: admin.localhost\r\nX-Forwarded-For: 10.0.0.1\r\nAuthorization: Bearer forged\r\n\
+                Connection: close\r\nTrailer: X-T\r\nX-U: 2\r\n\r\n";
+    let mut s = connect(server.addr);
+    let mut buf = Vec::new();
+    send(
+        &mut s,
+        format!("POST /echo HTTP/1.1\r\nHost: {HOST}\r\nTransfer-Encoding: chunked\r\n\r\n{body}")
+            .as_bytes(),
+    );
+    let resp = read_response(&mut s, &mut buf, false);
+    assert_eq!(resp.status_line, "HTTP/1.1 200 OK", "{resp:#?}");
+    let report = resp.json();
+    assert_eq!(report["body"], "3\r\nabc\r\n0\r\nX-T: 1\r\nX-U: 2\r\n\r\n");
+    assert_eq!(
+        report["trailers"],
+        serde_json::json!([["X-T", "1"], ["X-U", "2"]])
+    );
+    // The body's end was still found: the connection goes on.
+    send(
+        &mut s,
+        format!("GET /echo?after HTTP/1.1\r\nHost: {HOST}\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(
+        read_response(&mut s, &mut buf, false).json()["target"],
+        "/echo?after"
+    );
 }
 
 /// Refusals found in the body, which arrives with the head in one write.
@@ -798,6 +937,50 @@ fn a_malformed_upstream_response_is_a_502_and_the_connection_ends() {
         assert_eq!(resps.len(), 1, "{name}: {resps:#?}");
         assert_eq!(resps[0].status_line, "HTTP/1.1 502 Bad Gateway", "{name}");
         assert!(resps[0].says_close(), "{name}: {resps:#?}");
+    }
+}
+
+#[test]
+fn an_upstream_101_to_a_request_without_upgrade_is_a_502() {
+    let Some(server) = start("stray101") else {
+        return;
+    };
+    // Issue 10: the client asked for no protocol switch; relaying a 101
+    // would leave both sides guessing what the connection carries.
+    script(
+        &server,
+        "switch",
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\nraw tunnel bytes",
+    );
+    for extra in ["", "Upgrade: websocket\r\n", "Connection: upgrade\r\n"] {
+        let mut s = connect(server.addr);
+        send(
+            &mut s,
+            format!(
+                "GET /script/switch?close=1 HTTP/1.1\r\nHost: {HOST}\r\n{extra}\r\n\
+                 GET /echo?second HTTP/1.1\r\nHost: {HOST}\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        let (got, end) = read_all(&mut s, Duration::from_secs(20));
+        assert_ne!(
+            end,
+            End::Open,
+            "{extra:?}: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        let resps = parse_all(&got, &[]);
+        assert_eq!(resps.len(), 1, "{extra:?}: {resps:#?}");
+        assert_eq!(
+            resps[0].status_line, "HTTP/1.1 502 Bad Gateway",
+            "{extra:?}"
+        );
+        assert!(resps[0].says_close(), "{extra:?}: {resps:#?}");
+        assert!(
+            !String::from_utf8_lossy(&got).contains("raw tunnel bytes"),
+            "{extra:?}: {:?}",
+            String::from_utf8_lossy(&got)
+        );
     }
 }
 

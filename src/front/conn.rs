@@ -271,6 +271,9 @@ pub struct Exchange {
     pub resp_framer: Option<Framer>,
     pub resp_keep_alive: bool,
     pub dechunk: bool,
+    /// The response body is chunked and passed on as chunked (through
+    /// `Framer::forward`, which filters its trailers).
+    pub resp_chunked: bool,
     pub resp_started: bool,
     /// API request body collected so far.
     pub api_body: Vec<u8>,
@@ -297,6 +300,7 @@ impl Exchange {
             resp_framer: None,
             resp_keep_alive: false,
             dechunk: false,
+            resp_chunked: false,
             resp_started: false,
             api_body: Vec::new(),
             api_status: None,

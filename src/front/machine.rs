@@ -54,10 +54,24 @@ pub fn proxy_step<C, S>(
     // connection can be retried elsewhere without losing it.
     let connected = c.upstream.as_ref().is_some_and(|u| u.connected);
     if connected && !x.req_done && !c.cin.is_empty() && c.uout.len() < MAX_BUF {
-        match x.req_framer.scan(c.cin.bytes()) {
+        let result = if x.head.body == BodyKind::Chunked {
+            // Copied through `forward`, which drops trailer fields that
+            // must not be trailers (issue 10).
+            scratch.clear();
+            let r = x.req_framer.forward(c.cin.bytes(), scratch);
+            if let Ok(scan) = &r {
+                c.uout.extend(scratch);
+                c.cin.consume(scan.used);
+            }
+            r
+        } else {
+            x.req_framer
+                .scan(c.cin.bytes())
+                .inspect(|scan| c.uout.take_from(&mut c.cin, scan.used))
+        };
+        match result {
             Ok(scan) => {
                 if scan.used > 0 {
-                    c.uout.take_from(&mut c.cin, scan.used);
                     x.body_sent = true;
                     progress = true;
                 }
@@ -95,6 +109,20 @@ pub fn proxy_step<C, S>(
                     c.uin.consume(len);
                     return Step::Moved;
                 }
+                if resp.status == 101 && !x.head.upgrade {
+                    // A switch the client never asked for: relaying it would
+                    // leave both sides guessing what the connection now
+                    // carries (issue 10). The upstream is not reused.
+                    debug!(
+                        "front",
+                        "the instance answered 101 to a request without Upgrade"
+                    );
+                    x.resp_keep_alive = false;
+                    return Step::Fail(
+                        Side::Upstream,
+                        "the instance sent a malformed response".into(),
+                    );
+                }
                 c.uin.consume(len);
                 x.resp_started = true;
                 if let Some(v) = x.visit.as_mut() {
@@ -119,6 +147,7 @@ pub fn proxy_step<C, S>(
                     && !dechunk;
                 x.resp_keep_alive = resp.keep_alive;
                 x.dechunk = dechunk;
+                x.resp_chunked = resp.body == BodyKind::Chunked;
                 if !client_keep {
                     c.close_after = true;
                 }
@@ -144,6 +173,12 @@ pub fn proxy_step<C, S>(
             let result = if x.dechunk {
                 let mut out = Vec::new();
                 let r = framer.decode(c.uin.bytes(), &mut out);
+                c.cout.extend(&out);
+                r.inspect(|scan| c.uin.consume(scan.used))
+            } else if x.resp_chunked {
+                // Trailers the client must not believe are dropped.
+                let mut out = Vec::new();
+                let r = framer.forward(c.uin.bytes(), &mut out);
                 c.cout.extend(&out);
                 r.inspect(|scan| c.uin.consume(scan.used))
             } else {

@@ -1,6 +1,7 @@
 //! Body framing: where a message body ends, found by scanning the bytes as
 //! they arrive (RFC 9112 sections 6 and 7). The proxy forwards the bytes as
-//! they are; this only validates and counts. Pure: no I/O.
+//! they are, except trailer fields that must not be trailers (`forward`);
+//! this validates, counts and filters. Pure: no I/O.
 
 use super::head::{is_tchar, BodyKind};
 
@@ -34,6 +35,9 @@ pub struct Framer {
     state: State,
     /// Bytes of the current chunk-size line, or of the trailer section.
     meta: usize,
+    /// `forward` only: the trailer field line read so far, held until it is
+    /// complete and known to pass (at most the trailer section limit).
+    field: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +102,7 @@ impl Framer {
             kind,
             state,
             meta: 0,
+            field: Vec::new(),
         }
     }
 
@@ -113,7 +118,66 @@ impl Framer {
     /// After the body has ended every call returns `used == 0, done == true`.
     /// After a FrameError every call returns the same error.
     pub fn scan(&mut self, input: &[u8]) -> Result<Scan, FrameError> {
-        self.run(input, None)
+        self.run(input, None, false)
+    }
+
+    /// Like `scan`, but appends to `out` the bytes to pass on: the body as
+    /// framed, minus trailer fields a recipient must not take from a trailer
+    /// section (RFC 9110 6.5.1: framing, routing, connection handling,
+    /// authentication, content handling; see `trailer_passes`). An app that
+    /// merged a `Content-Length` or `Host` trailer into the head would
+    /// otherwise see what the front never checked. Each trailer field is held
+    /// until its line is complete, then passed on or dropped.
+    pub fn forward(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<Scan, FrameError> {
+        let mut used = 0;
+        if !self.in_trailers() {
+            // Up to the trailer section the framing passes unchanged.
+            let scan = self.run(input, None, true)?;
+            out.extend_from_slice(&input[..scan.used]);
+            used = scan.used;
+            if scan.done || !self.in_trailers() {
+                return Ok(scan);
+            }
+        }
+        // The trailer section (at most MAX_TRAILERS bytes), byte by byte.
+        while used < input.len() {
+            let b = input[used];
+            self.run(&input[used..used + 1], None, false)?;
+            used += 1;
+            self.field.push(b);
+            match self.state {
+                State::Done => {
+                    // The final CRLF.
+                    out.extend_from_slice(&self.field);
+                    self.field = Vec::new();
+                    return Ok(Scan { used, done: true });
+                }
+                State::Chunked(Chunk::TrailerStart) => {
+                    // A whole field line, CRLF included.
+                    let name_end = self.field.iter().position(|&b| b == b':').unwrap_or(0);
+                    if trailer_passes(&self.field[..name_end]) {
+                        out.extend_from_slice(&self.field);
+                    }
+                    self.field.clear();
+                }
+                _ => {}
+            }
+        }
+        Ok(Scan { used, done: false })
+    }
+
+    /// In the trailer section of a chunked body (after the last chunk).
+    fn in_trailers(&self) -> bool {
+        matches!(
+            self.state,
+            State::Chunked(
+                Chunk::TrailerStart
+                    | Chunk::TrailerName
+                    | Chunk::TrailerValue
+                    | Chunk::TrailerLf
+                    | Chunk::FinalLf
+            )
+        )
     }
 
     /// Whether the body has ended.
@@ -124,10 +188,17 @@ impl Framer {
     /// Like `scan`, but appends the decoded payload (chunk framing removed) to
     /// `out`; used when a chunked response goes to an HTTP/1.0 client.
     pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<Scan, FrameError> {
-        self.run(input, Some(out))
+        self.run(input, Some(out), false)
     }
 
-    fn run(&mut self, input: &[u8], out: Option<&mut Vec<u8>>) -> Result<Scan, FrameError> {
+    /// `stop_at_trailers`: a chunked body returns (not done) right after the
+    /// last chunk's size line, before its trailer section.
+    fn run(
+        &mut self,
+        input: &[u8],
+        out: Option<&mut Vec<u8>>,
+        stop_at_trailers: bool,
+    ) -> Result<Scan, FrameError> {
         match self.state {
             State::Done => Ok(Scan {
                 used: 0,
@@ -159,7 +230,7 @@ impl Framer {
                     done: left == 0,
                 })
             }
-            State::Chunked(chunk) => match self.chunked(chunk, input, out) {
+            State::Chunked(chunk) => match self.chunked(chunk, input, out, stop_at_trailers) {
                 Ok(scan) => Ok(scan),
                 Err(why) => {
                     self.state = State::Failed(why);
@@ -175,6 +246,7 @@ impl Framer {
         mut chunk: Chunk,
         input: &[u8],
         mut out: Option<&mut Vec<u8>>,
+        stop_at_trailers: bool,
     ) -> Result<Scan, &'static str> {
         let mut i = 0;
         while i < input.len() {
@@ -196,6 +268,13 @@ impl Framer {
             i += 1;
             self.meta += 1;
             match self.step(chunk, b)? {
+                Some(Chunk::TrailerStart) if stop_at_trailers => {
+                    self.state = State::Chunked(Chunk::TrailerStart);
+                    return Ok(Scan {
+                        used: i,
+                        done: false,
+                    });
+                }
                 Some(next) => chunk = next,
                 None => {
                     self.state = State::Done;
@@ -319,6 +398,49 @@ impl Framer {
     }
 }
 
+/// Whether a trailer field may pass on. Refused: what frames, routes or
+/// handles the message or its connection, authenticates, or says where the
+/// request came from (RFC 9110 6.5.1 lists the kinds). Such a field is only
+/// believed in the head, where the front has checked or rewritten it.
+fn trailer_passes(name: &[u8]) -> bool {
+    const NOT_IN_TRAILERS: &[&[u8]] = &[
+        b"content-length",
+        b"transfer-encoding",
+        b"trailer",
+        b"te",
+        b"host",
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"upgrade",
+        b"expect",
+        b"max-forwards",
+        b"range",
+        b"if-match",
+        b"if-none-match",
+        b"if-modified-since",
+        b"if-unmodified-since",
+        b"if-range",
+        b"cache-control",
+        b"pragma",
+        b"authorization",
+        b"proxy-authorization",
+        b"www-authenticate",
+        b"proxy-authenticate",
+        b"cookie",
+        b"set-cookie",
+        b"content-encoding",
+        b"content-type",
+        b"content-range",
+        b"location",
+        b"forwarded",
+        b"x-forwarded-for",
+        b"x-forwarded-host",
+        b"x-forwarded-proto",
+    ];
+    !name.is_empty() && !NOT_IN_TRAILERS.iter().any(|n| name.eq_ignore_ascii_case(n))
+}
+
 /// `min(left, avail)` as a usize.
 fn clamp(left: u64, avail: usize) -> usize {
     usize::try_from(left).map_or(avail, |left| left.min(avail))
@@ -417,6 +539,62 @@ mod tests {
             feed(BodyKind::Chunked, &parts),
             Ok((CHUNKED.len(), true, PAYLOAD.to_vec()))
         );
+    }
+
+    /// `forward` over `parts`, each call given what the previous left.
+    fn forward_all(kind: BodyKind, parts: &[&[u8]]) -> (Vec<u8>, usize, bool) {
+        let mut f = Framer::new(kind);
+        let (mut out, mut used, mut done) = (Vec::new(), 0, false);
+        let mut carry: Vec<u8> = Vec::new();
+        for part in parts {
+            carry.extend_from_slice(part);
+            let s = f.forward(&carry, &mut out).expect("valid body");
+            carry.drain(..s.used);
+            used += s.used;
+            done = s.done;
+            if done {
+                break;
+            }
+        }
+        (out, used, done)
+    }
+
+    #[test]
+    fn forward_drops_framing_and_routing_trailers_at_every_split_point() {
+        let body: &[u8] =
+            b"3\r\nabc\r\n0\r\nContent-Length: 5\r\nX-Kept: 1\r\nTransfer-Encoding: chunked\r\n\
+host: evil\r\nX-Forwarded-For: 1.2.3.4\r\nAuthorization: Bearer x\r\nConnection: close\r\n\
+X-Also:2\r\nTE: trailers\r\nCONTENT-TYPE: text/x\r\n\r\n";
+        let kept: &[u8] = b"3\r\nabc\r\n0\r\nX-Kept: 1\r\nX-Also:2\r\n\r\n";
+        let wire = with_next(body);
+        for at in 0..=wire.len() {
+            let (a, b) = wire.split_at(at);
+            let (out, used, done) = forward_all(BodyKind::Chunked, &[a, b]);
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(kept),
+                "split at {at}"
+            );
+            assert_eq!((used, done), (body.len(), true), "split at {at}");
+        }
+        let parts: Vec<&[u8]> = wire.chunks(1).collect();
+        assert_eq!(
+            forward_all(BodyKind::Chunked, &parts),
+            (kept.to_vec(), body.len(), true)
+        );
+        // Without trailers, and for the other framings, bytes pass unchanged.
+        for (kind, body) in [
+            (BodyKind::Chunked, CHUNKED),
+            (BodyKind::Chunked, &b"0\r\n\r\n"[..]),
+            (BodyKind::Length(5), &b"hello"[..]),
+        ] {
+            let wire = with_next(body);
+            let (out, used, done) = forward_all(kind, &[&wire]);
+            assert_eq!((out.as_slice(), used, done), (body, body.len(), true));
+        }
+        // CHUNKED's own trailers (Expires, X-T) are ordinary and pass.
+        let (out, _, _) = forward_all(BodyKind::Chunked, &[CHUNKED]);
+        assert_eq!(out, CHUNKED);
     }
 
     #[test]

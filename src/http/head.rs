@@ -3,7 +3,7 @@
 //! Rewriting heads for forwarding is in `write.rs`, hop-by-hop rules in `hop.rs`.
 //!
 //! Pure: no I/O. Every refusal is a `HeadError` whose `status()` is what the
-//! front answers (400, 414, 431).
+//! front answers (400, 414, 431, 501).
 
 /// How a message body is delimited (RFC 9112 section 6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +70,9 @@ pub enum HeadError {
     TooLarge,
     /// Request target over the limit: 414.
     UriTooLong,
+    /// Well-formed but asks for what the front does not do (a transfer
+    /// coding other than `chunked`): 501, as nginx answers.
+    NotImplemented(&'static str),
 }
 
 impl HeadError {
@@ -78,6 +81,7 @@ impl HeadError {
             HeadError::Bad(_) => 400,
             HeadError::TooLarge => 431,
             HeadError::UriTooLong => 414,
+            HeadError::NotImplemented(_) => 501,
         }
     }
 }
@@ -88,6 +92,7 @@ impl std::fmt::Display for HeadError {
             HeadError::Bad(why) => write!(f, "bad request: {why}"),
             HeadError::TooLarge => write!(f, "header block too large"),
             HeadError::UriTooLong => write!(f, "request target too long"),
+            HeadError::NotImplemented(why) => write!(f, "not implemented: {why}"),
         }
     }
 }
@@ -309,6 +314,12 @@ struct Fields {
     te_chunked_last: bool,
     /// How often `chunked` appears among the codings.
     te_chunked_count: u32,
+    /// Transfer-Encoding fields whose whole value is `chunked`, and all
+    /// Transfer-Encoding fields.
+    te_plain_chunked: u32,
+    te_fields: u32,
+    /// How many Content-Length fields there are.
+    content_lengths: u32,
     close: bool,
     keep_alive: bool,
     connection_upgrade: bool,
@@ -328,6 +339,7 @@ fn scan_fields(headers: &[httparse::Header<'_>]) -> Result<Fields, HeadError> {
                 return Err(HeadError::Bad("conflicting Content-Length"));
             }
             f.content_length = Some(n);
+            f.content_lengths += 1;
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             f.te = true;
             for coding in list(h.value) {
@@ -336,6 +348,8 @@ fn scan_fields(headers: &[httparse::Header<'_>]) -> Result<Fields, HeadError> {
                 f.te_chunked_count += u32::from(chunked);
                 f.te_chunked_last = chunked;
             }
+            f.te_fields += 1;
+            f.te_plain_chunked += u32::from(trim_ows(h.value).eq_ignore_ascii_case(b"chunked"));
         } else if name.eq_ignore_ascii_case("connection") {
             for token in list(h.value) {
                 if token.eq_ignore_ascii_case(b"close") {
@@ -355,11 +369,35 @@ fn scan_fields(headers: &[httparse::Header<'_>]) -> Result<Fields, HeadError> {
             f.host_index = Some(i);
         }
     }
-    if f.te_chunked_count > 1 {
-        // RFC 9112 6.1: a sender MUST NOT apply chunked more than once.
-        return Err(HeadError::Bad("chunked applied more than once"));
-    }
     Ok(f)
+}
+
+/// Rewrites the Content-Length fields of a length-delimited message to one
+/// field with the value in canonical form (`0004` and `4, 4` become `4`), at
+/// the place of the first. A recipient that reads leading zeros or lists
+/// differently from us then cannot see another length (RFC 9110 8.6).
+fn canonical_length(headers: &mut Vec<Header>, f: &Fields, n: u64) {
+    let is_cl = |h: &Header| h.name.eq_ignore_ascii_case("content-length");
+    let canonical = n.to_string();
+    if f.content_lengths == 1 {
+        if let Some(h) = headers.iter_mut().find(|h| is_cl(h)) {
+            if h.value != canonical.as_bytes() {
+                h.value = canonical.into_bytes();
+            }
+        }
+        return;
+    }
+    let mut first = true;
+    headers.retain_mut(|h| {
+        if !is_cl(h) {
+            return true;
+        }
+        if std::mem::take(&mut first) {
+            h.value = canonical.clone().into_bytes();
+            return true;
+        }
+        false
+    });
 }
 
 /// A Content-Length value: digits, or a comma list of identical digits
@@ -434,9 +472,16 @@ fn request_head(req: &httparse::Request<'_, '_>) -> Result<RequestHead, HeadErro
             // RFC 9112 6.3 item 3: the classic request smuggling shape.
             return Err(HeadError::Bad("both Content-Length and Transfer-Encoding"));
         }
-        if !f.te_chunked_last {
-            // RFC 9112 6.3 item 4: a request body's length must be knowable.
-            return Err(HeadError::Bad("Transfer-Encoding does not end in chunked"));
+        if f.te_fields != 1 || f.te_plain_chunked != 1 {
+            // RFC 9112 6.1: a server that does not understand a transfer
+            // coding answers 501. We decode none but chunked, and forwarding
+            // `gzip, chunked`, a chunked applied twice, or the codings spread
+            // over several fields would let an app that reads them
+            // differently see another body. Like nginx, exactly one field
+            // whose value is `chunked` is accepted.
+            return Err(HeadError::NotImplemented(
+                "Transfer-Encoding other than a single chunked",
+            ));
         }
         BodyKind::Chunked
     } else {
@@ -455,6 +500,9 @@ fn request_head(req: &httparse::Request<'_, '_>) -> Result<RequestHead, HeadErro
     }
 
     let mut headers = owned(req.headers);
+    if let BodyKind::Length(n) = body {
+        canonical_length(&mut headers, &f, n);
+    }
 
     // origin-form, or asterisk-form for OPTIONS (RFC 9112 3.2.4).
     let (target, authority) =
@@ -588,6 +636,10 @@ fn response_head(
         return Err(HeadError::Bad("invalid status code"));
     }
     let f = scan_fields(res.headers)?;
+    if f.te_chunked_count > 1 {
+        // RFC 9112 6.1: a sender MUST NOT apply chunked more than once.
+        return Err(HeadError::Bad("chunked applied more than once"));
+    }
     if f.te && minor == 0 {
         // RFC 9112 6.1: faulty framing in an HTTP/1.0 message.
         return Err(HeadError::Bad("Transfer-Encoding in HTTP/1.0 response"));
@@ -617,7 +669,13 @@ fn response_head(
     let keep_alive =
         !upgrade && body != BodyKind::Close && !f.close && (minor == 1 || f.keep_alive);
 
-    let headers = owned(res.headers);
+    let mut headers = owned(res.headers);
+    if !f.te {
+        if let Some(n) = f.content_length {
+            // Also for HEAD and 304, where it describes the body not sent.
+            canonical_length(&mut headers, &f, n);
+        }
+    }
     Ok(ResponseHead {
         status,
         reason: reason.to_owned(),
@@ -725,26 +783,6 @@ mod tests {
                 "invalid Content-Length",
             ),
             (
-                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
-                "Transfer-Encoding does not end in chunked",
-            ),
-            (
-                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
-                "Transfer-Encoding does not end in chunked",
-            ),
-            (
-                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked;x=1\r\n\r\n",
-                "Transfer-Encoding does not end in chunked",
-            ),
-            (
-                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n",
-                "Transfer-Encoding does not end in chunked",
-            ),
-            (
-                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
-                "chunked applied more than once",
-            ),
-            (
                 b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
                 "Transfer-Encoding in HTTP/1.0 request",
             ),
@@ -794,6 +832,88 @@ mod tests {
     }
 
     #[test]
+    fn transfer_encoding_other_than_one_chunked_is_501() {
+        // Every way of naming a coding besides chunked, or chunked more than
+        // once, in one field or spread over several.
+        for te in [
+            &b"Transfer-Encoding: gzip, chunked\r\n"[..],
+            b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+            b"Transfer-Encoding: foo, chunked\r\n",
+            b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+            b"Transfer-Encoding: chunked, chunked\r\n",
+            b"Transfer-Encoding: gzip\r\n",
+            b"Transfer-Encoding: identity\r\n",
+            b"Transfer-Encoding: chunked, gzip\r\n",
+            b"Transfer-Encoding: chunked;x=1\r\n",
+            b"Transfer-Encoding: \"chunked\"\r\n",
+            b"Transfer-Encoding:\r\n",
+            b"Transfer-Encoding: ,\r\n",
+            b"Transfer-Encoding: chunked\r\nTransfer-Encoding:\r\n",
+            b"Transfer-Encoding: chunked,\r\n",
+            b"Transfer-Encoding: , chunked\r\n",
+        ] {
+            let wire = [&b"POST / HTTP/1.1\r\nHost: a\r\n"[..], te, b"\r\n"].concat();
+            let got = parse_request(&wire);
+            assert_eq!(
+                got,
+                Err(HeadError::NotImplemented(
+                    "Transfer-Encoding other than a single chunked"
+                )),
+                "for {:?}",
+                String::from_utf8_lossy(te)
+            );
+            assert_eq!(got.unwrap_err().status(), 501);
+        }
+        // Framing errors stay 400 whatever the codings.
+        for wire in [
+            &b"POST / HTTP/1.0\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"[..],
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: gzip\r\n\r\n",
+        ] {
+            assert_eq!(refused(wire).status(), 400);
+        }
+    }
+
+    #[test]
+    fn content_length_is_forwarded_in_one_canonical_field() {
+        let cases: &[(&[u8], u64)] = &[
+            (b"Content-Length: 0004\r\n", 4),
+            (b"Content-Length: 4, 4\r\n", 4),
+            (b"Content-Length: 4\r\nContent-Length: 04\r\n", 4),
+            (b"content-length: 4,4\r\nX-A: 1\r\nCONTENT-LENGTH: 4\r\n", 4),
+            (b"Content-Length: 000\r\n", 0),
+            (b"Content-Length: 4\r\n", 4),
+        ];
+        for (fields, n) in cases {
+            let shown = String::from_utf8_lossy(fields);
+            let wire = [&b"POST / HTTP/1.1\r\nHost: a\r\n"[..], fields, b"\r\n"].concat();
+            let head = request(&wire);
+            assert_eq!(head.body, BodyKind::Length(*n), "{shown}");
+            let lengths: Vec<(&str, &[u8])> = head
+                .headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
+                .map(|h| (h.name.as_str(), h.value.as_slice()))
+                .collect();
+            assert_eq!(lengths.len(), 1, "{shown}: {lengths:?}");
+            assert_eq!(lengths[0].1, n.to_string().as_bytes(), "{shown}");
+            // The first field's place and spelling are kept.
+            assert!(head.headers[1].name.eq_ignore_ascii_case("content-length"));
+            // The same for a response, HEAD or not.
+            for head_request in [false, true] {
+                let wire = [&b"HTTP/1.1 200 OK\r\n"[..], fields, b"\r\n"].concat();
+                let (res, _) = parse_response(&wire, head_request).unwrap().unwrap();
+                let values: Vec<&[u8]> = res
+                    .headers
+                    .iter()
+                    .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
+                    .map(|h| h.value.as_slice())
+                    .collect();
+                assert_eq!(values, [n.to_string().as_bytes()], "{shown}");
+            }
+        }
+    }
+
+    #[test]
     fn repeated_identical_content_length_is_one() {
         for wire in [
             &b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n"[..],
@@ -806,14 +926,12 @@ mod tests {
 
     #[test]
     fn chunked_request_is_chunked() {
-        let head =
-            request(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n");
-        assert_eq!(head.body, BodyKind::Chunked);
-        let head = request(
-            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n",
-        );
-        assert_eq!(head.body, BodyKind::Chunked);
-        assert!(head.body.has_body());
+        for te in ["chunked", "Chunked", " CHUNKED\t"] {
+            let wire = format!("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: {te}\r\n\r\n");
+            let head = request(wire.as_bytes());
+            assert_eq!(head.body, BodyKind::Chunked, "{te:?}");
+            assert!(head.body.has_body());
+        }
         let head = request(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
         assert_eq!(head.body, BodyKind::Length(0));
         assert!(!head.body.has_body());
