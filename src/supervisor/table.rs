@@ -79,6 +79,15 @@ pub enum WaitFor {
     Deploy { weight: u8 },
 }
 
+impl WaitFor {
+    /// Whether the waiter is an admin's command (`ten spawn --wait`,
+    /// deploy), whose error may carry the app's last output lines. A held
+    /// proxied request never does: its client may be anyone (issue 10).
+    pub fn for_admin(self) -> bool {
+        matches!(self, WaitFor::Spawned | WaitFor::Deploy { .. })
+    }
+}
+
 /// A reply held until the instance is ready or `deadline` passes.
 #[derive(Debug)]
 pub struct Waiter {

@@ -681,7 +681,7 @@ impl Supervisor {
                 _ => "ready",
             };
             let mut msg = format!("{key} not {what} within {}s", w.timeout_secs);
-            if !tail.is_empty() {
+            if !tail.is_empty() && w.what.for_admin() {
                 msg.push_str("; last output:\n");
                 msg.push_str(&tail);
             }
@@ -734,7 +734,7 @@ impl Supervisor {
         };
         let tail = inst.ring.tail(TAIL_LINES);
         for w in inst.waiters.drain(..) {
-            let msg = if tail.is_empty() {
+            let msg = if tail.is_empty() || !w.what.for_admin() {
                 message.to_string()
             } else {
                 format!("{message}; last output:\n{tail}")

@@ -3,8 +3,15 @@
 //! out, response head and body back), the tunnel after `101`, finishing an
 //! exchange, and the answers the front makes itself (`respond`, `fail`).
 //!
+//! A 5xx the front makes for a client of an app's host says only a short
+//! reason and a request id (issue 10): the details (the supervisor's message,
+//! an address, an exec error) may be private and go to the log line that
+//! carries the same id.
+//!
 //! Further `impl Worker` methods, called from `pump.rs`. Nothing here blocks.
 
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{Worker, HEAD_TIMEOUT, IDLE_TIMEOUT};
@@ -16,6 +23,7 @@ use crate::front::router::{self, Target};
 use crate::front::stats::Visit;
 use crate::http::response::{write_canned, Canned, CONTINUE};
 use crate::http::RequestHead;
+use crate::log::Level;
 use crate::names::InstanceKey;
 use crate::supervisor::{Command, Reply, State};
 
@@ -292,8 +300,7 @@ impl Worker {
 
     /// 503 with Retry-After.
     fn respond_unavailable(&mut self, c: &mut Conn, message: &str) {
-        let mut resp = Response::error(503, message);
-        resp.headers.push(("Retry-After", "5".to_string()));
+        let resp = error_answer(c, Level::Debug, "upstream", 503, message);
         self.respond(c, resp);
     }
 
@@ -312,14 +319,7 @@ impl Worker {
     /// `fail` with a status decided elsewhere (the request parser, the
     /// supervisor, a limit); `side` still sets the log level and reuse.
     pub(super) fn fail_status(&mut self, c: &mut Conn, side: Side, status: u16, message: &str) {
-        let level = side.level();
-        if crate::log::enabled(level) {
-            crate::log::write(
-                level,
-                "front",
-                format_args!("{side} error, answering {status}: {message}"),
-            );
-        }
+        let resp = error_answer(c, side.level(), &side.to_string(), status, message);
         if !side.keeps_idle_upstream() {
             self.drop_upstream(c);
             c.uin.clear();
@@ -332,10 +332,6 @@ impl Worker {
             self.drop_used_upstream(c);
             c.phase = Phase::Closing;
             return;
-        }
-        let mut resp = Response::error(status, message);
-        if status == 503 {
-            resp.headers.push(("Retry-After", "5".to_string()));
         }
         self.respond(c, resp);
     }
@@ -365,4 +361,78 @@ fn upstream_addr(c: &Conn) -> Dest {
         .as_ref()
         .map(|u| u.addr.clone())
         .expect("the step saw an attached upstream")
+}
+
+/// The error answer for `c`'s request, logged at `level` (at least warn
+/// when it gets a request id). For a request routed to an app (a service
+/// or an instance) a 5xx is `{"error": short reason, "request_id": id}` with
+/// `X-Request-Id`, and `message` goes only to the log line with that id.
+/// Everything else (the API, unknown hosts, a client's own mistakes) is
+/// `{"error": message}`. A 503 gets `Retry-After`.
+fn error_answer(c: &Conn, level: Level, side: &str, status: u16, message: &str) -> Response {
+    let routed = c
+        .exchange
+        .as_ref()
+        .and_then(|x| {
+            x.instance
+                .as_ref()
+                .map(InstanceKey::to_string)
+                .or_else(|| x.service.clone())
+        })
+        .filter(|_| status >= 500);
+    let mut resp = match &routed {
+        None => {
+            if crate::log::enabled(level) {
+                crate::log::write(
+                    level,
+                    "front",
+                    format_args!("{side} error, answering {status}: {message}"),
+                );
+            }
+            Response::error(status, message)
+        }
+        Some(target) => {
+            let id = request_id();
+            // Error stays error; debug and info rise to warn, so the line
+            // an operator looks for by its id is there by default.
+            let level = level.min(Level::Warn);
+            if crate::log::enabled(level) {
+                crate::log::write(
+                    level,
+                    "front",
+                    format_args!(
+                        "{side} error, answering {status} for {target} request_id={id}: {message}"
+                    ),
+                );
+            }
+            let body = serde_json::json!({ "error": public_reason(status), "request_id": id });
+            Response::json(status, &body).with_header("X-Request-Id", id)
+        }
+    };
+    if status == 503 {
+        resp.headers.push(("Retry-After", "5".to_string()));
+    }
+    resp
+}
+
+/// The short reason an app host's client gets for a status.
+fn public_reason(status: u16) -> &'static str {
+    match status {
+        502 => "the app could not answer",
+        503 => "the app is unavailable",
+        504 => "the app did not answer in time",
+        _ => "the request could not be served",
+    }
+}
+
+/// A new request id: 16 hex digits, unique within this process and not
+/// guessable from the previous one (a counter through a hasher seeded
+/// randomly per process).
+fn request_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static SEED: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    let mut h = SEED.get_or_init(Default::default).build_hasher();
+    h.write_u64(NEXT.fetch_add(1, Ordering::Relaxed));
+    format!("{:016x}", h.finish())
 }
