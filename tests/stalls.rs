@@ -3,7 +3,10 @@
 //! for a huge number of log lines must not hold up another tenant's proxied
 //! requests on the same loop. Bounds are upper bounds with wide slack (the
 //! machine is shared and noisy), far below the stalls they guard against.
+//! Also: an event stream reader that stops reading costs a bounded amount of
+//! memory, however much the apps write.
 
+mod raw;
 mod util;
 
 use std::io::Write;
@@ -112,4 +115,90 @@ fn issue_10_a_tenants_storage_and_log_reads_do_not_delay_other_requests() {
     // The limit is clamped to 10,000 lines.
     assert_eq!(lines.json().as_array().map(Vec::len), Some(10_000));
     assert_eq!(none.json(), serde_json::json!([]));
+}
+
+/// Most the server's RSS may grow while two stalled readers follow a chatty
+/// app: the front keeps at most 256 KiB per stream (README), so this is all
+/// slack for the allocator and the noise of a shared machine. Without the
+/// bound, the 2 x 100 MB written below stayed in memory.
+const MAX_GROWTH_KIB: u64 = 48 * 1024;
+
+#[test]
+fn issue_10_stalled_event_stream_readers_cost_bounded_memory() {
+    let config = format!(
+        "{}{}\n[instances]\ntalk = [\"alice\"]\n",
+        settings("workers = 1"),
+        py_service("talk", "talker.py", "")
+    );
+    let server = Server::start("stalled_sse", &config);
+    server.wait_running("talk:alice");
+    let token = server.mint_token(Some("alice"));
+    let pid = raw::server_pid(&server);
+    let baseline = raw::rss_kib(pid);
+    let sampler = raw::RssSampler::start(pid);
+
+    // Two subscribers that never read a byte.
+    let mut stalled: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+            write!(
+                s,
+                "GET /api/logs/stream HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\r\n",
+                server.addr
+            )
+            .unwrap();
+            s
+        })
+        .collect();
+    // Let the subscriptions start before the flood.
+    std::thread::sleep(Duration::from_millis(500));
+
+    // About 100 MB of output: 25 requests of 1,000 lines of 4 KB.
+    let line = "y".repeat(4000);
+    for _ in 0..25 {
+        let resp = server.http(
+            "GET",
+            "alice.talk.localhost",
+            &format!("/say?line={line}&n=1000"),
+            &[],
+            b"",
+        );
+        assert_eq!(resp.status, 200, "{}", resp.text());
+    }
+    // The last line the app wrote reaches the log file: everything was
+    // offered to the subscribers by then.
+    let log = server.data_dir.join(".tenement/logs/talk/alice.log");
+    assert!(
+        wait_until(Duration::from_secs(60), || std::fs::read(&log).is_ok_and(
+            |b| String::from_utf8_lossy(&b).contains(&format!("{line} 999\n"))
+        )),
+        "the output did not reach the log\n{}",
+        server.log()
+    );
+    let peak = sampler.peak();
+    drop(sampler);
+
+    // Each stalled reader, reading at last, finds the stream ended with
+    // the notice that it fell behind.
+    for s in &mut stalled {
+        let (got, _) = raw::read_all(s, Duration::from_secs(30));
+        let tail = String::from_utf8_lossy(&got[got.len().saturating_sub(200)..]).into_owned();
+        assert!(
+            tail.contains(": dropped: the reader fell behind") && tail.ends_with("0\r\n\r\n"),
+            "{} bytes, ending {tail:?}",
+            got.len()
+        );
+    }
+    eprintln!("rss baseline {baseline} KiB, peak {peak} KiB");
+    assert!(
+        peak.saturating_sub(baseline) < MAX_GROWTH_KIB,
+        "RSS grew from {baseline} KiB to {peak} KiB with two stalled readers"
+    );
+    // The server still serves.
+    assert_eq!(
+        server
+            .http("GET", "alice.talk.localhost", "/", &[], b"")
+            .status,
+        200
+    );
 }

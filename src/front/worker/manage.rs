@@ -18,6 +18,17 @@ use crate::supervisor::{Command, Reply, ReplyTo};
 /// Largest management API request body.
 const MAX_API_BODY: usize = 1024 * 1024;
 
+/// Most bytes an event stream may have waiting for its client. A reader
+/// that falls this far behind is dropped (a final comment says so), so a
+/// stalled subscriber costs at most this much, however chatty the apps.
+pub(super) const MAX_STREAM_BUF: usize = 256 * 1024;
+
+/// How long a dropped stream gets to take its last bytes before it closes.
+const DROP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The last words of a stream whose reader fell behind.
+const DROPPED: &[u8] = b": dropped: the reader fell behind; reconnect to resume\n\n";
+
 /// Subscription ids are unique across loops.
 static NEXT_STREAM_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -160,8 +171,28 @@ impl Worker {
         self.on_held_reply(slot, c, reply);
     }
 
-    /// Appends one chunk of an event stream to the client's buffer.
+    /// Appends one chunk of an event stream to the client's buffer. If that
+    /// would put more than `MAX_STREAM_BUF` in it, the subscription ends
+    /// instead: a final comment and the last chunk are queued and the
+    /// connection closes once they are out, or after `DROP_GRACE`.
     pub(super) fn send_chunk(&mut self, c: &mut Conn, data: &[u8]) {
+        if c.phase != Phase::Streaming {
+            return;
+        }
+        if c.cout.len() + data.len() > MAX_STREAM_BUF {
+            if let Some(id) = c.stream_id.take() {
+                self.supervisor.send(Command::Unsubscribe { id }, None);
+                debug!("front", "event stream {id} dropped: its reader fell behind");
+            }
+            self.scratch.clear();
+            write_chunk(&mut self.scratch, DROPPED);
+            self.scratch.extend_from_slice(b"0\r\n\r\n");
+            c.cout.extend(&self.scratch);
+            c.close_after = true;
+            c.phase = Phase::Closing;
+            c.deadline = Some(Instant::now() + DROP_GRACE);
+            return;
+        }
         self.scratch.clear();
         write_chunk(&mut self.scratch, data);
         c.cout.extend(&self.scratch);
