@@ -227,14 +227,14 @@ pub(super) fn spawn_with_init(req: &Request<'_>, init_exe: &Path) -> Result<Spaw
         uid: req.user,
         listen_name: req.listen.map(|l| l.name),
     };
-    // With CLONE_INTO_CGROUP the kernel places it in v2, whose procs file
-    // comes first in `files`: the child writes itself into the others.
-    let into = req.cgroup.and_then(|j| j.clone_into());
+    // The child writes itself into every hierarchy, v2 included, before it
+    // execs init. Not CLONE_INTO_CGROUP: on kernels with the cgroup.kill
+    // sequence counter (6.15+), a child cloned into a cgroup that was ever
+    // killed through cgroup.kill is compared with the parent's counter and
+    // SIGKILLed at birth, which would make every restart die at once.
     let cgroups = Cgroups {
-        into,
-        procs: req
-            .cgroup
-            .map_or(&[][..], |j| &j.files()[usize::from(into.is_some())..]),
+        into: None,
+        procs: req.cgroup.map_or(&[][..], |j| j.files()),
     };
     let uid = req.user.map_or_else(
         || plan::derived_uid(req.service, req.id, plan::UID_RANGE),
