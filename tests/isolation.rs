@@ -228,3 +228,26 @@ fn a_namespaced_app_on_its_unix_socket_is_reached_and_sees_no_other() {
         assert_eq!(mode & 0o777, 0o700, "{}", dir.display());
     }
 }
+
+#[test]
+fn a_namespaced_instance_restarts_inside_its_cgroup() {
+    if !ready(false) {
+        return;
+    }
+    let config = format!(
+        "{}[service.brief]\ncommand = \"/bin/sh\"\nargs = [\"-c\", \"sleep 0.3\"]\nisolation = \"namespace\"\nrestart = \"always\"\n",
+        settings("")
+    );
+    let server = Server::start("iso_restart", &config);
+    server.ten_ok(&["spawn", "brief:a"]);
+    // Each restart runs its course: none is killed as it starts.
+    let ok = wait_until(DEADLINE, || {
+        server.log().matches("brief:a exited with code 0").count() >= 3
+    });
+    assert!(ok, "{}", server.log());
+    assert!(
+        !server.log().contains("killed by signal 9"),
+        "{}",
+        server.log()
+    );
+}
