@@ -253,6 +253,11 @@ pub fn build(spec: &Spec<'_>, program: &Path) -> Plan {
     // A listed path that does not exist is left out (nothing to bind).
     ro.extend(spec.read_paths.iter().filter(|p| p.exists()).cloned());
     for p in ro {
+        // "/" as a workdir or read path is the new root itself: binding the
+        // host's whole tree would undo everything else.
+        if p == Path::new("/") {
+            continue;
+        }
         if !read_only.contains(&p) {
             read_only.push(p.clone());
             mounts.push(Mount::ReadOnly(p));
@@ -591,6 +596,22 @@ mod tests {
         );
         let dir = script.parent().unwrap().to_path_buf();
         assert!(p.mounts.contains(&Mount::ReadOnly(dir)), "{:?}", p.mounts);
+    }
+
+    #[test]
+    fn the_host_root_is_never_bound() {
+        let argv = vec!["/bin/sleep".to_string()];
+        let mut sp = spec(Isolation::Sandbox, &argv, &[]);
+        sp.workdir = Path::new("/");
+        let paths = [PathBuf::from("/")];
+        sp.read_paths = &paths;
+        let p = build(&sp, Path::new("/bin/sleep"));
+        assert!(
+            !p.mounts.contains(&Mount::ReadOnly("/".into())),
+            "{:?}",
+            p.mounts
+        );
+        assert!(!p.landlock.read_only.contains(&PathBuf::from("/")));
     }
 
     #[test]
