@@ -23,6 +23,7 @@ use crate::isolate::proc;
 use crate::names::InstanceKey;
 use crate::state::testdir::TempDir;
 use crate::state::{Desired, Registry, RegistryEntry};
+use crate::supervisor::reply::CommandError;
 
 /// A backend on $PORT answering every GET with 200 `hello {INSTANCE_ID}`,
 /// except `/health` while $DATA_DIR/sick exists (removed at start-up).
@@ -210,7 +211,7 @@ fn http_get(addr: SocketAddr) -> String {
 
 fn done(r: Reply) -> serde_json::Value {
     match r {
-        Reply::Done(v) => v,
+        Reply::Done(d) => crate::front::api::reply::done_json(&d, std::time::SystemTime::now()),
         other => panic!("expected Done, got {other:?}"),
     }
 }
@@ -254,7 +255,7 @@ fn spawn_then_await_ready_serves_http() {
         weight: None,
         wait: false,
     }) {
-        Reply::Error { status: 409, .. } => {}
+        Reply::Error(CommandError::Exists(_)) => {}
         other => panic!("expected 409, got {other:?}"),
     }
     let log = std::fs::read_to_string(dir.join(".tenement/logs/web/alice.log")).unwrap();
@@ -279,10 +280,9 @@ fn missing_program_is_a_400_naming_it() {
         weight: None,
         wait: true,
     }) {
-        Reply::Error {
-            status: 400,
-            message,
-        } => assert!(message.contains("/nonexistent/app-xyz"), "{message}"),
+        Reply::Error(CommandError::SpawnFailed(message)) => {
+            assert!(message.contains("/nonexistent/app-xyz"), "{message}")
+        }
         other => panic!("expected 400, got {other:?}"),
     }
     assert!(h.view(&key("broken", "a")).is_none());
@@ -291,10 +291,9 @@ fn missing_program_is_a_400_naming_it() {
         weight: None,
         wait: false,
     }) {
-        Reply::Error {
-            status: 400,
-            message,
-        } => assert!(message.contains("nosuch"), "{message}"),
+        Reply::Error(e @ CommandError::UnknownService(_)) => {
+            assert!(e.to_string().contains("nosuch"), "{e}")
+        }
         other => panic!("expected 400, got {other:?}"),
     }
     h.shutdown();
@@ -369,7 +368,7 @@ fn stop_kills_a_forked_grandchild() {
     // storage_persist defaults to true: the data survives a stop.
     assert!(dir.join("web/g/grandchild.pid").exists());
     match h.send(Command::Stop { key: k }) {
-        Reply::Error { status: 404, .. } => {}
+        Reply::Error(CommandError::UnknownInstance(_)) => {}
         other => panic!("expected 404, got {other:?}"),
     }
     h.shutdown();
@@ -405,10 +404,9 @@ fn spawn_wait_times_out_with_the_last_output() {
         weight: None,
         wait: true,
     }) {
-        Reply::Error {
-            status: 504,
-            message,
-        } => assert!(message.contains("still booting"), "{message}"),
+        Reply::Error(e @ CommandError::TimedOut { .. }) => {
+            assert!(e.to_string().contains("still booting"), "{e}")
+        }
         other => panic!("expected 504, got {other:?}"),
     }
     // Not ready in time under restart = never: killed and failed.
@@ -418,7 +416,7 @@ fn spawn_wait_times_out_with_the_last_output() {
     match h.send(Command::AwaitReady {
         key: key("slow", "a"),
     }) {
-        Reply::Error { status: 503, .. } => {}
+        Reply::Error(CommandError::Failed { .. }) => {}
         other => panic!("expected 503, got {other:?}"),
     }
     h.shutdown();
@@ -440,10 +438,9 @@ fn max_instances_caps_a_service() {
         weight: None,
         wait: false,
     }) {
-        Reply::Error {
-            status: 409,
-            message,
-        } => assert!(message.contains("max_instances reached"), "{message}"),
+        Reply::Error(e @ CommandError::MaxInstances { .. }) => {
+            assert!(e.to_string().contains("max_instances reached"), "{e}")
+        }
         other => panic!("expected 409, got {other:?}"),
     }
     h.shutdown();
@@ -493,7 +490,7 @@ fn health_path_weight_route_and_deploy() {
         from: key("api", "blue"),
         to: key("api", "nope"),
     }) {
-        Reply::Error { status: 404, .. } => {}
+        Reply::Error(CommandError::UnknownInstance(_)) => {}
         other => panic!("expected 404, got {other:?}"),
     }
     let old = h.view(&green).unwrap().pid.unwrap();

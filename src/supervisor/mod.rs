@@ -16,6 +16,7 @@ pub mod lifecycle;
 pub mod logs;
 pub mod msg;
 pub mod ports;
+pub mod reply;
 pub mod snapshot;
 mod subscribers;
 pub mod table;
@@ -30,6 +31,7 @@ use crate::config::Config;
 use crate::state::layout;
 
 pub use msg::{Command, Reply, ReplyTo, SupervisorHandle};
+pub use reply::{CommandError, Done};
 pub use snapshot::{InstanceView, Published, Snapshot, State};
 
 /// Why the supervisor could not start.

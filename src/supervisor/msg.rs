@@ -9,15 +9,16 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::reply::{CommandError, Done};
 use crate::names::InstanceKey;
 
 /// What the front asks the supervisor to do.
 #[derive(Debug, Clone)]
 pub enum Command {
     /// Create and start an instance. Replies once its command runs
-    /// (`Reply::Done` with the instance JSON) or with the exec error; with
-    /// `wait`, only once it is ready (or `Reply::Error` 504 with the reason and
-    /// its last output lines after `startup_timeout`).
+    /// (`Done::Instance`) or with the exec error; with `wait`, only once it
+    /// is ready (or `CommandError::TimedOut` with its last output lines after
+    /// `startup_timeout`).
     Spawn {
         key: InstanceKey,
         weight: Option<u8>,
@@ -40,7 +41,7 @@ pub enum Command {
     },
     /// A proxied request is held until this instance is ready: replies
     /// `Reply::Ready` as soon as it is (at once if it already is), or
-    /// `Reply::Error` (504 after startup_timeout, 503 if failed, 404 if unknown).
+    /// `Reply::Error` (timed out after startup_timeout, failed, unknown).
     /// Wakes a sleeping instance.
     AwaitReady { key: InstanceKey },
     /// The front's connection to an instance it believed running was
@@ -57,7 +58,7 @@ pub enum Command {
     /// Re-read the config file.
     Reload,
     /// Revoke API token `id` (remove it from the tokens file). Replies with
-    /// the revoked token's listing, or 404 when no token has that id.
+    /// the revoked token's record, or `UnknownToken`.
     RevokeToken { id: String },
     /// Stop every instance gracefully, persist, and end the supervisor thread.
     Shutdown,
@@ -66,12 +67,12 @@ pub enum Command {
 /// The supervisor's answer to one command.
 #[derive(Debug, Clone)]
 pub enum Reply {
-    /// Success, with a JSON body for the API (an instance object, a list, `{}`).
-    Done(serde_json::Value),
+    /// Success, with what was done.
+    Done(Done),
     /// The instance is ready; connect to this address.
     Ready(std::net::SocketAddr),
-    /// Failure: HTTP status for the API and a message for `{"error": ...}`.
-    Error { status: u16, message: String },
+    /// Failure, and why.
+    Error(CommandError),
     /// One Server-Sent Events message for a subscription, already framed
     /// (`event: ...\ndata: ...\n\n`).
     Stream(Vec<u8>),

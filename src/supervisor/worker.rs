@@ -41,6 +41,7 @@ use super::lifecycle::{self, AfterStop, Effect, Event, Life, Policy};
 use super::logs::{LogFile, Ring};
 use super::msg::{Command, Envelope, Reply, ReplyTo};
 use super::ports;
+use super::reply::{CommandError, Done};
 use super::snapshot::{instance_json, Published, State};
 use super::subscribers::Subscribers;
 use super::table::{Instance, Source, WaitFor, Waiter};
@@ -67,13 +68,6 @@ const TAIL_LINES: usize = 20;
 const DEFAULT_WEIGHT: u8 = 100;
 /// How often orphans are reaped and OOM counters read while the loop runs.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
-
-fn err(status: u16, message: impl Into<String>) -> Reply {
-    Reply::Error {
-        status,
-        message: message.into(),
-    }
-}
 
 /// Queues a reply; replies go out after the snapshot that reflects them is
 /// published, so a front that gets an answer never reads an older snapshot.
@@ -289,7 +283,7 @@ impl Supervisor {
             if self.shutdown.is_some() && self.instances.values().all(|i| i.stop.is_none()) {
                 self.persist = true;
                 if let Some(to) = self.shutdown.take() {
-                    self.answer(to, Reply::Done(serde_json::json!({})));
+                    self.answer(to, Reply::Done(Done::Nothing));
                 }
                 self.flush();
                 self.release_cgroups();
@@ -676,16 +670,18 @@ impl Supervisor {
         inst.waiters = kept;
         let tail = inst.ring.tail(TAIL_LINES);
         for w in expired {
-            let what = match w.what {
-                WaitFor::Deploy { .. } => "healthy",
-                _ => "ready",
+            let e = CommandError::TimedOut {
+                key: key.clone(),
+                healthy: matches!(w.what, WaitFor::Deploy { .. }),
+                secs: w.timeout_secs,
+                // The last output is for the admin's spawn --wait and deploy,
+                // not for an app's visitors.
+                tail: match w.what.for_admin() {
+                    true => tail.clone(),
+                    false => String::new(),
+                },
             };
-            let mut msg = format!("{key} not {what} within {}s", w.timeout_secs);
-            if !tail.is_empty() && w.what.for_admin() {
-                msg.push_str("; last output:\n");
-                msg.push_str(&tail);
-            }
-            self.answer(w.reply, err(504, msg));
+            self.answer(w.reply, Reply::Error(e));
         }
     }
 
@@ -727,19 +723,22 @@ impl Supervisor {
         let Some(inst) = self.instances.get_mut(key) else {
             return;
         };
-        let message = match inst.life.state() {
-            State::Failed => "instance failed",
-            State::Sleeping => "instance exited",
+        let failed = match inst.life.state() {
+            State::Failed => true,
+            State::Sleeping => false,
             _ => return,
         };
         let tail = inst.ring.tail(TAIL_LINES);
         for w in inst.waiters.drain(..) {
-            let msg = if tail.is_empty() || !w.what.for_admin() {
-                message.to_string()
-            } else {
-                format!("{message}; last output:\n{tail}")
+            let tail = match w.what.for_admin() {
+                true => tail.clone(),
+                false => String::new(),
             };
-            post(&mut self.outbox, w.reply, err(503, msg));
+            let e = match failed {
+                true => CommandError::Failed { tail },
+                false => CommandError::Exited { tail },
+            };
+            post(&mut self.outbox, w.reply, Reply::Error(e));
         }
     }
 
@@ -768,7 +767,7 @@ impl Supervisor {
         for w in done {
             let r = match w.what {
                 WaitFor::Ready | WaitFor::Accepting => Reply::Ready(addr),
-                _ => Reply::Done(self.json(key)),
+                _ => self.instance_reply(key),
             };
             self.answer(w.reply, r);
         }

@@ -31,6 +31,7 @@ pub mod logs;
 pub mod metrics;
 pub mod offload;
 mod params;
+pub mod reply;
 mod storage;
 pub mod throttle;
 pub mod url;
@@ -47,6 +48,7 @@ use params::{
     existing_instance, known_service, log_query, parse_body, path_instance, valid_id, weight,
     DeployBody, RouteBody, SpawnBody, WeightBody,
 };
+pub use reply::reply_response;
 
 /// An API request, already read whole (bodies are capped by the loop).
 pub struct ApiRequest<'a> {
@@ -571,25 +573,6 @@ fn health_json(view: &InstanceView) -> serde_json::Value {
         "last_check": view.last_check,
         "restarts": view.restarts,
     })
-}
-
-/// The response for a supervisor reply to an `Action::Ask`.
-pub fn reply_response(reply: Reply, success_status: u16) -> Response {
-    match reply {
-        Reply::Stream(_) => Response::error(500, "unexpected stream message"),
-        Reply::Body { content_type, body } => Response {
-            status: success_status,
-            content_type,
-            headers: Vec::new(),
-            body,
-        },
-        Reply::Done(value) => Response::json(success_status, &value),
-        Reply::Ready(addr) => Response::json(
-            success_status,
-            &serde_json::json!({ "ready": addr.to_string() }),
-        ),
-        Reply::Error { status, message } => Response::error(status, &message),
-    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 use std::sync::mpsc::{self, Sender};
 use std::sync::OnceLock;
 
-use crate::supervisor::{Reply, ReplyTo};
+use crate::supervisor::{CommandError, Reply, ReplyTo};
 
 /// Which helper thread runs a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,10 +67,9 @@ impl Job {
             None => Some(to),
         };
         if let Some(Some(to)) = unsent {
-            to.send(Reply::Error {
-                status: 503,
-                message: "the server cannot start a helper thread".to_string(),
-            });
+            to.send(Reply::Error(CommandError::Unavailable(
+                "the server cannot start a helper thread".to_string(),
+            )));
         }
     }
 }
@@ -120,7 +119,7 @@ mod tests {
             };
             Job::new(lane, move || {
                 assert_ne!(std::thread::current().id(), thread, "ran off the caller");
-                Reply::Done(serde_json::json!(n))
+                Reply::Stream(vec![n as u8])
             })
             .submit(Some(to));
         }
@@ -136,8 +135,8 @@ mod tests {
         assert_eq!(
             got,
             [
-                (1, "Done(Number(1))".to_string()),
-                (2, "Done(Number(2))".to_string())
+                (1, "Stream([1])".to_string()),
+                (2, "Stream([2])".to_string())
             ]
         );
     }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::offload::{Job, Lane};
 use crate::names::InstanceKey;
-use crate::supervisor::Reply;
+use crate::supervisor::{Done, Reply};
 
 /// A data dir is walked again at most this often; answers in between come
 /// from the last measurement, with its time.
@@ -102,8 +102,9 @@ pub fn sizes_for_metrics(data_dir: &Path, dirs: &[(String, PathBuf)]) -> HashMap
     });
     for dir in queue {
         Job::new(Lane::Storage, move || {
-            let m = measure(&dir);
-            Reply::Done(serde_json::json!(m.bytes))
+            // Done for the cache it fills; nobody reads the reply.
+            measure(&dir);
+            Reply::Done(Done::Nothing)
         })
         .submit(None);
     }
@@ -124,7 +125,11 @@ pub fn storage_answer(
     let key = key.clone();
     Err(Job::new(Lane::Storage, move || {
         let m = measure(&dir);
-        Reply::Done(storage_json(&key, &dir, m, quota_bytes))
+        let json = storage_json(&key, &dir, m, quota_bytes);
+        Reply::Body {
+            content_type: "application/json",
+            body: super::Response::json(200, &json).body,
+        }
     }))
 }
 
@@ -202,9 +207,10 @@ mod tests {
         std::fs::write(dir.join("a"), [0u8; 10]).unwrap();
         // Nothing measured yet: the answer is a job, run here.
         let job = storage_answer(&t.0, &key(), Some(1000)).expect_err("no measurement yet");
-        let Reply::Done(v) = job.run() else {
-            panic!("a storage job answers Done")
+        let Reply::Body { body, .. } = job.run() else {
+            panic!("a storage job answers a body")
         };
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["bytes"], 10);
         assert_eq!(v["quota_bytes"], 1000);
         assert_eq!(v["percent"], 1.0);

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{Worker, HEAD_TIMEOUT, IDLE_TIMEOUT};
+use crate::front::api::reply::{error_status, Via};
 use crate::front::api::Response;
 use crate::front::conn::{Conn, Dest, Exchange, Phase};
 use crate::front::fault::Side;
@@ -234,7 +235,9 @@ impl Worker {
                 }
                 self.connect(slot, c, to);
             }
-            Reply::Error { status, message } => {
+            Reply::Error(e) => {
+                let status = error_status(&e, Via::Proxy);
+                let message = e.to_string();
                 if status == 503 {
                     self.respond_unavailable(c, &message);
                 } else {

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use super::Worker;
+use crate::front::api::reply::{error_status, Via};
 use crate::front::api::{self, Action, ApiRequest};
 use crate::front::conn::{Conn, Phase};
 use crate::front::fault::Side;
@@ -152,11 +153,12 @@ impl Worker {
                     self.send_chunk(c, &message);
                     c.last_beat = Instant::now();
                 }
-                Reply::Error { status, message } if c.phase == Phase::Waiting => {
+                Reply::Error(e) if c.phase == Phase::Waiting => {
                     c.stream_id = None;
                     // A subscription the supervisor refused (e.g. an unknown
                     // instance): the client asked for it.
-                    self.fail_status(c, Side::Client, status, &message);
+                    let status = error_status(&e, Via::Api);
+                    self.fail_status(c, Side::Client, status, &e.to_string());
                 }
                 _ => {}
             }

@@ -7,12 +7,13 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{err, post, Supervisor, DEFAULT_WEIGHT};
+use super::{post, Supervisor, DEFAULT_WEIGHT};
 use crate::config::Config;
 use crate::names::InstanceKey;
 use crate::supervisor::lifecycle::AfterStop;
 use crate::supervisor::lifecycle::{self, Event};
 use crate::supervisor::msg::{Command, Reply, ReplyTo};
+use crate::supervisor::reply::{CommandError, Done};
 use crate::supervisor::snapshot::{Health, State};
 use crate::supervisor::table::{WaitFor, Waiter};
 
@@ -20,7 +21,7 @@ impl Supervisor {
     pub(super) fn on_command(&mut self, cmd: Command, to: Option<ReplyTo>) {
         let now = Instant::now();
         if self.shutdown.is_some() && !matches!(cmd, Command::Shutdown) {
-            self.answer(to, err(503, "shutting down"));
+            self.answer(to, Reply::Error(CommandError::ShuttingDown));
             return;
         }
         match cmd {
@@ -29,26 +30,29 @@ impl Supervisor {
             }
             Command::Stop { key } => {
                 if !self.instances.contains_key(&key) {
-                    return self.answer(to, err(404, format!("unknown instance {key}")));
+                    return self
+                        .answer(to, Reply::Error(CommandError::UnknownInstance(key.clone())));
                 }
                 self.begin_stop(&key, AfterStop::Forget, to, now);
             }
             Command::Restart { key } => self.cmd_restart(key, to, now),
             Command::Weight { key, weight } => {
                 let Some(inst) = self.instances.get_mut(&key) else {
-                    return self.answer(to, err(404, format!("unknown instance {key}")));
+                    return self
+                        .answer(to, Reply::Error(CommandError::UnknownInstance(key.clone())));
                 };
                 inst.weight = weight.min(100);
                 self.dirty = true;
                 self.persist = true;
                 self.note(&key, &format!("weight {}", weight.min(100)));
-                self.answer(to, Reply::Done(self.json(&key)));
+                self.answer(to, self.instance_reply(&key));
             }
             Command::Route { from: a, to: b } => {
                 let service = a.service.clone();
                 for k in [&a, &b] {
                     if !self.instances.contains_key(k) {
-                        return self.answer(to, err(404, format!("unknown instance {k}")));
+                        return self
+                            .answer(to, Reply::Error(CommandError::UnknownInstance(k.clone())));
                     }
                 }
                 self.instances.get_mut(&a).expect("checked").weight = 0;
@@ -59,8 +63,11 @@ impl Supervisor {
                     "supervisor",
                     "route {service}: {a} weight 0, {b} weight 100"
                 );
-                let body = serde_json::json!({ "service": service, "from": self.json(&a), "to": self.json(&b) });
-                self.answer(to, Reply::Done(body));
+                let routed = Done::Routed {
+                    from: self.boxed_view(&a).expect("checked"),
+                    to: self.boxed_view(&b).expect("checked"),
+                };
+                self.answer(to, Reply::Done(routed));
             }
             Command::Deploy {
                 key,
@@ -107,11 +114,11 @@ impl Supervisor {
                             "config reloaded from {}",
                             self.config.path.display()
                         );
-                        self.answer(to, Reply::Done(serde_json::json!({ "reloaded": true })));
+                        self.answer(to, Reply::Done(Done::Reloaded));
                     }
                     Err(e) => {
                         warn!("supervisor", "reload refused: {e}");
-                        self.answer(to, err(400, e.to_string()));
+                        self.answer(to, Reply::Error(CommandError::BadConfig(e.to_string())));
                     }
                 }
                 // A refused config leaves the old one serving: ready again.
@@ -119,7 +126,7 @@ impl Supervisor {
             }
             Command::Shutdown => {
                 if self.shutdown.is_some() {
-                    return self.answer(to, Reply::Done(serde_json::json!({})));
+                    return self.answer(to, Reply::Done(Done::Nothing));
                 }
                 info!(
                     "supervisor",
@@ -143,7 +150,11 @@ impl Supervisor {
                         State::Sleeping | State::Failed => false,
                     };
                     for w in inst.waiters.drain(..) {
-                        post(&mut self.outbox, w.reply, err(503, "shutting down"));
+                        post(
+                            &mut self.outbox,
+                            w.reply,
+                            Reply::Error(CommandError::ShuttingDown),
+                        );
                     }
                     if inst.run.is_some() || inst.stop.is_some() {
                         self.begin_stop(&key, AfterStop::Shutdown, None, now);
@@ -170,8 +181,8 @@ impl Supervisor {
             // Lifecycle); anything else that exists is a conflict.
             return self.cmd_restart(key, to, now);
         }
-        if let Err(r) = self.create(&key, weight, now) {
-            return self.answer(to, r);
+        if let Err(e) = self.create(&key, weight, now) {
+            return self.answer(to, Reply::Error(e));
         }
         if wait {
             let timeout = self.startup_timeout(&key.service);
@@ -179,23 +190,23 @@ impl Supervisor {
             // A socket-activated instance is ready as soon as it runs.
             self.resolve_waiters(&key);
         } else {
-            self.answer(to, Reply::Done(self.json(&key)));
+            self.answer(to, self.instance_reply(&key));
         }
     }
 
-    /// Adds a new instance and starts its process. Err: the reply to give.
+    /// Adds a new instance and starts its process. Err: why not.
     pub(super) fn create(
         &mut self,
         key: &InstanceKey,
         weight: u8,
         now: Instant,
-    ) -> Result<(), Reply> {
+    ) -> Result<(), CommandError> {
         let Some(svc) = self.config.services.get(&key.service) else {
-            return Err(err(400, format!("unknown service {:?}", key.service)));
+            return Err(CommandError::UnknownService(key.service.clone()));
         };
         let max = svc.max_instances;
         if self.instances.contains_key(key) {
-            return Err(err(409, format!("instance {key} already exists")));
+            return Err(CommandError::Exists(key.clone()));
         }
         if max > 0
             && self
@@ -205,21 +216,21 @@ impl Supervisor {
                 .count()
                 >= max
         {
-            return Err(err(
-                409,
-                format!("max_instances reached ({max}) for service {}", key.service),
-            ));
+            return Err(CommandError::MaxInstances {
+                service: key.service.clone(),
+                max,
+            });
         }
         let Some(port) = self.alloc_port() else {
             let (lo, hi) = self.config.settings.port_range;
-            return Err(err(503, format!("no free port in {lo}-{hi}")));
+            return Err(CommandError::NoFreePort { lo, hi });
         };
         self.insert(key.clone(), port, weight.min(100), State::Starting);
         if let Err(e) = self.launch(key, now) {
             self.note(key, &format!("spawn failed: {e}"));
             self.instances.remove(key);
             self.dirty = true;
-            return Err(err(400, e));
+            return Err(CommandError::SpawnFailed(e));
         }
         self.persist = true;
         Ok(())
@@ -227,7 +238,7 @@ impl Supervisor {
 
     pub(super) fn cmd_restart(&mut self, key: InstanceKey, to: Option<ReplyTo>, now: Instant) {
         let Some(inst) = self.instances.get_mut(&key) else {
-            return self.answer(to, err(404, format!("unknown instance {key}")));
+            return self.answer(to, Reply::Error(CommandError::UnknownInstance(key.clone())));
         };
         if inst.run.is_some() || inst.stop.is_some() {
             return self.begin_stop(&key, AfterStop::Restart, to, now);
@@ -236,8 +247,8 @@ impl Supervisor {
         let inst = self.instances.get_mut(&key).expect("present above");
         let fx = lifecycle::on(&mut inst.life, Event::Restart, &policy, now);
         match self.start_effects(&key, fx, now) {
-            Ok(()) => self.answer(to, Reply::Done(self.json(&key))),
-            Err(e) => self.answer(to, err(400, e)),
+            Ok(()) => self.answer(to, self.instance_reply(&key)),
+            Err(e) => self.answer(to, Reply::Error(CommandError::SpawnFailed(e))),
         }
     }
 
@@ -251,8 +262,8 @@ impl Supervisor {
     ) {
         if !self.instances.contains_key(&key) {
             // Weight 0 until healthy, so no traffic arrives before then.
-            if let Err(r) = self.create(&key, 0, now) {
-                return self.answer(to, r);
+            if let Err(e) = self.create(&key, 0, now) {
+                return self.answer(to, Reply::Error(e));
             }
         } else if self
             .instances
@@ -272,7 +283,7 @@ impl Supervisor {
             inst.weight = weight;
             self.dirty = true;
             self.persist = true;
-            return self.answer(to, Reply::Done(self.json(&key)));
+            return self.answer(to, self.instance_reply(&key));
         }
         self.wake_if_down(&key, now, "woken by deploy");
         self.hold(&key, to, WaitFor::Deploy { weight }, timeout, now);
@@ -289,14 +300,19 @@ impl Supervisor {
                 let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, inst.port));
                 self.answer(to, Reply::Ready(addr))
             }
-            State::Failed => self.answer(to, err(503, "instance failed")),
+            State::Failed => self.answer(
+                to,
+                Reply::Error(CommandError::Failed {
+                    tail: String::new(),
+                }),
+            ),
             State::Stopping
                 if inst
                     .stop
                     .as_ref()
                     .is_some_and(|s| !matches!(s.then, AfterStop::Restart | AfterStop::Sleep)) =>
             {
-                self.answer(to, err(503, "instance is stopping"))
+                self.answer(to, Reply::Error(CommandError::Stopping))
             }
             _ => self.hold_and_wake(&key, to, WaitFor::Ready, now),
         }
@@ -324,7 +340,7 @@ impl Supervisor {
     /// it starts. Past `max_instances`, or without autospawn, 404 like any
     /// unknown id: a scanner learns nothing about the cap.
     pub(super) fn autospawn(&mut self, key: InstanceKey, to: Option<ReplyTo>, now: Instant) {
-        let unknown = err(404, format!("unknown instance {key}"));
+        let unknown = Reply::Error(CommandError::UnknownInstance(key.clone()));
         let Some(svc) = self.config.services.get(&key.service) else {
             return self.answer(to, unknown);
         };
@@ -349,13 +365,13 @@ impl Supervisor {
                 self.note(&key, "created by request (autospawn)");
                 self.hold_and_wake(&key, to, WaitFor::Ready, now);
             }
-            Err(Reply::Error { status: 409, .. }) => self.answer(to, unknown),
-            // The command could not start: the upstream side failed.
-            Err(Reply::Error {
-                status: 400,
-                message,
-            }) => self.answer(to, err(502, message)),
-            Err(r) => self.answer(to, r),
+            // Past the cap between the count and the create: as unknown.
+            Err(CommandError::Exists(_) | CommandError::MaxInstances { .. }) => {
+                self.answer(to, unknown)
+            }
+            // A failed exec stays `SpawnFailed`: the proxy answers it as an
+            // upstream failure.
+            Err(e) => self.answer(to, Reply::Error(e)),
         }
     }
 
@@ -372,7 +388,7 @@ impl Supervisor {
             self.on_exit(&key);
         }
         let Some(inst) = self.instances.get_mut(&key) else {
-            return self.answer(to, err(404, format!("unknown instance {key}")));
+            return self.answer(to, Reply::Error(CommandError::UnknownInstance(key.clone())));
         };
         if inst.life.state() != State::Running || inst.run.is_none() || inst.stop.is_some() {
             return self.cmd_await(key, to, now);
@@ -428,19 +444,21 @@ fn revoke_token(data_dir: &std::path::Path, id: &str) -> Reply {
     match crate::state::tokens::revoke(data_dir, id) {
         Ok(Some(done)) => {
             info!("supervisor", "token {id} revoked");
-            Reply::Done(serde_json::json!({
-                "revoked": done.record.public_json(None),
-                "removed_api_token": done.removed_api_token,
-            }))
+            Reply::Done(Done::Revoked {
+                record: done.record,
+                removed_api_token: done.removed_api_token,
+            })
         }
-        Ok(None) => err(404, format!("no token with id {id}")),
+        Ok(None) => Reply::Error(CommandError::UnknownToken(id.to_string())),
         Err(e) => {
             let why = match std::error::Error::source(&e) {
                 Some(cause) => format!("{e}: {cause}"),
                 None => e.to_string(),
             };
             warn!("supervisor", "revoking token {id}: {why}");
-            err(500, format!("revoking token {id}: {why}"))
+            Reply::Error(CommandError::Internal(format!(
+                "revoking token {id}: {why}"
+            )))
         }
     }
 }

@@ -8,12 +8,13 @@ use std::time::Instant;
 
 use rustix::process::Signal;
 
-use super::{err, Supervisor};
+use super::Supervisor;
 use crate::isolate::{cgroup, proc};
 use crate::names::InstanceKey;
 use crate::state::layout;
 use crate::supervisor::lifecycle::{self, AfterStop, Event, GroupCheck, StopPhase};
 use crate::supervisor::msg::{Reply, ReplyTo};
+use crate::supervisor::reply::{CommandError, Done};
 use crate::supervisor::table::Stop;
 
 impl Supervisor {
@@ -177,7 +178,7 @@ impl Supervisor {
             AfterStop::Forget => {
                 let inst = self.instances.remove(key).expect("present above");
                 for w in inst.waiters {
-                    self.answer(w.reply, err(503, "instance stopped"));
+                    self.answer(w.reply, Reply::Error(CommandError::Stopped));
                 }
                 let persist = self
                     .config
@@ -193,16 +194,14 @@ impl Supervisor {
                     }
                 }
                 for to in stop.replies {
-                    self.outbox.push((
-                        to,
-                        Reply::Done(serde_json::json!({ "stopped": key.to_string() })),
-                    ));
+                    self.outbox
+                        .push((to, Reply::Done(Done::Stopped(key.clone()))));
                 }
             }
             AfterStop::Restart => {
                 let r = match self.start_effects(key, fx, now) {
-                    Ok(()) => Reply::Done(self.json(key)),
-                    Err(e) => err(400, e),
+                    Ok(()) => self.instance_reply(key),
+                    Err(e) => Reply::Error(CommandError::SpawnFailed(e)),
                 };
                 for to in stop.replies {
                     self.outbox.push((to, r.clone()));
@@ -210,7 +209,7 @@ impl Supervisor {
             }
             AfterStop::Shutdown => {
                 for to in stop.replies {
-                    self.outbox.push((to, Reply::Done(serde_json::json!({}))));
+                    self.outbox.push((to, Reply::Done(Done::Nothing)));
                 }
             }
             AfterStop::Sleep => {
@@ -224,7 +223,7 @@ impl Supervisor {
                 inst.ready_at = None;
                 self.note(key, &format!("sleeping after {}s idle", idle.as_secs()));
                 for to in stop.replies {
-                    self.outbox.push((to, Reply::Done(self.json(key))));
+                    self.outbox.push((to, self.instance_reply(key)));
                 }
                 // Requests that arrived while it was going to sleep wake it.
                 if self.shutdown.is_none() && !self.instances[key].waiters.is_empty() {

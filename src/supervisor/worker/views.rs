@@ -2,7 +2,7 @@
 //! published snapshot, and the registry it saves.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::Supervisor;
 use crate::config::Service;
@@ -11,7 +11,9 @@ use crate::names::InstanceKey;
 use crate::state::layout;
 use crate::state::{Desired, Registry, RegistryEntry};
 use crate::supervisor::lifecycle::AfterStop;
-use crate::supervisor::snapshot::{instance_json, InstanceView, Snapshot, State};
+use crate::supervisor::msg::Reply;
+use crate::supervisor::reply::{CommandError, Done};
+use crate::supervisor::snapshot::{InstanceView, Snapshot, State};
 use crate::supervisor::table::Instance;
 
 impl Supervisor {
@@ -56,11 +58,16 @@ impl Supervisor {
         }
     }
 
-    pub(super) fn json(&self, key: &InstanceKey) -> serde_json::Value {
-        match self.instances.get(key) {
-            Some(inst) => instance_json(&self.view(inst), SystemTime::now()),
-            None => serde_json::Value::Null,
+    /// The instance as it is now, or `UnknownInstance`.
+    pub(super) fn instance_reply(&self, key: &InstanceKey) -> Reply {
+        match self.boxed_view(key) {
+            Some(view) => Reply::Done(Done::Instance(view)),
+            None => Reply::Error(CommandError::UnknownInstance(key.clone())),
         }
+    }
+
+    pub(super) fn boxed_view(&self, key: &InstanceKey) -> Option<Box<InstanceView>> {
+        self.instances.get(key).map(|i| Box::new(self.view(i)))
     }
 
     pub(super) fn snapshot(&self) -> Snapshot {
