@@ -3,7 +3,7 @@
 //! touching this file. Instance names come from `ten ps --all` at completion
 //! time (nothing when no server answers).
 
-use super::args::{ArgKind, CommandSpec, FlagSpec, COMMANDS, GLOBALS};
+use super::table::{ArgKind, CommandSpec, FlagSpec, COMMANDS, GLOBALS};
 use super::{output, CliError, Ctx};
 
 pub fn command(ctx: &Ctx<'_>) -> Result<(), CliError> {

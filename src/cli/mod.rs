@@ -14,6 +14,7 @@ mod completions;
 mod install;
 mod local;
 mod output;
+mod table;
 mod tokens;
 
 use std::ffi::OsString;

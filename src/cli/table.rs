@@ -1,0 +1,399 @@
+//! The command table: every `ten` command with the function that runs it,
+//! its usage, flags, help text and examples, and the global options. The
+//! parser, `--help`, the man page's option lists, the shell completions and
+//! dispatch all read it, so they cannot drift apart. Data only, no logic.
+
+use super::{commands, completions, install, local, tokens, CliError, Ctx};
+
+/// One `--flag` of a command (or a global one).
+#[derive(Debug)]
+pub struct FlagSpec {
+    pub long: &'static str,
+    pub short: Option<char>,
+    /// The value's name in help text (`N`, `URL`); None for a switch.
+    pub value: Option<&'static str>,
+    pub help: &'static str,
+}
+
+/// What a command's positional arguments are, for shell completion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgKind {
+    None,
+    /// `SVC:ID` of an existing instance.
+    Instance,
+    /// A shell name for `ten completions`.
+    Shell,
+    /// A command name for `ten help`.
+    Command,
+}
+
+/// What running a command does, given its parsed invocation.
+pub type Run = fn(&Ctx<'_>) -> Result<(), CliError>;
+
+/// One `ten` command.
+#[derive(Debug)]
+pub struct CommandSpec {
+    pub name: &'static str,
+    /// The function that carries the command out.
+    pub run: Run,
+    pub aliases: &'static [&'static str],
+    /// Usage lines without the leading `ten `.
+    pub usage: &'static [&'static str],
+    /// One line for the command list.
+    pub summary: &'static str,
+    /// The description paragraph(s) of `--help`.
+    pub about: &'static str,
+    pub flags: &'static [FlagSpec],
+    /// How many positional arguments it takes: (min, max).
+    pub positionals: (usize, usize),
+    pub arg_kind: ArgKind,
+    pub examples: &'static [&'static str],
+}
+
+const fn flag(long: &'static str, value: Option<&'static str>, help: &'static str) -> FlagSpec {
+    FlagSpec {
+        long,
+        short: None,
+        value,
+        help,
+    }
+}
+
+/// A flag with a one-letter form too.
+const fn short(
+    long: &'static str,
+    c: char,
+    value: Option<&'static str>,
+    help: &'static str,
+) -> FlagSpec {
+    FlagSpec {
+        long,
+        short: Some(c),
+        value,
+        help,
+    }
+}
+
+/// Options every command accepts, before or after the command name.
+pub static GLOBALS: &[FlagSpec] = &[
+    flag(
+        "server",
+        Some("URL"),
+        "API address, http:// only ($TENEMENT_SERVER; default: the local socket {data_dir}/.tenement/ten.sock; without it, the config's listen when a token is given, else `ten` says the server is not running)",
+    ),
+    flag(
+        "token",
+        Some("T"),
+        "API token for a server reached over TCP ($TENEMENT_TOKEN). The admin token in {data_dir}/api_token is never sent over TCP: the local socket needs no token",
+    ),
+    flag("data-dir", Some("DIR"), "tenement's data folder ($TENEMENT_DATA_DIR)"),
+    flag("config", Some("FILE"), "config file ($TENEMENT_CONFIG; else ./tenement.toml, /etc/tenement/tenement.toml)"),
+    flag("json", None, "machine-readable JSON output where a command prints a table"),
+    FlagSpec { long: "help", short: Some('h'), value: None, help: "print help and exit" },
+    FlagSpec { long: "version", short: Some('V'), value: None, help: "print the version and exit" },
+];
+
+const INIT_SYSTEM_FLAGS: &[FlagSpec] = &[
+    flag(
+        "systemd",
+        None,
+        "use systemd (default when /run/systemd/system exists)",
+    ),
+    flag("openrc", None, "use OpenRC"),
+    flag(
+        "dry-run",
+        None,
+        "print what would be written and run, change nothing",
+    ),
+];
+
+/// Every command, in the order `ten --help` lists them.
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec {
+        name: "serve",
+        run: local::serve,
+        aliases: &[],
+        usage: &["serve [--port P] [--bind ADDR] [--domain D]"],
+        summary: "run the server in the foreground",
+        about: "Runs the server in the foreground: the supervisor, the HTTP front, the management API and the local socket {data_dir}/.tenement/ten.sock. It prints `listening on http://IP:PORT` on stderr once it accepts connections. SIGTERM and SIGINT stop it and its instances gracefully; SIGHUP reloads the config.",
+        flags: &[
+            short("port", 'p', Some("P"), "port to listen on (replaces the port of settings.listen; 0 picks a free one)"),
+            flag("bind", Some("ADDR"), "IP address to listen on (replaces the address of settings.listen)"),
+            short("domain", 'd', Some("D"), "root domain: instances are {id}.{service}.D (settings.domain)"),
+        ],
+        positionals: (0, 0),
+        arg_kind: ArgKind::None,
+        examples: &["ten serve --config /etc/tenement/tenement.toml --port 8080"],
+    },
+    CommandSpec {
+        name: "spawn",
+        run: commands::spawn,
+        aliases: &[],
+        usage: &["spawn SVC:ID [--weight N] [--wait]", "spawn SVC --id ID [--weight N] [--wait]"],
+        summary: "create and start an instance",
+        about: "Creates an instance of service SVC and starts it. Returns once its command runs; errors starting it (command not found, bad workdir, isolation setup) are reported at once. With --wait it also waits until the instance is ready (its first health check passed).",
+        flags: &[
+            flag("id", Some("ID"), "the instance id, when SVC is given alone"),
+            flag("weight", Some("N"), "traffic weight 0-100 (default 100)"),
+            flag("wait", None, "wait until the instance is ready"),
+        ],
+        positionals: (1, 1),
+        arg_kind: ArgKind::Instance,
+        examples: &["ten spawn notes:alice --wait", "ten spawn api --id staging --weight 0"],
+    },
+    CommandSpec {
+        name: "stop",
+        run: commands::stop,
+        aliases: &[],
+        usage: &["stop SVC:ID"],
+        summary: "stop an instance and forget it",
+        about: "Stops the instance (SIGTERM to its process group, SIGKILL after settings.stop_timeout) and forgets it. With storage_persist = false its data folder is deleted.",
+        flags: &[],
+        positionals: (1, 1),
+        arg_kind: ArgKind::Instance,
+        examples: &["ten stop notes:alice"],
+    },
+    CommandSpec {
+        name: "restart",
+        run: commands::restart,
+        aliases: &[],
+        usage: &["restart SVC:ID"],
+        summary: "restart an instance (also clears failed)",
+        about: "Restarts the instance's process. A failed instance is started again and its restart count cleared.",
+        flags: &[],
+        positionals: (1, 1),
+        arg_kind: ArgKind::Instance,
+        examples: &["ten restart notes:alice"],
+    },
+    CommandSpec {
+        name: "ps",
+        run: commands::ps,
+        aliases: &["ls"],
+        usage: &["ps [--all] [--json]"],
+        summary: "list instances",
+        about: "Lists instances as a table: INSTANCE STATE HEALTH PID PORT UPTIME WEIGHT RESTARTS MEM ISOLATION. Sleeping instances are shown only with --all. With --json it prints the API's JSON array instead (filtered the same way).",
+        flags: &[FlagSpec {
+            long: "all",
+            short: Some('a'),
+            value: None,
+            help: "include sleeping instances",
+        }],
+        positionals: (0, 0),
+        arg_kind: ArgKind::None,
+        examples: &["ten ps --all", "ten ls --json"],
+    },
+    CommandSpec {
+        name: "health",
+        run: commands::health,
+        aliases: &[],
+        usage: &["health SVC:ID [--json]"],
+        summary: "show an instance's state, health and last check",
+        about: "Shows the instance's state and health words, its restart count, and the result and time of its last health check.",
+        flags: &[],
+        positionals: (1, 1),
+        arg_kind: ArgKind::Instance,
+        examples: &["ten health notes:alice"],
+    },
+    CommandSpec {
+        name: "weight",
+        run: commands::weight,
+        aliases: &[],
+        usage: &["weight SVC:ID N"],
+        summary: "set an instance's traffic weight (0-100)",
+        about: "Sets the instance's share of its service's traffic, 0 to 100. Weight 0 takes it out of the service's rotation; its own {id}.{service} host still reaches it.",
+        flags: &[],
+        positionals: (2, 2),
+        arg_kind: ArgKind::Instance,
+        examples: &["ten weight api:canary 10"],
+    },
+    CommandSpec {
+        name: "deploy",
+        run: commands::deploy,
+        aliases: &[],
+        usage: &["deploy SVC:ID [--weight N] [--timeout S]", "deploy SVC --version V [--weight N] [--timeout S]"],
+        summary: "spawn, wait until healthy, then set the weight",
+        about: "Spawns the instance, waits until it is healthy, then sets its weight. Progress (each state and health change) is printed as it happens. Exits 1 with the server's reason if the instance does not become healthy within the timeout. `ten deploy SVC --version V` (the original tenement's form) is `ten deploy SVC:V`: after `deploy`, --version names the instance id and does not print ten's version.",
+        flags: &[
+            short("weight", 'w', Some("N"), "weight to set once healthy, 0-100 (default 100)"),
+            flag("timeout", Some("S"), "seconds to wait for health (default 60)"),
+            short("version", 'v', Some("V"), "the instance id, when SVC is given alone (same as SVC:V)"),
+        ],
+        positionals: (1, 1),
+        arg_kind: ArgKind::Instance,
+        examples: &["ten deploy api:green --weight 0 --timeout 120", "ten deploy api --version v2 -w 10"],
+    },
+    CommandSpec {
+        name: "route",
+        run: commands::route,
+        aliases: &[],
+        usage: &["route SVC --from A --to B"],
+        summary: "move all traffic from one instance to another",
+        about: "Atomically sets instance SVC:A to weight 0 and SVC:B to weight 100 (a blue-green switch). Both instances must exist.",
+        flags: &[
+            flag("from", Some("A"), "the instance id that gets weight 0 (required)"),
+            flag("to", Some("B"), "the instance id that gets weight 100 (required)"),
+        ],
+        positionals: (1, 1),
+        arg_kind: ArgKind::None,
+        examples: &["ten route api --from blue --to green"],
+    },
+    CommandSpec {
+        name: "logs",
+        run: commands::logs,
+        aliases: &[],
+        usage: &["logs [SVC[:ID]] [-f] [--search S] [--limit N] [--since D] [--stream stdout|stderr|ten] [--level L]"],
+        summary: "show instance logs, newest last",
+        about: "Prints log lines as `TIME INSTANCE STREAM LINE`, oldest first and newest last. Without an argument it shows every instance's lines; SVC alone shows that service's. The stream `ten` holds tenement's own lifecycle lines for the instance. --since filters the lines the server returned (at most --limit of them). With -f it keeps printing new lines as they are written until interrupted. Control characters in app output are printed as escapes (\\x1b, \\r, ...).",
+        flags: &[
+            FlagSpec { long: "follow", short: Some('f'), value: None, help: "keep printing new lines as they arrive" },
+            flag("search", Some("S"), "only lines containing S"),
+            flag("limit", Some("N"), "at most N lines (default 100)"),
+            flag("since", Some("D"), "only lines newer than D ago: 30s, 10m, 2h, 1d"),
+            flag("stream", Some("S"), "only stdout or stderr (or ten)"),
+            flag("level", Some("L"), "the original tenement's filter, as a stream: stdout, stderr or ten; error, err, warn, warning mean stderr; info means stdout"),
+        ],
+        positionals: (0, 1),
+        arg_kind: ArgKind::Instance,
+        examples: &["ten logs notes:alice --since 10m --stream stderr", "ten logs api -f"],
+    },
+    CommandSpec {
+        name: "init",
+        run: local::init,
+        aliases: &[],
+        usage: &["init [--name N] [--command C]"],
+        summary: "write a starter tenement.toml here",
+        about: "Writes a starter tenement.toml in the current folder with one service. Refuses to overwrite an existing file.",
+        flags: &[
+            flag("name", Some("N"), "the service's name (default app)"),
+            flag("command", Some("C"), "the service's command (default \"python3 app.py\")"),
+        ],
+        positionals: (0, 0),
+        arg_kind: ArgKind::None,
+        examples: &["ten init --name notes --command \"uv run python app.py\""],
+    },
+    CommandSpec {
+        name: "config",
+        run: local::config,
+        aliases: &[],
+        usage: &["config [--check]"],
+        summary: "print the resolved config, or validate it",
+        about: "Finds the config (--config, $TENEMENT_CONFIG, ./tenement.toml, /etc/tenement/tenement.toml), validates it and prints it resolved. With --check it prints `ok: FILE` or the error (file, line, key) and exits 1 on error.",
+        flags: &[flag("check", None, "only validate")],
+        positionals: (0, 0),
+        arg_kind: ArgKind::None,
+        examples: &["ten config --check --config ./tenement.toml"],
+    },
+    CommandSpec {
+        name: "token-gen",
+        run: tokens::token_gen,
+        aliases: &[],
+        usage: &["token-gen [--tenant T] [--description D]", "token-gen --rotate [--description D]"],
+        summary: "mint an API token, or replace the admin token",
+        about: "Mints an API token and prints it once, alone on its own line indented by two spaces (the explanation goes to stderr). Only its hash is stored, in {data_dir}/.tenement/tokens. An admin token (no --tenant) is also saved to {data_dir}/api_token (0600), to pass with --token where one is needed; the CLI never sends it over TCP by itself. With --rotate it replaces the admin token saved in {data_dir}/api_token: the new one is saved there and the old one is refused from the next request on, also on connections already open. Works with the server running or stopped; a running server picks up the change at once.",
+        flags: &[
+            flag("tenant", Some("T"), "a tenant token: it sees and acts only on instances with id T"),
+            flag("description", Some("D"), "a note stored with the token's hash (with --rotate: default the old token's)"),
+            flag("rotate", None, "replace the admin token in {data_dir}/api_token and revoke the old one"),
+        ],
+        positionals: (0, 0),
+        arg_kind: ArgKind::None,
+        examples: &["ten token-gen --tenant alice --description \"alice's deploy key\"", "ten token-gen --rotate"],
+    },
+    CommandSpec {
+        name: "token",
+        run: tokens::token,
+        aliases: &[],
+        usage: &["token list", "token revoke ID"],
+        summary: "list or revoke API tokens",
+        about: "`ten token list` shows every API token: its id, kind (admin or tenant), tenant, when it was created and when it was last used, and its description; never the token or its hash (--json for JSON). `ten token revoke ID` revokes the token with that id: from the next request on it gets 401, also on connections already open; if it is the admin token saved in {data_dir}/api_token, that file is removed. Both ask the running server (over the local socket, or --server with an admin token); with the server stopped they read and write {data_dir}/.tenement/tokens directly. \"Last used\" is kept in memory by the server and written to the tokens file once a minute and when it stops.",
+        flags: &[],
+        positionals: (1, 2),
+        arg_kind: ArgKind::None,
+        examples: &["ten token list", "ten token revoke 3f9a01c2"],
+    },
+    CommandSpec {
+        name: "reload",
+        run: commands::reload,
+        aliases: &[],
+        usage: &["reload"],
+        summary: "re-read the config without dropping connections",
+        about: "Asks the server to re-read its config and TLS files without dropping connections (same as SIGHUP). A config error is reported and the old config kept.",
+        flags: &[],
+        positionals: (0, 0),
+        arg_kind: ArgKind::None,
+        examples: &["ten reload"],
+    },
+    CommandSpec {
+        name: "install",
+        run: install::install,
+        aliases: &[],
+        usage: &["install [--systemd|--openrc] [--dry-run]"],
+        summary: "install and start tenement as a system service",
+        about: "Writes a service that runs `ten serve --config FILE` (this executable and the config found, both as absolute paths), then enables and starts it: /etc/systemd/system/tenement.service with `systemctl daemon-reload` and `systemctl enable --now tenement`, or /etc/init.d/tenement with `rc-update add tenement default` and `rc-service tenement start`. Needs root unless --dry-run.",
+        flags: INIT_SYSTEM_FLAGS,
+        positionals: (0, 0),
+        arg_kind: ArgKind::None,
+        examples: &["sudo ten install --config /etc/tenement/tenement.toml", "ten install --dry-run"],
+    },
+    CommandSpec {
+        name: "uninstall",
+        run: install::uninstall,
+        aliases: &[],
+        usage: &["uninstall [--systemd|--openrc] [--dry-run]"],
+        summary: "stop and remove the system service",
+        about: "Stops and disables the service written by `ten install` and removes its file. Instance data and the data folder are left alone. Needs root unless --dry-run.",
+        flags: INIT_SYSTEM_FLAGS,
+        positionals: (0, 0),
+        arg_kind: ArgKind::None,
+        examples: &["sudo ten uninstall"],
+    },
+    CommandSpec {
+        name: "caddy",
+        run: local::caddy,
+        aliases: &[],
+        usage: &["caddy --domain D [--dns-provider P]"],
+        summary: "print a Caddyfile for wildcard TLS in front of tenement",
+        about: "Prints a Caddyfile that serves *.D and D with TLS and proxies to tenement's listen address (from the config when found, else 127.0.0.1:8080). Wildcard certificates need the ACME DNS challenge: name your DNS provider's Caddy module with --dns-provider; its API token is read from the environment variable PROVIDER_API_TOKEN.",
+        flags: &[
+            flag("domain", Some("D"), "the root domain (required)"),
+            flag("dns-provider", Some("P"), "Caddy DNS module name, e.g. cloudflare, route53"),
+        ],
+        positionals: (0, 0),
+        arg_kind: ArgKind::None,
+        examples: &["ten caddy --domain example.com --dns-provider cloudflare > /etc/caddy/Caddyfile"],
+    },
+    CommandSpec {
+        name: "completions",
+        run: completions::command,
+        aliases: &[],
+        usage: &["completions bash|zsh|fish"],
+        summary: "print a shell completion script",
+        about: "Prints a completion script for bash, zsh or fish. Instance names are completed from `ten ps --all` when the server is reachable.",
+        flags: &[],
+        positionals: (1, 1),
+        arg_kind: ArgKind::Shell,
+        examples: &[
+            "ten completions bash > /etc/bash_completion.d/ten",
+            "ten completions fish > ~/.config/fish/completions/ten.fish",
+        ],
+    },
+    CommandSpec {
+        name: "help",
+        run: super::help,
+        aliases: &[],
+        usage: &["help [COMMAND]"],
+        summary: "show help for ten or for one command",
+        about: "Prints the list of commands, or one command's usage, options and an example.",
+        flags: &[],
+        positionals: (0, 1),
+        arg_kind: ArgKind::Command,
+        examples: &["ten help deploy"],
+    },
+];
+
+/// Finds a command by name or alias.
+pub fn find_command(name: &str) -> Option<&'static CommandSpec> {
+    COMMANDS
+        .iter()
+        .find(|c| c.name == name || c.aliases.contains(&name))
+}
