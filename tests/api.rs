@@ -308,10 +308,21 @@ fn api_reports_bad_requests_as_json_errors() {
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(resp.json()["weight"], 42);
 
+    // 204 without a body, as the original tenement answered.
     let resp = server.api("DELETE", "/api/instances/api:one", admin, None);
-    assert_eq!(resp.status, 200, "{}", resp.text());
-    assert_eq!(resp.json(), json!({"stopped": "api:one"}));
+    assert_eq!(resp.status, 204, "{}", resp.text());
+    assert!(resp.body.is_empty(), "{}", resp.text());
+    assert_eq!(resp.header("content-length"), None);
     assert!(server.instance("api:one").is_none());
+    // The CLI reports it as the success it is, in words and in JSON.
+    server.ten_ok(&["spawn", "api:two"]);
+    let out = server.ten_tcp(&server.admin_token, &["stop", "api:two"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(stdout(&out), "stopped api:two\n");
+    server.ten_ok(&["spawn", "api:two"]);
+    let out = server.ten_ok(&["--json", "stop", "api:two"]);
+    let v: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(v, json!({"stopped": "api:two"}));
 }
 
 #[test]

@@ -97,10 +97,16 @@ pub fn spawn(ctx: &Ctx<'_>) -> Result<(), CliError> {
 
 pub fn stop(ctx: &Ctx<'_>) -> Result<(), CliError> {
     let key = ctx.instance(0)?;
+    // Any 2xx is success: 204 without a body (this server, like the
+    // original tenement) or 200 with one (older servers).
     let reply = ctx
         .client()?
         .call("DELETE", &instance_path(&key, ""), None, READ_TIMEOUT)?;
     if ctx.json() {
+        let reply = match reply {
+            Value::Null => json!({ "stopped": key.to_string() }),
+            other => other,
+        };
         return output::print_json(&reply);
     }
     output::print(&format!("stopped {key}\n"))

@@ -25,7 +25,7 @@ pub struct Canned<'a> {
 
 /// Appends `resp` to `out` for an HTTP/1.`minor` client. `keep_alive`
 /// false adds `Connection: close`; `head_only` (a HEAD request) leaves out
-/// the body but keeps its length. A 401 without its own challenge gets
+/// the body but keeps its length; a 204 has neither. A 401 without its own challenge gets
 /// `WWW-Authenticate: Bearer` (RFC 9110 section 15.5.2 requires one).
 pub fn write_canned(
     out: &mut Vec<u8>,
@@ -38,8 +38,11 @@ pub fn write_canned(
     out.extend_from_slice(
         format!("{version} {} {}\r\n", resp.status, reason(resp.status)).as_bytes(),
     );
-    out.extend_from_slice(format!("Content-Type: {}\r\n", resp.content_type).as_bytes());
-    out.extend_from_slice(format!("Content-Length: {}\r\n", resp.body.len()).as_bytes());
+    // A 204 has no body and must not say Content-Length (RFC 9110 8.6).
+    if resp.status != 204 {
+        out.extend_from_slice(format!("Content-Type: {}\r\n", resp.content_type).as_bytes());
+        out.extend_from_slice(format!("Content-Length: {}\r\n", resp.body.len()).as_bytes());
+    }
     for (name, value) in resp.headers {
         out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
     }
@@ -57,7 +60,7 @@ pub fn write_canned(
         out.extend_from_slice(b"Connection: keep-alive\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    if !head_only {
+    if !head_only && resp.status != 204 {
         out.extend_from_slice(resp.body);
     }
 }
@@ -124,6 +127,15 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
              Content-Length: 2\r\nRetry-After: 5\r\n\r\n{}"
+        );
+    }
+
+    #[test]
+    fn no_content_has_no_length_type_or_body() {
+        let out = canned(204, &[], b"ignored");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 204 No Content\r\n\r\n"
         );
     }
 

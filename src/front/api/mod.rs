@@ -340,7 +340,8 @@ impl Api {
             Stop(seg) => {
                 admin_only(&who)?;
                 let (key, _) = path_instance(seg, &who, snap)?;
-                ask(Command::Stop { key }, 200)
+                // 204 without a body, as the original tenement answered.
+                ask(Command::Stop { key }, 204)
             }
             Restart(seg) => {
                 let (key, _) = path_instance(seg, &who, snap)?;

@@ -13,10 +13,12 @@ use crate::names::{self, InstanceKey, NameError};
 use crate::state::Principal;
 use crate::supervisor::{InstanceView, Snapshot};
 
-/// `POST /api/instances/spawn`.
+/// `POST /api/instances/spawn`. `process` is the original tenement's name
+/// for `service`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SpawnBody {
+    #[serde(alias = "process")]
     pub(super) service: String,
     pub(super) id: String,
     #[serde(default)]
@@ -32,22 +34,26 @@ pub(super) struct WeightBody {
     pub(super) weight: i64,
 }
 
-/// `POST /api/deploy`.
+/// `POST /api/deploy`. The original tenement's names are accepted too:
+/// `process` for `service`, `version` for `id`, `timeout` for `timeout_secs`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct DeployBody {
+    #[serde(alias = "process")]
     pub(super) service: String,
+    #[serde(alias = "version")]
     pub(super) id: String,
     #[serde(default)]
     pub(super) weight: Option<i64>,
-    #[serde(default)]
+    #[serde(default, alias = "timeout")]
     pub(super) timeout_secs: Option<u64>,
 }
 
-/// `POST /api/route`.
+/// `POST /api/route` (`process` for `service`, as in the original tenement).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RouteBody {
+    #[serde(alias = "process")]
     pub(super) service: String,
     pub(super) from: String,
     pub(super) to: String,
@@ -70,6 +76,7 @@ pub(super) fn log_query(
         })?;
         let mut service = None;
         let mut id = None;
+        let mut level = None;
         let mut filter = logs::Filter {
             limit: LOG_LIMIT,
             ..logs::Filter::default()
@@ -89,6 +96,16 @@ pub(super) fn log_query(
                         &format!("invalid stream `{value}`: expected stdout, stderr or ten"),
                     ))
                 }
+                // The original tenement's filter: a level, mapped onto a stream.
+                "level" => match names::level_stream(&value) {
+                    Some(stream) => level = Some((value, stream)),
+                    None => {
+                        return Err(Response::error(
+                            400,
+                            &format!("invalid level `{value}`: {}", names::LEVEL_HELP),
+                        ))
+                    }
+                },
                 "limit" => {
                     let limit: u64 = value.parse().map_err(|_| {
                         Response::error(
@@ -116,6 +133,16 @@ pub(super) fn log_query(
                 // Unknown parameters (e.g. a client's `follow`) are ignored.
                 _ => {}
             }
+        }
+        match (level, &filter.stream) {
+            (Some((l, stream)), Some(s)) if s != stream => {
+                return Err(Response::error(
+                    400,
+                    &format!("level `{l}` means stream {stream}, but stream is {s}"),
+                ))
+            }
+            (Some((_, stream)), _) => filter.stream = Some(stream.to_string()),
+            (None, _) => {}
         }
         if let Some(s) = &service {
             known_service(snap, s)?;

@@ -74,6 +74,13 @@ pub fn reply_response(reply: Reply, success_status: u16) -> Response {
             headers: Vec::new(),
             body,
         },
+        // 204 (a stop, as the original tenement answered it): no body.
+        Reply::Done(_) if success_status == 204 => Response {
+            status: 204,
+            content_type: "",
+            headers: Vec::new(),
+            body: Vec::new(),
+        },
         Reply::Done(done) => Response::json(success_status, &done_json(&done, SystemTime::now())),
         Reply::Ready(addr) => Response::json(success_status, &json!({ "ready": addr.to_string() })),
         Reply::Error(e) => Response::error(error_status(&e, Via::Api), &e.to_string()),

@@ -30,7 +30,13 @@ fn delete_restart_weight_ask_supervisor() {
     let mut f = Fixture::new("api-commands");
     let (cmd, code) = command(f.admin("DELETE", "/api/instances/notes:bob", ""));
     assert!(matches!(cmd, Command::Stop { key: k } if k == key("notes", "bob")));
-    assert_eq!(code, 200);
+    assert_eq!(code, 204);
+    // 204 like the original tenement: no body, whatever the supervisor said.
+    let r = reply_response(
+        Reply::Done(crate::supervisor::Done::Stopped(key("notes", "bob"))),
+        204,
+    );
+    assert_eq!((r.status, r.body.len()), (204, 0));
     let (cmd, code) = command(f.admin("POST", "/api/instances/notes%3Abob/restart", ""));
     assert!(matches!(cmd, Command::Restart { key: k } if k == key("notes", "bob")));
     assert_eq!(code, 200);
@@ -308,4 +314,73 @@ fn spawn_of_new_id_asks_supervisor() {
     ));
     assert_eq!(code, 201);
     assert!(matches!(cmd, Command::Spawn { key: k, .. } if k == key("notes", "carol")));
+}
+
+/// Every body and query form of the original tenement's API is accepted:
+/// `process` for `service`, `version` for deploy's `id`, `timeout` for
+/// `timeout_secs`, `level=` for `stream=`. Giving both names is refused.
+#[test]
+fn the_original_tenements_api_forms_are_accepted() {
+    let mut f = Fixture::new("api-original");
+    let (cmd, _) = command(f.admin(
+        "POST",
+        "/api/instances/spawn",
+        r#"{"process":"notes","id":"x"}"#,
+    ));
+    assert!(matches!(cmd, Command::Spawn { key: k, .. } if k == key("notes", "x")));
+    let body = r#"{"process":"api","version":"v2","weight":5,"timeout":7}"#;
+    match command(f.admin("POST", "/api/deploy", body)).0 {
+        Command::Deploy {
+            key: k,
+            weight,
+            timeout,
+        } => assert_eq!(
+            (k, weight, timeout),
+            (key("api", "v2"), 5, Duration::from_secs(7))
+        ),
+        other => panic!("{other:?}"),
+    }
+    let (cmd, _) = command(f.admin(
+        "POST",
+        "/api/route",
+        r#"{"process":"notes","from":"alice","to":"bob"}"#,
+    ));
+    assert!(matches!(cmd, Command::Route { from, .. } if from == key("notes", "alice")));
+    for (path, body) in [
+        (
+            "/api/instances/spawn",
+            r#"{"service":"notes","process":"notes","id":"x"}"#,
+        ),
+        ("/api/deploy", r#"{"service":"api","id":"a","version":"b"}"#),
+        (
+            "/api/deploy",
+            r#"{"service":"api","id":"a","timeout":1,"timeout_secs":2}"#,
+        ),
+    ] {
+        let m = error(f.admin("POST", path, body), 400);
+        assert!(m.contains("duplicate field"), "{body}: {m}");
+    }
+    for (query, want) in [
+        ("level=error", "stderr"),
+        ("level=WARN", "stderr"),
+        ("level=stderr", "stderr"),
+        ("level=info", "stdout"),
+        ("level=stdout", "stdout"),
+        ("level=error&stream=stderr", "stderr"),
+    ] {
+        match f.admin("GET", &format!("/api/logs/stream?{query}"), "") {
+            Action::Stream(crate::supervisor::msg::Subscription::Logs { stream, .. }, _) => {
+                assert_eq!(stream.as_deref(), Some(want), "{query}")
+            }
+            _ => panic!("{query}: not a stream"),
+        }
+        assert_eq!(
+            status(f.admin("GET", &format!("/api/logs?{query}"), "")),
+            200
+        );
+    }
+    for query in ["level=debug", "level=error&stream=stdout"] {
+        let m = error(f.admin("GET", &format!("/api/logs?{query}"), ""), 400);
+        assert!(m.contains("level"), "{query}: {m}");
+    }
 }
