@@ -14,7 +14,7 @@ use toml::Spanned;
 
 use super::error::{toml_key, Source};
 use super::locate::clean;
-use super::raw::{Map, Raw, RawRouting, RawService, RawSettings};
+use super::raw::{Map, Raw, RawRouting, RawService, RawSettings, RawTls};
 use super::{
     millis, shell, suggest, template, Config, ConfigError, Isolation, Overrides, RestartPolicy,
     Routing, Service, Settings, User,
@@ -175,12 +175,23 @@ impl Check<'_> {
             s.log_files = v.into_inner();
         }
         if let Some(tls) = raw.tls {
-            self.unsupported(
-                tls.span(),
-                key("tls"),
-                "`[settings.tls]`",
-                "remove it and terminate TLS in a proxy in front (see `ten caddy`)",
-            );
+            let span = tls.span();
+            match original_tls(tls.get_ref()) {
+                // The original tenement's keys: say what replaces each.
+                Some((at, name, replacements)) => self.fail(
+                    at,
+                    format!("{}.{name}", key("tls")),
+                    format!(
+                        "the original tenement's [settings.tls] keys are spelled differently here: {replacements}. TLS itself is not supported yet in this version: for now remove `[settings.tls]` and terminate TLS in a proxy in front (`ten caddy --domain D`)"
+                    ),
+                ),
+                None => self.unsupported(
+                    span,
+                    key("tls"),
+                    "`[settings.tls]`",
+                    "remove it and terminate TLS in a proxy in front (see `ten caddy`)",
+                ),
+            }
         }
         s
     }
@@ -296,7 +307,10 @@ impl Check<'_> {
                 other => self.fail(
                     v.span(),
                     key("isolation"),
-                    format!("unknown isolation {other:?}: expected \"process\", \"namespace\" or \"sandbox\""),
+                    match other {
+                        "firecracker" | "qemu" | "gvisor" | "litebox" | "quark" | "container" => format!("unknown isolation {other:?}: the original tenement's VM and container levels have no counterpart here; \"sandbox\" (namespaces, seccomp, landlock) is the strictest: expected \"process\", \"namespace\" or \"sandbox\""),
+                        _ => format!("unknown isolation {other:?}: expected \"process\", \"namespace\" or \"sandbox\""),
+                    },
                 ),
             }
         }
@@ -327,6 +341,14 @@ impl Check<'_> {
             }
         }
 
+        if let Some(v) = &raw.socket {
+            self.fail(
+                v.span(),
+                key("socket"),
+                "the original tenement's `socket` has no counterpart: remove it. tenement sets SOCKET_PATH itself, to {data_dir}/.tenement/run/{name}.{id}.sock (also `{socket}` in templates); an app that listens there is proxied over it, else it listens on PORT",
+            );
+            ok = false;
+        }
         let socket_activation = raw.socket_activation.as_ref().is_some_and(|v| *v.get_ref());
         let mut network_none = false;
         if let Some(v) = raw.network {
@@ -588,6 +610,59 @@ impl Check<'_> {
             .sort_by(|(a, _), (b, _)| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         routing
     }
+}
+
+/// The original tenement's `[settings.tls]` keys in `tls`, each with the
+/// key that replaces it (REFERENCE, tenement.toml). Returns the position
+/// and name of the first one in the file and the replacements of all, or
+/// None when the table has none of them.
+fn original_tls(tls: &RawTls) -> Option<(Range<usize>, &'static str, String)> {
+    let mut found: Vec<(Range<usize>, &'static str, String)> = Vec::new();
+    if let Some(v) = &tls.enabled {
+        found.push((v.span(), "enabled", "`enabled` has none: a `[settings.tls]` table with `cert` and `key`, or `acme_email`, turns TLS on".into()));
+    }
+    if let Some(v) = &tls.domain {
+        found.push((v.span(), "domain", format!("`domain` is `settings.domain = {:?}` (with `acme_on_demand = true` each instance host gets its own certificate)", v.get_ref())));
+    }
+    if let Some(v) = &tls.cache_dir {
+        found.push((v.span(), "cache_dir", "`cache_dir` has none: the account, certificates and keys live in `{data_dir}/.tenement/acme/`".into()));
+    }
+    if let Some(v) = &tls.staging {
+        let fix = if *v.get_ref() {
+            "`acme_directory = \"https://acme-staging-v02.api.letsencrypt.org/directory\"`"
+        } else {
+            "leaving `acme_directory` out (Let's Encrypt's production directory)"
+        };
+        found.push((
+            v.span(),
+            "staging",
+            format!("`staging = {}` is {fix}", v.get_ref()),
+        ));
+    }
+    if let Some(v) = &tls.https_port {
+        found.push((
+            v.span(),
+            "https_port",
+            format!(
+                "`https_port = {0}` is `https_listen = \"0.0.0.0:{0}\"`",
+                v.get_ref()
+            ),
+        ));
+    }
+    if let Some(v) = &tls.http_port {
+        found.push((v.span(), "http_port", format!("`http_port = {0}` is `settings.listen = \"0.0.0.0:{0}\"` (with `redirect_http = true` it answers 308 to https)", v.get_ref())));
+    }
+    if let Some(v) = &tls.dns_provider {
+        found.push((v.span(), "dns_provider", format!("`dns_provider` has none: tenement does not do the DNS challenge; for wildcard certificates put Caddy in front with `ten caddy --domain D --dns-provider {}`", v.get_ref())));
+    }
+    found.sort_by_key(|(span, _, _)| span.start);
+    let mut replacements: Vec<&str> = found.iter().map(|(_, _, r)| r.as_str()).collect();
+    if tls.acme_email.is_some() && !found.is_empty() {
+        replacements.push("`acme_email` keeps its name");
+    }
+    let replacements = replacements.join("; ");
+    let (span, name, _) = found.into_iter().next()?;
+    Some((span, name, replacements))
 }
 
 /// "unknown service `x`", with the nearest known name when one is close.

@@ -118,6 +118,15 @@ pub struct RawTls {
     pub acme_email: Option<Spanned<String>>,
     pub acme_directory: Option<Spanned<String>>,
     pub acme_on_demand: Option<Spanned<bool>>,
+    // The original tenement's keys (0.2), read so that each is refused
+    // with the key that replaces it.
+    pub enabled: Option<Spanned<bool>>,
+    pub domain: Option<Spanned<String>>,
+    pub cache_dir: Option<Spanned<String>>,
+    pub staging: Option<Spanned<bool>>,
+    pub https_port: Option<Spanned<u16>>,
+    pub http_port: Option<Spanned<u16>>,
+    pub dns_provider: Option<Spanned<String>>,
 }
 
 /// `[service.NAME]`.
@@ -149,6 +158,9 @@ pub struct RawService {
     pub autospawn: Option<Spanned<bool>>,
     pub max_instances: Option<Spanned<u32>>,
     pub env: Option<Spanned<Map<String>>>,
+    /// The original tenement's socket path pattern: refused with what
+    /// replaces it (SOCKET_PATH, set by tenement).
+    pub socket: Option<Spanned<toml::Value>>,
 }
 
 /// `[routing]`.
