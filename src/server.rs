@@ -68,8 +68,9 @@ pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
     });
     let data_dir = config::resolve_data_dir(opts.data_dir.as_deref(), Some(&config));
     let internal = crate::state::layout::internal_dir(&data_dir);
-    std::fs::create_dir_all(&internal)
-        .map_err(|e| ServeError(format!("create {}: {e}", internal.display())))?;
+    // Created 0700 (tokens, logs and the local socket live there).
+    crate::state::atomic::create_dir(&internal).map_err(|e| ServeError(e.to_string()))?;
+    tighten_modes(&data_dir)?;
     let _lock = lock_data_dir(&data_dir)?;
     // Orphans of instances (double-forked daemons) come back to us and are
     // reaped by the supervisor instead of going to init.
@@ -131,6 +132,42 @@ pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
     let _ = supervisor_thread.join();
     info!("server", "stopped");
     Ok(())
+}
+
+/// Makes `{data_dir}/.tenement` 0700 and `{data_dir}/api_token` 0600 (when
+/// it exists), whatever modes an older version or an admin left them with,
+/// and logs each one it had to fix. Logs and `ten.sock` are set to 0600 by
+/// the code that creates them.
+fn tighten_modes(data_dir: &std::path::Path) -> Result<(), ServeError> {
+    let wanted = [
+        (crate::state::layout::internal_dir(data_dir), 0o700, true),
+        (crate::state::layout::api_token_path(data_dir), 0o600, false),
+    ];
+    for (path, mode, required) in wanted {
+        match tighten_mode(&path, mode) {
+            Ok(Some(was)) => warn!(
+                "server",
+                "{} was mode {was:o}, readable by others: set to {mode:o}",
+                path.display()
+            ),
+            Ok(None) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {}
+            Err(e) => return Err(ServeError(format!("chmod {}: {e}", path.display()))),
+        }
+    }
+    Ok(())
+}
+
+/// Sets `path`'s permission bits to `mode` when they differ. Some(old mode)
+/// when it changed them.
+fn tighten_mode(path: &std::path::Path, mode: u32) -> std::io::Result<Option<u32>> {
+    use std::os::unix::fs::PermissionsExt;
+    let was = std::fs::metadata(path)?.permissions().mode() & 0o7777;
+    if was == mode {
+        return Ok(None);
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    Ok(Some(was))
 }
 
 /// Takes an exclusive lock on `{data_dir}/.tenement/lock` for the life of the

@@ -8,6 +8,7 @@
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Longest line kept; longer output is cut into pieces of this size.
@@ -177,9 +178,14 @@ impl LogFile {
         match OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&self.path)
         {
             Ok(f) => {
+                // Only tenement reads them; a file left by an older version
+                // gets the same mode (rotations keep it). Best effort: the
+                // folder is 0700 anyway.
+                let _ = f.set_permissions(std::fs::Permissions::from_mode(0o600));
                 self.size = f.metadata().map(|m| m.len()).unwrap_or(0);
                 self.file = Some(f);
             }
