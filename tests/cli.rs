@@ -312,6 +312,7 @@ fn ps_prints_a_table_and_json() {
         "WEIGHT",
         "RESTARTS",
         "MEM",
+        "DISK",
         "ISOLATION",
     ];
     for cmd in ["ps", "ls"] {

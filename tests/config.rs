@@ -174,11 +174,18 @@ fn config_errors_name_file_line_key_and_a_suggestion() {
 #[test]
 fn keys_not_built_yet_are_refused_not_ignored() {
     let scratch = Scratch::new("config_unsupported");
-    let cases = [("storage_quota_mb = 100", "storage_quota_mb")];
-    for (line, key) in cases {
-        let text = format!("[service.api]\ncommand = \"x\"\n{line}\n");
-        assert_refused(&scratch, &text, 3, &[key, "not supported yet"]);
-    }
+    // storage_quota_mb is built: accepted within its bounds.
+    let out = check(
+        &scratch,
+        "[service.api]\ncommand = \"x\"\nstorage_quota_mb = 100\n",
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_refused(
+        &scratch,
+        "[service.api]\ncommand = \"x\"\nstorage_quota_mb = 0\n",
+        3,
+        &["storage_quota_mb", "between 1 and 16777216"],
+    );
     let tls = "[settings]\ndomain = \"localhost\"\n\n[settings.tls]\ncert = \"fullchain.pem\"\nkey = \"privkey.pem\"\n\n[service.api]\ncommand = \"x\"\n";
     let out = check(&scratch, tls);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));

@@ -159,7 +159,7 @@ pub fn cell(v: Option<&Value>) -> String {
 }
 
 /// The `ten ps` columns (BRIEF, CLI output).
-pub const PS_HEADER: [&str; 10] = [
+pub const PS_HEADER: [&str; 11] = [
     "INSTANCE",
     "STATE",
     "HEALTH",
@@ -169,6 +169,7 @@ pub const PS_HEADER: [&str; 10] = [
     "WEIGHT",
     "RESTARTS",
     "MEM",
+    "DISK",
     "ISOLATION",
 ];
 
@@ -189,8 +190,19 @@ pub fn ps_row(obj: &Value) -> Vec<String> {
         cell(obj.get("weight")),
         cell(obj.get("restarts")),
         units("memory_bytes", memory),
+        disk(obj),
         cell(obj.get("isolation")),
     ]
+}
+
+/// The DISK cell: the data dir's size where the instance has a storage
+/// quota, with a `!` when it is over it.
+fn disk(obj: &Value) -> String {
+    match obj.get("storage_bytes").and_then(Value::as_u64) {
+        Some(b) if obj.get("over_quota").and_then(Value::as_bool) == Some(true) => memory(b) + "!",
+        Some(b) => memory(b),
+        None => "-".to_string(),
+    }
 }
 
 /// The `ten ps` table for instance objects, leaving out sleeping ones unless `all`.
@@ -348,15 +360,16 @@ wide-cell  22      end
         let list = vec![
             json!({"instance":"api:prod","service":"api","id":"prod","state":"running","health":"healthy",
                    "pid":1234,"port":30001,"weight":100,"restarts":0,"uptime_secs":125,
-                   "memory_bytes":12_897_485u64,"last_check":null,"isolation":"sandbox"}),
+                   "memory_bytes":12_897_485u64,"last_check":null,"isolation":"sandbox",
+                   "storage_bytes":2_202_009u64,"over_quota":true}),
             json!({"instance":"notes:bob","service":"notes","id":"bob","state":"sleeping","health":"unknown",
                    "pid":null,"port":30002,"weight":100,"restarts":1,"uptime_secs":null,
                    "memory_bytes":null,"last_check":null}),
         ];
         let t = ps_table(&list, false);
         let expected = "\
-INSTANCE  STATE    HEALTH   PID   PORT   UPTIME  WEIGHT  RESTARTS  MEM    ISOLATION
-api:prod  running  healthy  1234  30001  2m      100     0         12.3M  sandbox
+INSTANCE  STATE    HEALTH   PID   PORT   UPTIME  WEIGHT  RESTARTS  MEM    DISK   ISOLATION
+api:prod  running  healthy  1234  30001  2m      100     0         12.3M  2.1M!  sandbox
 ";
         assert_eq!(t, expected);
         let t = ps_table(&list, true);

@@ -171,7 +171,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         aliases: &["ls"],
         usage: &["ps [--all] [--json]"],
         summary: "list instances",
-        about: "Lists instances as a table: INSTANCE STATE HEALTH PID PORT UPTIME WEIGHT RESTARTS MEM ISOLATION. Sleeping instances are shown only with --all. With --json it prints the API's JSON array instead (filtered the same way).",
+        about: "Lists instances as a table: INSTANCE STATE HEALTH PID PORT UPTIME WEIGHT RESTARTS MEM DISK ISOLATION (DISK: the data dir size of an instance with a storage_quota_mb, `!` when over it). Sleeping instances are shown only with --all. With --json it prints the API's JSON array instead (filtered the same way).",
         flags: &[FlagSpec {
             long: "all",
             short: Some('a'),

@@ -384,14 +384,6 @@ impl Check<'_> {
                 ),
             }
         }
-        if let Some(v) = raw.storage_quota_mb {
-            self.unsupported(
-                v.span(),
-                key("storage_quota_mb"),
-                "`storage_quota_mb`",
-                "remove it",
-            );
-        }
         let paths = |v: Option<Spanned<Vec<String>>>| -> Vec<PathBuf> {
             v.map(|v| v.into_inner().iter().map(|p| clean(&dir.join(p))).collect())
                 .unwrap_or_default()
@@ -417,6 +409,8 @@ impl Check<'_> {
         let memory_limit_mb = limit("memory_limit_mb", raw.memory_limit_mb, (1, u64::MAX));
         let cpu_shares = limit("cpu_shares", raw.cpu_shares, (2, 262_144));
         let pids_max = limit("pids_max", raw.pids_max, (1, u64::MAX));
+        // Up to 16 TiB: bytes stay far from overflowing.
+        let storage_quota_mb = limit("storage_quota_mb", raw.storage_quota_mb, (1, 1 << 24));
         let env_clear = raw.env_clear.is_some_and(|v| v.into_inner());
         let autospawn = raw.autospawn.is_some_and(|v| v.into_inner());
         let max_instances = raw.max_instances.map_or(0, |v| v.into_inner() as usize);
@@ -466,6 +460,7 @@ impl Check<'_> {
             memory_limit_mb,
             cpu_shares,
             pids_max,
+            storage_quota_mb,
         })
     }
 

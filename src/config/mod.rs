@@ -161,6 +161,9 @@ pub struct Service {
     pub memory_limit_mb: Option<u64>,
     pub cpu_shares: Option<u64>,
     pub pids_max: Option<u64>,
+    /// `storage_quota_mb`: the data dir size (MiB) above which the instance
+    /// is flagged over quota (logged at 80 % and 100 %).
+    pub storage_quota_mb: Option<u64>,
 }
 
 /// `user = "name"` or `user = 1000`.
@@ -246,6 +249,7 @@ impl Config {
                     "memory_limit_mb": svc.memory_limit_mb,
                     "cpu_shares": svc.cpu_shares,
                     "pids_max": svc.pids_max,
+                    "storage_quota_mb": svc.storage_quota_mb,
                 });
                 (name.clone(), value)
             })

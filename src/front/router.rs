@@ -189,6 +189,8 @@ mod tests {
             memory_bytes: None,
             meter: None,
             oom_kills: 0,
+            storage_bytes: None,
+            storage_quota_bytes: None,
             last_check: None,
             request_timeout: Duration::from_secs(60),
             startup_timeout: Duration::from_secs(10),

@@ -136,6 +136,7 @@ pub(crate) mod tests {
             memory_limit_mb: None,
             cpu_shares: None,
             pids_max: None,
+            storage_quota_mb: None,
         }
     }
 

@@ -92,6 +92,11 @@ pub struct InstanceView {
     pub meter: Option<crate::isolate::cgroup::Meter>,
     /// Processes OOM-killed at its `memory_limit_mb`.
     pub oom_kills: u64,
+    /// Its data dir's size at the last measurement (at most 30 s old while
+    /// the supervisor runs), when it has a storage quota.
+    pub storage_bytes: Option<u64>,
+    /// `storage_quota_mb` in bytes.
+    pub storage_quota_bytes: Option<u64>,
     pub last_check: Option<CheckResult>,
     /// From the service: how long to wait for a response head.
     pub request_timeout: Duration,
@@ -268,6 +273,13 @@ impl Published {
     }
 }
 
+impl InstanceView {
+    /// Its data dir holds more than its `storage_quota_mb`.
+    pub fn over_quota(&self) -> bool {
+        matches!((self.storage_bytes, self.storage_quota_bytes), (Some(b), Some(q)) if b > q)
+    }
+}
+
 /// The JSON object the API returns for one instance. Keys per REFERENCE.md:
 /// `instance`, `service`, `id`, `state`, `health`, `pid`, `port`, `weight`,
 /// `restarts`, `uptime_secs`, `memory_bytes`, plus `last_check`,
@@ -294,6 +306,9 @@ pub fn instance_json(view: &InstanceView, now: SystemTime) -> serde_json::Value 
         "memory_bytes": memory_bytes,
         "cpu_seconds": usage.cpu.map(|d| d.as_secs_f64()),
         "oom_kills": view.oom_kills,
+        "storage_bytes": view.storage_bytes,
+        "storage_quota_bytes": view.storage_quota_bytes,
+        "over_quota": view.over_quota(),
         "last_check": view.last_check,
         "isolation": view.isolation.as_str(),
     })

@@ -138,4 +138,10 @@ pub struct Instance {
     /// Processes the kernel killed for exceeding `memory_limit_mb`, over
     /// the instance's lifetime in this server.
     pub oom_kills: u64,
+    /// Its data dir's size at the last measurement, when its service has a
+    /// storage quota.
+    pub storage_bytes: Option<u64>,
+    /// The quota thresholds its data dir is at: 0 below 80 %, 1 from 80 %,
+    /// 2 over 100 %. Each rise is logged once.
+    pub storage_level: u8,
 }

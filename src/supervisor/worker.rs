@@ -243,6 +243,8 @@ impl Supervisor {
             recheck: false,
             cgroup: None,
             oom_kills: 0,
+            storage_bytes: None,
+            storage_level: 0,
         };
         self.instances.insert(key, inst);
         self.dirty = true;
@@ -302,6 +304,7 @@ impl Supervisor {
         }
         self.last_sweep = now;
         self.reap();
+        self.check_storage();
         let live: Vec<InstanceKey> = self
             .instances
             .iter()
@@ -329,6 +332,62 @@ impl Supervisor {
             .collect();
         for pid in cgroup::orphans::reap(|pid| tracked.contains(&pid)) {
             debug!("supervisor", "reaped orphan pid {pid}");
+        }
+    }
+
+    /// Data dir sizes against `storage_quota_mb`: the walk runs on the
+    /// storage lane at most every 30 s per instance (`storage::refresh`
+    /// never blocks); here the last size is compared with the quota, and a
+    /// rise past 80 % or 100 % is logged once in the instance's log.
+    fn check_storage(&mut self) {
+        let mut notes = Vec::new();
+        for (key, inst) in self.instances.iter_mut() {
+            let Some(mb) = self
+                .config
+                .services
+                .get(&key.service)
+                .and_then(|s| s.storage_quota_mb)
+            else {
+                if inst.storage_bytes.take().is_some() {
+                    inst.storage_level = 0;
+                    self.dirty = true;
+                }
+                continue;
+            };
+            let dir = layout::instance_dir(&self.data_dir, &key.service, &key.id);
+            let Some(bytes) = crate::front::api::storage::refresh(&dir) else {
+                continue;
+            };
+            let quota = mb << 20;
+            let level = if bytes > quota {
+                2
+            } else if bytes * 5 >= quota * 4 {
+                1
+            } else {
+                0
+            };
+            if inst.storage_bytes != Some(bytes) {
+                inst.storage_bytes = Some(bytes);
+                self.dirty = true;
+            }
+            let percent = (bytes as f64 * 100.0 / quota as f64).round();
+            for crossed in inst.storage_level + 1..=level {
+                notes.push((
+                    key.clone(),
+                    match crossed {
+                        1 => format!(
+                            "storage: data dir at {percent}% of storage_quota_mb = {mb} ({bytes} bytes)"
+                        ),
+                        _ => format!(
+                            "storage: over quota: data dir holds {bytes} bytes, storage_quota_mb = {mb} ({percent}%)"
+                        ),
+                    },
+                ));
+            }
+            inst.storage_level = level;
+        }
+        for (key, text) in notes {
+            self.note(&key, &text);
         }
     }
 

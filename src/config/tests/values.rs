@@ -300,20 +300,27 @@ fn path_prefixes_start_with_slash_and_are_unique() {
     );
 }
 
-// --- not supported yet ---
-
 #[test]
-fn keys_not_built_yet_are_refused_by_name_and_line() {
-    let cases: &[(&str, &str, &str)] = &[(
-        "storage_quota_mb = 100",
+fn storage_quota_is_read_and_bounded() {
+    let c = ok("[service.api]\ncommand = \"x\"\nstorage_quota_mb = 100\n");
+    assert_eq!(c.services["api"].storage_quota_mb, Some(100));
+    assert_eq!(c.to_json()["service"]["api"]["storage_quota_mb"], 100);
+    assert_eq!(
+        ok("[service.api]\ncommand = \"x\"\n").services["api"].storage_quota_mb,
+        None
+    );
+    refused(
+        "[service.api]\ncommand = \"x\"\nstorage_quota_mb = 0\n",
+        3,
         "service.api.storage_quota_mb",
-        "`storage_quota_mb`",
-    )];
-    for (line, key, what) in cases {
-        let text = format!("[service.api]\ncommand = \"x\"\n\n{line}\n");
-        let e = refused(&text, 4, key, what);
-        assert!(e.message.contains("is not supported yet"), "{e}");
-    }
+        "must be between 1 and 16777216",
+    );
+    refused(
+        "[service.api]\ncommand = \"x\"\nstorage_quota_mb = 16777217\n",
+        3,
+        "service.api.storage_quota_mb",
+        "must be between 1 and 16777216",
+    );
 }
 
 #[test]

@@ -311,6 +311,22 @@ pub fn render(snap: &Snapshot, front: &FrontStats, sample: &Sample) -> String {
             bytes.or(v.memory_bytes).map(|bytes| bytes.to_string())
         },
     );
+    per_instance_known(
+        o,
+        all,
+        "ten_instance_storage_quota_bytes",
+        "gauge",
+        "The instance's storage_quota_mb in bytes (instances with a quota only).",
+        |v| v.storage_quota_bytes.map(|q| q.to_string()),
+    );
+    per_instance_known(
+        o,
+        all,
+        "ten_instance_over_storage_quota",
+        "gauge",
+        "1 when the instance's data dir holds more than its storage_quota_mb (instances with a quota only).",
+        |v| v.storage_quota_bytes.map(|_| u8::from(v.over_quota()).to_string()),
+    );
     per_instance(
         o,
         all,
@@ -604,6 +620,8 @@ mod tests {
             memory_bytes: None,
             meter: None,
             oom_kills: 0,
+            storage_bytes: None,
+            storage_quota_bytes: None,
             last_check: None,
             request_timeout: Duration::from_secs(1),
             startup_timeout: Duration::from_secs(1),

@@ -32,7 +32,7 @@ pub mod metrics;
 pub mod offload;
 mod params;
 pub mod reply;
-mod storage;
+pub mod storage;
 pub mod throttle;
 pub mod url;
 
@@ -364,10 +364,9 @@ impl Api {
                 respond(Response::json(200, &health_json(view)))
             }
             Storage(seg) => {
-                let (key, _) = path_instance(seg, &who, snap)?;
-                // Quotas are not enforced yet (storage_quota_mb is refused
-                // by the config check), so there is none to report.
-                match storage::storage_answer(&self.data_dir, &key, None) {
+                let (key, view) = path_instance(seg, &who, snap)?;
+                let quota = view.storage_quota_bytes;
+                match storage::storage_answer(&self.data_dir, &key, quota) {
                     Ok(json) => respond(Response::json(200, &json)),
                     Err(job) => Action::Offload {
                         job,

@@ -111,6 +111,31 @@ pub fn sizes_for_metrics(data_dir: &Path, dirs: &[(String, PathBuf)]) -> HashMap
     out
 }
 
+/// For the supervisor's quota check: the last measurement of `dir` (however
+/// old), queueing a walk on the storage lane when it is missing or older
+/// than `MEASURE_EVERY`. Never blocks on a walk.
+pub fn refresh(dir: &Path) -> Option<u64> {
+    let now = Instant::now();
+    let (last, queue) = with_sizes(|sizes| {
+        let e = sizes.entry(dir.to_path_buf()).or_default();
+        let stale = !e.last.is_some_and(|m| m.fresh(now)) && !e.queued;
+        if stale {
+            e.queued = true;
+        }
+        (e.last.map(|m| m.bytes), stale)
+    });
+    if queue {
+        let dir = dir.to_path_buf();
+        Job::new(Lane::Storage, move || {
+            // Done for the cache it fills; the supervisor reads it there.
+            measure(&dir);
+            Reply::Done(Done::Nothing)
+        })
+        .submit(None);
+    }
+    last
+}
+
 /// The storage answer for `key`: at once from a fresh measurement, else a
 /// job on the storage lane that measures and answers.
 pub fn storage_answer(

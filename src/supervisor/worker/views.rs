@@ -45,6 +45,8 @@ impl Supervisor {
                 .or_else(|| pid.and_then(proc::rss)),
             meter: inst.cgroup.as_ref().map(|cg| cg.meter()),
             oom_kills: inst.oom_kills,
+            storage_bytes: inst.storage_bytes,
+            storage_quota_bytes: svc.and_then(|s| s.storage_quota_mb).map(|mb| mb << 20),
             last_check: inst.last_check.clone(),
             request_timeout: svc.map_or(Duration::from_secs(60), |s| s.request_timeout),
             startup_timeout: svc.map_or(Duration::from_secs(10), |s| s.startup_timeout),

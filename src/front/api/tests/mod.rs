@@ -40,6 +40,8 @@ fn view(service: &str, id: &str, state: State, port: u16) -> InstanceView {
         memory_bytes: running.then_some(1 << 20),
         meter: None,
         oom_kills: 0,
+        storage_bytes: None,
+        storage_quota_bytes: None,
         last_check: running.then(|| CheckResult {
             ok: true,
             detail: "200".into(),

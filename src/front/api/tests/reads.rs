@@ -36,11 +36,14 @@ fn list_has_every_instance_with_the_contract_keys() {
             "last_check",
             "memory_bytes",
             "oom_kills",
+            "over_quota",
             "pid",
             "port",
             "restarts",
             "service",
             "state",
+            "storage_bytes",
+            "storage_quota_bytes",
             "uptime_secs",
             "weight"
         ]
