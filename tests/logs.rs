@@ -6,6 +6,7 @@
 mod util;
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -282,16 +283,25 @@ fn the_log_stream_delivers_a_line_written_after_it_opened() {
     assert!(one < two);
 
     // `ten logs -f`: the history first, then lines as they are written.
-    let mut child = Command::new(BIN)
-        .args(["--config", s.config.to_str().unwrap()])
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--config", s.config.to_str().unwrap()])
         .args(["--data-dir", s.data_dir.to_str().unwrap()])
         .args(["logs", "talker:a", "-f"])
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ten logs -f");
+        .stderr(Stdio::piped());
+    // A shell without job control starts background commands with SIGINT
+    // ignored, and that is inherited: a suite run with `&` would hand the
+    // CLI an ignored SIGINT. Ctrl-C in a terminal is what this imitates.
+    // SAFETY: signal(2) is async-signal-safe and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("spawn ten logs -f");
     let mut out = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     let reader = std::thread::spawn(move || {
