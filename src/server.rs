@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::{self, Config};
-use crate::front::{self, FrontOptions};
+use crate::front::{self, FrontOptions, TlsOptions};
 use crate::supervisor::{self, Command, Published};
 use crate::sys::signals;
 
@@ -81,17 +81,32 @@ pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
         );
     }
 
+    // Certificates are read once here, before anything starts: a missing
+    // or wrong file is a config error and nothing runs.
+    let tls = match &config.settings.tls {
+        Some(t) => {
+            let set = front::tls::certs::load(t, &config.settings.domain)?;
+            let store = Arc::new(front::tls::Store::new(set, t.redirect_http));
+            Some(TlsOptions {
+                listen: t.https_listen,
+                store,
+            })
+        }
+        None => None,
+    };
     let published = Arc::new(Published::default());
     let listen = config.settings.listen;
     let workers = config.settings.workers;
+    let store = tls.as_ref().map(|t| t.store.clone());
     let (handle, supervisor_thread) =
-        supervisor::start(config, data_dir.clone(), published.clone())?;
+        supervisor::start(config, data_dir.clone(), published.clone(), store)?;
     let front = match front::start(
         FrontOptions {
             listen,
             workers,
             socket: Some(crate::state::layout::api_socket_path(&data_dir)),
             data_dir: data_dir.clone(),
+            tls,
         },
         published,
         handle.clone(),
@@ -103,6 +118,9 @@ pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
             return Err(e.into());
         }
     };
+    if let Some(addr) = front.https_addr {
+        info!("front", "listening on https://{addr}");
+    }
     info!(
         "front",
         "listening on http://{} data_dir={}",

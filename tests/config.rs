@@ -186,14 +186,8 @@ fn keys_not_built_yet_are_refused_not_ignored() {
         3,
         &["storage_quota_mb", "between 1 and 16777216"],
     );
-    let tls = "[settings]\ndomain = \"localhost\"\n\n[settings.tls]\ncert = \"fullchain.pem\"\nkey = \"privkey.pem\"\n\n[service.api]\ncommand = \"x\"\n";
-    let out = check(&scratch, tls);
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
-    assert!(
-        stderr(&out).contains("not supported yet"),
-        "TLS is refused\n{}",
-        describe(&out)
-    );
+    let acme = "[settings]\ndomain = \"localhost\"\n\n[settings.tls]\nacme_email = \"ops@example.com\"\n\n[service.api]\ncommand = \"x\"\n";
+    assert_refused(&scratch, acme, 5, &["acme_email", "not supported yet"]);
     // The defaults of those keys are accepted.
     let defaults = "[service.api]\ncommand = \"x\"\nisolation = \"process\"\nidle_timeout = 0\nautospawn = false\nsocket_activation = false\n";
     let out = check(&scratch, defaults);

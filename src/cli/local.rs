@@ -104,6 +104,11 @@ pub fn config(ctx: &Ctx<'_>) -> Result<(), CliError> {
     };
     let cfg = Config::load(&path)?;
     if ctx.inv.has("check") {
+        // The certificate files are part of the config: check them as `ten
+        // serve` would.
+        if let Some(tls) = &cfg.settings.tls {
+            crate::front::tls::certs::load(tls, &cfg.settings.domain)?;
+        }
         return output::print(&format!("ok: {}\n", cfg.path.display()));
     }
     let mut json = cfg.to_json();

@@ -16,8 +16,8 @@ use super::error::{toml_key, Source};
 use super::locate::clean;
 use super::raw::{Map, Raw, RawRouting, RawService, RawSettings, RawTls};
 use super::{
-    millis, shell, suggest, template, Config, ConfigError, Isolation, Overrides, RestartPolicy,
-    Routing, Service, Settings, User,
+    millis, shell, suggest, template, CertFiles, Config, ConfigError, FileRef, Isolation,
+    Overrides, RestartPolicy, Routing, Service, Settings, Tls, User,
 };
 use crate::names;
 
@@ -175,25 +175,163 @@ impl Check<'_> {
             s.log_files = v.into_inner();
         }
         if let Some(tls) = raw.tls {
-            let span = tls.span();
             match original_tls(tls.get_ref()) {
                 // The original tenement's keys: say what replaces each.
                 Some((at, name, replacements)) => self.fail(
                     at,
                     format!("{}.{name}", key("tls")),
                     format!(
-                        "the original tenement's [settings.tls] keys are spelled differently here: {replacements}. TLS itself is not supported yet in this version: for now remove `[settings.tls]` and terminate TLS in a proxy in front (`ten caddy --domain D`)"
+                        "the original tenement's [settings.tls] keys are spelled differently here: {replacements}. ACME (the `acme_*` keys) is not supported yet in this version: give `cert` and `key`, or terminate TLS in a proxy in front (`ten caddy --domain D`)"
                     ),
                 ),
-                None => self.unsupported(
-                    span,
-                    key("tls"),
-                    "`[settings.tls]`",
-                    "remove it and terminate TLS in a proxy in front (see `ten caddy`)",
-                ),
+                None => s.tls = self.tls(tls, dir),
             }
         }
         s
+    }
+
+    /// `[settings.tls]`. None when refused.
+    fn tls(&mut self, raw: Spanned<RawTls>, dir: &Path) -> Option<Tls> {
+        let table = raw.span();
+        let raw = raw.into_inner();
+        let key = |name: &str| format!("settings.tls.{name}");
+        let acme = [
+            raw.acme_email.as_ref().map(|v| ("acme_email", v.span())),
+            raw.acme_directory
+                .as_ref()
+                .map(|v| ("acme_directory", v.span())),
+            raw.acme_on_demand
+                .as_ref()
+                .map(|v| ("acme_on_demand", v.span())),
+            raw.acme_on_demand_per_hour
+                .as_ref()
+                .map(|v| ("acme_on_demand_per_hour", v.span())),
+            raw.acme_challenge
+                .as_ref()
+                .map(|v| ("acme_challenge", v.span())),
+            raw.acme_ca_root
+                .as_ref()
+                .map(|v| ("acme_ca_root", v.span())),
+        ];
+        let mut ok = true;
+        for (name, span) in acme.into_iter().flatten() {
+            self.unsupported(
+                span,
+                key(name),
+                &format!("`{name}` (ACME)"),
+                "give a certificate with `cert` and `key`",
+            );
+            ok = false;
+        }
+        let mut tls = Tls {
+            https_listen: SocketAddr::from(([0, 0, 0, 0], 443)),
+            redirect_http: raw.redirect_http.is_some_and(|v| v.into_inner()),
+            certs: Vec::new(),
+        };
+        if let Some(v) = raw.https_listen {
+            match v.get_ref().parse::<SocketAddr>() {
+                Ok(addr) => tls.https_listen = addr,
+                Err(_) => {
+                    self.fail(
+                        v.span(),
+                        key("https_listen"),
+                        format!(
+                            "{:?} is not an address: expected IP:PORT, like \"0.0.0.0:443\"",
+                            v.get_ref()
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        match (raw.cert, raw.key) {
+            (Some(cert), Some(k)) => {
+                tls.certs.push(CertFiles {
+                    names: Vec::new(),
+                    cert: self.file_ref(&cert, key("cert"), dir),
+                    key: self.file_ref(&k, key("key"), dir),
+                });
+            }
+            (Some(cert), None) => {
+                self.fail(cert.span(), key("key"), "missing: `cert` needs its `key`");
+                ok = false;
+            }
+            (None, Some(k)) => {
+                self.fail(k.span(), key("cert"), "missing: `key` needs its `cert`");
+                ok = false;
+            }
+            (None, None) => {}
+        }
+        for (i, entry) in raw
+            .certs
+            .map(Spanned::into_inner)
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
+            let span = entry.span();
+            let entry = entry.into_inner();
+            let key = |name: &str| format!("settings.tls.certs[{i}].{name}");
+            let (Some(cert), Some(k)) = (&entry.cert, &entry.key) else {
+                let missing = if entry.cert.is_none() { "cert" } else { "key" };
+                self.fail(
+                    span,
+                    key(missing),
+                    "missing: each [[settings.tls.certs]] needs `cert` and `key`",
+                );
+                ok = false;
+                continue;
+            };
+            let mut names = Vec::new();
+            if let Some(list) = entry.names {
+                if list.get_ref().is_empty() {
+                    self.fail(
+                        list.span(),
+                        key("names"),
+                        "must not be empty (leave it out for the names in the certificate)",
+                    );
+                    ok = false;
+                }
+                for name in list.into_inner() {
+                    let lower = name.get_ref().to_ascii_lowercase();
+                    let bare = lower.strip_prefix("*.").unwrap_or(&lower);
+                    match check_domain(bare) {
+                        Ok(()) => names.push(lower),
+                        Err(why) => {
+                            self.fail(name.span(), key("names"), why);
+                            ok = false;
+                        }
+                    }
+                }
+            }
+            tls.certs.push(CertFiles {
+                names,
+                cert: self.file_ref(cert, key("cert"), dir),
+                key: self.file_ref(k, key("key"), dir),
+            });
+        }
+        if ok && tls.certs.is_empty() {
+            self.fail(
+                table,
+                key("cert"),
+                "missing: HTTPS needs a certificate: `cert` and `key`, or [[settings.tls.certs]]",
+            );
+            ok = false;
+        }
+        ok.then_some(tls)
+    }
+
+    /// A path from the config, made absolute, with where it was written.
+    fn file_ref(&mut self, v: &Spanned<String>, key: String, dir: &Path) -> FileRef {
+        if v.get_ref().is_empty() {
+            self.fail(v.span(), key.clone(), "must not be empty");
+        }
+        FileRef {
+            path: clean(&dir.join(v.get_ref())),
+            config: self.src.file.to_path_buf(),
+            line: self.src.line(v.span().start),
+            key,
+        }
     }
 
     /// A value that must be above 0. None: absent or refused.

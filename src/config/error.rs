@@ -66,7 +66,7 @@ pub(super) struct Source<'a> {
 
 impl Source<'_> {
     /// 1-based line of a byte offset.
-    fn line(&self, offset: usize) -> usize {
+    pub(super) fn line(&self, offset: usize) -> usize {
         let end = offset.min(self.text.len());
         self.text.as_bytes()[..end]
             .iter()

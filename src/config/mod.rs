@@ -9,7 +9,7 @@
 //! `resolve_data_dir` looking at the environment, the current directory and
 //! whether a file exists.
 //!
-//! Keys whose behaviour this version does not have yet (`[settings.tls]`,
+//! Keys whose behaviour this version does not have yet (the `acme_*` keys,
 //! isolation other than "process", resource limits, ...) are parsed and then
 //! refused with "is not supported yet", never silently ignored: an operator who
 //! asks for a memory limit must not get a process without one.
@@ -107,6 +107,53 @@ pub struct Settings {
     pub metrics_public: bool,
     pub log_max_bytes: u64,
     pub log_files: u32,
+    /// `[settings.tls]`; None: plain HTTP only.
+    pub tls: Option<Tls>,
+}
+
+/// `[settings.tls]`: HTTPS from certificate files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    pub https_listen: SocketAddr,
+    /// The plain listener answers 308 to https (except ACME challenges).
+    pub redirect_http: bool,
+    /// `cert`/`key` first when given, then each `[[settings.tls.certs]]`, in
+    /// file order. Never empty.
+    pub certs: Vec<CertFiles>,
+}
+
+/// One certificate chain and its key, as named in the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertFiles {
+    /// Host names it is chosen for (exact, or `*.` wildcards), lowercased.
+    /// Empty: the names the certificate itself carries.
+    pub names: Vec<String>,
+    pub cert: FileRef,
+    pub key: FileRef,
+}
+
+/// A file the config names, with where it names it: what is wrong with the
+/// file's contents is reported as a config error at that key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRef {
+    /// Absolute (made so against `Config::dir`).
+    pub path: PathBuf,
+    /// The config file and the line and key that name it.
+    pub config: PathBuf,
+    pub line: usize,
+    pub key: String,
+}
+
+impl FileRef {
+    /// A config error at the key that names this file.
+    pub fn error(&self, message: String) -> ConfigError {
+        ConfigError {
+            file: self.config.clone(),
+            line: Some(self.line),
+            key: Some(self.key.clone()),
+            message,
+        }
+    }
 }
 
 /// The levels of REFERENCE.md (`isolation =`).
@@ -286,7 +333,15 @@ impl Config {
                 "metrics_public": s.metrics_public,
                 "log_max_bytes": s.log_max_bytes,
                 "log_files": s.log_files,
-                "tls": Value::Null,
+                "tls": s.tls.as_ref().map(|t| json!({
+                    "https_listen": t.https_listen.to_string(),
+                    "redirect_http": t.redirect_http,
+                    "certs": t.certs.iter().map(|c| json!({
+                        "names": c.names,
+                        "cert": c.cert.path.to_string_lossy(),
+                        "key": c.key.path.to_string_lossy(),
+                    })).collect::<Vec<_>>(),
+                })),
             },
             "service": services,
             "instances": instances,
@@ -318,6 +373,7 @@ impl Default for Settings {
             metrics_public: false,
             log_max_bytes: 10 * 1024 * 1024,
             log_files: 3,
+            tls: None,
         }
     }
 }

@@ -100,14 +100,11 @@ pub struct RawSettings {
     pub metrics_public: Option<Spanned<bool>>,
     pub log_max_bytes: Option<Spanned<u64>>,
     pub log_files: Option<Spanned<u32>>,
-    /// Not supported yet: read so the error can point at it.
     pub tls: Option<Spanned<RawTls>>,
 }
 
-/// `[settings.tls]`. Not supported yet; typed anyway so mistakes inside it
-/// are reported as such rather than hidden behind "not supported".
-// The fields are read by serde only, for their types, until TLS is built.
-#[allow(dead_code)]
+/// `[settings.tls]`. The `acme_*` keys are not supported yet; they are
+/// typed anyway so mistakes inside them are reported as such.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTls {
@@ -118,6 +115,10 @@ pub struct RawTls {
     pub acme_email: Option<Spanned<String>>,
     pub acme_directory: Option<Spanned<String>>,
     pub acme_on_demand: Option<Spanned<bool>>,
+    pub acme_on_demand_per_hour: Option<Spanned<u32>>,
+    pub acme_challenge: Option<Spanned<String>>,
+    pub acme_ca_root: Option<Spanned<String>>,
+    pub certs: Option<Spanned<Vec<Spanned<RawTlsCert>>>>,
     // The original tenement's keys (0.2), read so that each is refused
     // with the key that replaces it.
     pub enabled: Option<Spanned<bool>>,
@@ -127,6 +128,15 @@ pub struct RawTls {
     pub https_port: Option<Spanned<u16>>,
     pub http_port: Option<Spanned<u16>>,
     pub dns_provider: Option<Spanned<String>>,
+}
+
+/// One `[[settings.tls.certs]]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTlsCert {
+    pub names: Option<Spanned<Vec<Spanned<String>>>>,
+    pub cert: Option<Spanned<String>>,
+    pub key: Option<Spanned<String>>,
 }
 
 /// `[service.NAME]`.

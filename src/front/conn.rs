@@ -313,7 +313,7 @@ impl Exchange {
 /// machine (`machine.rs`) can be tested without them; the loop uses the
 /// defaults.
 #[derive(Debug)]
-pub struct Conn<C = MioStream, S = MioStream> {
+pub struct Conn<C = super::tls::Client, S = MioStream> {
     pub client: C,
     pub peer_ip: IpAddr,
     /// Came in on `ten.sock`.

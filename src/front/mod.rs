@@ -11,6 +11,7 @@ pub mod fault;
 pub mod machine;
 pub mod router;
 pub mod stats;
+pub mod tls;
 pub mod upstream;
 pub mod worker;
 
@@ -39,12 +40,22 @@ pub struct FrontOptions {
     /// Where to listen for the local API (`ten.sock`).
     pub socket: Option<PathBuf>,
     pub data_dir: PathBuf,
+    /// With `[settings.tls]`: where HTTPS listens and its certificates.
+    pub tls: Option<TlsOptions>,
+}
+
+/// The HTTPS listener's address and the certificates its handshakes use.
+pub struct TlsOptions {
+    pub listen: SocketAddr,
+    pub store: Arc<tls::Store>,
 }
 
 /// The running loops.
 pub struct Front {
     /// The address actually bound (the port is known even when 0 was asked).
     pub addr: SocketAddr,
+    /// The HTTPS address actually bound, with `[settings.tls]`.
+    pub https_addr: Option<SocketAddr>,
     stop: Arc<AtomicBool>,
     wakers: Vec<Arc<Waker>>,
     threads: Vec<JoinHandle<()>>,
@@ -97,6 +108,27 @@ pub fn start(
     for _ in 1..workers {
         listeners.push(bind_reuseport(addr).map_err(err(format!("bind {addr}")))?);
     }
+    // The HTTPS listeners, bound the same way.
+    let mut https_addr = None;
+    let mut tls_listeners = Vec::new();
+    let mut tls_config = None;
+    if let Some(t) = &opts.tls {
+        let first = bind_reuseport(t.listen).map_err(err(format!("bind {}", t.listen)))?;
+        let bound = first
+            .local_addr()
+            .map_err(err("read the bound address".into()))?;
+        tls_listeners.push(first);
+        for _ in 1..workers {
+            tls_listeners.push(bind_reuseport(bound).map_err(err(format!("bind {bound}")))?);
+        }
+        https_addr = Some(bound);
+        let config = tls::server_config(t.store.clone()).map_err(|e| FrontError {
+            what: "set up TLS".into(),
+            source: io::Error::other(e),
+        })?;
+        tls_config = Some((config, t.store.clone(), bound.port()));
+    }
+    let mut tls_listeners = tls_listeners.into_iter();
     let unix = match &opts.socket {
         Some(path) => Some(bind_unix(path).map_err(err(format!("listen on {}", path.display())))?),
         None => None,
@@ -124,6 +156,7 @@ pub fn start(
         api.front = stats.clone();
         api.tokens = TokenStore::with_usage(&opts.data_dir, token_usage.clone());
         api.throttle = throttle.clone();
+        api.tls = opts.tls.as_ref().map(|t| t.store.clone());
         let setup = worker::WorkerSetup {
             index,
             listener,
@@ -137,6 +170,15 @@ pub fn start(
             stats: stats.clone(),
             max_conns,
             beat: crate::notify::heartbeat(&format!("front-{index}"), waker.clone()),
+            tls: match (&tls_config, tls_listeners.next()) {
+                (Some((config, store, port)), Some(listener)) => Some(worker::WorkerTls {
+                    listener,
+                    config: config.clone(),
+                    store: store.clone(),
+                    port: *port,
+                }),
+                _ => None,
+            },
         };
         let w = worker::Worker::new(setup).map_err(err("register the listener".into()))?;
         let thread = std::thread::Builder::new()
@@ -148,6 +190,7 @@ pub fn start(
     }
     Ok(Front {
         addr,
+        https_addr,
         stop,
         wakers,
         threads,

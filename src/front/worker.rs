@@ -29,9 +29,10 @@ use super::api::Api;
 use super::conn::{Conn, Phase, Spare};
 use super::router::Balancer;
 use super::stats::FrontStats;
+use super::tls::{Client, Store, TlsStream};
 use super::upstream::Pool;
 use crate::front::fault::Side;
-use crate::net::{MioStream, Stream};
+use crate::net::Stream;
 use crate::supervisor::{Command, Published, Reply, ReplyTo, Snapshot, SupervisorHandle};
 
 // Token layout: the low two bits say what the token is, the rest is a slot.
@@ -42,6 +43,7 @@ const KIND_SPECIAL: usize = 3;
 const LISTENER: Token = Token(KIND_SPECIAL);
 pub const WAKER: Token = Token((1 << 2) | KIND_SPECIAL);
 const UNIX_LISTENER: Token = Token((2 << 2) | KIND_SPECIAL);
+const TLS_LISTENER: Token = Token((3 << 2) | KIND_SPECIAL);
 
 fn token(slot: usize, kind: usize) -> Token {
     Token((slot << 2) | kind)
@@ -76,6 +78,17 @@ pub struct WorkerSetup {
     pub max_conns: usize,
     /// Bumped after every poll, for the service manager's watchdog.
     pub beat: crate::notify::Beat,
+    /// The HTTPS listener and what its handshakes use, with `[settings.tls]`.
+    pub tls: Option<WorkerTls>,
+}
+
+/// One loop's HTTPS side.
+pub struct WorkerTls {
+    pub listener: TcpListener,
+    pub config: Arc<rustls::ServerConfig>,
+    pub store: Arc<Store>,
+    /// The port of `https_listen` as bound, for redirects to https.
+    pub port: u16,
 }
 
 /// One event loop.
@@ -106,6 +119,7 @@ pub struct Worker {
     /// Accepting is paused (the listener is deregistered) at the cap.
     paused: bool,
     beat: crate::notify::Beat,
+    tls: Option<WorkerTls>,
 }
 
 impl Worker {
@@ -124,9 +138,14 @@ impl Worker {
             stats,
             max_conns,
             beat,
+            mut tls,
         } = setup;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
+        if let Some(tls) = tls.as_mut() {
+            poll.registry()
+                .register(&mut tls.listener, TLS_LISTENER, Interest::READABLE)?;
+        }
         if let Some(unix) = unix.as_mut() {
             poll.registry()
                 .register(unix, UNIX_LISTENER, Interest::READABLE)?;
@@ -158,6 +177,7 @@ impl Worker {
             max_conns,
             paused: false,
             beat,
+            tls,
         })
     }
 
@@ -186,7 +206,8 @@ impl Worker {
                 let t = event.token().0;
                 match t & 3 {
                     KIND_SPECIAL => match event.token() {
-                        LISTENER => self.accept_tcp(),
+                        LISTENER => self.accept_tcp(false),
+                        TLS_LISTENER => self.accept_tcp(true),
                         UNIX_LISTENER => self.accept_unix(),
                         WAKER => self.take_replies(),
                         _ => {}
@@ -240,13 +261,17 @@ impl Worker {
         }
     }
 
-    fn accept_tcp(&mut self) {
+    /// Accepts on the plain listener, or the HTTPS one when `tls`.
+    fn accept_tcp(&mut self, tls: bool) {
         loop {
             if self.open >= self.max_conns {
                 // At the cap: stop accepting; the kernel queues new
                 // connections until one closes (see `close`).
                 if !self.paused {
                     let _ = self.poll.registry().deregister(&mut self.listener);
+                    if let Some(t) = self.tls.as_mut() {
+                        let _ = self.poll.registry().deregister(&mut t.listener);
+                    }
                     self.paused = true;
                     self.stats.accept_paused.fetch_add(1, Ordering::Relaxed);
                     warn!(
@@ -256,10 +281,26 @@ impl Worker {
                 }
                 return;
             }
-            match self.listener.accept() {
+            let accepted = match (&self.tls, tls) {
+                (Some(t), true) => t.listener.accept(),
+                _ => self.listener.accept(),
+            };
+            match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    self.add_conn(Stream::Tcp(stream), peer.ip(), false);
+                    let client = match (&self.tls, tls) {
+                        (Some(t), true) => {
+                            match TlsStream::new(stream, t.config.clone(), t.store.clone()) {
+                                Ok(s) => Client::Tls(Box::new(s)),
+                                Err(e) => {
+                                    warn!("front", "start a TLS connection: {e}");
+                                    continue;
+                                }
+                            }
+                        }
+                        _ => Client::Plain(Stream::Tcp(stream)),
+                    };
+                    self.add_conn(client, peer.ip(), false);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -279,7 +320,8 @@ impl Worker {
             };
             match unix.accept() {
                 Ok((stream, _)) => {
-                    self.add_conn(Stream::Unix(stream), IpAddr::V4(Ipv4Addr::LOCALHOST), true)
+                    let client = Client::Plain(Stream::Unix(stream));
+                    self.add_conn(client, IpAddr::V4(Ipv4Addr::LOCALHOST), true)
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -291,7 +333,7 @@ impl Worker {
         }
     }
 
-    fn add_conn(&mut self, client: MioStream, peer_ip: IpAddr, local: bool) {
+    fn add_conn(&mut self, client: Client, peer_ip: IpAddr, local: bool) {
         let slot = match self.free.pop() {
             Some(slot) => slot,
             None => {
@@ -475,6 +517,7 @@ impl Worker {
     }
 
     fn close(&mut self, slot: usize, mut conn: Conn) {
+        conn.client.close_notify();
         let _ = self.poll.registry().deregister(&mut conn.client);
         // A sound idle upstream outlives its client: it goes to the pool.
         self.detach_upstream(&mut conn);
@@ -494,8 +537,14 @@ impl Worker {
                 .is_ok()
             {
                 self.paused = false;
+                if let Some(t) = self.tls.as_mut() {
+                    let _ = registry.register(&mut t.listener, TLS_LISTENER, Interest::READABLE);
+                }
                 // Connections queued meanwhile raise no new edge: take them now.
-                self.accept_tcp();
+                self.accept_tcp(false);
+                if self.tls.is_some() {
+                    self.accept_tcp(true);
+                }
             }
         }
     }

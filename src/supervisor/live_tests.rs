@@ -93,6 +93,7 @@ fn config(dir: &Path, services: Vec<Service>) -> Config {
             metrics_public: false,
             log_max_bytes: 1 << 20,
             log_files: 2,
+            tls: None,
         },
         services: services
             .into_iter()
@@ -126,8 +127,8 @@ struct Harness {
 impl Harness {
     fn start(config: Config, data_dir: &Path) -> Harness {
         let published = Arc::new(Published::default());
-        let (handle, thread) =
-            start(config, data_dir.to_path_buf(), published.clone()).expect("supervisor starts");
+        let (handle, thread) = start(config, data_dir.to_path_buf(), published.clone(), None)
+            .expect("supervisor starts");
         let poll = Poll::new().unwrap();
         let waker = Arc::new(Waker::new(poll.registry(), Token(0)).unwrap());
         let (reply_tx, replies) = channel();

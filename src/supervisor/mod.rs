@@ -66,7 +66,8 @@ impl std::error::Error for SuperviseError {
 /// Starts the supervisor thread: loads `{data_dir}/.tenement/state`, kills
 /// leftover processes of a previous run, restarts the instances that were
 /// running, spawns `[instances]`, publishes the first snapshot into
-/// `published` before returning, and then serves commands.
+/// `published` before returning, and then serves commands. `tls`: the
+/// certificate store a reload swaps, with `[settings.tls]`.
 ///
 /// Blocks while leftovers die (at most a couple of seconds) and for the
 /// fork/exec of each restored instance; processes may still be starting
@@ -77,6 +78,7 @@ pub fn start(
     config: Config,
     data_dir: PathBuf,
     published: Arc<Published>,
+    tls: Option<Arc<crate::front::tls::Store>>,
 ) -> Result<(SupervisorHandle, JoinHandle<()>), SuperviseError> {
     for dir in [layout::logs_dir(&data_dir), layout::run_dir(&data_dir)] {
         std::fs::create_dir_all(&dir).map_err(|source| SuperviseError::Io {
@@ -92,7 +94,7 @@ pub fn start(
     let waker =
         Arc::new(mio::Waker::new(poll.registry(), worker::WAKER).map_err(io("create waker"))?);
     let (tx, rx) = mpsc::channel();
-    let mut supervisor = worker::Supervisor::new(config, data_dir, published, poll, rx);
+    let mut supervisor = worker::Supervisor::new(config, data_dir, published, poll, rx, tls);
     supervisor.prepare_host();
     supervisor.restore()?;
     supervisor.beat = crate::notify::heartbeat("supervisor", waker.clone());

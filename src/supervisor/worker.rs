@@ -109,6 +109,8 @@ fn human(d: Duration) -> String {
 /// The supervisor's whole state; lives on its thread.
 pub struct Supervisor {
     config: Config,
+    /// The certificates the front's handshakes use; a reload swaps them.
+    tls: Option<Arc<crate::front::tls::Store>>,
     data_dir: PathBuf,
     published: Arc<Published>,
     poll: Poll,
@@ -147,8 +149,10 @@ impl Supervisor {
         published: Arc<Published>,
         poll: Poll,
         rx: Receiver<Envelope>,
+        tls: Option<Arc<crate::front::tls::Store>>,
     ) -> Supervisor {
         Supervisor {
+            tls,
             config_json: Arc::new(config.to_json()),
             config,
             data_dir,

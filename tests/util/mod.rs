@@ -291,6 +291,9 @@ pub struct Server {
     pub name: String,
     /// The address the server printed (`listening on http://...`).
     pub addr: SocketAddr,
+    /// The HTTPS address it printed (`listening on https://...`), with
+    /// `[settings.tls]`.
+    pub https: Option<SocketAddr>,
     pub config: PathBuf,
     pub data_dir: PathBuf,
     /// The admin token minted before the server started.
@@ -326,6 +329,7 @@ impl Server {
         let mut server = Server {
             name: name.to_string(),
             addr: "127.0.0.1:0".parse().expect("literal address"),
+            https: None,
             config: config_path,
             data_dir,
             admin_token: String::new(),
@@ -432,6 +436,10 @@ impl Server {
             let left = end.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
+                    // The HTTPS line comes first, when there is one.
+                    if let Some(addr) = parse_listening_as("https", &line) {
+                        self.https = Some(addr);
+                    }
                     if let Some(addr) = parse_listening(&line) {
                         self.addr = addr;
                         return;
@@ -727,7 +735,13 @@ impl Server {
 
 /// Parses `... listening on http://127.0.0.1:PORT ...`.
 pub fn parse_listening(line: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find("listening on http://")? + "listening on http://".len()..];
+    parse_listening_as("http", line)
+}
+
+/// Parses `... listening on SCHEME://IP:PORT ...`.
+pub fn parse_listening_as(scheme: &str, line: &str) -> Option<SocketAddr> {
+    let marker = format!("listening on {scheme}://");
+    let rest = &line[line.find(&marker)? + marker.len()..];
     let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
     addr.trim_end_matches('/').parse().ok()
 }

@@ -353,19 +353,63 @@ fn network_none_needs_the_sandbox() {
 }
 
 #[test]
-fn tls_table_is_refused_by_name_and_line() {
-    let e = refused(
-        "[settings]\ndomain = \"example.com\"\n\n[settings.tls]\ncert = \"a.pem\"\nkey = \"b.pem\"\n",
+fn tls_certificates_are_read_with_their_places() {
+    let c = ok(
+        "[settings]\ndomain = \"example.com\"\n\n[settings.tls]\ncert = \"a.pem\"\nkey = \"b.pem\"\n\
+         redirect_http = true\n\n[[settings.tls.certs]]\nnames = [\"Example.org\", \"*.example.org\"]\n\
+         cert = \"/etc/org.pem\"\nkey = \"org.key\"\n",
+    );
+    let tls = c.settings.tls.expect("tls");
+    assert_eq!(tls.https_listen, "0.0.0.0:443".parse().expect("address"));
+    assert!(tls.redirect_http);
+    assert_eq!(tls.certs.len(), 2);
+    assert!(tls.certs[0].names.is_empty());
+    assert_eq!(tls.certs[0].cert.path, Path::new("/srv/app/a.pem"));
+    assert_eq!(tls.certs[0].cert.line, 5);
+    assert_eq!(tls.certs[0].cert.key, "settings.tls.cert");
+    assert_eq!(tls.certs[0].key.line, 6);
+    assert_eq!(tls.certs[1].names, ["example.org", "*.example.org"]);
+    assert_eq!(tls.certs[1].cert.path, Path::new("/etc/org.pem"));
+    assert_eq!(tls.certs[1].key.key, "settings.tls.certs[0].key");
+    assert_eq!(tls.certs[1].key.line, 12);
+    let e = tls.certs[1].key.error("broken".into());
+    assert_eq!(
+        e.to_string(),
+        "/srv/app/tenement.toml:12: key `settings.tls.certs[0].key`: broken"
+    );
+}
+
+#[test]
+fn tls_mistakes_are_refused_by_name_and_line() {
+    refused(
+        "[settings.tls]\ncert = \"a.pem\"\n",
+        2,
+        "settings.tls.key",
+        "needs its `key`",
+    );
+    refused(
+        "[settings.tls]\nredirect_http = true\n",
+        1,
+        "settings.tls.cert",
+        "HTTPS needs a certificate",
+    );
+    refused(
+        "[settings.tls]\ncert = \"a\"\nkey = \"b\"\nhttps_listen = \"443\"\n",
         4,
-        "settings.tls",
+        "settings.tls.https_listen",
+        "not an address",
+    );
+    refused(
+        "[settings.tls]\ncert = \"a\"\nkey = \"b\"\nacme_email = \"a@b.c\"\n",
+        4,
+        "settings.tls.acme_email",
         "is not supported yet",
     );
-    assert!(e.message.contains("[settings.tls]"), "{e}");
     refused(
-        "[settings]\ntls = { cert = \"a.pem\" }\n",
+        "[[settings.tls.certs]]\nnames = [\"bad name\"]\ncert = \"a\"\nkey = \"b\"\n",
         2,
-        "settings.tls",
-        "is not supported yet",
+        "settings.tls.certs[0].names",
+        "not a domain name",
     );
 }
 

@@ -425,6 +425,44 @@ pub fn render(snap: &Snapshot, front: &FrontStats, sample: &Sample) -> String {
     out
 }
 
+/// The HTTPS families: each certificate name's seconds left until its
+/// certificate expires (negative once expired), and handshake failures by
+/// reason. `now` is Unix seconds.
+pub fn render_tls(out: &mut String, store: &crate::front::tls::Store, now: i64) {
+    family(
+        out,
+        "ten_tls_certificate_expiry_seconds",
+        "gauge",
+        "Seconds until the certificate served for this name expires.",
+    );
+    let certs = store.certs();
+    for cert in &certs.certs {
+        for name in &cert.names {
+            let labels = format!("{{name=\"{}\"}}", escape(name));
+            line(
+                out,
+                "ten_tls_certificate_expiry_seconds",
+                &labels,
+                cert.info.not_after - now,
+            );
+        }
+    }
+    family(
+        out,
+        "ten_tls_handshake_failures_total",
+        "counter",
+        "TLS handshakes that failed, by reason.",
+    );
+    for (reason, n) in store.failures() {
+        line(
+            out,
+            "ten_tls_handshake_failures_total",
+            &format!("{{reason=\"{reason}\"}}"),
+            n,
+        );
+    }
+}
+
 fn load(n: &std::sync::atomic::AtomicU64) -> u64 {
     n.load(Ordering::Relaxed)
 }

@@ -156,6 +156,8 @@ pub struct Api {
     pub front: std::sync::Arc<crate::front::stats::FrontStats>,
     /// Failed authentications per client address, shared by every loop.
     pub throttle: std::sync::Arc<throttle::Throttle>,
+    /// The certificates in use, with `[settings.tls]`.
+    pub tls: Option<std::sync::Arc<crate::front::tls::Store>>,
 }
 
 /// An endpoint, with the raw `{svc:id}` path segment where it has one.
@@ -179,6 +181,7 @@ enum Endpoint<'a> {
     Config,
     Reload,
     TlsStatus,
+    Tls,
     Tokens,
     RevokeToken(&'a str),
 }
@@ -203,6 +206,7 @@ fn route(path: &str) -> Option<(Endpoint<'_>, &'static [&'static str])> {
         "/api/config" => (Config, GET),
         "/api/reload" => (Reload, POST),
         "/api/tls/status" => (TlsStatus, GET),
+        "/api/tls" => (Tls, GET),
         "/api/tokens" => (Tokens, GET),
         _ if path.starts_with("/api/tokens/") => {
             let id = &path["/api/tokens/".len()..];
@@ -246,6 +250,7 @@ impl Api {
             data_dir,
             front: Default::default(),
             throttle: Default::default(),
+            tls: None,
         }
     }
 
@@ -464,8 +469,14 @@ impl Api {
                 admin_only(&who)?;
                 respond(Response::json(
                     200,
-                    &serde_json::json!({ "enabled": false }),
+                    &serde_json::json!({ "enabled": self.tls.is_some() }),
                 ))
+            }
+            Tls => {
+                admin_only(&who)?;
+                let now = unix_now(now);
+                let certs = self.tls.as_ref().map(|t| t.to_json(now));
+                respond(Response::json(200, &certs.unwrap_or(serde_json::json!([]))))
             }
             Tokens => {
                 admin_only(&who)?;
@@ -502,7 +513,10 @@ impl Api {
             .collect();
         let sizes = storage::sizes_for_metrics(&self.data_dir, &dirs);
         let sample = metrics::sample(snap, &sizes, now);
-        let text = metrics::render(snap, &self.front, &sample);
+        let mut text = metrics::render(snap, &self.front, &sample);
+        if let Some(tls) = &self.tls {
+            metrics::render_tls(&mut text, tls, unix_now(now));
+        }
         Response::text(200, metrics::CONTENT_TYPE, &text)
     }
 
@@ -577,3 +591,9 @@ fn health_json(view: &InstanceView) -> serde_json::Value {
 
 #[cfg(test)]
 mod tests;
+
+/// Seconds since the Unix epoch (0 for a clock before it).
+fn unix_now(now: SystemTime) -> i64 {
+    now.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

@@ -110,7 +110,7 @@ impl Worker {
         if x.upstream_head.is_empty() {
             let fwd = Forwarded {
                 client_ip: c.peer_ip,
-                proto: "http",
+                proto: if c.client.is_tls() { "https" } else { "http" },
             };
             http::write_request_head(&x.head, &fwd, &mut x.upstream_head);
         }

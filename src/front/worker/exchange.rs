@@ -39,6 +39,26 @@ impl Worker {
             self.snap = self.published.load();
         }
         let path = head.target.split('?').next().unwrap_or("/").to_string();
+        if let Some(tls) = &self.tls {
+            // `redirect_http`: plain HTTP goes to https, except ACME's
+            // HTTP-01 challenges, which must be answered over plain HTTP.
+            if !c.local
+                && !c.client.is_tls()
+                && tls.store.redirect_http()
+                && !path.starts_with("/.well-known/acme-challenge/")
+            {
+                let location = https_location(&head, &self.snap.domain, tls.port);
+                c.exchange = Some(Box::new(Exchange::new(head)));
+                let resp = Response {
+                    status: 308,
+                    content_type: "text/plain",
+                    body: format!("moved to {location}\n").into_bytes(),
+                    headers: vec![("Location", location)],
+                };
+                self.respond(c, resp);
+                return;
+            }
+        }
         let target = if c.local {
             Target::Management
         } else {
@@ -342,6 +362,18 @@ impl Worker {
     /// The supervisor's channel is closed (it is shutting down): 503.
     pub(super) fn supervisor_gone(&mut self, c: &mut Conn) {
         self.fail_status(c, Side::Internal, 503, "the supervisor is not running");
+    }
+}
+
+/// Where `redirect_http` sends a plain request: the same host (`domain`
+/// when the request named none) and target over https. The parser already
+/// took the port off the host and made the target origin-form.
+fn https_location(head: &RequestHead, domain: &str, port: u16) -> String {
+    let host = head.host.as_deref().unwrap_or(domain);
+    if port == 443 {
+        format!("https://{host}{}", head.target)
+    } else {
+        format!("https://{host}:{port}{}", head.target)
     }
 }
 

@@ -196,7 +196,9 @@ impl Worker {
             }
 
             // Write to the client.
-            if c.ready.writable && !c.cout.is_empty() {
+            // Over TLS, encrypted bytes may wait with `cout` already empty;
+            // writing nothing flushes them.
+            if c.ready.writable && (!c.cout.is_empty() || c.client.has_pending()) {
                 match c.cout.write_to(&mut c.client) {
                     Ok((_, short)) => {
                         c.ready.writable = !short;
@@ -208,7 +210,7 @@ impl Worker {
                 }
             }
 
-            if c.phase == Phase::Closing && c.cout.is_empty() {
+            if c.phase == Phase::Closing && c.cout.is_empty() && !c.client.has_pending() {
                 return false;
             }
             if !progress {

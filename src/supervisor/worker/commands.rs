@@ -18,6 +18,24 @@ use crate::supervisor::snapshot::{Health, State};
 use crate::supervisor::table::{WaitFor, Waiter};
 
 impl Supervisor {
+    /// The certificates a reloaded `config` names, read now, when HTTPS is
+    /// serving (None otherwise). An error is also kept for `GET /api/tls`.
+    fn load_certs(
+        &self,
+        config: &Config,
+    ) -> Result<Option<(crate::front::tls::certs::CertSet, bool)>, crate::config::ConfigError> {
+        let (Some(store), Some(tls)) = (&self.tls, &config.settings.tls) else {
+            return Ok(None);
+        };
+        match crate::front::tls::certs::load(tls, &config.settings.domain) {
+            Ok(set) => Ok(Some((set, tls.redirect_http))),
+            Err(e) => {
+                store.set_last_error(Some(e.to_string()));
+                Err(e)
+            }
+        }
+    }
+
     pub(super) fn on_command(&mut self, cmd: Command, to: Option<ReplyTo>) {
         let now = Instant::now();
         if self.shutdown.is_some() && !matches!(cmd, Command::Shutdown) {
@@ -94,9 +112,15 @@ impl Supervisor {
                 // Both a SIGHUP and `ten reload` come here; the service
                 // manager hears of the reload around it either way.
                 crate::notify::reloading();
-                match Config::load(&self.config.path) {
-                    Ok(mut config) => {
-                        config.apply_overrides(self.config.overrides.clone());
+                // Certificate files are read before anything changes: one
+                // that is missing or wrong refuses the whole reload.
+                let loaded = Config::load(&self.config.path).and_then(|mut config| {
+                    config.apply_overrides(self.config.overrides.clone());
+                    let certs = self.load_certs(&config)?;
+                    Ok((config, certs))
+                });
+                match loaded {
+                    Ok((config, certs)) => {
                         let s = &config.settings;
                         if s.listen != self.config.settings.listen
                             || s.workers != self.config.settings.workers
@@ -105,6 +129,18 @@ impl Supervisor {
                                 "supervisor",
                                 "`listen` and `workers` take effect at the next start of ten serve"
                             );
+                        }
+                        let https = |c: &Config| c.settings.tls.as_ref().map(|t| t.https_listen);
+                        if https(&config) != https(&self.config) {
+                            warn!(
+                                "supervisor",
+                                "adding, removing or moving `[settings.tls]` https_listen takes effect at the next start of ten serve"
+                            );
+                        }
+                        if let (Some(store), Some((set, redirect))) = (&self.tls, certs) {
+                            store.swap(set, redirect);
+                            store.set_last_error(None);
+                            info!("supervisor", "TLS certificates reloaded");
                         }
                         self.config = config;
                         self.config_json = Arc::new(self.config.to_json());
