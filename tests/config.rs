@@ -290,7 +290,7 @@ fn the_original_tenements_configs_check_or_name_the_replacement() {
         ("[settings.tls]\nhttp_port = 8080\n", 2, &["settings.listen = \"0.0.0.0:8080\"", "redirect_http"]),
         ("[settings.tls]\ndns_provider = \"cloudflare\"\n", 2, &["ten caddy --domain D --dns-provider cloudflare"]),
         // A key of tenement's whose behaviour is not built yet.
-        ("[service.cache]\ncommand = \"./cache\"\nstorage_quota_mb = 100\n", 3, &["storage_quota_mb", "not supported yet", "remove it"]),
+        ("[settings.tls]\nacme_email = \"a@b.c\"\n", 2, &["settings.tls.acme_email", "not supported yet"]),
         // The original's VM levels.
         ("[service.vm]\ncommand = \"./app\"\nisolation = \"firecracker\"\n", 3, &["\"sandbox\""]),
     ];
