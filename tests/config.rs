@@ -263,6 +263,8 @@ fn the_original_tenements_configs_check_or_name_the_replacement() {
         "[settings]\ndata_dir = \"./data\"\nhealth_check_interval = 30\nmax_restarts = 3\nrestart_window = 300\nbackoff_base_ms = 1000\nbackoff_max_ms = 60000\n\n[service.api]\ncommand = \"python3 apps/python/server.py\"\nhealth = \"/health\"\nisolation = \"process\"\nenv = { APP_VERSION = \"1.0.0\" }\nrestart = \"on-failure\"\nrequest_timeout = 30\n\n[service.goapi]\ncommand = \"go run go_app.go\"\nstartup_timeout = 30\n\n[instances]\napi = [\"prod\", \"staging\"]\n",
         // Templates in the command, as the original expanded them.
         "[service.api]\ncommand = \"./api --id {id} --name {name}\"\nargs = [\"--port\", \"{port}\"]\n",
+        // A storage quota, as the original wrote it.
+        "[service.cache]\ncommand = \"./cache\"\nstorage_quota_mb = 100\n",
     ];
     for text in passes {
         let out = check(&scratch, text);
