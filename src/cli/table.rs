@@ -93,17 +93,47 @@ pub static GLOBALS: &[FlagSpec] = &[
     FlagSpec { long: "version", short: Some('V'), value: None, help: "print the version and exit" },
 ];
 
-const INIT_SYSTEM_FLAGS: &[FlagSpec] = &[
+const SYSTEMD_FLAG: FlagSpec = flag(
+    "systemd",
+    None,
+    "use systemd (default when /run/systemd/system exists)",
+);
+const OPENRC_FLAG: FlagSpec = flag("openrc", None, "use OpenRC");
+const DRY_RUN_FLAG: FlagSpec = flag(
+    "dry-run",
+    None,
+    "print what would be written and run, change nothing",
+);
+
+const INSTALL_FLAGS: &[FlagSpec] = &[
+    SYSTEMD_FLAG,
+    OPENRC_FLAG,
+    DRY_RUN_FLAG,
     flag(
-        "systemd",
-        None,
-        "use systemd (default when /run/systemd/system exists)",
+        "root",
+        Some("DIR"),
+        "install into DIR (paths prefixed, no command run)",
     ),
-    flag("openrc", None, "use OpenRC"),
     flag(
-        "dry-run",
-        None,
-        "print what would be written and run, change nothing",
+        "domain",
+        Some("D"),
+        "the domain of a new /etc/tenement/tenement.toml",
+    ),
+    flag(
+        "port",
+        Some("P"),
+        "the port of a new /etc/tenement/tenement.toml (default 8080)",
+    ),
+];
+
+const UNINSTALL_FLAGS: &[FlagSpec] = &[
+    SYSTEMD_FLAG,
+    OPENRC_FLAG,
+    DRY_RUN_FLAG,
+    flag(
+        "root",
+        Some("DIR"),
+        "uninstall from DIR (paths prefixed, no command run)",
     ),
 ];
 
@@ -327,10 +357,10 @@ pub static COMMANDS: &[CommandSpec] = &[
         name: "install",
         run: install::install,
         aliases: &[],
-        usage: &["install [--systemd|--openrc] [--dry-run]"],
+        usage: &["install [--systemd|--openrc] [--dry-run] [--root DIR] [--domain D] [--port P]"],
         summary: "install and start tenement as a system service",
-        about: "Writes a service that runs `ten serve --config FILE` (this executable and the config found, both as absolute paths), then enables and starts it: /etc/systemd/system/tenement.service with `systemctl daemon-reload` and `systemctl enable --now tenement`, or /etc/init.d/tenement with `rc-update add tenement default` and `rc-service tenement start`. Needs root unless --dry-run.",
-        flags: INIT_SYSTEM_FLAGS,
+        about: "Copies this executable to /usr/local/bin/ten, installs the man pages, writes /etc/tenement/tenement.toml when absent (--domain, --port fill it; --config FILE uses FILE instead), creates the data folder, and writes a service running `ten serve --config FILE`, then enables and starts it: /etc/systemd/system/tenement.service (Type=notify, watchdog, sandboxed) with `systemctl daemon-reload` and `systemctl enable --now tenement`, or /etc/init.d/tenement (supervise-daemon) with `rc-update add tenement default` and `rc-service tenement start`. Needs root unless --dry-run or --root.",
+        flags: INSTALL_FLAGS,
         positionals: (0, 0),
         arg_kind: ArgKind::None,
         examples: &["sudo ten install --config /etc/tenement/tenement.toml", "ten install --dry-run"],
@@ -339,10 +369,10 @@ pub static COMMANDS: &[CommandSpec] = &[
         name: "uninstall",
         run: install::uninstall,
         aliases: &[],
-        usage: &["uninstall [--systemd|--openrc] [--dry-run]"],
+        usage: &["uninstall [--systemd|--openrc] [--dry-run] [--root DIR]"],
         summary: "stop and remove the system service",
-        about: "Stops and disables the service written by `ten install` and removes its file. Instance data and the data folder are left alone. Needs root unless --dry-run.",
-        flags: INIT_SYSTEM_FLAGS,
+        about: "Stops and disables the service written by `ten install` and removes its file, the man pages and /usr/local/bin/ten. The config and the data folder are kept. Needs root unless --dry-run or --root.",
+        flags: UNINSTALL_FLAGS,
         positionals: (0, 0),
         arg_kind: ArgKind::None,
         examples: &["sudo ten uninstall"],

@@ -834,7 +834,7 @@ fn check_label(label: &str) -> Result<(), &'static str> {
 }
 
 /// The listener's domain: dot-separated labels, already lowercased.
-fn check_domain(domain: &str) -> Result<(), String> {
+pub fn check_domain(domain: &str) -> Result<(), String> {
     if domain.is_empty() {
         return Err("must not be empty".to_string());
     }

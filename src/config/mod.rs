@@ -37,6 +37,7 @@ use locate::absolute;
 use locate::{locate_with, resolve_data_dir_with};
 use raw::Raw;
 
+pub use check::check_domain;
 pub use error::ConfigError;
 pub use locate::{locate, resolve_data_dir};
 pub use template::TemplateVars;
