@@ -180,7 +180,10 @@ pub fn deploy(ctx: &Ctx<'_>) -> Result<(), CliError> {
     let inv = ctx.inv;
     let key = flagged_instance(ctx, "version")?;
     let weight = inv.number::<u8>("weight", 0..=100)?.unwrap_or(100);
-    let timeout = inv.number::<u64>("timeout", 1..=86_400)?.unwrap_or(60);
+    let bound = &crate::config::bounds::DEPLOY_TIMEOUT;
+    let timeout = inv
+        .number::<u64>("timeout", bound.min..=bound.max)?
+        .unwrap_or(60);
     let client = ctx.client()?;
     let body =
         json!({"service": key.service, "id": key.id, "weight": weight, "timeout_secs": timeout});
@@ -307,6 +310,8 @@ fn parse_age(raw: &str) -> Result<Duration, String> {
             ))
         }
     };
+    // The same bound as the API's `since=`.
+    let secs = crate::config::bounds::LOG_SINCE.check(secs)?;
     Ok(Duration::from_secs(secs))
 }
 
@@ -531,6 +536,9 @@ mod tests {
         assert_eq!(parse_age("45"), Ok(Duration::from_secs(45)));
         assert_eq!(parse_age("2h"), Ok(Duration::from_secs(7200)));
         assert_eq!(parse_age("1d"), Ok(Duration::from_secs(86_400)));
+        assert!(parse_age("3651d").is_err());
+        assert!(parse_age("99999999999999999999h").is_err());
+        assert!(parse_age(&u64::MAX.to_string()).is_err());
         assert!(parse_age("10x").is_err());
         assert!(parse_age("m").is_err());
         assert!(parse_age("").is_err());

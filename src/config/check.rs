@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use super::bounds::{self, Bound};
 use super::error::{toml_key, Source};
 use super::locate::clean;
 use super::raw::{Map, Raw, RawRouting, RawService, RawSettings, RawTls};
@@ -116,19 +117,39 @@ impl Check<'_> {
                 ),
             }
         }
-        if let Some(v) = self.positive(raw.health_check_interval, key("health_check_interval")) {
+        if let Some(v) = self.bounded(
+            raw.health_check_interval,
+            &bounds::HEALTH_CHECK_INTERVAL,
+            key("health_check_interval"),
+        ) {
             s.health_check_interval = Duration::from_secs(v);
         }
         if let Some(v) = raw.max_restarts {
             s.max_restarts = v.into_inner();
         }
-        if let Some(v) = self.positive(raw.restart_window, key("restart_window")) {
+        if let Some(v) = self.bounded(
+            raw.restart_window,
+            &bounds::RESTART_WINDOW,
+            key("restart_window"),
+        ) {
             s.restart_window = Duration::from_secs(v);
         }
-        if let Some(v) = raw.backoff_base_ms {
-            s.backoff_base = Duration::from_millis(v.into_inner());
+        if let Some(v) = self.bounded(
+            raw.backoff_base_ms,
+            &bounds::BACKOFF_BASE_MS,
+            key("backoff_base_ms"),
+        ) {
+            s.backoff_base = Duration::from_millis(v);
         }
-        if let Some(v) = raw.backoff_max_ms {
+        let backoff_max_ms = raw.backoff_max_ms.filter(|v| {
+            self.bounded(
+                Some(v.clone()),
+                &bounds::BACKOFF_MAX_MS,
+                key("backoff_max_ms"),
+            )
+            .is_some()
+        });
+        if let Some(v) = backoff_max_ms {
             if Duration::from_millis(*v.get_ref()) < s.backoff_base {
                 self.fail(
                     v.span(),
@@ -159,20 +180,31 @@ impl Check<'_> {
                 s.port_range = (low, high);
             }
         }
-        if let Some(v) = raw.stop_timeout {
-            s.stop_timeout = Duration::from_secs(v.into_inner());
+        if let Some(v) = self.bounded(raw.stop_timeout, &bounds::STOP_TIMEOUT, key("stop_timeout"))
+        {
+            s.stop_timeout = Duration::from_secs(v);
         }
-        if let Some(v) = raw.workers {
-            s.workers = v.into_inner() as usize;
+        let workers = raw
+            .workers
+            .map(|v| Spanned::new(v.span(), u64::from(*v.get_ref())));
+        if let Some(v) = self.bounded(workers, &bounds::WORKERS, key("workers")) {
+            s.workers = v as usize;
         }
         if let Some(v) = raw.metrics_public {
             s.metrics_public = v.into_inner();
         }
-        if let Some(v) = self.positive(raw.log_max_bytes, key("log_max_bytes")) {
+        if let Some(v) = self.bounded(
+            raw.log_max_bytes,
+            &bounds::LOG_MAX_BYTES,
+            key("log_max_bytes"),
+        ) {
             s.log_max_bytes = v;
         }
-        if let Some(v) = raw.log_files {
-            s.log_files = v.into_inner();
+        let log_files = raw
+            .log_files
+            .map(|v| Spanned::new(v.span(), u64::from(*v.get_ref())));
+        if let Some(v) = self.bounded(log_files, &bounds::LOG_FILES, key("log_files")) {
+            s.log_files = v as u32;
         }
         if let Some(tls) = raw.tls {
             match original_tls(tls.get_ref()) {
@@ -334,14 +366,17 @@ impl Check<'_> {
         }
     }
 
-    /// A value that must be above 0. None: absent or refused.
-    fn positive(&mut self, value: Option<Spanned<u64>>, key: String) -> Option<u64> {
+    /// A value within `bound` (the table every surface shares). None:
+    /// absent or refused.
+    fn bounded(&mut self, value: Option<Spanned<u64>>, bound: &Bound, key: String) -> Option<u64> {
         let value = value?;
-        if *value.get_ref() == 0 {
-            self.fail(value.span(), key, "must be greater than 0");
-            return None;
+        match bound.check(*value.get_ref()) {
+            Ok(n) => Some(n),
+            Err(why) => {
+                self.fail(value.span(), key, why);
+                None
+            }
         }
-        Some(value.into_inner())
     }
 
     fn service(
@@ -453,16 +488,23 @@ impl Check<'_> {
             }
         }
 
-        let idle_timeout = raw
-            .idle_timeout
-            .map(|v| v.into_inner())
+        let idle_timeout = self
+            .bounded(raw.idle_timeout, &bounds::IDLE_TIMEOUT, key("idle_timeout"))
             .filter(|&secs| secs > 0)
             .map(Duration::from_secs);
         let startup_timeout = self
-            .positive(raw.startup_timeout, key("startup_timeout"))
+            .bounded(
+                raw.startup_timeout,
+                &bounds::STARTUP_TIMEOUT,
+                key("startup_timeout"),
+            )
             .unwrap_or(10);
         let request_timeout = self
-            .positive(raw.request_timeout, key("request_timeout"))
+            .bounded(
+                raw.request_timeout,
+                &bounds::REQUEST_TIMEOUT,
+                key("request_timeout"),
+            )
             .unwrap_or(60);
 
         let mut restart = RestartPolicy::OnFailure;
@@ -528,27 +570,20 @@ impl Check<'_> {
         };
         let read_paths = paths(raw.read_paths);
         let write_paths = paths(raw.write_paths);
-        // Cgroup limits; the kernel's own ranges, so a value is never
+        // Cgroup limits: the kernel's own ranges, so a value is never
         // silently clamped.
-        let mut limit = |field: &str, value: Option<Spanned<u64>>, range: (u64, u64)| {
-            let v = value?;
-            let n = *v.get_ref();
-            if n < range.0 || n > range.1 {
-                let message = if range.1 == u64::MAX {
-                    format!("must be at least {}", range.0)
-                } else {
-                    format!("must be between {} and {}", range.0, range.1)
-                };
-                self.fail(v.span(), key(field), message);
-                return None;
-            }
-            Some(n)
-        };
-        let memory_limit_mb = limit("memory_limit_mb", raw.memory_limit_mb, (1, u64::MAX));
-        let cpu_shares = limit("cpu_shares", raw.cpu_shares, (2, 262_144));
-        let pids_max = limit("pids_max", raw.pids_max, (1, u64::MAX));
-        // Up to 16 TiB: bytes stay far from overflowing.
-        let storage_quota_mb = limit("storage_quota_mb", raw.storage_quota_mb, (1, 1 << 24));
+        let memory_limit_mb = self.bounded(
+            raw.memory_limit_mb,
+            &bounds::MEMORY_LIMIT_MB,
+            key("memory_limit_mb"),
+        );
+        let cpu_shares = self.bounded(raw.cpu_shares, &bounds::CPU_SHARES, key("cpu_shares"));
+        let pids_max = self.bounded(raw.pids_max, &bounds::PIDS_MAX, key("pids_max"));
+        let storage_quota_mb = self.bounded(
+            raw.storage_quota_mb,
+            &bounds::STORAGE_QUOTA_MB,
+            key("storage_quota_mb"),
+        );
         let env_clear = raw.env_clear.is_some_and(|v| v.into_inner());
         let autospawn = raw.autospawn.is_some_and(|v| v.into_inner());
         let max_instances = raw.max_instances.map_or(0, |v| v.into_inner() as usize);

@@ -14,6 +14,7 @@
 //! refused with "is not supported yet", never silently ignored: an operator who
 //! asks for a memory limit must not get a process without one.
 
+pub mod bounds;
 mod check;
 mod error;
 mod locate;

@@ -9,6 +9,7 @@
 //! the group to empty). No I/O and no clock here, so every transition is
 //! unit-tested without a process.
 
+use crate::config::bounds::later;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -304,7 +305,7 @@ impl StopPhase {
     /// The phase after SIGTERM at `now`.
     pub fn begin(now: Instant, stop_timeout: Duration) -> StopPhase {
         StopPhase::Terminating {
-            kill_at: now + stop_timeout,
+            kill_at: later(now, stop_timeout),
         }
     }
 

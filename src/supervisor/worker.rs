@@ -20,6 +20,7 @@ mod probes;
 mod stop;
 mod views;
 
+use crate::config::bounds::later;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -718,7 +719,10 @@ impl Supervisor {
             .load(Ordering::Relaxed)
             .max(inst.ready_at.map_or(0, unix_ms));
         let due_ms = last.saturating_add(timeout.as_millis() as u64);
-        Some(now + Duration::from_millis(due_ms.saturating_sub(now_ms)))
+        Some(later(
+            now,
+            Duration::from_millis(due_ms.saturating_sub(now_ms)),
+        ))
     }
 
     fn expire_waiters(&mut self, key: &InstanceKey, now: Instant) {
@@ -764,7 +768,7 @@ impl Supervisor {
                 }
                 Effect::SpawnAfter(d) => {
                     if let Some(inst) = self.instances.get_mut(key) {
-                        inst.backoff_until = Some(now + d);
+                        inst.backoff_until = Some(later(now, d));
                         self.dirty = true;
                     }
                 }

@@ -313,13 +313,13 @@ fn storage_quota_is_read_and_bounded() {
         "[service.api]\ncommand = \"x\"\nstorage_quota_mb = 0\n",
         3,
         "service.api.storage_quota_mb",
-        "must be between 1 and 16777216",
+        "between 1 and 16777216",
     );
     refused(
         "[service.api]\ncommand = \"x\"\nstorage_quota_mb = 16777217\n",
         3,
         "service.api.storage_quota_mb",
-        "must be between 1 and 16777216",
+        "between 1 and 16777216",
     );
 }
 
@@ -472,13 +472,13 @@ fn cgroup_limits_are_read_and_checked_against_the_kernel_ranges() {
         "[service.api]\ncommand = \"x\"\nmemory_limit_mb = 0\n",
         3,
         "service.api.memory_limit_mb",
-        "must be at least 1",
+        "must be greater than 0",
     );
     refused(
         "[service.api]\ncommand = \"x\"\npids_max = 0\n",
         3,
         "service.api.pids_max",
-        "must be at least 1",
+        "must be greater than 0",
     );
 }
 
@@ -486,4 +486,78 @@ fn cgroup_limits_are_read_and_checked_against_the_kernel_ranges() {
 fn first_error_in_the_file_wins() {
     let text = "[service.b]\ncommand = \"x\"\nhealth = \"nope\"\n[service.a]\ncommand = \"x\"\ncpu_shares = 1\n";
     refused(text, 3, "service.b.health", "is not a path");
+}
+
+/// Every bounded duration, size and count: its largest value passes, one
+/// above it and the largest TOML integer are refused with file, line and key
+/// (a huge timeout once passed the check and aborted the server on use).
+#[test]
+fn every_duration_and_size_has_an_upper_bound_in_the_file() {
+    use super::bounds;
+    let settings = [
+        bounds::HEALTH_CHECK_INTERVAL,
+        bounds::RESTART_WINDOW,
+        bounds::BACKOFF_BASE_MS,
+        bounds::BACKOFF_MAX_MS,
+        bounds::STOP_TIMEOUT,
+        bounds::WORKERS,
+        bounds::LOG_MAX_BYTES,
+        bounds::LOG_FILES,
+    ];
+    let service = [
+        bounds::IDLE_TIMEOUT,
+        bounds::STARTUP_TIMEOUT,
+        bounds::REQUEST_TIMEOUT,
+        bounds::MEMORY_LIMIT_MB,
+        bounds::CPU_SHARES,
+        bounds::PIDS_MAX,
+        bounds::STORAGE_QUOTA_MB,
+    ];
+    // backoff_max_ms must also be at least backoff_base_ms (default 1000).
+    let file = |table: &str, key: &str, n: u64| -> String {
+        let pre = if table == "settings" && key == "backoff_max_ms" {
+            "backoff_base_ms = 0\n"
+        } else {
+            ""
+        };
+        if table == "settings" {
+            format!("[settings]\n{pre}{key} = {n}\n[service.api]\ncommand = \"x\"\n")
+        } else {
+            format!("[service.api]\ncommand = \"x\"\n{key} = {n}\n")
+        }
+    };
+    let cases = settings
+        .iter()
+        .map(|b| ("settings", b, "settings"))
+        .chain(service.iter().map(|b| ("service", b, "service.api")));
+    let mut seen = 0;
+    for (table, b, prefix) in cases {
+        ok(&file(table, b.key, b.max));
+        let line = if table == "settings" {
+            if b.key == "backoff_max_ms" {
+                3
+            } else {
+                2
+            }
+        } else {
+            3
+        };
+        let full = format!("{prefix}.{}", b.key);
+        for n in [b.max + 1, i64::MAX as u64] {
+            // u32 keys stop at the type first; the type error names the key too.
+            let fragment = if n > u64::from(u32::MAX) && matches!(b.key, "workers" | "log_files") {
+                ""
+            } else {
+                "must be between"
+            };
+            refused(&file(table, b.key, n), line, &full, fragment);
+        }
+        seen += 1;
+    }
+    // Every bound of a config key is exercised (the rest are API/CLI only).
+    let config_keys = bounds::ALL
+        .iter()
+        .filter(|b| !matches!(b.key, "timeout_secs" | "since"))
+        .count();
+    assert_eq!(seen, config_keys);
 }

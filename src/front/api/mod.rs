@@ -39,14 +39,15 @@ pub mod url;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+use crate::config::bounds;
 use crate::names::InstanceKey;
 use crate::state::{Principal, TokenStore};
 use crate::supervisor::snapshot::instance_json;
 use crate::supervisor::{Command, InstanceView, Reply, Snapshot};
 use auth::{admin_only, may_see};
 use params::{
-    existing_instance, known_service, log_query, parse_body, path_instance, valid_id, weight,
-    DeployBody, RouteBody, SpawnBody, WeightBody,
+    bounded, existing_instance, known_service, log_query, parse_body, path_instance, valid_id,
+    weight, DeployBody, RouteBody, SpawnBody, WeightBody,
 };
 pub use reply::reply_response;
 
@@ -391,6 +392,8 @@ impl Api {
                     .unwrap_or(DEPLOY_WEIGHT);
                 let timeout = body
                     .timeout_secs
+                    .map(|n| bounded(&bounds::DEPLOY_TIMEOUT, n))
+                    .transpose()?
                     .map_or(DEPLOY_TIMEOUT, Duration::from_secs);
                 let key = InstanceKey {
                     service: body.service,

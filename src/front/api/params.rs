@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::auth::not_yours;
 use super::{logs, url, Answer, Response};
+use crate::config::bounds::{self, Bound};
 use crate::names::{self, InstanceKey, NameError};
 use crate::state::Principal;
 use crate::supervisor::{InstanceView, Snapshot};
@@ -124,6 +125,7 @@ pub(super) fn log_query(
                             &format!("invalid since `{value}`: expected e.g. 90s, 10m, 2h, 1d"),
                         )
                     })?;
+                    bounded(&bounds::LOG_SINCE, back.as_secs())?;
                     let epoch = now
                         .duration_since(SystemTime::UNIX_EPOCH)
                         .unwrap_or_default();
@@ -234,6 +236,14 @@ pub(super) fn existing_instance(snap: &Snapshot, service: &str, id: &str) -> Ans
 
 pub(super) fn bad_name(e: NameError) -> Response {
     Response::error(400, &e.to_string())
+}
+
+/// 400 unless `n` is within `bound` (the table the config and the CLI
+/// share), naming the field.
+pub(super) fn bounded(bound: &Bound, n: u64) -> Answer<u64> {
+    bound
+        .check(n)
+        .map_err(|why| Response::error(400, &format!("{} {why}", bound.key)))
 }
 
 /// 400 unless 0 <= n <= 100.

@@ -7,6 +7,7 @@
 //! Further `impl Worker` methods, called from the exchange and the pump.
 //! Connects are non-blocking; completion is seen in `pump.rs`.
 
+use crate::config::bounds::later;
 use std::io::ErrorKind;
 use std::time::{Duration, Instant};
 
@@ -118,7 +119,7 @@ impl Worker {
         c.uout.clear();
         c.uout.extend(&x.upstream_head);
         c.phase = Phase::Proxy;
-        c.deadline = Some(Instant::now() + x.request_timeout);
+        c.deadline = Some(later(Instant::now(), x.request_timeout));
     }
 
     /// Drops the attached upstream connection: an idle sound one goes to the

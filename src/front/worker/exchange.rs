@@ -10,6 +10,7 @@
 //!
 //! Further `impl Worker` methods, called from `pump.rs`. Nothing here blocks.
 
+use crate::config::bounds::later;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -163,7 +164,7 @@ impl Worker {
         let reply = self.reply_to(slot, c);
         if self.supervisor.send(cmd, Some(reply)) {
             c.phase = Phase::Waiting;
-            c.deadline = Some(Instant::now() + timeout + HOLD_SLACK);
+            c.deadline = Some(later(Instant::now(), timeout.saturating_add(HOLD_SLACK)));
             if let Some(x) = c.exchange.as_mut() {
                 if x.head.expect_continue && !x.req_done && x.head.minor >= 1 && !x.body_sent {
                     // No upstream to ask yet: say 100 ourselves so the client

@@ -3,6 +3,7 @@
 //! revoke a token, shutdown), each answered now or held as a waiter until
 //! the instance is ready or healthy.
 
+use crate::config::bounds::later;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -467,7 +468,7 @@ impl Supervisor {
             inst.waiters.push(Waiter {
                 reply: to,
                 what,
-                deadline: now + timeout,
+                deadline: later(now, timeout),
                 timeout_secs: timeout.as_secs(),
             });
         }

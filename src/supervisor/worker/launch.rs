@@ -2,6 +2,7 @@
 //! previous run left), preparing an instance's folders, spawning its process
 //! and watching its pidfd and output pipes.
 
+use crate::config::bounds::later;
 use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -255,7 +256,7 @@ impl Supervisor {
             via_socket: false,
         });
         inst.backoff_until = None;
-        inst.start_deadline = Some(now + svc.startup_timeout);
+        inst.start_deadline = Some(later(now, svc.startup_timeout));
         inst.next_probe = Some(now + READY_POLL);
         inst.ready_at = None;
         let fx = lifecycle::on(&mut inst.life, Event::Spawned, &policy, now);
