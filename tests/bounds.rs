@@ -181,3 +181,49 @@ fn server_survives_huge_numbers_from_api_cli_and_reload() {
     server.ten_ok(&["stop", "api:one"]);
     assert_eq!(server.http("GET", &host, "/health", &[], b"").status, 200);
 }
+
+/// Anonymous requests for made-up ids of an autospawn service create at
+/// most a burst of 12 instances per service, then get 503 with Retry-After
+/// (logged), even far below max_instances.
+#[test]
+fn autospawn_creation_is_rate_limited_per_service() {
+    let text = format!(
+        "{}{}",
+        settings(""),
+        py_service(
+            "api",
+            "echo.py",
+            "autospawn = true\nmax_instances = 40\nstartup_timeout = 30"
+        )
+    );
+    let server = Server::start("bounds_autospawn", &text);
+    let addr = server.addr;
+    let threads: Vec<_> = (0..20)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut conn = Conn::open(addr);
+                let resp = conn.request("GET", &format!("u{i}.api.localhost"), "/", &[], b"");
+                (resp.status, resp.header("retry-after").map(str::to_string))
+            })
+        })
+        .collect();
+    let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let ok = results.iter().filter(|(s, _)| *s == 200).count();
+    let limited: Vec<_> = results.iter().filter(|(s, _)| *s == 503).collect();
+    assert_eq!(ok, 12, "{results:?}\n{}", server.log());
+    assert_eq!(limited.len(), 8, "{results:?}");
+    assert!(
+        limited.iter().all(|(_, r)| r.is_some()),
+        "Retry-After on each: {results:?}"
+    );
+    assert_eq!(server.instances().len(), 12);
+    assert!(server.log().contains("not autospawned"), "{}", server.log());
+    // A request for an instance that exists is never limited.
+    let created = results.iter().position(|(s, _)| *s == 200).unwrap();
+    assert_eq!(
+        server
+            .http("GET", &format!("u{created}.api.localhost"), "/", &[], b"")
+            .status,
+        200
+    );
+}

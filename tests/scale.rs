@@ -741,7 +741,7 @@ fn socket_activation_example_serves_on_the_passed_socket() {
     let check = ten_raw(&dir, &["--config", "tenement.toml", "config", "--check"]);
     assert!(check.status.success(), "{}", describe(&check));
     let config = format!(
-        "{}[service.hello]\ncommand = \"python3 app.py\"\nworkdir = {}\nsocket_activation = true\nautospawn = true\n",
+        "{}[service.hello]\ncommand = \"python3 app.py\"\nworkdir = {}\nsocket_activation = true\nautospawn = true\nmax_instances = 20\n",
         settings(""),
         toml_str(&dir)
     );

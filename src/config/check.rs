@@ -585,8 +585,27 @@ impl Check<'_> {
             key("storage_quota_mb"),
         );
         let env_clear = raw.env_clear.is_some_and(|v| v.into_inner());
-        let autospawn = raw.autospawn.is_some_and(|v| v.into_inner());
-        let max_instances = raw.max_instances.map_or(0, |v| v.into_inner() as usize);
+        let max_instances = raw
+            .max_instances
+            .as_ref()
+            .map_or(0, |v| *v.get_ref() as usize);
+        let mut autospawn = false;
+        if let Some(v) = raw.autospawn {
+            autospawn = *v.get_ref();
+            // Without a cap, anonymous requests for made-up ids would create
+            // instances until the port range runs out.
+            if autospawn && max_instances == 0 {
+                let (span, how) = match &raw.max_instances {
+                    Some(m) => (m.span(), "is 0"),
+                    None => (v.span(), "is not set"),
+                };
+                self.fail(
+                    span,
+                    key("max_instances"),
+                    format!("autospawn = true needs max_instances above 0 (it {how}): without a cap, requests for made-up ids create instances until the port range runs out"),
+                );
+            }
+        }
 
         let mut env = Vec::new();
         if let Some(table) = raw.env {

@@ -18,6 +18,7 @@ pub mod msg;
 pub mod ports;
 pub mod reply;
 pub mod snapshot;
+mod spawn_rate;
 mod subscribers;
 pub mod table;
 mod worker;

@@ -141,6 +141,8 @@ pub struct Supervisor {
     last_sweep: Instant,
     /// Bumped after every poll, for the service manager's watchdog.
     pub beat: crate::notify::Beat,
+    /// Autospawn creations per service, rate-limited.
+    spawn_rate: super::spawn_rate::SpawnRate,
 }
 
 impl Supervisor {
@@ -171,6 +173,7 @@ impl Supervisor {
             cgroups: None,
             no_cgroups: "cgroups are not set up".to_string(),
             reap_orphans: false,
+            spawn_rate: Default::default(),
             last_sweep: Instant::now(),
             beat: crate::notify::Beat::default(),
         }

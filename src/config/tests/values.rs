@@ -561,3 +561,25 @@ fn every_duration_and_size_has_an_upper_bound_in_the_file() {
         .count();
     assert_eq!(seen, config_keys);
 }
+
+/// `autospawn` lets anonymous requests create instances: it needs a cap,
+/// whether max_instances is left out or written as 0.
+#[test]
+fn autospawn_needs_max_instances() {
+    refused(
+        "[service.api]\ncommand = \"x\"\nautospawn = true\n",
+        3,
+        "service.api.max_instances",
+        "autospawn = true needs max_instances above 0",
+    );
+    refused(
+        "[service.api]\ncommand = \"x\"\nautospawn = true\nmax_instances = 0\n",
+        4,
+        "service.api.max_instances",
+        "is 0",
+    );
+    let c = ok("[service.api]\ncommand = \"x\"\nautospawn = true\nmax_instances = 1\n");
+    assert!(c.services["api"].autospawn);
+    // Without autospawn, 0 still means no cap.
+    ok("[service.api]\ncommand = \"x\"\nautospawn = false\nmax_instances = 0\n");
+}

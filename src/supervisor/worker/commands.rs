@@ -397,6 +397,21 @@ impl Supervisor {
             );
             return self.answer(to, unknown);
         }
+        if !self.spawn_rate.allow(&key.service, now) {
+            warn!(
+                "supervisor",
+                "{key} not autospawned: service {} created {} instances by request within the last minute (the limit)",
+                key.service,
+                super::super::spawn_rate::BURST,
+            );
+            return self.answer(
+                to,
+                Reply::Error(CommandError::Unavailable(format!(
+                    "too many new instances of {}; try again shortly",
+                    key.service
+                ))),
+            );
+        }
         match self.create(&key, DEFAULT_WEIGHT, now) {
             Ok(()) => {
                 self.note(&key, "created by request (autospawn)");
