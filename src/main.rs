@@ -5,21 +5,21 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 #[macro_use]
-mod log;
-mod cli;
-mod config;
-mod front;
-mod http;
+pub(crate) mod log;
+pub(crate) mod cli;
+pub(crate) mod config;
+pub(crate) mod front;
+pub(crate) mod http;
 #[allow(unsafe_code)]
-mod isolate;
-mod names;
-mod net;
-mod notify;
-mod server;
-mod state;
-mod supervisor;
+pub(crate) mod isolate;
+pub(crate) mod names;
+pub(crate) mod net;
+pub(crate) mod notify;
+pub(crate) mod server;
+pub(crate) mod state;
+pub(crate) mod supervisor;
 #[allow(unsafe_code)]
-mod sys;
+pub(crate) mod sys;
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();

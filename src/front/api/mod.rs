@@ -593,6 +593,8 @@ fn health_json(view: &InstanceView) -> serde_json::Value {
 }
 
 #[cfg(test)]
+mod hostile_tests;
+#[cfg(test)]
 mod tests;
 
 /// Seconds since the Unix epoch (0 for a clock before it).
