@@ -327,7 +327,7 @@ fn init_forwards_sigterm_and_exits_with_the_app() {
     assert_eq!(&buf, b"up\n");
     // Init, seen from here: in its own session, as the pgid the
     // supervisor signals.
-    let stat = super::proc::stat(l.pid).unwrap();
+    let stat = super::procfs::stat(l.pid).unwrap();
     assert_eq!(stat.pgrp as u32, l.pid);
     rustix::process::pidfd_send_signal(&l.pidfd, rustix::process::Signal::TERM).unwrap();
     let st = rustix::process::waitid(

@@ -3,15 +3,15 @@
 //! `// SAFETY:` line.
 //!
 //! The supervisor calls `spawn` with a prepared argv, workdir and environment
-//! (`env::build`), and uses `proc` to identify, watch and signal what it
+//! (`env::build`), and uses `procfs` to identify, watch and signal what it
 //! started. Only the `process` level is implemented here; the others are
 //! refused with `SpawnError::Unsupported` rather than run with less isolation.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod cgroup;
 pub mod env;
-pub mod proc;
 pub mod process;
+pub mod procfs;
 
 pub mod spawn;
 

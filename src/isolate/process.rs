@@ -103,7 +103,7 @@ pub fn spawn(
         child: Child::new(pid),
         pid,
         pgid: pid,
-        start_ticks: super::proc::stat(pid).map(|s| s.start_ticks),
+        start_ticks: super::procfs::stat(pid).map(|s| s.start_ticks),
         stdout: child.stdout.take().map(OwnedFd::from),
         stderr: child.stderr.take().map(OwnedFd::from),
         isolation: Isolation::Process,
@@ -427,13 +427,13 @@ mod tests {
         }
         let mut s = spawned.unwrap();
         assert_eq!(s.pgid, s.pid);
-        let stat = crate::isolate::proc::stat(s.pid).unwrap();
+        let stat = crate::isolate::procfs::stat(s.pid).unwrap();
         assert_eq!(stat.pgrp as u32, s.pid);
         assert_eq!(Some(stat.start_ticks), s.start_ticks);
         let status = std::fs::read_to_string(format!("/proc/{}/status", s.pid)).unwrap();
         let blocked = status.lines().find(|l| l.starts_with("SigBlk:")).unwrap();
         assert!(blocked.ends_with("0000000000000000"), "{blocked}");
-        crate::isolate::proc::signal_group(s.pgid, rustix::process::Signal::TERM).unwrap();
+        crate::isolate::procfs::signal_group(s.pgid, rustix::process::Signal::TERM).unwrap();
         let status = s.child.wait().unwrap();
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(status.signal(), Some(libc::SIGTERM));

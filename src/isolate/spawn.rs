@@ -265,7 +265,7 @@ pub(super) fn spawn_with_init(req: &Request<'_>, init_exe: &Path) -> Result<Spaw
         child: Child::new(launched.pid),
         pid: launched.pid,
         pgid: launched.pid,
-        start_ticks: super::proc::stat(launched.pid).map(|s| s.start_ticks),
+        start_ticks: super::procfs::stat(launched.pid).map(|s| s.start_ticks),
         stdout: Some(launched.stdout),
         stderr: Some(launched.stderr),
         isolation: req.isolation,

@@ -19,7 +19,7 @@ use mio::{Events, Poll, Token, Waker};
 use super::snapshot::Health;
 use super::*;
 use crate::config::{Config, RestartPolicy, Routing, Service, Settings};
-use crate::isolate::proc;
+use crate::isolate::procfs;
 use crate::names::InstanceKey;
 use crate::state::testdir::TempDir;
 use crate::state::{Desired, Registry, RegistryEntry};
@@ -218,7 +218,7 @@ fn done(r: Reply) -> serde_json::Value {
 }
 
 fn gone(pid: u32) -> bool {
-    proc::stat(pid).is_none_or(|s| s.state == 'Z' || s.state == 'X')
+    procfs::stat(pid).is_none_or(|s| s.state == 'Z' || s.state == 'X')
 }
 
 #[test]
@@ -535,7 +535,7 @@ fn registry_restore_kills_leftovers_and_restarts() {
             .unwrap()
     });
     let pid = leftover.0.id();
-    let ticks = proc::stat(pid).unwrap().start_ticks;
+    let ticks = procfs::stat(pid).unwrap().start_ticks;
     let entry = |id: &str, desired: Desired, pid: Option<u32>| RegistryEntry {
         service: "web".into(),
         id: id.into(),

@@ -47,7 +47,7 @@ use super::snapshot::{instance_json, Published, State};
 use super::subscribers::Subscribers;
 use super::table::{Instance, Source, WaitFor, Waiter};
 use crate::config::{Config, RestartPolicy};
-use crate::isolate::{cgroup, proc};
+use crate::isolate::{cgroup, procfs};
 use crate::names::InstanceKey;
 use crate::state::layout;
 
@@ -317,7 +317,7 @@ impl Supervisor {
             .instances
             .iter()
             .filter(|(_, i)| {
-                i.cgroup.is_some() && i.run.as_ref().is_some_and(|r| proc::alive(r.pid))
+                i.cgroup.is_some() && i.run.as_ref().is_some_and(|r| procfs::alive(r.pid))
             })
             .map(|(k, _)| k.clone())
             .collect();
@@ -605,7 +605,7 @@ impl Supervisor {
         // The leader died on its own: whatever it left in its group (and
         // its cgroup) goes too, so a restart finds the port and the data
         // dir free.
-        let _ = proc::signal_group(pgid, Signal::KILL);
+        let _ = procfs::signal_group(pgid, Signal::KILL);
         if let Some(cg) = &inst.cgroup {
             cg.kill();
         }
@@ -766,7 +766,7 @@ impl Supervisor {
                 }
                 Effect::Kill => {
                     if let Some(run) = self.instances.get(key).and_then(|i| i.run.as_ref()) {
-                        let _ = proc::signal_group(run.pgid, Signal::KILL);
+                        let _ = procfs::signal_group(run.pgid, Signal::KILL);
                     }
                 }
                 Effect::SpawnAfter(d) => {

@@ -111,7 +111,7 @@ pub fn sample(snap: &Snapshot, dir_sizes: &HashMap<String, u64>, now: SystemTime
         data_dir_bytes: dir_sizes.clone(),
         process_rss: std::fs::read_to_string("/proc/self/status")
             .ok()
-            .and_then(|s| crate::isolate::proc::parse_rss(&s)),
+            .and_then(|s| crate::isolate::procfs::parse_rss(&s)),
         process_fds: std::fs::read_dir("/proc/self/fd")
             .ok()
             // The read_dir handle itself holds one fd while counting.

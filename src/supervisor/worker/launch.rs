@@ -15,7 +15,7 @@ use rustix::process::Signal;
 
 use super::{Supervisor, DEFAULT_WEIGHT, READY_POLL};
 use crate::config::Service;
-use crate::isolate::{self, cgroup, proc};
+use crate::isolate::{self, cgroup, procfs};
 use crate::names::InstanceKey;
 use crate::state::layout;
 use crate::state::{Desired, Registry, RegistryEntry};
@@ -220,7 +220,7 @@ impl Supervisor {
         {
             Ok(fd) => fd,
             Err(e) => {
-                let _ = proc::signal_group(pgid, Signal::KILL);
+                let _ = procfs::signal_group(pgid, Signal::KILL);
                 let _ = child.wait();
                 return Err(format!("pidfd_open({pid}): {e}"));
             }
@@ -233,7 +233,7 @@ impl Supervisor {
         );
         if let Err(e) = registry_ok {
             self.tokens.remove(&pidfd_token);
-            let _ = proc::signal_group(pgid, Signal::KILL);
+            let _ = procfs::signal_group(pgid, Signal::KILL);
             let _ = child.wait();
             return Err(format!("register pidfd: {e}"));
         }
@@ -423,19 +423,19 @@ fn kill_leftover(entry: &RegistryEntry) {
     };
     let pgid = entry.pgid.unwrap_or(pid);
     let mut members: Vec<u32> = Vec::new();
-    if proc::is_same_process(pid, ticks) {
+    if procfs::is_same_process(pid, ticks) {
         info!(
             "supervisor",
             "{}:{} killing leftover process group {pgid} (pid {pid})", entry.service, entry.id
         );
-        let _ = proc::signal_group(pgid, Signal::KILL);
+        let _ = procfs::signal_group(pgid, Signal::KILL);
         if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
             let _ = rustix::process::kill_process(p, Signal::KILL);
         }
-        members = proc::group_members(pgid, ticks);
+        members = procfs::group_members(pgid, ticks);
         members.push(pid);
-    } else if proc::stat(pgid).is_none_or(|s| s.state == 'Z' || s.state == 'X') {
-        members = proc::group_members(pgid, ticks);
+    } else if procfs::stat(pgid).is_none_or(|s| s.state == 'Z' || s.state == 'X') {
+        members = procfs::group_members(pgid, ticks);
         if !members.is_empty() {
             info!(
                 "supervisor",
@@ -452,7 +452,7 @@ fn kill_leftover(entry: &RegistryEntry) {
         }
     }
     let deadline = Instant::now() + KILL_GRACE;
-    while members.iter().any(|&m| proc::alive(m)) && Instant::now() < deadline {
+    while members.iter().any(|&m| procfs::alive(m)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime};
 use mio::Interest;
 
 use super::{unix_secs, Supervisor, CHECK_TIMEOUT, READY_POLL, RECHECK_POLL};
-use crate::isolate::proc;
+use crate::isolate::procfs;
 use crate::names::InstanceKey;
 use crate::state::layout;
 use crate::supervisor::health::{self, Outcome, Probe};
@@ -132,8 +132,8 @@ impl Supervisor {
         let recheck = recheck && inst.life.state() == State::Running;
         let dying = recheck
             && inst.run.as_ref().is_some_and(|r| match r.start_ticks {
-                Some(ticks) => !proc::is_same_process(r.pid, ticks),
-                None => !proc::alive(r.pid),
+                Some(ticks) => !procfs::is_same_process(r.pid, ticks),
+                None => !procfs::alive(r.pid),
             });
         if dying {
             // Killed, and its last threads still hold the socket open, so

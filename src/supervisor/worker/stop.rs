@@ -9,7 +9,7 @@ use std::time::Instant;
 use rustix::process::Signal;
 
 use super::Supervisor;
-use crate::isolate::{cgroup, proc};
+use crate::isolate::{cgroup, procfs};
 use crate::names::InstanceKey;
 use crate::state::layout;
 use crate::supervisor::lifecycle::{self, AfterStop, Event, GroupCheck, StopPhase};
@@ -27,7 +27,7 @@ impl Supervisor {
         };
         if stop.phase.kill_due(now) {
             let pgid = stop.pgid;
-            let _ = proc::signal_group(pgid, Signal::KILL);
+            let _ = procfs::signal_group(pgid, Signal::KILL);
             let text = match &inst.cgroup {
                 Some(cg) => {
                     cg.kill();
@@ -57,7 +57,7 @@ impl Supervisor {
                     cg.kill();
                 }
             }
-            proc::group_alive(pgid) || cgroup_left
+            procfs::group_alive(pgid) || cgroup_left
         };
         match stop.phase.check(now, alive) {
             GroupCheck::Wait => {}
@@ -120,7 +120,7 @@ impl Supervisor {
             phase: StopPhase::begin(now, stop_timeout),
             replies: to.into_iter().collect(),
         });
-        if let Err(e) = proc::signal_group(pgid, Signal::TERM) {
+        if let Err(e) = procfs::signal_group(pgid, Signal::TERM) {
             warn!("supervisor", "{key} kill(-{pgid}, SIGTERM): {e}");
         }
         // Processes of its cgroup outside the group left it on purpose
@@ -128,7 +128,7 @@ impl Supervisor {
         let escaped: Vec<u32> = inst.cgroup.as_ref().map_or_else(Vec::new, |cg| {
             cg.pids()
                 .into_iter()
-                .filter(|&p| proc::stat(p).is_some_and(|s| s.pgrp as u32 != pgid))
+                .filter(|&p| procfs::stat(p).is_some_and(|s| s.pgrp as u32 != pgid))
                 .collect()
         });
         for &p in &escaped {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::Supervisor;
 use crate::config::Service;
-use crate::isolate::proc;
+use crate::isolate::procfs;
 use crate::names::InstanceKey;
 use crate::state::layout;
 use crate::state::{Desired, Registry, RegistryEntry};
@@ -42,7 +42,7 @@ impl Supervisor {
                 .cgroup
                 .as_ref()
                 .and_then(|cg| cg.stats().memory_bytes)
-                .or_else(|| pid.and_then(proc::rss)),
+                .or_else(|| pid.and_then(procfs::rss)),
             meter: inst.cgroup.as_ref().map(|cg| cg.meter()),
             oom_kills: inst.oom_kills,
             storage_bytes: inst.storage_bytes,
