@@ -499,7 +499,8 @@ impl Overlap {
     }
 }
 
-fn now_unix() -> u64 {
+/// Seconds since the Unix epoch, for ages shown to the user.
+pub(super) fn now_unix() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())

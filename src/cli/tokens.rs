@@ -9,8 +9,6 @@
 //! Nothing here ever prints a token's hash, and only `token-gen` prints a
 //! token.
 
-use std::time::SystemTime;
-
 use serde_json::{json, Value};
 
 use super::client::{Client, Endpoint, READ_TIMEOUT};
@@ -146,7 +144,7 @@ fn list(ctx: &Ctx<'_>) -> Result<(), CliError> {
     if ctx.json() {
         return output::print_json(&Value::Array(items));
     }
-    output::print(&table(&items, now_unix()))
+    output::print(&table(&items, super::commands::now_unix()))
 }
 
 fn revoke(ctx: &Ctx<'_>, id: &str) -> Result<(), CliError> {
@@ -221,13 +219,6 @@ fn table(items: &[Value], now: u64) -> String {
         ],
         &rows,
     )
-}
-
-fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
