@@ -32,9 +32,13 @@ bench: build
 	./tests/bench/run.sh
 	./tests/bench/wake.sh
 
+# ring (rustls' crypto) compiles C and assembly for the target: musl-gcc
+# from Debian's musl-tools, installed here when missing.
 static:
 	@rustup target list --installed | grep -qx '$(MUSL)' || rustup target add $(MUSL)
-	$(CARGO) build --release --target $(MUSL)
+	@command -v musl-gcc >/dev/null || apt-get install -y --no-install-recommends musl-tools \
+		|| { echo "make static needs musl-gcc: apt-get install musl-tools" >&2; exit 1; }
+	CC_x86_64_unknown_linux_musl=musl-gcc $(CARGO) build --release --target $(MUSL)
 	@ls -l target/$(MUSL)/release/ten | awk '{ printf "%s  %d bytes\n", $$NF, $$5 }'
 	@file target/$(MUSL)/release/ten 2>/dev/null || true
 

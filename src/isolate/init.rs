@@ -203,14 +203,20 @@ fn loopback_up() -> io::Result<()> {
         _pad: [0; 22],
     };
     req.name[..2].copy_from_slice(b"lo");
+    // The request number is an unsigned long in glibc and an int in musl:
+    // `libc::Ioctl` is whichever this target has.
+    let (get, set) = (
+        libc::SIOCGIFFLAGS as libc::Ioctl,
+        libc::SIOCSIFFLAGS as libc::Ioctl,
+    );
     // SAFETY: `req` is an ifreq-sized, initialised local the kernel reads
     // and writes for the length of the call.
-    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } == -1 {
+    if unsafe { libc::ioctl(sock.as_raw_fd(), get, &mut req) } == -1 {
         return Err(io::Error::last_os_error());
     }
     req.flags |= libc::IFF_UP as libc::c_short;
     // SAFETY: as above.
-    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &mut req) } == -1 {
+    if unsafe { libc::ioctl(sock.as_raw_fd(), set, &mut req) } == -1 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
