@@ -7,9 +7,14 @@ mod util;
 use util::*;
 
 fn start(name: &str) -> Server {
+    start_with(name, "")
+}
+
+/// `start` with extra `[settings]` lines.
+fn start_with(name: &str, extra: &str) -> Server {
     let config = format!(
         "{}{}[instances]\napi = [\"prod\"]\n",
-        settings(""),
+        settings(extra),
         py_service("api", "echo.py", "health = \"/health\"")
     );
     let server = Server::start(name, &config);
@@ -33,6 +38,9 @@ fn post_body_and_headers_arrive_intact_with_forwarded_headers() {
             ("X-Custom-Thing", "a b  c"),
             ("Content-Type", "text/plain; charset=utf-8"),
             ("X-Forwarded-For", "10.1.2.3"),
+            // Forged: this peer is not in trusted_proxies.
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Host", "bank.example"),
         ],
         body.as_bytes(),
     );
@@ -63,12 +71,14 @@ fn post_body_and_headers_arrive_intact_with_forwarded_headers() {
         Some("text/plain; charset=utf-8")
     );
     assert_eq!(
-        echoed_header(&report, "X-Forwarded-Proto").as_deref(),
-        Some("http")
+        echoed_headers(&report, "X-Forwarded-Proto"),
+        ["http"],
+        "tenement's own scheme replaces the client's"
     );
     assert_eq!(
-        echoed_header(&report, "X-Forwarded-Host").as_deref(),
-        Some("prod.api.localhost")
+        echoed_headers(&report, "X-Forwarded-Host"),
+        ["prod.api.localhost"],
+        "tenement's own host replaces the client's"
     );
     // Appended: the client's own value first, then the address the front saw.
     let xff = echoed_headers(&report, "X-Forwarded-For").join(", ");
@@ -109,6 +119,37 @@ fn post_body_and_headers_arrive_intact_with_forwarded_headers() {
             Some("127.0.0.1")
         );
     }
+}
+
+#[test]
+fn forwarded_headers_from_a_trusted_proxy_are_kept() {
+    if !tools_present(&["python3"]) {
+        return;
+    }
+    let server = start_with(
+        "trusted_proxy",
+        "trusted_proxies = [\"127.0.0.0/8\", \"::1\"]",
+    );
+    let resp = server.http(
+        "GET",
+        "prod.api.localhost",
+        "/",
+        &[
+            ("X-Forwarded-For", "198.51.100.20"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Host", "prod.api.example.org"),
+        ],
+        b"",
+    );
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let report = resp.json();
+    assert_eq!(echoed_headers(&report, "X-Forwarded-Proto"), ["https"]);
+    assert_eq!(
+        echoed_headers(&report, "X-Forwarded-Host"),
+        ["prod.api.example.org"]
+    );
+    let xff = echoed_headers(&report, "X-Forwarded-For").join(", ");
+    assert_eq!(xff, "198.51.100.20, 127.0.0.1");
 }
 
 #[test]

@@ -306,8 +306,30 @@ fn repeated_wrong_tokens_from_one_address_get_429_but_not_on_ten_sock() {
     server.ten_ok(&["ps"]);
     server.ten_ok(&["token", "list"]);
 
-    // Behind a proxy on this machine, each client behind it counts on its
-    // own: another address gets its own ten tries.
+    // A client not in trusted_proxies cannot dodge the count by claiming
+    // another address.
+    let admin_auth = format!("Bearer {}", server.admin_token);
+    let mut conn = Conn::open(server.addr);
+    for ip in ["203.0.113.10", "10.9.8.7", "::1"] {
+        let resp = conn.request(
+            "GET",
+            &host,
+            "/api/instances",
+            &[("Authorization", &admin_auth), ("X-Forwarded-For", ip)],
+            b"",
+        );
+        assert_eq!(resp.status, 429, "X-Forwarded-For: {ip}");
+    }
+}
+
+#[test]
+fn behind_a_trusted_proxy_each_client_counts_on_its_own() {
+    let server = Server::start(
+        "tokens_throttle_proxy",
+        &settings("trusted_proxies = [\"127.0.0.1\", \"::1\"]"),
+    );
+    let wrong = format!("ten_{}", "0".repeat(64));
+    let host = server.addr.to_string();
     let admin_auth = format!("Bearer {}", server.admin_token);
     let wrong_auth = format!("Bearer {wrong}");
     let mut conn = Conn::open(server.addr);
@@ -326,6 +348,9 @@ fn repeated_wrong_tokens_from_one_address_get_429_but_not_on_ten_sock() {
         assert_eq!(via("203.0.113.9", &wrong_auth), 401);
     }
     assert_eq!(via("203.0.113.9", &admin_auth), 429);
+    // What a client wrote before the proxy's entry proves nothing: the
+    // rightmost address the proxy added is the one counted.
+    assert_eq!(via("198.51.100.1, 203.0.113.9", &admin_auth), 429);
     // One failure each from many more addresses than the table holds:
     // the server keeps answering and the blocked address stays blocked.
     for i in 0..5000u32 {

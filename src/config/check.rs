@@ -206,6 +206,14 @@ impl Check<'_> {
         if let Some(v) = self.bounded(log_files, &bounds::LOG_FILES, key("log_files")) {
             s.log_files = v as u32;
         }
+        if let Some(list) = raw.trusted_proxies {
+            for item in list.into_inner() {
+                match super::Cidr::parse(item.get_ref()) {
+                    Ok(cidr) => s.trusted_proxies.push(cidr),
+                    Err(why) => self.fail(item.span(), key("trusted_proxies"), why),
+                }
+            }
+        }
         if let Some(tls) = raw.tls {
             match original_tls(tls.get_ref()) {
                 // The original tenement's keys: say what replaces each.

@@ -16,6 +16,7 @@
 
 pub mod bounds;
 mod check;
+mod cidr;
 mod error;
 mod locate;
 mod raw;
@@ -39,6 +40,7 @@ use locate::{locate_with, resolve_data_dir_with};
 use raw::Raw;
 
 pub use check::check_domain;
+pub use cidr::{any_contains, Cidr};
 pub use error::ConfigError;
 pub use locate::{locate, resolve_data_dir};
 pub use template::TemplateVars;
@@ -109,6 +111,8 @@ pub struct Settings {
     pub metrics_public: bool,
     pub log_max_bytes: u64,
     pub log_files: u32,
+    /// Peers whose X-Forwarded-* headers are believed. Default: none.
+    pub trusted_proxies: Vec<Cidr>,
     /// `[settings.tls]`; None: plain HTTP only.
     pub tls: Option<Tls>,
 }
@@ -335,6 +339,7 @@ impl Config {
                 "metrics_public": s.metrics_public,
                 "log_max_bytes": s.log_max_bytes,
                 "log_files": s.log_files,
+                "trusted_proxies": s.trusted_proxies.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
                 "tls": s.tls.as_ref().map(|t| json!({
                     "https_listen": t.https_listen.to_string(),
                     "redirect_http": t.redirect_http,
@@ -375,6 +380,7 @@ impl Default for Settings {
             metrics_public: false,
             log_max_bytes: 10 * 1024 * 1024,
             log_files: 3,
+            trusted_proxies: Vec::new(),
             tls: None,
         }
     }

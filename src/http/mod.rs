@@ -14,4 +14,4 @@ pub mod write;
 
 pub use body::Framer;
 pub use head::{parse_request, parse_response, BodyKind, RequestHead};
-pub use write::{write_request_head, write_response_head, Forwarded};
+pub use write::{client_address, write_request_head, write_response_head, Forwarded};

@@ -1,17 +1,60 @@
 //! Heads written for the other side of the proxy: the request head sent
 //! upstream (hop-by-hop fields dropped, `X-Forwarded-For/-Proto/-Host` added
-//! or, from a trusted loopback client, kept) and the response head sent to the
-//! client (version, framing and `Connection` fitted to that client). Pure: no I/O.
+//! or, from a peer in `trusted_proxies`, kept), the client address those
+//! headers vouch for, and the response head sent to the client (version,
+//! framing and `Connection` fitted to that client). Pure: no I/O.
 
 use super::head::{trim_ows, BodyKind, Header, RequestHead, ResponseHead};
 use super::hop::{crosses, has_connection};
 
 /// What the proxy adds when forwarding a request.
 pub struct Forwarded<'a> {
-    /// The client's address, appended to X-Forwarded-For.
+    /// The TCP peer's address, appended to X-Forwarded-For.
     pub client_ip: std::net::IpAddr,
     /// "http" or "https".
     pub proto: &'a str,
+    /// The peer is in `trusted_proxies`: its X-Forwarded-Proto and
+    /// X-Forwarded-Host are passed on instead of ours.
+    pub trusted: bool,
+}
+
+/// The address of the client behind a request: the TCP `peer`, or, when the
+/// peer is in `trusted`, the rightmost X-Forwarded-For address that is not
+/// itself a trusted proxy (addresses further left were written by the client
+/// and prove nothing). An entry that is not an address stops the walk at the
+/// proxy that wrote it. Used to count failed authentications per client.
+pub fn client_address(
+    head: &RequestHead,
+    peer: std::net::IpAddr,
+    trusted: &[crate::config::Cidr],
+) -> std::net::IpAddr {
+    let mut client = peer;
+    if !crate::config::any_contains(trusted, client) {
+        return client;
+    }
+    let hops = head
+        .headers
+        .iter()
+        .rev()
+        .filter(|h| h.name.eq_ignore_ascii_case("x-forwarded-for"))
+        .flat_map(|h| h.value.rsplit(|&b| b == b','));
+    for hop in hops {
+        let hop = trim_ows(hop);
+        if hop.is_empty() {
+            continue;
+        }
+        let Some(ip) = std::str::from_utf8(hop)
+            .ok()
+            .and_then(|t| t.parse::<std::net::IpAddr>().ok())
+        else {
+            break;
+        };
+        client = ip;
+        if !crate::config::any_contains(trusted, ip) {
+            break;
+        }
+    }
+    client
 }
 
 fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
@@ -29,15 +72,16 @@ fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
 /// `Connection: upgrade` + `Upgrade` when upgrading.
 ///
 /// X-Forwarded-Proto and X-Forwarded-Host from the client are kept only when
-/// the client is on loopback (a TLS terminator such as the Caddy that `ten
-/// caddy` sets up); from anyone else they are replaced by ours, so a client
-/// cannot forge them. Everything else passes in order, with its original case.
+/// `fwd.trusted` (the peer is in `trusted_proxies`, such as the Caddy that
+/// `ten caddy` sets up); from anyone else they are replaced by ours, so a
+/// client cannot forge them. Everything else passes in order, with its
+/// original case.
 pub fn write_request_head(head: &RequestHead, fwd: &Forwarded<'_>, out: &mut Vec<u8>) {
     use std::io::Write;
 
     let headers = &head.headers;
     let has_connection = has_connection(headers);
-    let trusted = fwd.client_ip.to_canonical().is_loopback();
+    let trusted = fwd.trusted;
     let last_xff = headers.iter().rposition(|h| {
         h.name.eq_ignore_ascii_case("x-forwarded-for")
             && crosses(h, headers, has_connection, head.upgrade)
@@ -179,6 +223,7 @@ mod tests {
         Forwarded {
             client_ip: ip.parse::<IpAddr>().unwrap(),
             proto,
+            trusted: false,
         }
     }
 
@@ -236,22 +281,52 @@ X-Forwarded-For: 9.9.9.9\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: a\r\n\r
     }
 
     #[test]
-    fn request_head_trusts_forwarded_proto_and_host_from_loopback_only() {
-        let wire = b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: a\r\nX-Forwarded-For: 5.6.7.8\r\n\r\n";
+    fn request_head_keeps_forwarded_proto_and_host_from_a_trusted_proxy_only() {
+        let wire = b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: b\r\nX-Forwarded-For: 5.6.7.8\r\n\r\n";
+        let trusted = Forwarded {
+            trusted: true,
+            ..forwarded("127.0.0.1", "http")
+        };
         let expected =
-            b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: a\r\n\
+            b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: b\r\n\
 X-Forwarded-For: 5.6.7.8, 127.0.0.1\r\n\r\n";
-        assert_wire(expected, &forward(wire, &forwarded("127.0.0.1", "http")));
-        let expected =
-            b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: a\r\n\
-X-Forwarded-For: 5.6.7.8, ::ffff:127.0.0.1\r\n\r\n";
-        assert_wire(
-            expected,
-            &forward(wire, &forwarded("::ffff:127.0.0.1", "http")),
+        assert_wire(expected, &forward(wire, &trusted));
+        // Loopback is not trusted by itself: only `trusted_proxies` is.
+        for peer in ["127.0.0.1", "::ffff:127.0.0.1", "10.1.1.1"] {
+            let expected = format!(
+                "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 5.6.7.8, {peer}\r\n\
+X-Forwarded-Proto: http\r\nX-Forwarded-Host: a\r\n\r\n"
+            );
+            assert_wire(
+                expected.as_bytes(),
+                &forward(wire, &forwarded(peer, "http")),
+            );
+        }
+    }
+
+    #[test]
+    fn the_client_address_is_believed_from_trusted_proxies_only() {
+        let trusted: Vec<crate::config::Cidr> = ["127.0.0.1", "10.0.0.0/8"]
+            .iter()
+            .map(|c| crate::config::Cidr::parse(c).unwrap())
+            .collect();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let client = |wire: &[u8], peer: &str| client_address(&request(wire), ip(peer), &trusted);
+        let chain = b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 6.6.6.6, 203.0.113.9\r\nX-Forwarded-For: 10.0.0.5\r\n\r\n";
+        // An untrusted peer is the client, whatever it claims.
+        assert_eq!(client(chain, "198.51.100.1"), ip("198.51.100.1"));
+        // A trusted one: the rightmost address that is not a trusted proxy.
+        assert_eq!(client(chain, "127.0.0.1"), ip("203.0.113.9"));
+        assert_eq!(client(chain, "::ffff:127.0.0.1"), ip("203.0.113.9"));
+        let none = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert_eq!(client(none, "127.0.0.1"), ip("127.0.0.1"));
+        let junk =
+            b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 6.6.6.6, unknown, 10.0.0.7\r\n\r\n";
+        assert_eq!(client(junk, "127.0.0.1"), ip("10.0.0.7"));
+        assert_eq!(
+            client_address(&request(chain), ip("127.0.0.1"), &[]),
+            ip("127.0.0.1")
         );
-        let expected = b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 5.6.7.8, 10.1.1.1\r\n\
-X-Forwarded-Proto: http\r\nX-Forwarded-Host: a\r\n\r\n";
-        assert_wire(expected, &forward(wire, &forwarded("10.1.1.1", "http")));
     }
 
     #[test]

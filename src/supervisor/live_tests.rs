@@ -94,6 +94,7 @@ fn config(dir: &Path, services: Vec<Service>) -> Config {
             log_max_bytes: 1 << 20,
             log_files: 2,
             tls: None,
+            ..Settings::default()
         },
         services: services
             .into_iter()

@@ -221,6 +221,10 @@ pub struct Snapshot {
     /// Services with `autospawn = true`: a request for a valid unknown id
     /// creates the instance (the supervisor enforces `max_instances`).
     pub autospawn: BTreeSet<String>,
+    /// Each configured service's `max_instances`.
+    pub max_instances: BTreeMap<String, usize>,
+    /// `settings.trusted_proxies`, current after reloads.
+    pub trusted_proxies: Vec<crate::config::Cidr>,
     /// The resolved config for `GET /api/config`, current after reloads.
     pub config_json: Arc<serde_json::Value>,
     /// `settings.metrics_public`, current after reloads.

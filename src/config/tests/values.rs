@@ -109,6 +109,26 @@ fn listen_must_be_an_address() {
 }
 
 #[test]
+fn trusted_proxies_are_addresses_or_blocks() {
+    let c = ok("[settings]\ntrusted_proxies = [\"127.0.0.1\", \"::1\", \"10.0.0.0/8\"]\n");
+    let shown: Vec<String> = c
+        .settings
+        .trusted_proxies
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    assert_eq!(shown, ["127.0.0.1/32", "::1/128", "10.0.0.0/8"]);
+    assert_eq!(c.to_json()["settings"]["trusted_proxies"][2], "10.0.0.0/8");
+    assert!(ok("[settings]\n").settings.trusted_proxies.is_empty());
+    refused(
+        "[settings]\ntrusted_proxies = [\n  \"::1\",\n  \"caddy.local\",\n]\n",
+        4,
+        "settings.trusted_proxies",
+        "is not an IP address",
+    );
+}
+
+#[test]
 fn port_range_must_be_ordered() {
     refused(
         "[settings]\nport_range = [40000, 30000]\n",

@@ -4,7 +4,6 @@
 //! reach past their own instances. The token store itself lives in
 //! `state::tokens`.
 
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::throttle::{LIMIT, WINDOW};
@@ -27,7 +26,7 @@ impl Api {
         if req.local {
             return Ok((Principal::Admin, None));
         }
-        let client = client_addr(req.peer, req.forwarded_for);
+        let client = req.client;
         let now = Instant::now();
         if let Some(wait) = self.throttle.blocked(client, now) {
             return Err(too_many(wait));
@@ -60,22 +59,6 @@ impl Api {
             }
         }
     }
-}
-
-/// The address failed authentications are counted under: the TCP peer, or,
-/// when the peer is on loopback (a TLS terminator on this machine, such as
-/// the Caddy `ten caddy` sets up), the last address in its
-/// `X-Forwarded-For`, which that proxy wrote. A client elsewhere cannot
-/// choose it.
-fn client_addr(peer: IpAddr, forwarded_for: Option<&[u8]>) -> IpAddr {
-    if !peer.to_canonical().is_loopback() {
-        return peer;
-    }
-    forwarded_for
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .and_then(|v| v.rsplit(',').next())
-        .and_then(|last| last.trim().parse::<IpAddr>().ok())
-        .unwrap_or(peer)
 }
 
 /// 429 with `Retry-After` in whole seconds, rounded up.
@@ -136,25 +119,6 @@ pub(super) fn not_yours(tenant: &str, what: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn forwarded_for_is_believed_from_loopback_only() {
-        let lo: IpAddr = "127.0.0.1".parse().unwrap();
-        let far: IpAddr = "198.51.100.4".parse().unwrap();
-        let xff = Some(&b"10.0.0.1, 203.0.113.9"[..]);
-        assert_eq!(
-            client_addr(lo, xff),
-            "203.0.113.9".parse::<IpAddr>().unwrap()
-        );
-        assert_eq!(client_addr(far, xff), far);
-        assert_eq!(client_addr(lo, None), lo);
-        assert_eq!(client_addr(lo, Some(b"nonsense")), lo);
-        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
-        assert_eq!(
-            client_addr(mapped, Some(b"2001:db8::1")),
-            "2001:db8::1".parse::<IpAddr>().unwrap()
-        );
-    }
 
     #[test]
     fn retry_after_rounds_up_to_whole_seconds() {

@@ -272,8 +272,7 @@ fn hostile_bodies_queries_and_paths_never_panic_and_are_refused_with_json() {
             authorization: None,
             body: &b,
             local: true,
-            peer: std::net::IpAddr::from([127, 0, 0, 1]),
-            forwarded_for: None,
+            client: std::net::IpAddr::from([127, 0, 0, 1]),
         };
         let what = || {
             format!(

@@ -63,11 +63,10 @@ pub struct ApiRequest<'a> {
     pub body: &'a [u8],
     /// Came in on `ten.sock`: no token needed, file permissions guard it.
     pub local: bool,
-    /// The TCP peer's address (meaningless when `local`).
-    pub peer: std::net::IpAddr,
-    /// The first `X-Forwarded-For` header, if any: believed for counting
-    /// failed authentications only when the peer is on loopback.
-    pub forwarded_for: Option<&'a [u8]>,
+    /// The client's address (meaningless when `local`): the TCP peer, or
+    /// the one a peer in `trusted_proxies` forwarded for
+    /// (`http::client_address`). Failed authentications are counted per it.
+    pub client: std::net::IpAddr,
 }
 
 /// A complete response to write.

@@ -112,6 +112,7 @@ impl Worker {
             let fwd = Forwarded {
                 client_ip: c.peer_ip,
                 proto: if c.client.is_tls() { "https" } else { "http" },
+                trusted: crate::config::any_contains(&self.snap.trusted_proxies, c.peer_ip),
             };
             http::write_request_head(&x.head, &fwd, &mut x.upstream_head);
         }

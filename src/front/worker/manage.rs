@@ -80,8 +80,7 @@ impl Worker {
             authorization,
             body: &x.api_body,
             local: c.local,
-            peer: c.peer_ip,
-            forwarded_for: x.head.header("x-forwarded-for"),
+            client: crate::http::client_address(&x.head, c.peer_ip, &self.snap.trusted_proxies),
         };
         let action = self.api.handle(&req, &self.snap);
         match action {

@@ -78,10 +78,13 @@ impl Supervisor {
             routing: self.config.routing.clone(),
             config_json: self.config_json.clone(),
             metrics_public: self.config.settings.metrics_public,
+            trusted_proxies: self.config.settings.trusted_proxies.clone(),
             ..Snapshot::default()
         };
         for (name, service) in &self.config.services {
             snap.services.insert(name.clone(), Vec::new());
+            snap.max_instances
+                .insert(name.clone(), service.max_instances);
             if service.autospawn {
                 snap.autospawn.insert(name.clone());
             }

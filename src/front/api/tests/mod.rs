@@ -122,8 +122,7 @@ impl Fixture {
             authorization: auth.as_deref().map(str::as_bytes),
             body: body.as_bytes(),
             local: false,
-            peer: self.peer,
-            forwarded_for: None,
+            client: self.peer,
         };
         self.api.handle_at(&req, &self.snap, now())
     }
@@ -366,8 +365,7 @@ fn missing_malformed_or_wrong_token_is_401_with_challenge() {
                 body: b"",
                 local: false,
                 // One address per case: 24 failures from one would be 429.
-                peer: std::net::IpAddr::from([203, 0, 113, 10 + n as u8]),
-                forwarded_for: None,
+                client: std::net::IpAddr::from([203, 0, 113, 10 + n as u8]),
             };
             let r = response(f.api.handle_at(&req, &f.snap, now()));
             assert_eq!(r.status, 401, "{what}: {method} {path}");
@@ -390,8 +388,7 @@ fn local_socket_is_admin_without_token() {
         authorization: None,
         body: b"",
         local: true,
-        peer: std::net::IpAddr::from([127, 0, 0, 1]),
-        forwarded_for: None,
+        client: std::net::IpAddr::from([127, 0, 0, 1]),
     };
     let r = response(f.api.handle_at(&req, &f.snap, now()));
     assert_eq!(r.status, 200);
@@ -409,8 +406,7 @@ fn bearer_scheme_is_case_insensitive() {
         authorization: Some(auth.as_bytes()),
         body: b"",
         local: false,
-        peer: f.peer,
-        forwarded_for: None,
+        client: f.peer,
     };
     assert_eq!(status(f.api.handle_at(&req, &f.snap, now())), 200);
 }

@@ -376,8 +376,7 @@ fn repeated_failed_authentication_is_slowed_but_never_on_ten_sock() {
         authorization: None,
         body: b"",
         local: true,
-        peer: std::net::IpAddr::from([203, 0, 113, 1]),
-        forwarded_for: None,
+        client: std::net::IpAddr::from([203, 0, 113, 1]),
     };
     assert_eq!(status(f.api.handle_at(&req, &f.snap, now())), 200);
 }
