@@ -149,39 +149,47 @@ pub fn caddy(ctx: &Ctx<'_>) -> Result<(), CliError> {
     output::print(&caddyfile(&domain, provider.as_deref(), listen))
 }
 
-/// The Caddyfile: TLS for `*.D` and `D` at Caddy, plain HTTP to tenement.
-/// Caddy's reverse_proxy keeps the Host header, which tenement routes on.
+/// The Caddyfile: Caddy terminates TLS and proxies plain HTTP to tenement.
+/// Every host name gets its own certificate on demand, at its first
+/// handshake, once tenement's `GET /api/tls/allowed` says it serves that
+/// name, so instance hosts (`alice.notes.D`, two labels deep, which no `*.D`
+/// certificate covers) work too. With a DNS provider, `D` and `*.D` share
+/// one wildcard certificate from the DNS challenge instead.
 fn caddyfile(domain: &str, provider: Option<&str>, listen: Option<SocketAddr>) -> String {
     let upstream = proxy_target(listen.unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 8080))));
-    let mut out = String::new();
-    out.push_str(&format!(
+    let mut out = format!(
         "# Caddyfile for tenement (ten caddy --domain {domain}{}).\n",
         provider
             .map(|p| format!(" --dns-provider {p}"))
             .unwrap_or_default()
-    ));
+    );
     out.push_str(&format!(
-        "# Caddy terminates TLS; tenement gets plain HTTP on {upstream}.\n# tenement must use the same root domain: settings.domain = \"{domain}\".\n"
+        "# Caddy terminates TLS and proxies plain HTTP to tenement at {upstream}.\n\
+         # Each host name gets a certificate at its first TLS handshake, only if\n\
+         # tenement serves it (Caddy asks /api/tls/allowed; instance hosts such as\n\
+         # alice.notes.{domain} included). In tenement.toml:\n\
+         #   [settings]\n\
+         #   domain = \"{domain}\"\n\
+         #   listen = \"{upstream}\"     # reachable by Caddy only\n\
+         #   trusted_proxies = [\"127.0.0.1\", \"::1\"]  # believe Caddy's X-Forwarded-*\n\
+         {{\n\ton_demand_tls {{\n\t\task http://{upstream}/api/tls/allowed\n\t}}\n}}\n\
+         \n\
+         (tenement) {{\n\
+         \t# Caddy passes the Host header unchanged (tenement routes on it) and\n\
+         \t# sets X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host itself,\n\
+         \t# replacing what the client sent; streaming and WebSocket pass through.\n\
+         \treverse_proxy {upstream}\n\
+         }}\n\n"
     ));
-    match provider {
-        Some(p) => {
-            let var = format!("{}_API_TOKEN", p.to_ascii_uppercase().replace('-', "_"));
-            out.push_str(&format!(
-                "# Needs a Caddy build with the caddy-dns/{p} module and ${var} in Caddy's environment.\n"
-            ));
-            out.push_str(&format!(
-                "*.{domain}, {domain} {{\n\ttls {{\n\t\tdns {p} {{env.{var}}}\n\t}}\n\treverse_proxy {upstream}\n}}\n"
-            ));
-        }
-        None => {
-            out.push_str(
-                "# Wildcard certificates need the ACME DNS challenge: run again with\n# --dns-provider NAME, or Caddy cannot issue the *. certificate.\n",
-            );
-            out.push_str(&format!(
-                "*.{domain}, {domain} {{\n\treverse_proxy {upstream}\n}}\n"
-            ));
-        }
+    if let Some(p) = provider {
+        let var = format!("{}_API_TOKEN", p.to_ascii_uppercase().replace('-', "_"));
+        out.push_str(&format!(
+            "# One wildcard certificate for {domain} and *.{domain} by the DNS challenge:\n\
+             # needs a Caddy build with the caddy-dns/{p} module and ${var} in Caddy's environment.\n\
+             {domain}, *.{domain} {{\n\ttls {{\n\t\tdns {p} {{env.{var}}}\n\t}}\n\timport tenement\n}}\n\n"
+        ));
     }
+    out.push_str("https:// {\n\ttls {\n\t\ton_demand\n\t}\n\timport tenement\n}\n");
     out
 }
 
@@ -212,20 +220,37 @@ mod tests {
     }
 
     #[test]
-    fn caddyfile_with_dns_provider_has_wildcard_tls_and_proxy() {
+    fn caddyfile_asks_tenement_and_proxies_every_host() {
         let listen: SocketAddr = "0.0.0.0:8080".parse().unwrap();
-        let text = caddyfile("example.com", Some("cloudflare"), Some(listen));
-        assert!(text.contains("*.example.com, example.com {\n"), "{text}");
+        let text = caddyfile("example.com", None, Some(listen));
         assert!(
-            text.contains("\ttls {\n\t\tdns cloudflare {env.CLOUDFLARE_API_TOKEN}\n\t}\n"),
+            text.contains("\ton_demand_tls {\n\t\task http://127.0.0.1:8080/api/tls/allowed\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("https:// {\n\ttls {\n\t\ton_demand\n\t}\n\timport tenement\n}\n"),
             "{text}"
         );
         assert!(
             text.contains("\treverse_proxy 127.0.0.1:8080\n}\n"),
             "{text}"
         );
+        assert!(
+            text.contains("trusted_proxies = [\"127.0.0.1\", \"::1\"]"),
+            "{text}"
+        );
+        assert!(!text.contains("dns "), "{text}");
+        let text = caddyfile("example.com", Some("cloudflare"), Some(listen));
+        assert!(
+            text.contains("example.com, *.example.com {\n\ttls {\n\t\tdns cloudflare {env.CLOUDFLARE_API_TOKEN}\n\t}\n\timport tenement\n}\n"),
+            "{text}"
+        );
+        assert!(text.contains("\t\ton_demand\n"), "{text}");
         let text = caddyfile("example.com", None, Some("[::]:9000".parse().unwrap()));
-        assert!(!text.contains("tls {"), "{text}");
+        assert!(
+            text.contains("ask http://[::1]:9000/api/tls/allowed"),
+            "{text}"
+        );
         assert!(text.contains("reverse_proxy [::1]:9000"), "{text}");
         let text = caddyfile("example.com", Some("route53"), None);
         assert!(text.contains("reverse_proxy 127.0.0.1:8080"), "{text}");

@@ -382,8 +382,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         run: local::caddy,
         aliases: &[],
         usage: &["caddy --domain D [--dns-provider P]"],
-        summary: "print a Caddyfile for wildcard TLS in front of tenement",
-        about: "Prints a Caddyfile that serves *.D and D with TLS and proxies to tenement's listen address (from the config when found, else 127.0.0.1:8080). Wildcard certificates need the ACME DNS challenge: name your DNS provider's Caddy module with --dns-provider; its API token is read from the environment variable PROVIDER_API_TOKEN.",
+        summary: "print a Caddyfile: Caddy's on-demand TLS in front of tenement",
+        about: "Prints a Caddyfile in which Caddy terminates TLS for every host tenement serves and proxies to tenement's listen address (from the config when found, else 127.0.0.1:8080). Each host name (D, SVC.D, ID.SVC.D) gets a certificate at its first handshake, after Caddy asks tenement's GET /api/tls/allowed whether it serves that name. Set trusted_proxies = [\"127.0.0.1\", \"::1\"] in tenement.toml so apps see Caddy's X-Forwarded-Proto and -Host. With --dns-provider, D and *.D share one wildcard certificate from the ACME DNS challenge instead (the provider's Caddy module, its API token in PROVIDER_API_TOKEN).",
         flags: &[
             flag("domain", Some("D"), "the root domain (required)"),
             flag("dns-provider", Some("P"), "Caddy DNS module name, e.g. cloudflare, route53"),

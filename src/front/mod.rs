@@ -139,6 +139,7 @@ pub fn start(
     let max_conns = connection_cap(workers);
     let token_usage = Arc::new(TokenUsage::default());
     let throttle = Arc::new(api::throttle::Throttle::default());
+    let asks = Arc::new(api::allowed::AskLimit::default());
     let usage_flusher = UsageFlusher::start(
         token_usage.clone(),
         opts.data_dir.clone(),
@@ -156,6 +157,7 @@ pub fn start(
         api.front = stats.clone();
         api.tokens = TokenStore::with_usage(&opts.data_dir, token_usage.clone());
         api.throttle = throttle.clone();
+        api.asks = asks.clone();
         api.tls = opts.tls.as_ref().map(|t| t.store.clone());
         let setup = worker::WorkerSetup {
             index,

@@ -25,6 +25,7 @@
 //! `dashboard.rs` build those answers; `offload.rs` runs the blocking ones.
 //! Tests are in `tests.rs`.
 
+pub mod allowed;
 mod auth;
 pub mod dashboard;
 pub mod logs;
@@ -156,6 +157,8 @@ pub struct Api {
     pub front: std::sync::Arc<crate::front::stats::FrontStats>,
     /// Failed authentications per client address, shared by every loop.
     pub throttle: std::sync::Arc<throttle::Throttle>,
+    /// Asks of `/api/tls/allowed` per client address, shared by every loop.
+    pub asks: std::sync::Arc<allowed::AskLimit>,
     /// The certificates in use, with `[settings.tls]`.
     pub tls: Option<std::sync::Arc<crate::front::tls::Store>>,
 }
@@ -182,6 +185,7 @@ enum Endpoint<'a> {
     Reload,
     TlsStatus,
     Tls,
+    TlsAllowed,
     Tokens,
     RevokeToken(&'a str),
 }
@@ -207,6 +211,7 @@ fn route(path: &str) -> Option<(Endpoint<'_>, &'static [&'static str])> {
         "/api/reload" => (Reload, POST),
         "/api/tls/status" => (TlsStatus, GET),
         "/api/tls" => (Tls, GET),
+        "/api/tls/allowed" => (TlsAllowed, GET),
         "/api/tokens" => (Tokens, GET),
         _ if path.starts_with("/api/tokens/") => {
             let id = &path["/api/tokens/".len()..];
@@ -250,6 +255,7 @@ impl Api {
             data_dir,
             front: Default::default(),
             throttle: Default::default(),
+            asks: Default::default(),
             tls: None,
         }
     }
@@ -305,11 +311,20 @@ impl Api {
                 )))
             }
             Metrics if snap.metrics_public => return Ok(respond(self.metrics(snap, now))),
+            TlsAllowed => {
+                // No token: Caddy asks before each new certificate.
+                if !req.local {
+                    self.asks
+                        .take(req.client, std::time::Instant::now())
+                        .map_err(allowed::too_many)?;
+                }
+                return Ok(respond(allowed::answer(snap, req.query)));
+            }
             _ => {}
         }
         let (who, token_id) = self.authenticate(req)?;
         let action = match endpoint {
-            Dashboard | Health => unreachable!("answered before authentication"),
+            Dashboard | Health | TlsAllowed => unreachable!("answered before authentication"),
             Metrics => {
                 admin_only(&who)?;
                 respond(self.metrics(snap, now))

@@ -535,5 +535,6 @@ fn tenant_logs_only_own_id() {
     error(f.alice("GET", "/api/logs?id=bob", ""), 403);
 }
 
+mod allowed;
 mod commands;
 mod reads;
