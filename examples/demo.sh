@@ -72,6 +72,16 @@ echo
 echo "== ten ps"
 "$TEN" --data-dir "$DATA" ps
 
+# The level the instances actually run at, as ten reports it.
+LEVEL="$("$TEN" --data-dir "$DATA" ps --json \
+    | python3 -c 'import json, sys; print(", ".join(sorted({i["isolation"] for i in json.load(sys.stdin)})))')"
+echo
+case "$LEVEL" in
+    namespace) echo "== isolation: namespace (the default as root): each tenant has its own pid, mount and uts namespaces, its own uid, and sees only its data dir" ;;
+    process) echo "== isolation: process (the default without root): each tenant is its own process group; run as root for namespace isolation" ;;
+    *) echo "== isolation: $LEVEL" ;;
+esac
+
 cat <<MSG
 
 Try (in another terminal):

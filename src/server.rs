@@ -65,6 +65,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
         port: opts.port,
         bind: opts.bind,
         domain: opts.domain.clone(),
+        default_isolation: default_isolation(&config),
     });
     let data_dir = config::resolve_data_dir(opts.data_dir.as_deref(), Some(&config));
     let internal = crate::state::layout::internal_dir(&data_dir);
@@ -186,6 +187,22 @@ fn tighten_mode(path: &std::path::Path, mode: u32) -> std::io::Result<Option<u32
     }
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
     Ok(Some(was))
+}
+
+/// The level of services that do not set `isolation`: `namespace` as root
+/// (as the original tenement did), else `process`, with one warning line
+/// when some service gets it.
+fn default_isolation(config: &Config) -> Option<config::Isolation> {
+    if rustix::process::geteuid().is_root() {
+        return Some(config::Isolation::Namespace);
+    }
+    if config.services.values().any(|s| !s.isolation_set) {
+        warn!(
+            "server",
+            "isolation defaults to \"process\": ten serve is not running as root, and new namespaces need it (set isolation = \"process\" to silence this)"
+        );
+    }
+    None
 }
 
 /// Takes an exclusive lock on `{data_dir}/.tenement/lock` for the life of the

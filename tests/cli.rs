@@ -213,7 +213,12 @@ fn stop_kills_the_whole_process_group() {
     let config = format!(
         "{}{}",
         settings(""),
-        py_service("forker", "forker.py", "health = \"/health\"")
+        py_service(
+            "forker",
+            "forker.py",
+            // The grandchild's pid is read from the host.
+            "health = \"/health\"\nisolation = \"process\"",
+        )
     );
     let server = Server::start("stop_group", &config);
     server.ten_ok(&["spawn", "forker:one", "--wait"]);

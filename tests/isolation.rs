@@ -251,3 +251,54 @@ fn a_namespaced_instance_restarts_inside_its_cgroup() {
         server.log()
     );
 }
+
+#[test]
+fn as_root_a_service_without_isolation_runs_at_namespace() {
+    if !ready(false) {
+        return;
+    }
+    let config = format!(
+        "{}{}{}",
+        settings(""),
+        py_service("dflt", "echo.py", "health = \"/health\""),
+        py_service(
+            "proc",
+            "echo.py",
+            "health = \"/health\"\nisolation = \"process\""
+        ),
+    );
+    let server = Server::start("iso_default", &config);
+    server.ten_ok(&["spawn", "dflt:a", "--wait"]);
+    server.ten_ok(&["spawn", "proc:a", "--wait"]);
+    // The app sees itself as pid 2 (init is 1) in its own namespace.
+    let r = server.echo("a.dflt.localhost", "/");
+    assert_eq!(r["pid"], 2, "{r}");
+    assert_eq!(server.instance("dflt:a").unwrap()["isolation"], "namespace");
+    // Written out, a level stays what it says.
+    assert_eq!(server.instance("proc:a").unwrap()["isolation"], "process");
+    let ps = stdout(&server.ten_ok(&["ps"]));
+    let row = |key: &str| {
+        ps.lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("{key} not in ps:\n{ps}"))
+            .split_whitespace()
+            .last()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(row("dflt:a"), "namespace", "{ps}");
+    assert_eq!(row("proc:a"), "process", "{ps}");
+    let health = stdout(&server.ten_ok(&["health", "dflt:a"]));
+    assert!(health.contains("namespace"), "{health}");
+    assert!(
+        server.log().contains("dflt:a spawned pid")
+            && server.log().contains("isolation namespace ("),
+        "{}",
+        server.log()
+    );
+    assert!(
+        !server.log().contains("isolation defaults to"),
+        "{}",
+        server.log()
+    );
+}

@@ -14,7 +14,12 @@ fn state_is_restored_after_kill_9_of_the_server() {
     let config = format!(
         "{}{}",
         settings(""),
-        py_service("api", "forker.py", "health = \"/health\"")
+        // Host pids of the grandchild: process level.
+        py_service(
+            "api",
+            "forker.py",
+            "health = \"/health\"\nisolation = \"process\""
+        )
     );
     let mut server = Server::start("restore_kill9", &config);
     // Spawned by the CLI, not listed in [instances]: only the registry can bring them back.
@@ -102,7 +107,12 @@ fn sigterm_to_the_server_stops_every_instance_process() {
     let config = format!(
         "{}{}[instances]\napi = [\"one\", \"two\"]\n",
         settings(""),
-        py_service("api", "forker.py", "health = \"/health\"")
+        // Host pids of the grandchild: process level.
+        py_service(
+            "api",
+            "forker.py",
+            "health = \"/health\"\nisolation = \"process\""
+        )
     );
     let server = Server::start("sigterm_stops_all", &config);
     let mut pids = Vec::new();

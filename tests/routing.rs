@@ -48,7 +48,8 @@ fn instance_host_reaches_that_instance_with_its_environment() {
     }
     let fixtures = fixture("");
     let config = format!(
-        "{}{}{}workdir = {}\n\n[instances]\napi = [\"prod\", \"staging\"]\nweb = [\"main\"]\n",
+        // The API's pid is compared with the app's own: process level.
+        "{}{}isolation = \"process\"\n{}workdir = {}\n\n[instances]\napi = [\"prod\", \"staging\"]\nweb = [\"main\"]\n",
         settings(""),
         echo_service("api"),
         echo_service("web"),

@@ -515,7 +515,11 @@ fn socket_activation_passes_fd_3_and_the_env() {
     let config = format!(
         "{}{}",
         settings(""),
-        app("api", "socket_activation = true\nidle_timeout = 1")
+        // Compares the app's pids across restarts: process level.
+        app(
+            "api",
+            "socket_activation = true\nidle_timeout = 1\nisolation = \"process\"",
+        )
     );
     let server = Server::start("socket_act", &config);
     server.ten_ok(&["spawn", "api:a", "--wait"]);
@@ -706,7 +710,12 @@ fn restart_kills_group_members_whose_leader_died() {
     let config = format!(
         "{}{}",
         settings(""),
-        py_service("api", "forker.py", "health = \"/health\"")
+        // Host pids of the grandchild: process level.
+        py_service(
+            "api",
+            "forker.py",
+            "health = \"/health\"\nisolation = \"process\""
+        )
     );
     let mut server = Server::start("restore_orphans", &config);
     server.ten_ok(&["spawn", "api:a", "--wait"]);

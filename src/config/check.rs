@@ -480,6 +480,7 @@ impl Check<'_> {
         }
 
         let mut isolation = Isolation::Process;
+        let raw_isolation_set = raw.isolation.is_some();
         if let Some(v) = &raw.isolation {
             match v.get_ref().as_str() {
                 "process" => isolation = Isolation::Process,
@@ -643,6 +644,7 @@ impl Check<'_> {
             workdir,
             health,
             isolation,
+            isolation_set: raw_isolation_set,
             idle_timeout,
             startup_timeout: Duration::from_secs(startup_timeout),
             request_timeout: Duration::from_secs(request_timeout),

@@ -73,6 +73,9 @@ pub struct Overrides {
     pub port: Option<u16>,
     pub bind: Option<std::net::IpAddr>,
     pub domain: Option<String>,
+    /// The level of services that do not set `isolation`: `namespace` when
+    /// `ten serve` runs as root. None: `process`.
+    pub default_isolation: Option<Isolation>,
 }
 
 impl Config {
@@ -86,6 +89,11 @@ impl Config {
         }
         if let Some(domain) = &overrides.domain {
             self.settings.domain = domain.to_ascii_lowercase();
+        }
+        if let Some(level) = overrides.default_isolation {
+            for svc in self.services.values_mut().filter(|s| !s.isolation_set) {
+                svc.isolation = level;
+            }
         }
         self.overrides = overrides;
     }
@@ -188,6 +196,9 @@ pub struct Service {
     /// GET path for health checks; None: TCP connect check.
     pub health: Option<String>,
     pub isolation: Isolation,
+    /// `isolation` is written in the file (else it is the default, which
+    /// depends on who runs `ten serve`: `Overrides::default_isolation`).
+    pub isolation_set: bool,
     /// None when 0 (never sleep).
     pub idle_timeout: Option<Duration>,
     pub startup_timeout: Duration,

@@ -119,6 +119,7 @@ pub(crate) mod tests {
             workdir: std::env::temp_dir(),
             health: None,
             isolation: Isolation::Process,
+            isolation_set: false,
             idle_timeout: None,
             startup_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),

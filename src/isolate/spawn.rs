@@ -87,11 +87,32 @@ impl<'a> Request<'a> {
 #[derive(Debug)]
 pub struct Child {
     pid: u32,
+    /// It is the instance's init (`namespace`, `sandbox`), which exits
+    /// with the app's status, 128+N when signal N killed the app.
+    init: bool,
 }
 
 impl Child {
     pub(super) fn new(pid: u32) -> Child {
-        Child { pid }
+        Child { pid, init: false }
+    }
+
+    /// The init of a namespaced instance: its status is the app's.
+    pub(super) fn init(pid: u32) -> Child {
+        Child { pid, init: true }
+    }
+
+    /// The app's status: an init's exit code 128+N (N a signal number) is
+    /// turned back into "killed by signal N", so an OOM kill or a SIGKILL
+    /// reads the same at every level. (An init cannot die by a signal it
+    /// sends itself: the kernel shields a namespace's pid 1.)
+    fn app_status(&self, status: ExitStatus) -> ExitStatus {
+        match status.code() {
+            Some(code) if self.init && (129..=128 + libc::SIGRTMAX()).contains(&code) => {
+                ExitStatus::from_raw(code - 128)
+            }
+            _ => status,
+        }
     }
 
     fn wait_flags(&mut self, flags: libc::c_int) -> io::Result<Option<ExitStatus>> {
@@ -101,7 +122,7 @@ impl Child {
         match rc {
             -1 => Err(io::Error::last_os_error()),
             0 => Ok(None),
-            _ => Ok(Some(ExitStatus::from_raw(status))),
+            _ => Ok(Some(self.app_status(ExitStatus::from_raw(status)))),
         }
     }
 
@@ -262,7 +283,7 @@ pub(super) fn spawn_with_init(req: &Request<'_>, init_exe: &Path) -> Result<Spaw
         _ => format!("pid, mount, ipc, uts, cgroup namespaces, uid {uid}"),
     };
     Ok(Spawned {
-        child: Child::new(launched.pid),
+        child: Child::init(launched.pid),
         pid: launched.pid,
         pgid: launched.pid,
         start_ticks: super::procfs::stat(launched.pid).map(|s| s.start_ticks),
@@ -271,4 +292,28 @@ pub(super) fn spawn_with_init(req: &Request<'_>, init_exe: &Path) -> Result<Spaw
         isolation: req.isolation,
         enforced,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exited(code: i32) -> ExitStatus {
+        ExitStatus::from_raw(code << 8)
+    }
+
+    #[test]
+    fn an_init_status_of_128_plus_n_is_the_app_killed_by_signal_n() {
+        let init = Child::init(1);
+        assert_eq!(init.app_status(exited(137)).signal(), Some(libc::SIGKILL));
+        assert_eq!(init.app_status(exited(143)).signal(), Some(libc::SIGTERM));
+        assert_eq!(init.app_status(exited(3)).code(), Some(3));
+        assert_eq!(init.app_status(exited(128)).code(), Some(128));
+        assert_eq!(init.app_status(exited(255)).code(), Some(255));
+        // Init itself killed (cgroup.kill, an OOM group kill).
+        let killed = ExitStatus::from_raw(libc::SIGKILL);
+        assert_eq!(init.app_status(killed).signal(), Some(libc::SIGKILL));
+        // The process level's app is the process itself.
+        assert_eq!(Child::new(1).app_status(exited(137)).code(), Some(137));
+    }
 }

@@ -344,6 +344,21 @@ fn storage_quota_is_read_and_bounded() {
 }
 
 #[test]
+fn the_default_level_applies_only_where_isolation_is_not_written() {
+    let mut c = ok("[service.api]\ncommand = \"x\"\n\
+                    [service.low]\ncommand = \"x\"\nisolation = \"process\"\n\
+                    [service.high]\ncommand = \"x\"\nisolation = \"sandbox\"\n");
+    assert_eq!(c.services["api"].isolation, Isolation::Process);
+    c.apply_overrides(crate::config::Overrides {
+        default_isolation: Some(Isolation::Namespace),
+        ..Default::default()
+    });
+    assert_eq!(c.services["api"].isolation, Isolation::Namespace);
+    assert_eq!(c.services["low"].isolation, Isolation::Process);
+    assert_eq!(c.services["high"].isolation, Isolation::Sandbox);
+}
+
+#[test]
 fn isolation_levels_and_their_keys_are_read() {
     let c = ok("[service.api]\ncommand = \"x\"\nisolation = \"namespace\"\nuser = \"app\"\n");
     let api = &c.services["api"];

@@ -603,6 +603,7 @@ fn health_json(view: &InstanceView) -> serde_json::Value {
         "health": view.health.as_str(),
         "last_check": view.last_check,
         "restarts": view.restarts,
+        "isolation": view.isolation.as_str(),
     })
 }
 

@@ -71,6 +71,7 @@ fn instance_health_shape() {
             "health": "healthy",
             "last_check": {"ok": true, "detail": "200", "at_unix": NOW_UNIX - 1},
             "restarts": 1,
+            "isolation": "process",
         })
     );
 }
