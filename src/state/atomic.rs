@@ -3,7 +3,10 @@
 //!
 //! Used for `state`, `tokens` and `api_token`. A crash at any point leaves the
 //! old file or the new one, never a torn one; a failed write leaves no temp
-//! file behind. Blocks on disk I/O: never call it from a front loop.
+//! file behind. `stage` and `Staged::commit` do the same in two steps, so
+//! a change to two files (the tokens file and `api_token`) writes both
+//! before replacing either. Blocks on disk I/O: never call it from a front
+//! loop.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
@@ -23,6 +26,25 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// it holds token hashes and the local socket). On error the temp file is
 /// removed and the target is untouched.
 pub fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StateError> {
+    stage(path, bytes, mode)?.commit()
+}
+
+/// A new version of a file, written and fsynced beside it but not yet in
+/// its place: `commit` renames it over the target; dropping it uncommitted
+/// removes it. Staging every file of a change before committing any makes
+/// a full disk fail the change before anything is replaced (a rename needs
+/// no new space).
+#[must_use = "a staged file is removed unless committed"]
+pub struct Staged {
+    tmp: PathBuf,
+    path: PathBuf,
+    dir: PathBuf,
+    committed: bool,
+}
+
+/// Writes `bytes` to a temp file beside `path` (mode `mode`) and fsyncs it.
+/// Err: nothing is left behind.
+pub fn stage(path: &Path, bytes: &[u8], mode: u32) -> Result<Staged, StateError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -38,17 +60,36 @@ pub fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StateError> {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
-    let result = write_tmp(&tmp, bytes, mode).and_then(|()| {
-        fs::rename(&tmp, path).map_err(|e| io_err(path, "rename temp file over", e))
-    });
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
+    let staged = Staged {
+        tmp,
+        path: path.to_path_buf(),
+        dir,
+        committed: false,
+    };
+    // On error `staged` drops and removes what was written.
+    write_tmp(&staged.tmp, bytes, mode)?;
+    Ok(staged)
+}
+
+impl Staged {
+    /// Renames the temp file over the target and fsyncs the folder.
+    pub fn commit(mut self) -> Result<(), StateError> {
+        fs::rename(&self.tmp, &self.path)
+            .map_err(|e| io_err(&self.path, "rename temp file over", e))?;
+        self.committed = true;
+        // The rename is only durable once the folder entry is on disk.
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io_err(&self.dir, "fsync folder", e))
     }
-    // The rename is only durable once the folder entry is on disk.
-    File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_err(&dir, "fsync folder", e))
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 /// Writes and fsyncs the temp file. `create_new` so two writers never share one.
@@ -178,6 +219,23 @@ mod tests {
         assert!(err.to_string().contains("rename"), "{err}");
         assert_eq!(entries(&t.0), ["f"]);
         assert_eq!(entries(&path), ["inside"]);
+    }
+
+    #[test]
+    fn a_staged_file_replaces_the_target_only_when_committed() {
+        let t = TempDir::new("atomic-stage");
+        let path = t.0.join("f");
+        write(&path, b"old", 0o600).unwrap();
+        let dropped = stage(&path, b"never", 0o600).unwrap();
+        assert_eq!(entries(&t.0).len(), 2, "the temp file sits beside it");
+        drop(dropped);
+        assert_eq!(entries(&t.0), ["f"]);
+        assert_eq!(fs::read(&path).unwrap(), b"old");
+        let staged = stage(&path, b"new", 0o600).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"old");
+        staged.commit().unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        assert_eq!(entries(&t.0), ["f"]);
     }
 
     #[test]

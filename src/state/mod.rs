@@ -45,6 +45,28 @@ impl std::fmt::Display for StateError {
     }
 }
 
+impl StateError {
+    /// The error and its OS cause, for a log line or an answer:
+    /// "write /srv/.tenement/.state.tmp.1.2: No space left on device (os error 28)".
+    pub fn describe(&self) -> String {
+        match std::error::Error::source(self) {
+            Some(cause) => format!("{self}: {cause}"),
+            None => self.to_string(),
+        }
+    }
+
+    /// The write failed because the disk (or the user's quota) is full:
+    /// ENOSPC or EDQUOT. The API answers these 507, other failures 500.
+    pub fn disk_full(&self) -> bool {
+        match self {
+            StateError::Io { source, .. } => {
+                matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+            }
+            _ => false,
+        }
+    }
+}
+
 impl std::error::Error for StateError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {

@@ -9,8 +9,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::{
-    api_token_path, load, lock, read_api_token, save, tokens_path, unix_now, write_api_token,
-    TokenFile, TokenRecord,
+    api_token_path, load, lock, read_api_token, save, stage, stage_api_token, tokens_path,
+    unix_now, TokenFile, TokenRecord,
 };
 use crate::state::sha256;
 use crate::state::StateError;
@@ -86,9 +86,16 @@ pub fn mint(
     file.version = 1;
     let (token, record) = new_token(&file, tenant, description)?;
     file.tokens.push(record);
-    save(&path, &file)?;
-    if tenant.is_none() {
-        write_api_token(data_dir, &token)?;
+    // Both files are written before either is replaced: a full disk fails
+    // the mint with nothing changed.
+    let staged = stage(&path, &file)?;
+    let api_token = match tenant {
+        None => Some(stage_api_token(data_dir, &token)?),
+        Some(_) => None,
+    };
+    staged.commit()?;
+    if let Some(api_token) = api_token {
+        api_token.commit()?;
     }
     Ok(token)
 }
@@ -129,9 +136,13 @@ pub fn rotate(data_dir: &Path, description: Option<&str>) -> Result<Rotated, Sta
     let (token, record) = new_token(&file, None, &description)?;
     let id = record.id.clone();
     file.tokens.push(record);
-    // The tokens file first: from this write on the old token is refused.
-    save(&path, &file)?;
-    write_api_token(data_dir, &token)?;
+    // Both files are written before either is replaced (a full disk fails
+    // the rotation with nothing changed); then the tokens file first: from
+    // that rename on the old token is refused.
+    let staged = stage(&path, &file)?;
+    let api_token = stage_api_token(data_dir, &token)?;
+    staged.commit()?;
+    api_token.commit()?;
     Ok(Rotated {
         token,
         id,

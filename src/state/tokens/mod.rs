@@ -33,6 +33,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::atomic::Staged;
 use super::layout::{api_token_path, tokens_lock_path, tokens_path};
 use super::StateError;
 
@@ -89,14 +90,6 @@ pub struct TokenFile {
     pub tokens: Vec<TokenRecord>,
 }
 
-/// The error with its cause, for the log.
-fn describe(e: &StateError) -> String {
-    match std::error::Error::source(e) {
-        Some(cause) => format!("{e}: {cause}"),
-        None => e.to_string(),
-    }
-}
-
 /// Reads the tokens file; missing = empty, unparseable = Corrupt.
 pub fn load(path: &Path) -> Result<TokenFile, StateError> {
     Ok(super::read_json(path)?.unwrap_or(TokenFile {
@@ -107,9 +100,14 @@ pub fn load(path: &Path) -> Result<TokenFile, StateError> {
 
 /// Replaces the tokens file atomically, 0600. Call with the lock held.
 fn save(path: &Path, file: &TokenFile) -> Result<(), StateError> {
+    stage(path, file)?.commit()
+}
+
+/// The new tokens file, written beside the old one (see `atomic::stage`).
+fn stage(path: &Path, file: &TokenFile) -> Result<Staged, StateError> {
     let mut bytes = serde_json::to_vec_pretty(file).expect("the token file serialises to json");
     bytes.push(b'\n');
-    super::atomic::write(path, &bytes, 0o600)
+    super::atomic::stage(path, &bytes, 0o600)
 }
 
 fn unix_now() -> u64 {
@@ -124,8 +122,9 @@ pub fn list(data_dir: &Path) -> Result<Vec<TokenRecord>, StateError> {
     Ok(load(&tokens_path(data_dir))?.tokens)
 }
 
-fn write_api_token(data_dir: &Path, token: &str) -> Result<(), StateError> {
-    super::atomic::write(
+/// The new `api_token`, written beside the old one (see `atomic::stage`).
+fn stage_api_token(data_dir: &Path, token: &str) -> Result<Staged, StateError> {
+    super::atomic::stage(
         &api_token_path(data_dir),
         format!("{token}\n").as_bytes(),
         0o600,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{describe, load, tokens_path, unix_now, Principal, TokenFile, TokenRecord, TokenUsage};
+use super::{load, tokens_path, unix_now, Principal, TokenFile, TokenRecord, TokenUsage};
 use crate::state::sha256;
 
 /// What identifies one version of the tokens file: `(dev, ino, size, mtime
@@ -139,7 +139,7 @@ impl TokenStore {
                 }
                 Err(reason) => format!("{} is corrupt: {reason}", self.path.display()),
             },
-            Err(e) => describe(&e),
+            Err(e) => e.describe(),
         };
         warn!("state", "{why}; no token is accepted");
         self.broken = Some(why);

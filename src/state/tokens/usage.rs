@@ -10,7 +10,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::{describe, load, lock, save, tokens_path};
+use super::{load, lock, save, tokens_path};
 use crate::state::StateError;
 
 /// When each token was last presented, kept in memory by the front loops
@@ -109,7 +109,7 @@ impl UsageFlusher {
                     warn!(
                         "state",
                         "saving when tokens were last used: {}",
-                        describe(&e)
+                        e.describe()
                     );
                 }
                 if last {
