@@ -21,6 +21,10 @@ pub enum Desired {
     Sleeping,
     /// It stays failed until `ten restart` or `ten spawn`.
     Failed,
+    /// `ten stop` was asked: the next start kills what is left of its
+    /// process and forgets it. Written before the process is signalled, so
+    /// a crash during the stop does not bring the instance back.
+    Stopping,
 }
 
 impl Desired {
@@ -29,6 +33,7 @@ impl Desired {
             "running" => Some(Desired::Running),
             "sleeping" => Some(Desired::Sleeping),
             "failed" => Some(Desired::Failed),
+            "stopping" => Some(Desired::Stopping),
             _ => None,
         }
     }
@@ -74,7 +79,7 @@ impl TryFrom<RawEntry> for RegistryEntry {
     fn try_from(raw: RawEntry) -> Result<RegistryEntry, String> {
         let desired = Desired::parse(&raw.desired).ok_or_else(|| {
             format!(
-                "instance {}:{} has desired {:?}, not \"running\", \"sleeping\" or \"failed\"",
+                "instance {}:{} has desired {:?}, not \"running\", \"sleeping\", \"failed\" or \"stopping\"",
                 raw.service, raw.id, raw.desired
             )
         })?;
@@ -105,6 +110,13 @@ impl Registry {
     /// the registry decides which processes get killed.
     pub fn load(path: &Path) -> Result<Registry, StateError> {
         Ok(super::read_json(path)?.unwrap_or_default())
+    }
+
+    /// The entry of instance `service:id`, to change before a save.
+    pub fn entry_mut(&mut self, service: &str, id: &str) -> Option<&mut RegistryEntry> {
+        self.instances
+            .iter_mut()
+            .find(|e| e.service == service && e.id == id)
     }
 
     /// Writes it atomically with mode 0600. Blocks on fsync.
@@ -168,13 +180,15 @@ mod tests {
         asleep.desired = Desired::Sleeping;
         let mut failed = entry("carol");
         failed.desired = Desired::Failed;
+        let mut stopping = entry("dave");
+        stopping.desired = Desired::Stopping;
         let reg = Registry {
             version: 1,
-            instances: vec![entry("alice"), asleep, failed],
+            instances: vec![entry("alice"), asleep, failed, stopping],
         };
         reg.save(&path).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        for word in ["\"running\"", "\"sleeping\"", "\"failed\""] {
+        for word in ["\"running\"", "\"sleeping\"", "\"failed\"", "\"stopping\""] {
             assert!(text.contains(&format!("\"desired\": {word}")), "{text}");
         }
         assert_eq!(Registry::load(&path).unwrap(), reg);

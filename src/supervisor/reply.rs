@@ -69,10 +69,28 @@ pub enum CommandError {
     BadConfig(String),
     /// No API token has this id.
     UnknownToken(String),
-    /// Something on our side went wrong (a file we could not write).
+    /// Something on our side went wrong.
     Internal(String),
+    /// A change could not be saved (the registry or the tokens file), so it
+    /// was not made: what was refused and the OS error. `full`: the disk or
+    /// quota is full (ENOSPC, EDQUOT).
+    Storage { message: String, full: bool },
     /// The server cannot do it now (a helper thread would not start).
     Unavailable(String),
+}
+
+impl CommandError {
+    /// `what` was refused because a file could not be written:
+    /// "weight api:a refused: ...: No space left on device (os error 28)".
+    pub fn storage(what: &str, e: &crate::state::StateError) -> CommandError {
+        match e {
+            crate::state::StateError::Io { .. } => CommandError::Storage {
+                message: format!("{what} refused: {}", e.describe()),
+                full: e.disk_full(),
+            },
+            _ => CommandError::Internal(format!("{what} refused: {}", e.describe())),
+        }
+    }
 }
 
 /// `message` followed by the last output lines, if there are any.
@@ -112,6 +130,7 @@ impl std::fmt::Display for CommandError {
             CommandError::BadConfig(why) => write!(f, "{why}"),
             CommandError::UnknownToken(id) => write!(f, "no token with id {id}"),
             CommandError::Internal(why) | CommandError::Unavailable(why) => write!(f, "{why}"),
+            CommandError::Storage { message, .. } => write!(f, "{message}"),
         }
     }
 }

@@ -50,6 +50,7 @@ use crate::config::{Config, RestartPolicy};
 use crate::isolate::{cgroup, procfs};
 use crate::names::InstanceKey;
 use crate::state::layout;
+use crate::state::{Registry, RegistryEntry};
 
 /// The waker's token; instance fds get tokens from 1 up.
 pub const WAKER: Token = Token(0);
@@ -123,6 +124,8 @@ pub struct Supervisor {
     dirty: bool,
     /// Save the registry before sleeping.
     persist: bool,
+    /// The last save failed (why): `sweep_host` tries again.
+    save_error: Option<String>,
     /// Set by `Shutdown`: who to tell once every instance is down.
     shutdown: Option<Option<ReplyTo>>,
     /// Replies waiting for the next publish.
@@ -167,6 +170,7 @@ impl Supervisor {
             next_token: 1,
             dirty: true,
             persist: false,
+            save_error: None,
             shutdown: None,
             outbox: Vec::new(),
             subscribers: Subscribers::default(),
@@ -311,6 +315,9 @@ impl Supervisor {
             return;
         }
         self.last_sweep = now;
+        if self.save_error.is_some() {
+            self.persist = true;
+        }
         self.reap();
         self.check_storage();
         let live: Vec<InstanceKey> = self
@@ -436,13 +443,73 @@ impl Supervisor {
         post(&mut self.outbox, to, r);
     }
 
+    /// Saves the registry now, as it is once the change in hand is made:
+    /// `edit` makes that change to what `registry()` shows. A command's
+    /// change is saved before it is made, so a failed save refuses it with
+    /// nothing changed. Err: the answer (507 when the disk is full), logged
+    /// with the OS error.
+    fn save_first(
+        &mut self,
+        what: &str,
+        edit: impl FnOnce(&mut Registry),
+    ) -> Result<(), CommandError> {
+        let mut registry = self.registry();
+        edit(&mut registry);
+        registry.save(&self.registry_path()).map_err(|e| {
+            let e = CommandError::storage(what, &e);
+            error!("supervisor", "{e}");
+            e
+        })
+    }
+
+    /// `save_first` for a change of instance `key`'s entry; writes nothing
+    /// when `edit` leaves the entry as it is.
+    fn save_entry_first(
+        &mut self,
+        what: &str,
+        key: &InstanceKey,
+        edit: impl FnOnce(&mut RegistryEntry),
+    ) -> Result<(), CommandError> {
+        let Some(entry) = self
+            .registry()
+            .instances
+            .into_iter()
+            .find(|e| e.service == key.service && e.id == key.id)
+        else {
+            return Ok(());
+        };
+        let mut changed = entry.clone();
+        edit(&mut changed);
+        if changed == entry {
+            return Ok(());
+        }
+        self.save_first(what, |r| {
+            if let Some(e) = r.entry_mut(&key.service, &key.id) {
+                *e = changed;
+            }
+        })
+    }
+
     /// Publishes and persists what changed, then sends the queued replies.
+    /// A failed save is logged (once per distinct error) and retried by
+    /// `sweep_host` every second until it works.
     fn flush(&mut self) {
         if self.persist {
             self.persist = false;
             let registry = self.registry();
-            if let Err(e) = registry.save(&self.registry_path()) {
-                error!("supervisor", "save registry: {e}");
+            match registry.save(&self.registry_path()) {
+                Ok(()) => {
+                    if self.save_error.take().is_some() {
+                        info!("supervisor", "registry saved again");
+                    }
+                }
+                Err(e) => {
+                    let why = e.describe();
+                    if self.save_error.as_deref() != Some(why.as_str()) {
+                        error!("supervisor", "save registry: {why}; retrying every second");
+                    }
+                    self.save_error = Some(why);
+                }
             }
         }
         if self.dirty {
@@ -826,17 +893,25 @@ impl Supervisor {
             .drain(..)
             .partition(|w| healthy || w.what == WaitFor::Ready);
         inst.waiters = kept;
-        for w in &done {
-            if let WaitFor::Deploy { weight } = w.what {
-                inst.weight = weight;
-                self.persist = true;
-                self.dirty = true;
-            }
-        }
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, inst.port));
         for w in done {
             let r = match w.what {
                 WaitFor::Ready | WaitFor::Accepting => Reply::Ready(addr),
+                WaitFor::Deploy { weight } => {
+                    match self
+                        .save_entry_first(&format!("deploy {key}"), key, |e| e.weight = weight)
+                    {
+                        Ok(()) => {
+                            if let Some(inst) = self.instances.get_mut(key) {
+                                inst.weight = weight;
+                            }
+                            self.persist = true;
+                            self.dirty = true;
+                            self.instance_reply(key)
+                        }
+                        Err(e) => Reply::Error(e),
+                    }
+                }
                 _ => self.instance_reply(key),
             };
             self.answer(w.reply, r);

@@ -88,14 +88,27 @@ pub fn tools_present(tools: &[&str]) -> bool {
             .map(|s| s.success())
             .unwrap_or(false);
         if !found {
-            if std::env::var_os("TEN_TEST_STRICT").is_some_and(|v| v == "1") {
-                panic!("TEN_TEST_STRICT=1 and {tool} is not installed");
-            }
-            eprintln!("skip: {tool} is not installed");
-            return false;
+            return skip(&format!("{tool} is not installed"));
         }
     }
     true
+}
+
+/// Skips the calling test loudly, saying `why`; returns false, so a test
+/// starts `if !ok_to_run() { return; }`. Under `TEN_TEST_STRICT=1` (CI) a
+/// skip fails the test instead.
+pub fn skip(why: &str) -> bool {
+    if std::env::var_os("TEN_TEST_STRICT").is_some_and(|v| v == "1") {
+        panic!("TEN_TEST_STRICT=1 and the test would skip: {why}");
+    }
+    eprintln!("skip: {why}");
+    false
+}
+
+/// True when the tests run as root; otherwise a loud `skip` saying what
+/// needs root.
+pub fn root_for(what: &str) -> bool {
+    rustix::process::geteuid().is_root() || skip(&format!("{what} needs root"))
 }
 
 /// Polls `cond` every 25 ms until it holds or `deadline` passes. Returns
@@ -322,10 +335,23 @@ impl Server {
     /// `start_with`, running `ten serve` under `wrap` (a command that execs
     /// its arguments, so the server keeps the pid it was started with).
     pub fn start_wrapped(name: &str, config: &str, serve_args: &[&str], wrap: &[&str]) -> Server {
+        Server::start_prepared(name, config, serve_args, wrap, |_| {})
+    }
+
+    /// `start_wrapped`, running `prepare` on the empty data dir first (e.g.
+    /// to mount a file system there).
+    pub fn start_prepared(
+        name: &str,
+        config: &str,
+        serve_args: &[&str],
+        wrap: &[&str],
+        prepare: impl FnOnce(&Path),
+    ) -> Server {
         let scratch = Scratch::new(name);
         let config_path = scratch.write("tenement.toml", config);
         let data_dir = scratch.path("data");
         std::fs::create_dir_all(&data_dir).expect("create data dir");
+        prepare(&data_dir);
         let mut server = Server {
             name: name.to_string(),
             addr: "127.0.0.1:0".parse().expect("literal address"),

@@ -39,6 +39,10 @@ pub fn error_status(e: &CommandError, via: Via) -> u16 {
         | CommandError::Unavailable(_) => 503,
         CommandError::TimedOut { .. } => 504,
         CommandError::Internal(_) => 500,
+        // An app's visitors are not told about our disk.
+        CommandError::Storage { .. } if via == Via::Proxy => 503,
+        CommandError::Storage { full: true, .. } => 507,
+        CommandError::Storage { full: false, .. } => 500,
     }
 }
 
@@ -107,6 +111,32 @@ mod tests {
             CommandError::ShuttingDown,
         ] {
             assert_eq!(error_status(&e, Via::Api), error_status(&e, Via::Proxy));
+        }
+    }
+
+    #[test]
+    fn a_change_that_could_not_be_saved_is_507_when_the_disk_is_full_else_500() {
+        let state = |errno: i32| crate::state::StateError::Io {
+            path: "/srv/ten/.tenement/.state.tmp.1.2".into(),
+            op: "write",
+            source: std::io::Error::from_raw_os_error(errno),
+        };
+        for (errno, status) in [(libc::ENOSPC, 507), (libc::EDQUOT, 507), (libc::EIO, 500)] {
+            let e = CommandError::storage("weight api:a", &state(errno));
+            assert_eq!(error_status(&e, Via::Api), status, "errno {errno}");
+            assert_eq!(error_status(&e, Via::Proxy), 503);
+            let r = reply_response(Reply::Error(e), 200);
+            assert_eq!(r.status, status);
+            let body: Value = serde_json::from_slice(&r.body).unwrap();
+            let text = body["error"].as_str().unwrap();
+            assert!(
+                text.starts_with("weight api:a refused: write /srv/ten/.tenement/.state.tmp.1.2: "),
+                "{text}"
+            );
+            assert!(
+                text.ends_with(&format!("(os error {errno})")),
+                "the OS error is in the answer: {text}"
+            );
         }
     }
 

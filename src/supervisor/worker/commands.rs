@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use super::{post, Supervisor, DEFAULT_WEIGHT};
 use crate::config::Config;
 use crate::names::InstanceKey;
+use crate::state::{Desired, RegistryEntry};
 use crate::supervisor::lifecycle::AfterStop;
 use crate::supervisor::lifecycle::{self, Event};
 use crate::supervisor::msg::{Command, Reply, ReplyTo};
@@ -52,18 +53,29 @@ impl Supervisor {
                     return self
                         .answer(to, Reply::Error(CommandError::UnknownInstance(key.clone())));
                 }
+                // The intent is saved before any signal: a crash during the
+                // stop does not bring the instance back.
+                let stopping = |e: &mut RegistryEntry| e.desired = Desired::Stopping;
+                if let Err(e) = self.save_entry_first(&format!("stop {key}"), &key, stopping) {
+                    return self.answer(to, Reply::Error(e));
+                }
                 self.begin_stop(&key, AfterStop::Forget, to, now);
             }
             Command::Restart { key } => self.cmd_restart(key, to, now),
             Command::Weight { key, weight } => {
-                let Some(inst) = self.instances.get_mut(&key) else {
+                if !self.instances.contains_key(&key) {
                     return self
                         .answer(to, Reply::Error(CommandError::UnknownInstance(key.clone())));
-                };
-                inst.weight = weight.min(100);
+                }
+                let weight = weight.min(100);
+                let set = |e: &mut RegistryEntry| e.weight = weight;
+                if let Err(e) = self.save_entry_first(&format!("weight {key}"), &key, set) {
+                    return self.answer(to, Reply::Error(e));
+                }
+                self.instances.get_mut(&key).expect("checked").weight = weight;
                 self.dirty = true;
                 self.persist = true;
-                self.note(&key, &format!("weight {}", weight.min(100)));
+                self.note(&key, &format!("weight {weight}"));
                 self.answer(to, self.instance_reply(&key));
             }
             Command::Route { from: a, to: b } => {
@@ -73,6 +85,16 @@ impl Supervisor {
                         return self
                             .answer(to, Reply::Error(CommandError::UnknownInstance(k.clone())));
                     }
+                }
+                let saved = self.save_first(&format!("route {a} to {b}"), |r| {
+                    for (k, weight) in [(&a, 0), (&b, 100)] {
+                        if let Some(e) = r.entry_mut(&k.service, &k.id) {
+                            e.weight = weight;
+                        }
+                    }
+                });
+                if let Err(e) = saved {
+                    return self.answer(to, Reply::Error(e));
                 }
                 self.instances.get_mut(&a).expect("checked").weight = 0;
                 self.instances.get_mut(&b).expect("checked").weight = 100;
@@ -263,6 +285,13 @@ impl Supervisor {
             return Err(CommandError::NoFreePort { lo, hi });
         };
         self.insert(key.clone(), port, weight.min(100), State::Starting);
+        // Saved before the process starts: a spawn the registry does not
+        // hold would be lost at the next restart.
+        if let Err(e) = self.save_first(&format!("spawn {key}"), |_| {}) {
+            self.instances.remove(key);
+            self.dirty = true;
+            return Err(e);
+        }
         if let Err(e) = self.launch(key, now) {
             self.note(key, &format!("spawn failed: {e}"));
             self.instances.remove(key);
@@ -274,9 +303,14 @@ impl Supervisor {
     }
 
     pub(super) fn cmd_restart(&mut self, key: InstanceKey, to: Option<ReplyTo>, now: Instant) {
-        let Some(inst) = self.instances.get_mut(&key) else {
+        if !self.instances.contains_key(&key) {
             return self.answer(to, Reply::Error(CommandError::UnknownInstance(key.clone())));
-        };
+        }
+        let running = |e: &mut RegistryEntry| e.desired = Desired::Running;
+        if let Err(e) = self.save_entry_first(&format!("restart {key}"), &key, running) {
+            return self.answer(to, Reply::Error(e));
+        }
+        let inst = self.instances.get_mut(&key).expect("present above");
         if inst.run.is_some() || inst.stop.is_some() {
             return self.begin_stop(&key, AfterStop::Restart, to, now);
         }
@@ -307,6 +341,10 @@ impl Supervisor {
             .get(&key)
             .is_some_and(|i| i.life.state() == State::Failed)
         {
+            let running = |e: &mut RegistryEntry| e.desired = Desired::Running;
+            if let Err(e) = self.save_entry_first(&format!("deploy {key}"), &key, running) {
+                return self.answer(to, Reply::Error(e));
+            }
             let policy = self.policy(&key.service);
             let inst = self.instances.get_mut(&key).expect("checked");
             let fx = lifecycle::on(&mut inst.life, Event::Revive, &policy, now);
@@ -317,6 +355,11 @@ impl Supervisor {
             .get_mut(&key)
             .expect("present or just spawned");
         if inst.life.state() == State::Running && inst.life.health() == Health::Healthy {
+            let set = |e: &mut RegistryEntry| e.weight = weight;
+            if let Err(e) = self.save_entry_first(&format!("deploy {key}"), &key, set) {
+                return self.answer(to, Reply::Error(e));
+            }
+            let inst = self.instances.get_mut(&key).expect("present above");
             inst.weight = weight;
             self.dirty = true;
             self.persist = true;
@@ -503,14 +546,9 @@ fn revoke_token(data_dir: &std::path::Path, id: &str) -> Reply {
         }
         Ok(None) => Reply::Error(CommandError::UnknownToken(id.to_string())),
         Err(e) => {
-            let why = match std::error::Error::source(&e) {
-                Some(cause) => format!("{e}: {cause}"),
-                None => e.to_string(),
-            };
-            warn!("supervisor", "revoking token {id}: {why}");
-            Reply::Error(CommandError::Internal(format!(
-                "revoking token {id}: {why}"
-            )))
+            let e = CommandError::storage(&format!("revoking token {id}"), &e);
+            error!("supervisor", "{e}");
+            Reply::Error(e)
         }
     }
 }

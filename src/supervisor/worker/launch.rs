@@ -81,6 +81,12 @@ impl Supervisor {
                 Desired::Sleeping => State::Sleeping,
                 Desired::Failed => State::Failed,
                 Desired::Running => State::Starting,
+                Desired::Stopping => {
+                    // `ten stop` was asked and the last run ended before the
+                    // stop did: its process was killed above; finish it.
+                    self.forget_stopped(&key);
+                    continue;
+                }
             };
             self.insert(key.clone(), entry.port, entry.weight, state);
             if state == State::Starting {

@@ -180,19 +180,7 @@ impl Supervisor {
                 for w in inst.waiters {
                     self.answer(w.reply, Reply::Error(CommandError::Stopped));
                 }
-                let persist = self
-                    .config
-                    .services
-                    .get(&key.service)
-                    .is_none_or(|s| s.storage_persist);
-                if !persist {
-                    let dir = layout::instance_dir(&self.data_dir, &key.service, &key.id);
-                    if let Err(e) = std::fs::remove_dir_all(&dir) {
-                        if e.kind() != io::ErrorKind::NotFound {
-                            warn!("supervisor", "{key} remove {}: {e}", dir.display());
-                        }
-                    }
-                }
+                self.drop_storage(key);
                 for to in stop.replies {
                     self.outbox
                         .push((to, Reply::Done(Done::Stopped(key.clone()))));
@@ -231,5 +219,35 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    /// A stopped instance is forgotten: without `storage_persist` its data
+    /// dir goes too.
+    fn drop_storage(&self, key: &InstanceKey) {
+        let persist = self
+            .config
+            .services
+            .get(&key.service)
+            .is_none_or(|s| s.storage_persist);
+        if !persist {
+            let dir = layout::instance_dir(&self.data_dir, &key.service, &key.id);
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    warn!("supervisor", "{key} remove {}: {e}", dir.display());
+                }
+            }
+        }
+    }
+
+    /// At start-up, an instance the registry has as `stopping`: `ten stop`
+    /// was asked and the last run ended before the stop did. Its process is
+    /// already killed (`kill_leftover`); it is forgotten as the stop would
+    /// have.
+    pub(super) fn forget_stopped(&mut self, key: &InstanceKey) {
+        info!(
+            "supervisor",
+            "{key} was being stopped when ten serve last exited: stopped and forgotten"
+        );
+        self.drop_storage(key);
     }
 }

@@ -106,14 +106,12 @@ impl Supervisor {
             .instances
             .values()
             .map(|inst| {
-                let going_to_sleep = inst
-                    .stop
-                    .as_ref()
-                    .is_some_and(|s| s.then == AfterStop::Sleep);
+                let then = inst.stop.as_ref().map(|s| s.then);
                 let desired = match inst.life.state() {
+                    _ if then == Some(AfterStop::Forget) => Desired::Stopping,
                     _ if inst.resume => Desired::Running,
                     State::Sleeping => Desired::Sleeping,
-                    State::Stopping if going_to_sleep => Desired::Sleeping,
+                    State::Stopping if then == Some(AfterStop::Sleep) => Desired::Sleeping,
                     State::Failed => Desired::Failed,
                     _ => Desired::Running,
                 };

@@ -1,0 +1,308 @@
+//! What tenement writes to disk must be what it answered: a change that
+//! cannot be saved (full disk) is refused with nothing changed, in memory or
+//! after a restart; a `ten stop` survives a crash of the server during the
+//! stop; a state or tokens file that does not validate stops `ten serve`
+//! with a message naming the file and the entry.
+
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use util::*;
+
+/// A tmpfs mounted for one test; lazily unmounted when dropped (before the
+/// server guard declared ahead of it stops the server and removes the dir).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .output()
+            .expect("run mount");
+        assert!(out.status.success(), "mount tmpfs: {}", describe(&out));
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Fills the file system under `dir` until a write fails with ENOSPC; the
+/// filler is `dir/fill`.
+fn fill(dir: &Path) {
+    use std::io::Write;
+    let path = dir.join("fill");
+    let mut f = std::fs::File::create(&path).expect("create fill");
+    let chunk = vec![0u8; 64 * 1024];
+    loop {
+        match f.write(&chunk) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
+            Err(e) => panic!("fill {}: {e}", path.display()),
+        }
+    }
+    // Whatever of the last page was left: a new file gets no space at all.
+    let probe = dir.join("probe");
+    let err = std::fs::write(&probe, b"x").expect_err("the disk is full");
+    assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
+    let _ = std::fs::remove_file(probe);
+}
+
+/// (instance, weight) of every instance, sorted.
+fn weights(server: &Server) -> Vec<(String, u64)> {
+    let mut all: Vec<(String, u64)> = server
+        .instances()
+        .iter()
+        .map(|i| {
+            (
+                i["instance"].as_str().unwrap_or("").to_string(),
+                i["weight"].as_u64().unwrap_or(999),
+            )
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+/// The ids of every token, as `ten token list --json` shows them.
+fn token_ids(server: &Server) -> Vec<String> {
+    let out = server.ten_ok(&["token", "list", "--json"]);
+    let list: Value = serde_json::from_str(&stdout(&out)).expect("token list is JSON");
+    let mut ids: Vec<String> = list
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|t| t["id"].as_str().expect("id").to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+const FULL: &str = "No space left on device";
+
+#[test]
+fn on_a_full_disk_every_change_is_refused_and_none_comes_back_after_a_restart() {
+    if !tools_present(&["python3", "mount", "umount"]) || !root_for("mounting a tmpfs") {
+        return;
+    }
+    let config = format!(
+        "{}{}",
+        settings("stop_timeout = 5"),
+        py_service("api", "echo.py", "health = \"/health\"")
+    );
+    let mut mounted = None;
+    let mut server = Server::start_prepared("fulldisk", &config, &[], &[], |dir| {
+        mounted = Some(Tmpfs::mount(dir, "2m"));
+    });
+    let _tmpfs = mounted.expect("mounted");
+    server.ten_ok(&["spawn", "api:a", "--weight", "50", "--wait"]);
+    server.ten_ok(&["spawn", "api:b", "--wait"]);
+    let alice = server.mint_token(Some("alice"));
+    let before = weights(&server);
+    assert_eq!(
+        before,
+        [("api:a".to_string(), 50), ("api:b".to_string(), 100)]
+    );
+    let tokens_before = token_ids(&server);
+    assert_eq!(tokens_before.len(), 2);
+    let listed = server.ten_ok(&["token", "list", "--json"]);
+    let listed: Value = serde_json::from_str(&stdout(&listed)).expect("token list is JSON");
+    let alice_id = listed
+        .as_array()
+        .expect("an array")
+        .iter()
+        .find(|t| t["tenant"] == "alice")
+        .and_then(|t| t["id"].as_str())
+        .expect("alice's token is listed")
+        .to_string();
+    let api_token = std::fs::read(server.data_dir.join("api_token")).expect("api_token");
+
+    fill(&server.data_dir);
+
+    // Every change through the API: 507 with the OS error, nothing changed.
+    let admin = Some(server.admin_token.as_str());
+    let changes: Vec<(&str, String, Option<Value>)> = vec![
+        (
+            "POST",
+            "/api/instances/spawn".into(),
+            Some(serde_json::json!({"service": "api", "id": "c"})),
+        ),
+        (
+            "PUT",
+            "/api/instances/api:a/weight".into(),
+            Some(serde_json::json!({"weight": 5})),
+        ),
+        ("DELETE", "/api/instances/api:a".into(), None),
+        (
+            "POST",
+            "/api/deploy".into(),
+            Some(serde_json::json!({"service": "api", "id": "d", "timeout_secs": 10})),
+        ),
+        (
+            "POST",
+            "/api/deploy".into(),
+            Some(serde_json::json!({"service": "api", "id": "a", "weight": 20})),
+        ),
+        (
+            "POST",
+            "/api/route".into(),
+            Some(serde_json::json!({"service": "api", "from": "b", "to": "a"})),
+        ),
+        ("DELETE", format!("/api/tokens/{alice_id}"), None),
+    ];
+    for (method, path, body) in &changes {
+        let resp = server.api(method, path, admin, body.as_ref());
+        let what = format!("{method} {path} {body:?}");
+        assert_eq!(
+            resp.status,
+            507,
+            "{what}: {}\n--- server log ---\n{}",
+            resp.text(),
+            server.log()
+        );
+        let message = resp.json()["error"].as_str().unwrap_or("").to_string();
+        assert!(
+            message.contains("refused") && message.contains(FULL),
+            "{what}: {message}"
+        );
+        assert_eq!(weights(&server), before, "after {what}");
+    }
+
+    // The same through the CLI, and the commands that write the tokens file
+    // themselves: exit 1 with the OS error.
+    for args in [
+        &["spawn", "api:e"][..],
+        &["weight", "api:b", "1"],
+        &["stop", "api:b"],
+        &["deploy", "api:f", "--timeout", "10"],
+        &["token", "revoke", &alice_id],
+        &["token-gen"],
+        &["token-gen", "--tenant", "bob"],
+        &["token-gen", "--rotate"],
+    ] {
+        let out = server.ten(args);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "ten {args:?}\n{}",
+            describe(&out)
+        );
+        assert!(
+            stderr(&out).contains(FULL),
+            "ten {args:?} names the OS error\n{}",
+            describe(&out)
+        );
+    }
+    assert_eq!(weights(&server), before);
+    assert_eq!(token_ids(&server), tokens_before);
+    assert_eq!(
+        std::fs::read(server.data_dir.join("api_token")).expect("api_token"),
+        api_token
+    );
+    let log = server.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("weight api:a refused") && l.contains(FULL)),
+        "the log line has the OS error:\n{log}"
+    );
+
+    // Space again, then a restart: only what was answered OK is there.
+    std::fs::remove_file(server.data_dir.join("fill")).expect("remove fill");
+    server.restart();
+    wait_until(DEADLINE, || weights(&server).len() == 2);
+    assert_eq!(weights(&server), before, "\n{}", server.log());
+    for key in ["api:a", "api:b"] {
+        server.wait_running(key);
+    }
+    assert_eq!(token_ids(&server), tokens_before);
+    let resp = server.api("GET", "/api/instances", Some(&alice), None);
+    assert_eq!(resp.status, 200, "alice's token still works");
+    assert_eq!(
+        std::fs::read(server.data_dir.join("api_token")).expect("api_token"),
+        api_token,
+        "the admin token was not rotated"
+    );
+    // And changes work again.
+    server.ten_ok(&["weight", "api:a", "5"]);
+    assert_eq!(
+        weights(&server),
+        [("api:a".to_string(), 5), ("api:b".to_string(), 100)]
+    );
+}
+
+#[test]
+fn a_stop_interrupted_by_a_crash_of_the_server_is_finished_at_the_next_start() {
+    if !tools_present(&["python3"]) {
+        return;
+    }
+    let config = format!(
+        "{}{}{}",
+        settings("stop_timeout = 60"),
+        py_service("api", "stubborn.py", "health = \"/health\""),
+        py_service("web", "echo.py", "health = \"/health\"")
+    );
+    let mut server = Server::start("stopcrash", &config);
+    server.ten_ok(&["spawn", "api:a", "--wait"]);
+    server.ten_ok(&["spawn", "web:keep", "--wait"]);
+    let pid = server.wait_running("api:a")["pid"].as_u64().expect("pid") as u32;
+
+    // `ten stop` waits out stop_timeout: the app ignores SIGTERM.
+    let mut stop = Command::new(BIN)
+        .arg("--config")
+        .arg(&server.config)
+        .arg("--data-dir")
+        .arg(&server.data_dir)
+        .args(["stop", "api:a"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run ten stop");
+    assert!(
+        wait_until(DEADLINE, || server
+            .instance("api:a")
+            .is_some_and(|i| i["state"] == "stopping")),
+        "api:a is stopping\n{}",
+        server.log()
+    );
+    let state = std::fs::read_to_string(server.data_dir.join(".tenement/state")).expect("state");
+    assert!(
+        state.contains("\"desired\": \"stopping\""),
+        "the stop is saved before the signal:\n{state}"
+    );
+    assert!(pid_alive(pid), "the app ignores SIGTERM");
+
+    server.kill9();
+    let _ = stop.wait();
+    assert!(pid_alive(pid), "the app outlives the server");
+
+    server.serve_again();
+    server.wait_running("web:keep");
+    assert!(
+        wait_until(DEADLINE, || !pid_alive(pid)),
+        "the leftover process of the stopped instance is killed"
+    );
+    assert!(server.instance("api:a").is_none(), "api:a stays stopped");
+    let log = server.log();
+    assert!(
+        log.contains("api:a was being stopped when ten serve last exited"),
+        "{log}"
+    );
+    // And it does not come back at the start after that either.
+    server.restart();
+    server.wait_running("web:keep");
+    assert!(server.instance("api:a").is_none());
+}
