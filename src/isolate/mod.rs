@@ -10,6 +10,7 @@
 
 pub mod cgroup;
 pub mod env;
+pub mod owner;
 pub mod process;
 pub mod procfs;
 

@@ -14,8 +14,12 @@ use rustix::process::{kill_process_group, test_kill_process_group, Pid, Signal};
 pub struct Stat {
     /// Field 3: R, S, D, Z, T, ...
     pub state: char,
+    /// Field 4: the parent.
+    pub ppid: u32,
     /// Field 5: the process group.
     pub pgrp: i32,
+    /// Field 6: the session.
+    pub session: i32,
     /// Field 22: start time in clock ticks since boot.
     pub start_ticks: u64,
 }
@@ -28,11 +32,15 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // fields[0] is field 3 of the line.
     let state = fields.first()?.chars().next()?;
+    let ppid = fields.get(4 - 3)?.parse().ok()?;
     let pgrp = fields.get(5 - 3)?.parse().ok()?;
+    let session = fields.get(6 - 3)?.parse().ok()?;
     let start_ticks = fields.get(22 - 3)?.parse().ok()?;
     Some(Stat {
         state,
+        ppid,
         pgrp,
+        session,
         start_ticks,
     })
 }
@@ -58,6 +66,15 @@ pub fn parse_rss(status: &str) -> Option<u64> {
 /// The resident memory of `pid`, in bytes.
 pub fn rss(pid: u32) -> Option<u64> {
     parse_rss(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
+}
+
+/// Every process `/proc` lists, by pid. None: `/proc` is unreadable.
+pub fn pids() -> Option<impl Iterator<Item = u32>> {
+    let dir = std::fs::read_dir("/proc").ok()?;
+    Some(
+        dir.flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok()),
+    )
 }
 
 fn pid(raw: u32) -> Option<Pid> {
@@ -91,32 +108,28 @@ pub fn group_alive(pgid: u32) -> bool {
         Err(_) => return true,
         Ok(()) => {}
     }
-    let Ok(dir) = std::fs::read_dir("/proc") else {
+    let Some(all) = pids() else {
         return true;
     };
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(stat)
+    all.filter_map(stat)
         .any(|s| s.pgrp == p.as_raw_pid() && s.state != 'Z' && s.state != 'X')
 }
 
 /// Live (non-zombie) processes of group `pgid` that started at or after
 /// `since_ticks`, by pid.
 pub fn group_members(pgid: u32, since_ticks: u64) -> Vec<u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
+    let Some(all) = pids() else {
         return Vec::new();
     };
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| {
-            stat(pid).is_some_and(|s| {
-                s.pgrp as u32 == pgid
-                    && s.start_ticks >= since_ticks
-                    && s.state != 'Z'
-                    && s.state != 'X'
-            })
+    all.filter(|&pid| {
+        stat(pid).is_some_and(|s| {
+            s.pgrp as u32 == pgid
+                && s.start_ticks >= since_ticks
+                && s.state != 'Z'
+                && s.state != 'X'
         })
-        .collect()
+    })
+    .collect()
 }
 
 /// Whether `pid` exists and is not a zombie.
@@ -142,7 +155,9 @@ mod tests {
             s,
             Stat {
                 state: 'S',
+                ppid: 1,
                 pgrp: 4242,
+                session: 4242,
                 start_ticks: 987654
             }
         );

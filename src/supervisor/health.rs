@@ -23,6 +23,8 @@ const MAX_STATUS_LINE: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Pending,
+    /// Connected and held there (`hold`): nothing sent yet.
+    Connected,
     Pass(String),
     Fail(String),
 }
@@ -50,6 +52,9 @@ pub struct Probe {
     phase: Phase,
     /// When it counts as failed ("timeout").
     pub deadline: Instant,
+    /// Stop once connected, before sending anything, until `release`: the
+    /// supervisor checks whose listener it reached first.
+    hold: bool,
 }
 
 /// The request a health check sends.
@@ -128,7 +133,29 @@ impl Probe {
             request: health.map(request),
             phase: Phase::Connecting,
             deadline,
+            hold: false,
         }
+    }
+
+    /// Makes `step` answer `Outcome::Connected` once connected, and send
+    /// nothing until `release`.
+    pub fn hold(&mut self) {
+        self.hold = true;
+    }
+
+    /// Lets a held probe go on; the caller steps it again.
+    pub fn release(&mut self) {
+        self.hold = false;
+    }
+
+    /// (pid, uid) of whoever listens at the other end of a Unix probe
+    /// (SO_PEERCRED: the process that called listen(2)). None over TCP.
+    pub fn peer(&self) -> Option<(u32, u32)> {
+        let Stream::Unix(s) = &self.stream else {
+            return None;
+        };
+        let cred = rustix::net::sockopt::socket_peercred(s).ok()?;
+        Some((cred.pid.as_raw_pid() as u32, cred.uid.as_raw()))
     }
 
     /// Whether it goes over the instance's Unix socket.
@@ -151,6 +178,9 @@ impl Probe {
                             return Outcome::Pending
                         }
                         Err(e) => return Outcome::Fail(describe(&e)),
+                    }
+                    if self.hold {
+                        return Outcome::Connected;
                     }
                     if self.request.is_none() {
                         return Outcome::Pass("connected".into());

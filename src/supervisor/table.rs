@@ -48,6 +48,18 @@ pub struct Run {
     /// The last passing probe went over the instance's Unix socket
     /// (`SOCKET_PATH`): the app listens there, and the front connects there.
     pub via_socket: bool,
+    /// Whose listener the probes reach, as far as it was checked.
+    pub owner: OwnerChecked,
+}
+
+/// What `isolate::owner` confirmed as the instance's own listener since
+/// this process started; anything else is checked before a probe sends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OwnerChecked {
+    /// The TCP listener on its port.
+    pub tcp: bool,
+    /// The socket file at `SOCKET_PATH`, as (device, inode).
+    pub unix: Option<(u64, u64)>,
 }
 
 impl Run {

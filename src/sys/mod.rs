@@ -7,6 +7,7 @@ pub mod landlock;
 pub mod mount;
 pub mod seccomp;
 pub mod signals;
+pub mod sock_diag;
 
 /// Numbers of syscalls added after the unified numbering (5.1+): the same
 /// on every architecture, and missing from libc's musl tables.

@@ -260,6 +260,7 @@ impl Supervisor {
             started_at: SystemTime::now(),
             isolation,
             via_socket: false,
+            owner: Default::default(),
         });
         inst.backoff_until = None;
         inst.start_deadline = Some(later(now, svc.startup_timeout));

@@ -2,16 +2,18 @@
 //! cancelling it, and what its outcome means for the instance.
 
 use std::io;
+use std::path::Path;
 use std::time::{Instant, SystemTime};
 
 use mio::Interest;
 
 use super::{unix_secs, Supervisor, CHECK_TIMEOUT, READY_POLL, RECHECK_POLL};
+use crate::isolate::owner::{self, Squatter, Verdict};
 use crate::isolate::procfs;
 use crate::names::InstanceKey;
 use crate::state::layout;
 use crate::supervisor::health::{self, Outcome, Probe};
-use crate::supervisor::lifecycle::{self, Event};
+use crate::supervisor::lifecycle::{self, Effect, Event};
 use crate::supervisor::snapshot::{CheckResult, State};
 use crate::supervisor::table::{Source, WaitFor};
 
@@ -57,6 +59,9 @@ impl Supervisor {
         let socket = layout::instance_socket_path(&self.data_dir, &key.service, &key.id);
         match Probe::start(port, &socket, health.as_deref(), timeout) {
             Ok(mut probe) => {
+                if self.owner_unchecked(key, probe.via_socket(), &socket) {
+                    probe.hold();
+                }
                 let token = self.token(key, Source::Probe);
                 if let Err(e) = self.poll.registry().register(
                     &mut probe.stream,
@@ -88,13 +93,37 @@ impl Supervisor {
     }
 
     pub(super) fn step_probe(&mut self, key: &InstanceKey) {
+        let Some((_, probe)) = self.instances.get_mut(key).and_then(|i| i.probe.as_mut()) else {
+            return;
+        };
+        let mut outcome = probe.step();
+        if outcome == Outcome::Connected {
+            let (via_socket, peer) = (probe.via_socket(), probe.peer());
+            outcome = match self.check_owner(key, via_socket, peer) {
+                Ok(Verdict::Owned) => {
+                    match self.instances.get_mut(key).and_then(|i| i.probe.as_mut()) {
+                        Some((_, probe)) => {
+                            probe.release();
+                            probe.step()
+                        }
+                        None => return,
+                    }
+                }
+                Ok(Verdict::Missing) => Outcome::Fail("nobody listens there any more".into()),
+                Ok(Verdict::Foreign(squatter)) => {
+                    self.cancel_probe(key);
+                    self.squatted(key, via_socket, &squatter, Instant::now());
+                    return;
+                }
+                Err(e) => Outcome::Fail(format!("cannot tell whose listener it is: {e}")),
+            };
+        }
         let Some(inst) = self.instances.get_mut(key) else {
             return;
         };
         let Some((_, probe)) = inst.probe.as_mut() else {
             return;
         };
-        let outcome = probe.step();
         if let (Outcome::Pass(_), Some(run)) = (&outcome, inst.run.as_mut()) {
             // The front connects the way the last passing probe did.
             if run.via_socket != probe.via_socket() {
@@ -127,7 +156,7 @@ impl Supervisor {
         let (ok, detail) = match outcome {
             Outcome::Pass(d) => (true, d),
             Outcome::Fail(d) => (false, d),
-            Outcome::Pending => return,
+            Outcome::Pending | Outcome::Connected => return,
         };
         let recheck = recheck && inst.life.state() == State::Running;
         let dying = recheck
@@ -214,4 +243,89 @@ impl Supervisor {
             _ => {}
         }
     }
+
+    /// Whether a probe over this transport must stop once connected, for
+    /// `check_owner`: the first over each after a start or a wake, one
+    /// after a refusal, and one whenever the file at `SOCKET_PATH` is not
+    /// the one checked. With socket activation tenement holds the port
+    /// itself, so nobody else can listen there.
+    fn owner_unchecked(&self, key: &InstanceKey, via_socket: bool, socket: &Path) -> bool {
+        let Some(inst) = self.instances.get(key) else {
+            return false;
+        };
+        let Some(run) = inst.run.as_ref() else {
+            return false;
+        };
+        match via_socket {
+            true => run.owner.unix.is_none() || run.owner.unix != file_id(socket),
+            false => inst.listener.is_none() && (!run.owner.tcp || inst.recheck),
+        }
+    }
+
+    /// Whose listener a held probe reached: the instance's own processes'
+    /// (its cgroup's, else its process tree), or a squatter's. An owned one
+    /// is remembered until the process changes.
+    fn check_owner(
+        &mut self,
+        key: &InstanceKey,
+        via_socket: bool,
+        peer: Option<(u32, u32)>,
+    ) -> std::io::Result<Verdict> {
+        let socket = layout::instance_socket_path(&self.data_dir, &key.service, &key.id);
+        let Some(inst) = self.instances.get_mut(key) else {
+            return Ok(Verdict::Missing);
+        };
+        let Some(run) = inst.run.as_mut() else {
+            return Ok(Verdict::Missing);
+        };
+        let mut members = inst.cgroup.as_ref().map(|c| c.pids()).unwrap_or_default();
+        if members.is_empty() {
+            members = owner::tree(run.pid);
+        }
+        let verdict = match via_socket {
+            true => owner::unix(&socket, peer, &members)?,
+            false => owner::tcp(inst.port, &members)?,
+        };
+        if verdict == Verdict::Owned {
+            match via_socket {
+                true => run.owner.unix = file_id(&socket),
+                false => run.owner.tcp = true,
+            }
+        }
+        Ok(verdict)
+    }
+
+    /// Someone else listens where the instance should: nothing is sent
+    /// there, the start counts as failed (the process is killed and its
+    /// exit goes through the restart policy), and the log names who.
+    fn squatted(&mut self, key: &InstanceKey, via_socket: bool, who: &Squatter, now: Instant) {
+        let Some(inst) = self.instances.get_mut(key) else {
+            return;
+        };
+        let place = match via_socket {
+            true => layout::instance_socket_path(&self.data_dir, &key.service, &key.id)
+                .display()
+                .to_string(),
+            false => format!("127.0.0.1:{}", inst.port),
+        };
+        inst.start_deadline = None;
+        inst.next_probe = None;
+        if let Some(run) = inst.run.as_mut() {
+            run.via_socket = false;
+        }
+        self.dirty = true;
+        self.note(
+            key,
+            &format!(
+                "not routing to it: the listener at {place} belongs to {who}, not to this instance; killing it"
+            ),
+        );
+        self.apply(key, vec![Effect::Kill], now);
+    }
+}
+
+/// (device, inode) of the file at `path`, followed if a symlink.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }

@@ -1,0 +1,351 @@
+//! Listening sockets as the kernel lists them (sock_diag(7) over
+//! `NETLINK_SOCK_DIAG`): the TCP listeners on a port, and the Unix listener
+//! bound to a given file. Each comes with the inode that names it in
+//! `/proc/PID/fd` (`socket:[N]`) and the uid that created it. When the kernel
+//! has no inet_diag, `/proc/net/tcp{,6}` answers the TCP question instead.
+//!
+//! Only builds requests and parses replies (pure, tested); it never looks at
+//! processes (that is `isolate::owner`). No `unsafe`: rustix does the calls.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::time::Duration;
+
+use rustix::net::netlink::{SocketAddrNetlink, SOCK_DIAG};
+use rustix::net::sockopt::{set_socket_timeout, Timeout};
+use rustix::net::{recv, sendto, socket_with, AddressFamily, RecvFlags, SendFlags};
+use rustix::net::{SocketFlags, SocketType};
+
+const SOCK_DIAG_BY_FAMILY: u16 = 20;
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_DUMP: u16 = 0x300;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const NLMSG_HDRLEN: usize = 16;
+const IPPROTO_TCP: u8 = 6;
+const TCP_LISTEN: u32 = 10;
+const UDIAG_SHOW_VFS: u32 = 0x2;
+const UDIAG_SHOW_UID: u32 = 0x40;
+const UNIX_DIAG_VFS: u16 = 1;
+const UNIX_DIAG_UID: u16 = 7;
+/// A reply that takes longer than this is an error, not a hang.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// One listening socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listener {
+    /// Its inode: `/proc/PID/fd/N` of a holder reads `socket:[inode]`.
+    pub inode: u64,
+    /// The uid of the process that created it, when the kernel says.
+    pub uid: Option<u32>,
+}
+
+/// The listening TCP sockets (IPv4 and IPv6, any address) on local `port`.
+/// Falls back to `/proc/net/tcp{,6}` when sock_diag cannot answer.
+pub fn tcp_listeners(port: u16) -> io::Result<Vec<Listener>> {
+    let mut out = Vec::new();
+    let diag = [libc::AF_INET as u8, libc::AF_INET6 as u8]
+        .iter()
+        .try_for_each(|&family| {
+            dump(&inet_request(family), &mut |msg| {
+                if let Some((p, l)) = parse_inet(msg) {
+                    if p == port {
+                        out.push(l);
+                    }
+                }
+            })
+        });
+    if diag.is_ok() {
+        return Ok(out);
+    }
+    out.clear();
+    let mut read_any = false;
+    for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        match std::fs::read_to_string(file) {
+            Ok(text) => {
+                read_any = true;
+                out.extend(parse_proc_net_tcp(&text, port));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    match read_any {
+        true => Ok(out),
+        false => diag.map(|()| out),
+    }
+}
+
+/// The listening Unix sockets bound to the file with device `dev` and
+/// inode `ino` (as `stat` reports them), in this network namespace.
+pub fn unix_listeners(dev: u64, ino: u64) -> io::Result<Vec<Listener>> {
+    let mut out = Vec::new();
+    dump(&unix_request(), &mut |msg| {
+        if let Some((vfs, l)) = parse_unix(msg) {
+            if vfs.is_some_and(|(d, i)| u64::from(i) == ino && dev_matches(d, dev)) {
+                out.push(l);
+            }
+        }
+    })?;
+    Ok(out)
+}
+
+/// Whether the kernel's device number of a socket file (`udiag_vfs_dev`,
+/// MAJOR << 20 | MINOR) is `st_dev` (the user-space encoding).
+fn dev_matches(kernel: u32, st_dev: u64) -> bool {
+    let major = ((st_dev >> 8) & 0xfff) | ((st_dev >> 32) & !0xfff);
+    let minor = (st_dev & 0xff) | ((st_dev >> 12) & !0xff);
+    u64::from(kernel >> 20) == major && u64::from(kernel & 0xf_ffff) == minor
+}
+
+fn header(len: usize) -> Vec<u8> {
+    let mut b = Vec::with_capacity(len);
+    b.extend_from_slice(&(len as u32).to_ne_bytes());
+    b.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    b.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    b.extend_from_slice(&1u32.to_ne_bytes()); // sequence
+    b.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel fills it
+    b
+}
+
+/// `nlmsghdr` + `inet_diag_req_v2` asking for the TCP listeners of `family`.
+fn inet_request(family: u8) -> Vec<u8> {
+    let mut b = header(NLMSG_HDRLEN + 56);
+    b.extend_from_slice(&[family, IPPROTO_TCP, 0, 0]);
+    b.extend_from_slice(&(1u32 << TCP_LISTEN).to_ne_bytes());
+    b.extend_from_slice(&[0u8; 48]); // inet_diag_sockid: any
+    b
+}
+
+/// `nlmsghdr` + `unix_diag_req` asking for every Unix listener with the
+/// file it is bound to and its creator's uid.
+fn unix_request() -> Vec<u8> {
+    let mut b = header(NLMSG_HDRLEN + 24);
+    b.extend_from_slice(&[libc::AF_UNIX as u8, 0, 0, 0]);
+    b.extend_from_slice(&(1u32 << TCP_LISTEN).to_ne_bytes());
+    b.extend_from_slice(&0u32.to_ne_bytes()); // ino: any
+    b.extend_from_slice(&(UDIAG_SHOW_VFS | UDIAG_SHOW_UID).to_ne_bytes());
+    b.extend_from_slice(&[0xff; 8]); // cookie: none
+    b
+}
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// One `inet_diag_msg`: (local port, listener).
+fn parse_inet(msg: &[u8]) -> Option<(u16, Listener)> {
+    // family, state, timer, retrans; then the sockid (sport first, big endian).
+    let port = u16::from_be_bytes(msg.get(4..6)?.try_into().ok()?);
+    let uid = u32_at(msg, 4 + 48 + 12)?;
+    let inode = u32_at(msg, 4 + 48 + 16)?;
+    Some((
+        port,
+        Listener {
+            inode: inode.into(),
+            uid: Some(uid),
+        },
+    ))
+}
+
+/// One `unix_diag_msg` and its attributes: (file (dev, ino) if bound to
+/// one, listener).
+fn parse_unix(msg: &[u8]) -> Option<(Option<(u32, u32)>, Listener)> {
+    let inode = u32_at(msg, 4)?;
+    let mut vfs = None;
+    let mut uid = None;
+    let mut at = 16;
+    while let (Some(len), Some(kind)) = (u16_at(msg, at), u16_at(msg, at + 2)) {
+        let len = usize::from(len);
+        if len < 4 {
+            break;
+        }
+        let data = msg.get(at + 4..at + len)?;
+        match kind {
+            UNIX_DIAG_VFS => vfs = Some((u32_at(data, 4)?, u32_at(data, 0)?)),
+            UNIX_DIAG_UID => uid = u32_at(data, 0),
+            _ => {}
+        }
+        at += (len + 3) & !3;
+    }
+    Some((
+        vfs,
+        Listener {
+            inode: inode.into(),
+            uid,
+        },
+    ))
+}
+
+/// The LISTEN lines of a `/proc/net/tcp` or `tcp6` table on local `port`.
+pub fn parse_proc_net_tcp(text: &str, port: u16) -> Vec<Listener> {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let local = f.get(1)?;
+            let p = u16::from_str_radix(local.rsplit(':').next()?, 16).ok()?;
+            (p == port && *f.get(3)? == "0A").then_some(())?;
+            Some(Listener {
+                uid: f.get(7)?.parse().ok(),
+                inode: f.get(9)?.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// Sends `request` and hands each reply's payload to `each` until the dump
+/// is done.
+fn dump(request: &[u8], each: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+    let fd: OwnedFd = socket_with(
+        AddressFamily::NETLINK,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC,
+        Some(SOCK_DIAG),
+    )?;
+    set_socket_timeout(&fd, Timeout::Recv, Some(REPLY_TIMEOUT))?;
+    sendto(
+        &fd,
+        request,
+        SendFlags::empty(),
+        &SocketAddrNetlink::new(0, 0),
+    )?;
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let (n, _) = recv(&fd, &mut buf[..], RecvFlags::empty())?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        if walk(&buf[..n], each)? {
+            return Ok(());
+        }
+    }
+}
+
+/// Walks the netlink messages of one datagram. Ok(true): the dump is done.
+fn walk(mut buf: &[u8], each: &mut dyn FnMut(&[u8])) -> io::Result<bool> {
+    let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed sock_diag reply");
+    while buf.len() >= NLMSG_HDRLEN {
+        let len = u32_at(buf, 0).ok_or_else(bad)? as usize;
+        let kind = u16_at(buf, 4).ok_or_else(bad)?;
+        if len < NLMSG_HDRLEN || len > buf.len() {
+            return Err(bad());
+        }
+        let payload = &buf[NLMSG_HDRLEN..len];
+        match kind {
+            NLMSG_DONE => return Ok(true),
+            NLMSG_ERROR => {
+                let errno = u32_at(payload, 0).ok_or_else(bad)? as i32;
+                return match errno {
+                    0 => Ok(true),
+                    e => Err(io::Error::from_raw_os_error(-e)),
+                };
+            }
+            _ => each(payload),
+        }
+        buf = buf.get((len + 3) & !3..).unwrap_or_default();
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    /// Inodes of this process's sockets, from /proc/self/fd.
+    fn own_socket(fd: &impl std::os::fd::AsRawFd) -> u64 {
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
+        let s = link.to_str().unwrap();
+        s["socket:[".len()..s.len() - 1].parse().unwrap()
+    }
+
+    #[test]
+    fn a_tcp_listener_is_found_by_port_with_its_inode() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let found = tcp_listeners(port).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].inode, own_socket(&l));
+        assert_eq!(found[0].uid, Some(rustix::process::geteuid().as_raw()));
+        drop(l);
+        assert_eq!(tcp_listeners(port).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn an_ipv6_listener_counts_too() {
+        let Ok(l) = std::net::TcpListener::bind("[::1]:0") else {
+            return; // no IPv6 loopback on this machine
+        };
+        let port = l.local_addr().unwrap().port();
+        let found = tcp_listeners(port).unwrap();
+        assert!(found.iter().any(|f| f.inode == own_socket(&l)), "{found:?}");
+    }
+
+    #[test]
+    fn proc_net_tcp_lines_give_listeners_on_the_port() {
+        let text = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 424242 1 0000000000000000 100 0 0 10 0\n\
+   1: 0100007F:1F90 0100007F:C350 01 00000000:00000000 00:00000000 00000000  1000        0 777 1 0000000000000000 20 4 30 10 -1\n\
+   2: 00000000:0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 999 1 0000000000000000 100 0 0 10 0\n";
+        assert_eq!(
+            parse_proc_net_tcp(text, 8080),
+            vec![Listener {
+                inode: 424242,
+                uid: Some(1000)
+            }]
+        );
+        assert_eq!(parse_proc_net_tcp(text, 80).len(), 1);
+        assert_eq!(parse_proc_net_tcp(text, 81), vec![]);
+    }
+
+    #[test]
+    fn a_unix_listener_is_found_by_its_file() {
+        let dir = crate::state::testdir::TempDir::new("sock-diag-unix");
+        let path = dir.join("a.sock");
+        let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        let found = unix_listeners(meta.dev(), meta.ino()).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].inode, own_socket(&l));
+        // Another file is another socket.
+        let other_path = dir.join("b.sock");
+        let other = std::os::unix::net::UnixListener::bind(&other_path).unwrap();
+        let m = std::fs::metadata(&other_path).unwrap();
+        let found = unix_listeners(m.dev(), m.ino()).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].inode, own_socket(&other));
+        // A file that is not a socket has no listener.
+        let plain = dir.join("plain");
+        std::fs::write(&plain, b"").unwrap();
+        let m = std::fs::metadata(&plain).unwrap();
+        assert_eq!(unix_listeners(m.dev(), m.ino()).unwrap(), vec![]);
+        drop(l);
+    }
+
+    #[test]
+    fn kernel_device_numbers_match_user_space_ones() {
+        // 8:1 (sda1) and 259:65536 (a large minor).
+        assert!(dev_matches(8 << 20 | 1, (8 << 8) | 1));
+        let st = (259u64 << 8) | ((65536u64 & !0xff) << 12);
+        assert!(dev_matches(259 << 20 | 65536, st));
+        assert!(!dev_matches(8 << 20 | 2, (8 << 8) | 1));
+    }
+
+    #[test]
+    fn an_error_reply_is_its_errno() {
+        let mut msg = Vec::new();
+        msg.extend_from_slice(&36u32.to_ne_bytes());
+        msg.extend_from_slice(&NLMSG_ERROR.to_ne_bytes());
+        msg.extend_from_slice(&[0u8; 10]);
+        msg.extend_from_slice(&(-libc::ENOENT).to_ne_bytes());
+        msg.extend_from_slice(&[0u8; 16]);
+        let e = walk(&msg, &mut |_| panic!("no payload")).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+        assert!(walk(&msg[..20], &mut |_| {}).is_err());
+    }
+}
