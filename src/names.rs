@@ -1,5 +1,7 @@
-//! Service names and instance ids, and the `service:id` instance key; and
-//! the log `level` words of the original tenement, as streams.
+//! Service names and instance ids, and the `service:id` instance key;
+//! instance weights; and the log `level` words of the original tenement, as
+//! streams. The API, the config, the CLI and the state files all check
+//! with these.
 //!
 //! Rules (REFERENCE.md, Names): 1 to 63 characters of `a-z 0-9 - _`, starting
 //! with a letter or digit. Pure: no I/O.
@@ -71,6 +73,15 @@ pub fn level_stream(level: &str) -> Option<&'static str> {
 /// What `level_stream` accepts, for error messages.
 pub const LEVEL_HELP: &str =
     "expected stdout, stderr, ten, or a level: error, err, warn, warning (stderr), info (stdout)";
+
+/// A traffic weight as the API, the CLI and the registry accept it: 0 to
+/// 100. Err: the message, "weight must be 0-100, got N".
+pub fn check_weight(n: i64) -> Result<u8, String> {
+    u8::try_from(n)
+        .ok()
+        .filter(|w| *w <= 100)
+        .ok_or_else(|| format!("weight must be 0-100, got {n}"))
+}
 
 /// The longest name allowed: one DNS label, since names appear in host names.
 pub const MAX_LEN: usize = 63;

@@ -73,6 +73,9 @@ pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
     crate::state::atomic::create_dir(&internal).map_err(|e| ServeError(e.to_string()))?;
     tighten_modes(&data_dir)?;
     let _lock = lock_data_dir(&data_dir)?;
+    // A tokens file that does not validate would lock everyone out: say
+    // so now, naming the record, rather than serve with no token accepted.
+    crate::state::tokens::load(&crate::state::layout::tokens_path(&data_dir))?;
     // Orphans of instances (double-forked daemons) come back to us and are
     // reaped by the supervisor instead of going to init.
     if let Err(e) = crate::isolate::cgroup::orphans::become_subreaper() {

@@ -306,3 +306,124 @@ fn a_stop_interrupted_by_a_crash_of_the_server_is_finished_at_the_next_start() {
     server.wait_running("web:keep");
     assert!(server.instance("api:a").is_none());
 }
+
+/// Runs `ten serve` on a fresh data dir whose `.tenement/{file}` holds
+/// `text`: it must refuse to start, exit 1 within 10 s, and leave the file
+/// as it was. Returns what it printed on stderr.
+fn serve_refuses(config: &str, file: &str, text: &str) -> String {
+    let scratch = Scratch::new("badstate");
+    let config = scratch.write("tenement.toml", config);
+    let data = scratch.path("data");
+    let path = scratch.write(&format!("data/.tenement/{file}"), text);
+    // Where an id of "../../x" would lead an instance's data dir.
+    let outside = scratch.write("x/keep", "not tenement's");
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--port", "0", "--bind", "127.0.0.1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ten serve");
+    let exited = wait_until(DEADLINE, || matches!(child.try_wait(), Ok(Some(_))));
+    if !exited {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().expect("wait for ten serve");
+    let err = stderr(&out);
+    assert!(exited, "ten serve started with a bad {file}:\n{err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&path.display().to_string()),
+        "names the file: {err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).expect("the file is still there"),
+        text,
+        "left as it was"
+    );
+    assert!(outside.exists(), "nothing outside the data dir is touched");
+    err
+}
+
+#[test]
+fn ten_serve_refuses_a_state_or_tokens_file_that_does_not_validate_naming_the_entry() {
+    let config = format!(
+        "{}[service.api]\ncommand = \"sleep\"\nargs = [\"1000\"]\nstorage_persist = false\n",
+        settings("")
+    );
+    let entry = |id: &str, port: u16, weight: u8| {
+        format!(
+            r#"{{"service": "api", "id": "{id}", "port": {port}, "weight": {weight},
+            "desired": "running", "pid": null, "pgid": null, "start_ticks": null, "restarts": 0}}"#
+        )
+    };
+    let state = |version: u32, entries: &[String]| {
+        format!(
+            r#"{{"version": {version}, "instances": [{}]}}"#,
+            entries.join(", ")
+        )
+    };
+    let ok = entry("a", 30001, 100);
+    for (text, want) in [
+        (
+            state(1, &[ok.clone(), entry("../../x", 30002, 100)]),
+            r#"entry 2 (service "api", id "../../x"): invalid instance id"#,
+        ),
+        (
+            state(1, &[ok.clone(), entry("a", 30003, 100)]),
+            r#"entry 2 (service "api", id "a"): instance api:a is also entry 1"#,
+        ),
+        (
+            state(1, &[ok.clone(), entry("b", 30001, 100)]),
+            r#"entry 2 (service "api", id "b"): port 30001 is also entry 1's (api:a)"#,
+        ),
+        (
+            state(1, &[entry("a", 30001, 101)]),
+            "entry 1 (service \"api\", id \"a\"): weight must be 0-100, got 101",
+        ),
+        (
+            state(2, std::slice::from_ref(&ok)),
+            "version 2 is not the one this ten reads (1)",
+        ),
+    ] {
+        let err = serve_refuses(&config, "state", &text);
+        assert!(err.contains(want), "want {want:?} in\n{err}");
+        assert!(
+            err.contains("Correct or delete that entry"),
+            "says how to fix it: {err}"
+        );
+    }
+
+    let record = |id: &str, fill: char, tenant: &str| {
+        format!(
+            r#"{{"id": "{id}", "hash": "{}", "tenant": {tenant}, "description": "", "created_unix": 0}}"#,
+            fill.to_string().repeat(64)
+        )
+    };
+    for (records, want) in [
+        (
+            [
+                record("0badf00d", 'a', "null"),
+                record("12345678", 'b', "\"../x\""),
+            ],
+            r#"record 2 (id "12345678"): invalid tenant "../x""#,
+        ),
+        (
+            [
+                record("0badf00d", 'a', "null"),
+                record("0badf00d", 'b', "null"),
+            ],
+            r#"record 2 (id "0badf00d"): the id of record 1 too"#,
+        ),
+    ] {
+        let text = format!(r#"{{"version": 1, "tokens": [{}]}}"#, records.join(", "));
+        let err = serve_refuses(&config, "tokens", &text);
+        assert!(err.contains(want), "want {want:?} in\n{err}");
+        assert!(err.contains("ten token-gen"), "says how to fix it: {err}");
+    }
+}

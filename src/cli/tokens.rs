@@ -148,14 +148,8 @@ fn list(ctx: &Ctx<'_>) -> Result<(), CliError> {
 }
 
 fn revoke(ctx: &Ctx<'_>, id: &str) -> Result<(), CliError> {
-    let valid = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
-    if !valid {
-        return Err(ctx
-            .inv
-            .usage(format!(
-                "{id:?} is not a token id (hex digits, as `ten token list` shows)"
-            ))
-            .into());
+    if let Err(why) = tokens::check_id(&id.to_ascii_lowercase()) {
+        return Err(ctx.inv.usage(why).into());
     }
     let id = id.to_ascii_lowercase();
     let (record, removed_api_token) = match server(ctx)? {

@@ -29,6 +29,14 @@ pub enum StateError {
     },
     /// The file exists but is not what we wrote.
     Corrupt { path: PathBuf, reason: String },
+    /// The file parses but an entry breaks the rules the API applies (a bad
+    /// name, a duplicate, a shared port, ...): `reason` names the entry,
+    /// `fix` says what the operator can do.
+    Invalid {
+        path: PathBuf,
+        reason: String,
+        fix: &'static str,
+    },
     /// A name given to us (a token's tenant) is not a valid instance id.
     Name(crate::names::NameError),
 }
@@ -39,6 +47,9 @@ impl std::fmt::Display for StateError {
             StateError::Io { path, op, .. } => write!(f, "{op} {}", path.display()),
             StateError::Corrupt { path, reason } => {
                 write!(f, "{} is corrupt: {reason}", path.display())
+            }
+            StateError::Invalid { path, reason, fix } => {
+                write!(f, "{} is invalid: {reason}; {fix}", path.display())
             }
             StateError::Name(e) => write!(f, "{e}"),
         }
@@ -71,10 +82,13 @@ impl std::error::Error for StateError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             StateError::Io { source, .. } => Some(source),
-            StateError::Corrupt { .. } | StateError::Name(_) => None,
+            StateError::Corrupt { .. } | StateError::Invalid { .. } | StateError::Name(_) => None,
         }
     }
 }
+
+/// The version of `state` and `tokens` this tenement reads and writes.
+pub const FILE_VERSION: u32 = 1;
 
 /// Reads one of our JSON files: None when it does not exist, `Corrupt`
 /// naming the file when it does not parse.

@@ -5,11 +5,19 @@
 //!
 //! Read and written by the supervisor thread only; writes are atomic.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::StateError;
+use super::{StateError, FILE_VERSION};
+use crate::names::{self, InstanceKey};
+
+/// What `ten serve` tells the operator to do about a registry that does
+/// not validate.
+const FIX: &str = "ten serve does not start with it. Correct or delete that entry \
+(the file is JSON) and start again; or move the file away to start with no \
+instance restored (what the last run left running is then not killed)";
 
 /// What an instance should be after a restart of tenement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -106,10 +114,63 @@ pub struct Registry {
 
 impl Registry {
     /// Reads the registry; a missing file is an empty registry. A file that
-    /// does not parse is `StateError::Corrupt` naming it: we never guess, since
-    /// the registry decides which processes get killed.
+    /// does not parse is `StateError::Corrupt` naming it, one with an entry
+    /// the API would refuse is `StateError::Invalid` naming the entry: we
+    /// never guess, since the registry decides which processes get killed
+    /// and which folders are used.
     pub fn load(path: &Path) -> Result<Registry, StateError> {
-        Ok(super::read_json(path)?.unwrap_or_default())
+        let Some(registry) = super::read_json::<Registry>(path)? else {
+            return Ok(Registry::default());
+        };
+        registry.validate().map_err(|reason| StateError::Invalid {
+            path: path.to_path_buf(),
+            reason,
+            fix: FIX,
+        })?;
+        Ok(registry)
+    }
+
+    /// Checks every entry with the rules the API applies to what it is
+    /// asked: valid names (so no path leaves the data dir), a weight of
+    /// 0-100, a port, one entry per instance and per port, and process ids
+    /// that can be ours. Err: the first problem, naming the entry.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.version != FILE_VERSION {
+            return Err(format!(
+                "version {} is not the one this ten reads ({FILE_VERSION})",
+                self.version
+            ));
+        }
+        let mut keys: HashMap<InstanceKey, usize> = HashMap::new();
+        let mut ports: HashMap<u16, usize> = HashMap::new();
+        for (i, e) in self.instances.iter().enumerate() {
+            let n = i + 1;
+            let at = format!("entry {n} (service {:?}, id {:?})", e.service, e.id);
+            let key = InstanceKey::new(&e.service, &e.id).map_err(|err| format!("{at}: {err}"))?;
+            names::check_weight(i64::from(e.weight)).map_err(|why| format!("{at}: {why}"))?;
+            if e.port == 0 {
+                return Err(format!("{at}: port 0 is not a port"));
+            }
+            for (what, pid) in [("pid", e.pid), ("pgid", e.pgid)] {
+                if pid.is_some_and(|p| p < 2 || p > i32::MAX as u32) {
+                    return Err(format!(
+                        "{at}: {what} {} cannot be an instance's process",
+                        pid.unwrap_or_default()
+                    ));
+                }
+            }
+            if let Some(first) = keys.insert(key.clone(), n) {
+                return Err(format!("{at}: instance {key} is also entry {first}"));
+            }
+            if let Some(first) = ports.insert(e.port, n) {
+                let other = &self.instances[first - 1];
+                return Err(format!(
+                    "{at}: port {} is also entry {first}'s ({}:{})",
+                    e.port, other.service, other.id
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The entry of instance `service:id`, to change before a save.
@@ -136,7 +197,8 @@ mod tests {
         RegistryEntry {
             service: "notes".into(),
             id: id.into(),
-            port: 30001,
+            // A port of its own per first letter.
+            port: 30000 + u16::from(id.as_bytes()[0]),
             weight: 100,
             desired: Desired::Running,
             pid: Some(1234),
@@ -220,6 +282,89 @@ mod tests {
             err.contains("instance notes:bob has desired \"runing\""),
             "{err}"
         );
+    }
+
+    /// Loads a registry of `alice`, `bob` and `carol` after `spoil` changed
+    /// it; the error's text.
+    fn refused(spoil: impl FnOnce(&mut Registry)) -> String {
+        let t = TempDir::new("registry-invalid");
+        let path = t.0.join("state");
+        let mut reg = Registry {
+            version: 1,
+            instances: vec![entry("alice"), entry("bob"), entry("carol")],
+        };
+        spoil(&mut reg);
+        // Written as JSON without the checks, as a hand edit or another
+        // program would.
+        std::fs::write(&path, serde_json::to_vec(&reg).unwrap()).unwrap();
+        let err = Registry::load(&path).unwrap_err();
+        assert!(matches!(err, StateError::Invalid { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!("{} is invalid: ", path.display())),
+            "{text}"
+        );
+        assert!(text.contains("Correct or delete that entry"), "{text}");
+        text
+    }
+
+    #[test]
+    fn every_entry_is_checked_with_the_rules_of_the_api() {
+        type Spoil = Box<dyn FnOnce(&mut Registry)>;
+        let cases: Vec<(&str, Spoil)> = vec![
+            (
+                r#"entry 2 (service "notes", id "../../x"): invalid instance id "../../x""#,
+                Box::new(|r| r.instances[1].id = "../../x".into()),
+            ),
+            (
+                r#"entry 1 (service "Notes", id "alice"): invalid service name "Notes""#,
+                Box::new(|r| r.instances[0].service = "Notes".into()),
+            ),
+            (
+                r#"entry 3 (service "notes", id ""): invalid instance id """#,
+                Box::new(|r| r.instances[2].id = String::new()),
+            ),
+            (
+                r#"entry 4 (service "notes", id "bob"): instance notes:bob is also entry 2"#,
+                Box::new(|r| {
+                    let mut twin = entry("bob");
+                    twin.port = 31000;
+                    r.instances.push(twin)
+                }),
+            ),
+            (
+                r#"entry 3 (service "notes", id "carol"): port 30097 is also entry 1's (notes:alice)"#,
+                Box::new(|r| r.instances[2].port = r.instances[0].port),
+            ),
+            (
+                r#"entry 2 (service "notes", id "bob"): weight must be 0-100, got 101"#,
+                Box::new(|r| r.instances[1].weight = 101),
+            ),
+            (
+                r#"entry 1 (service "notes", id "alice"): port 0 is not a port"#,
+                Box::new(|r| r.instances[0].port = 0),
+            ),
+            (
+                r#"entry 2 (service "notes", id "bob"): pid 1 cannot be an instance's process"#,
+                Box::new(|r| r.instances[1].pid = Some(1)),
+            ),
+            (
+                r#"entry 3 (service "notes", id "carol"): pgid 0 cannot be an instance's process"#,
+                Box::new(|r| r.instances[2].pgid = Some(0)),
+            ),
+            (
+                "version 2 is not the one this ten reads (1)",
+                Box::new(|r| r.version = 2),
+            ),
+            (
+                "version 0 is not the one this ten reads (1)",
+                Box::new(|r| r.version = 0),
+            ),
+        ];
+        for (want, spoil) in cases {
+            let text = refused(spoil);
+            assert!(text.contains(want), "want {want:?} in\n{text}");
+        }
     }
 
     #[test]

@@ -95,9 +95,13 @@ pub fn start(
     let waker =
         Arc::new(mio::Waker::new(poll.registry(), worker::WAKER).map_err(io("create waker"))?);
     let (tx, rx) = mpsc::channel();
+    // Read and checked before anything is touched: a registry that does
+    // not validate stops the start here.
+    let registry = crate::state::Registry::load(&layout::registry_path(&data_dir))
+        .map_err(SuperviseError::State)?;
     let mut supervisor = worker::Supervisor::new(config, data_dir, published, poll, rx, tls);
     supervisor.prepare_host();
-    supervisor.restore()?;
+    supervisor.restore(registry)?;
     supervisor.beat = crate::notify::heartbeat("supervisor", waker.clone());
     let thread = std::thread::Builder::new()
         .name("supervisor".into())

@@ -248,10 +248,7 @@ pub(super) fn bounded(bound: &Bound, n: u64) -> Answer<u64> {
 
 /// 400 unless 0 <= n <= 100.
 pub(super) fn weight(n: i64) -> Answer<u8> {
-    u8::try_from(n)
-        .ok()
-        .filter(|w| *w <= 100)
-        .ok_or_else(|| Response::error(400, &format!("weight must be 0-100, got {n}")))
+    crate::names::check_weight(n).map_err(|why| Response::error(400, &why))
 }
 
 /// Parses a JSON body; 400 with serde's message (it names the field and

@@ -25,6 +25,7 @@ mod mint;
 mod store;
 mod usage;
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -35,7 +36,7 @@ use serde_json::{json, Value};
 
 use super::atomic::Staged;
 use super::layout::{api_token_path, tokens_lock_path, tokens_path};
-use super::StateError;
+use super::{StateError, FILE_VERSION};
 
 pub use mint::{mint, revoke, rotate};
 pub use store::TokenStore;
@@ -90,12 +91,72 @@ pub struct TokenFile {
     pub tokens: Vec<TokenRecord>,
 }
 
-/// Reads the tokens file; missing = empty, unparseable = Corrupt.
+/// What to do about a tokens file that does not validate.
+const FIX: &str = "no token is accepted and ten serve does not start with it. Correct or \
+delete that record (the file is JSON), or move the file away and mint new tokens \
+with `ten token-gen`";
+
+/// Reads the tokens file; missing = empty, unparseable = Corrupt, a record
+/// that breaks the rules = Invalid naming it.
 pub fn load(path: &Path) -> Result<TokenFile, StateError> {
-    Ok(super::read_json(path)?.unwrap_or(TokenFile {
-        version: 1,
-        tokens: Vec::new(),
-    }))
+    let Some(file) = super::read_json::<TokenFile>(path)? else {
+        return Ok(TokenFile {
+            version: FILE_VERSION,
+            tokens: Vec::new(),
+        });
+    };
+    file.validate().map_err(|reason| StateError::Invalid {
+        path: path.to_path_buf(),
+        reason,
+        fix: FIX,
+    })?;
+    Ok(file)
+}
+
+impl TokenFile {
+    /// Checks every record with the rules `mint` and the API apply: a token
+    /// id and a SHA-256 hash in hex, each once; a tenant that is a valid
+    /// instance id. Err: the first problem, naming the record.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.version != FILE_VERSION {
+            return Err(format!(
+                "version {} is not the one this ten reads ({FILE_VERSION})",
+                self.version
+            ));
+        }
+        let mut ids: HashMap<&str, usize> = HashMap::new();
+        let mut hashes: HashMap<&str, usize> = HashMap::new();
+        for (i, r) in self.tokens.iter().enumerate() {
+            let n = i + 1;
+            let at = format!("record {n} (id {:?})", r.id);
+            check_id(&r.id).map_err(|why| format!("{at}: {why}"))?;
+            if store::unhex32(&r.hash).is_none() {
+                return Err(format!("{at}: hash is not 64 lowercase hex digits"));
+            }
+            if let Some(t) = &r.tenant {
+                crate::names::check("tenant", t).map_err(|e| format!("{at}: {e}"))?;
+            }
+            if let Some(first) = ids.insert(&r.id, n) {
+                return Err(format!("{at}: the id of record {first} too"));
+            }
+            if let Some(first) = hashes.insert(&r.hash, n) {
+                return Err(format!("{at}: the same token as record {first}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A token id as `ten token revoke` and `DELETE /api/tokens/{id}` take it:
+/// 1 to 64 lowercase hex digits (minted ids have 8).
+pub fn check_id(id: &str) -> Result<(), String> {
+    let hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(hex) {
+        return Err(format!(
+            "{id:?} is not a token id (hex digits, as `ten token list` shows)"
+        ));
+    }
+    Ok(())
 }
 
 /// Replaces the tokens file atomically, 0600. Call with the lock held.
@@ -193,5 +254,87 @@ pub(crate) mod test_util {
 
     pub fn records(dir: &Path) -> Vec<TokenRecord> {
         super::list(dir).unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::testdir::TempDir;
+
+    fn record(id: &str, fill: char, tenant: Option<&str>) -> TokenRecord {
+        TokenRecord {
+            id: id.into(),
+            hash: std::iter::repeat_n(fill, 64).collect(),
+            tenant: tenant.map(str::to_string),
+            description: String::new(),
+            created_unix: 0,
+            last_used_unix: None,
+        }
+    }
+
+    #[test]
+    fn every_record_is_checked_with_the_rules_of_mint() {
+        let good = || TokenFile {
+            version: 1,
+            tokens: vec![
+                record("0badf00d", 'a', None),
+                record("12345678", 'b', Some("alice")),
+            ],
+        };
+        good().validate().unwrap();
+        type Spoil = Box<dyn FnOnce(&mut TokenFile)>;
+        let cases: Vec<(&str, Spoil)> = vec![
+            (
+                r#"record 2 (id "12345678"): invalid tenant "../x""#,
+                Box::new(|f| f.tokens[1].tenant = Some("../x".into())),
+            ),
+            (
+                r#"record 1 (id "../x"): "../x" is not a token id"#,
+                Box::new(|f| f.tokens[0].id = "../x".into()),
+            ),
+            (
+                r#"record 1 (id "0BADF00D"): "0BADF00D" is not a token id"#,
+                Box::new(|f| f.tokens[0].id = "0BADF00D".into()),
+            ),
+            (
+                r#"record 2 (id "12345678"): hash is not 64 lowercase hex digits"#,
+                Box::new(|f| f.tokens[1].hash = "abc".into()),
+            ),
+            (
+                r#"record 3 (id "0badf00d"): the id of record 1 too"#,
+                Box::new(|f| f.tokens.push(record("0badf00d", 'c', None))),
+            ),
+            (
+                r#"record 3 (id "feedface"): the same token as record 2"#,
+                Box::new(|f| f.tokens.push(record("feedface", 'b', None))),
+            ),
+            (
+                "version 7 is not the one this ten reads (1)",
+                Box::new(|f| f.version = 7),
+            ),
+        ];
+        for (want, spoil) in cases {
+            let t = TempDir::new("tokens-invalid");
+            let path = tokens_path(&t.0);
+            let mut file = good();
+            spoil(&mut file);
+            crate::state::atomic::write(&path, &serde_json::to_vec(&file).unwrap(), 0o600).unwrap();
+            let err = load(&path).unwrap_err();
+            assert!(matches!(err, StateError::Invalid { .. }), "{err:?}");
+            let text = err.to_string();
+            assert!(
+                text.starts_with(&format!("{} is invalid: {want}", path.display())),
+                "want {want:?} in\n{text}"
+            );
+            assert!(text.contains("ten token-gen"), "{text}");
+            // Nothing is written over it, and no token is accepted.
+            assert!(matches!(
+                mint(&t.0, None, ""),
+                Err(StateError::Invalid { .. })
+            ));
+            let mut store = TokenStore::new(&t.0);
+            assert!(store.list().is_err());
+        }
     }
 }

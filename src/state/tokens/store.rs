@@ -171,7 +171,7 @@ fn decode(file: TokenFile) -> Result<Vec<(TokenRecord, [u8; 32], Principal)>, St
         .collect()
 }
 
-fn unhex32(s: &str) -> Option<[u8; 32]> {
+pub(super) fn unhex32(s: &str) -> Option<[u8; 32]> {
     let s = s.as_bytes();
     if s.len() != 64 {
         return None;

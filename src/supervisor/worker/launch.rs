@@ -57,9 +57,9 @@ impl Supervisor {
         }
     }
 
-    /// Restores the registry and spawns `[instances]`; see `super::start`.
-    pub fn restore(&mut self) -> Result<(), SuperviseError> {
-        let registry = Registry::load(&self.registry_path()).map_err(SuperviseError::State)?;
+    /// Restores `registry` (as loaded and checked) and spawns `[instances]`;
+    /// see `super::start`.
+    pub fn restore(&mut self, registry: Registry) -> Result<(), SuperviseError> {
         for entry in &registry.instances {
             kill_leftover(entry);
         }
