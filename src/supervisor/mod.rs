@@ -12,6 +12,7 @@
 
 pub mod backoff;
 pub mod health;
+pub mod idle;
 pub mod lifecycle;
 pub mod logs;
 pub mod msg;

@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::idle;
 
 use serde::Serialize;
 
@@ -122,8 +124,9 @@ pub struct InstanceStats {
     /// Client connections currently routed to the instance (held, proxying
     /// or tunnelled). An instance with open connections is not idle.
     pub open: AtomicU64,
-    /// Milliseconds since the Unix epoch of the last request start or end.
-    pub last_active_ms: AtomicU64,
+    /// When the last request started or ended, as `idle::mono_ms` (the
+    /// monotonic clock, never the wall clock); 0: none yet.
+    pub last_active_mono_ms: AtomicU64,
     /// Responses by status class: index 0 = 1xx ... 4 = 5xx.
     pub responses: [AtomicU64; 5],
     /// Request bytes sent to the instance (head and body).
@@ -135,8 +138,8 @@ pub struct InstanceStats {
     pub duration_sum_us: AtomicU64,
     /// Times the instance was woken from `sleeping` (by a request or a spawn).
     pub wakes: AtomicU64,
-    /// Milliseconds since the epoch when the current wake began; 0: none.
-    pub wake_started_ms: AtomicU64,
+    /// When the current wake began, as `idle::mono_ms`; 0: none.
+    pub wake_started_mono_ms: AtomicU64,
     /// Wake duration histogram (wake to ready): counts per `WAKE_BUCKETS`
     /// entry plus +Inf.
     pub wake_buckets: [AtomicU64; 9],
@@ -147,33 +150,33 @@ pub struct InstanceStats {
 /// bucket is +Inf.
 pub const WAKE_BUCKETS: [f64; 8] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 impl InstanceStats {
     /// Marks activity now.
     pub fn touch(&self) {
-        self.last_active_ms.store(now_ms(), Ordering::Relaxed);
+        self.last_active_mono_ms
+            .store(idle::mono_ms(Instant::now()), Ordering::Relaxed);
+    }
+
+    /// When the last request started or ended; None: none yet.
+    pub fn last_active(&self) -> Option<Instant> {
+        idle::from_mono_ms(self.last_active_mono_ms.load(Ordering::Relaxed))
     }
 
     /// Counts a wake from `sleeping` and starts its clock. Supervisor thread.
     pub fn wake_started(&self) {
         self.wakes.fetch_add(1, Ordering::Relaxed);
-        self.wake_started_ms
-            .store(now_ms().max(1), Ordering::Relaxed);
+        self.wake_started_mono_ms
+            .store(idle::mono_ms(Instant::now()), Ordering::Relaxed);
     }
 
     /// The instance became ready: if a wake was under way, records how long
     /// it took. Supervisor thread.
     pub fn ready(&self) {
-        let began = self.wake_started_ms.swap(0, Ordering::Relaxed);
-        if began == 0 {
+        let began = self.wake_started_mono_ms.swap(0, Ordering::Relaxed);
+        let Some(began) = idle::from_mono_ms(began) else {
             return;
-        }
-        let took = Duration::from_millis(now_ms().saturating_sub(began));
+        };
+        let took = Instant::now().saturating_duration_since(began);
         let bucket = WAKE_BUCKETS
             .iter()
             .position(|&b| took.as_secs_f64() <= b)

@@ -136,7 +136,7 @@ pub struct Instance {
     pub stats: std::sync::Arc<super::snapshot::InstanceStats>,
     /// When the current process became ready: idle time counts from here
     /// when no request came since.
-    pub ready_at: Option<SystemTime>,
+    pub ready_at: Option<Instant>,
     /// With socket_activation: the listening socket tenement bound on
     /// 127.0.0.1:port, passed to every process as fd 3 and kept open across
     /// restarts and sleeps, so connections queue in its backlog meanwhile.

@@ -11,12 +11,14 @@
 //!
 //! The rest of the `impl Supervisor` lives in the submodules: `commands`
 //! (the front's requests), `launch` (start-up restore, spawning a process),
-//! `stop` (stopping and its timers), `probes` (readiness and health checks)
-//! and `views` (snapshot, instance views, the registry to save).
+//! `stop` (stopping and its timers), `probes` (readiness and health checks),
+//! `save` (writing the registry) and `views` (snapshot, instance views, the
+//! registry to save).
 
 mod commands;
 mod launch;
 mod probes;
+mod save;
 mod stop;
 mod views;
 
@@ -50,7 +52,6 @@ use crate::config::{Config, RestartPolicy};
 use crate::isolate::{cgroup, procfs};
 use crate::names::InstanceKey;
 use crate::state::layout;
-use crate::state::{Registry, RegistryEntry};
 
 /// The waker's token; instance fds get tokens from 1 up.
 pub const WAKER: Token = Token(0);
@@ -77,12 +78,6 @@ fn post(outbox: &mut Vec<(ReplyTo, Reply)>, to: Option<ReplyTo>, r: Reply) {
     if let Some(to) = to {
         outbox.push((to, r));
     }
-}
-
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 fn unix_secs(t: SystemTime) -> u64 {
@@ -443,74 +438,11 @@ impl Supervisor {
         post(&mut self.outbox, to, r);
     }
 
-    /// Saves the registry now, as it is once the change in hand is made:
-    /// `edit` makes that change to what `registry()` shows. A command's
-    /// change is saved before it is made, so a failed save refuses it with
-    /// nothing changed. Err: the answer (507 when the disk is full), logged
-    /// with the OS error.
-    fn save_first(
-        &mut self,
-        what: &str,
-        edit: impl FnOnce(&mut Registry),
-    ) -> Result<(), CommandError> {
-        let mut registry = self.registry();
-        edit(&mut registry);
-        registry.save(&self.registry_path()).map_err(|e| {
-            let e = CommandError::storage(what, &e);
-            error!("supervisor", "{e}");
-            e
-        })
-    }
-
-    /// `save_first` for a change of instance `key`'s entry; writes nothing
-    /// when `edit` leaves the entry as it is.
-    fn save_entry_first(
-        &mut self,
-        what: &str,
-        key: &InstanceKey,
-        edit: impl FnOnce(&mut RegistryEntry),
-    ) -> Result<(), CommandError> {
-        let Some(entry) = self
-            .registry()
-            .instances
-            .into_iter()
-            .find(|e| e.service == key.service && e.id == key.id)
-        else {
-            return Ok(());
-        };
-        let mut changed = entry.clone();
-        edit(&mut changed);
-        if changed == entry {
-            return Ok(());
-        }
-        self.save_first(what, |r| {
-            if let Some(e) = r.entry_mut(&key.service, &key.id) {
-                *e = changed;
-            }
-        })
-    }
-
     /// Publishes and persists what changed, then sends the queued replies.
-    /// A failed save is logged (once per distinct error) and retried by
-    /// `sweep_host` every second until it works.
     fn flush(&mut self) {
         if self.persist {
             self.persist = false;
-            let registry = self.registry();
-            match registry.save(&self.registry_path()) {
-                Ok(()) => {
-                    if self.save_error.take().is_some() {
-                        info!("supervisor", "registry saved again");
-                    }
-                }
-                Err(e) => {
-                    let why = e.describe();
-                    if self.save_error.as_deref() != Some(why.as_str()) {
-                        error!("supervisor", "save registry: {why}; retrying every second");
-                    }
-                    self.save_error = Some(why);
-                }
-            }
+            self.save_registry();
         }
         if self.dirty {
             self.dirty = false;
@@ -546,10 +478,9 @@ impl Supervisor {
             }
         };
         let now = Instant::now();
-        let now_ms = unix_ms(SystemTime::now());
         for inst in self.instances.values() {
             if self.shutdown.is_none() {
-                at(self.idle_deadline(inst, now, now_ms));
+                at(self.idle_deadline(inst, now));
             }
             at(inst.probe.as_ref().map(|(_, p)| p.deadline));
             if inst.probe.is_none() && inst.run.is_some() {
@@ -761,9 +692,7 @@ impl Supervisor {
         };
         let idle = self.shutdown.is_none()
             && inst.stats.open.load(Ordering::Relaxed) == 0
-            && self
-                .idle_deadline(inst, now, unix_ms(SystemTime::now()))
-                .is_some_and(|t| t <= now);
+            && self.idle_deadline(inst, now).is_some_and(|t| t <= now);
         if idle {
             self.begin_stop(key, AfterStop::Sleep, None, now);
         }
@@ -775,7 +704,7 @@ impl Supervisor {
     /// last request (or, with none since, the moment it became ready) plus
     /// the timeout. With connections open (a WebSocket, a long download) it
     /// is not idle: look again after `IDLE_RECHECK`.
-    fn idle_deadline(&self, inst: &Instance, now: Instant, now_ms: u64) -> Option<Instant> {
+    fn idle_deadline(&self, inst: &Instance, now: Instant) -> Option<Instant> {
         if inst.life.state() != State::Running || inst.stop.is_some() || inst.run.is_none() {
             return None;
         }
@@ -783,15 +712,11 @@ impl Supervisor {
         if inst.stats.open.load(Ordering::Relaxed) > 0 {
             return Some(now + IDLE_RECHECK);
         }
-        let last = inst
-            .stats
-            .last_active_ms
-            .load(Ordering::Relaxed)
-            .max(inst.ready_at.map_or(0, unix_ms));
-        let due_ms = last.saturating_add(timeout.as_millis() as u64);
-        Some(later(
+        Some(super::idle::due(
+            inst.stats.last_active(),
+            inst.ready_at,
+            timeout,
             now,
-            Duration::from_millis(due_ms.saturating_sub(now_ms)),
         ))
     }
 

@@ -285,7 +285,7 @@ impl Supervisor {
                 let fx = lifecycle::on(&mut inst.life, Event::Ready, &policy, now);
                 inst.start_deadline = None;
                 inst.next_probe = Some(now + interval);
-                inst.ready_at = Some(SystemTime::now());
+                inst.ready_at = Some(now);
                 inst.stats.ready();
                 self.note(
                     key,

@@ -203,7 +203,7 @@ impl Supervisor {
                 let fx = lifecycle::on(&mut inst.life, Event::Ready, &policy, now);
                 inst.start_deadline = None;
                 inst.next_probe = Some(now + interval);
-                inst.ready_at = Some(SystemTime::now());
+                inst.ready_at = Some(now);
                 self.dirty = true;
                 inst.stats.ready();
                 self.note(key, &format!("ready after {}ms", took.as_millis()));
