@@ -26,9 +26,10 @@ test:
 demo: build
 	PORT=$(PORT) TEN=$(CURDIR)/target/release/ten ./examples/demo.sh
 
-# Proxy throughput, latency and memory per held connection, against nginx
-# and HAProxy in the same run. Installs nginx, haproxy and wrk if missing.
-bench: build
+# Proxy throughput, CPU per request, latency and memory per connection of
+# both builds (glibc and static musl), against nginx and HAProxy in the same
+# run. Installs nginx, haproxy and wrk if missing.
+bench: build static
 	./tests/bench/run.sh
 	./tests/bench/wake.sh
 

@@ -1,20 +1,39 @@
 #!/usr/bin/env bash
-# make bench: tenement against nginx and HAProxy proxying the same backend on
-# the same machine, in one run, printed as a markdown table with ratios.
+# make bench: tenement (the glibc build and the static musl build) against
+# nginx and HAProxy proxying the same kind of backend on the same machine,
+# in one run, printed as markdown tables with ratios.
 #
-# The backend is one nginx worker answering a fixed 200. It runs as a
-# tenement instance (port_range pinned to one port), and nginx and HAProxy
-# proxy to that same port, so every proxy measures against the same process.
-# Rounds are short and interleaved so drift on a shared box hits all alike.
+# The backend is one nginx worker answering a fixed 200. Each ten runs it as
+# its own instance (port_range pinned to one port); nginx and HAProxy proxy
+# to the glibc ten's backend, so three of the proxies share one backend
+# process and the musl ten has an identical one. Rounds are short and
+# interleaved (every target once per round, the order rotating) so drift
+# on a shared box hits all alike; figures are medians over the rounds.
+#
+# Per target and round, wrk -t2 -cCONNS keep-alive gives requests/s, p50 and
+# p99; CPU per request is the utime+stime the proxy's own processes (nginx:
+# master and workers; ten: the server, not its instance) spent during the
+# round over the requests wrk saw answered.
+#
+# Memory, with 2 workers: RSS of each proxy before, while holding HOLD_CONNS
+# idle keep-alive connections (hold.py) and SETTLE seconds after they
+# closed; then the same with BUSY_CONNS busy keep-alive connections (wrk
+# -cBUSY_CONNS; the highest of a few samples).
+#
+# Loopback only. Every wait is bounded.
 set -euo pipefail
 
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-5}
 CONNS=${CONNS:-64}
-HOLD_COUNTS=${HOLD_COUNTS:-"2000 5000"}
+BUSY_CONNS=${BUSY_CONNS:-2000}
+HOLD_CONNS=${HOLD_CONNS:-2000}
+SETTLE=${SETTLE:-3}
+WORKERS=${WORKERS:-"1 2"}
 cd "$(dirname "$0")/../.."
 TOP=$PWD
-TEN=$TOP/target/release/ten
+TEN_GLIBC=${TEN_GLIBC:-$TOP/target/release/ten}
+TEN_MUSL=${TEN_MUSL:-$TOP/target/x86_64-unknown-linux-musl/release/ten}
 
 need=()
 command -v nginx >/dev/null || need+=(nginx)
@@ -24,61 +43,75 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-[ -x "$TEN" ] || cargo build --release
+[ -x "$TEN_GLIBC" ] || cargo build --release
+[ -x "$TEN_MUSL" ] || make static >&2
 
 ulimit -n "$(ulimit -Hn)"
 WORK=$(mktemp -d /tmp/ten-bench.XXXXXX)
-pids=()
+declare -A TENPID=()
+HAPID=
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${TENPID[@]}" $HAPID; do kill "$p" 2>/dev/null || true; done
   [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-  [ -n "${TENPID:-}" ] && kill "$TENPID" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-BACKEND=$(free_port)
 HOST_HEADER="main.bench.localhost"
+CLK_TCK=$(getconf CLK_TCK)
 
-cat >"$WORK/backend.conf" <<CONF
+declare -A BACKEND=() TENPORT=() TENBIN=([glibc]=$TEN_GLIBC [musl]=$TEN_MUSL)
+for b in glibc musl; do
+  BACKEND[$b]=$(free_port)
+  TENPORT[$b]=$(free_port)
+  mkdir -p "$WORK/$b"
+  cat >"$WORK/$b/backend.conf" <<CONF
 worker_processes 1;
-pid $WORK/backend.pid;
-error_log $WORK/backend.err;
+pid $WORK/$b/backend.pid;
+error_log $WORK/$b/backend.err;
 daemon off;
 events { worker_connections 20000; }
 http {
   access_log off;
   keepalive_requests 1000000;
-  server { listen 127.0.0.1:$BACKEND; location / { return 200 "hello\n"; } }
+  server { listen 127.0.0.1:${BACKEND[$b]}; location / { return 200 "hello\n"; } }
 }
 CONF
+done
+NGINXPORT=$(free_port)
+HAPORT=$(free_port)
+UPSTREAM=${BACKEND[glibc]}
 
-cat >"$WORK/tenement.toml" <<CONF
+start_ten() { # build workers
+  local b=$1
+  cat >"$WORK/$b/tenement.toml" <<CONF
 [settings]
-data_dir = "$WORK/data"
+data_dir = "$WORK/$b/data"
 listen = "127.0.0.1:0"
-port_range = [$BACKEND, $BACKEND]
-workers = 1
+port_range = [${BACKEND[$b]}, ${BACKEND[$b]}]
+workers = $2
 [service.bench]
-command = "nginx -c $WORK/backend.conf"
+command = "nginx -c $WORK/$b/backend.conf"
 [instances]
 bench = ["main"]
 CONF
-
-start_ten() { # workers
-  sed -i "s/^workers = .*/workers = $1/" "$WORK/tenement.toml"
-  TEN_LOG=warn "$TEN" serve --config "$WORK/tenement.toml" --port "$TENPORT" 2>>"$WORK/ten.err" &
-  TENPID=$!
+  TEN_LOG=warn "${TENBIN[$b]}" serve --config "$WORK/$b/tenement.toml" --port "${TENPORT[$b]}" \
+    2>>"$WORK/$b/ten.err" &
+  TENPID[$b]=$!
   for _ in $(seq 200); do
-    if curl -sf -o /dev/null -H "Host: $HOST_HEADER" "http://127.0.0.1:$TENPORT/"; then return 0; fi
+    if curl -sf -o /dev/null -H "Host: $HOST_HEADER" "http://127.0.0.1:${TENPORT[$b]}/"; then return 0; fi
     sleep 0.05
   done
-  echo "ten did not come up:" >&2; cat "$WORK/ten.err" >&2; exit 1
+  echo "ten ($b) did not come up:" >&2
+  cat "$WORK/$b/ten.err" >&2
+  exit 1
 }
-stop_ten() {
-  kill "$TENPID"; wait "$TENPID" 2>/dev/null || true; TENPID=
+stop_ten() { # build
+  kill "${TENPID[$1]}"
+  wait "${TENPID[$1]}" 2>/dev/null || true
+  unset "TENPID[$1]"
 }
 start_nginx() { # workers
   cat >"$WORK/nginx.conf" <<CONF
@@ -89,7 +122,7 @@ events { worker_connections 20000; }
 http {
   access_log off;
   keepalive_requests 1000000;
-  upstream backend { server 127.0.0.1:$BACKEND; keepalive 128; }
+  upstream backend { server 127.0.0.1:$UPSTREAM; keepalive 128; }
   server {
     listen 127.0.0.1:$NGINXPORT reuseport;
     location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
@@ -98,9 +131,13 @@ http {
 CONF
   nginx -c "$WORK/nginx.conf"
   for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$NGINXPORT/" && return 0; sleep 0.05; done
-  echo "nginx proxy did not come up" >&2; exit 1
+  echo "nginx proxy did not come up" >&2
+  exit 1
 }
-stop_nginx() { kill "$(cat "$WORK/nginx.pid")"; while [ -f "$WORK/nginx.pid" ]; do sleep 0.05; done; }
+stop_nginx() {
+  kill "$(cat "$WORK/nginx.pid")"
+  for _ in $(seq 200); do [ -f "$WORK/nginx.pid" ] || return 0; sleep 0.05; done
+}
 start_haproxy() { # threads
   cat >"$WORK/haproxy.cfg" <<CONF
 global
@@ -116,18 +153,63 @@ frontend f
   bind 127.0.0.1:$HAPORT
   default_backend b
 backend b
-  server s1 127.0.0.1:$BACKEND
+  server s1 127.0.0.1:$UPSTREAM
 CONF
   haproxy -f "$WORK/haproxy.cfg" -db >/dev/null 2>&1 &
   HAPID=$!
   for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$HAPORT/" && return 0; sleep 0.05; done
-  echo "haproxy did not come up" >&2; exit 1
+  echo "haproxy did not come up" >&2
+  exit 1
 }
-stop_haproxy() { kill "$HAPID"; wait "$HAPID" 2>/dev/null || true; }
+stop_haproxy() {
+  kill "$HAPID"
+  wait "$HAPID" 2>/dev/null || true
+  HAPID=
+}
 
-# wrk prints requests/s and the latency distribution; we keep rps, p50, p99 (ms).
-run_wrk() { # port
-  wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -H "Host: $HOST_HEADER" "http://127.0.0.1:$1/" 2>&1 | python3 -c '
+port_of() { # target
+  case $1 in
+    direct) echo "$UPSTREAM" ;;
+    nginx) echo "$NGINXPORT" ;;
+    haproxy) echo "$HAPORT" ;;
+    ten-glibc) echo "${TENPORT[glibc]}" ;;
+    ten-musl) echo "${TENPORT[musl]}" ;;
+  esac
+}
+pids_of() { # target: the proxy's own processes
+  case $1 in
+    direct) ;;
+    nginx)
+      local master
+      master=$(cat "$WORK/nginx.pid")
+      echo "$master"
+      pgrep -P "$master" || true
+      ;;
+    haproxy) echo "$HAPID" ;;
+    ten-glibc) echo "${TENPID[glibc]}" ;;
+    ten-musl) echo "${TENPID[musl]}" ;;
+  esac
+}
+cpu_ticks() { # pids...: utime+stime of the processes (all their threads)
+  local total=0 p f
+  for p in "$@"; do
+    # Fields after "pid (comm) ": f[0] is the state, f[11] utime, f[12] stime.
+    read -ra f < <(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null) || continue
+    total=$((total + f[11] + f[12]))
+  done
+  echo "$total"
+}
+rss_kb() { # pids...
+  local total=0 p
+  for p in "$@"; do
+    total=$((total + $(awk '/VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+
+# wrk's report to: requests served, requests/s, p50 ms, p99 ms, non-2xx.
+parse_wrk() {
+  python3 -c '
 import re, sys
 text = sys.stdin.read()
 def ms(label):
@@ -136,97 +218,138 @@ def ms(label):
         return float("nan")
     v, unit = float(m.group(1)), m.group(2)
     return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+done = re.search(r"(\d+) requests in", text)
 rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
 errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-print("%s %.3f %.3f %s" % (rps.group(1) if rps else "nan", ms("50%"), ms("99%"), errors.group(1) if errors else "0"))
+print("%s %s %.3f %.3f %s" % (done.group(1) if done else "0", rps.group(1) if rps else "nan",
+      ms("50%"), ms("99%"), errors.group(1) if errors else "0"))
 '
 }
 
-rss_kb() { # pids...
-  local total=0
-  for p in "$@"; do
-    total=$((total + $(awk '/VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)))
-  done
-  echo "$total"
+run_round() { # workers target
+  local port pids before after out
+  port=$(port_of "$2")
+  pids=$(pids_of "$2" | sort -u | tr '\n' ' ')
+  before=$(cpu_ticks $pids)
+  out=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -H "Host: $HOST_HEADER" "http://127.0.0.1:$port/" 2>&1 | parse_wrk)
+  after=$(cpu_ticks $pids)
+  echo "$1 $2 $out $((after - before))" >>"$WORK/results"
 }
 
-TENPORT=$(free_port); NGINXPORT=$(free_port); HAPORT=$(free_port)
-echo "tenement bench: $(nproc) cores, $(date -u +%Y-%m-%d), wrk -t2 -c$CONNS -d${DURATION}s x $ROUNDS rounds" >&2
+# Memory of a proxy with BUSY_CONNS busy connections, and after they close.
+busy_memory() { # target
+  local port pids before peak=0 now after
+  port=$(port_of "$1")
+  pids=$(pids_of "$1" | sort -u | tr '\n' ' ')
+  before=$(rss_kb $pids)
+  wrk -t2 -c"$BUSY_CONNS" -d4s -H "Host: $HOST_HEADER" "http://127.0.0.1:$port/" >"$WORK/busy.out" 2>&1 &
+  local wrkpid=$!
+  for _ in 1 2 3 4 5 6; do
+    sleep 0.5
+    now=$(rss_kb $pids)
+    [ "$now" -gt "$peak" ] && peak=$now
+  done
+  wait "$wrkpid" || true
+  sleep "$SETTLE"
+  after=$(rss_kb $pids)
+  echo "$1 busy $BUSY_CONNS $before $peak $after" >>"$WORK/mem"
+}
+# The same with HOLD_CONNS idle keep-alive connections.
+held_memory() { # target
+  local port pids before held after
+  port=$(port_of "$1")
+  pids=$(pids_of "$1" | sort -u | tr '\n' ' ')
+  before=$(rss_kb $pids)
+  coproc HOLD { timeout 120 python3 "$TOP/tests/bench/hold.py" 127.0.0.1 "$port" "$HOLD_CONNS" "$HOST_HEADER"; }
+  read -r -t 120 _ <&"${HOLD[0]}" || true
+  sleep 0.5
+  held=$(rss_kb $pids)
+  echo >&"${HOLD[1]}"
+  read -r -t 30 _ <&"${HOLD[0]}" || true
+  wait "$HOLD_PID" 2>/dev/null || true
+  sleep "$SETTLE"
+  after=$(rss_kb $pids)
+  echo "$1 held $HOLD_CONNS $before $held $after" >>"$WORK/mem"
+}
 
-results="$WORK/results"
-: >"$results"
-for W in 1 2; do
-  start_ten "$W"
+TARGETS=(direct nginx haproxy ten-glibc ten-musl)
+echo "tenement bench: $(nproc) cores, $(date -u +%Y-%m-%d), wrk -t2 -c$CONNS -d${DURATION}s x $ROUNDS rounds, workers $WORKERS" >&2
+: >"$WORK/results"
+: >"$WORK/mem"
+for W in $WORKERS; do
+  start_ten glibc "$W"
+  start_ten musl "$W"
   start_nginx "$W"
   start_haproxy "$W"
   for r in $(seq "$ROUNDS"); do
-    for target in direct nginx haproxy ten; do
-      case $target in
-        direct) port=$BACKEND ;; nginx) port=$NGINXPORT ;; haproxy) port=$HAPORT ;; ten) port=$TENPORT ;;
-      esac
-      echo "$W $target $(run_wrk "$port")" >>"$results"
-      echo "  workers=$W round=$r $target done" >&2
+    # Rotate the order so no target always follows the same one.
+    n=${#TARGETS[@]}
+    for i in $(seq 0 $((n - 1))); do
+      target=${TARGETS[$(((i + r) % n))]}
+      run_round "$W" "$target"
     done
+    echo "  workers=$W round=$r done" >&2
   done
   if [ "$W" = 2 ]; then
-    # Memory per idle keep-alive connection, with the 2-worker setups.
-    mem="$WORK/mem"
-    : >"$mem"
-    for target in nginx haproxy ten; do
-      case $target in
-        nginx) port=$NGINXPORT; procs() { pgrep -f "nginx.*$WORK/nginx.conf" ; pgrep -P "$(cat "$WORK/nginx.pid")"; } ;;
-        haproxy) port=$HAPORT; procs() { echo "$HAPID"; } ;;
-        ten) port=$TENPORT; procs() { echo "$TENPID"; } ;;
-      esac
-      for n in $HOLD_COUNTS; do
-        before=$(rss_kb $(procs | sort -u))
-        coproc HOLD { python3 "$TOP/tests/bench/hold.py" 127.0.0.1 "$port" "$n" "$HOST_HEADER"; }
-        read -r _ <&"${HOLD[0]}"
-        sleep 0.5
-        held=$(rss_kb $(procs | sort -u))
-        echo >&"${HOLD[1]}"
-        read -r _ <&"${HOLD[0]}" || true
-        wait "$HOLD_PID" 2>/dev/null || true
-        sleep 1
-        after=$(rss_kb $(procs | sort -u))
-        echo "$target $n $before $held $after" >>"$mem"
-      done
+    for target in nginx haproxy ten-glibc ten-musl; do
+      held_memory "$target"
+      busy_memory "$target"
+      echo "  memory $target done" >&2
     done
   fi
-  stop_ten; stop_nginx; stop_haproxy
+  stop_ten glibc
+  stop_ten musl
+  stop_nginx
+  stop_haproxy
 done
 
-python3 - "$results" "$WORK/mem" <<'PY'
+python3 - "$WORK/results" "$WORK/mem" "$CLK_TCK" <<'PY'
 import statistics, sys
+tck = float(sys.argv[3])
+order = ["direct", "nginx", "haproxy", "ten-glibc", "ten-musl"]
 rows = {}
 for line in open(sys.argv[1]):
-    w, target, rps, p50, p99, errs = line.split()
-    rows.setdefault((int(w), target), []).append((float(rps), float(p50), float(p99), int(errs)))
-print("| workers | target | requests/s | p50 ms | p99 ms | non-2xx |")
-print("|---|---|---|---|---|---|")
+    w, target, done, rps, p50, p99, errs, ticks = line.split()
+    done = int(done)
+    cpu_us = float(ticks) / tck * 1e6 / done if done and target != "direct" else float("nan")
+    rows.setdefault((int(w), target), []).append((float(rps), float(p50), float(p99), cpu_us, int(errs)))
 med = {}
-for (w, target), vals in sorted(rows.items(), key=lambda kv: (kv[0][0], ["direct", "nginx", "haproxy", "ten"].index(kv[0][1]))):
-    rps = statistics.median(v[0] for v in vals)
-    p50 = statistics.median(v[1] for v in vals)
-    p99 = statistics.median(v[2] for v in vals)
-    errs = sum(v[3] for v in vals)
-    med[(w, target)] = (rps, p50)
-    print(f"| {w} | {target} | {rps:,.0f} | {p50:.3f} | {p99:.3f} | {errs} |")
+print("| workers | target | requests/s | p50 ms | p99 ms | CPU us/request | non-2xx |")
+print("|---|---|---:|---:|---:|---:|---:|")
+for (w, target), vals in sorted(rows.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1]))):
+    m = tuple(statistics.median(v[i] for v in vals) for i in range(4))
+    med[(w, target)] = m
+    errs = sum(v[4] for v in vals)
+    cpu = "" if target == "direct" else f"{m[3]:.2f}"
+    print(f"| {w} | {target} | {m[0]:,.0f} | {m[1]:.3f} | {m[2]:.3f} | {cpu} | {errs} |")
 print()
-print("| workers | ten/nginx rps | ten/haproxy rps | ten/nginx p50 | ten/haproxy p50 |")
-print("|---|---|---|---|---|")
-for w in (1, 2):
-    t, n, h = med.get((w, "ten")), med.get((w, "nginx")), med.get((w, "haproxy"))
-    if t and n and h:
-        print(f"| {w} | {t[0]/n[0]:.2f} | {t[0]/h[0]:.2f} | {t[1]/n[1]:.2f} | {t[1]/h[1]:.2f} |")
+print("Ratios (ten / other at equal workers; CPU, p50 and p99: lower is better, requests/s: higher):")
 print()
-print("| proxy | held conns | RSS before KiB | RSS holding KiB | per conn KiB | RSS after close KiB |")
-print("|---|---|---|---|---|---|")
-try:
-    for line in open(sys.argv[2]):
-        target, n, before, held, after = line.split()
-        n, before, held, after = int(n), int(before), int(held), int(after)
-        print(f"| {target} | {n} | {before} | {held} | {(held - before) / n:.2f} | {after} |")
-except FileNotFoundError:
-    pass
+print("| workers | build | CPU/req vs nginx | vs haproxy | req/s vs nginx | vs haproxy | p50 vs nginx | vs haproxy | p99 vs nginx | vs haproxy |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+ws = sorted({w for w, _ in med})
+for w in ws:
+    n, h = med.get((w, "nginx")), med.get((w, "haproxy"))
+    for build in ("ten-glibc", "ten-musl"):
+        t = med.get((w, build))
+        if not (t and n and h):
+            continue
+        cells = []
+        for i in (3, 0, 1, 2):
+            cells += [f"{t[i] / n[i]:.2f}", f"{t[i] / h[i]:.2f}"]
+        print(f"| {w} | {build[4:]} | " + " | ".join(cells) + " |")
+print()
+print("| workers | musl / glibc: CPU/req | req/s | p50 | p99 |")
+print("|---|---:|---:|---:|---:|")
+for w in ws:
+    g, m = med.get((w, "ten-glibc")), med.get((w, "ten-musl"))
+    if g and m:
+        print(f"| {w} | {m[3] / g[3]:.2f} | {m[0] / g[0]:.2f} | {m[1] / g[1]:.2f} | {m[2] / g[2]:.2f} |")
+print()
+print("| proxy (2 workers) | connections | RSS before KiB | RSS with them KiB | per conn KiB | RSS after close KiB | after / before |")
+print("|---|---|---:|---:|---:|---:|---:|")
+for line in open(sys.argv[2]):
+    target, kind, n, before, peak, after = line.split()
+    n, before, peak, after = int(n), int(before), int(peak), int(after)
+    print(f"| {target} | {n} {kind} | {before} | {peak} | {(peak - before) / n:.2f} | {after} | {after / before:.2f} |")
 PY
