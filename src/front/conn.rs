@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use mio::net::{TcpStream, UnixStream};
 
+use crate::http::head::ResponseHead;
 use crate::http::{Framer, RequestHead};
+use crate::names::InstanceKey;
 use crate::net::{MioStream, Stream};
 
 /// Most bytes buffered in one direction before reading from that side stops
@@ -280,15 +282,30 @@ pub struct Exchange {
     /// For API commands sent to the supervisor: the status on success.
     pub api_status: Option<u16>,
     pub request_timeout: std::time::Duration,
+    /// The response head, parsed into the same storage every time.
+    pub resp: ResponseHead,
+    /// An earlier request's `service` and `instance`, kept for their storage.
+    spare_service: Option<String>,
+    spare_key: Option<InstanceKey>,
 }
+
+/// API request bodies up to this size keep their storage for the next request.
+const API_BODY_KEEP: usize = 16 * 1024;
 
 impl Exchange {
     /// A request whose head just arrived, before it is routed.
+    #[cfg(test)]
     pub fn new(head: RequestHead) -> Exchange {
+        let mut x = Exchange::empty();
+        x.head = head;
+        x.begin();
+        x
+    }
+
+    /// Storage for a request whose head is still to be parsed into `head`.
+    pub fn empty() -> Exchange {
         Exchange {
-            req_framer: Framer::new(head.body),
-            req_done: !head.body.has_body(),
-            head,
+            head: RequestHead::default(),
             service: None,
             instance: None,
             visit: None,
@@ -296,6 +313,8 @@ impl Exchange {
             refused_by: None,
             tried: Vec::new(),
             upstream_head: Vec::new(),
+            req_framer: Framer::new(crate::http::BodyKind::None),
+            req_done: true,
             body_sent: false,
             resp_framer: None,
             resp_keep_alive: false,
@@ -305,6 +324,96 @@ impl Exchange {
             api_body: Vec::new(),
             api_status: None,
             request_timeout: std::time::Duration::from_secs(60),
+            resp: ResponseHead::default(),
+            spare_service: None,
+            spare_key: None,
+        }
+    }
+
+    /// Starts the request whose head was just parsed into `head`: every
+    /// other field as `new` sets it, the storage of the last request kept.
+    pub fn begin(&mut self) {
+        self.req_framer = Framer::new(self.head.body);
+        self.req_done = !self.head.body.has_body();
+        if let Some(s) = self.service.take() {
+            self.spare_service = Some(s);
+        }
+        if let Some(k) = self.instance.take() {
+            self.spare_key = Some(k);
+        }
+        self.visit = None;
+        self.refusals = 0;
+        self.refused_by = None;
+        self.tried.clear();
+        self.upstream_head.clear();
+        self.body_sent = false;
+        self.resp_framer = None;
+        self.resp_keep_alive = false;
+        self.dechunk = false;
+        self.resp_chunked = false;
+        self.resp_started = false;
+        if self.api_body.capacity() > API_BODY_KEEP {
+            self.api_body = Vec::new();
+        }
+        self.api_body.clear();
+        self.api_status = None;
+        self.request_timeout = std::time::Duration::from_secs(60);
+    }
+
+    /// Sets `service`, reusing earlier storage.
+    pub fn set_service(&mut self, name: &str) {
+        let mut s = self
+            .service
+            .take()
+            .or_else(|| self.spare_service.take())
+            .unwrap_or_default();
+        s.clear();
+        s.push_str(name);
+        self.service = Some(s);
+    }
+
+    /// Sets `instance`, reusing earlier storage.
+    pub fn set_instance(&mut self, service: &str, id: &str) {
+        let mut k = self
+            .instance
+            .take()
+            .or_else(|| self.spare_key.take())
+            .unwrap_or_else(|| InstanceKey {
+                service: String::new(),
+                id: String::new(),
+            });
+        k.service.clear();
+        k.service.push_str(service);
+        k.id.clear();
+        k.id.push_str(id);
+        self.instance = Some(k);
+    }
+}
+
+/// One loop's finished exchanges, kept so the next request's head is
+/// parsed into storage that is already there.
+#[derive(Debug, Default)]
+pub struct Exchanges {
+    // Boxed: they move in and out of connections as boxes.
+    #[allow(clippy::vec_box)]
+    free: Vec<Box<Exchange>>,
+}
+
+/// Finished exchanges kept per loop; beyond this they are freed.
+const EXCHANGES_MAX: usize = 64;
+
+impl Exchanges {
+    pub fn take(&mut self) -> Box<Exchange> {
+        self.free
+            .pop()
+            .unwrap_or_else(|| Box::new(Exchange::empty()))
+    }
+
+    /// Takes back an exchange that is over. Its visit ends now.
+    pub fn give_back(&mut self, mut x: Box<Exchange>) {
+        x.visit = None;
+        if self.free.len() < EXCHANGES_MAX {
+            self.free.push(x);
         }
     }
 }
@@ -330,6 +439,8 @@ pub struct Conn<C = super::tls::Client, S = MioStream> {
     pub phase: Phase,
     /// Boxed: only connections in the middle of a request pay for it.
     pub exchange: Option<Box<Exchange>>,
+    /// The exchange that just ended, for the loop to take back and reuse.
+    pub ended: Option<Box<Exchange>>,
     /// Close once `cout` is flushed.
     pub close_after: bool,
     /// When the current phase times out.
@@ -363,6 +474,7 @@ impl<C, S> Conn<C, S> {
             upstream: None,
             phase: Phase::Head,
             exchange: None,
+            ended: None,
             close_after: false,
             deadline: None,
             served: 0,

@@ -98,8 +98,9 @@ pub fn proxy_step<C, S>(
     // Response head.
     if x.resp_framer.is_none() && !c.uin.is_empty() {
         let head_req = x.head.method == "HEAD";
-        match http::parse_response(c.uin.bytes(), head_req) {
-            Ok(Some((resp, len))) => {
+        match http::head::parse_response_into(c.uin.bytes(), head_req, &mut x.resp) {
+            Ok(Some(len)) => {
+                let resp = &x.resp;
                 progress = true;
                 if resp.status >= 100 && resp.status < 200 && resp.status != 101 {
                     // Interim response: relay to 1.1 clients, then wait for the real one.
@@ -131,7 +132,7 @@ pub fn proxy_step<C, S>(
                 c.deadline = None;
                 if resp.status == 101 && x.head.upgrade {
                     scratch.clear();
-                    http::write_response_head(&resp, x.head.minor, true, false, scratch);
+                    http::write_response_head(resp, x.head.minor, true, false, scratch);
                     c.cout.extend(scratch);
                     c.phase = Phase::Tunnel;
                     return Step::Moved;
@@ -152,7 +153,7 @@ pub fn proxy_step<C, S>(
                     c.close_after = true;
                 }
                 scratch.clear();
-                http::write_response_head(&resp, x.head.minor, client_keep, dechunk, scratch);
+                http::write_response_head(resp, x.head.minor, client_keep, dechunk, scratch);
                 c.cout.extend(scratch);
                 x.resp_framer = Some(Framer::new(resp.body));
             }
@@ -171,15 +172,15 @@ pub fn proxy_step<C, S>(
     if let Some(framer) = x.resp_framer.as_mut() {
         if !framer.is_done() && !c.uin.is_empty() && c.cout.len() < MAX_BUF {
             let result = if x.dechunk {
-                let mut out = Vec::new();
-                let r = framer.decode(c.uin.bytes(), &mut out);
-                c.cout.extend(&out);
+                scratch.clear();
+                let r = framer.decode(c.uin.bytes(), scratch);
+                c.cout.extend(scratch);
                 r.inspect(|scan| c.uin.consume(scan.used))
             } else if x.resp_chunked {
                 // Trailers the client must not believe are dropped.
-                let mut out = Vec::new();
-                let r = framer.forward(c.uin.bytes(), &mut out);
-                c.cout.extend(&out);
+                scratch.clear();
+                let r = framer.forward(c.uin.bytes(), scratch);
+                c.cout.extend(scratch);
                 r.inspect(|scan| c.uin.consume(scan.used))
             } else {
                 framer
@@ -253,7 +254,7 @@ pub fn proxy_step<C, S>(
 /// for the next request or closes. The attached upstream stays for this
 /// client's next request when it may be reused (`keep_upstream`).
 pub fn finish<C, S>(c: &mut Conn<C, S>, now: Instant) -> Step {
-    let x = c
+    let mut x = c
         .exchange
         .take()
         .expect("finishing an exchange that exists");
@@ -277,6 +278,9 @@ pub fn finish<C, S>(c: &mut Conn<C, S>, now: Instant) -> Step {
         Phase::Head
     };
     c.deadline = Some(now + IDLE_TIMEOUT);
+    // The request's visit ends now; the loop reuses the rest.
+    x.visit = None;
+    c.ended = Some(x);
     Step::Finished { keep_upstream }
 }
 
@@ -321,7 +325,7 @@ mod tests {
     /// is connected (no sockets: both are `()`). Bytes after the head stay
     /// in `cin`, as the loop leaves them.
     fn proxying(request: &str) -> Conn<(), ()> {
-        let (head, len) = http::parse_request(request.as_bytes())
+        let (head, len) = http::head::parse_request(request.as_bytes())
             .expect("a valid request")
             .expect("a complete head");
         let mut c = Conn::new((), IpAddr::V4(Ipv4Addr::LOCALHOST), false, 1);

@@ -5,6 +5,8 @@
 //! upstream pool. It reads routes from `Published` and talks to the
 //! supervisor by message only; it never blocks.
 
+#[cfg(test)]
+mod alloc_tests;
 pub mod api;
 pub mod conn;
 pub mod fault;

@@ -8,25 +8,26 @@ use std::collections::HashMap;
 
 use crate::supervisor::{Snapshot, State};
 
-/// Where a request goes.
+/// Where a request goes. Service names are borrowed from the snapshot:
+/// routing builds no string (only for an instance still to be created).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
+pub enum Target<'a> {
     /// `{id}.{service}.{domain}`: this instance (index into `Snapshot::instances`).
     Instance(usize),
     /// A weighted choice among this service's instances.
-    Service(String),
+    Service(&'a str),
     /// tenement's own surface: API, dashboard, `/health`, `/metrics`.
     Management,
     /// `{id}.{service}.{domain}` for an unknown but valid id of a service
     /// with `autospawn = true`: the supervisor creates and wakes it.
-    Spawn { service: String, id: String },
+    Spawn { service: &'a str, id: String },
     /// Unknown host, unknown service or unknown id.
     NotFound,
 }
 
 /// Routes one request. `host` is lowercased without its port (None when the
 /// request had no Host, as HTTP/1.0 allows); `path` is the request path.
-pub fn route(snap: &Snapshot, host: Option<&str>, path: &str) -> Target {
+pub fn route<'s>(snap: &'s Snapshot, host: Option<&str>, path: &str) -> Target<'s> {
     let Some(host) = host else {
         return Target::Management;
     };
@@ -34,11 +35,11 @@ pub fn route(snap: &Snapshot, host: Option<&str>, path: &str) -> Target {
     if host == domain {
         for (prefix, service) in &snap.routing.path {
             if path_has_prefix(path, prefix) {
-                return Target::Service(service.clone());
+                return Target::Service(service);
             }
         }
         if let Some(service) = &snap.routing.default {
-            return Target::Service(service.clone());
+            return Target::Service(service);
         }
         return Target::Management;
     }
@@ -52,24 +53,24 @@ pub fn route(snap: &Snapshot, host: Option<&str>, path: &str) -> Target {
                 if service.contains('.') {
                     return Target::NotFound;
                 }
-                match snap.by_key.get(&(service.to_string(), id.to_string())) {
-                    Some(&index) => Target::Instance(index),
-                    None if snap.autospawn.contains(service)
-                        && crate::names::check("instance id", id).is_ok() =>
-                    {
+                if let Some(index) = snap.index_of(service, id) {
+                    return Target::Instance(index);
+                }
+                match snap.autospawn.get(service) {
+                    Some(service) if crate::names::check("instance id", id).is_ok() => {
                         Target::Spawn {
-                            service: service.to_string(),
+                            service,
                             id: id.to_string(),
                         }
                     }
-                    None => Target::NotFound,
+                    _ => Target::NotFound,
                 }
             }
             None => {
-                if snap.services.contains_key(sub) {
-                    Target::Service(sub.to_string())
+                if let Some((service, _)) = snap.services.get_key_value(sub) {
+                    Target::Service(service)
                 } else if let Some(service) = snap.routing.subdomain.get(sub) {
-                    Target::Service(service.clone())
+                    Target::Service(service)
                 } else {
                     Target::NotFound
                 }
@@ -166,14 +167,15 @@ impl Balancer {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::Routing;
     use crate::supervisor::snapshot::Health;
     use crate::supervisor::InstanceView;
     use std::time::Duration;
 
-    fn view(service: &str, id: &str, weight: u8, state: State) -> InstanceView {
+    /// An instance at 127.0.0.1:30000 (the front's other tests use it too).
+    pub(crate) fn view(service: &str, id: &str, weight: u8, state: State) -> InstanceView {
         InstanceView {
             service: service.into(),
             id: id.into(),
@@ -251,11 +253,11 @@ mod tests {
         );
         assert_eq!(
             route(&snap, Some("api.example.com"), "/"),
-            Target::Service("api".into())
+            Target::Service("api")
         );
         assert_eq!(
             route(&snap, Some("admin.example.com"), "/"),
-            Target::Service("panel".into())
+            Target::Service("panel")
         );
         assert_eq!(
             route(&snap, Some("other.example.com"), "/"),
@@ -263,11 +265,11 @@ mod tests {
         );
         assert_eq!(
             route(&snap, Some("example.com"), "/docs/x"),
-            Target::Service("docs".into())
+            Target::Service("docs")
         );
         assert_eq!(
             route(&snap, Some("example.com"), "/docs"),
-            Target::Service("docs".into())
+            Target::Service("docs")
         );
         assert_eq!(
             route(&snap, Some("example.com"), "/docsx"),
@@ -296,7 +298,7 @@ mod tests {
         assert_eq!(
             route(&snap, Some("new.api.example.com"), "/"),
             Target::Spawn {
-                service: "api".into(),
+                service: "api",
                 id: "new".into()
             }
         );
@@ -323,7 +325,7 @@ mod tests {
         let snap = snapshot(vec![], &["web"], routing);
         assert_eq!(
             route(&snap, Some("example.com"), "/"),
-            Target::Service("web".into())
+            Target::Service("web")
         );
         assert_eq!(
             route(&snap, Some("localhost"), "/api/instances"),

@@ -26,7 +26,7 @@ use mio::net::{TcpListener, UnixListener};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::api::Api;
-use super::conn::{Conn, Phase, Spare};
+use super::conn::{Conn, Exchanges, Phase, Spare};
 use super::router::Balancer;
 use super::stats::FrontStats;
 use super::tls::{Client, Store, TlsStream};
@@ -102,6 +102,8 @@ pub struct Worker {
     free: Vec<usize>,
     pool: Pool,
     spare: Spare,
+    /// Finished exchanges, whose storage the next requests' heads reuse.
+    exchanges: Exchanges,
     /// Reused for heads written before they are queued.
     scratch: Vec<u8>,
     published: Arc<Published>,
@@ -162,6 +164,7 @@ impl Worker {
             free: Vec::new(),
             pool: Pool::default(),
             spare: Spare::default(),
+            exchanges: Exchanges::default(),
             scratch: Vec::with_capacity(1024),
             published,
             snap,
@@ -524,7 +527,10 @@ impl Worker {
         if let Some(id) = conn.stream_id.take() {
             self.supervisor.send(Command::Unsubscribe { id }, None);
         }
-        // Dropping the exchange ends its visit (the instance's open count).
+        // Ending the exchange ends its visit (the instance's open count).
+        if let Some(x) = conn.exchange.take() {
+            self.exchanges.give_back(x);
+        }
         drop(conn);
         self.conns[slot] = None;
         self.free.push(slot);

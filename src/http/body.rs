@@ -142,8 +142,23 @@ impl Framer {
         // The trailer section (at most MAX_TRAILERS bytes), byte by byte.
         while used < input.len() {
             let b = input[used];
+            // The empty line that ends the section always passes: its bytes
+            // go out directly, so a body without trailers holds no storage.
+            let final_line = self.field.is_empty()
+                && (b == b'\r' || b == b'\n')
+                && matches!(
+                    self.state,
+                    State::Chunked(Chunk::TrailerStart | Chunk::FinalLf)
+                );
             self.run(&input[used..used + 1], None, false)?;
             used += 1;
+            if final_line {
+                out.push(b);
+                if self.state == State::Done {
+                    return Ok(Scan { used, done: true });
+                }
+                continue;
+            }
             self.field.push(b);
             match self.state {
                 State::Done => {

@@ -4,11 +4,17 @@
 //!
 //! Pure: no I/O. Every refusal is a `HeadError` whose `status()` is what the
 //! front answers (400, 414, 431, 501).
+//!
+//! The `_into` forms parse into a head that served an earlier message,
+//! reusing its strings and header storage: the front parses every head of a
+//! keep-alive connection that way, so a head like the last one costs no
+//! allocation.
 
 /// How a message body is delimited (RFC 9112 section 6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BodyKind {
     /// No body (requests without CL/TE; HEAD/1xx/204/304 responses).
+    #[default]
     None,
     /// `Content-Length: n`.
     Length(u64),
@@ -25,7 +31,26 @@ pub struct Header {
     pub value: Vec<u8>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Header storage a head no longer uses, filled again by the next head
+/// parsed into it. Not part of what a head says: never compared or shown.
+#[derive(Clone, Default)]
+pub struct Recycled(Vec<Header>);
+
+impl PartialEq for Recycled {
+    fn eq(&self, _: &Recycled) -> bool {
+        true
+    }
+}
+
+impl Eq for Recycled {}
+
+impl std::fmt::Debug for Recycled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("..")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RequestHead {
     pub method: String,
     /// The request target as sent (origin-form, or absolute-form reduced to origin-form).
@@ -45,9 +70,10 @@ pub struct RequestHead {
     pub upgrade: bool,
     /// `Expect: 100-continue`.
     pub expect_continue: bool,
+    recycled: Recycled,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ResponseHead {
     pub status: u16,
     pub reason: String,
@@ -59,6 +85,7 @@ pub struct ResponseHead {
     pub keep_alive: bool,
     /// 101 Switching Protocols.
     pub upgrade: bool,
+    recycled: Recycled,
 }
 
 /// Why a head was refused.
@@ -144,13 +171,24 @@ fn find_header<'h>(headers: &'h [Header], name: &str) -> Option<&'h [u8]> {
 /// Parses a request head from the start of `buf`.
 /// Ok(None): incomplete (and still under MAX_HEAD). Ok(Some((head, len))):
 /// `len` bytes of `buf` were the head. Refuses what REFERENCE.md lists.
+/// (The front uses `parse_request_into`; this form is for tests and the
+/// fuzz targets.)
+#[allow(dead_code)]
 pub fn parse_request(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HeadError> {
+    let mut head = RequestHead::default();
+    Ok(parse_request_into(buf, &mut head)?.map(|len| (head, len)))
+}
+
+/// `parse_request` into `head`, reusing its storage. Ok(Some(len)): `head`
+/// now says the new request. On Ok(None) and errors its contents are
+/// unspecified (only its storage is worth keeping).
+pub fn parse_request_into(buf: &[u8], head: &mut RequestHead) -> Result<Option<usize>, HeadError> {
     let window = &buf[..buf.len().min(MAX_HEAD)];
     with_header_slots(|slots| {
         let mut req = httparse::Request::new(slots);
         match req.parse(window) {
             Ok(httparse::Status::Complete(len)) => {
-                Attempt::Done(request_head(&req).map(|head| Some((head, len))))
+                Attempt::Done(request_head(&req, head).map(|()| Some(len)))
             }
             Ok(httparse::Status::Partial) => {
                 Attempt::Done(incomplete(buf, target_too_long(window)))
@@ -175,12 +213,22 @@ pub fn parse_response(
     buf: &[u8],
     head_request: bool,
 ) -> Result<Option<(ResponseHead, usize)>, HeadError> {
+    let mut head = ResponseHead::default();
+    Ok(parse_response_into(buf, head_request, &mut head)?.map(|len| (head, len)))
+}
+
+/// `parse_response` into `head`, reusing its storage (as `parse_request_into`).
+pub fn parse_response_into(
+    buf: &[u8],
+    head_request: bool,
+    head: &mut ResponseHead,
+) -> Result<Option<usize>, HeadError> {
     let window = &buf[..buf.len().min(MAX_HEAD)];
     with_header_slots(|slots| {
         let mut res = httparse::Response::new(slots);
         match res.parse(window) {
             Ok(httparse::Status::Complete(len)) => {
-                Attempt::Done(response_head(&res, head_request).map(|head| Some((head, len))))
+                Attempt::Done(response_head(&res, head_request, head).map(|()| Some(len)))
             }
             Ok(httparse::Status::Partial) => Attempt::Done(incomplete(buf, false)),
             Err(httparse::Error::TooManyHeaders) => Attempt::TooManyHeaders,
@@ -190,16 +238,16 @@ pub fn parse_response(
 }
 
 /// One httparse run with a given number of header slots.
-enum Attempt<T> {
-    Done(Result<Option<(T, usize)>, HeadError>),
+enum Attempt {
+    Done(Result<Option<usize>, HeadError>),
     TooManyHeaders,
 }
 
 /// Runs `attempt` with slots on the stack (the common case allocates nothing
 /// for them), then once more with `MAX_HEADERS` slots on the heap.
-fn with_header_slots<'b, T>(
-    mut attempt: impl FnMut(&mut [httparse::Header<'b>]) -> Attempt<T>,
-) -> Result<Option<(T, usize)>, HeadError> {
+fn with_header_slots<'b>(
+    mut attempt: impl FnMut(&mut [httparse::Header<'b>]) -> Attempt,
+) -> Result<Option<usize>, HeadError> {
     let mut stack: [httparse::Header<'b>; STACK_HEADERS] = [httparse::EMPTY_HEADER; STACK_HEADERS];
     if let Attempt::Done(result) = attempt(&mut stack) {
         return result;
@@ -378,11 +426,13 @@ fn scan_fields(headers: &[httparse::Header<'_>]) -> Result<Fields, HeadError> {
 /// differently from us then cannot see another length (RFC 9110 8.6).
 fn canonical_length(headers: &mut Vec<Header>, f: &Fields, n: u64) {
     let is_cl = |h: &Header| h.name.eq_ignore_ascii_case("content-length");
-    let canonical = n.to_string();
+    let mut digits = [0u8; 20];
+    let canonical = decimal(n, &mut digits);
     if f.content_lengths == 1 {
         if let Some(h) = headers.iter_mut().find(|h| is_cl(h)) {
-            if h.value != canonical.as_bytes() {
-                h.value = canonical.into_bytes();
+            if h.value != canonical {
+                h.value.clear();
+                h.value.extend_from_slice(canonical);
             }
         }
         return;
@@ -393,11 +443,25 @@ fn canonical_length(headers: &mut Vec<Header>, f: &Fields, n: u64) {
             return true;
         }
         if std::mem::take(&mut first) {
-            h.value = canonical.clone().into_bytes();
+            h.value.clear();
+            h.value.extend_from_slice(canonical);
             return true;
         }
         false
     });
+}
+
+/// `n` in decimal, written at the end of `buf`.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
+    }
 }
 
 /// A Content-Length value: digits, or a comma list of identical digits
@@ -442,18 +506,32 @@ pub(super) fn trim_ows(mut s: &[u8]) -> &[u8] {
     s
 }
 
-/// httparse's borrowed fields, copied out of the read buffer in order.
-fn owned(headers: &[httparse::Header<'_>]) -> Vec<Header> {
-    headers
-        .iter()
-        .map(|h| Header {
-            name: h.name.to_owned(),
-            value: h.value.to_vec(),
-        })
-        .collect()
+/// httparse's borrowed fields, copied out of the read buffer in order into
+/// `headers`, whose earlier fields' storage is reused (through `recycled`).
+fn fill_headers(headers: &mut Vec<Header>, recycled: &mut Recycled, from: &[httparse::Header<'_>]) {
+    // Reversed, so popping gives each field the storage of the field that
+    // had its place last time (usually the same name and a similar value).
+    recycled.0.extend(headers.drain(..).rev());
+    for h in from {
+        let mut field = recycled.0.pop().unwrap_or(Header {
+            name: String::new(),
+            value: Vec::new(),
+        });
+        field.name.clear();
+        field.name.push_str(h.name);
+        field.value.clear();
+        field.value.extend_from_slice(h.value);
+        headers.push(field);
+    }
 }
 
-fn request_head(req: &httparse::Request<'_, '_>) -> Result<RequestHead, HeadError> {
+/// `s` set to `from`, keeping its storage.
+fn set(s: &mut String, from: &str) {
+    s.clear();
+    s.push_str(from);
+}
+
+fn request_head(req: &httparse::Request<'_, '_>, head: &mut RequestHead) -> Result<(), HeadError> {
     let method = req.method.expect("a complete parse sets the method");
     let raw_target = req.path.expect("a complete parse sets the path");
     let minor = req.version.expect("a complete parse sets the version");
@@ -499,20 +577,22 @@ fn request_head(req: &httparse::Request<'_, '_>) -> Result<RequestHead, HeadErro
         return Err(HeadError::Bad("missing Host"));
     }
 
-    let mut headers = owned(req.headers);
+    let headers = &mut head.headers;
+    fill_headers(headers, &mut head.recycled, req.headers);
     if let BodyKind::Length(n) = body {
-        canonical_length(&mut headers, &f, n);
+        canonical_length(headers, &f, n);
     }
 
     // origin-form, or asterisk-form for OPTIONS (RFC 9112 3.2.4).
-    let (target, authority) =
-        if raw_target.starts_with('/') || (raw_target == "*" && method == "OPTIONS") {
-            (raw_target.to_owned(), None)
-        } else if let Some((authority, path)) = absolute_form(raw_target) {
-            (path, Some(authority))
-        } else {
-            return Err(HeadError::Bad("invalid request target"));
-        };
+    let authority = if raw_target.starts_with('/') || (raw_target == "*" && method == "OPTIONS") {
+        set(&mut head.target, raw_target);
+        None
+    } else if let Some((authority, path)) = absolute_form(raw_target) {
+        head.target = path;
+        Some(authority)
+    } else {
+        return Err(HeadError::Bad("invalid request target"));
+    };
 
     let raw_host: Option<&[u8]> = match authority {
         // RFC 9112 3.2.2: the target's authority wins over Host, and a proxy
@@ -530,34 +610,31 @@ fn request_head(req: &httparse::Request<'_, '_>) -> Result<RequestHead, HeadErro
         }
         None => f.host_index.map(|i| req.headers[i].value),
     };
-    let (host, host_raw) = match raw_host {
+    match raw_host {
         Some(raw) => {
-            let host = host_name(raw).ok_or(HeadError::Bad("invalid Host"))?;
+            let host = head.host.get_or_insert_with(String::new);
+            if !host_name(raw, host) {
+                return Err(HeadError::Bad("invalid Host"));
+            }
             // host_name accepts ASCII only, so this cannot fail.
             let raw = std::str::from_utf8(raw).map_err(|_| HeadError::Bad("invalid Host"))?;
-            (Some(host), Some(raw.to_owned()))
+            set(head.host_raw.get_or_insert_with(String::new), raw);
         }
-        None => (None, None),
-    };
+        None => {
+            head.host = None;
+            head.host_raw = None;
+        }
+    }
 
+    set(&mut head.method, method);
+    head.minor = minor;
+    head.body = body;
     // RFC 9112 9.3: 1.1 persists unless `close`; 1.0 only with `keep-alive`.
-    let keep_alive = !f.close && (minor == 1 || f.keep_alive);
+    head.keep_alive = !f.close && (minor == 1 || f.keep_alive);
     // RFC 9110 7.8 and 10.1.1: Upgrade and 100-continue are ignored in 1.0 requests.
-    let upgrade = minor == 1 && f.connection_upgrade && f.upgrade_header;
-    let expect_continue = minor == 1 && f.expect_continue;
-
-    Ok(RequestHead {
-        method: method.to_owned(),
-        target,
-        minor,
-        headers,
-        host,
-        host_raw,
-        body,
-        keep_alive,
-        upgrade,
-        expect_continue,
-    })
+    head.upgrade = minor == 1 && f.connection_upgrade && f.upgrade_header;
+    head.expect_continue = minor == 1 && f.expect_continue;
+    Ok(())
 }
 
 /// Splits an absolute-form target (RFC 9112 3.2.2) into its authority and
@@ -586,8 +663,21 @@ fn absolute_form(target: &str) -> Option<(&str, String)> {
 /// The host part of a Host value (`uri-host [":" port]`, RFC 9110 7.2),
 /// lowercased, port and a trailing dot removed. An IPv6 literal keeps its
 /// brackets (`[::1]:8080` -> `[::1]`). None when the value is not a valid
-/// authority.
-fn host_name(raw: &[u8]) -> Option<String> {
+/// authority. Written into `out`; false when `raw` is not a valid authority.
+fn host_name(raw: &[u8], out: &mut String) -> bool {
+    match host_part(raw) {
+        Some(host) => {
+            out.clear();
+            out.push_str(host);
+            out.make_ascii_lowercase();
+            true
+        }
+        None => false,
+    }
+}
+
+/// The host part of a Host value as sent, see `host_name`.
+fn host_part(raw: &[u8]) -> Option<&str> {
     let (host, port) = if raw.first() == Some(&b'[') {
         let close = raw.iter().position(|&b| b == b']')?;
         let inside = &raw[1..close];
@@ -621,14 +711,14 @@ fn host_name(raw: &[u8]) -> Option<String> {
     if host.is_empty() || !port.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let host = std::str::from_utf8(host).ok()?;
-    Some(host.to_ascii_lowercase())
+    std::str::from_utf8(host).ok()
 }
 
 fn response_head(
     res: &httparse::Response<'_, '_>,
     head_request: bool,
-) -> Result<ResponseHead, HeadError> {
+    head: &mut ResponseHead,
+) -> Result<(), HeadError> {
     let status = res.code.expect("a complete parse sets the status");
     let minor = res.version.expect("a complete parse sets the version");
     let reason = res.reason.unwrap_or("");
@@ -669,22 +759,20 @@ fn response_head(
     let keep_alive =
         !upgrade && body != BodyKind::Close && !f.close && (minor == 1 || f.keep_alive);
 
-    let mut headers = owned(res.headers);
+    fill_headers(&mut head.headers, &mut head.recycled, res.headers);
     if !f.te {
         if let Some(n) = f.content_length {
             // Also for HEAD and 304, where it describes the body not sent.
-            canonical_length(&mut headers, &f, n);
+            canonical_length(&mut head.headers, &f, n);
         }
     }
-    Ok(ResponseHead {
-        status,
-        reason: reason.to_owned(),
-        minor,
-        headers,
-        body,
-        keep_alive,
-        upgrade,
-    })
+    head.status = status;
+    set(&mut head.reason, reason);
+    head.minor = minor;
+    head.body = body;
+    head.keep_alive = keep_alive;
+    head.upgrade = upgrade;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -13,5 +13,5 @@ mod testutil;
 pub mod write;
 
 pub use body::Framer;
-pub use head::{parse_request, parse_response, BodyKind, RequestHead};
+pub use head::{parse_response, BodyKind, RequestHead};
 pub use write::{client_address, write_request_head, write_response_head, Forwarded};

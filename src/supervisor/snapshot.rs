@@ -238,9 +238,23 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn get(&self, service: &str, id: &str) -> Option<&InstanceView> {
-        self.by_key
-            .get(&(service.to_string(), id.to_string()))
-            .map(|&i| &self.instances[i])
+        self.index_of(service, id).map(|i| &self.instances[i])
+    }
+
+    /// The index of `service:id` in `instances`. Found by borrowed keys
+    /// (a binary search, `instances` being sorted), so the request path
+    /// builds no key; `by_key` answers for a snapshot not built sorted.
+    pub fn index_of(&self, service: &str, id: &str) -> Option<usize> {
+        let found = self
+            .instances
+            .binary_search_by(|v| (v.service.as_str(), v.id.as_str()).cmp(&(service, id)));
+        match found {
+            Ok(i) => Some(i),
+            Err(_) => self
+                .by_key
+                .get(&(service.to_string(), id.to_string()))
+                .copied(),
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod clone3;
 pub mod landlock;
+pub mod memory;
 pub mod mount;
 pub mod seccomp;
 pub mod signals;

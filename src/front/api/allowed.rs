@@ -38,8 +38,8 @@ pub fn would_serve(snap: &Snapshot, host: &str) -> bool {
         Target::Service(_) => true,
         Target::Management => host == snap.domain,
         Target::Spawn { service, .. } => {
-            let have = snap.services.get(&service).map_or(0, Vec::len);
-            let max = snap.max_instances.get(&service).copied().unwrap_or(0);
+            let have = snap.services.get(service).map_or(0, Vec::len);
+            let max = snap.max_instances.get(service).copied().unwrap_or(0);
             have < max
         }
         Target::NotFound => false,

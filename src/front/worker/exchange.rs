@@ -34,12 +34,13 @@ use crate::supervisor::{Command, Reply, State};
 const HOLD_SLACK: Duration = Duration::from_secs(5);
 
 impl Worker {
-    /// A complete request head arrived: route it.
-    pub(super) fn start_request(&mut self, slot: usize, c: &mut Conn, head: RequestHead) {
+    /// A complete request head arrived (in `x`, begun): route it.
+    pub(super) fn start_request(&mut self, slot: usize, c: &mut Conn, mut x: Box<Exchange>) {
         if self.published.generation() != self.snap.generation {
             self.snap = self.published.load();
         }
-        let path = head.target.split('?').next().unwrap_or("/").to_string();
+        let head = &x.head;
+        let path = head.target.split('?').next().unwrap_or("/");
         if let Some(tls) = &self.tls {
             // `redirect_http`: plain HTTP goes to https, except ACME's
             // HTTP-01 challenges, which must be answered over plain HTTP.
@@ -48,8 +49,8 @@ impl Worker {
                 && tls.store.redirect_http()
                 && !path.starts_with("/.well-known/acme-challenge/")
             {
-                let location = https_location(&head, &self.snap.domain, tls.port);
-                c.exchange = Some(Box::new(Exchange::new(head)));
+                let location = https_location(head, &self.snap.domain, tls.port);
+                c.exchange = Some(x);
                 let resp = Response {
                     status: 308,
                     content_type: "text/plain",
@@ -63,17 +64,16 @@ impl Worker {
         let target = if c.local {
             Target::Management
         } else {
-            router::route(&self.snap, head.host.as_deref(), &path)
+            router::route(&self.snap, head.host.as_deref(), path)
         };
-        let mut exchange = Exchange::new(head);
         c.deadline = None;
         if !matches!(target, Target::Management | Target::NotFound) && !c.cin.is_empty() {
             // Body bytes that came with the head are checked before anything
             // is forwarded, so a malformed body in the first read reaches no
             // app. Later bytes are checked as they stream.
-            let mut probe = exchange.req_framer.clone();
+            let mut probe = x.req_framer.clone();
             if let Err(e) = probe.scan(c.cin.bytes()) {
-                c.exchange = Some(Box::new(exchange));
+                c.exchange = Some(x);
                 let msg = e.to_string();
                 self.fail(c, Side::Client, &msg);
                 return;
@@ -81,9 +81,9 @@ impl Worker {
         }
         match target {
             Target::Management => {
-                let expect = exchange.head.expect_continue;
-                let has_body = exchange.head.body.has_body();
-                c.exchange = Some(Box::new(exchange));
+                let expect = x.head.expect_continue;
+                let has_body = x.head.body.has_body();
+                c.exchange = Some(x);
                 if has_body {
                     if expect && exchange_minor(c) >= 1 {
                         c.cout.extend(CONTINUE);
@@ -96,18 +96,21 @@ impl Worker {
                 }
             }
             Target::NotFound => {
-                let host = exchange.head.host.clone().unwrap_or_default();
-                c.exchange = Some(Box::new(exchange));
+                let host = x.head.host.clone().unwrap_or_default();
+                c.exchange = Some(x);
                 self.respond_error(c, 404, &format!("no instance or service for host `{host}`"));
             }
             Target::Instance(index) => {
-                c.exchange = Some(Box::new(exchange));
+                c.exchange = Some(x);
                 self.go_to_instance(slot, c, index);
             }
             Target::Spawn { service, id } => {
-                let key = InstanceKey { service, id };
-                exchange.instance = Some(key.clone());
-                c.exchange = Some(Box::new(exchange));
+                let key = InstanceKey {
+                    service: service.to_owned(),
+                    id,
+                };
+                x.instance = Some(key.clone());
+                c.exchange = Some(x);
                 // The supervisor creates it (or answers 404 past max_instances)
                 // and replies within the service's startup_timeout.
                 self.hold(
@@ -118,14 +121,19 @@ impl Worker {
                 );
             }
             Target::Service(service) => {
-                exchange.service = Some(service.clone());
-                c.exchange = Some(Box::new(exchange));
-                match self.balancer.pick(&self.snap, &service, &[]) {
+                x.set_service(service);
+                let picked = self.balancer.pick(&self.snap, service, &[]);
+                c.exchange = Some(x);
+                match picked {
                     Some(index) => self.go_to_instance(slot, c, index),
-                    None => self.respond_unavailable(
-                        c,
-                        &format!("no instance of `{service}` is available"),
-                    ),
+                    None => {
+                        let service = c.exchange.as_ref().and_then(|x| x.service.as_deref());
+                        let msg = format!(
+                            "no instance of `{}` is available",
+                            service.unwrap_or_default()
+                        );
+                        self.respond_unavailable(c, &msg)
+                    }
                 }
             }
         }
@@ -136,20 +144,22 @@ impl Worker {
     pub(super) fn go_to_instance(&mut self, slot: usize, c: &mut Conn, index: usize) {
         let view = &self.snap.instances[index];
         let (addr, state, startup) = (dest(view), view.state, view.startup_timeout);
+        if let Some(x) = c.exchange.as_mut() {
+            x.request_timeout = view.request_timeout;
+            x.tried.push(index);
+            x.set_instance(&view.service, &view.id);
+            // Replacing a visit (weighted retry) ends the old one unrecorded.
+            x.visit = Some(Visit::new(view.stats.clone()));
+        }
+        if state == State::Running {
+            self.connect(slot, c, addr);
+            return;
+        }
         let key = InstanceKey {
             service: view.service.clone(),
             id: view.id.clone(),
         };
-        let stats = view.stats.clone();
-        if let Some(x) = c.exchange.as_mut() {
-            x.request_timeout = view.request_timeout;
-            x.tried.push(index);
-            x.instance = Some(key.clone());
-            // Replacing a visit (weighted retry) ends the old one unrecorded.
-            x.visit = Some(Visit::new(stats));
-        }
         match state {
-            State::Running => self.connect(slot, c, addr),
             State::Failed => {
                 self.respond_unavailable(c, &format!("instance {key} has failed"));
             }
@@ -303,7 +313,9 @@ impl Worker {
         if resp.status >= 400 {
             self.stats.refused(resp.status);
         }
-        c.exchange = None;
+        if let Some(x) = c.exchange.take() {
+            self.exchanges.give_back(x);
+        }
         c.served += 1;
         c.idle_since = Instant::now();
         self.drop_used_upstream(c);
@@ -352,7 +364,9 @@ impl Worker {
         let started = c.exchange.as_ref().is_some_and(|x| x.resp_started);
         c.close_after = true;
         if started {
-            c.exchange = None;
+            if let Some(x) = c.exchange.take() {
+                self.exchanges.give_back(x);
+            }
             self.drop_used_upstream(c);
             c.phase = Phase::Closing;
             return;

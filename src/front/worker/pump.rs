@@ -23,6 +23,9 @@ impl Worker {
             self.spare.supply(buf);
         }
         let keep = self.pump_inner(slot, c);
+        if let Some(x) = c.ended.take() {
+            self.exchanges.give_back(x);
+        }
         if !keep || (c.phase == Phase::Head && c.cin.is_empty() && c.cout.is_empty()) {
             // Between requests (or closing): the storage goes back to the loop.
             for buf in [&mut c.cin, &mut c.cout, &mut c.uin, &mut c.uout] {
@@ -67,14 +70,18 @@ impl Worker {
                             // First byte of a keep-alive request: the head timeout starts now.
                             c.deadline = Some(Instant::now() + HEAD_TIMEOUT);
                         }
-                        match http::parse_request(c.cin.bytes()) {
-                            Ok(Some((head, len))) => {
+                        // Parsed into a finished exchange's storage: no allocation.
+                        let mut x = self.exchanges.take();
+                        match http::head::parse_request_into(c.cin.bytes(), &mut x.head) {
+                            Ok(Some(len)) => {
                                 c.cin.consume(len);
-                                self.start_request(slot, c, head);
+                                x.begin();
+                                self.start_request(slot, c, x);
                                 progress = true;
                             }
-                            Ok(None) => {}
+                            Ok(None) => self.exchanges.give_back(x),
                             Err(e) => {
+                                self.exchanges.give_back(x);
                                 let msg = e.to_string();
                                 // The parser knows the precise status (413, 414, 431, 501...).
                                 self.fail_status(c, Side::Client, e.status(), &msg);
