@@ -302,3 +302,100 @@ fn as_root_a_service_without_isolation_runs_at_namespace() {
         server.log()
     );
 }
+
+/// The uid of a live process, from /proc.
+fn proc_uid(pid: u64) -> u32 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+fn owner(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).unwrap().uid()
+}
+
+/// `svc:ID`'s uid as the host sees it: its process's and its data dir's,
+/// which must agree.
+fn uid_of(server: &Server, id: &str) -> u32 {
+    let pid = server.wait_running(&format!("svc:{id}"))["pid"]
+        .as_u64()
+        .unwrap();
+    let uid = proc_uid(pid);
+    assert_eq!(owner(&server.instance_dir("svc", id)), uid, "svc:{id}");
+    uid
+}
+
+#[test]
+fn each_instance_has_its_own_uid_from_uid_range_for_good() {
+    if !ready(false) || !tools_present(&["setpriv"]) {
+        return;
+    }
+    let config = format!(
+        "{}{}",
+        settings("uid_range = [300000, 300009]"),
+        py_service("svc", "echo.py", "health = \"/health\""),
+    );
+    let mut server = Server::start("iso_uids", &config);
+    server.ten_ok(&["spawn", "svc:a", "--wait"]);
+    server.ten_ok(&["spawn", "svc:b", "--wait"]);
+    let (a, b) = (uid_of(&server, "a"), uid_of(&server, "b"));
+    assert_ne!(a, b);
+    for uid in [a, b] {
+        assert!((300_000..=300_009).contains(&uid), "{uid}");
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let b_dir = server.instance_dir("svc", "b");
+    let mode = std::fs::metadata(&b_dir).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+    // On the host too, a's uid cannot read b's data; b's can.
+    std::fs::write(b_dir.join("secret"), "b's").unwrap();
+    let cat = |uid: u32| {
+        std::process::Command::new("setpriv")
+            .args([
+                &format!("--reuid={uid}"),
+                &format!("--regid={uid}"),
+                "--clear-groups",
+                "cat",
+            ])
+            .arg(b_dir.join("secret"))
+            .output()
+            .unwrap()
+    };
+    let out = cat(a);
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("Permission denied"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(stdout(&cat(b)), "b's");
+    // Kept in the registry: the same after a restart of ten serve...
+    let state = std::fs::read_to_string(server.data_dir.join(".tenement/state")).unwrap();
+    assert!(state.contains(&format!("\"uid\": {a}")), "{state}");
+    server.restart();
+    assert_eq!((uid_of(&server, "a"), uid_of(&server, "b")), (a, b));
+    // ...and after a stop (which forgets it) and a new spawn, while an
+    // instance spawned in between gets a uid of its own.
+    server.ten_ok(&["stop", "svc:a"]);
+    server.ten_ok(&["spawn", "svc:c", "--wait"]);
+    let c = uid_of(&server, "c");
+    assert!(c != a && c != b, "{a} {b} {c}");
+    server.ten_ok(&["spawn", "svc:a", "--wait"]);
+    assert_eq!(uid_of(&server, "a"), a);
+    assert_eq!(uid_of(&server, "b"), b);
+}
+
+#[test]
+fn user_root_written_out_runs_as_root() {
+    if !ready(false) {
+        return;
+    }
+    let (server, r) = run("iso_user_root", "namespace", "user = \"root\"");
+    assert_eq!(r["uid"], 0, "{r}");
+    assert_eq!(owner(&server.instance_dir("esc", "a")), 0);
+    assert!(server.log().contains("uid 0"), "{}", server.log());
+}

@@ -46,6 +46,11 @@ pub const LOG_MAX_BYTES: Bound = Bound {
     unit: "bytes",
 };
 pub const LOG_FILES: Bound = count("log_files", 0, 1_000);
+/// The default `uid_range`: where instance uids come from.
+pub const UID_RANGE: (u32, u32) = (200_000, 265_535);
+/// What `uid_range` may span: never 0 (root), and below 2^31, where uids
+/// stay positive for every tool that reads them as a signed int.
+pub const UID_RANGE_LIMITS: (u32, u32) = (1, 2_147_483_646);
 pub const IDLE_TIMEOUT: Bound = secs("idle_timeout", 0, 30 * DAY);
 pub const STARTUP_TIMEOUT: Bound = secs("startup_timeout", 1, DAY);
 pub const REQUEST_TIMEOUT: Bound = secs("request_timeout", 1, DAY);

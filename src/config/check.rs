@@ -163,21 +163,9 @@ impl Check<'_> {
             s.backoff_max = Duration::from_millis(v.into_inner());
         }
         if let Some(v) = raw.port_range {
-            let [low, high] = *v.get_ref();
-            if low == 0 {
-                self.fail(
-                    v.span(),
-                    key("port_range"),
-                    "ports start at 1; 0 cannot be handed to an instance",
-                );
-            } else if low > high {
-                self.fail(
-                    v.span(),
-                    key("port_range"),
-                    format!("low end {low} is above high end {high}"),
-                );
-            } else {
-                s.port_range = (low, high);
+            let zero = "ports start at 1; 0 cannot be handed to an instance";
+            if let Some(range) = self.ordered(&v, key("port_range"), zero) {
+                s.port_range = range;
             }
         }
         if let Some(v) = self.bounded(raw.stop_timeout, &bounds::STOP_TIMEOUT, key("stop_timeout"))
@@ -205,6 +193,19 @@ impl Check<'_> {
             .map(|v| Spanned::new(v.span(), u64::from(*v.get_ref())));
         if let Some(v) = self.bounded(log_files, &bounds::LOG_FILES, key("log_files")) {
             s.log_files = v as u32;
+        }
+        if let Some(v) = raw.uid_range {
+            let zero = "uid 0 is root: the range must start at 1 or above";
+            let (min, max) = bounds::UID_RANGE_LIMITS;
+            match self.ordered(&v, key("uid_range"), zero) {
+                Some((low, high)) if low < min || high > max => self.fail(
+                    v.span(),
+                    key("uid_range"),
+                    format!("must lie between {min} and {max}"),
+                ),
+                Some(range) => s.uid_range = range,
+                None => {}
+            }
         }
         if let Some(list) = raw.trusted_proxies {
             for item in list.into_inner() {
@@ -376,6 +377,26 @@ impl Check<'_> {
 
     /// A value within `bound` (the table every surface shares). None:
     /// absent or refused.
+    /// A `[low, high]` pair: neither end 0 (`zero` says why), low first.
+    fn ordered<T>(&mut self, v: &Spanned<[T; 2]>, key: String, zero: &str) -> Option<(T, T)>
+    where
+        T: Copy + PartialOrd + Default + std::fmt::Display,
+    {
+        let [low, high] = *v.get_ref();
+        if low == T::default() {
+            self.fail(v.span(), key, zero);
+        } else if low > high {
+            self.fail(
+                v.span(),
+                key,
+                format!("low end {low} is above high end {high}"),
+            );
+        } else {
+            return Some((low, high));
+        }
+        None
+    }
+
     fn bounded(&mut self, value: Option<Spanned<u64>>, bound: &Bound, key: String) -> Option<u64> {
         let value = value?;
         match bound.check(*value.get_ref()) {

@@ -119,6 +119,9 @@ pub struct Settings {
     pub metrics_public: bool,
     pub log_max_bytes: u64,
     pub log_files: u32,
+    /// Inclusive range the instances' own uids (and gids) come from, as
+    /// root at the namespaced levels; never 0.
+    pub uid_range: (u32, u32),
     /// Peers whose X-Forwarded-* headers are believed. Default: none.
     pub trusted_proxies: Vec<Cidr>,
     /// `[settings.tls]`; None: plain HTTP only.
@@ -350,6 +353,7 @@ impl Config {
                 "metrics_public": s.metrics_public,
                 "log_max_bytes": s.log_max_bytes,
                 "log_files": s.log_files,
+                "uid_range": [s.uid_range.0, s.uid_range.1],
                 "trusted_proxies": s.trusted_proxies.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
                 "tls": s.tls.as_ref().map(|t| json!({
                     "https_listen": t.https_listen.to_string(),
@@ -391,6 +395,7 @@ impl Default for Settings {
             metrics_public: false,
             log_max_bytes: 10 * 1024 * 1024,
             log_files: 3,
+            uid_range: bounds::UID_RANGE,
             trusted_proxies: Vec::new(),
             tls: None,
         }

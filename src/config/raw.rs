@@ -100,6 +100,7 @@ pub struct RawSettings {
     pub metrics_public: Option<Spanned<bool>>,
     pub log_max_bytes: Option<Spanned<u64>>,
     pub log_files: Option<Spanned<u32>>,
+    pub uid_range: Option<Spanned<[u32; 2]>>,
     pub trusted_proxies: Option<Spanned<Vec<Spanned<String>>>>,
     pub tls: Option<Spanned<RawTls>>,
 }

@@ -14,6 +14,9 @@ use super::child::{Cgroups, LaunchError, Step};
 use super::plan::{self, Spec, StartError};
 use crate::config::Isolation;
 
+/// The uid and gid the instances of these tests run as.
+const UID: (u32, u32) = (265_001, 265_001);
+
 fn skip(why: &str) -> bool {
     if std::env::var_os("TEN_TEST_STRICT").is_some_and(|v| v == "1") {
         panic!("TEN_TEST_STRICT=1 and {why}");
@@ -133,7 +136,7 @@ fn spec<'a>(
         read_paths: &[],
         write_paths: &[],
         network_none: false,
-        uid: None,
+        uid: UID,
         listen_name: None,
     }
 }
@@ -194,7 +197,7 @@ fn namespace_sees_only_itself() {
     };
     let w = World::new("ns-escape");
     let (r, log) = escape(&exe, &w, Isolation::Namespace, &[]);
-    let uid = plan::derived_uid("svc", "a", plan::UID_RANGE);
+    let uid = UID.0;
     assert_eq!(r["uid"], uid, "{r}");
     assert_eq!(s(&r, "hostname"), "a.svc");
     // Only init (1) and the app itself.

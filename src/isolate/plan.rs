@@ -24,9 +24,6 @@ pub const SYSTEM_DIRS: &[&str] = &[
     "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc",
 ];
 
-/// The default `uid_range`: where instance uids come from.
-pub const UID_RANGE: (u32, u32) = (200_000, 265_535);
-
 /// What the supervisor knows about one instance it is about to start.
 #[derive(Debug, Clone)]
 pub struct Spec<'a> {
@@ -47,8 +44,9 @@ pub struct Spec<'a> {
     pub write_paths: &'a [PathBuf],
     /// `network = "none"`: a new network namespace with only `lo`.
     pub network_none: bool,
-    /// Overrides the uid derived from the instance (`user =`).
-    pub uid: Option<(u32, u32)>,
+    /// The uid and gid it runs as: `user =`, else its own from
+    /// `uid_range` (see `allocate_uid`).
+    pub uid: (u32, u32),
     /// The name of the passed socket (`LISTEN_FDNAMES`) when there is one.
     pub listen_name: Option<&'a str>,
 }
@@ -118,18 +116,44 @@ pub struct Plan {
     pub landlock: Ruleset,
 }
 
-/// A stable uid for `service`:`id` in `range` (FNV-1a of the key): the
-/// same across restarts without any state. Until `uid_range` and the
-/// registry's allocation exist, this is how instances get their uid;
-/// two instances may collide with probability ~ n²/2·65536.
-pub fn derived_uid(service: &str, id: &str, range: (u32, u32)) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in service.bytes().chain([b':']).chain(id.bytes()) {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
+/// A uid for a new instance from `range` (inclusive), never one in `used`
+/// (every other instance's, as kept in the registry), nor one that
+/// `taken` says belongs to someone else (a user in /etc/passwd), nor 0.
+/// `prefer` (the owner of the instance's data dir left from an earlier
+/// life) is taken back when it is free, so a forgotten and re-spawned
+/// instance keeps its files' owner; otherwise the first free uid after the
+/// highest in use, wrapping around, so a uid just given up is the last to
+/// be handed out again. None when the range is full.
+pub fn allocate_uid(
+    range: (u32, u32),
+    used: &std::collections::HashSet<u32>,
+    prefer: Option<u32>,
+    taken: impl Fn(u32) -> bool,
+) -> Option<u32> {
+    let (low, high) = (range.0.max(1), range.1);
+    if low > high {
+        return None;
     }
-    let span = range.1.saturating_sub(range.0) + 1;
-    range.0 + h % span
+    let free = |u: u32| (low..=high).contains(&u) && !used.contains(&u) && !taken(u);
+    if let Some(u) = prefer.filter(|&u| free(u)) {
+        return Some(u);
+    }
+    let start = used
+        .iter()
+        .copied()
+        .filter(|u| (low..=high).contains(u))
+        .max()
+        .map_or(low, |m| if m == high { low } else { m + 1 });
+    (start..=high).chain(low..start).find(|&u| free(u))
+}
+
+/// The uids of /etc/passwd: never handed to an instance.
+pub fn passwd_uids() -> std::collections::HashSet<u32> {
+    std::fs::read_to_string("/etc/passwd")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(':').nth(2)?.parse().ok())
+        .collect()
 }
 
 /// The folders that hold the program: its own folder, or for a program in
@@ -217,10 +241,7 @@ fn prepare_socket(env: &[(OsString, OsString)], uid: u32, gid: u32) -> io::Resul
 /// Builds the plan for `spec`. `program` is the resolved program path.
 pub fn build(spec: &Spec<'_>, program: &Path) -> Plan {
     let sandbox = spec.isolation == Isolation::Sandbox;
-    let (uid, gid) = spec.uid.unwrap_or_else(|| {
-        let u = derived_uid(spec.service, spec.id, UID_RANGE);
-        (u, u)
-    });
+    let (uid, gid) = spec.uid;
     let mut read_only: Vec<PathBuf> = Vec::new();
     let mut mounts: Vec<Mount> = Vec::new();
     for dir in SYSTEM_DIRS {
@@ -507,20 +528,55 @@ mod tests {
             read_paths: &[],
             write_paths: &[],
             network_none: false,
-            uid: None,
+            uid: (200_001, 200_001),
             listen_name: None,
         }
     }
 
     #[test]
-    fn uid_is_stable_in_range_and_differs_per_instance() {
-        let a = derived_uid("notes", "alice", UID_RANGE);
-        assert_eq!(a, derived_uid("notes", "alice", UID_RANGE));
-        assert!((UID_RANGE.0..=UID_RANGE.1).contains(&a));
-        assert_ne!(a, derived_uid("notes", "bob", UID_RANGE));
-        // "no:tesalice" and "notes:alice" must not meet by concatenation.
-        assert_ne!(a, derived_uid("note", "salice", UID_RANGE));
-        assert_eq!(derived_uid("x", "y", (5, 5)), 5);
+    fn uids_are_allocated_without_collision() {
+        use std::collections::HashSet;
+        let none = |_| false;
+        let range = (200_000, 200_004);
+        let mut used = HashSet::new();
+        // One after another, each new.
+        for want in 200_000..=200_004 {
+            let u = allocate_uid(range, &used, None, none).unwrap();
+            assert_eq!(u, want);
+            used.insert(u);
+        }
+        // Full: no uid is handed out twice.
+        assert_eq!(allocate_uid(range, &used, None, none), None);
+        // Next after the highest in use: a uid given up lower down waits
+        // until the range wraps around.
+        used.remove(&200_001);
+        used.remove(&200_004);
+        assert_eq!(allocate_uid(range, &used, None, none), Some(200_004));
+        used.insert(200_004);
+        used.remove(&200_003);
+        // The highest is the range's end: wrap around to the lowest free.
+        assert_eq!(allocate_uid(range, &used, None, none), Some(200_001));
+        // The data dir's owner is taken back when free, never when used.
+        assert_eq!(
+            allocate_uid(range, &used, Some(200_003), none),
+            Some(200_003)
+        );
+        assert_eq!(
+            allocate_uid(range, &used, Some(200_002), none),
+            Some(200_001)
+        );
+        // Nor when outside the range.
+        assert_eq!(allocate_uid(range, &used, Some(7), none), Some(200_001));
+        // Someone else's uid (a user in /etc/passwd) is skipped.
+        assert_eq!(
+            allocate_uid(range, &used, None, |u| u == 200_001),
+            Some(200_003)
+        );
+        // Never 0, even from a range that starts there.
+        assert_eq!(
+            allocate_uid((0, 1), &HashSet::new(), Some(0), none),
+            Some(1)
+        );
     }
 
     #[test]

@@ -46,7 +46,9 @@ pub struct Request<'a> {
     pub read_paths: &'a [PathBuf],
     pub write_paths: &'a [PathBuf],
     pub network_none: bool,
-    /// (uid, gid) overriding the one derived from the instance.
+    /// (uid, gid) it runs as: `user =`, else the instance's own from
+    /// `uid_range`. Required at the namespaced levels; the process level
+    /// runs as the server's user.
     pub user: Option<(u32, u32)>,
     /// The instance's cgroups: the process is created in (clone3 with
     /// CLONE_INTO_CGROUP) or moves itself into them before exec.
@@ -232,6 +234,12 @@ pub(super) fn spawn_with_init(req: &Request<'_>, init_exe: &Path) -> Result<Spaw
         let procs = req.cgroup.map_or(&[][..], |j| j.files());
         return super::process::spawn(req.argv, req.workdir, req.env, req.listen, procs);
     }
+    let Some((uid, gid)) = req.user else {
+        return Err(SpawnError::Unsupported {
+            level,
+            missing: "no uid for the instance (user or uid_range)".to_string(),
+        });
+    };
     let spec = plan::Spec {
         isolation: req.isolation,
         argv: req.argv,
@@ -245,7 +253,7 @@ pub(super) fn spawn_with_init(req: &Request<'_>, init_exe: &Path) -> Result<Spaw
         read_paths: req.read_paths,
         write_paths: req.write_paths,
         network_none: req.network_none,
-        uid: req.user,
+        uid: (uid, gid),
         listen_name: req.listen.map(|l| l.name),
     };
     // The child writes itself into every hierarchy, v2 included, before it
@@ -257,10 +265,6 @@ pub(super) fn spawn_with_init(req: &Request<'_>, init_exe: &Path) -> Result<Spaw
         into: None,
         procs: req.cgroup.map_or(&[][..], |j| j.files()),
     };
-    let uid = req.user.map_or_else(
-        || plan::derived_uid(req.service, req.id, plan::UID_RANGE),
-        |u| u.0,
-    );
     let launched =
         plan::start(init_exe, &spec, req.listen.map(|l| l.fd), cgroups).map_err(|e| match e {
             StartError::Unsupported { missing } => SpawnError::Unsupported { level, missing },

@@ -64,6 +64,10 @@ pub struct RegistryEntry {
     /// so a recycled pid is never mistaken for ours.
     pub start_ticks: Option<u64>,
     pub restarts: u32,
+    /// Its own uid (and gid) from `uid_range`, once it ran at a namespaced
+    /// level as root: kept so it is the same after every restart, and so no
+    /// other instance is given it. Never 0.
+    pub uid: Option<u32>,
 }
 
 /// A record as read, before `desired` is checked: an unknown value is an
@@ -79,6 +83,9 @@ struct RawEntry {
     pgid: Option<u32>,
     start_ticks: Option<u64>,
     restarts: u32,
+    /// Absent from files written before uids were kept.
+    #[serde(default)]
+    uid: Option<u32>,
 }
 
 impl TryFrom<RawEntry> for RegistryEntry {
@@ -91,6 +98,12 @@ impl TryFrom<RawEntry> for RegistryEntry {
                 raw.service, raw.id, raw.desired
             )
         })?;
+        if raw.uid == Some(0) {
+            return Err(format!(
+                "instance {}:{} has uid 0: an instance's own uid is never root",
+                raw.service, raw.id
+            ));
+        }
         Ok(RegistryEntry {
             service: raw.service,
             id: raw.id,
@@ -101,6 +114,7 @@ impl TryFrom<RawEntry> for RegistryEntry {
             pgid: raw.pgid,
             start_ticks: raw.start_ticks,
             restarts: raw.restarts,
+            uid: raw.uid,
         })
     }
 }
@@ -205,6 +219,7 @@ mod tests {
             pgid: Some(1234),
             start_ticks: Some(987_654),
             restarts: 2,
+            uid: Some(200_001),
         }
     }
 
@@ -365,6 +380,29 @@ mod tests {
             let text = refused(spoil);
             assert!(text.contains(want), "want {want:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn uid_is_optional_for_old_files_and_never_0() {
+        let t = TempDir::new("registry-uid");
+        let path = t.0.join("state");
+        let record = |uid: &str| {
+            format!(
+                r#"{{"version": 1, "instances": [{{"service": "notes", "id": "alice",
+                "port": 30001, "weight": 100, "desired": "running", "pid": null,
+                "pgid": null, "start_ticks": null, "restarts": 0{uid}}}]}}"#
+            )
+        };
+        std::fs::write(&path, record("")).unwrap();
+        assert_eq!(Registry::load(&path).unwrap().instances[0].uid, None);
+        std::fs::write(&path, record(r#", "uid": 200001"#)).unwrap();
+        assert_eq!(
+            Registry::load(&path).unwrap().instances[0].uid,
+            Some(200_001)
+        );
+        std::fs::write(&path, record(r#", "uid": 0"#)).unwrap();
+        let err = Registry::load(&path).unwrap_err().to_string();
+        assert!(err.contains("notes:alice has uid 0"), "{err}");
     }
 
     #[test]

@@ -93,6 +93,7 @@ fn config(dir: &Path, services: Vec<Service>) -> Config {
             metrics_public: false,
             log_max_bytes: 1 << 20,
             log_files: 2,
+            uid_range: crate::config::bounds::UID_RANGE,
             tls: None,
             ..Settings::default()
         },
@@ -547,6 +548,7 @@ fn registry_restore_kills_leftovers_and_restarts() {
         pgid: pid,
         start_ticks: pid.map(|_| ticks),
         restarts: 2,
+        uid: None,
     };
     let registry = Registry {
         version: 1,

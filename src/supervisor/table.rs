@@ -156,4 +156,8 @@ pub struct Instance {
     /// The quota thresholds its data dir is at: 0 below 80 %, 1 from 80 %,
     /// 2 over 100 %. Each rise is logged once.
     pub storage_level: u8,
+    /// Its own uid (and gid) from `uid_range`, given the first time it
+    /// runs at a namespaced level without `user`, then kept in the
+    /// registry for its lifetime: no other instance gets it.
+    pub uid: Option<u32>,
 }

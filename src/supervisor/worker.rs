@@ -252,6 +252,7 @@ impl Supervisor {
             oom_kills: 0,
             storage_bytes: None,
             storage_level: 0,
+            uid: None,
         };
         self.instances.insert(key, inst);
         self.dirty = true;

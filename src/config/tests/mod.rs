@@ -50,6 +50,7 @@ fn minimal_config_gets_every_default() {
     assert_eq!(s.backoff_base, Duration::from_millis(1000));
     assert_eq!(s.backoff_max, Duration::from_millis(60000));
     assert_eq!(s.port_range, (30000, 40000));
+    assert_eq!(s.uid_range, (200_000, 265_535));
     assert_eq!(s.stop_timeout, Duration::from_secs(10));
     assert_eq!(s.workers, 0);
     assert!(!s.metrics_public);

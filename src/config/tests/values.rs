@@ -109,6 +109,30 @@ fn listen_must_be_an_address() {
 }
 
 #[test]
+fn uid_range_is_two_ordered_uids_never_0_and_bounded() {
+    let c = ok("[settings]\nuid_range = [100000, 100099]\n");
+    assert_eq!(c.settings.uid_range, (100_000, 100_099));
+    for (text, fragment) in [
+        ("[0, 10]", "uid 0 is root"),
+        (
+            "[300000, 200000]",
+            "low end 300000 is above high end 200000",
+        ),
+        ("[1, 4294967295]", "between 1 and 2147483646"),
+        ("[1]", "length 1"),
+        ("[-1, 5]", "invalid value"),
+        ("[\"a\", 5]", "wrong type"),
+    ] {
+        refused(
+            &format!("[settings]\nuid_range = {text}\n"),
+            2,
+            "settings.uid_range",
+            fragment,
+        );
+    }
+}
+
+#[test]
 fn trusted_proxies_are_addresses_or_blocks() {
     let c = ok("[settings]\ntrusted_proxies = [\"127.0.0.1\", \"::1\", \"10.0.0.0/8\"]\n");
     let shown: Vec<String> = c

@@ -3,10 +3,12 @@
 //! and watching its pidfd and output pipes.
 
 use crate::config::bounds::later;
+use std::collections::HashSet;
 use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use mio::unix::SourceFd;
@@ -14,7 +16,7 @@ use mio::Interest;
 use rustix::process::Signal;
 
 use super::{Supervisor, DEFAULT_WEIGHT, READY_POLL};
-use crate::config::Service;
+use crate::config::{Isolation, Service};
 use crate::isolate::{self, cgroup, procfs};
 use crate::names::InstanceKey;
 use crate::state::layout;
@@ -89,6 +91,7 @@ impl Supervisor {
                 }
             };
             self.insert(key.clone(), entry.port, entry.weight, state);
+            self.restore_uid(&key, entry.uid);
             if state == State::Starting {
                 if let Err(e) = self.launch(&key, now) {
                     self.spawn_failed(&key, &e, false, now);
@@ -116,6 +119,56 @@ impl Supervisor {
         self.persist = true;
         self.flush();
         Ok(())
+    }
+
+    /// Gives a restored instance its uid back, unless an instance restored
+    /// before it has it (a hand-edited registry): then it gets a new one at
+    /// its next start, so two instances never share one.
+    fn restore_uid(&mut self, key: &InstanceKey, uid: Option<u32>) {
+        let Some(uid) = uid else { return };
+        if let Some(other) = self.instances.values().find(|i| i.uid == Some(uid)) {
+            warn!(
+                "supervisor",
+                "{key}: uid {uid} in the registry is also {}'s; {key} gets a new one", other.key
+            );
+            return;
+        }
+        if let Some(inst) = self.instances.get_mut(key) {
+            inst.uid = Some(uid);
+        }
+    }
+
+    /// The uid and gid a namespaced instance runs as without `user`: its
+    /// own, kept in the registry; the first time (or when `uid_range` no
+    /// longer holds it) a new one from `uid_range` that no other instance
+    /// has, preferring the owner of a data dir it left in an earlier life.
+    fn instance_uid(&mut self, key: &InstanceKey, data_dir: &Path) -> Result<(u32, u32), String> {
+        let range = self.config.settings.uid_range;
+        let in_range = |u: &u32| (range.0..=range.1).contains(u);
+        let inst = self.instances.get(key).ok_or("unknown instance")?;
+        if let Some(uid) = inst.uid.filter(in_range) {
+            return Ok((uid, uid));
+        }
+        let used: HashSet<u32> = self
+            .instances
+            .values()
+            .filter(|i| i.key != *key)
+            .filter_map(|i| i.uid)
+            .collect();
+        let owner = std::fs::metadata(data_dir).ok().map(|m| m.uid());
+        let passwd = isolate::plan::passwd_uids();
+        let uid = isolate::plan::allocate_uid(range, &used, owner, |u| passwd.contains(&u))
+            .ok_or_else(|| {
+                format!(
+                    "spawn {key}: no free uid left in uid_range [{}, {}]",
+                    range.0, range.1
+                )
+            })?;
+        let inst = self.instances.get_mut(key).ok_or("unknown instance")?;
+        inst.uid = Some(uid);
+        // Persisted with the rest; the spawn line in its log names it.
+        self.dirty = true;
+        Ok((uid, uid))
     }
 
     /// A process could not be started; `crash`: see `Event::SpawnFailed`.
@@ -176,19 +229,21 @@ impl Supervisor {
             // app to bind itself.
             inst.listener = None;
         }
+        let instance_dir = layout::instance_dir(&self.data_dir, &key.service, &key.id);
+        let data_dir = env.get("DATA_DIR").map_or(instance_dir, PathBuf::from);
+        let user = match &svc.user {
+            Some(u) => {
+                Some(isolate::plan::resolve_user(u).map_err(|e| format!("spawn {key}: {e}"))?)
+            }
+            None if svc.isolation == Isolation::Process => None,
+            None => Some(self.instance_uid(key, &data_dir)?),
+        };
         let join = self.enter_cgroup(key, &svc)?;
         let inst = self.instances.get(key).ok_or("unknown instance")?;
         let listen = inst.listener.as_ref().map(|l| isolate::Listen {
             fd: l.as_fd(),
             name: &key.service,
         });
-        let user = match &svc.user {
-            Some(u) => {
-                Some(isolate::plan::resolve_user(u).map_err(|e| format!("spawn {key}: {e}"))?)
-            }
-            None => None,
-        };
-        let instance_dir = layout::instance_dir(&self.data_dir, &key.service, &key.id);
         let hide = [self.config.path.clone()];
         let argv = isolate::env::argv(&svc, &key.id, port, &self.data_dir);
         let request = isolate::Request {
@@ -199,7 +254,7 @@ impl Supervisor {
             listen,
             service: &key.service,
             id: &key.id,
-            data_dir: env.get("DATA_DIR").map_or(&instance_dir, Path::new),
+            data_dir: &data_dir,
             tenement_dir: &self.data_dir,
             hide: &hide,
             read_paths: &svc.read_paths,

@@ -126,6 +126,7 @@ impl Supervisor {
                     pgid: run.map(|r| r.pgid),
                     start_ticks: run.and_then(|r| r.start_ticks),
                     restarts: inst.life.total_restarts(),
+                    uid: inst.uid,
                 }
             })
             .collect();
