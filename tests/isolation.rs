@@ -399,3 +399,56 @@ fn user_root_written_out_runs_as_root() {
     assert_eq!(owner(&server.instance_dir("esc", "a")), 0);
     assert!(server.log().contains("uid 0"), "{}", server.log());
 }
+
+#[test]
+fn user_at_the_process_level_runs_as_that_user() {
+    if !ready(false) {
+        return;
+    }
+    let config = format!(
+        "{}[service.svc]\ncommand = \"/usr/bin/python3\"\nargs = [\"-u\", {}]\n\
+         health = \"/health\"\nisolation = \"process\"\nuser = 300123\n",
+        settings(""),
+        toml_str(&fixture("echo.py"))
+    );
+    let server = Server::start("iso_process_user", &config);
+    server.ten_ok(&["spawn", "svc:a", "--wait"]);
+    let pid = server.wait_running("svc:a")["pid"].as_u64().unwrap();
+    assert_eq!(proc_uid(pid), 300_123);
+    let dir = server.instance_dir("svc", "a");
+    assert_eq!(owner(&dir), 300_123);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+    assert!(
+        server.log().contains("isolation process (") && server.log().contains("uid 300123"),
+        "{}",
+        server.log()
+    );
+}
+
+#[test]
+fn a_uid_named_in_user_is_never_handed_out_and_a_full_range_fails_the_start() {
+    if !ready(false) {
+        return;
+    }
+    let config = format!(
+        "{}{}{}",
+        settings("uid_range = [300100, 300101]"),
+        py_service("pin", "echo.py", "health = \"/health\"\nuser = 300100"),
+        py_service("svc", "echo.py", "health = \"/health\""),
+    );
+    let server = Server::start("iso_uid_full", &config);
+    server.ten_ok(&["spawn", "svc:a", "--wait"]);
+    assert_eq!(uid_of(&server, "a"), 300_101);
+    let out = server.ten(&["spawn", "svc:b"]);
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("no free uid left in uid_range [300100, 300101]"),
+        "{}",
+        describe(&out)
+    );
+    server.ten_ok(&["spawn", "pin:a", "--wait"]);
+    let pid = server.wait_running("pin:a")["pid"].as_u64().unwrap();
+    assert_eq!(proc_uid(pid), 300_100);
+}

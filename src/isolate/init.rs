@@ -159,14 +159,19 @@ fn setup(plan: &Plan) -> Result<Vec<String>, Failure> {
 /// differs), everything in it is handed over too: files an earlier run at
 /// another level left behind.
 fn own_data_dir(plan: &Plan) -> Result<(), Failure> {
+    give_dir(&plan.data_dir, plan.uid, plan.gid)
+        .map_err(|e| fail(Step::DataDir, e, plan.data_dir.display().to_string()))
+}
+
+/// Makes `dir` 0700 and uid:gid's, with everything in it when its owner
+/// differs. Also the process level's data dir with `user`.
+pub(super) fn give_dir(dir: &std::path::Path, uid: u32, gid: u32) -> io::Result<()> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let dir = &plan.data_dir;
-    let err = |e: io::Error| fail(Step::DataDir, e, dir.display().to_string());
-    let meta = std::fs::metadata(dir).map_err(err)?;
-    if meta.uid() != plan.uid || meta.gid() != plan.gid {
-        chown_tree(dir, plan.uid, plan.gid).map_err(err)?;
+    let meta = std::fs::metadata(dir)?;
+    if meta.uid() != uid || meta.gid() != gid {
+        chown_tree(dir, uid, gid)?;
     }
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
 fn chown_tree(path: &std::path::Path, uid: u32, gid: u32) -> io::Result<()> {

@@ -21,6 +21,7 @@ use crate::config::Isolation;
 /// Starts `argv` in `workdir` with exactly `env`, as its own session leader.
 /// With `listen`, the socket becomes fd 3 and `LISTEN_FDS=1`,
 /// `LISTEN_PID=<its pid>`, `LISTEN_FDNAMES=<name>` are added to `env`.
+/// With `user`, it runs as that uid and gid, with no supplementary groups.
 /// Blocks only for fork and exec.
 pub fn spawn(
     argv: &[String],
@@ -28,6 +29,7 @@ pub fn spawn(
     env: &[(OsString, OsString)],
     listen: Option<Listen<'_>>,
     cgroup_procs: &[CString],
+    user: Option<(u32, u32)>,
 ) -> Result<Spawned, SpawnError> {
     // Checked here so the error names the workdir: a failed chdir in the
     // child comes back as a bare ENOENT that reads like a missing program.
@@ -75,6 +77,16 @@ pub fn spawn(
             });
         }
     }
+    if let Some((uid, gid)) = user {
+        // After the cgroup write (root's files) and before the activation
+        // step, which execs. Not `Command::uid`: std changes ids before
+        // any `pre_exec` step runs.
+        // SAFETY: as above; `set_ids` makes only setgroups, setresgid,
+        // setresuid and their getters, allocating nothing.
+        unsafe {
+            cmd.pre_exec(move || super::caps::set_ids(uid, gid));
+        }
+    }
     // Built here, before the fork; `activation` must outlive `cmd.spawn()`,
     // which returns only after the child has exec'd or failed to.
     if listen.is_some() {
@@ -107,7 +119,12 @@ pub fn spawn(
         stdout: child.stdout.take().map(OwnedFd::from),
         stderr: child.stderr.take().map(OwnedFd::from),
         isolation: Isolation::Process,
-        enforced: "own session and process group, inherited fds closed, umask 027".to_string(),
+        enforced: match user {
+            Some((uid, gid)) => format!(
+                "own session and process group, inherited fds closed, umask 027, uid {uid} gid {gid}"
+            ),
+            None => "own session and process group, inherited fds closed, umask 027".to_string(),
+        },
     })
 }
 

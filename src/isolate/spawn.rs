@@ -47,8 +47,8 @@ pub struct Request<'a> {
     pub write_paths: &'a [PathBuf],
     pub network_none: bool,
     /// (uid, gid) it runs as: `user =`, else the instance's own from
-    /// `uid_range`. Required at the namespaced levels; the process level
-    /// runs as the server's user.
+    /// `uid_range`. Required at the namespaced levels; without it the
+    /// process level runs as the server's user.
     pub user: Option<(u32, u32)>,
     /// The instance's cgroups: the process is created in (clone3 with
     /// CLONE_INTO_CGROUP) or moves itself into them before exec.
@@ -231,8 +231,17 @@ pub fn spawn(req: &Request<'_>) -> Result<Spawned, SpawnError> {
 pub(super) fn spawn_with_init(req: &Request<'_>, init_exe: &Path) -> Result<Spawned, SpawnError> {
     let level = req.isolation.as_str();
     if req.isolation == Isolation::Process {
+        if let Some((uid, gid)) = req.user {
+            super::init::give_dir(req.data_dir, uid, gid).map_err(|source| SpawnError::Setup {
+                level,
+                source: LaunchError::Call {
+                    call: "give the data dir to the instance's user",
+                    source,
+                },
+            })?;
+        }
         let procs = req.cgroup.map_or(&[][..], |j| j.files());
-        return super::process::spawn(req.argv, req.workdir, req.env, req.listen, procs);
+        return super::process::spawn(req.argv, req.workdir, req.env, req.listen, procs, req.user);
     }
     let Some((uid, gid)) = req.user else {
         return Err(SpawnError::Unsupported {

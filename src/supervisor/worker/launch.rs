@@ -156,8 +156,13 @@ impl Supervisor {
             .filter_map(|i| i.uid)
             .collect();
         let owner = std::fs::metadata(data_dir).ok().map(|m| m.uid());
-        let passwd = isolate::plan::passwd_uids();
-        let uid = isolate::plan::allocate_uid(range, &used, owner, |u| passwd.contains(&u))
+        // Nor a uid a service names in `user`, or a user of the system.
+        let mut taken = isolate::plan::passwd_uids();
+        taken.extend(self.config.services.values().filter_map(|s| match s.user {
+            Some(crate::config::User::Uid(u)) => Some(u),
+            _ => None,
+        }));
+        let uid = isolate::plan::allocate_uid(range, &used, owner, |u| taken.contains(&u))
             .ok_or_else(|| {
                 format!(
                     "spawn {key}: no free uid left in uid_range [{}, {}]",
