@@ -10,172 +10,11 @@ mod raw;
 mod util;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
-
+use raw::pki::*;
 use util::*;
-
-/// A private key kind and the PEM form it is written in.
-#[derive(Clone, Copy)]
-enum Key {
-    P256Sec1,
-    P384Pkcs8,
-    RsaPkcs1,
-}
-
-/// A folder of certificates made with openssl.
-struct Pki {
-    dir: Scratch,
-}
-
-impl Pki {
-    fn new(name: &str) -> Option<Pki> {
-        if !tools_present(&["openssl", "curl", "python3"]) {
-            return None;
-        }
-        Some(Pki {
-            dir: Scratch::new(name),
-        })
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path(name)
-    }
-
-    fn openssl(&self, args: &[&str]) {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(&self.dir.root)
-            .output()
-            .expect("run openssl");
-        assert!(
-            out.status.success(),
-            "openssl {}\n{}",
-            args.join(" "),
-            describe(&out)
-        );
-    }
-
-    /// A CA: `{name}.pem` and `{name}.key`.
-    fn ca(&self, name: &str) -> PathBuf {
-        let (pem, key) = (format!("{name}.pem"), format!("{name}.key"));
-        self.openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &pem,
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={name}"),
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign",
-        ]);
-        self.path(&pem)
-    }
-
-    /// A server certificate for `names` signed by CA `ca`: `{name}.pem` (the
-    /// chain: leaf then CA) and `{name}.key` in the form `kind` says.
-    fn leaf(&self, ca: &str, name: &str, names: &[&str], kind: Key) -> (PathBuf, PathBuf) {
-        let pkcs8 = format!("{name}.pkcs8");
-        match kind {
-            Key::P256Sec1 => self.openssl(&[
-                "genpkey",
-                "-algorithm",
-                "EC",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-out",
-                &pkcs8,
-            ]),
-            Key::P384Pkcs8 => self.openssl(&[
-                "genpkey",
-                "-algorithm",
-                "EC",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-384",
-                "-out",
-                &pkcs8,
-            ]),
-            Key::RsaPkcs1 => self.openssl(&[
-                "genpkey",
-                "-algorithm",
-                "RSA",
-                "-pkeyopt",
-                "rsa_keygen_bits:2048",
-                "-out",
-                &pkcs8,
-            ]),
-        }
-        let key = format!("{name}.key");
-        match kind {
-            Key::P256Sec1 => self.openssl(&["ec", "-in", &pkcs8, "-out", &key]),
-            Key::P384Pkcs8 => self.openssl(&["pkey", "-in", &pkcs8, "-out", &key]),
-            Key::RsaPkcs1 => self.openssl(&["rsa", "-in", &pkcs8, "-traditional", "-out", &key]),
-        }
-        let header = match kind {
-            Key::P256Sec1 => "BEGIN EC PRIVATE KEY",
-            Key::P384Pkcs8 => "BEGIN PRIVATE KEY",
-            Key::RsaPkcs1 => "BEGIN RSA PRIVATE KEY",
-        };
-        let text = std::fs::read_to_string(self.path(&key)).expect("read key");
-        assert!(text.contains(header), "{key} is not {header}: {text}");
-        let san: Vec<String> = names.iter().map(|n| format!("DNS:{n}")).collect();
-        let csr = format!("{name}.csr");
-        let leaf = format!("{name}.leaf");
-        self.openssl(&[
-            "req",
-            "-new",
-            "-key",
-            &key,
-            "-out",
-            &csr,
-            "-subj",
-            &format!("/CN={}", names[0]),
-            "-addext",
-            &format!("subjectAltName={}", san.join(",")),
-        ]);
-        self.openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            &format!("{ca}.pem"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-copy_extensions",
-            "copy",
-            "-out",
-            &leaf,
-        ]);
-        let chain = [
-            std::fs::read_to_string(self.path(&leaf)).expect("leaf"),
-            std::fs::read_to_string(self.path(&format!("{ca}.pem"))).expect("ca"),
-        ]
-        .concat();
-        let pem = self.dir.write(&format!("{name}.pem"), &chain);
-        (pem, self.path(&key))
-    }
-}
 
 /// A server with services `web` (echo.py, instance `a`) and `raw`
 /// (rawhttp.py, instance `prod`), HTTPS on a port of its own, `tls` the
@@ -224,38 +63,6 @@ fn curl_https(
     args.extend_from_slice(extra);
     args.push(&url);
     curl(&args)
-}
-
-/// A rustls client trusting `ca`, offering ALPN http/1.1.
-fn client_config(ca: &Path) -> Arc<ClientConfig> {
-    let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).expect("open CA") {
-        roots.add(cert.expect("CA PEM")).expect("add CA");
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Arc::new(config)
-}
-
-type Tls = StreamOwned<ClientConnection, TcpStream>;
-
-/// A TLS connection to `addr` for server name `name`, handshake done.
-fn tls_connect(addr: SocketAddr, name: &str, config: Arc<ClientConfig>) -> Tls {
-    let tcp = TcpStream::connect(addr).expect("connect");
-    tcp.set_read_timeout(Some(raw::READ_TIMEOUT))
-        .expect("timeout");
-    let name = ServerName::try_from(name.to_string()).expect("server name");
-    let conn = ClientConnection::new(config, name).expect("client connection");
-    let mut tls = StreamOwned::new(conn, tcp);
-    while tls.conn.is_handshaking() {
-        tls.conn.complete_io(&mut tls.sock).expect("TLS handshake");
-    }
-    tls
 }
 
 /// Reads one response from `tls`, keeping what follows in `buf`.
@@ -664,4 +471,70 @@ fn reload_swaps_certificates_and_keeps_open_connections() {
         })
         .unwrap_or_else(|| panic!("no handshake failures in\n{metrics}"));
     assert!(alerts.parse::<u64>().expect("a number") >= 1, "{metrics}");
+}
+
+#[test]
+fn the_cli_talks_to_an_https_server_verifying_its_certificate() {
+    let Some(pki) = Pki::new("tls_cli") else {
+        return;
+    };
+    let ca = pki.ca("ca");
+    let other = pki.ca("other");
+    let (cert, key) = pki.leaf("ca", "server", &["localhost", "127.0.0.1"], Key::P256Sec1);
+    let server = start("tls_cli", &cert_keys(&cert, &key));
+    let https = server.https.expect("an https listener");
+    let token = server.admin_token.clone();
+    let cwd = pki.path("");
+    let ten = |url: &str, ca: Option<&Path>, args: &[&str]| {
+        let mut all = vec!["--server", url, "--token", &token];
+        if let Some(ca) = ca {
+            all.extend(["--cacert", ca.to_str().expect("UTF-8 path")]);
+        }
+        all.extend_from_slice(args);
+        ten_raw(&cwd, &all)
+    };
+    for host in ["127.0.0.1", "localhost"] {
+        let url = format!("https://{host}:{}", https.port());
+        let out = ten(&url, Some(&ca), &["ps"]);
+        assert!(out.status.success(), "{url}: {}", describe(&out));
+        let table = stdout(&out);
+        assert!(
+            table.contains("web:a") && table.contains("raw:prod"),
+            "{table}"
+        );
+    }
+    let url = format!("https://127.0.0.1:{}", https.port());
+    // Writes and streams go over TLS too.
+    let out = ten(&url, Some(&ca), &["weight", "web:a", "40"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(server.instance("web:a").expect("web:a")["weight"], 40);
+    let out = ten(&url, Some(&ca), &["logs", "raw:prod", "--limit", "5"]);
+    assert!(out.status.success(), "{}", describe(&out));
+
+    // A certificate from another CA, or from none the system trusts: refused,
+    // saying what to do.
+    for (ca, against) in [(Some(other.as_path()), "other.pem"), (None, "system")] {
+        let out = ten(&url, ca, &["ps"]);
+        assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+        let err = stderr(&out);
+        assert!(
+            err.starts_with("ten: error: cannot reach the server at https://127.0.0.1:")
+                && err.contains("certificate is not trusted")
+                && err.contains(against)
+                && err.contains("--cacert FILE"),
+            "{err}"
+        );
+    }
+    let out = ten(&url, Some(&pki.path("missing.pem")), &["ps"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("cannot read --cacert"),
+        "{}",
+        describe(&out)
+    );
+    // https:// to the plain listener: a TLS error, not a hang.
+    let plain = format!("https://127.0.0.1:{}", server.addr.port());
+    let out = ten(&plain, Some(&ca), &["ps"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(stderr(&out).contains("TLS"), "{}", describe(&out));
 }

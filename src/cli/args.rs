@@ -42,6 +42,8 @@ impl UsageError {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Globals {
     pub server: Option<String>,
+    /// `--cacert FILE`: the CA(s) an `https://` server is verified against.
+    pub cacert: Option<PathBuf>,
     pub token: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub config: Option<PathBuf>,
@@ -223,6 +225,7 @@ pub fn parse(args: &[OsString]) -> Result<Parsed, UsageError> {
                 "version" => version = true,
                 "json" => globals.json = true,
                 "server" => globals.server = value,
+                "cacert" => globals.cacert = value.map(PathBuf::from),
                 "token" => globals.token = value,
                 "data-dir" => globals.data_dir = value.map(PathBuf::from),
                 "config" => globals.config = value.map(PathBuf::from),
@@ -417,7 +420,7 @@ pub fn command_help(c: &CommandSpec) -> String {
     }
     let _ = writeln!(
         out,
-        "\nGlobal options: --server URL, --token T, --data-dir DIR, --config FILE, --json\n(see `ten --help`)."
+        "\nGlobal options: --server URL, --cacert FILE, --token T, --data-dir DIR, --config FILE, --json\n(see `ten --help`)."
     );
     let _ = writeln!(
         out,

@@ -85,7 +85,7 @@ fn bash() -> String {
         global_values.join("|")
     ));
     s.push_str("    case \"$prev\" in\n");
-    s.push_str("        --config) COMPREPLY=($(compgen -f -- \"$cur\")); return ;;\n");
+    s.push_str("        --config|--cacert) COMPREPLY=($(compgen -f -- \"$cur\")); return ;;\n");
     s.push_str("        --data-dir) COMPREPLY=($(compgen -d -- \"$cur\")); return ;;\n");
     s.push_str("        --server|--token) return ;;\n    esac\n");
     s.push_str("    if [[ -z \"$cmd\" ]]; then\n");

@@ -16,6 +16,8 @@ mod local;
 mod output;
 mod table;
 mod tokens;
+mod transport;
+mod wire;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -237,7 +239,10 @@ impl Ctx<'_> {
             .clone()
             .or_else(|| env_var("TENEMENT_TOKEN"));
         if let Some(s) = server {
-            return Ok(Client::new(Endpoint::Tcp(client::parse_url(&s)?), token));
+            let cacert = self.inv.globals.cacert.clone();
+            return Ok(
+                Client::new(Endpoint::Tcp(client::parse_url(&s)?), token).with_cacert(cacert)
+            );
         }
         // Where the server's socket is: --data-dir or $TENEMENT_DATA_DIR,
         // else the config's data_dir. A config that does not load leaves the

@@ -79,7 +79,12 @@ pub static GLOBALS: &[FlagSpec] = &[
     flag(
         "server",
         Some("URL"),
-        "API address, http:// only ($TENEMENT_SERVER; default: the local socket {data_dir}/.tenement/ten.sock; without it, the config's listen when a token is given, else `ten` says the server is not running)",
+        "API address, http:// or https:// ($TENEMENT_SERVER; default: the local socket {data_dir}/.tenement/ten.sock; without it, the config's listen when a token is given, else `ten` says the server is not running)",
+    ),
+    flag(
+        "cacert",
+        Some("FILE"),
+        "PEM CA certificate(s) an https:// server is verified against (default: the system's, /etc/ssl/certs/ca-certificates.crt)",
     ),
     flag(
         "token",

@@ -4,6 +4,8 @@
 //! exchanges, a strict response parser, and checks on what the backend saw.
 #![allow(dead_code)]
 
+pub mod pki;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
