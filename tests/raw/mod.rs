@@ -1,17 +1,164 @@
-//! Shared by the conformance, hardening, streaming and WebSocket tests: a
-//! `ten serve` in front of `fixtures/rawhttp.py` (a backend that records every
-//! byte it receives and can answer with scripted bytes), raw-socket
-//! exchanges, a strict response parser, and checks on what the backend saw.
+//! Shared by the conformance, hardening, streaming, WebSocket and TLS tests:
+//! a `ten serve` in front of `fixtures/rawhttp.py` (a backend that records
+//! every byte it receives and can answer with scripted bytes), reached over
+//! plain TCP or over TLS (`Over`, `both_ways!`), raw exchanges, a strict
+//! response parser, and checks on what the backend saw.
 #![allow(dead_code)]
 
 pub mod pki;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::ops::Deref;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::util::*;
+use pki::{client_config, tls_connect, Key, Pki};
+
+/// Defines a test twice, as `NAME::plain` and `NAME::tls`: the body runs
+/// with `over` = `Over::Plain`, then `Over::Tls` (the same front, reached
+/// through its HTTPS listener). One body, two transports.
+#[macro_export]
+macro_rules! both_ways {
+    ($(#[$attr:meta])* fn $name:ident($over:ident) $body:block) => {
+        $(#[$attr])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn run($over: Over) $body
+
+            #[test]
+            fn plain() {
+                run(Over::Plain)
+            }
+
+            #[test]
+            fn tls() {
+                run(Over::Tls)
+            }
+        }
+    };
+}
+
+/// How a test reaches the front.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Over {
+    Plain,
+    /// The HTTPS listener, SNI `HOST`, the certificate verified.
+    Tls,
+}
+
+/// A started server and how its tests reach it. Derefs to the `Server`.
+/// Fields drop in order: the server stops before its certificates go.
+pub struct Front {
+    pub server: Server,
+    tls: Option<(Arc<rustls::ClientConfig>, Pki)>,
+}
+
+impl Deref for Front {
+    type Target = Server;
+    fn deref(&self) -> &Server {
+        &self.server
+    }
+}
+
+impl Front {
+    /// Whether this front is reached over TLS.
+    pub fn over(&self) -> Over {
+        if self.tls.is_some() {
+            Over::Tls
+        } else {
+            Over::Plain
+        }
+    }
+
+    /// The address tests connect to: the HTTPS listener over TLS.
+    pub fn target(&self) -> SocketAddr {
+        match self.over() {
+            Over::Plain => self.server.addr,
+            Over::Tls => self.server.https.expect("an https listener"),
+        }
+    }
+
+    /// The CA file a TLS client verifies the front with (None: plain).
+    pub fn ca(&self) -> Option<PathBuf> {
+        self.tls.as_ref().map(|(_, pki)| pki.path("ca.pem"))
+    }
+
+    /// A new connection the way this front is reached, with a read timeout
+    /// so a wedged server fails the test.
+    pub fn dial(&self) -> Stream {
+        match &self.tls {
+            None => Stream::Plain(connect(self.server.addr)),
+            Some((config, _)) => {
+                let https = self.server.https.expect("an https listener");
+                let tls = tls_connect(https, HOST, config.clone());
+                tls.sock.set_nodelay(true).expect("nodelay");
+                Stream::Tls(Box::new(tls))
+            }
+        }
+    }
+}
+
+/// A client connection, plain or TLS.
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<pki::Tls>),
+}
+
+/// What `read_all` and `read_response` read from: a socket or a TLS stream
+/// over one, whose read timeout they set.
+pub trait Wire: Read + Write {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()>;
+}
+
+impl Wire for TcpStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout)
+    }
+}
+
+impl Wire for Stream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.set_read_timeout(timeout),
+            Stream::Tls(s) => s.sock.set_read_timeout(timeout),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            // The end of the TCP stream without close_notify is still the
+            // server closing, as a FIN is for plain HTTP.
+            Stream::Tls(s) => match s.read(buf) {
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => Ok(0),
+                other => other,
+            },
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
 
 /// The Host of the one instance every test routes to.
 pub const HOST: &str = "prod.raw.localhost";
@@ -29,18 +176,61 @@ pub fn config(settings_extra: &str, service_extra: &str) -> String {
 }
 
 /// Starts the server with `raw:prod` and waits until it is running.
-pub fn start(name: &str) -> Option<Server> {
+pub fn start(name: &str) -> Option<Front> {
     start_with(name, "", "")
 }
 
 /// Like `start`, with extra `[settings]` and `[service.raw]` lines.
-pub fn start_with(name: &str, settings_extra: &str, service_extra: &str) -> Option<Server> {
+pub fn start_with(name: &str, settings_extra: &str, service_extra: &str) -> Option<Front> {
+    start_over(Over::Plain, name, settings_extra, service_extra)
+}
+
+/// Like `start_with`, reached `over` plain TCP or TLS. For TLS the server
+/// gets an HTTPS listener with an ECDSA certificate for `*.raw.localhost`
+/// and `localhost` from a CA made for the test (`redirect_http = false`, so
+/// plain requests from helpers still work).
+pub fn start_over(
+    over: Over,
+    name: &str,
+    settings_extra: &str,
+    service_extra: &str,
+) -> Option<Front> {
+    let front = launch_over(over, name, settings_extra, service_extra)?;
+    front.wait_running("raw:prod");
+    Some(front)
+}
+
+/// `start_over` without waiting for `raw:prod` to be running.
+pub fn launch_over(
+    over: Over,
+    name: &str,
+    settings_extra: &str,
+    service_extra: &str,
+) -> Option<Front> {
     if !tools_present(&["python3"]) {
         return None;
     }
-    let server = Server::start(name, &config(settings_extra, service_extra));
-    server.wait_running("raw:prod");
-    Some(server)
+    let (tls, settings_extra) = match over {
+        Over::Plain => (None, settings_extra.to_string()),
+        Over::Tls => {
+            let pki = Pki::new(&format!("{name}-pki"))?;
+            let ca = pki.ca("ca");
+            let (cert, key) = pki.leaf(
+                "ca",
+                "front",
+                &["*.raw.localhost", "localhost"],
+                Key::P256Sec1,
+            );
+            let extra = format!(
+                "{settings_extra}\n[settings.tls]\nhttps_listen = \"127.0.0.1:0\"\nredirect_http = false\ncert = {}\nkey = {}\n",
+                toml_str(&cert),
+                toml_str(&key)
+            );
+            (Some((client_config(&ca), pki)), extra)
+        }
+    };
+    let server = Server::start(name, &config(&settings_extra, service_extra));
+    Some(Front { server, tls })
 }
 
 /// The backend's data dir (where it keeps `received.jsonl` and reads scripts).
@@ -107,7 +297,7 @@ pub enum End {
 }
 
 /// Reads until the server closes the connection or `within` passes.
-pub fn read_all(stream: &mut TcpStream, within: Duration) -> (Vec<u8>, End) {
+pub fn read_all(stream: &mut impl Wire, within: Duration) -> (Vec<u8>, End) {
     let end = Instant::now() + within;
     let mut out = Vec::new();
     let mut buf = [0u8; 65536];
@@ -277,7 +467,7 @@ pub fn parse_one(buf: &[u8], head_request: bool, eof: bool) -> Option<(RawResp, 
 
 /// Reads one response (interim 1xx ones included) from `stream`, keeping
 /// whatever follows it in `buf`.
-pub fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>, head_request: bool) -> RawResp {
+pub fn read_response(stream: &mut impl Wire, buf: &mut Vec<u8>, head_request: bool) -> RawResp {
     let mut eof = false;
     let mut chunk = [0u8; 65536];
     loop {
@@ -323,10 +513,10 @@ pub fn parse_all(mut bytes: &[u8], head_requests: &[bool]) -> Vec<RawResp> {
     out
 }
 
-/// Sends a plain keep-alive GET to `path` on a fresh connection and returns
-/// the response.
-pub fn get(server: &Server, path: &str) -> RawResp {
-    let mut s = connect(server.addr);
+/// Sends a keep-alive GET to `path` on a fresh connection (TLS for a TLS
+/// front) and returns the response.
+pub fn get(server: &Front, path: &str) -> RawResp {
+    let mut s = server.dial();
     let req = format!("GET {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n");
     s.write_all(req.as_bytes()).expect("write");
     read_response(&mut s, &mut Vec::new(), false)
@@ -337,14 +527,14 @@ pub fn get(server: &Server, path: &str) -> RawResp {
 /// (naming `why` when given), `Connection: close`, then the connection
 /// closed; and the backend never received a byte of it.
 pub fn assert_refused(
-    server: &Server,
+    server: &Front,
     request: &[u8],
     status: u16,
     reason: &str,
     why: Option<&str>,
 ) {
     let before = records(server).len();
-    let mut s = connect(server.addr);
+    let mut s = server.dial();
     // The server may close before taking all of a long request: a failed
     // write is fine, the answer is what counts.
     let _ = s.write_all(request);
@@ -399,7 +589,7 @@ pub fn assert_refused(
 /// Checks that nothing reached the backend since `before` records: sends a
 /// sentinel request through the front and expects it to be the only request
 /// (and no partial one) recorded since.
-pub fn assert_nothing_forwarded(server: &Server, before: usize, what: &str) {
+pub fn assert_nothing_forwarded(server: &Front, before: usize, what: &str) {
     let n = SENTINEL.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let path = format!("/sentinel-{n}");
     let resp = get(server, &path);
