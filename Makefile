@@ -10,7 +10,7 @@ help:
 	@echo "make demo    build, run the notes example on port $(PORT), Ctrl-C to stop"
 	@echo "make test    run the unit and integration tests"
 	@echo "make build   release build: target/release/ten"
-	@echo "make bench   ten vs nginx vs HAProxy on this machine (installs them if missing)"
+	@echo "make bench   ten vs nginx vs HAProxy on this machine, HTTP and HTTPS (installs them if missing)"
 	@echo "make static  static musl binary: target/$(MUSL)/release/ten"
 	@echo "make lint    cargo fmt --check and clippy -D warnings"
 	@echo "make clean   remove build output"
@@ -28,9 +28,11 @@ demo: build
 
 # Proxy throughput, CPU per request, latency and memory per connection of
 # both builds (glibc and static musl), against nginx and HAProxy in the same
-# run. Installs nginx, haproxy and wrk if missing.
+# run; then HTTPS through the same three (ECDSA and RSA, keep-alive and a
+# handshake per request). Installs nginx, haproxy, wrk and openssl if missing.
 bench: build static
 	./tests/bench/run.sh
+	./tests/bench/https.sh
 	./tests/bench/wake.sh
 
 # ring (rustls' crypto) compiles C and assembly for the target: musl-gcc
