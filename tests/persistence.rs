@@ -61,17 +61,12 @@ fn fill(dir: &Path) {
     let _ = std::fs::remove_file(probe);
 }
 
-/// (instance, weight) of every instance, sorted.
-fn weights(server: &Server) -> Vec<(String, u64)> {
-    let mut all: Vec<(String, u64)> = server
+/// "instance weight state" of every instance, sorted.
+fn weights(server: &Server) -> Vec<String> {
+    let mut all: Vec<String> = server
         .instances()
         .iter()
-        .map(|i| {
-            (
-                i["instance"].as_str().unwrap_or("").to_string(),
-                i["weight"].as_u64().unwrap_or(999),
-            )
-        })
+        .map(|i| format!("{} {} {}", i["instance"], i["weight"], i["state"]))
         .collect();
     all.sort();
     all
@@ -99,9 +94,10 @@ fn on_a_full_disk_every_change_is_refused_and_none_comes_back_after_a_restart() 
         return;
     }
     let config = format!(
-        "{}{}",
+        "{}{}{}",
         settings("stop_timeout = 5"),
-        py_service("api", "echo.py", "health = \"/health\"")
+        py_service("api", "echo.py", "health = \"/health\""),
+        py_service("nap", "echo.py", "idle_timeout = 1")
     );
     let mut mounted = None;
     let mut server = Server::start_prepared("fulldisk", &config, &[], &[], |dir| {
@@ -110,11 +106,24 @@ fn on_a_full_disk_every_change_is_refused_and_none_comes_back_after_a_restart() 
     let _tmpfs = mounted.expect("mounted");
     server.ten_ok(&["spawn", "api:a", "--weight", "50", "--wait"]);
     server.ten_ok(&["spawn", "api:b", "--wait"]);
+    // A sleeping instance: a restart would make it `running` in the registry.
+    server.ten_ok(&["spawn", "nap:z", "--wait"]);
+    assert!(
+        wait_until(DEADLINE, || server
+            .instance("nap:z")
+            .is_some_and(|i| i["state"] == "sleeping")),
+        "nap:z goes to sleep\n{}",
+        server.log()
+    );
     let alice = server.mint_token(Some("alice"));
     let before = weights(&server);
     assert_eq!(
         before,
-        [("api:a".to_string(), 50), ("api:b".to_string(), 100)]
+        [
+            r#""api:a" 50 "running""#,
+            r#""api:b" 100 "running""#,
+            r#""nap:z" 100 "sleeping""#
+        ]
     );
     let tokens_before = token_ids(&server);
     assert_eq!(tokens_before.len(), 2);
@@ -162,6 +171,7 @@ fn on_a_full_disk_every_change_is_refused_and_none_comes_back_after_a_restart() 
             Some(serde_json::json!({"service": "api", "from": "b", "to": "a"})),
         ),
         ("DELETE", format!("/api/tokens/{alice_id}"), None),
+        ("POST", "/api/instances/nap:z/restart".into(), None),
     ];
     for (method, path, body) in &changes {
         let resp = server.api(method, path, admin, body.as_ref());
@@ -187,6 +197,7 @@ fn on_a_full_disk_every_change_is_refused_and_none_comes_back_after_a_restart() 
         &["spawn", "api:e"][..],
         &["weight", "api:b", "1"],
         &["stop", "api:b"],
+        &["restart", "nap:z"],
         &["deploy", "api:f", "--timeout", "10"],
         &["token", "revoke", &alice_id],
         &["token-gen"],
@@ -222,11 +233,10 @@ fn on_a_full_disk_every_change_is_refused_and_none_comes_back_after_a_restart() 
     // Space again, then a restart: only what was answered OK is there.
     std::fs::remove_file(server.data_dir.join("fill")).expect("remove fill");
     server.restart();
-    wait_until(DEADLINE, || weights(&server).len() == 2);
-    assert_eq!(weights(&server), before, "\n{}", server.log());
     for key in ["api:a", "api:b"] {
         server.wait_running(key);
     }
+    assert_eq!(weights(&server), before, "\n{}", server.log());
     assert_eq!(token_ids(&server), tokens_before);
     let resp = server.api("GET", "/api/instances", Some(&alice), None);
     assert_eq!(resp.status, 200, "alice's token still works");
@@ -237,10 +247,7 @@ fn on_a_full_disk_every_change_is_refused_and_none_comes_back_after_a_restart() 
     );
     // And changes work again.
     server.ten_ok(&["weight", "api:a", "5"]);
-    assert_eq!(
-        weights(&server),
-        [("api:a".to_string(), 5), ("api:b".to_string(), 100)]
-    );
+    assert_eq!(weights(&server)[0], r#""api:a" 5 "running""#);
 }
 
 #[test]
