@@ -452,3 +452,62 @@ fn a_uid_named_in_user_is_never_handed_out_and_a_full_range_fails_the_start() {
     let pid = server.wait_running("pin:a")["pid"].as_u64().unwrap();
     assert_eq!(proc_uid(pid), 300_100);
 }
+
+#[test]
+fn without_root_the_default_is_process_with_one_warning_naming_why() {
+    if !is_root() {
+        // Run by a user: the default is what we want to see, but the
+        // test needs root to become someone else.
+        skip("becoming an unprivileged user needs root");
+        return;
+    }
+    if !tools_present(&["setpriv", "timeout"]) {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("ten-test-nonroot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("tenement.toml");
+    std::fs::write(
+        &config,
+        "[settings]\nport_range = [29990, 29999]\n[service.svc]\ncommand = \"sleep 30\"\n\
+         [service.pinned]\ncommand = \"sleep 30\"\nisolation = \"process\"\n\
+         [instances]\nsvc = [\"a\"]\n",
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+    // nobody runs ten serve for 3 s; SIGTERM then stops it.
+    let out = std::process::Command::new("timeout")
+        .args([
+            "-s",
+            "TERM",
+            "3",
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+        ])
+        .args([
+            "--clear-groups",
+            BIN,
+            "serve",
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+        ])
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .current_dir(&dir)
+        .env_remove("TENEMENT_DATA_DIR")
+        .env_remove("TENEMENT_CONFIG")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let log = stderr(&out);
+    let warning = "isolation defaults to \"process\": ten serve is not running as root";
+    assert_eq!(log.matches(warning).count(), 1, "{log}");
+    assert!(log.contains("svc:a spawned pid"), "{log}");
+    assert!(log.contains("isolation process ("), "{log}");
+    assert!(!log.contains("isolation namespace"), "{log}");
+}
