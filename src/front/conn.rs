@@ -136,8 +136,9 @@ pub struct Spare {
     free: Vec<Vec<u8>>,
 }
 
-/// Spare buffers kept per loop; beyond this they are freed.
-const SPARE_MAX: usize = 512;
+/// Spare buffers kept per loop; beyond this they are freed. Buffers go back
+/// as soon as they are empty, so a loop needs only a few at once.
+const SPARE_MAX: usize = 64;
 
 impl Spare {
     /// Gives `buf` storage if it has none.
@@ -160,6 +161,19 @@ impl Spare {
                 self.free.push(data);
             }
         }
+    }
+
+    /// Takes back the storage of an empty buffer of the first size, and
+    /// leaves a grown one (a large body is streaming through it).
+    pub fn reclaim_small(&mut self, buf: &mut Buf) {
+        if buf.data.len() == INITIAL {
+            self.reclaim(buf);
+        }
+    }
+
+    /// Frees every spare buffer (the loop has no connection left).
+    pub fn release(&mut self) {
+        self.free = Vec::new();
     }
 }
 
@@ -416,6 +430,11 @@ impl Exchanges {
             self.free.push(x);
         }
     }
+
+    /// Frees every kept exchange (the loop has no connection left).
+    pub fn release(&mut self) {
+        self.free = Vec::new();
+    }
 }
 
 /// One client connection. Generic over the two sockets only so the state
@@ -515,6 +534,33 @@ mod tests {
             }
         }
         assert_eq!(big.len(), 80_000 - 2 * 6667);
+    }
+
+    #[test]
+    fn spare_takes_back_small_empty_buffers_and_keeps_grown_ones_in_use() {
+        let mut spare = Spare::default();
+        let (mut small, mut grown, mut full) = (Buf::default(), Buf::default(), Buf::default());
+        for buf in [&mut small, &mut grown, &mut full] {
+            spare.supply(buf);
+        }
+        grown.extend(&[0; 3 * INITIAL]);
+        grown.clear();
+        full.extend(b"in flight");
+        for buf in [&mut small, &mut grown, &mut full] {
+            spare.reclaim_small(buf);
+        }
+        assert!(!small.has_storage(), "an empty first-size buffer goes back");
+        assert!(
+            grown.has_storage(),
+            "a grown one stays while a body streams"
+        );
+        assert_eq!(full.bytes(), b"in flight");
+        assert_eq!(spare.free.len(), 1);
+        spare.reclaim(&mut grown);
+        assert!(!grown.has_storage(), "between requests it is freed");
+        assert_eq!(spare.free.len(), 1, "grown storage is not kept");
+        spare.release();
+        assert!(spare.free.is_empty() && spare.free.capacity() == 0);
     }
 
     #[test]

@@ -61,6 +61,9 @@ const IDLE_RELEASE: Duration = Duration::from_secs(2);
 /// A Server-Sent Events stream gets a comment line this often, so proxies
 /// and browsers keep it open.
 const HEARTBEAT: Duration = Duration::from_secs(15);
+/// Connections that make a burst: once at least this many were open and
+/// three quarters of them have closed, the loop gives memory back.
+const BURST: usize = 256;
 
 /// What a loop needs from the server to start.
 pub struct WorkerSetup {
@@ -116,6 +119,11 @@ pub struct Worker {
     waker: Arc<Waker>,
     stop: Arc<AtomicBool>,
     open: usize,
+    /// Most connections open at once since memory was last given back.
+    peak: usize,
+    /// Memory was given back during a burst's closes: once more when the
+    /// last connection has gone.
+    after_burst: bool,
     stats: Arc<FrontStats>,
     max_conns: usize,
     /// Accepting is paused (the listener is deregistered) at the cap.
@@ -176,6 +184,8 @@ impl Worker {
             waker,
             stop,
             open: 0,
+            peak: 0,
+            after_burst: false,
             stats,
             max_conns,
             paused: false,
@@ -362,6 +372,7 @@ impl Worker {
         conn.deadline = Some(Instant::now() + HEAD_TIMEOUT);
         self.conns[slot] = Some(conn);
         self.open += 1;
+        self.peak = self.peak.max(self.open);
         self.stats.open.fetch_add(1, Ordering::Relaxed);
         self.stats.accepted.fetch_add(1, Ordering::Relaxed);
     }
@@ -386,7 +397,7 @@ impl Worker {
 
     fn tick(&mut self, now: Instant) {
         self.pool.expire(self.poll.registry(), now);
-        self.shrink_slots();
+        self.shrink_slots(1024);
         for slot in 0..self.conns.len() {
             // An event stream whose token was revoked ends now.
             let revoked = match &self.conns[slot] {
@@ -479,10 +490,11 @@ impl Worker {
 
     /// After a burst of connections has gone, gives the slot table's memory
     /// back. Generations are kept, so a late reply for a dropped slot is
-    /// still recognised as stale when the slot is reused.
-    fn shrink_slots(&mut self) {
+    /// still recognised as stale when the slot is reused. A table shorter
+    /// than `min_len` is left as it is.
+    fn shrink_slots(&mut self, min_len: usize) {
         let len = self.conns.len();
-        if len < 1024 || self.open * 4 > len {
+        if len < min_len || self.open * 4 > len {
             return;
         }
         let keep = self
@@ -497,6 +509,18 @@ impl Worker {
         self.conns.shrink_to_fit();
         self.free.retain(|&slot| slot < keep);
         self.free.shrink_to_fit();
+    }
+
+    /// After a burst of connections: frees the spare buffers and exchanges
+    /// and the slot table's unused end, and has the allocator return free
+    /// memory to the kernel, so the server's RSS comes back down.
+    fn give_back_memory(&mut self) {
+        self.spare.release();
+        self.exchanges.release();
+        self.shrink_slots(0);
+        crate::sys::memory::trim();
+        self.after_burst = self.open > 0;
+        self.peak = self.open;
     }
 
     /// Runs the connection's state machine until no side can make progress.
@@ -536,6 +560,10 @@ impl Worker {
         self.free.push(slot);
         self.open -= 1;
         self.stats.open.fetch_sub(1, Ordering::Relaxed);
+        let burst_over = self.peak >= BURST && self.open * 4 <= self.peak;
+        if burst_over || (self.open == 0 && self.after_burst) {
+            self.give_back_memory();
+        }
         if self.paused && self.open < self.max_conns {
             let registry = self.poll.registry();
             if registry

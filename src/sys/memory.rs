@@ -1,5 +1,20 @@
-//! Heap memory: in the unit-test binary only, a global allocator that
-//! counts the allocations of chosen threads.
+//! Giving freed heap memory back to the kernel (the front decides when:
+//! after its connections have gone), and, in the unit-test binary only, a
+//! global allocator that counts the allocations of chosen threads.
+
+/// Returns the free memory at the top and in the middle of the heap to the
+/// kernel (glibc's `malloc_trim`). glibc keeps freed memory in its arenas
+/// otherwise, so a burst of connections would leave the server's RSS high
+/// after they closed. musl's allocator unmaps freed groups by itself, and
+/// has no such call: there this does nothing.
+pub fn trim() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes a plain integer and only walks the
+    // allocator's own free lists, under its own locks.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
 
 /// The unit-test binary's global allocator: counts allocations and
 /// reallocations made by threads that called `count_this_thread` (the

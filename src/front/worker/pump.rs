@@ -26,10 +26,15 @@ impl Worker {
         if let Some(x) = c.ended.take() {
             self.exchanges.give_back(x);
         }
-        if !keep || (c.phase == Phase::Head && c.cin.is_empty() && c.cout.is_empty()) {
-            // Between requests (or closing): the storage goes back to the loop.
-            for buf in [&mut c.cin, &mut c.cout, &mut c.uin, &mut c.uout] {
+        let between = !keep || (c.phase == Phase::Head && c.cin.is_empty() && c.cout.is_empty());
+        for buf in [&mut c.cin, &mut c.cout, &mut c.uin, &mut c.uout] {
+            if between {
+                // Between requests (or closing): all storage goes back to the loop.
                 self.spare.reclaim(buf);
+            } else {
+                // Waiting in the middle of an exchange: empty buffers go back
+                // too, so a busy connection holds only the bytes in flight.
+                self.spare.reclaim_small(buf);
             }
         }
         keep
