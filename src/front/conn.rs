@@ -9,10 +9,13 @@ use std::time::Instant;
 
 use mio::net::{TcpStream, UnixStream};
 
+use super::stats::Visit;
 use crate::http::head::ResponseHead;
 use crate::http::{Framer, RequestHead};
 use crate::names::InstanceKey;
 use crate::net::{MioStream, Stream};
+use crate::supervisor::snapshot::InstanceStats;
+use std::sync::Arc;
 
 /// Most bytes buffered in one direction before reading from that side stops
 /// (backpressure).
@@ -271,7 +274,7 @@ pub struct Exchange {
     /// The instance the request is (to be) sent to.
     pub instance: Option<crate::names::InstanceKey>,
     /// Counts this request at its instance while it is there.
-    pub visit: Option<super::stats::Visit>,
+    pub visit: Option<Visit>,
     /// Refused connections so far (an instance that just crashed).
     pub refusals: u32,
     /// The address that refused last, for the answer when retries run out.
@@ -301,6 +304,9 @@ pub struct Exchange {
     /// An earlier request's `service` and `instance`, kept for their storage.
     spare_service: Option<String>,
     spare_key: Option<InstanceKey>,
+    /// The counters of the instance the last visit went to, kept so a
+    /// visit to the same instance takes no new reference.
+    last_stats: Option<Arc<InstanceStats>>,
 }
 
 /// API request bodies up to this size keep their storage for the next request.
@@ -341,6 +347,7 @@ impl Exchange {
             resp: ResponseHead::default(),
             spare_service: None,
             spare_key: None,
+            last_stats: None,
         }
     }
 
@@ -355,7 +362,7 @@ impl Exchange {
         if let Some(k) = self.instance.take() {
             self.spare_key = Some(k);
         }
-        self.visit = None;
+        self.end_visit();
         self.refusals = 0;
         self.refused_by = None;
         self.tried.clear();
@@ -372,6 +379,25 @@ impl Exchange {
         self.api_body.clear();
         self.api_status = None;
         self.request_timeout = std::time::Duration::from_secs(60);
+    }
+
+    /// Starts a visit to the instance counted in `stats`, by front loop
+    /// `shard`. A visit under way ends first (unrecorded, when it has no
+    /// status yet: a weighted retry).
+    pub fn start_visit(&mut self, stats: &Arc<InstanceStats>, shard: usize) {
+        self.end_visit();
+        let stats = match self.last_stats.take() {
+            Some(kept) if Arc::ptr_eq(&kept, stats) => kept,
+            _ => stats.clone(),
+        };
+        self.visit = Some(Visit::new(stats, shard));
+    }
+
+    /// Ends the visit under way, if any.
+    pub fn end_visit(&mut self) {
+        if let Some(v) = self.visit.take() {
+            self.last_stats = v.finish();
+        }
     }
 
     /// Sets `service`, reusing earlier storage.
@@ -425,7 +451,7 @@ impl Exchanges {
 
     /// Takes back an exchange that is over. Its visit ends now.
     pub fn give_back(&mut self, mut x: Box<Exchange>) {
-        x.visit = None;
+        x.end_visit();
         if self.free.len() < EXCHANGES_MAX {
             self.free.push(x);
         }

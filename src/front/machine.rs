@@ -279,7 +279,7 @@ pub fn finish<C, S>(c: &mut Conn<C, S>, now: Instant) -> Step {
     };
     c.deadline = Some(now + IDLE_TIMEOUT);
     // The request's visit ends now; the loop reuses the rest.
-    x.visit = None;
+    x.end_visit();
     c.ended = Some(x);
     Step::Finished { keep_upstream }
 }

@@ -31,43 +31,71 @@ impl FrontStats {
 }
 
 /// One request's stay at an instance: counts it as an open connection from
-/// creation to drop, and records its status and duration when dropped.
+/// creation to its end (`finish` or drop), and records its status and
+/// duration then. Counts go to the shard of the loop that made it, so loops
+/// do not contend (see `InstanceStats::shard`).
 #[derive(Debug)]
 pub struct Visit {
-    pub stats: Arc<InstanceStats>,
+    /// Some until the visit ends.
+    stats: Option<Arc<InstanceStats>>,
+    /// The loop's shard index.
+    shard: usize,
     pub started: Instant,
     /// The response status once known; 0: none (nothing is recorded).
     pub status: u16,
 }
 
 impl Visit {
-    pub fn new(stats: Arc<InstanceStats>) -> Visit {
-        stats.open.fetch_add(1, Ordering::Relaxed);
+    /// A visit counted by front loop `shard`.
+    pub fn new(stats: Arc<InstanceStats>, shard: usize) -> Visit {
+        stats.shard(shard).open.fetch_add(1, Ordering::Relaxed);
         stats.touch();
         Visit {
-            stats,
+            stats: Some(stats),
+            shard,
             started: Instant::now(),
             status: 0,
         }
     }
 
     pub fn bytes_in(&self, n: usize) {
-        self.stats.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+        if let Some(s) = &self.stats {
+            s.shard(self.shard)
+                .bytes_in
+                .fetch_add(n as u64, Ordering::Relaxed);
+        }
     }
 
     pub fn bytes_out(&self, n: usize) {
-        self.stats.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+        if let Some(s) = &self.stats {
+            s.shard(self.shard)
+                .bytes_out
+                .fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Ends the visit and hands back the instance's counters, so the next
+    /// visit there needs no new reference (no shared count to bump).
+    pub fn finish(mut self) -> Option<Arc<InstanceStats>> {
+        self.end()
+    }
+
+    fn end(&mut self) -> Option<Arc<InstanceStats>> {
+        let stats = self.stats.take()?;
+        let traffic = stats.shard(self.shard);
+        traffic.open.fetch_sub(1, Ordering::Relaxed);
+        stats.touch();
+        if self.status != 0 {
+            let took: Duration = self.started.elapsed();
+            traffic.record(self.status, took);
+        }
+        Some(stats)
     }
 }
 
 impl Drop for Visit {
     fn drop(&mut self) {
-        self.stats.open.fetch_sub(1, Ordering::Relaxed);
-        self.stats.touch();
-        if self.status != 0 {
-            let took: Duration = self.started.elapsed();
-            self.stats.record(self.status, took);
-        }
+        self.end();
     }
 }
 
@@ -78,29 +106,24 @@ mod tests {
     #[test]
     fn a_visit_counts_open_and_records_on_drop() {
         let stats = Arc::new(InstanceStats::default());
-        let mut v = Visit::new(stats.clone());
-        assert_eq!(stats.open.load(Ordering::Relaxed), 1);
+        let mut v = Visit::new(stats.clone(), 0);
+        let mut w = Visit::new(stats.clone(), 1);
+        assert_eq!(stats.open(), 2);
         v.status = 404;
         drop(v);
-        assert_eq!(stats.open.load(Ordering::Relaxed), 0);
-        assert_eq!(stats.responses[3].load(Ordering::Relaxed), 1);
-        assert_eq!(
-            stats
-                .duration_buckets
-                .iter()
-                .map(|b| b.load(Ordering::Relaxed))
-                .sum::<u64>(),
-            1
-        );
-        let v = Visit::new(stats.clone());
+        assert_eq!(stats.open(), 1);
+        assert_eq!(stats.responses(3), 1);
+        assert_eq!(stats.durations().0.iter().sum::<u64>(), 1);
+        // Another loop's visit, ended by `finish`, counts the same way.
+        w.status = 200;
+        w.bytes_in(10);
+        let back = w.finish().expect("the counters come back");
+        assert!(Arc::ptr_eq(&back, &stats));
+        assert_eq!(stats.open(), 0);
+        assert_eq!(stats.responses(1), 1);
+        assert_eq!(stats.bytes_in(), 10);
+        let v = Visit::new(stats.clone(), 5);
         drop(v);
-        assert_eq!(
-            stats
-                .responses
-                .iter()
-                .map(|b| b.load(Ordering::Relaxed))
-                .sum::<u64>(),
-            1
-        );
+        assert_eq!((0..5).map(|c| stats.responses(c)).sum::<u64>(), 2);
     }
 }

@@ -117,16 +117,17 @@ pub const DURATION_BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// Per-instance traffic counters. Relaxed atomics: each is a counter or a
-/// gauge read on its own, never used to order other memory.
+/// Front loops count an instance's traffic in shards, loop `i` in shard
+/// `i % SHARDS`, so two loops never write the same cache line on every
+/// request; readers add the shards up.
+pub const SHARDS: usize = 4;
+
+/// One shard of an instance's traffic counters, on cache lines of its own.
 #[derive(Debug, Default)]
-pub struct InstanceStats {
-    /// Client connections currently routed to the instance (held, proxying
-    /// or tunnelled). An instance with open connections is not idle.
+#[repr(align(128))]
+pub struct Traffic {
+    /// Client connections this shard's loops route to the instance now.
     pub open: AtomicU64,
-    /// When the last request started or ended, as `idle::mono_ms` (the
-    /// monotonic clock, never the wall clock); 0: none yet.
-    pub last_active_mono_ms: AtomicU64,
     /// Responses by status class: index 0 = 1xx ... 4 = 5xx.
     pub responses: [AtomicU64; 5],
     /// Request bytes sent to the instance (head and body).
@@ -136,6 +137,18 @@ pub struct InstanceStats {
     /// Request duration histogram: counts per `DURATION_BUCKETS` entry plus +Inf.
     pub duration_buckets: [AtomicU64; 12],
     pub duration_sum_us: AtomicU64,
+}
+
+/// Per-instance counters. Relaxed atomics: each is a counter or a gauge
+/// read on its own, never used to order other memory.
+#[derive(Debug, Default)]
+pub struct InstanceStats {
+    /// The traffic shards, made at the instance's first request (an
+    /// instance never asked for costs a pointer).
+    traffic: std::sync::OnceLock<Box<[Traffic; SHARDS]>>,
+    /// When the last request started or ended, as `idle::mono_ms` (the
+    /// monotonic clock, never the wall clock); 0: none yet.
+    pub last_active_mono_ms: AtomicU64,
     /// Times the instance was woken from `sleeping` (by a request or a spawn).
     pub wakes: AtomicU64,
     /// When the current wake began, as `idle::mono_ms`; 0: none.
@@ -151,10 +164,59 @@ pub struct InstanceStats {
 pub const WAKE_BUCKETS: [f64; 8] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 impl InstanceStats {
-    /// Marks activity now.
+    /// Marks activity now. Written at most once a millisecond, so loops
+    /// busy with the same instance do not keep taking its cache line.
     pub fn touch(&self) {
-        self.last_active_mono_ms
-            .store(idle::mono_ms(Instant::now()), Ordering::Relaxed);
+        let now = idle::mono_ms(Instant::now());
+        if self.last_active_mono_ms.load(Ordering::Relaxed) != now {
+            self.last_active_mono_ms.store(now, Ordering::Relaxed);
+        }
+    }
+
+    /// The shard front loop `index` writes.
+    pub fn shard(&self, index: usize) -> &Traffic {
+        let shards = self
+            .traffic
+            .get_or_init(|| Box::new(std::array::from_fn(|_| Traffic::default())));
+        &shards[index % SHARDS]
+    }
+
+    /// `f` of each shard, added up (0 before the first request).
+    fn sum(&self, f: impl Fn(&Traffic) -> &AtomicU64) -> u64 {
+        self.traffic.get().map_or(0, |shards| {
+            shards
+                .iter()
+                .map(|t| f(t).load(Ordering::Relaxed))
+                .fold(0, u64::wrapping_add)
+        })
+    }
+
+    /// Client connections currently routed to the instance (held, proxying
+    /// or tunnelled). An instance with open connections is not idle.
+    pub fn open(&self) -> u64 {
+        self.sum(|t| &t.open)
+    }
+
+    /// Responses of status class `class` (0 = 1xx ... 4 = 5xx).
+    pub fn responses(&self, class: usize) -> u64 {
+        self.sum(|t| &t.responses[class])
+    }
+
+    /// Request bytes sent to the instance (head and body).
+    pub fn bytes_in(&self) -> u64 {
+        self.sum(|t| &t.bytes_in)
+    }
+
+    /// Response bytes received from the instance (head and body).
+    pub fn bytes_out(&self) -> u64 {
+        self.sum(|t| &t.bytes_out)
+    }
+
+    /// The request duration histogram (per `DURATION_BUCKETS` entry plus
+    /// +Inf) and the sum of durations in microseconds.
+    pub fn durations(&self) -> ([u64; 12], u64) {
+        let buckets = std::array::from_fn(|i| self.sum(|t| &t.duration_buckets[i]));
+        (buckets, self.sum(|t| &t.duration_sum_us))
     }
 
     /// When the last request started or ended; None: none yet.
@@ -185,7 +247,9 @@ impl InstanceStats {
         self.wake_sum_us
             .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
     }
+}
 
+impl Traffic {
     /// Counts one finished response with its status and duration.
     pub fn record(&self, status: u16, took: Duration) {
         let class = (usize::from(status / 100)).clamp(1, 5) - 1;

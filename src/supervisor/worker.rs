@@ -30,7 +30,6 @@ use std::os::fd::AsRawFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::ExitStatus;
-use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -692,7 +691,7 @@ impl Supervisor {
             return;
         };
         let idle = self.shutdown.is_none()
-            && inst.stats.open.load(Ordering::Relaxed) == 0
+            && inst.stats.open() == 0
             && self.idle_deadline(inst, now).is_some_and(|t| t <= now);
         if idle {
             self.begin_stop(key, AfterStop::Sleep, None, now);
@@ -710,7 +709,7 @@ impl Supervisor {
             return None;
         }
         let timeout = self.config.services.get(&inst.key.service)?.idle_timeout?;
-        if inst.stats.open.load(Ordering::Relaxed) > 0 {
+        if inst.stats.open() > 0 {
             return Some(now + IDLE_RECHECK);
         }
         Some(super::idle::due(

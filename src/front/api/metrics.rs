@@ -245,7 +245,12 @@ pub fn render(snap: &Snapshot, front: &FrontStats, sample: &Sample) -> String {
         "ten_instance_wake_duration_seconds",
         "Time from wake to ready.",
         &WAKE_BUCKETS,
-        |v| (&v.stats.wake_buckets[..], load(&v.stats.wake_sum_us)),
+        |v| {
+            (
+                v.stats.wake_buckets.each_ref().map(load),
+                load(&v.stats.wake_sum_us),
+            )
+        },
     );
     family(
         o,
@@ -254,12 +259,12 @@ pub fn render(snap: &Snapshot, front: &FrontStats, sample: &Sample) -> String {
         "Responses relayed from the instance, by status class.",
     );
     for v in all {
-        for (class, n) in CLASSES.iter().zip(&v.stats.responses) {
+        for (i, class) in CLASSES.iter().enumerate() {
             line(
                 o,
                 "ten_instance_requests_total",
                 &labels_with(v, "code", class),
-                load(n),
+                v.stats.responses(i),
             );
         }
     }
@@ -269,12 +274,7 @@ pub fn render(snap: &Snapshot, front: &FrontStats, sample: &Sample) -> String {
         "ten_instance_request_duration_seconds",
         "Time from request start to response end.",
         &DURATION_BUCKETS,
-        |v| {
-            (
-                &v.stats.duration_buckets[..],
-                load(&v.stats.duration_sum_us),
-            )
-        },
+        |v| v.stats.durations(),
     );
     per_instance(
         o,
@@ -282,7 +282,7 @@ pub fn render(snap: &Snapshot, front: &FrontStats, sample: &Sample) -> String {
         "ten_instance_received_bytes_total",
         "counter",
         "Request bytes sent to the instance (head and body).",
-        |v| load(&v.stats.bytes_in).to_string(),
+        |v| v.stats.bytes_in().to_string(),
     );
     per_instance(
         o,
@@ -290,7 +290,7 @@ pub fn render(snap: &Snapshot, front: &FrontStats, sample: &Sample) -> String {
         "ten_instance_sent_bytes_total",
         "counter",
         "Response bytes received from the instance (head and body).",
-        |v| load(&v.stats.bytes_out).to_string(),
+        |v| v.stats.bytes_out().to_string(),
     );
     per_instance(
         o,
@@ -298,7 +298,7 @@ pub fn render(snap: &Snapshot, front: &FrontStats, sample: &Sample) -> String {
         "ten_instance_open_connections",
         "gauge",
         "Client connections routed to the instance now.",
-        |v| load(&v.stats.open).to_string(),
+        |v| v.stats.open().to_string(),
     );
     per_instance_known(
         o,
@@ -548,18 +548,18 @@ fn one_hot<W: Copy + PartialEq>(
 
 /// A histogram family with one histogram per instance; `of` gives an
 /// instance's bucket counts and its sum in microseconds.
-fn histograms<'v>(
+fn histograms<const N: usize>(
     out: &mut String,
-    all: &'v [InstanceView],
+    all: &[InstanceView],
     name: &str,
     help: &str,
     bounds: &[f64],
-    of: impl Fn(&'v InstanceView) -> (&'v [std::sync::atomic::AtomicU64], u64),
+    of: impl Fn(&InstanceView) -> ([u64; N], u64),
 ) {
     family(out, name, "histogram", help);
     for v in all {
         let (counts, sum_us) = of(v);
-        histogram(out, name, v, bounds, counts, sum_us);
+        histogram(out, name, v, bounds, &counts, sum_us);
     }
 }
 
@@ -570,12 +570,12 @@ fn histogram(
     name: &str,
     v: &InstanceView,
     bounds: &[f64],
-    counts: &[std::sync::atomic::AtomicU64],
+    counts: &[u64],
     sum_us: u64,
 ) {
     let mut total = 0;
     for (i, n) in counts.iter().enumerate() {
-        total += load(n);
+        total += n;
         let le = bounds.get(i).map_or("+Inf".to_string(), |b| float(*b));
         let l = labels_with(v, "le", &le);
         line(out, &format!("{name}_bucket"), &l, total);
@@ -666,18 +666,12 @@ mod tests {
             isolation: crate::config::Isolation::Process,
             stats: Default::default(),
         };
-        v.stats.record(200, Duration::from_millis(3));
-        v.stats.record(500, Duration::from_millis(30));
-        v.stats.record(200, Duration::from_secs(20));
+        v.stats.shard(0).record(200, Duration::from_millis(3));
+        v.stats.shard(1).record(500, Duration::from_millis(30));
+        v.stats.shard(2).record(200, Duration::from_secs(20));
         let mut out = String::new();
-        histogram(
-            &mut out,
-            "h",
-            &v,
-            &DURATION_BUCKETS,
-            &v.stats.duration_buckets,
-            load(&v.stats.duration_sum_us),
-        );
+        let (counts, sum_us) = v.stats.durations();
+        histogram(&mut out, "h", &v, &DURATION_BUCKETS, &counts, sum_us);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(
             lines[0],

@@ -22,7 +22,6 @@ use crate::front::conn::{Conn, Dest, Exchange, Phase};
 use crate::front::fault::Side;
 use crate::front::machine::{self, Step};
 use crate::front::router::{self, Target};
-use crate::front::stats::Visit;
 use crate::http::response::{write_canned, Canned, CONTINUE};
 use crate::http::RequestHead;
 use crate::log::Level;
@@ -149,7 +148,7 @@ impl Worker {
             x.tried.push(index);
             x.set_instance(&view.service, &view.id);
             // Replacing a visit (weighted retry) ends the old one unrecorded.
-            x.visit = Some(Visit::new(view.stats.clone()));
+            x.start_visit(&view.stats, self.index);
         }
         if state == State::Running {
             self.connect(slot, c, addr);
@@ -260,7 +259,7 @@ impl Worker {
                         if x.visit.is_none() {
                             // An autospawned instance: it exists now.
                             x.request_timeout = view.request_timeout;
-                            x.visit = Some(Visit::new(view.stats.clone()));
+                            x.start_visit(&view.stats, self.index);
                         }
                     }
                 }
