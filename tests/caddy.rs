@@ -1,7 +1,8 @@
 //! Behind Caddy: `ten caddy` prints a Caddyfile that `caddy adapt` accepts
-//! (on-demand TLS asking tenement, reverse proxy to tenement), and the `ask`
+//! (on-demand TLS asking tenement, reverse proxy to tenement), the `ask`
 //! endpoint `GET /api/tls/allowed?domain=NAME` answers 200 only for names
-//! tenement serves, without a token.
+//! tenement serves, without a token, and a real Caddy run from that
+//! Caddyfile serves an instance host over HTTPS and refuses an unknown one.
 
 mod util;
 
@@ -126,4 +127,116 @@ fn the_ask_endpoint_allows_served_names_only() {
     let (i, resp) = limited.expect("429 within 200 asks");
     assert!(i >= 40, "429 after only {i} asks");
     assert!(resp.header("Retry-After").is_some(), "{}", resp.text());
+}
+
+/// Stops Caddy when the test ends, however it ends.
+struct Caddy(std::process::Child);
+
+impl Drop for Caddy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+#[test]
+fn caddy_in_front_serves_instance_hosts_over_https_and_refuses_unknown_ones() {
+    if !tools_present(&["caddy", "curl", "python3"]) {
+        return;
+    }
+    let server = Server::start(
+        "caddy_e2e",
+        &format!(
+            "{}{}[instances]\napi = [\"prod\"]\n",
+            settings("trusted_proxies = [\"127.0.0.1\", \"::1\"]"),
+            py_service("api", "echo.py", "health = \"/health\""),
+        ),
+    );
+    server.wait_running("api:prod");
+    // The Caddyfile for this server's address, with what a test needs on
+    // top: its own ports, certificates from Caddy's local CA instead of an
+    // ACME one, no admin endpoint, its files in the scratch folder.
+    let scratch = Scratch::new("caddy_e2e_caddy");
+    scratch.write(
+        "tenement.toml",
+        &format!(
+            "[settings]\ndomain = \"localhost\"\nlisten = \"{}\"\n",
+            server.addr
+        ),
+    );
+    let out = ten_raw(&scratch.root, &["caddy", "--domain", "localhost"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let (http_port, https_port) = (free_port(), free_port());
+    let text = stdout(&out).replacen(
+        "{\n\ton_demand_tls {",
+        &format!(
+            "{{\n\tadmin off\n\tlocal_certs\n\tskip_install_trust\n\thttp_port {http_port}\n\thttps_port {https_port}\n\ton_demand_tls {{"
+        ),
+        1,
+    );
+    assert!(text.contains("local_certs"), "{text}");
+    let file = scratch.write("Caddyfile", &text);
+    let log = std::fs::File::create(scratch.path("caddy.log")).expect("caddy log");
+    let _caddy = Caddy(
+        std::process::Command::new("caddy")
+            .args(["run", "--adapter", "caddyfile", "--config"])
+            .arg(&file)
+            .env("XDG_DATA_HOME", scratch.path("data"))
+            .env("XDG_CONFIG_HOME", scratch.path("config"))
+            .env("HOME", &scratch.root)
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start caddy"),
+    );
+    let caddy_log = || std::fs::read_to_string(scratch.path("caddy.log")).unwrap_or_default();
+    let up = wait_until(std::time::Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", https_port)).is_ok()
+    });
+    assert!(up, "caddy never listened\n{}", caddy_log());
+    let https = |host: &str| {
+        let resolve = format!("{host}:{https_port}:127.0.0.1");
+        let url = format!("https://{host}:{https_port}/hello");
+        curl(&["-k", "--max-time", "30", "--resolve", &resolve, &url])
+    };
+
+    // An instance host, two labels below the domain: a certificate on demand,
+    // then the app, which sees Caddy's scheme and host (trusted) and the
+    // client behind it.
+    let out = https("prod.api.localhost");
+    assert!(out.status.success(), "{}\n{}", describe(&out), caddy_log());
+    let report: Value = serde_json::from_slice(&out.stdout).expect("echo JSON");
+    assert_eq!(report["env"]["INSTANCE_ID"], "prod", "{report:#}");
+    assert_eq!(
+        echoed_headers(&report, "X-Forwarded-Proto"),
+        ["https"],
+        "{report:#}"
+    );
+    assert_eq!(
+        echoed_headers(&report, "X-Forwarded-Host"),
+        [format!("prod.api.localhost:{https_port}")],
+        "{report:#}"
+    );
+    let xff = echoed_headers(&report, "X-Forwarded-For").join(", ");
+    assert!(xff.starts_with("127.0.0.1"), "{xff}");
+    // A name tenement does not serve gets no certificate: the handshake fails.
+    let out = https("ghost.api.localhost");
+    // curl's 35: the TLS handshake failed.
+    assert_eq!(out.status.code(), Some(35), "{}", describe(&out));
+    assert!(out.stdout.is_empty(), "{}", describe(&out));
+    // Caddy stored a certificate for the instance host and none for it.
+    let certs = scratch.path("data/caddy/certificates/local");
+    assert!(certs.join("prod.api.localhost").is_dir(), "{}", caddy_log());
+    assert!(
+        !certs.join("ghost.api.localhost").exists(),
+        "{}",
+        caddy_log()
+    );
 }
