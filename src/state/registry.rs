@@ -146,8 +146,9 @@ impl Registry {
 
     /// Checks every entry with the rules the API applies to what it is
     /// asked: valid names (so no path leaves the data dir), a weight of
-    /// 0-100, a port, one entry per instance and per port, and process ids
-    /// that can be ours. Err: the first problem, naming the entry.
+    /// 0-100, a port, one entry per instance, per port and per uid, and
+    /// process ids that can be ours. Err: the first problem, naming the
+    /// entry.
     pub fn validate(&self) -> Result<(), String> {
         if self.version != FILE_VERSION {
             return Err(format!(
@@ -157,6 +158,7 @@ impl Registry {
         }
         let mut keys: HashMap<InstanceKey, usize> = HashMap::new();
         let mut ports: HashMap<u16, usize> = HashMap::new();
+        let mut uids: HashMap<u32, usize> = HashMap::new();
         for (i, e) in self.instances.iter().enumerate() {
             let n = i + 1;
             let at = format!("entry {n} (service {:?}, id {:?})", e.service, e.id);
@@ -181,6 +183,17 @@ impl Registry {
                 return Err(format!(
                     "{at}: port {} is also entry {first}'s ({}:{})",
                     e.port, other.service, other.id
+                ));
+            }
+            // Each instance's own uid is its own: a shared one would let
+            // two tenants reach each other's files.
+            if let Some(first) = e.uid.and_then(|u| uids.insert(u, n)) {
+                let other = &self.instances[first - 1];
+                return Err(format!(
+                    "{at}: uid {} is also entry {first}'s ({}:{})",
+                    e.uid.unwrap_or_default(),
+                    other.service,
+                    other.id
                 ));
             }
         }
@@ -211,7 +224,7 @@ mod tests {
         RegistryEntry {
             service: "notes".into(),
             id: id.into(),
-            // A port of its own per first letter.
+            // A port and a uid of its own per first letter.
             port: 30000 + u16::from(id.as_bytes()[0]),
             weight: 100,
             desired: Desired::Running,
@@ -219,7 +232,7 @@ mod tests {
             pgid: Some(1234),
             start_ticks: Some(987_654),
             restarts: 2,
-            uid: Some(200_001),
+            uid: Some(200_000 + u32::from(id.as_bytes()[0])),
         }
     }
 
@@ -362,6 +375,10 @@ mod tests {
             (
                 r#"entry 2 (service "notes", id "bob"): pid 1 cannot be an instance's process"#,
                 Box::new(|r| r.instances[1].pid = Some(1)),
+            ),
+            (
+                r#"entry 2 (service "notes", id "bob"): uid 200097 is also entry 1's (notes:alice)"#,
+                Box::new(|r| r.instances[1].uid = r.instances[0].uid),
             ),
             (
                 r#"entry 3 (service "notes", id "carol"): pgid 0 cannot be an instance's process"#,
