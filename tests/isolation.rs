@@ -1,7 +1,10 @@
 //! The namespace and sandbox levels through `ten serve`: an app
 //! (tests/fixtures/escape.py) tries to get out and reports what it could
-//! do. Needs root; without it (or without landlock/seccomp for the
-//! sandbox) the tests say so and skip, and fail under TEN_TEST_STRICT=1.
+//! do; the default level (namespace as root, process with a warning
+//! otherwise); each instance's own uid from `uid_range`, kept across
+//! restarts and never shared; `user`. Needs root; without it (or without
+//! landlock/seccomp for the sandbox) the tests say so and skip, and fail
+//! under TEN_TEST_STRICT=1.
 
 mod util;
 
