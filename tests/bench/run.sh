@@ -94,6 +94,10 @@ port_range = [${BACKEND[$b]}, ${BACKEND[$b]}]
 workers = $2
 [service.bench]
 command = "nginx -c $WORK/$b/backend.conf"
+# The backend runs as a plain process, like the one nginx and HAProxy proxy
+# to (as root the default level is namespace, where nginx finds no
+# /var/lib/nginx); what is measured is the front.
+isolation = "process"
 [instances]
 bench = ["main"]
 CONF

@@ -85,12 +85,16 @@ port_range = [$LOW, $((LOW + 60))]
 health_check_interval = 30
 backoff_base_ms = 100
 
+# Both at the process level, as the floor's launcher starts the app (as
+# root the default would be namespace); what other levels add is measured
+# on its own.
 [service.plain]
 command = "$PY"
 args = ["$WORK/app.py"]
 workdir = "$WORK"
 restart = "on-failure"
 max_instances = 0
+isolation = "process"
 
 [service.sa]
 command = "$PY"
@@ -98,6 +102,7 @@ args = ["$WORK/app.py"]
 workdir = "$WORK"
 restart = "on-failure"
 socket_activation = true
+isolation = "process"
 CONF
 
 "$TEN" serve --config "$WORK/tenement.toml" --data-dir "$DATA" --port "$LISTEN" --bind 127.0.0.1 \
