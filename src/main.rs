@@ -20,6 +20,7 @@ pub(crate) mod state;
 pub(crate) mod supervisor;
 #[allow(unsafe_code)]
 pub(crate) mod sys;
+pub(crate) mod upgrade;
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();

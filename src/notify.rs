@@ -37,6 +37,9 @@ struct Manager {
 type Registered = (String, Arc<BeatState>, Arc<mio::Waker>);
 
 static MANAGER: OnceLock<Option<Manager>> = OnceLock::new();
+/// The variables as `take_environment` found them, for the next image of
+/// the server after an upgrade in place.
+static TAKEN: OnceLock<Vec<(String, String)>> = OnceLock::new();
 /// Set by `stopping`: loops end on purpose from then on, so the watchdog
 /// stops looking.
 static STOPPING: AtomicBool = AtomicBool::new(false);
@@ -53,9 +56,14 @@ pub fn take_environment() -> Option<String> {
     let socket = std::env::var_os("NOTIFY_SOCKET");
     let usec = std::env::var("WATCHDOG_USEC").ok();
     let pid = std::env::var("WATCHDOG_PID").ok();
+    let mut taken = Vec::new();
     for name in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] {
+        if let Some(v) = std::env::var_os(name).and_then(|v| v.into_string().ok()) {
+            taken.push((name.to_string(), v));
+        }
         std::env::remove_var(name);
     }
+    let _ = TAKEN.set(taken);
     let mut problem = None;
     let manager = socket.and_then(|raw| match open(&raw) {
         Ok((socket, addr)) => Some(Manager {
@@ -75,6 +83,24 @@ pub fn take_environment() -> Option<String> {
     });
     let _ = MANAGER.set(manager);
     problem
+}
+
+/// The variables `take_environment` removed, to give to the next image of
+/// the server when it executes itself again (same pid, same service).
+pub fn environment() -> Vec<(String, String)> {
+    TAKEN.get().cloned().unwrap_or_default()
+}
+
+/// Forgets the loops that ended on purpose (a drained front, a supervisor
+/// that handed its instances over), so the watchdog stops counting them as
+/// dead; their successors register themselves.
+pub fn forget_ended() {
+    if let Some(m) = manager() {
+        m.beats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(_, s, _)| !s.ended.load(Ordering::Relaxed));
+    }
 }
 
 /// The socket to send from and the manager's address: `@name` is an

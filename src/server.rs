@@ -1,18 +1,26 @@
 //! `ten serve`: loads the config, starts the supervisor and the front loops,
-//! and waits for signals (SIGTERM/SIGINT: graceful shutdown; SIGHUP: reload).
+//! and serves requests to the server itself (SIGTERM/SIGINT: graceful
+//! shutdown; SIGHUP: reload; SIGUSR2 and `POST /api/upgrade`: upgrade in
+//! place; a reload that moves the listeners: a new front on the same
+//! sockets).
 //!
-//! Signals are blocked in every thread and taken with sigwait here, so no
-//! handler ever runs inside the loops. Under a service manager (systemd's
+//! Signals are blocked in every thread and taken with sigwait on a thread
+//! of their own, which passes them to the server thread with the other
+//! requests (`upgrade::Control`), so no handler ever runs inside the loops. Under a service manager (systemd's
 //! `Type=notify`) it reports readiness, reloads and shutdown through
 //! `notify`.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
 
 use crate::config::{self, Config};
-use crate::front::{self, FrontOptions, TlsOptions};
-use crate::supervisor::{self, Command, Published};
+use crate::front::listeners::Listeners;
+use crate::front::{self, Front, FrontOptions, TlsOptions};
+use crate::supervisor::{self, Command, Handover, Published, SupervisorHandle};
 use crate::sys::signals;
+use crate::upgrade::handover::Description;
+use crate::upgrade::{self, Control, FrontSettings, Request};
 
 /// What `ten serve` was told on its command line (flags override the config).
 #[derive(Debug, Clone, Default)]
@@ -42,37 +50,42 @@ impl std::fmt::Display for ServeError {
 impl std::error::Error for ServeError {}
 
 /// Runs the server in the foreground until SIGTERM/SIGINT. Logs
-/// `listening on http://ADDR` once it accepts connections.
+/// `listening on http://ADDR` once it accepts connections. With
+/// `TENEMENT_UPGRADE_CHECK` set it only checks that it could (see
+/// `upgrade`); with `TENEMENT_UPGRADE_FD` it is the new image of an
+/// upgrade in place and adopts what the old one handed over.
 pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
+    if std::env::var_os(upgrade::CHECK_ENV).is_some() {
+        return self_check(&opts);
+    }
     // Before any thread exists, so every thread inherits the blocked mask.
     signals::pthread_sigmask_block()?;
-    // Also before any thread: it removes NOTIFY_SOCKET and WATCHDOG_* from
-    // the environment, so instances never inherit them.
+    // Also before any thread: both remove variables from the environment
+    // (NOTIFY_SOCKET and WATCHDOG_*, TENEMENT_UPGRADE_FD), so instances
+    // never inherit them.
+    let mut handed = Description::take_from_environment().unwrap_or_else(|e| {
+        error!("server", "upgrade in place: {e}; starting afresh");
+        None
+    });
     if let Some(problem) = crate::notify::take_environment() {
         warn!("server", "{problem}");
     }
     raise_fd_limit();
 
-    let path = config::locate(opts.config.as_deref()).ok_or_else(|| {
-        ServeError(
-            "no config found: pass --config, set TENEMENT_CONFIG, or create ./tenement.toml \
-             (`ten init` writes one)"
-                .into(),
-        )
-    })?;
-    let mut config = Config::load(&path)?;
-    config.apply_overrides(config::Overrides {
-        port: opts.port,
-        bind: opts.bind,
-        domain: opts.domain.clone(),
-        default_isolation: default_isolation(&config),
-    });
+    let config = load_config(&opts)?;
     let data_dir = config::resolve_data_dir(opts.data_dir.as_deref(), Some(&config));
     let internal = crate::state::layout::internal_dir(&data_dir);
     // Created 0700 (tokens, logs and the local socket live there).
     crate::state::atomic::create_dir(&internal).map_err(|e| ServeError(e.to_string()))?;
     tighten_modes(&data_dir)?;
-    let _lock = lock_data_dir(&data_dir)?;
+    let (listeners, lock) = match handed.as_mut() {
+        Some(d) => d.take_listeners(),
+        None => Default::default(),
+    };
+    let lock = match lock {
+        Some(fd) => std::fs::File::from(fd),
+        None => lock_data_dir(&data_dir)?,
+    };
     // A tokens file that does not validate would lock everyone out: say
     // so now, naming the record, rather than serve with no token accepted.
     crate::state::tokens::load(&crate::state::layout::tokens_path(&data_dir))?;
@@ -90,70 +103,341 @@ pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
     let tls = match &config.settings.tls {
         Some(t) => {
             let set = front::tls::certs::load(t, &config.settings.domain)?;
-            let store = Arc::new(front::tls::Store::new(set, t.redirect_http));
-            Some(TlsOptions {
-                listen: t.https_listen,
-                store,
-            })
+            Some(Arc::new(front::tls::Store::new(set, t.redirect_http)))
         }
         None => None,
     };
-    let published = Arc::new(Published::default());
-    let listen = config.settings.listen;
-    let workers = config.settings.workers;
-    let store = tls.as_ref().map(|t| t.store.clone());
-    let (handle, supervisor_thread) =
-        supervisor::start(config, data_dir.clone(), published.clone(), store)?;
-    let front = match front::start(
-        FrontOptions {
-            listen,
-            workers,
-            socket: Some(crate::state::layout::api_socket_path(&data_dir)),
-            data_dir: data_dir.clone(),
-            tls,
-        },
-        published,
-        handle.clone(),
-    ) {
-        Ok(front) => front,
-        Err(e) => {
-            handle.send(Command::Shutdown, None);
-            let _ = supervisor_thread.join();
-            return Err(e.into());
-        }
+    let (tx, rx) = mpsc::channel();
+    let exe = handed
+        .as_ref()
+        .map_or_else(upgrade::own_path, |d| d.exe.clone());
+    let status = handed
+        .as_ref()
+        .map(|d| d.status.clone())
+        .unwrap_or_default();
+    let control = Arc::new(Control::new(tx, exe, status));
+    let settings = front_settings(&config);
+    let mut server = Server {
+        opts,
+        data_dir,
+        published: Arc::new(Published::default()),
+        tls,
+        control,
+        lock: Some(lock),
+        settings,
+        front: None,
+        handle: None,
+        supervisor: None,
     };
-    if let Some(addr) = front.https_addr {
-        info!("front", "listening on https://{addr}");
+    let adopted = handed.as_mut().map(|d| std::mem::take(&mut d.supervisor));
+    server.start(config, adopted, listeners)?;
+    if let Some(d) = &handed {
+        info!(
+            "server",
+            "upgraded in place: ten {} -> {} (pid {} kept)",
+            d.from,
+            upgrade::VERSION,
+            std::process::id()
+        );
+        server
+            .control
+            .finish(d.attempt, &d.from, Ok(upgrade::VERSION.to_string()));
     }
-    info!(
-        "front",
-        "listening on http://{} data_dir={}",
-        front.addr,
-        data_dir.display()
-    );
     // The listeners are bound and restored instances launched (the
     // supervisor started them before returning).
     crate::notify::ready();
     crate::notify::start_watchdog();
+    start_signal_thread(server.control.clone())?;
 
-    loop {
-        match signals::sigwait()? {
-            libc::SIGHUP => {
+    while let Ok(request) = rx.recv() {
+        match request {
+            Request::Signal(libc::SIGHUP) => {
                 info!("server", "SIGHUP: reloading the config");
-                handle.send(Command::Reload, None);
+                server.ask(Command::Reload);
             }
-            sig => {
+            Request::Signal(libc::SIGUSR2) => match server.control.begin() {
+                Some(attempt) => {
+                    info!("server", "SIGUSR2: upgrading in place");
+                    server.upgrade(attempt)?;
+                }
+                None => info!("server", "SIGUSR2: an upgrade is already in progress"),
+            },
+            Request::Upgrade { attempt } => server.upgrade(attempt)?,
+            Request::Front(settings) => server.refront(settings),
+            Request::Signal(sig) => {
                 crate::notify::stopping();
                 info!("server", "signal {sig}: stopping instances and exiting");
                 break;
             }
         }
     }
-    front.stop();
-    handle.send(Command::Shutdown, None);
-    let _ = supervisor_thread.join();
+    server.stop();
     info!("server", "stopped");
     Ok(())
+}
+
+/// The config as `serve` uses it: located, loaded, the flags applied.
+fn load_config(opts: &ServeOptions) -> Result<Config, Box<dyn std::error::Error>> {
+    let path = config::locate(opts.config.as_deref()).ok_or_else(|| {
+        ServeError(
+            "no config found: pass --config, set TENEMENT_CONFIG, or create ./tenement.toml \
+             (`ten init` writes one)"
+                .into(),
+        )
+    })?;
+    let mut config = Config::load(&path)?;
+    config.apply_overrides(config::Overrides {
+        port: opts.port,
+        bind: opts.bind,
+        domain: opts.domain.clone(),
+        default_isolation: default_isolation(&config),
+    });
+    Ok(config)
+}
+
+/// The new binary's self-check before an upgrade in place: loads the config
+/// and the certificates as `serve` would, binds and starts nothing, and
+/// prints `upgrade::check_line`.
+fn self_check(opts: &ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
+    let config = load_config(opts)?;
+    if let Some(t) = &config.settings.tls {
+        front::tls::certs::load(t, &config.settings.domain)?;
+    }
+    println!("{}", upgrade::check_line());
+    Ok(())
+}
+
+fn front_settings(config: &Config) -> FrontSettings {
+    FrontSettings {
+        listen: config.settings.listen,
+        workers: config.settings.workers,
+        https: config.settings.tls.as_ref().map(|t| t.https_listen),
+    }
+}
+
+/// Takes the handled signals on a thread of its own and passes them to the
+/// server thread, which also hears from the API and the supervisor.
+fn start_signal_thread(control: Arc<Control>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || loop {
+            match signals::sigwait() {
+                Ok(sig) => {
+                    if !control.send(Request::Signal(sig)) {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    error!("server", "sigwait: {e}");
+                    return;
+                }
+            }
+        })
+        .map(drop)
+}
+
+/// The running server, as the server thread holds it.
+struct Server {
+    opts: ServeOptions,
+    data_dir: PathBuf,
+    published: Arc<Published>,
+    /// The certificates, with `[settings.tls]` at start.
+    tls: Option<Arc<front::tls::Store>>,
+    control: Arc<Control>,
+    /// The open lock file; handed to the next image by an upgrade.
+    lock: Option<std::fs::File>,
+    /// What the front runs with now.
+    settings: FrontSettings,
+    front: Option<Front>,
+    handle: Option<SupervisorHandle>,
+    supervisor: Option<JoinHandle<Option<Handover>>>,
+}
+
+impl Server {
+    /// Starts the supervisor (adopting `adopted`, after an upgrade) and
+    /// the front (on `listeners` where they serve the config).
+    fn start(
+        &mut self,
+        config: Config,
+        adopted: Option<Handover>,
+        listeners: Listeners,
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let (handle, thread) = supervisor::start(
+            config,
+            self.data_dir.clone(),
+            self.published.clone(),
+            self.tls.clone(),
+            adopted,
+            Some(self.control.clone()),
+        )?;
+        self.handle = Some(handle);
+        self.supervisor = Some(thread);
+        if let Err(e) = self.start_front(listeners) {
+            self.stop();
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    fn start_front(&mut self, handed: Listeners) -> Result<(), front::FrontError> {
+        let handle = self.handle.clone().expect("the supervisor runs");
+        let s = &self.settings;
+        let tls = match (&self.tls, s.https) {
+            (Some(store), Some(listen)) => Some(TlsOptions {
+                listen,
+                store: store.clone(),
+            }),
+            _ => None,
+        };
+        let front = front::start(
+            FrontOptions {
+                listen: s.listen,
+                workers: s.workers,
+                socket: Some(crate::state::layout::api_socket_path(&self.data_dir)),
+                data_dir: self.data_dir.clone(),
+                tls,
+                handed,
+                control: Some(self.control.clone()),
+            },
+            self.published.clone(),
+            handle,
+        )?;
+        if let Some(addr) = front.https_addr {
+            info!("front", "listening on https://{addr}");
+        }
+        info!(
+            "front",
+            "listening on http://{} data_dir={}",
+            front.addr,
+            self.data_dir.display()
+        );
+        self.front = Some(front);
+        Ok(())
+    }
+
+    fn ask(&self, cmd: Command) {
+        if let Some(h) = &self.handle {
+            h.send(cmd, None);
+        }
+    }
+
+    /// Stops the front, then the supervisor with its instances.
+    fn stop(&mut self) {
+        if let Some(front) = self.front.take() {
+            front.stop();
+        }
+        // The handle (and its waker) lives until the thread ends: dropping
+        // the last one closes the waker, which could swallow the wake-up.
+        let handle = self.handle.take();
+        if let Some(h) = &handle {
+            h.send(Command::Shutdown, None);
+        }
+        if let Some(t) = self.supervisor.take() {
+            let _ = t.join();
+        }
+        drop(handle);
+    }
+
+    /// A reload moved the listeners or changed the number of loops: the
+    /// front drains and a new one starts on the same listening sockets
+    /// (binding only what is new). Instances are not touched.
+    fn refront(&mut self, settings: FrontSettings) {
+        if settings == self.settings {
+            return;
+        }
+        let Some(front) = self.front.take() else {
+            return;
+        };
+        info!(
+            "server",
+            "reload: listen {} workers {} (was {} workers {}): the front starts again on the same sockets",
+            settings.listen,
+            settings.workers,
+            self.settings.listen,
+            self.settings.workers
+        );
+        let handed = front.drain();
+        crate::notify::forget_ended();
+        let before = std::mem::replace(&mut self.settings, settings);
+        if let Err(e) = self.start_front(handed) {
+            // The supervisor checked the new addresses bind; if one still
+            // does not, serve where we did.
+            error!("server", "reload: {e}; listening as before");
+            self.settings = before;
+            if let Err(e) = self.start_front(Listeners::default()) {
+                error!("server", "the front cannot start again: {e}");
+            }
+        }
+    }
+
+    /// An upgrade in place, attempt `attempt` (see `upgrade`). Returns when
+    /// it failed and the old binary serves on; Err only when the server
+    /// cannot go on at all.
+    fn upgrade(&mut self, attempt: u64) -> Result<(), Box<dyn std::error::Error>> {
+        let exe = self.control.exe.clone();
+        info!("server", "upgrade {attempt}: checking {}", exe.display());
+        let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+        let to = match upgrade::check(&exe, &args) {
+            Ok(v) => v,
+            Err(e) => {
+                error!("server", "upgrade {attempt} refused: {e}; nothing changed");
+                self.control.finish(attempt, upgrade::VERSION, Err(e));
+                return Ok(());
+            }
+        };
+        crate::notify::reloading();
+        let began = std::time::Instant::now();
+        info!(
+            "server",
+            "upgrade {attempt}: ten {} -> {to}: draining the front",
+            upgrade::VERSION
+        );
+        let listeners = match self.front.take() {
+            Some(front) => front.drain(),
+            None => Listeners::default(),
+        };
+        let handle = self.handle.take();
+        if let Some(h) = &handle {
+            h.send(Command::HandOver, None);
+        }
+        let handover = self
+            .supervisor
+            .take()
+            .and_then(|t| t.join().ok())
+            .flatten()
+            .ok_or_else(|| ServeError("the supervisor ended instead of handing over".into()))?;
+        drop(handle);
+        let lock = self.lock.take().map(std::os::fd::OwnedFd::from);
+        let mut desc = Description::new(
+            exe.clone(),
+            attempt,
+            self.control.status(),
+            lock,
+            listeners,
+            handover,
+        );
+        info!(
+            "server",
+            "upgrade {attempt}: executing {} ({} ms after the drain began)",
+            exe.display(),
+            began.elapsed().as_millis()
+        );
+        let why = upgrade::exec(&exe, &desc, &crate::notify::environment());
+        // Still here: the exec failed. Take everything back and go on.
+        error!(
+            "server",
+            "upgrade {attempt} failed: {why}; the old binary serves on"
+        );
+        self.control.finish(attempt, upgrade::VERSION, Err(why));
+        let (listeners, lock) = desc.take_listeners();
+        self.lock = lock.map(std::fs::File::from);
+        let config = load_config(&self.opts)?;
+        let adopted = std::mem::take(&mut desc.supervisor);
+        self.start(config, Some(adopted), listeners)?;
+        crate::notify::forget_ended();
+        crate::notify::ready();
+        Ok(())
+    }
 }
 
 /// Makes `{data_dir}/.tenement` 0700 and `{data_dir}/api_token` 0600 (when

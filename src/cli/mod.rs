@@ -17,6 +17,7 @@ mod output;
 mod table;
 mod tokens;
 mod transport;
+mod upgrade;
 mod wire;
 
 use std::ffi::OsString;

@@ -359,6 +359,18 @@ pub static COMMANDS: &[CommandSpec] = &[
         examples: &["ten reload"],
     },
     CommandSpec {
+        name: "upgrade",
+        run: super::upgrade::upgrade,
+        aliases: &[],
+        usage: &["upgrade"],
+        summary: "execute the new binary in place, keeping pid, sockets and instances",
+        about: "Asks the running server to execute the binary at the path it was started from again, in place (same as SIGUSR2): the pid, the listening sockets, the instance processes, their log pipes and the registry are kept, so no instance restarts and no request fails. First the new binary checks itself (it must load the config as `ten serve` would); if it cannot, or the exec fails, the old binary serves on and the error is reported (exit 1). Exchanges in flight finish first (within 5 s); new connections wait in the kernel's queue meanwhile. Prints the versions before and after and the unchanged pid.",
+        flags: &[],
+        positionals: (0, 0),
+        arg_kind: ArgKind::None,
+        examples: &["cp ten-new /usr/local/bin/ten.new && mv /usr/local/bin/ten.new /usr/local/bin/ten && ten upgrade"],
+    },
+    CommandSpec {
         name: "install",
         run: install::install,
         aliases: &[],

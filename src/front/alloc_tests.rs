@@ -137,9 +137,10 @@ fn proxied_keep_alive_requests_allocate_nothing_in_steady_state() {
     let published = Arc::new(Published::default());
     published.publish(snapshot(backend));
 
-    let listener =
-        super::bind_reuseport("127.0.0.1:0".parse().expect("an address")).expect("bind the front");
-    let addr = listener.local_addr().expect("front address");
+    let (listeners, addr) =
+        super::listeners::settle("127.0.0.1:0".parse().expect("an address"), 1, Vec::new())
+            .map_err(|e| e.source)
+            .expect("bind the front");
     let poll = Poll::new().expect("a poll");
     let waker = Arc::new(Waker::new(poll.registry(), WAKER).expect("a waker"));
     // The supervisor is never asked anything here: a channel nobody reads.
@@ -149,7 +150,8 @@ fn proxied_keep_alive_requests_allocate_nothing_in_steady_state() {
     let stop = Arc::new(AtomicBool::new(false));
     let worker = Worker::new(WorkerSetup {
         index: 0,
-        listener,
+        listeners,
+        clients: Vec::new(),
         unix: None,
         published,
         supervisor: SupervisorHandle {
@@ -158,6 +160,7 @@ fn proxied_keep_alive_requests_allocate_nothing_in_steady_state() {
         },
         api: Api::new(dir.0.clone()),
         stop: stop.clone(),
+        drain: Arc::new(AtomicBool::new(false)),
         poll,
         waker: waker.clone(),
         stats: Arc::new(FrontStats::default()),

@@ -10,6 +10,7 @@ mod alloc_tests;
 pub mod api;
 pub mod conn;
 pub mod fault;
+pub mod listeners;
 pub mod machine;
 pub mod router;
 pub mod stats;
@@ -19,14 +20,12 @@ pub mod worker;
 
 use std::io;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use mio::net::{TcpListener, UnixListener};
 use mio::{Poll, Waker};
-use rustix::net::{sockopt, AddressFamily, SocketFlags, SocketType};
 
 use crate::state::tokens::{TokenStore, TokenUsage, UsageFlusher};
 use crate::supervisor::{Published, SupervisorHandle};
@@ -44,6 +43,12 @@ pub struct FrontOptions {
     pub data_dir: PathBuf,
     /// With `[settings.tls]`: where HTTPS listens and its certificates.
     pub tls: Option<TlsOptions>,
+    /// Listening sockets a drained front or the previous image of the
+    /// server handed on: those at the configured addresses are used
+    /// instead of binding, the others closed.
+    pub handed: listeners::Listeners,
+    /// The server thread's mailbox, for `POST /api/upgrade`.
+    pub control: Option<Arc<crate::upgrade::Control>>,
 }
 
 /// The HTTPS listener's address and the certificates its handshakes use.
@@ -59,8 +64,11 @@ pub struct Front {
     /// The HTTPS address actually bound, with `[settings.tls]`.
     pub https_addr: Option<SocketAddr>,
     stop: Arc<AtomicBool>,
+    /// Set by `drain`: the loops stop accepting and end once their
+    /// connections are done.
+    drain: Arc<AtomicBool>,
     wakers: Vec<Arc<Waker>>,
-    threads: Vec<JoinHandle<()>>,
+    threads: Vec<JoinHandle<worker::Returned>>,
     socket: Option<PathBuf>,
     /// Writes when tokens were last used, once a minute and at the end.
     usage_flusher: UsageFlusher,
@@ -100,43 +108,45 @@ pub fn start(
     } else {
         opts.workers
     };
-    // The first bind settles the port (the config may ask for 0); the other
-    // loops bind the same port, and SO_REUSEPORT spreads connections.
-    let first = bind_reuseport(opts.listen).map_err(err(format!("bind {}", opts.listen)))?;
-    let addr = first
-        .local_addr()
-        .map_err(err("read the bound address".into()))?;
-    let mut listeners = vec![first];
-    for _ in 1..workers {
-        listeners.push(bind_reuseport(addr).map_err(err(format!("bind {addr}")))?);
-    }
-    // The HTTPS listeners, bound the same way.
+    let listeners::Listeners {
+        http,
+        https,
+        unix: handed_unix,
+        clients,
+    } = opts.handed;
+    let mut clients = listeners::deal(clients, workers).into_iter();
+    let bind = |e: listeners::BindError| FrontError {
+        what: e.what,
+        source: e.source,
+    };
+    let (listeners, addr) = listeners::settle(opts.listen, workers, http).map_err(bind)?;
+    // The HTTPS listeners, the same way.
     let mut https_addr = None;
     let mut tls_listeners = Vec::new();
     let mut tls_config = None;
     if let Some(t) = &opts.tls {
-        let first = bind_reuseport(t.listen).map_err(err(format!("bind {}", t.listen)))?;
-        let bound = first
-            .local_addr()
-            .map_err(err("read the bound address".into()))?;
-        tls_listeners.push(first);
-        for _ in 1..workers {
-            tls_listeners.push(bind_reuseport(bound).map_err(err(format!("bind {bound}")))?);
-        }
-        https_addr = Some(bound);
+        let (bound, at) = listeners::settle(t.listen, workers, https).map_err(bind)?;
+        tls_listeners = bound;
+        https_addr = Some(at);
         let config = tls::server_config(t.store.clone()).map_err(|e| FrontError {
             what: "set up TLS".into(),
             source: io::Error::other(e),
         })?;
-        tls_config = Some((config, t.store.clone(), bound.port()));
+        tls_config = Some((config, t.store.clone(), at.port()));
+    } else {
+        for l in https {
+            if let Ok(a) = l.local_addr() {
+                info!("front", "closing the listener on {a}: no longer configured");
+            }
+        }
     }
-    let mut tls_listeners = tls_listeners.into_iter();
-    let unix = match &opts.socket {
-        Some(path) => Some(bind_unix(path).map_err(err(format!("listen on {}", path.display())))?),
+    let mut tls_listeners = listeners::deal(tls_listeners, workers).into_iter();
+    let mut unix = match &opts.socket {
+        Some(path) => Some(listeners::settle_unix(path, handed_unix).map_err(bind)?),
         None => None,
     };
-    let mut unix = unix;
     let stop = Arc::new(AtomicBool::new(false));
+    let drain = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(stats::FrontStats::default());
     let max_conns = connection_cap(workers);
     let token_usage = Arc::new(TokenUsage::default());
@@ -150,7 +160,7 @@ pub fn start(
     .map_err(err("start the token usage thread".into()))?;
     let mut wakers = Vec::new();
     let mut threads = Vec::new();
-    for (index, listener) in listeners.into_iter().enumerate() {
+    for (index, group) in listeners::deal(listeners, workers).into_iter().enumerate() {
         let poll = Poll::new().map_err(err("create a poll".into()))?;
         let waker = Arc::new(
             Waker::new(poll.registry(), worker::WAKER).map_err(err("create a waker".into()))?,
@@ -161,22 +171,25 @@ pub fn start(
         api.throttle = throttle.clone();
         api.asks = asks.clone();
         api.tls = opts.tls.as_ref().map(|t| t.store.clone());
+        api.upgrade = opts.control.clone();
         let setup = worker::WorkerSetup {
             index,
-            listener,
+            listeners: group,
+            clients: clients.next().unwrap_or_default(),
             unix: if index == 0 { unix.take() } else { None },
             published: published.clone(),
             supervisor: supervisor.clone(),
             api,
             stop: stop.clone(),
+            drain: drain.clone(),
             poll,
             waker: waker.clone(),
             stats: stats.clone(),
             max_conns,
             beat: crate::notify::heartbeat(&format!("front-{index}"), waker.clone()),
             tls: match (&tls_config, tls_listeners.next()) {
-                (Some((config, store, port)), Some(listener)) => Some(worker::WorkerTls {
-                    listener,
+                (Some((config, store, port)), Some(listeners)) => Some(worker::WorkerTls {
+                    listeners,
                     config: config.clone(),
                     store: store.clone(),
                     port: *port,
@@ -196,6 +209,7 @@ pub fn start(
         addr,
         https_addr,
         stop,
+        drain,
         wakers,
         threads,
         socket: opts.socket,
@@ -219,6 +233,31 @@ impl Front {
             let _ = std::fs::remove_file(path);
         }
     }
+
+    /// Stops accepting (the listening sockets stay open, so new connections
+    /// wait in the kernel's queue), lets the exchanges in flight finish
+    /// within `worker::DRAIN`, closes idle keep-alive connections and event
+    /// streams, and returns the listening sockets for the next front. Every
+    /// response finished meanwhile says `Connection: close`.
+    pub fn drain(self) -> listeners::Listeners {
+        self.drain.store(true, Ordering::Release);
+        for w in &self.wakers {
+            let _ = w.wake();
+        }
+        let mut out = listeners::Listeners::default();
+        for t in self.threads {
+            if let Ok(back) = t.join() {
+                out.http.extend(back.http);
+                out.clients.extend(back.clients);
+                out.https.extend(back.https);
+                if let (Some(unix), Some(path)) = (back.unix, &self.socket) {
+                    out.unix = Some((path.clone(), unix));
+                }
+            }
+        }
+        self.usage_flusher.stop();
+        out
+    }
 }
 
 /// Client connections one loop may hold: each proxied connection needs two
@@ -229,39 +268,4 @@ fn connection_cap(workers: usize) -> usize {
         .current
         .unwrap_or(1 << 20) as usize;
     (limit.saturating_sub(256) / 2 / workers.max(1)).max(64)
-}
-
-fn bind_reuseport(addr: SocketAddr) -> io::Result<TcpListener> {
-    let family = if addr.is_ipv4() {
-        AddressFamily::INET
-    } else {
-        AddressFamily::INET6
-    };
-    let fd = rustix::net::socket_with(
-        family,
-        SocketType::STREAM,
-        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
-        None,
-    )?;
-    sockopt::set_socket_reuseaddr(&fd, true)?;
-    sockopt::set_socket_reuseport(&fd, true)?;
-    rustix::net::bind(&fd, &addr)?;
-    rustix::net::listen(&fd, 1024)?;
-    Ok(TcpListener::from_std(std::net::TcpListener::from(fd)))
-}
-
-/// Listens on the local API socket, replacing a stale socket file, mode 0600.
-fn bind_unix(path: &Path) -> io::Result<UnixListener> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    let listener = UnixListener::bind(path)?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(listener)
 }

@@ -1,16 +1,18 @@
 //! One front event loop: the poll, accepting connections, the slot table of
 //! connections, timers (deadlines, heartbeats, idle release) and closing.
 //!
-//! Runs on its own thread and owns everything it touches: its listener, its
+//! Runs on its own thread and owns everything it touches: its listeners, its
 //! connections, its upstream pool, its balancer. It learns routes from
 //! `Published` and asks the supervisor by message; it never blocks on
 //! anything but its own poll. What happens on a connection lives beside it
 //! in `worker/` as further `impl Worker` blocks: `pump.rs` (moving bytes),
 //! `exchange.rs` (routing and proxying a request, the front's own answers),
-//! `connect.rs` (upstream connections, refusals) and `manage.rs` (the
-//! management API and supervisor replies).
+//! `connect.rs` (upstream connections, refusals), `manage.rs` (the
+//! management API and supervisor replies) and `drain.rs` (ending the loop
+//! and handing its sockets on).
 
 mod connect;
+mod drain;
 mod exchange;
 mod manage;
 mod pump;
@@ -40,13 +42,19 @@ const KIND_CLIENT: usize = 0;
 const KIND_UPSTREAM: usize = 1;
 const KIND_POOL: usize = 2;
 const KIND_SPECIAL: usize = 3;
-const LISTENER: Token = Token(KIND_SPECIAL);
 pub const WAKER: Token = Token((1 << 2) | KIND_SPECIAL);
 const UNIX_LISTENER: Token = Token((2 << 2) | KIND_SPECIAL);
-const TLS_LISTENER: Token = Token((3 << 2) | KIND_SPECIAL);
+/// Special tokens from this number up are TCP listeners: plain ones even,
+/// HTTPS ones odd (`listener_token`).
+const FIRST_LISTENER: usize = 4;
 
 fn token(slot: usize, kind: usize) -> Token {
     Token((slot << 2) | kind)
+}
+
+/// The token of the loop's `index`th plain (or HTTPS, with `tls`) listener.
+fn listener_token(index: usize, tls: bool) -> Token {
+    token(FIRST_LISTENER + index * 2 + usize::from(tls), KIND_SPECIAL)
 }
 
 /// A request head must arrive within this (REFERENCE: slow clients).
@@ -55,6 +63,10 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often deadlines are checked while there are connections.
 const TICK: Duration = Duration::from_millis(250);
+/// While the front drains (an upgrade, a reload that moves the listeners):
+/// how long exchanges in flight get to finish before their connections are
+/// closed. New connections wait in the kernel's queue meanwhile.
+pub const DRAIN: Duration = Duration::from_secs(5);
 /// A keep-alive connection idle this long gives back its buffers and its
 /// attached upstream (to the pool), so held idle connections cost little.
 const IDLE_RELEASE: Duration = Duration::from_secs(2);
@@ -68,12 +80,18 @@ const BURST: usize = 256;
 /// What a loop needs from the server to start.
 pub struct WorkerSetup {
     pub index: usize,
-    pub listener: TcpListener,
+    /// Usually one; more when a drained front with more loops handed them on.
+    pub listeners: Vec<TcpListener>,
+    /// Idle keep-alive connections a drained front handed on: served as if
+    /// just accepted.
+    pub clients: Vec<Handed>,
     pub unix: Option<UnixListener>,
     pub published: Arc<Published>,
     pub supervisor: SupervisorHandle,
     pub api: Api,
     pub stop: Arc<AtomicBool>,
+    /// Set when the front drains (see `Front::drain`).
+    pub drain: Arc<AtomicBool>,
     pub poll: Poll,
     pub waker: Arc<Waker>,
     pub stats: Arc<FrontStats>,
@@ -87,18 +105,20 @@ pub struct WorkerSetup {
 
 /// One loop's HTTPS side.
 pub struct WorkerTls {
-    pub listener: TcpListener,
+    pub listeners: Vec<TcpListener>,
     pub config: Arc<rustls::ServerConfig>,
     pub store: Arc<Store>,
     /// The port of `https_listen` as bound, for redirects to https.
     pub port: u16,
 }
 
+pub use drain::{Handed, Returned};
+
 /// One event loop.
 pub struct Worker {
     index: usize,
     poll: Poll,
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     unix: Option<UnixListener>,
     conns: Vec<Option<Conn>>,
     generations: Vec<u32>,
@@ -118,6 +138,9 @@ pub struct Worker {
     replies_rx: Receiver<(usize, Reply)>,
     waker: Arc<Waker>,
     stop: Arc<AtomicBool>,
+    drain: Arc<AtomicBool>,
+    /// Draining since `drain` was seen: until this deadline.
+    draining: Option<Instant>,
     open: usize,
     /// Most connections open at once since memory was last given back.
     peak: usize,
@@ -130,6 +153,9 @@ pub struct Worker {
     paused: bool,
     beat: crate::notify::Beat,
     tls: Option<WorkerTls>,
+    /// While draining: idle connections taken out of the loop, for the
+    /// next front.
+    handed: Vec<Handed>,
 }
 
 impl Worker {
@@ -137,12 +163,14 @@ impl Worker {
     pub fn new(setup: WorkerSetup) -> io::Result<Worker> {
         let WorkerSetup {
             index,
-            mut listener,
+            mut listeners,
+            clients,
             mut unix,
             published,
             supervisor,
             api,
             stop,
+            drain,
             poll,
             waker,
             stats,
@@ -150,11 +178,15 @@ impl Worker {
             beat,
             mut tls,
         } = setup;
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
-        if let Some(tls) = tls.as_mut() {
+        for (i, l) in listeners.iter_mut().enumerate() {
             poll.registry()
-                .register(&mut tls.listener, TLS_LISTENER, Interest::READABLE)?;
+                .register(l, listener_token(i, false), Interest::READABLE)?;
+        }
+        if let Some(tls) = tls.as_mut() {
+            for (i, l) in tls.listeners.iter_mut().enumerate() {
+                poll.registry()
+                    .register(l, listener_token(i, true), Interest::READABLE)?;
+            }
         }
         if let Some(unix) = unix.as_mut() {
             poll.registry()
@@ -162,10 +194,10 @@ impl Worker {
         }
         let (replies_tx, replies_rx) = mpsc::channel();
         let snap = published.load();
-        Ok(Worker {
+        let mut worker = Worker {
             index,
             poll,
-            listener,
+            listeners,
             unix,
             conns: Vec::new(),
             generations: Vec::new(),
@@ -183,6 +215,8 @@ impl Worker {
             replies_rx,
             waker,
             stop,
+            drain,
+            draining: None,
             open: 0,
             peak: 0,
             after_burst: false,
@@ -191,11 +225,17 @@ impl Worker {
             paused: false,
             beat,
             tls,
-        })
+            handed: Vec::new(),
+        };
+        for c in clients {
+            worker.add_conn(Client::Plain(c.stream), c.peer_ip, c.local);
+        }
+        Ok(worker)
     }
 
-    /// Runs until the stop flag is set and the waker fires.
-    pub fn run(mut self) {
+    /// Runs until the stop flag is set and the waker fires, or until a
+    /// drain is over; gives back the listening sockets, open.
+    pub fn run(mut self) -> Returned {
         let mut events = Events::with_capacity(1024);
         let mut next_tick = Instant::now() + TICK;
         loop {
@@ -209,20 +249,25 @@ impl Worker {
                     continue;
                 }
                 error!("front", "poll failed in loop {}: {e}", self.index);
-                return;
+                return self.give_back();
             }
             self.beat.beat();
             if self.stop.load(Ordering::Acquire) {
-                return;
+                return self.give_back();
+            }
+            if self.draining.is_none() && self.drain.load(Ordering::Acquire) {
+                self.begin_drain();
             }
             for event in events.iter() {
                 let t = event.token().0;
                 match t & 3 {
                     KIND_SPECIAL => match event.token() {
-                        LISTENER => self.accept_tcp(false),
-                        TLS_LISTENER => self.accept_tcp(true),
                         UNIX_LISTENER => self.accept_unix(),
                         WAKER => self.take_replies(),
+                        _ if t >> 2 >= FIRST_LISTENER => {
+                            let n = (t >> 2) - FIRST_LISTENER;
+                            self.accept_tcp(n / 2, n % 2 == 1)
+                        }
                         _ => {}
                     },
                     KIND_CLIENT => {
@@ -271,20 +316,53 @@ impl Worker {
                 self.tick(now);
                 next_tick = now + TICK;
             }
+            if self.draining.is_some() {
+                self.hand_off_idle();
+            }
+            if self
+                .draining
+                .is_some_and(|until| self.open == 0 || now >= until)
+            {
+                if self.open > 0 {
+                    info!(
+                        "front",
+                        "loop {}: {} connections still busy after {}s of draining: closed",
+                        self.index,
+                        self.open,
+                        DRAIN.as_secs()
+                    );
+                }
+                return self.give_back();
+            }
         }
     }
 
-    /// Accepts on the plain listener, or the HTTPS one when `tls`.
-    fn accept_tcp(&mut self, tls: bool) {
+    /// Stops watching every listening socket (the kernel queues new
+    /// connections meanwhile).
+    fn stop_accepting(&mut self) {
+        let registry = self.poll.registry();
+        for l in self.listeners.iter_mut() {
+            let _ = registry.deregister(l);
+        }
+        if let Some(t) = self.tls.as_mut() {
+            for l in t.listeners.iter_mut() {
+                let _ = registry.deregister(l);
+            }
+        }
+    }
+
+    /// Accepts on the loop's `index`th plain listener, or HTTPS one when
+    /// `tls`.
+    fn accept_tcp(&mut self, index: usize, tls: bool) {
         loop {
+            if self.draining.is_some() {
+                return;
+            }
             if self.open >= self.max_conns {
                 // At the cap: stop accepting; the kernel queues new
                 // connections until one closes (see `close`).
                 if !self.paused {
-                    let _ = self.poll.registry().deregister(&mut self.listener);
-                    if let Some(t) = self.tls.as_mut() {
-                        let _ = self.poll.registry().deregister(&mut t.listener);
-                    }
+                    self.stop_accepting();
                     self.paused = true;
                     self.stats.accept_paused.fetch_add(1, Ordering::Relaxed);
                     warn!(
@@ -294,10 +372,12 @@ impl Worker {
                 }
                 return;
             }
-            let accepted = match (&self.tls, tls) {
-                (Some(t), true) => t.listener.accept(),
-                _ => self.listener.accept(),
+            let listener = match (&self.tls, tls) {
+                (Some(t), true) => t.listeners.get(index),
+                _ => self.listeners.get(index),
             };
+            let Some(listener) = listener else { return };
+            let accepted = listener.accept();
             match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
@@ -564,21 +644,23 @@ impl Worker {
         if burst_over || (self.open == 0 && self.after_burst) {
             self.give_back_memory();
         }
-        if self.paused && self.open < self.max_conns {
+        if self.paused && self.open < self.max_conns && self.draining.is_none() {
+            self.paused = false;
             let registry = self.poll.registry();
-            if registry
-                .register(&mut self.listener, LISTENER, Interest::READABLE)
-                .is_ok()
-            {
-                self.paused = false;
-                if let Some(t) = self.tls.as_mut() {
-                    let _ = registry.register(&mut t.listener, TLS_LISTENER, Interest::READABLE);
+            for (i, l) in self.listeners.iter_mut().enumerate() {
+                let _ = registry.register(l, listener_token(i, false), Interest::READABLE);
+            }
+            if let Some(t) = self.tls.as_mut() {
+                for (i, l) in t.listeners.iter_mut().enumerate() {
+                    let _ = registry.register(l, listener_token(i, true), Interest::READABLE);
                 }
-                // Connections queued meanwhile raise no new edge: take them now.
-                self.accept_tcp(false);
-                if self.tls.is_some() {
-                    self.accept_tcp(true);
-                }
+            }
+            // Connections queued meanwhile raise no new edge: take them now.
+            for i in 0..self.listeners.len() {
+                self.accept_tcp(i, false);
+            }
+            for i in 0..self.tls.as_ref().map_or(0, |t| t.listeners.len()) {
+                self.accept_tcp(i, true);
             }
         }
     }

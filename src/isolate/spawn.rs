@@ -117,6 +117,14 @@ impl Child {
         }
     }
 
+    /// A child started by an earlier image of this process (before an
+    /// upgrade in place): the pid is the same, so it is still ours to wait
+    /// for. The caller checked that `pid` is its child; `init`: it was
+    /// started at a level that runs the instance's init.
+    pub fn adopt(pid: u32, init: bool) -> Child {
+        Child { pid, init }
+    }
+
     fn wait_flags(&mut self, flags: libc::c_int) -> io::Result<Option<ExitStatus>> {
         let mut status = 0;
         // SAFETY: `status` is a valid out pointer; the pid is our child.

@@ -70,6 +70,16 @@ impl Life {
         }
     }
 
+    /// The life of an instance whose process an upgrade in place handed
+    /// over: in `state` (starting or running), health unknown until the
+    /// next check, its restart count carried on.
+    pub fn adopted(state: State, total_restarts: u32) -> Life {
+        Life {
+            total_restarts,
+            ..Life::new(state)
+        }
+    }
+
     pub fn state(&self) -> State {
         self.state
     }

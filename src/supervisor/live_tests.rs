@@ -117,7 +117,7 @@ fn key(service: &str, id: &str) -> InstanceKey {
 /// A running supervisor and the test's own reply channel.
 struct Harness {
     handle: SupervisorHandle,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<JoinHandle<Option<Handover>>>,
     published: Arc<Published>,
     poll: Poll,
     waker: Arc<Waker>,
@@ -128,9 +128,21 @@ struct Harness {
 
 impl Harness {
     fn start(config: Config, data_dir: &Path) -> Harness {
+        Harness::start_handed(config, data_dir, None)
+    }
+
+    /// `start`, adopting what a previous supervisor handed over.
+    fn start_handed(config: Config, data_dir: &Path, handed: Option<Handover>) -> Harness {
         let published = Arc::new(Published::default());
-        let (handle, thread) = start(config, data_dir.to_path_buf(), published.clone(), None)
-            .expect("supervisor starts");
+        let (handle, thread) = start(
+            config,
+            data_dir.to_path_buf(),
+            published.clone(),
+            None,
+            handed,
+            None,
+        )
+        .expect("supervisor starts");
         let poll = Poll::new().unwrap();
         let waker = Arc::new(Waker::new(poll.registry(), Token(0)).unwrap());
         let (reply_tx, replies) = channel();
@@ -221,6 +233,46 @@ fn done(r: Reply) -> serde_json::Value {
 
 fn gone(pid: u32) -> bool {
     procfs::stat(pid).is_none_or(|s| s.state == 'Z' || s.state == 'X')
+}
+
+#[test]
+fn a_handed_over_instance_is_adopted_with_its_process() {
+    let dir = TempDir::new("handover");
+    let cfg = || config(&dir, vec![python("web", BACKEND)]);
+    let mut h = Harness::start(cfg(), &dir);
+    let k = key("web", "alice");
+    done(h.send(Command::Spawn {
+        key: k.clone(),
+        weight: Some(40),
+        wait: true,
+    }));
+    let before = h.view(&k).expect("listed");
+    let pid = before.pid.expect("runs");
+    assert!(h.handle.send(Command::HandOver, None));
+    let handed = h
+        .thread
+        .take()
+        .expect("running")
+        .join()
+        .expect("supervisor thread ends")
+        .expect("a hand-over, not a shutdown");
+    assert!(!gone(pid), "handing over stopped the process");
+    assert_eq!(handed.instances.len(), 1);
+
+    let h = Harness::start_handed(cfg(), &dir, Some(handed));
+    let after = h.view(&k).expect("still listed");
+    assert_eq!(after.pid, Some(pid), "not restarted");
+    assert_eq!((after.state, after.weight), (State::Running, 40));
+    let resp = http_get(after.addr);
+    assert!(resp.ends_with("hello alice"), "{resp}");
+    let log = std::fs::read_to_string(dir.join(".tenement/logs/web/alice.log")).unwrap();
+    assert!(log.contains(&format!("pid {pid} adopted")), "{log}");
+    // Its exit is still seen: the adopted pidfd works.
+    let _ = procfs::signal_group(pid, rustix::process::Signal::KILL);
+    h.wait_for("a restart after the kill", |s| {
+        s.get("web", "alice")
+            .is_some_and(|v| v.pid.is_some_and(|p| p != pid))
+    });
 }
 
 #[test]

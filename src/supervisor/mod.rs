@@ -35,6 +35,7 @@ use crate::state::layout;
 pub use msg::{Command, Reply, ReplyTo, SupervisorHandle};
 pub use reply::{CommandError, Done};
 pub use snapshot::{InstanceView, Published, Snapshot, State};
+pub use worker::handover::Handover;
 
 /// Why the supervisor could not start.
 #[derive(Debug)]
@@ -69,19 +70,25 @@ impl std::error::Error for SuperviseError {
 /// leftover processes of a previous run, restarts the instances that were
 /// running, spawns `[instances]`, publishes the first snapshot into
 /// `published` before returning, and then serves commands. `tls`: the
-/// certificate store a reload swaps, with `[settings.tls]`.
+/// certificate store a reload swaps, with `[settings.tls]`. `handed`: after
+/// an upgrade in place, the processes the previous image ran, adopted
+/// instead of killed and restarted. `control`: where a reload that moves
+/// the listeners asks the server thread for a new front.
 ///
 /// Blocks while leftovers die (at most a couple of seconds) and for the
 /// fork/exec of each restored instance; processes may still be starting
 /// when it returns. Call it from the thread that will own the server; the
 /// returned `JoinHandle` ends after `Command::Shutdown` (or once every
-/// `SupervisorHandle` is dropped, which implies one).
+/// `SupervisorHandle` is dropped, which implies one) with None, or after
+/// `Command::HandOver` with the hand-over.
 pub fn start(
     config: Config,
     data_dir: PathBuf,
     published: Arc<Published>,
     tls: Option<Arc<crate::front::tls::Store>>,
-) -> Result<(SupervisorHandle, JoinHandle<()>), SuperviseError> {
+    handed: Option<Handover>,
+    control: Option<Arc<crate::upgrade::Control>>,
+) -> Result<(SupervisorHandle, JoinHandle<Option<Handover>>), SuperviseError> {
     for dir in [layout::logs_dir(&data_dir), layout::run_dir(&data_dir)] {
         std::fs::create_dir_all(&dir).map_err(|source| SuperviseError::Io {
             what: format!("create {}", dir.display()),
@@ -101,8 +108,10 @@ pub fn start(
     let registry = crate::state::Registry::load(&layout::registry_path(&data_dir))
         .map_err(SuperviseError::State)?;
     let mut supervisor = worker::Supervisor::new(config, data_dir, published, poll, rx, tls);
-    supervisor.prepare_host();
-    supervisor.restore(registry)?;
+    supervisor.control = control;
+    let handed = handed.unwrap_or_default();
+    supervisor.prepare_host(handed.cgroups, &handed.instances);
+    supervisor.restore(registry, handed.instances)?;
     supervisor.beat = crate::notify::heartbeat("supervisor", waker.clone());
     let thread = std::thread::Builder::new()
         .name("supervisor".into())

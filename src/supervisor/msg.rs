@@ -62,6 +62,10 @@ pub enum Command {
     RevokeToken { id: String },
     /// Stop every instance gracefully, persist, and end the supervisor thread.
     Shutdown,
+    /// An upgrade in place: once no stop is in progress, save the registry
+    /// and end the supervisor thread without stopping anything; the thread
+    /// returns the hand-over. No reply.
+    HandOver,
 }
 
 /// The supervisor's answer to one command.

@@ -12,10 +12,11 @@
 //! The rest of the `impl Supervisor` lives in the submodules: `commands`
 //! (the front's requests), `launch` (start-up restore, spawning a process),
 //! `stop` (stopping and its timers), `probes` (readiness and health checks),
-//! `save` (writing the registry) and `views` (snapshot, instance views, the
-//! registry to save).
+//! `save` (writing the registry), `views` (snapshot, instance views, the
+//! registry to save) and `handover` (instances across an upgrade in place).
 
 mod commands;
+pub mod handover;
 mod launch;
 mod probes;
 mod save;
@@ -122,6 +123,9 @@ pub struct Supervisor {
     save_error: Option<String>,
     /// Set by `Shutdown`: who to tell once every instance is down.
     shutdown: Option<Option<ReplyTo>>,
+    /// Set by `HandOver`: end the loop, handing every process over, once
+    /// no stop is in progress.
+    handing_over: bool,
     /// Replies waiting for the next publish.
     outbox: Vec<(ReplyTo, Reply)>,
     /// `/api/events` and `/api/logs/stream` subscribers.
@@ -140,6 +144,9 @@ pub struct Supervisor {
     pub beat: crate::notify::Beat,
     /// Autospawn creations per service, rate-limited.
     spawn_rate: super::spawn_rate::SpawnRate,
+    /// The server thread's mailbox: a reload that moves the listeners asks
+    /// it for a new front.
+    pub control: Option<Arc<crate::upgrade::Control>>,
 }
 
 impl Supervisor {
@@ -166,12 +173,14 @@ impl Supervisor {
             persist: false,
             save_error: None,
             shutdown: None,
+            handing_over: false,
             outbox: Vec::new(),
             subscribers: Subscribers::default(),
             cgroups: None,
             no_cgroups: "cgroups are not set up".to_string(),
             reap_orphans: false,
             spawn_rate: Default::default(),
+            control: None,
             last_sweep: Instant::now(),
             beat: crate::notify::Beat::default(),
         }
@@ -264,8 +273,9 @@ impl Supervisor {
 
     // ---- the loop -------------------------------------------------------
 
-    /// Runs until `Shutdown` (or until every handle is dropped).
-    pub fn run(mut self) {
+    /// Runs until `Shutdown` (or until every handle is dropped): None; or
+    /// until `HandOver`: what the next image of the server adopts.
+    pub fn run(mut self) -> Option<handover::Handover> {
         let mut events = Events::with_capacity(256);
         loop {
             let now = Instant::now();
@@ -289,6 +299,9 @@ impl Supervisor {
             self.on_timers(Instant::now());
             self.sweep_host(Instant::now());
             self.flush();
+            if self.handing_over && self.instances.values().all(|i| i.stop.is_none()) {
+                return Some(self.hand_over());
+            }
             if self.shutdown.is_some() && self.instances.values().all(|i| i.stop.is_none()) {
                 self.persist = true;
                 if let Some(to) = self.shutdown.take() {
@@ -297,7 +310,7 @@ impl Supervisor {
                 self.flush();
                 self.release_cgroups();
                 info!("supervisor", "all instances stopped");
-                return;
+                return None;
             }
         }
     }
@@ -503,8 +516,9 @@ impl Supervisor {
                 Err(TryRecvError::Empty) => return,
                 Err(TryRecvError::Disconnected) => {
                     // Every handle is gone: nobody can ask for anything any
-                    // more, so shut down as if told to.
-                    if self.shutdown.is_none() {
+                    // more, so shut down as if told to (unless handing over:
+                    // then the processes live on with the next image).
+                    if self.shutdown.is_none() && !self.handing_over {
                         self.on_command(Command::Shutdown, None);
                     }
                     return;
@@ -691,6 +705,7 @@ impl Supervisor {
             return;
         };
         let idle = self.shutdown.is_none()
+            && !self.handing_over
             && inst.stats.open() == 0
             && self.idle_deadline(inst, now).is_some_and(|t| t <= now);
         if idle {

@@ -3,6 +3,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod clone3;
+pub mod fd;
 pub mod landlock;
 pub mod memory;
 pub mod mount;

@@ -1,12 +1,12 @@
-//! Process-wide signal handling for `ten serve`: block SIGTERM, SIGINT and
-//! SIGHUP in every thread, then take them synchronously with sigwait on the
+//! Process-wide signal handling for `ten serve`: block SIGTERM, SIGINT,
+//! SIGHUP and SIGUSR2 in every thread, then take them synchronously with sigwait on the
 //! main thread. Children inherit the blocked mask, so the spawn path unblocks
 //! everything before exec (see `isolate`).
 
 use std::io;
 
 /// The signals `ten serve` reacts to.
-pub const HANDLED: [i32; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
+pub const HANDLED: [i32; 4] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR2];
 
 fn handled_set() -> libc::sigset_t {
     // SAFETY: sigset_t is a plain bit array; sigemptyset initialises it fully

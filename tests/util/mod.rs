@@ -317,6 +317,8 @@ pub struct Server {
     serve_args: Vec<String>,
     /// A command `ten serve` runs under (e.g. `prlimit --nofile=N:N`).
     wrap: Vec<String>,
+    /// Pass `--port 0 --bind 127.0.0.1` (else the config's `listen` holds).
+    address_flags: bool,
     scratch: Scratch,
 }
 
@@ -335,7 +337,7 @@ impl Server {
     /// `start_with`, running `ten serve` under `wrap` (a command that execs
     /// its arguments, so the server keeps the pid it was started with).
     pub fn start_wrapped(name: &str, config: &str, serve_args: &[&str], wrap: &[&str]) -> Server {
-        Server::start_prepared(name, config, serve_args, wrap, |_| {})
+        Server::launch(name, config, serve_args, wrap, true, |_| {})
     }
 
     /// `start_wrapped`, running `prepare` on the empty data dir first (e.g.
@@ -345,6 +347,23 @@ impl Server {
         config: &str,
         serve_args: &[&str],
         wrap: &[&str],
+        prepare: impl FnOnce(&Path),
+    ) -> Server {
+        Server::launch(name, config, serve_args, wrap, true, prepare)
+    }
+
+    /// `start_wrapped` without `--port 0 --bind 127.0.0.1`: the config's
+    /// `listen` decides, and a reload that changes it moves the server.
+    pub fn start_unbound(name: &str, config: &str, wrap: &[&str]) -> Server {
+        Server::launch(name, config, &[], wrap, false, |_| {})
+    }
+
+    fn launch(
+        name: &str,
+        config: &str,
+        serve_args: &[&str],
+        wrap: &[&str],
+        address_flags: bool,
         prepare: impl FnOnce(&Path),
     ) -> Server {
         let scratch = Scratch::new(name);
@@ -363,6 +382,7 @@ impl Server {
             log: Arc::new(Mutex::new(String::new())),
             serve_args: serve_args.iter().map(|s| s.to_string()).collect(),
             wrap: wrap.iter().map(|s| s.to_string()).collect(),
+            address_flags,
             scratch,
         };
         server.admin_token = server.mint_token(None);
@@ -419,7 +439,10 @@ impl Server {
             .arg(&self.config)
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .args(["--port", "0", "--bind", "127.0.0.1"])
+            .args(match self.address_flags {
+                true => &["--port", "0", "--bind", "127.0.0.1"][..],
+                false => &[],
+            })
             .args(&self.serve_args)
             .current_dir(&self.scratch.root)
             .stdin(Stdio::null())

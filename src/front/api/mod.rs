@@ -161,6 +161,8 @@ pub struct Api {
     pub asks: std::sync::Arc<allowed::AskLimit>,
     /// The certificates in use, with `[settings.tls]`.
     pub tls: Option<std::sync::Arc<crate::front::tls::Store>>,
+    /// Upgrades in place: their status, and how to ask for one.
+    pub upgrade: Option<std::sync::Arc<crate::upgrade::Control>>,
 }
 
 /// An endpoint, with the raw `{svc:id}` path segment where it has one.
@@ -183,6 +185,7 @@ enum Endpoint<'a> {
     Events,
     Config,
     Reload,
+    Upgrade,
     TlsStatus,
     Tls,
     TlsAllowed,
@@ -209,6 +212,7 @@ fn route(path: &str) -> Option<(Endpoint<'_>, &'static [&'static str])> {
         "/api/events" => (Events, GET),
         "/api/config" => (Config, GET),
         "/api/reload" => (Reload, POST),
+        "/api/upgrade" => (Upgrade, &["GET", "POST"]),
         "/api/tls/status" => (TlsStatus, GET),
         "/api/tls" => (Tls, GET),
         "/api/tls/allowed" => (TlsAllowed, GET),
@@ -257,6 +261,7 @@ impl Api {
             throttle: Default::default(),
             asks: Default::default(),
             tls: None,
+            upgrade: None,
         }
     }
 
@@ -481,6 +486,22 @@ impl Api {
             Reload => {
                 admin_only(&who)?;
                 ask(Command::Reload, 200)
+            }
+            Upgrade => {
+                admin_only(&who)?;
+                let Some(control) = &self.upgrade else {
+                    return Err(Response::error(503, "upgrades in place are not available"));
+                };
+                if req.method == "POST" {
+                    let Some(attempt) = control.request() else {
+                        return Err(Response::error(409, "an upgrade is already in progress"));
+                    };
+                    let mut json = control.json();
+                    json["attempt"] = attempt.into();
+                    respond(Response::json(202, &json))
+                } else {
+                    respond(Response::json(200, &control.json()))
+                }
             }
             TlsStatus => {
                 admin_only(&who)?;

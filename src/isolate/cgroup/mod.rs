@@ -62,7 +62,7 @@ impl fmt::Display for Version {
 }
 
 /// The controllers limits need.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Controller {
     Memory,
     Cpu,
@@ -84,7 +84,7 @@ impl Controller {
 
 /// The limits of one instance, in kernel units. `None` is "no limit" (or the
 /// kernel's default weight), written out so a reused cgroup loses old limits.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     pub memory_bytes: Option<u64>,
     /// cgroup v1 `cpu.shares` (default 1024); mapped to `cpu.weight` on v2.
@@ -298,7 +298,7 @@ fn sigkill(pid: u32) {
 // ---- the tenement cgroup ------------------------------------------------
 
 /// A v1 hierarchy we use, and our directory in it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct V1Dir {
     controllers: Vec<String>,
     dir: PathBuf,
@@ -310,8 +310,10 @@ impl V1Dir {
     }
 }
 
-/// Where every instance cgroup of this server goes.
-#[derive(Debug)]
+/// Where every instance cgroup of this server goes. Serialisable, so an
+/// upgrade in place hands it to the new image as it is (`create` there
+/// would look from the leaf the server moved into and find another place).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Tree {
     name: String,
     /// Its directory in the v2 hierarchy, with the controllers enabled for
@@ -478,10 +480,23 @@ impl Tree {
         }
     }
 
+    /// The cgroup of an instance whose processes run on (handed over by
+    /// an upgrade in place): nothing is created, killed or written.
+    pub fn adopt(&self, name: &str, limits: &Limits) -> Instance {
+        let mut inst = self.handle(name, *limits);
+        inst.oom_seen = inst.oom_count().unwrap_or(0);
+        inst
+    }
+
     /// Kills and removes every instance cgroup below the tree: what a
     /// previous run left, or what is left at shutdown. Returns the names of
     /// those that still had processes.
     pub fn sweep(&self) -> Vec<String> {
+        self.sweep_except(&[])
+    }
+
+    /// `sweep`, leaving the cgroups named in `keep` (adopted instances).
+    pub fn sweep_except(&self, keep: &[String]) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
         for dir in self.dirs() {
             let Ok(entries) = std::fs::read_dir(dir) else {
@@ -498,7 +513,7 @@ impl Tree {
             }
         }
         let mut busy = Vec::new();
-        for n in names {
+        for n in names.into_iter().filter(|n| !keep.contains(n)) {
             let inst = self.handle(&n, Limits::default());
             if inst.populated() {
                 busy.push(n);

@@ -142,23 +142,23 @@ impl Supervisor {
                     let certs = self.load_certs(&config)?;
                     Ok((config, certs))
                 });
+                // New addresses to listen on must be free before anything
+                // changes: one that cannot be bound refuses the reload.
+                let loaded = loaded.and_then(|(config, certs)| {
+                    let front = front_change(&self.config, &config, self.tls.is_some())?;
+                    Ok((config, certs, front))
+                });
                 match loaded {
-                    Ok((config, certs)) => {
-                        let s = &config.settings;
-                        if s.listen != self.config.settings.listen
-                            || s.workers != self.config.settings.workers
-                        {
-                            warn!(
-                                "supervisor",
-                                "`listen` and `workers` take effect at the next start of ten serve"
-                            );
-                        }
-                        let https = |c: &Config| c.settings.tls.as_ref().map(|t| t.https_listen);
+                    Ok((config, certs, front)) => {
+                        let https = |c: &Config| c.settings.tls.is_some();
                         if https(&config) != https(&self.config) {
                             warn!(
                                 "supervisor",
-                                "adding, removing or moving `[settings.tls]` https_listen takes effect at the next start of ten serve"
+                                "adding or removing `[settings.tls]` takes effect at the next `ten upgrade` or start of ten serve"
                             );
+                        }
+                        if let (Some(front), Some(control)) = (front, &self.control) {
+                            control.send(crate::upgrade::Request::Front(front));
                         }
                         if let (Some(store), Some((set, redirect))) = (&self.tls, certs) {
                             store.swap(set, redirect);
@@ -182,6 +182,13 @@ impl Supervisor {
                 }
                 // A refused config leaves the old one serving: ready again.
                 crate::notify::ready();
+            }
+            Command::HandOver => {
+                info!(
+                    "supervisor",
+                    "handing instances over for an upgrade in place"
+                );
+                self.handing_over = true;
             }
             Command::Shutdown => {
                 if self.shutdown.is_some() {
@@ -531,6 +538,46 @@ impl Supervisor {
             });
         }
     }
+}
+
+/// What a reload changes in the front (`listen`, `workers`, a moved
+/// `https_listen` while HTTPS serves): the settings to rebuild it with, or
+/// None. Err: a new address cannot be bound (it is tried and let go).
+fn front_change(
+    old: &Config,
+    new: &Config,
+    https_serving: bool,
+) -> Result<Option<crate::upgrade::FrontSettings>, crate::config::ConfigError> {
+    let https = |c: &Config| match https_serving {
+        true => c.settings.tls.as_ref().map(|t| t.https_listen),
+        false => None,
+    };
+    let (o, n) = (&old.settings, &new.settings);
+    let changed = o.listen != n.listen || o.workers != n.workers || https(old) != https(new);
+    if !changed {
+        return Ok(None);
+    }
+    for (key, before, after) in [
+        ("listen", Some(o.listen), Some(n.listen)),
+        ("https_listen", https(old), https(new)),
+    ] {
+        let Some(after) = after.filter(|a| Some(*a) != before) else {
+            continue;
+        };
+        if let Err(e) = std::net::TcpListener::bind(after) {
+            return Err(crate::config::ConfigError {
+                file: new.path.clone(),
+                line: None,
+                key: Some(key.to_string()),
+                message: format!("cannot listen on {after}: {e}"),
+            });
+        }
+    }
+    Ok(Some(crate::upgrade::FrontSettings {
+        listen: n.listen,
+        workers: n.workers,
+        https: https(new).or(https(old)),
+    }))
 }
 
 /// `DELETE /api/tokens/{id}`: removes the token from the tokens file; every

@@ -25,16 +25,31 @@ use crate::supervisor::lifecycle::{self, Effect, Event, KILL_GRACE};
 use crate::supervisor::logs::Splitter;
 use crate::supervisor::snapshot::State;
 use crate::supervisor::table::{Pipe, Run, Source};
+
+use super::handover::{self, Adopted};
 use crate::supervisor::SuperviseError;
 
 impl Supervisor {
     /// Sets up what every launch relies on, before anything is spawned. As
-    /// root: the tenement cgroup, emptied of what a previous run left. When
-    /// `ten serve` made the process a child subreaper: reaping orphans.
-    pub fn prepare_host(&mut self) {
+    /// root: the tenement cgroup, emptied of what a previous run left
+    /// (after an upgrade in place: the tree handed over, the cgroups of
+    /// `handed` processes kept). When `ten serve` made the process a child
+    /// subreaper: reaping orphans.
+    pub fn prepare_host(&mut self, tree: Option<cgroup::Tree>, handed: &[Adopted]) {
         self.reap_orphans = cgroup::orphans::is_subreaper();
         if !rustix::process::geteuid().is_root() {
             self.no_cgroups = "ten serve is not running as root".to_string();
+            return;
+        }
+        if let Some(tree) = tree {
+            let keep: Vec<String> = handed
+                .iter()
+                .filter_map(|a| a.process.as_ref()?.cgroup.as_ref().map(|c| c.0.clone()))
+                .collect();
+            for left in tree.sweep_except(&keep) {
+                info!("supervisor", "killed what was left in cgroup {left}");
+            }
+            self.cgroups = Some(tree);
             return;
         }
         let name = cgroup::tree_name(&self.data_dir);
@@ -59,11 +74,20 @@ impl Supervisor {
         }
     }
 
-    /// Restores `registry` (as loaded and checked) and spawns `[instances]`;
-    /// see `super::start`.
-    pub fn restore(&mut self, registry: Registry) -> Result<(), SuperviseError> {
+    /// Restores `registry` (as loaded and checked), adopting the processes
+    /// an upgrade in place handed over, and spawns `[instances]`; see
+    /// `super::start`.
+    pub fn restore(
+        &mut self,
+        registry: Registry,
+        handed: Vec<Adopted>,
+    ) -> Result<(), SuperviseError> {
+        let mut handed = handover::by_key(handed);
+        let spared = handover::live_pids(&handed);
         for entry in &registry.instances {
-            kill_leftover(entry);
+            if !entry.pid.is_some_and(|p| spared.contains(&p)) {
+                kill_leftover(entry);
+            }
         }
         let now = Instant::now();
         for entry in registry.instances {
@@ -71,12 +95,16 @@ impl Supervisor {
                 service: entry.service.clone(),
                 id: entry.id.clone(),
             };
+            let adopted = handed.remove(&key);
             if !self.config.services.contains_key(&key.service) {
                 warn!(
                     "supervisor",
                     "{key} dropped from the registry: service {:?} is no longer configured",
                     key.service
                 );
+                if let Some(a) = adopted {
+                    self.discard(&key, a);
+                }
                 continue;
             }
             let state = match entry.desired {
@@ -92,11 +120,26 @@ impl Supervisor {
             };
             self.insert(key.clone(), entry.port, entry.weight, state);
             self.restore_uid(&key, entry.uid);
+            if let Some(a) = adopted {
+                if let Some(inst) = self.instances.get_mut(&key) {
+                    // Not a restart of tenement: the count goes on.
+                    inst.life = crate::supervisor::lifecycle::Life::adopted(state, entry.restarts);
+                }
+                let live = a.process.is_some();
+                match self.adopt(&key, a, now) {
+                    Ok(()) if live => continue,
+                    Ok(()) => {}
+                    Err(why) => self.note(&key, &format!("not adopted: {why}; starting it again")),
+                }
+            }
             if state == State::Starting {
                 if let Err(e) = self.launch(&key, now) {
                     self.spawn_failed(&key, &e, false, now);
                 }
             }
+        }
+        for (key, a) in handed {
+            self.discard(&key, a);
         }
         for (service, id) in self.config.instances.clone() {
             let key = InstanceKey { service, id };
