@@ -30,10 +30,12 @@ demo: build
 # both builds (glibc and static musl), against nginx and HAProxy in the same
 # run; then HTTPS through the same three (ECDSA and RSA, keep-alive and a
 # handshake per request). Installs nginx, haproxy, wrk and openssl if missing.
+# Then wake latency, and upgrades in place under load.
 bench: build static
 	./tests/bench/run.sh
 	./tests/bench/https.sh
 	./tests/bench/wake.sh
+	./tests/bench/upgrade.sh
 
 # ring (rustls' crypto) compiles C and assembly for the target: musl-gcc
 # from Debian's musl-tools, installed here when missing.
