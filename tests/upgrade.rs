@@ -2,8 +2,9 @@
 //! again in place. Under a loop of requests (fresh connections and
 //! keep-alive ones) none fails, the server's pid and the instance's pid
 //! stay, and the instance's log goes on; a broken new binary leaves the old
-//! one serving; a reload that changes `workers` and `listen` moves the
-//! front without restarting instances.
+//! one serving, and so does an exec that fails after the hand-over; a
+//! reload that changes `workers` and `listen` moves the front without
+//! restarting instances.
 //!
 //! The server runs from a copy of the binary in the test's own folder, so
 //! the test can replace that file as an operator would (copy, rename).
@@ -60,12 +61,13 @@ impl Bin {
 
     /// A new "binary" that is a shell script failing at once.
     fn replace_with_broken(&self) {
-        let tmp = self.dir.join("broken");
-        std::fs::write(
-            &tmp,
-            "#!/bin/sh\necho 'this binary is broken' >&2\nexit 1\n",
-        )
-        .expect("write the script");
+        self.replace_with_script("#!/bin/sh\necho 'this binary is broken' >&2\nexit 1\n");
+    }
+
+    /// A new "binary" that is the shell script `text`.
+    fn replace_with_script(&self, text: &str) {
+        let tmp = self.dir.join("script");
+        std::fs::write(&tmp, text).expect("write the script");
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         std::fs::rename(&tmp, &self.path).expect("rename it over the old one");
@@ -361,4 +363,45 @@ fn a_reload_that_changes_workers_and_listen_restarts_no_instance() {
         inst_pid,
         "instance restarted: {list}"
     );
+}
+
+#[test]
+fn a_failed_exec_resumes_the_old_image_with_everything_it_had() {
+    let bin = Bin::new("exec-fails");
+    let s = start("upgrade-exec-fails", &config(), &bin);
+    let pid = s.pid().expect("server runs");
+    let inst_pid = s.wait_running("web:a")["pid"].as_u64();
+    // A keep-alive connection made before: handed over and back.
+    let mut kept = TcpStream::connect(s.addr).expect("connect");
+    kept.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    assert_eq!(get(&mut kept, "/before", true), Ok(false));
+
+    // Passes its self-check, then takes its own execute bit away, so the
+    // exec that follows fails (EACCES) after the drain and the hand-over.
+    let line = stdout(&ten_raw(s.root(), &["--version"]));
+    let version = line.split_whitespace().nth(1).expect("a version");
+    let script = format!(
+        "#!/bin/sh\nif [ -n \"$TENEMENT_UPGRADE_CHECK\" ]; then chmod 0644 \"$0\"; echo 'ten {version} handover 1'; exit 0; fi\nexit 1\n"
+    );
+    bin.replace_with_script(&script);
+    let out = s.ten(&["upgrade"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(stderr(&out).contains("execve"), "{}", describe(&out));
+
+    // Everything is back: the listeners, the kept connection, the instance
+    // (adopted in the same image), the local socket.
+    assert_eq!(s.pid(), Some(pid));
+    assert!(pid_alive(pid));
+    assert_eq!(get(&mut kept, "/after", true), Ok(false));
+    s.echo("a.web.localhost", "/after-a-failed-exec");
+    assert_eq!(s.wait_running("web:a")["pid"].as_u64(), inst_pid);
+    let status = upgrade_status(&s);
+    assert_eq!(status["last"]["ok"], false);
+
+    // And a good binary upgrades it after all.
+    bin.replace_with(Path::new(BIN));
+    s.ten_ok(&["upgrade"]);
+    assert_eq!(s.wait_running("web:a")["pid"].as_u64(), inst_pid);
+    assert_eq!(upgrade_status(&s)["upgrades"], 1);
 }
