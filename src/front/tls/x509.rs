@@ -1,7 +1,7 @@
 //! A minimal DER reader for X.509 certificates (RFC 5280): the DNS names
 //! a certificate is for (subjectAltName dNSNames, else the subject's CN),
-//! its issuer and its notAfter, for choosing certificates by name and for
-//! `GET /api/tls` and the expiry metric.
+//! its issuer and its validity, for choosing certificates by name, for
+//! `GET /api/tls` and the expiry metric, and for ACME renewals.
 //!
 //! Pure: reads a byte slice, nothing else. It checks no signature and
 //! trusts nothing; rustls and the client do the verifying.
@@ -14,6 +14,8 @@ pub struct Info {
     pub names: Vec<String>,
     /// The issuer as `CN=..., O=...` (the attributes we know, in order).
     pub issuer: String,
+    /// notBefore, in seconds since the Unix epoch.
+    pub not_before: i64,
     /// notAfter, in seconds since the Unix epoch.
     pub not_after: i64,
 }
@@ -105,7 +107,8 @@ pub fn read(cert: &[u8]) -> Result<Info, DerError> {
     let (_spki, rest) = expect(after, SEQUENCE, "no public key")?;
     after = rest;
 
-    let (_not_before, _, rest) = tlv(validity)?;
+    let (time_tag, not_before, rest) = tlv(validity)?;
+    let not_before = time(time_tag, not_before)?;
     let (time_tag, not_after, _) = tlv(rest)?;
     let not_after = time(time_tag, not_after)?;
 
@@ -131,6 +134,7 @@ pub fn read(cert: &[u8]) -> Result<Info, DerError> {
     Ok(Info {
         names,
         issuer: parts.join(", "),
+        not_before,
         not_after,
     })
 }
@@ -284,6 +288,7 @@ kDqiDfeZaA==
         let info = read(&der(WITH_SAN)).expect("readable");
         assert_eq!(info.names, ["example.org", "*.example.org"]);
         assert_eq!(info.issuer, "CN=Test CA One, O=Test Org");
+        assert_eq!(info.not_before, 1_798_779_418 - 30 * 86_400);
         assert_eq!(info.not_after, 1_798_779_418);
     }
 
