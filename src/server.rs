@@ -100,13 +100,24 @@ pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
 
     // Certificates are read once here, before anything starts: a missing
     // or wrong file is a config error and nothing runs.
+    let mut acme = None;
     let tls = match &config.settings.tls {
         Some(t) => {
             let set = front::tls::certs::load(t, &config.settings.domain)?;
-            Some(Arc::new(front::tls::Store::new(set, t.redirect_http)))
+            let mut store = front::tls::Store::new(set, t.redirect_http);
+            if let Some(a) = &t.acme {
+                let (shared, opts, http) = acme_setup(a, &data_dir, &config.settings.domain)?;
+                store = store.with_acme(shared.clone());
+                acme = Some((shared, opts, http));
+            }
+            Some(Arc::new(store))
         }
         None => None,
     };
+    let published = Arc::new(Published::default());
+    if let Some((shared, _, _)) = &acme {
+        shared.set_published(published.clone());
+    }
     let (tx, rx) = mpsc::channel();
     let exe = handed
         .as_ref()
@@ -120,7 +131,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
     let mut server = Server {
         opts,
         data_dir,
-        published: Arc::new(Published::default()),
+        published,
         tls,
         control,
         lock: Some(lock),
@@ -131,6 +142,13 @@ pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
     };
     let adopted = handed.as_mut().map(|d| std::mem::take(&mut d.supervisor));
     server.start(config, adopted, listeners)?;
+    // ACME starts once the listeners answer challenges. Its failures are
+    // logged and shown in GET /api/tls; they never stop the server.
+    if let (Some((shared, opts, http)), Some(store)) = (acme, &server.tls) {
+        if let Err(e) = crate::acme::manager::start(shared, store.clone(), opts, http) {
+            warn!("acme", "cannot start the ACME thread: {e}");
+        }
+    }
     if let Some(d) = &handed {
         info!(
             "server",
@@ -438,6 +456,47 @@ impl Server {
         crate::notify::ready();
         Ok(())
     }
+}
+
+/// ACME's shared state, the thread's options and its HTTPS client (with
+/// `acme_ca_root` trusted: an unreadable one is a config error).
+fn acme_setup(
+    a: &config::Acme,
+    data_dir: &std::path::Path,
+    domain: &str,
+) -> Result<
+    (
+        Arc<crate::acme::shared::Shared>,
+        crate::acme::manager::Options,
+        crate::acme::https::Client,
+    ),
+    Box<dyn std::error::Error>,
+> {
+    use crate::acme::shared::{Challenge, Shared};
+    let http = crate::acme::https::Client::new(a.ca_root.as_ref().map(|f| f.path.as_path()))
+        .map_err(|e| -> Box<dyn std::error::Error> {
+            match &a.ca_root {
+                Some(f) => Box::new(f.error(e)),
+                None => Box::new(ServeError(e)),
+            }
+        })?;
+    crate::acme::files::ensure_dir(data_dir).map_err(ServeError)?;
+    let challenge = if a.challenge == "tls-alpn-01" {
+        Challenge::TlsAlpn01
+    } else {
+        Challenge::Http01
+    };
+    let shared = Arc::new(Shared::new(
+        data_dir.to_path_buf(),
+        domain,
+        challenge,
+        a.on_demand_per_hour,
+    ));
+    let opts = crate::acme::manager::Options {
+        directory: a.directory.clone(),
+        email: Some(a.email.clone()),
+    };
+    Ok((shared, opts, http))
 }
 
 /// Makes `{data_dir}/.tenement` 0700 and `{data_dir}/api_token` 0600 (when

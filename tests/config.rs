@@ -186,8 +186,12 @@ fn keys_not_built_yet_are_refused_not_ignored() {
         3,
         &["storage_quota_mb", "between 1 and 16777216"],
     );
+    // ACME is built: accepted, and its keys are checked.
     let acme = "[settings]\ndomain = \"localhost\"\n\n[settings.tls]\nacme_email = \"ops@example.com\"\n\n[service.api]\ncommand = \"x\"\n";
-    assert_refused(&scratch, acme, 5, &["acme_email", "not supported yet"]);
+    let out = check(&scratch, acme);
+    assert!(out.status.success(), "{}", describe(&out));
+    let acme = acme.replace("ops@example.com", "ops");
+    assert_refused(&scratch, &acme, 5, &["acme_email", "not an email address"]);
     // The defaults of those keys are accepted.
     let defaults = "[service.api]\ncommand = \"x\"\nisolation = \"process\"\nidle_timeout = 0\nautospawn = false\nsocket_activation = false\n";
     let out = check(&scratch, defaults);
@@ -283,7 +287,7 @@ fn the_original_tenements_configs_check_or_name_the_replacement() {
         (
             "[settings.tls]\nenabled = true\nacme_email = \"admin@example.com\"\ndomain = \"example.com\"\n",
             2,
-            &["settings.tls.enabled", "`cert` and `key`", "settings.domain = \"example.com\"", "`acme_email` keeps its name", "not supported yet", "ten caddy"],
+            &["settings.tls.enabled", "`cert` and `key`", "settings.domain = \"example.com\"", "`acme_email` keeps its name"],
         ),
         ("[settings.tls]\ndomain = \"example.com\"\n", 2, &["settings.domain = \"example.com\""]),
         ("[settings.tls]\ncache_dir = \"/var/cache/acme\"\n", 2, &["{data_dir}/.tenement/acme/"]),
@@ -291,8 +295,8 @@ fn the_original_tenements_configs_check_or_name_the_replacement() {
         ("[settings.tls]\nhttps_port = 8443\n", 2, &["https_listen = \"0.0.0.0:8443\""]),
         ("[settings.tls]\nhttp_port = 8080\n", 2, &["settings.listen = \"0.0.0.0:8080\"", "redirect_http"]),
         ("[settings.tls]\ndns_provider = \"cloudflare\"\n", 2, &["ten caddy --domain D --dns-provider cloudflare"]),
-        // A key of tenement's whose behaviour is not built yet.
-        ("[settings.tls]\nacme_email = \"a@b.c\"\n", 2, &["settings.tls.acme_email", "not supported yet"]),
+        // ACME's keys are checked.
+        ("[settings.tls]\nacme_email = \"a@b.c\"\nacme_challenge = \"dns-01\"\n", 3, &["settings.tls.acme_challenge", "tls-alpn-01"]),
         // The original's VM levels.
         ("[service.vm]\ncommand = \"./app\"\nisolation = \"firecracker\"\n", 3, &["\"sandbox\""]),
     ];

@@ -76,6 +76,9 @@ pub const PIDS_MAX: Bound = count("pids_max", 1, 4_194_304);
 pub const DEPLOY_TIMEOUT: Bound = secs("timeout_secs", 1, DAY);
 /// `/api/logs?since=` and `ten logs --since`: ten years back at most.
 pub const LOG_SINCE: Bound = secs("since", 0, 3_650 * DAY);
+/// New on-demand certificate names per hour (Let's Encrypt allows 300
+/// new orders per account every 3 hours).
+pub const ACME_ON_DEMAND_PER_HOUR: Bound = count("acme_on_demand_per_hour", 1, 100);
 
 /// Every bound, in the order tenement.toml(5) lists them.
 #[cfg(test)]
@@ -97,6 +100,7 @@ pub const ALL: &[Bound] = &[
     STORAGE_QUOTA_MB,
     DEPLOY_TIMEOUT,
     LOG_SINCE,
+    ACME_ON_DEMAND_PER_HOUR,
 ];
 
 const fn secs(key: &'static str, min: u64, max: u64) -> Bound {

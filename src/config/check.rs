@@ -1,7 +1,6 @@
 //! Every check of a parsed file, once: `Config::from_raw` turns the raw
 //! tables into settings, services, instances and routes, gathering each
-//! refusal with its position so the first in the file is reported. Keys this
-//! version cannot honour are refused here as "not supported yet". Pure: no I/O.
+//! refusal with its position so the first in the file is reported. Pure: no I/O.
 
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
@@ -17,7 +16,7 @@ use super::error::{toml_key, Source};
 use super::locate::clean;
 use super::raw::{Map, Raw, RawRouting, RawService, RawSettings, RawTls};
 use super::{
-    millis, shell, suggest, template, CertFiles, Config, ConfigError, FileRef, Isolation,
+    millis, shell, suggest, template, Acme, CertFiles, Config, ConfigError, FileRef, Isolation,
     Overrides, RestartPolicy, Routing, Service, Settings, Tls, User,
 };
 use crate::names;
@@ -78,16 +77,6 @@ impl Check<'_> {
         let at = span.start;
         let error = self.src.error(Some(span), Some(key), message.into());
         self.errors.push((at, error));
-    }
-
-    /// "`KEY` is not supported yet" for a key this version parses but cannot
-    /// honour. `what` names it, `instead` says what to do.
-    fn unsupported(&mut self, span: Range<usize>, key: String, what: &str, instead: &str) {
-        self.fail(
-            span,
-            key,
-            format!("{what} is not supported yet in this version; {instead}"),
-        );
     }
 
     fn settings(&mut self, raw: RawSettings, dir: &Path) -> Settings {
@@ -222,7 +211,7 @@ impl Check<'_> {
                     at,
                     format!("{}.{name}", key("tls")),
                     format!(
-                        "the original tenement's [settings.tls] keys are spelled differently here: {replacements}. ACME (the `acme_*` keys) is not supported yet in this version: give `cert` and `key`, or terminate TLS in a proxy in front (`ten caddy --domain D`)"
+                        "the original tenement's [settings.tls] keys are spelled differently here: {replacements}"
                     ),
                 ),
                 None => s.tls = self.tls(tls, dir),
@@ -236,38 +225,13 @@ impl Check<'_> {
         let table = raw.span();
         let raw = raw.into_inner();
         let key = |name: &str| format!("settings.tls.{name}");
-        let acme = [
-            raw.acme_email.as_ref().map(|v| ("acme_email", v.span())),
-            raw.acme_directory
-                .as_ref()
-                .map(|v| ("acme_directory", v.span())),
-            raw.acme_on_demand
-                .as_ref()
-                .map(|v| ("acme_on_demand", v.span())),
-            raw.acme_on_demand_per_hour
-                .as_ref()
-                .map(|v| ("acme_on_demand_per_hour", v.span())),
-            raw.acme_challenge
-                .as_ref()
-                .map(|v| ("acme_challenge", v.span())),
-            raw.acme_ca_root
-                .as_ref()
-                .map(|v| ("acme_ca_root", v.span())),
-        ];
         let mut ok = true;
-        for (name, span) in acme.into_iter().flatten() {
-            self.unsupported(
-                span,
-                key(name),
-                &format!("`{name}` (ACME)"),
-                "give a certificate with `cert` and `key`",
-            );
-            ok = false;
-        }
+        let acme = self.acme(&raw, dir, &mut ok);
         let mut tls = Tls {
             https_listen: SocketAddr::from(([0, 0, 0, 0], 443)),
             redirect_http: raw.redirect_http.is_some_and(|v| v.into_inner()),
             certs: Vec::new(),
+            acme,
         };
         if let Some(v) = raw.https_listen {
             match v.get_ref().parse::<SocketAddr>() {
@@ -351,15 +315,124 @@ impl Check<'_> {
                 key: self.file_ref(k, key("key"), dir),
             });
         }
-        if ok && tls.certs.is_empty() {
+        if ok && tls.certs.is_empty() && tls.acme.is_none() {
             self.fail(
                 table,
                 key("cert"),
-                "missing: HTTPS needs a certificate: `cert` and `key`, or [[settings.tls.certs]]",
+                "missing: HTTPS needs a certificate: `cert` and `key`, [[settings.tls.certs]], or `acme_email` for ACME",
             );
             ok = false;
         }
         ok.then_some(tls)
+    }
+
+    /// The `acme_*` keys: ACME is on with `acme_email`; the others need it.
+    fn acme(&mut self, raw: &RawTls, dir: &Path, ok: &mut bool) -> Option<Acme> {
+        let key = |name: &str| format!("settings.tls.{name}");
+        let Some(email) = &raw.acme_email else {
+            let others = [
+                raw.acme_directory
+                    .as_ref()
+                    .map(|v| ("acme_directory", v.span())),
+                raw.acme_on_demand
+                    .as_ref()
+                    .map(|v| ("acme_on_demand", v.span())),
+                raw.acme_on_demand_per_hour
+                    .as_ref()
+                    .map(|v| ("acme_on_demand_per_hour", v.span())),
+                raw.acme_challenge
+                    .as_ref()
+                    .map(|v| ("acme_challenge", v.span())),
+                raw.acme_ca_root
+                    .as_ref()
+                    .map(|v| ("acme_ca_root", v.span())),
+            ];
+            if let Some((name, span)) = others.into_iter().flatten().next() {
+                self.fail(
+                    span,
+                    key(name),
+                    format!("`{name}` needs `acme_email` (ACME is on when `acme_email` is set)"),
+                );
+                *ok = false;
+            }
+            return None;
+        };
+        let mut acme = Acme {
+            email: email.get_ref().clone(),
+            directory: crate::config::LETS_ENCRYPT.to_string(),
+            ca_root: None,
+            challenge: "http-01".to_string(),
+            on_demand_per_hour: None,
+        };
+        let e = email.get_ref();
+        let valid_email = e.split_once('@').is_some_and(|(user, host)| {
+            !user.is_empty() && host.contains('.') && !e.contains(char::is_whitespace)
+        });
+        if !valid_email {
+            self.fail(
+                email.span(),
+                key("acme_email"),
+                format!("{e:?} is not an email address (the CA writes there about expiring certificates)"),
+            );
+            *ok = false;
+        }
+        if let Some(v) = &raw.acme_directory {
+            let url = v.get_ref();
+            if url
+                .strip_prefix("https://")
+                .is_some_and(|rest| !rest.is_empty())
+            {
+                acme.directory = url.clone();
+            } else {
+                self.fail(
+                    v.span(),
+                    key("acme_directory"),
+                    format!(
+                        "{url:?} is not an https:// URL (default: {})",
+                        crate::config::LETS_ENCRYPT
+                    ),
+                );
+                *ok = false;
+            }
+        }
+        if let Some(v) = &raw.acme_challenge {
+            match v.get_ref().as_str() {
+                c @ ("http-01" | "tls-alpn-01") => acme.challenge = c.to_string(),
+                other => {
+                    self.fail(
+                        v.span(),
+                        key("acme_challenge"),
+                        format!("{other:?} is not a challenge: \"http-01\" or \"tls-alpn-01\""),
+                    );
+                    *ok = false;
+                }
+            }
+        }
+        if let Some(v) = &raw.acme_ca_root {
+            acme.ca_root = Some(self.file_ref(v, key("acme_ca_root"), dir));
+        }
+        let per_hour = raw
+            .acme_on_demand_per_hour
+            .as_ref()
+            .map(|v| Spanned::new(v.span(), u64::from(*v.get_ref())));
+        let per_hour = match per_hour {
+            Some(v) => match self.bounded(
+                Some(v),
+                &bounds::ACME_ON_DEMAND_PER_HOUR,
+                key("acme_on_demand_per_hour"),
+            ) {
+                Some(n) => n as u32,
+                None => {
+                    *ok = false;
+                    20
+                }
+            },
+            None => 20,
+        };
+        if raw.acme_on_demand.as_ref().is_some_and(|v| *v.get_ref()) {
+            acme.on_demand_per_hour = Some(per_hour);
+        }
+        Some(acme)
     }
 
     /// A path from the config, made absolute, with where it was written.

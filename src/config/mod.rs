@@ -9,10 +9,8 @@
 //! `resolve_data_dir` looking at the environment, the current directory and
 //! whether a file exists.
 //!
-//! Keys whose behaviour this version does not have yet (the `acme_*` keys,
-//! isolation other than "process", resource limits, ...) are parsed and then
-//! refused with "is not supported yet", never silently ignored: an operator who
-//! asks for a memory limit must not get a process without one.
+//! Keys of the original tenement that mean something else here are parsed
+//! and then refused with their replacement, never silently ignored.
 
 pub mod bounds;
 mod check;
@@ -128,15 +126,34 @@ pub struct Settings {
     pub tls: Option<Tls>,
 }
 
-/// `[settings.tls]`: HTTPS from certificate files.
+/// `[settings.tls]`: HTTPS from certificate files and/or ACME.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tls {
     pub https_listen: SocketAddr,
     /// The plain listener answers 308 to https (except ACME challenges).
     pub redirect_http: bool,
     /// `cert`/`key` first when given, then each `[[settings.tls.certs]]`, in
-    /// file order. Never empty.
+    /// file order. Empty only with `acme`.
     pub certs: Vec<CertFiles>,
+    /// The `acme_*` keys, with `acme_email` set.
+    pub acme: Option<Acme>,
+}
+
+/// Let's Encrypt's production directory, `acme_directory`'s default.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+/// The `acme_*` keys of `[settings.tls]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acme {
+    pub email: String,
+    /// An https:// URL.
+    pub directory: String,
+    /// `acme_ca_root`: an extra trusted root for the ACME server.
+    pub ca_root: Option<FileRef>,
+    /// `"http-01"` or `"tls-alpn-01"`.
+    pub challenge: String,
+    /// `Some(per_hour)` with `acme_on_demand = true`.
+    pub on_demand_per_hour: Option<u32>,
 }
 
 /// One certificate chain and its key, as named in the config.
@@ -358,6 +375,14 @@ impl Config {
                 "tls": s.tls.as_ref().map(|t| json!({
                     "https_listen": t.https_listen.to_string(),
                     "redirect_http": t.redirect_http,
+                    "acme": t.acme.as_ref().map(|a| json!({
+                        "email": a.email,
+                        "directory": a.directory,
+                        "ca_root": a.ca_root.as_ref().map(|f| f.path.to_string_lossy()),
+                        "challenge": a.challenge,
+                        "on_demand": a.on_demand_per_hour.is_some(),
+                        "on_demand_per_hour": a.on_demand_per_hour,
+                    })),
                     "certs": t.certs.iter().map(|c| json!({
                         "names": c.names,
                         "cert": c.cert.path.to_string_lossy(),

@@ -105,8 +105,7 @@ pub struct RawSettings {
     pub tls: Option<Spanned<RawTls>>,
 }
 
-/// `[settings.tls]`. The `acme_*` keys are not supported yet; they are
-/// typed anyway so mistakes inside them are reported as such.
+/// `[settings.tls]`: certificate files and the `acme_*` keys.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTls {

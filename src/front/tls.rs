@@ -7,6 +7,13 @@
 //! handshake or a record never blocks a loop. A plain connection pays one
 //! enum match per read or write, as for TCP versus Unix, and nothing else.
 //! Certificate files are read in `certs.rs`, off the loops.
+//!
+//! With ACME (`crate::acme`) the store also answers from the certificates
+//! it issued and, in handshakes offering `acme-tls/1`, with TLS-ALPN-01
+//! challenge certificates. With `acme_on_demand` a connection first reads
+//! the ClientHello with rustls' `Acceptor`; a handshake for an instance
+//! host without a certificate is parked (the loop goes on) until its
+//! order settles, then resumed or refused with an alert.
 
 pub mod certs;
 pub mod x509;
@@ -14,15 +21,22 @@ pub mod x509;
 use std::io::{self, ErrorKind, Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
 
 use mio::event::Source;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
-use rustls::server::{ClientHello, ResolvesServerCert, ServerConfig, ServerConnection};
+use rustls::server::{
+    Accepted, Acceptor, ClientHello, ResolvesServerCert, ServerConfig, ServerConnection,
+};
 use rustls::sign::CertifiedKey;
 
+use crate::acme::shared::{Hello, Shared, ACME_TLS_ALPN};
 use crate::net::MioStream;
 use certs::CertSet;
+
+/// Longest a handshake is held for its on-demand certificate.
+pub const ON_DEMAND_WAIT: std::time::Duration = std::time::Duration::from_secs(90);
 
 /// Why handshakes failed, as counted for `/metrics`.
 pub const FAILURE_REASONS: [&str; 5] = [
@@ -44,6 +58,8 @@ pub struct Store {
     failures: [AtomicU64; FAILURE_REASONS.len()],
     /// Why the last reload could not use the certificate files, if it could not.
     last_error: Mutex<Option<String>>,
+    /// ACME's certificates and challenge answers, with `acme_*` set.
+    acme: Option<Arc<Shared>>,
 }
 
 impl Store {
@@ -53,7 +69,19 @@ impl Store {
             redirect_http: AtomicBool::new(redirect_http),
             failures: Default::default(),
             last_error: Mutex::new(None),
+            acme: None,
         }
+    }
+
+    /// The same store answering from ACME's certificates too.
+    pub fn with_acme(mut self, acme: Arc<Shared>) -> Store {
+        self.acme = Some(acme);
+        self
+    }
+
+    /// ACME's shared state, with `acme_*` set.
+    pub fn acme(&self) -> Option<&Arc<Shared>> {
+        self.acme.as_ref()
     }
 
     /// The certificates now in use.
@@ -106,7 +134,7 @@ impl Store {
             Err(poisoned) => poisoned.into_inner().clone(),
         };
         let certs = self.certs();
-        let list: Vec<serde_json::Value> = certs
+        let mut list: Vec<serde_json::Value> = certs
             .certs
             .iter()
             .map(|c| {
@@ -129,6 +157,9 @@ impl Store {
                 })
             })
             .collect();
+        if let Some(acme) = &self.acme {
+            list.extend(acme.to_json(now));
+        }
         serde_json::Value::Array(list)
     }
 
@@ -138,20 +169,55 @@ impl Store {
 }
 
 impl ResolvesServerCert for Store {
+    /// A file certificate covering the name, else ACME's for it, else the
+    /// fallback; none (an alert) for a TLS-ALPN-01 probe without a pending
+    /// challenge and, on demand, for an instance host without a certificate.
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.certs().pick(hello.server_name()).key.clone())
+        let name = hello.server_name();
+        let Some(acme) = &self.acme else {
+            return self.certs().pick(name).map(|c| c.key.clone());
+        };
+        if offers_acme_alpn(&hello) {
+            return name.and_then(|n| acme.alpn_cert(n));
+        }
+        let certs = self.certs();
+        if let Some(n) = name.filter(|n| !certs.covers(n)) {
+            if let Some(key) = acme.cert(n) {
+                return Some(key);
+            }
+            if acme.refuses_uncovered(n) {
+                return None;
+            }
+        }
+        match certs.pick(name) {
+            Some(c) => Some(c.key.clone()),
+            // Without certificate files: the domain's from ACME.
+            None => acme.cert(&acme.domain),
+        }
     }
 }
 
+fn offers_acme_alpn(hello: &ClientHello<'_>) -> bool {
+    hello
+        .alpn()
+        .is_some_and(|mut protocols| protocols.any(|p| p == ACME_TLS_ALPN))
+}
+
 /// The rustls config of the HTTPS listeners: TLS 1.3 and 1.2 with ring,
-/// no client certificates, ALPN `http/1.1`, certificates from `store`.
+/// no client certificates, ALPN `http/1.1` (and `acme-tls/1` with ACME,
+/// chosen only by a client offering nothing else), certificates from
+/// `store`.
 pub fn server_config(store: Arc<Store>) -> Result<Arc<ServerConfig>, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let acme = store.acme.is_some();
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_cert_resolver(store);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    if acme {
+        config.alpn_protocols.push(ACME_TLS_ALPN.to_vec());
+    }
     Ok(Arc::new(config))
 }
 
@@ -175,7 +241,18 @@ impl Client {
     pub fn has_pending(&self) -> bool {
         match self {
             Client::Plain(_) => false,
-            Client::Tls(t) => t.tls.wants_write(),
+            Client::Tls(t) => t.tls.as_ref().is_some_and(|c| c.wants_write()),
+        }
+    }
+
+    /// Since when the handshake has been held for an on-demand certificate.
+    pub fn parked_since(&self) -> Option<Instant> {
+        match self {
+            Client::Tls(t) => match t.hello.as_deref() {
+                Some(HelloPhase::Parked { since, .. }) => Some(*since),
+                _ => None,
+            },
+            Client::Plain(_) => None,
         }
     }
 
@@ -183,8 +260,10 @@ impl Client {
     /// never blocking).
     pub fn close_notify(&mut self) {
         if let Client::Tls(t) = self {
-            t.tls.send_close_notify();
-            let _ = t.flush_tls();
+            if let Some(c) = t.tls.as_mut() {
+                c.send_close_notify();
+                let _ = t.flush_tls();
+            }
         }
     }
 }
@@ -254,10 +333,46 @@ impl Source for Client {
 #[derive(Debug)]
 pub struct TlsStream {
     tcp: TcpStream,
-    tls: ServerConnection,
+    /// None until the ClientHello is read and its certificate known (on
+    /// demand only; otherwise made at once).
+    tls: Option<ServerConnection>,
+    /// On demand: the ClientHello being read, or a parked handshake.
+    hello: Option<Box<HelloPhase>>,
+    config: Arc<ServerConfig>,
     store: Arc<Store>,
     /// The socket said end of stream.
     eof: bool,
+}
+
+/// Before the rustls connection exists (on demand only). Boxed in the
+/// stream as a whole, so the variants' sizes cost nothing per connection.
+#[allow(clippy::large_enum_variant)]
+enum HelloPhase {
+    Reading(Acceptor),
+    /// Held until the on-demand order for `name` settles.
+    Parked {
+        accepted: Accepted,
+        name: String,
+        since: Instant,
+    },
+}
+
+impl std::fmt::Debug for HelloPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HelloPhase::Reading(_) => f.write_str("Reading"),
+            HelloPhase::Parked { name, .. } => write!(f, "Parked({name})"),
+        }
+    }
+}
+
+/// Where reading the ClientHello got to.
+enum Accepting {
+    /// The rustls connection exists: go on with records.
+    Ready,
+    /// Nothing more for now (the socket, or a parked handshake).
+    Blocked,
+    Eof,
 }
 
 impl TlsStream {
@@ -266,20 +381,117 @@ impl TlsStream {
         config: Arc<ServerConfig>,
         store: Arc<Store>,
     ) -> io::Result<TlsStream> {
-        let tls = ServerConnection::new(config).map_err(io::Error::other)?;
+        let on_demand = store.acme.as_ref().is_some_and(|a| a.on_demand());
+        let (tls, hello) = if on_demand {
+            (
+                None,
+                Some(Box::new(HelloPhase::Reading(Acceptor::default()))),
+            )
+        } else {
+            let tls = ServerConnection::new(config.clone()).map_err(io::Error::other)?;
+            (Some(tls), None)
+        };
         Ok(TlsStream {
             tcp,
             tls,
+            hello,
+            config,
             store,
             eof: false,
         })
     }
 
+    /// Reads the ClientHello (on demand), parks the handshake while its
+    /// name's certificate is ordered, and makes the rustls connection.
+    fn accept(&mut self) -> io::Result<Accepting> {
+        loop {
+            let accepted = match self.hello.as_deref_mut() {
+                None => return Ok(Accepting::Ready),
+                Some(HelloPhase::Parked { name, .. }) => {
+                    let acme = self.store.acme.as_ref();
+                    if acme.is_some_and(|a| a.settled(name) == Hello::Wait) {
+                        return Ok(Accepting::Blocked);
+                    }
+                    match self.hello.take().map(|h| *h) {
+                        Some(HelloPhase::Parked { accepted, .. }) => accepted,
+                        _ => return Ok(Accepting::Ready),
+                    }
+                }
+                Some(HelloPhase::Reading(acceptor)) => {
+                    match acceptor.read_tls(&mut self.tcp) {
+                        Ok(0) => {
+                            self.eof = true;
+                            self.store.count_failure(3);
+                            return Ok(Accepting::Eof);
+                        }
+                        Ok(_) => {}
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                            return Ok(Accepting::Blocked)
+                        }
+                        Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e),
+                    }
+                    match acceptor.accept() {
+                        Ok(None) => continue,
+                        Ok(Some(accepted)) => {
+                            let hello = accepted.client_hello();
+                            let wait = match (hello.server_name(), &self.store.acme) {
+                                (Some(name), Some(acme))
+                                    if !offers_acme_alpn(&hello)
+                                        && !self.store.certs().covers(name)
+                                        && acme.hello(name) == Hello::Wait =>
+                                {
+                                    Some(name.to_ascii_lowercase())
+                                }
+                                _ => None,
+                            };
+                            if let Some(name) = wait {
+                                self.hello = Some(Box::new(HelloPhase::Parked {
+                                    accepted,
+                                    name,
+                                    since: Instant::now(),
+                                }));
+                                return Ok(Accepting::Blocked);
+                            }
+                            self.hello = None;
+                            accepted
+                        }
+                        Err((e, mut alert)) => {
+                            self.count(&e, true);
+                            let _ = alert.write_all(&mut self.tcp);
+                            return Err(io::Error::new(ErrorKind::InvalidData, e));
+                        }
+                    }
+                }
+            };
+            self.hello = None;
+            match accepted.into_connection(self.config.clone()) {
+                Ok(tls) => {
+                    self.tls = Some(tls);
+                    match self.flush_tls() {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                        Err(e) => return Err(e),
+                    }
+                    return Ok(Accepting::Ready);
+                }
+                Err((e, mut alert)) => {
+                    self.count(&e, true);
+                    let _ = alert.write_all(&mut self.tcp);
+                    return Err(io::Error::new(ErrorKind::InvalidData, e));
+                }
+            }
+        }
+    }
+
     /// Writes out what rustls has queued. Err(WouldBlock) when the socket
     /// is full with bytes still queued.
     fn flush_tls(&mut self) -> io::Result<()> {
-        while self.tls.wants_write() {
-            match self.tls.write_tls(&mut self.tcp) {
+        let Some(tls) = self.tls.as_mut() else {
+            return Ok(());
+        };
+        while tls.wants_write() {
+            match tls.write_tls(&mut self.tcp) {
                 Ok(0) => return Err(ErrorKind::WriteZero.into()),
                 Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -291,6 +503,11 @@ impl TlsStream {
 
     /// Counts a handshake failure.
     fn failed(&self, e: &rustls::Error) {
+        let handshaking = self.tls.as_ref().is_none_or(|t| t.is_handshaking());
+        self.count(e, handshaking);
+    }
+
+    fn count(&self, e: &rustls::Error, handshaking: bool) {
         use rustls::Error as E;
         let reason = match e {
             E::AlertReceived(_) => 0,
@@ -302,7 +519,7 @@ impl TlsStream {
             | E::DecryptError => 2,
             _ => 4,
         };
-        if self.tls.is_handshaking() {
+        if handshaking {
             self.store.count_failure(reason);
         }
     }
@@ -311,9 +528,17 @@ impl TlsStream {
     /// no more for now. Ok(0) is the end of stream (close_notify, or the
     /// peer closing the socket: the HTTP framing tells a cut response).
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.accept()? {
+            Accepting::Ready => {}
+            Accepting::Blocked => return Err(ErrorKind::WouldBlock.into()),
+            Accepting::Eof => return Ok(0),
+        }
         let mut n = 0;
         loop {
-            match self.tls.reader().read(&mut buf[n..]) {
+            let Some(tls) = self.tls.as_mut() else {
+                return Ok(n);
+            };
+            match tls.reader().read(&mut buf[n..]) {
                 Ok(0) => return Ok(n),
                 Ok(k) => {
                     n += k;
@@ -328,15 +553,15 @@ impl TlsStream {
             if self.eof {
                 return Ok(n);
             }
-            match self.tls.read_tls(&mut self.tcp) {
+            match tls.read_tls(&mut self.tcp) {
                 Ok(0) => {
                     self.eof = true;
-                    if self.tls.is_handshaking() {
+                    if tls.is_handshaking() {
                         self.store.count_failure(3);
                     }
                 }
                 Ok(_) => {
-                    if let Err(e) = self.tls.process_new_packets() {
+                    if let Err(e) = tls.process_new_packets() {
                         self.failed(&e);
                         // The alert rustls queued, if the socket takes it.
                         let _ = self.flush_tls();
@@ -347,6 +572,13 @@ impl TlsStream {
                         Ok(()) => {}
                         Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                         Err(e) => return Err(e),
+                    }
+                    // A TLS-ALPN-01 validation ends with the handshake
+                    // (RFC 8737 section 3): no HTTP on it.
+                    if self.tls.as_ref().is_some_and(|t| {
+                        !t.is_handshaking() && t.alpn_protocol() == Some(ACME_TLS_ALPN)
+                    }) {
+                        return Ok(0);
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
@@ -363,9 +595,17 @@ impl TlsStream {
     /// takes them. `write(&[])` only flushes.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.flush_tls()?;
+        if self.tls.is_none() {
+            return if buf.is_empty() {
+                Ok(0)
+            } else {
+                Err(ErrorKind::WouldBlock.into())
+            };
+        }
         let mut n = 0;
         while n < buf.len() {
-            let k = self.tls.writer().write(&buf[n..])?;
+            let Some(tls) = self.tls.as_mut() else { break };
+            let k = tls.writer().write(&buf[n..])?;
             n += k;
             match self.flush_tls() {
                 Ok(()) => {}

@@ -479,6 +479,23 @@ impl Worker {
         self.pool.expire(self.poll.registry(), now);
         self.shrink_slots(1024);
         for slot in 0..self.conns.len() {
+            // A handshake held for an on-demand certificate: resumed when
+            // the order settled (a look costs one lock), dropped when it
+            // waited too long; the head timeout starts after it.
+            if let Some(since) = self.conns[slot]
+                .as_ref()
+                .and_then(|c| c.client.parked_since())
+            {
+                let mut conn = self.conns[slot].take().expect("checked just above");
+                if now.duration_since(since) >= super::tls::ON_DEMAND_WAIT {
+                    self.close(slot, conn);
+                    continue;
+                }
+                conn.deadline = Some(now + HEAD_TIMEOUT);
+                conn.ready.readable = true;
+                self.finish_drive(slot, conn);
+                continue;
+            }
             // An event stream whose token was revoked ends now.
             let revoked = match &self.conns[slot] {
                 Some(c) if matches!(c.phase, Phase::Streaming | Phase::Waiting) => c

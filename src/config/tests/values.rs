@@ -1,5 +1,5 @@
-//! Config tests: each value check, routing, and the keys not supported yet,
-//! refused with their line and key.
+//! Config tests: each value check, routing, and refused keys, each with
+//! their line and key.
 
 use super::*;
 
@@ -459,10 +459,28 @@ fn tls_mistakes_are_refused_by_name_and_line() {
         "not an address",
     );
     refused(
-        "[settings.tls]\ncert = \"a\"\nkey = \"b\"\nacme_email = \"a@b.c\"\n",
-        4,
+        "[settings.tls]\nacme_email = \"nobody\"\n",
+        2,
         "settings.tls.acme_email",
-        "is not supported yet",
+        "not an email address",
+    );
+    refused(
+        "[settings.tls]\nacme_email = \"a@b.c\"\nacme_challenge = \"dns-01\"\n",
+        3,
+        "settings.tls.acme_challenge",
+        "\"http-01\" or \"tls-alpn-01\"",
+    );
+    refused(
+        "[settings.tls]\nacme_email = \"a@b.c\"\nacme_directory = \"http://ca.test/dir\"\n",
+        3,
+        "settings.tls.acme_directory",
+        "not an https:// URL",
+    );
+    refused(
+        "[settings.tls]\ncert = \"a\"\nkey = \"b\"\nacme_on_demand = true\n",
+        4,
+        "settings.tls.acme_on_demand",
+        "needs `acme_email`",
     );
     refused(
         "[[settings.tls.certs]]\nnames = [\"bad name\"]\ncert = \"a\"\nkey = \"b\"\n",
@@ -470,6 +488,30 @@ fn tls_mistakes_are_refused_by_name_and_line() {
         "settings.tls.certs[0].names",
         "not a domain name",
     );
+}
+
+#[test]
+fn acme_keys_with_their_defaults() {
+    let c = ok("[settings.tls]\nacme_email = \"ops@example.com\"\n");
+    let tls = c.settings.tls.expect("tls");
+    assert!(tls.certs.is_empty());
+    let acme = tls.acme.expect("acme");
+    assert_eq!(acme.email, "ops@example.com");
+    assert_eq!(acme.directory, crate::config::LETS_ENCRYPT);
+    assert_eq!(acme.challenge, "http-01");
+    assert_eq!(acme.on_demand_per_hour, None);
+    assert_eq!(acme.ca_root, None);
+    let c = ok(
+        "[settings.tls]\nacme_email = \"ops@example.com\"\nacme_directory = \"https://127.0.0.1:14000/dir\"\n\
+         acme_challenge = \"tls-alpn-01\"\nacme_on_demand = true\nacme_ca_root = \"pebble.pem\"\n",
+    );
+    let acme = c.settings.tls.expect("tls").acme.expect("acme");
+    assert_eq!(acme.directory, "https://127.0.0.1:14000/dir");
+    assert_eq!(acme.challenge, "tls-alpn-01");
+    assert_eq!(acme.on_demand_per_hour, Some(20));
+    let root = acme.ca_root.expect("ca root");
+    assert!(root.path.is_absolute() && root.path.ends_with("pebble.pem"));
+    assert_eq!(root.key, "settings.tls.acme_ca_root");
 }
 
 #[test]
@@ -581,6 +623,8 @@ fn every_duration_and_size_has_an_upper_bound_in_the_file() {
         };
         if table == "settings" {
             format!("[settings]\n{pre}{key} = {n}\n[service.api]\ncommand = \"x\"\n")
+        } else if table == "settings.tls" {
+            format!("[settings.tls]\nacme_email = \"ops@example.com\"\n{key} = {n}\n[service.api]\ncommand = \"x\"\n")
         } else {
             format!("[service.api]\ncommand = \"x\"\n{key} = {n}\n")
         }
@@ -588,7 +632,12 @@ fn every_duration_and_size_has_an_upper_bound_in_the_file() {
     let cases = settings
         .iter()
         .map(|b| ("settings", b, "settings"))
-        .chain(service.iter().map(|b| ("service", b, "service.api")));
+        .chain(service.iter().map(|b| ("service", b, "service.api")))
+        .chain([(
+            "settings.tls",
+            &bounds::ACME_ON_DEMAND_PER_HOUR,
+            "settings.tls",
+        )]);
     let mut seen = 0;
     for (table, b, prefix) in cases {
         ok(&file(table, b.key, b.max));
@@ -604,7 +653,9 @@ fn every_duration_and_size_has_an_upper_bound_in_the_file() {
         let full = format!("{prefix}.{}", b.key);
         for n in [b.max + 1, i64::MAX as u64] {
             // u32 keys stop at the type first; the type error names the key too.
-            let fragment = if n > u64::from(u32::MAX) && matches!(b.key, "workers" | "log_files") {
+            let fragment = if n > u64::from(u32::MAX)
+                && matches!(b.key, "workers" | "log_files" | "acme_on_demand_per_hour")
+            {
                 ""
             } else {
                 "must be between"

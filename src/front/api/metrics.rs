@@ -447,6 +447,19 @@ pub fn render_tls(out: &mut String, store: &crate::front::tls::Store, now: i64) 
             );
         }
     }
+    if let Some(acme) = store.acme() {
+        let mut issued: Vec<_> = acme.issued().values().cloned().collect();
+        issued.sort_by(|a, b| a.name.cmp(&b.name));
+        for stored in issued {
+            let labels = format!("{{name=\"{}\"}}", escape(&stored.name));
+            line(
+                out,
+                "ten_tls_certificate_expiry_seconds",
+                &labels,
+                stored.info.not_after - now,
+            );
+        }
+    }
     family(
         out,
         "ten_tls_handshake_failures_total",

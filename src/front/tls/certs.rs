@@ -38,16 +38,21 @@ pub struct CertSet {
 }
 
 impl CertSet {
-    /// Indexes `certs` (never empty).
+    /// Indexes `certs` (empty when ACME provides every certificate).
     pub fn new(certs: Vec<Loaded>, domain: &str) -> CertSet {
         let index = NameIndex::new(certs.iter().map(|c| c.names.as_slice()), domain);
         CertSet { certs, index }
     }
 
     /// The certificate for a handshake that named `server_name` (SNI), or
-    /// the fallback.
-    pub fn pick(&self, server_name: Option<&str>) -> &Loaded {
-        &self.certs[self.index.pick(server_name)]
+    /// the fallback; None without any certificate file.
+    pub fn pick(&self, server_name: Option<&str>) -> Option<&Loaded> {
+        self.certs.get(self.index.pick(server_name))
+    }
+
+    /// Whether a certificate file covers `name` (exactly or by wildcard).
+    pub fn covers(&self, name: &str) -> bool {
+        self.index.find(&name.to_ascii_lowercase()).is_some()
     }
 }
 

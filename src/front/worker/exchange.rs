@@ -40,6 +40,25 @@ impl Worker {
         }
         let head = &x.head;
         let path = head.target.split('?').next().unwrap_or("/");
+        // ACME's HTTP-01 challenge, answered by the front itself.
+        let answer = path
+            .strip_prefix("/.well-known/acme-challenge/")
+            .filter(|_| !c.local)
+            .and_then(|token| {
+                let acme = self.tls.as_ref()?.store.acme()?;
+                acme.http01_answer(token)
+            });
+        if let Some(key_authorization) = answer {
+            c.exchange = Some(x);
+            let resp = Response {
+                status: 200,
+                content_type: "application/octet-stream",
+                body: key_authorization.into_bytes(),
+                headers: Vec::new(),
+            };
+            self.respond(c, resp);
+            return;
+        }
         if let Some(tls) = &self.tls {
             // `redirect_http`: plain HTTP goes to https, except ACME's
             // HTTP-01 challenges, which must be answered over plain HTTP.

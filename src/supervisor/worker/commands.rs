@@ -157,6 +157,14 @@ impl Supervisor {
                                 "adding or removing `[settings.tls]` takes effect at the next `ten upgrade` or start of ten serve"
                             );
                         }
+                        let acme =
+                            |c: &Config| c.settings.tls.as_ref().and_then(|t| t.acme.clone());
+                        if acme(&config) != acme(&self.config) {
+                            warn!(
+                                "supervisor",
+                                "changes to the `acme_*` keys take effect at the next `ten upgrade` or start of ten serve"
+                            );
+                        }
                         if let (Some(front), Some(control)) = (front, &self.control) {
                             control.send(crate::upgrade::Request::Front(front));
                         }

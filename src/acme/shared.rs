@@ -1,0 +1,432 @@
+//! What the ACME thread and the front loops share: challenge answers
+//! (HTTP-01 key authorizations by token, TLS-ALPN-01 certificates by
+//! name), the certificates issued so far, each name's status for
+//! `GET /api/tls`, and the on-demand gate (which names may get a
+//! certificate at their first handshake, at most so many per hour).
+//!
+//! The front calls the lookups from handshakes and requests: each takes a
+//! short lock or clones an `Arc`, never waits on the network or the disk.
+//! The ACME thread (`manager`) is the only writer of certificates.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+use rustls::sign::CertifiedKey;
+use serde_json::{json, Value};
+
+use super::files::Stored;
+use crate::supervisor::{Published, Snapshot, State};
+
+/// The ALPN protocol of TLS-ALPN-01 (RFC 8737 section 6.2).
+pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
+/// After an on-demand order failed, handshakes for that name are refused
+/// this long before another order may be tried.
+const ON_DEMAND_FAILURE_HOLD: Duration = Duration::from_secs(60);
+/// The window `acme_on_demand_per_hour` counts in.
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// Which challenge orders use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Challenge {
+    Http01,
+    TlsAlpn01,
+}
+
+impl Challenge {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Challenge::Http01 => "http-01",
+            Challenge::TlsAlpn01 => "tls-alpn-01",
+        }
+    }
+}
+
+/// Where a certificate came from, as `GET /api/tls` says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `{domain}` or `{service}.{domain}`, ordered at start.
+    Acme,
+    /// `{id}.{service}.{domain}`, ordered at its first handshake.
+    OnDemand,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Acme => "acme",
+            Source::OnDemand => "on-demand",
+        }
+    }
+}
+
+/// One name ACME looks after, for `GET /api/tls`.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub source: Source,
+    /// Why the last order failed; None after a success.
+    pub last_error: Option<String>,
+}
+
+/// What a handshake for a name gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hello {
+    /// Go on now (a certificate exists, or the name is not ACME's).
+    Go,
+    /// An on-demand certificate is being ordered: hold the handshake.
+    Wait,
+    /// Not a name we serve a certificate for: a handshake alert.
+    Refuse,
+}
+
+/// The on-demand gate.
+#[derive(Debug)]
+struct OnDemand {
+    per_hour: u32,
+    /// When each on-demand order of the last hour was admitted.
+    admitted: VecDeque<Instant>,
+    /// Names ordered and not yet settled, or failed at that time.
+    pending: HashMap<String, Option<Instant>>,
+}
+
+/// The shared state. One per server, behind an `Arc`.
+#[derive(Debug)]
+pub struct Shared {
+    pub data_dir: PathBuf,
+    /// The root domain, lowercased.
+    pub domain: String,
+    pub challenge: Challenge,
+    http01: Mutex<HashMap<String, String>>,
+    alpn: RwLock<HashMap<String, Arc<CertifiedKey>>>,
+    issued: RwLock<Arc<HashMap<String, Arc<Stored>>>>,
+    status: Mutex<BTreeMap<String, Status>>,
+    on_demand: Option<Mutex<OnDemand>>,
+    /// Routes, for telling instance hosts from unknown names.
+    published: OnceLock<Arc<Published>>,
+    /// Wakes the ACME thread with a name to order now.
+    orders: Mutex<Option<Sender<String>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock only means a holder panicked between whole updates.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    /// `on_demand_per_hour`: Some with `acme_on_demand = true`.
+    pub fn new(
+        data_dir: PathBuf,
+        domain: &str,
+        challenge: Challenge,
+        on_demand_per_hour: Option<u32>,
+    ) -> Shared {
+        Shared {
+            data_dir,
+            domain: domain.to_ascii_lowercase(),
+            challenge,
+            http01: Mutex::default(),
+            alpn: RwLock::default(),
+            issued: RwLock::default(),
+            status: Mutex::default(),
+            on_demand: on_demand_per_hour.map(|per_hour| {
+                Mutex::new(OnDemand {
+                    per_hour,
+                    admitted: VecDeque::new(),
+                    pending: HashMap::new(),
+                })
+            }),
+            published: OnceLock::new(),
+            orders: Mutex::new(None),
+        }
+    }
+
+    /// Gives the routes (once, at start).
+    pub fn set_published(&self, published: Arc<Published>) {
+        let _ = self.published.set(published);
+    }
+
+    /// Where on-demand names are sent to be ordered (the ACME thread).
+    pub fn set_orders(&self, tx: Sender<String>) {
+        *lock(&self.orders) = Some(tx);
+    }
+
+    // ---- challenges ----
+
+    /// The key authorization the plain listener answers at
+    /// `/.well-known/acme-challenge/{token}`.
+    pub fn http01_answer(&self, token: &str) -> Option<String> {
+        lock(&self.http01).get(token).cloned()
+    }
+
+    pub fn put_http01(&self, token: &str, key_authorization: &str) {
+        lock(&self.http01).insert(token.to_string(), key_authorization.to_string());
+    }
+
+    pub fn take_http01(&self, token: &str) {
+        lock(&self.http01).remove(token);
+    }
+
+    /// The TLS-ALPN-01 certificate for a handshake offering `acme-tls/1`.
+    pub fn alpn_cert(&self, name: &str) -> Option<Arc<CertifiedKey>> {
+        let map = self.alpn.read().unwrap_or_else(|p| p.into_inner());
+        map.get(&name.to_ascii_lowercase()).cloned()
+    }
+
+    pub fn put_alpn(&self, name: &str, key: Arc<CertifiedKey>) {
+        let mut map = self.alpn.write().unwrap_or_else(|p| p.into_inner());
+        map.insert(name.to_string(), key);
+    }
+
+    pub fn take_alpn(&self, name: &str) {
+        let mut map = self.alpn.write().unwrap_or_else(|p| p.into_inner());
+        map.remove(name);
+    }
+
+    // ---- certificates ----
+
+    /// Every issued certificate, by name.
+    pub fn issued(&self) -> Arc<HashMap<String, Arc<Stored>>> {
+        self.issued
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The issued certificate for `name`.
+    pub fn cert(&self, name: &str) -> Option<Arc<CertifiedKey>> {
+        self.issued()
+            .get(&name.to_ascii_lowercase())
+            .map(|s| s.key.clone())
+    }
+
+    /// Puts a new certificate in place for new handshakes.
+    pub fn install(&self, stored: Stored) {
+        let name = stored.name.clone();
+        let mut guard = self.issued.write().unwrap_or_else(|p| p.into_inner());
+        let mut map = HashMap::clone(&guard);
+        map.insert(name.clone(), Arc::new(stored));
+        *guard = Arc::new(map);
+        drop(guard);
+        if let Some(od) = &self.on_demand {
+            lock(od).pending.remove(&name);
+        }
+    }
+
+    /// Takes a certificate out (its instance is gone).
+    pub fn uninstall(&self, name: &str) {
+        let mut guard = self.issued.write().unwrap_or_else(|p| p.into_inner());
+        let mut map = HashMap::clone(&guard);
+        map.remove(name);
+        *guard = Arc::new(map);
+        drop(guard);
+        lock(&self.status).remove(name);
+    }
+
+    /// Records the outcome of an order for `name`.
+    pub fn set_status(&self, name: &str, source: Source, error: Option<String>) {
+        if error.is_some() {
+            if let Some(od) = &self.on_demand {
+                let mut od = lock(od);
+                if let Some(p) = od.pending.get_mut(name) {
+                    *p = Some(Instant::now());
+                }
+            }
+        }
+        lock(&self.status).insert(
+            name.to_string(),
+            Status {
+                source,
+                last_error: error,
+            },
+        );
+    }
+
+    /// Each name's status.
+    pub fn statuses(&self) -> BTreeMap<String, Status> {
+        lock(&self.status).clone()
+    }
+
+    /// `GET /api/tls` entries for ACME's names: issued ones with their
+    /// certificate, the others with null dates and their last error.
+    pub fn to_json(&self, now: i64) -> Vec<Value> {
+        let issued = self.issued();
+        let statuses = self.statuses();
+        let mut names: Vec<&String> = statuses.keys().chain(issued.keys()).collect();
+        names.sort();
+        names.dedup();
+        names
+            .into_iter()
+            .map(|name| {
+                let status = statuses.get(name);
+                let source = status.map_or_else(|| self.source_of(name), |s| s.source);
+                let error = status.and_then(|s| s.last_error.clone());
+                match issued.get(name) {
+                    Some(s) => json!({
+                        "names": [name],
+                        "issuer": s.info.issuer,
+                        "not_after": s.info.not_after,
+                        "expires_in_seconds": s.info.not_after - now,
+                        "source": source.as_str(),
+                        "last_error": error,
+                    }),
+                    None => json!({
+                        "names": [name],
+                        "issuer": null,
+                        "not_after": null,
+                        "expires_in_seconds": null,
+                        "source": source.as_str(),
+                        "last_error": error,
+                    }),
+                }
+            })
+            .collect()
+    }
+
+    /// `{domain}` and `{service}.{domain}` are ordered at start; anything
+    /// deeper is an instance host, ordered on demand.
+    pub fn source_of(&self, name: &str) -> Source {
+        match name.strip_suffix(&self.domain) {
+            Some(rest) if rest.trim_end_matches('.').contains('.') => Source::OnDemand,
+            _ => Source::Acme,
+        }
+    }
+
+    // ---- on demand ----
+
+    /// Whether on-demand issuance is on.
+    pub fn on_demand(&self) -> bool {
+        self.on_demand.is_some()
+    }
+
+    /// For a handshake naming `name` that no certificate covers: go on
+    /// (the fallback), wait for an on-demand order, or refuse.
+    pub fn hello(&self, name: &str) -> Hello {
+        let Some(od) = &self.on_demand else {
+            return Hello::Go;
+        };
+        let name = name.to_ascii_lowercase();
+        if self.issued().contains_key(&name) {
+            return Hello::Go;
+        }
+        let Some((id, service)) = self.instance_host(&name) else {
+            return Hello::Go;
+        };
+        if !self.known_instance(service, id) {
+            return Hello::Refuse;
+        }
+        let mut od = lock(od);
+        let now = Instant::now();
+        match od.pending.get(&name) {
+            Some(None) => return Hello::Wait,
+            Some(Some(failed)) if now.duration_since(*failed) < ON_DEMAND_FAILURE_HOLD => {
+                return Hello::Refuse;
+            }
+            _ => {}
+        }
+        while od
+            .admitted
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= HOUR)
+        {
+            od.admitted.pop_front();
+        }
+        if od.admitted.len() >= od.per_hour as usize {
+            warn!(
+                "acme",
+                "on-demand certificate for {name} refused: {} new names in the last hour (acme_on_demand_per_hour)",
+                od.per_hour
+            );
+            return Hello::Refuse;
+        }
+        let sent = lock(&self.orders)
+            .as_ref()
+            .is_some_and(|tx| tx.send(name.clone()).is_ok());
+        if !sent {
+            return Hello::Refuse;
+        }
+        od.admitted.push_back(now);
+        od.pending.insert(name, None);
+        Hello::Wait
+    }
+
+    /// For a held handshake: still waiting, ready (go on), or failed.
+    pub fn settled(&self, name: &str) -> Hello {
+        let name = name.to_ascii_lowercase();
+        if self.issued().contains_key(&name) {
+            return Hello::Go;
+        }
+        match self
+            .on_demand
+            .as_ref()
+            .map(|od| lock(od).pending.get(&name).copied())
+        {
+            Some(Some(None)) => Hello::Wait,
+            _ => Hello::Refuse,
+        }
+    }
+
+    /// Whether a handshake for `name` without a certificate gets an alert
+    /// rather than the fallback certificate: an instance host, with on
+    /// demand on.
+    pub fn refuses_uncovered(&self, name: &str) -> bool {
+        self.on_demand.is_some() && self.instance_host(&name.to_ascii_lowercase()).is_some()
+    }
+
+    /// `{id}.{service}.{domain}` split into (id, service).
+    fn instance_host<'a>(&self, name: &'a str) -> Option<(&'a str, &'a str)> {
+        let sub = name.strip_suffix(&self.domain)?.strip_suffix('.')?;
+        let (id, service) = sub.split_once('.')?;
+        (!id.is_empty() && !service.is_empty() && !service.contains('.')).then_some((id, service))
+    }
+
+    /// In the registry (running or sleeping), or creatable by autospawn
+    /// within `max_instances`.
+    fn known_instance(&self, service: &str, id: &str) -> bool {
+        let Some(published) = self.published.get() else {
+            return false;
+        };
+        let snap = published.load();
+        known_in(&snap, service, id)
+    }
+
+    /// Names of on-demand certificates whose instance is gone.
+    pub fn forgotten(&self, names: impl Iterator<Item = String>) -> Vec<String> {
+        let Some(published) = self.published.get() else {
+            return Vec::new();
+        };
+        let snap = published.load();
+        names
+            .filter(|name| match self.instance_host(name) {
+                Some((id, service)) => snap.get(service, id).is_none(),
+                None => false,
+            })
+            .collect()
+    }
+
+    /// The names ordered at start: the domain and each service's host.
+    pub fn start_names(&self) -> Vec<String> {
+        let mut names = vec![self.domain.clone()];
+        if let Some(published) = self.published.get() {
+            let snap = published.load();
+            names.extend(snap.services.keys().map(|s| format!("{s}.{}", self.domain)));
+        }
+        names
+    }
+}
+
+/// See `Shared::known_instance`.
+fn known_in(snap: &Snapshot, service: &str, id: &str) -> bool {
+    if let Some(view) = snap.get(service, id) {
+        return !matches!(view.state, State::Failed | State::Stopping);
+    }
+    if !snap.autospawn.contains(service) || crate::names::check("instance id", id).is_err() {
+        return false;
+    }
+    let max = snap.config_json["service"][service]["max_instances"]
+        .as_u64()
+        .unwrap_or(0) as usize;
+    let count = snap.services.get(service).map_or(0, Vec::len);
+    max == 0 || count < max
+}
