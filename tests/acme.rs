@@ -13,6 +13,8 @@ mod util;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use util::*;
@@ -458,7 +460,8 @@ fn on_demand_issues_at_the_first_handshake_and_refuses_unknown_names() {
         "{}acme_on_demand = true\nacme_on_demand_per_hour = 3\n",
         pebble.tls_keys(https_addr, "http-01")
     );
-    let mut cfg = config(&tls, &["alice", "carol", "dave"]);
+    let mut cfg = config(&tls, &["alice", "carol", "dave"])
+        .replace("[settings]\n", "[settings]\nworkers = 1\n");
     cfg.push_str(&py_service(
         "auto",
         "echo.py",
@@ -473,10 +476,46 @@ fn on_demand_issues_at_the_first_handshake_and_refuses_unknown_names() {
         "nothing is ordered for an instance before its first handshake"
     );
 
-    // The first handshake waits for the certificate and then succeeds.
-    let out = curl_https(&server, &root, &alice, "/first");
+    // The first handshake waits for the certificate and then succeeds;
+    // meanwhile the loop (the only one here) serves other connections.
+    let done = Arc::new(AtomicBool::new(false));
+    let first = {
+        let done = done.clone();
+        let port = server.https.expect("https").port();
+        let root = root.clone();
+        let alice = alice.clone();
+        std::thread::spawn(move || {
+            let out = curl(&[
+                "--max-time",
+                "60",
+                "--resolve",
+                &format!("{alice}:{port}:127.0.0.1"),
+                "--cacert",
+                root.to_str().expect("utf-8"),
+                &format!("https://{alice}:{port}/first"),
+            ]);
+            done.store(true, Ordering::SeqCst);
+            out
+        })
+    };
+    let mut meanwhile = 0;
+    for _ in 0..500 {
+        if done.load(Ordering::SeqCst) {
+            break;
+        }
+        let other = curl_https(&server, &root, &format!("web.{DOMAIN}"), "/other");
+        assert!(other.status.success(), "{}", describe(&other));
+        if !done.load(Ordering::SeqCst) {
+            meanwhile += 1;
+        }
+    }
+    let out = first.join().expect("curl thread");
     assert!(out.status.success(), "{}\n{}", describe(&out), server.log());
     assert!(stdout(&out).contains("/first"), "{}", describe(&out));
+    assert!(
+        meanwhile > 0,
+        "no other request was served while the handshake waited"
+    );
     let e = entry(&api_tls(&server), &alice).expect("alice's certificate");
     assert_eq!(e["source"], "on-demand", "{e:#}");
     assert!(e["not_after"].is_i64(), "{e:#}");

@@ -18,7 +18,7 @@ use rustls::sign::CertifiedKey;
 use serde_json::{json, Value};
 
 use super::files::Stored;
-use crate::supervisor::{Published, Snapshot, State};
+use crate::supervisor::Published;
 
 /// The ALPN protocol of TLS-ALPN-01 (RFC 8737 section 6.2).
 pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
@@ -310,10 +310,10 @@ impl Shared {
         if self.issued().contains_key(&name) {
             return Hello::Go;
         }
-        let Some((id, service)) = self.instance_host(&name) else {
+        if self.instance_host(&name).is_none() {
             return Hello::Go;
-        };
-        if !self.known_instance(service, id) {
+        }
+        if !self.known_instance(&name) {
             return Hello::Refuse;
         }
         let mut od = lock(od);
@@ -381,14 +381,14 @@ impl Shared {
         (!id.is_empty() && !service.is_empty() && !service.contains('.')).then_some((id, service))
     }
 
-    /// In the registry (running or sleeping), or creatable by autospawn
-    /// within `max_instances`.
-    fn known_instance(&self, service: &str, id: &str) -> bool {
+    /// An instance host tenement serves: in the registry (running or able
+    /// to wake), or creatable by autospawn within `max_instances` (the rule
+    /// of Caddy's ask endpoint too).
+    fn known_instance(&self, name: &str) -> bool {
         let Some(published) = self.published.get() else {
             return false;
         };
-        let snap = published.load();
-        known_in(&snap, service, id)
+        crate::front::api::allowed::would_serve(&published.load(), name)
     }
 
     /// Names of on-demand certificates whose instance is gone.
@@ -414,19 +414,4 @@ impl Shared {
         }
         names
     }
-}
-
-/// See `Shared::known_instance`.
-fn known_in(snap: &Snapshot, service: &str, id: &str) -> bool {
-    if let Some(view) = snap.get(service, id) {
-        return !matches!(view.state, State::Failed | State::Stopping);
-    }
-    if !snap.autospawn.contains(service) || crate::names::check("instance id", id).is_err() {
-        return false;
-    }
-    let max = snap.config_json["service"][service]["max_instances"]
-        .as_u64()
-        .unwrap_or(0) as usize;
-    let count = snap.services.get(service).map_or(0, Vec::len);
-    max == 0 || count < max
 }
