@@ -415,3 +415,153 @@ impl Shared {
         names
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervisor::Snapshot;
+    use std::sync::mpsc;
+
+    /// `web` under example.com, autospawn with room for ten instances.
+    fn shared(per_hour: Option<u32>) -> (Shared, mpsc::Receiver<String>) {
+        let mut snap = Snapshot {
+            domain: "example.com".into(),
+            ..Snapshot::default()
+        };
+        snap.services.insert("web".into(), Vec::new());
+        snap.autospawn.insert("web".into());
+        snap.max_instances.insert("web".into(), 10);
+        let published = Arc::new(Published::default());
+        published.publish(snap);
+        let s = Shared::new(
+            PathBuf::from("/nonexistent"),
+            "Example.com",
+            Challenge::Http01,
+            per_hour,
+        );
+        s.set_published(published);
+        let (tx, rx) = mpsc::channel();
+        s.set_orders(tx);
+        (s, rx)
+    }
+
+    /// A certificate for `name` as the ACME thread would install it.
+    fn stored(name: &str) -> Stored {
+        let key = super::super::jws::Key::generate().expect("key");
+        let der =
+            super::super::der::alpn_certificate(name, "k.a", &key, 1_800_000_000).expect("cert");
+        let info = crate::front::tls::x509::read(&der).expect("readable");
+        let provider = rustls::crypto::ring::default_provider();
+        let signing = provider
+            .key_provider
+            .load_private_key(
+                rustls::pki_types::PrivatePkcs8KeyDer::from(key.pkcs8().to_vec()).into(),
+            )
+            .expect("signing key");
+        Stored {
+            name: name.into(),
+            key: Arc::new(CertifiedKey::new(vec![der.into()], signing)),
+            info,
+        }
+    }
+
+    #[test]
+    fn on_demand_orders_known_instance_hosts_once_within_the_hourly_budget() {
+        let (s, rx) = shared(Some(2));
+        // Not instance hosts: the handshake goes on with what there is.
+        for name in [
+            "example.com",
+            "web.example.com",
+            "a.b.c.example.com",
+            "other.test",
+        ] {
+            assert_eq!(s.hello(name), Hello::Go, "{name}");
+            assert!(!s.refuses_uncovered(name), "{name}");
+        }
+        // An unknown service, an invalid id: refused, nothing ordered.
+        assert_eq!(s.hello("x.nope.example.com"), Hello::Refuse);
+        assert_eq!(s.hello("bad_id.web.example.com"), Hello::Refuse);
+        assert!(rx.try_recv().is_err());
+
+        // A valid id: ordered once, however many handshakes ask.
+        assert_eq!(s.hello("One.web.example.com"), Hello::Wait);
+        assert_eq!(s.hello("one.web.example.com"), Hello::Wait);
+        assert_eq!(rx.try_recv().as_deref(), Ok("one.web.example.com"));
+        assert!(rx.try_recv().is_err());
+        assert_eq!(s.settled("one.web.example.com"), Hello::Wait);
+
+        // Issued: held handshakes go on, new ones find the certificate.
+        s.install(stored("one.web.example.com"));
+        assert_eq!(s.settled("one.web.example.com"), Hello::Go);
+        assert_eq!(s.hello("one.web.example.com"), Hello::Go);
+        assert!(s.cert("ONE.web.example.com").is_some());
+
+        // A failed order: held handshakes are refused, and so are new ones
+        // for a while (no second order).
+        assert_eq!(s.hello("two.web.example.com"), Hello::Wait);
+        assert_eq!(rx.try_recv().as_deref(), Ok("two.web.example.com"));
+        s.set_status("two.web.example.com", Source::OnDemand, Some("boom".into()));
+        assert_eq!(s.settled("two.web.example.com"), Hello::Refuse);
+        assert_eq!(s.hello("two.web.example.com"), Hello::Refuse);
+
+        // Two new names this hour: the third is refused.
+        assert_eq!(s.hello("three.web.example.com"), Hello::Refuse);
+        assert!(rx.try_recv().is_err());
+        assert!(s.refuses_uncovered("three.web.example.com"));
+    }
+
+    #[test]
+    fn without_on_demand_every_name_goes_on() {
+        let (s, rx) = shared(None);
+        assert_eq!(s.hello("one.web.example.com"), Hello::Go);
+        assert!(!s.refuses_uncovered("one.web.example.com"));
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn sources_names_and_status_for_the_api() {
+        let (s, _rx) = shared(Some(20));
+        assert_eq!(s.source_of("example.com"), Source::Acme);
+        assert_eq!(s.source_of("web.example.com"), Source::Acme);
+        assert_eq!(s.source_of("one.web.example.com"), Source::OnDemand);
+        assert_eq!(s.start_names(), ["example.com", "web.example.com"]);
+        s.set_status("web.example.com", Source::Acme, Some("rate limited".into()));
+        s.install(stored("one.web.example.com"));
+        let list = s.to_json(1_800_000_000);
+        assert_eq!(list.len(), 2, "{list:?}");
+        assert_eq!(list[0]["names"], json!(["one.web.example.com"]));
+        assert_eq!(list[0]["source"], "on-demand");
+        assert_eq!(list[0]["expires_in_seconds"], 7 * 86_400);
+        assert_eq!(list[1]["names"], json!(["web.example.com"]));
+        assert_eq!(list[1]["not_after"], Value::Null);
+        assert_eq!(list[1]["last_error"], "rate limited");
+        // Its instance is not in the registry: it is forgotten; removed, it
+        // is gone from the list.
+        let gone = s.forgotten(
+            [
+                "one.web.example.com".to_string(),
+                "web.example.com".to_string(),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(gone, ["one.web.example.com"]);
+        s.uninstall("one.web.example.com");
+        assert!(s.cert("one.web.example.com").is_none());
+        assert_eq!(s.to_json(0).len(), 1);
+    }
+
+    #[test]
+    fn challenge_answers_come_and_go() {
+        let (s, _rx) = shared(None);
+        assert_eq!(s.http01_answer("tok"), None);
+        s.put_http01("tok", "tok.thumb");
+        assert_eq!(s.http01_answer("tok").as_deref(), Some("tok.thumb"));
+        s.take_http01("tok");
+        assert_eq!(s.http01_answer("tok"), None);
+        let cert = stored("x.example.com");
+        s.put_alpn("x.example.com", cert.key.clone());
+        assert!(s.alpn_cert("X.example.com").is_some());
+        s.take_alpn("x.example.com");
+        assert!(s.alpn_cert("x.example.com").is_none());
+    }
+}
