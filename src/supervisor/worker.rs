@@ -55,8 +55,13 @@ use crate::state::layout;
 
 /// The waker's token; instance fds get tokens from 1 up.
 pub const WAKER: Token = Token(0);
-/// How often readiness is polled while an instance starts.
+/// How often readiness is polled while an instance starts (after its
+/// first `FAST_POLL_FOR`).
 const READY_POLL: Duration = Duration::from_millis(5);
+/// How often readiness is polled in the first `FAST_POLL_FOR` of a start:
+/// an app that is up in a millisecond is not kept waiting for `READY_POLL`.
+const FAST_POLL: Duration = Duration::from_millis(1);
+const FAST_POLL_FOR: Duration = Duration::from_millis(25);
 /// While a refused request is held and the instance still runs but does not
 /// accept: how soon to check again.
 const RECHECK_POLL: Duration = Duration::from_millis(200);

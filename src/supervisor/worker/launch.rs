@@ -15,7 +15,7 @@ use mio::unix::SourceFd;
 use mio::Interest;
 use rustix::process::Signal;
 
-use super::{Supervisor, DEFAULT_WEIGHT, READY_POLL};
+use super::{Supervisor, DEFAULT_WEIGHT, FAST_POLL, READY_POLL};
 use crate::config::{Isolation, Service};
 use crate::isolate::{self, cgroup, procfs};
 use crate::names::InstanceKey;
@@ -367,7 +367,7 @@ impl Supervisor {
         });
         inst.backoff_until = None;
         inst.start_deadline = Some(later(now, svc.startup_timeout));
-        inst.next_probe = Some(now + READY_POLL);
+        inst.next_probe = Some(now + FAST_POLL);
         inst.ready_at = None;
         let fx = lifecycle::on(&mut inst.life, Event::Spawned, &policy, now);
         self.note(

@@ -7,7 +7,9 @@ use std::time::{Instant, SystemTime};
 
 use mio::Interest;
 
-use super::{unix_secs, Supervisor, CHECK_TIMEOUT, READY_POLL, RECHECK_POLL};
+use super::{
+    unix_secs, Supervisor, CHECK_TIMEOUT, FAST_POLL, FAST_POLL_FOR, READY_POLL, RECHECK_POLL,
+};
 use crate::isolate::owner::{self, Squatter, Verdict};
 use crate::isolate::procfs;
 use crate::names::InstanceKey;
@@ -188,7 +190,10 @@ impl Supervisor {
             return;
         };
         match inst.life.state() {
-            State::Starting if !ok => inst.next_probe = Some(now + READY_POLL),
+            State::Starting if !ok => {
+                let started = inst.run.as_ref().map_or(now, |r| r.started);
+                inst.next_probe = Some(now + ready_poll(now.saturating_duration_since(started)));
+            }
             State::Starting => {
                 let took = inst
                     .run
@@ -321,6 +326,15 @@ impl Supervisor {
             ),
         );
         self.apply(key, vec![Effect::Kill], now);
+    }
+}
+
+/// When to probe a starting instance that does not accept yet, `since`
+/// its spawn: every `FAST_POLL` at first, then every `READY_POLL`.
+fn ready_poll(since: std::time::Duration) -> std::time::Duration {
+    match since < FAST_POLL_FOR {
+        true => FAST_POLL,
+        false => READY_POLL,
     }
 }
 
