@@ -10,7 +10,7 @@ help:
 	@echo "make demo    build, run the notes example on port $(PORT), Ctrl-C to stop"
 	@echo "make test    run the unit and integration tests"
 	@echo "make build   release build: target/release/ten"
-	@echo "make bench   ten vs nginx vs HAProxy on this machine, HTTP and HTTPS (installs them if missing)"
+	@echo "make bench   ten vs nginx vs HAProxy, HTTP and HTTPS; wake and isolation cost vs bwrap (installs them if missing)"
 	@echo "make static  static musl binary: target/$(MUSL)/release/ten"
 	@echo "make lint    cargo fmt --check and clippy -D warnings"
 	@echo "make clean   remove build output"
@@ -30,12 +30,14 @@ demo: build
 # both builds (glibc and static musl), against nginx and HAProxy in the same
 # run; then HTTPS through the same three (ECDSA and RSA, keep-alive and a
 # handshake per request). Installs nginx, haproxy, wrk and openssl if missing.
-# Then wake latency, and upgrades in place under load.
+# Then wake latency, upgrades in place under load, and spawn and wake per
+# isolation level next to bubblewrap (as root; installs bubblewrap).
 bench: build static
 	./tests/bench/run.sh
 	./tests/bench/https.sh
 	./tests/bench/wake.sh
 	./tests/bench/upgrade.sh
+	./tests/bench/isolation.sh
 
 # ring (rustls' crypto) compiles C and assembly for the target: musl-gcc
 # from Debian's musl-tools, installed here when missing.
