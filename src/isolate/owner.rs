@@ -204,11 +204,10 @@ mod tests {
         let Verdict::Foreign(s) = v else {
             panic!("{v:?}")
         };
-        assert_eq!(s.pids, vec![me()]);
-        assert_eq!(
-            s.to_string(),
-            format!("pid {} (uid {})", me(), s.uid.unwrap())
-        );
+        // Other tests of this binary fork; a child between fork and exec
+        // holds the socket for a moment too.
+        assert!(s.pids.contains(&me()), "{s:?}");
+        assert!(s.to_string().contains(&format!("{}", me())), "{s}");
         drop(l);
         assert_eq!(tcp(port, &[me()]).unwrap(), Verdict::Missing);
     }
@@ -226,7 +225,7 @@ mod tests {
         let Verdict::Foreign(s) = unix(&path, None, &[1]).unwrap() else {
             panic!("not foreign")
         };
-        assert_eq!(s.pids, vec![me()]);
+        assert!(s.pids.contains(&me()), "{s:?}");
         // Through a symlink, as a namespaced instance's SOCKET_PATH is.
         let link = dir.join("link.sock");
         std::os::unix::fs::symlink(&path, &link).unwrap();
