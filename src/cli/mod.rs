@@ -11,6 +11,7 @@ mod args;
 mod client;
 mod commands;
 mod completions;
+mod export;
 mod install;
 mod local;
 mod output;

@@ -3,7 +3,7 @@
 //! parser, `--help`, the man page's option lists, the shell completions and
 //! dispatch all read it, so they cannot drift apart. Data only, no logic.
 
-use super::{commands, completions, install, local, tokens, CliError, Ctx};
+use super::{commands, completions, export, install, local, tokens, CliError, Ctx};
 
 /// One `--flag` of a command (or a global one).
 #[derive(Debug)]
@@ -271,6 +271,21 @@ pub static COMMANDS: &[CommandSpec] = &[
         positionals: (1, 1),
         arg_kind: ArgKind::None,
         examples: &["ten route api --from blue --to green"],
+    },
+    CommandSpec {
+        name: "export",
+        run: export::export,
+        aliases: &[],
+        usage: &["export [--haproxy-map] [--node NAME] [--json]"],
+        summary: "print the edge proxy's map lines for this node",
+        about: "Prints one HAProxy map line `HOST NODE` for every instance (`{id}.{service}.{domain}`) and for every service this node serves, that is has an instance with weight above 0 (`{service}.{domain}`). NODE is --node, else the server's hostname, and names the HAProxy backend of this node. Concatenate the output of every node into the map file that `use_backend %[req.hdr(host),lower,map(FILE)]` reads; update a running HAProxy with `set map` on its runtime API. --json prints the API's JSON (node, domain, and one object per line with host, node, service and instance) for other tools.",
+        flags: &[
+            flag("haproxy-map", None, "HAProxy map lines (the default format)"),
+            flag("node", Some("NAME"), "the backend name to map to (default: the server's hostname)"),
+        ],
+        positionals: (0, 0),
+        arg_kind: ArgKind::None,
+        examples: &["ten export --haproxy-map --node node-a >> /etc/haproxy/tenement.map", "ten --server http://10.0.0.2:8080 --token T export --json"],
     },
     CommandSpec {
         name: "logs",

@@ -22,12 +22,13 @@
 //! dispatch from endpoint to action. `auth.rs` says who is asking and what a
 //! tenant may touch, `params.rs` checks bodies, path segments and query
 //! parameters, `storage.rs` measures data dirs; `logs.rs`, `metrics.rs` and
-//! `dashboard.rs` build those answers; `offload.rs` runs the blocking ones.
+//! `dashboard.rs` and `export.rs` build those answers; `offload.rs` runs the blocking ones.
 //! Tests are in `tests.rs`.
 
 pub mod allowed;
 mod auth;
 pub mod dashboard;
+pub mod export;
 pub mod logs;
 pub mod metrics;
 pub mod offload;
@@ -191,6 +192,7 @@ enum Endpoint<'a> {
     TlsAllowed,
     Tokens,
     RevokeToken(&'a str),
+    Export,
 }
 
 const GET: &[&str] = &["GET"];
@@ -217,6 +219,7 @@ fn route(path: &str) -> Option<(Endpoint<'_>, &'static [&'static str])> {
         "/api/tls" => (Tls, GET),
         "/api/tls/allowed" => (TlsAllowed, GET),
         "/api/tokens" => (Tokens, GET),
+        "/api/export" => (Export, GET),
         _ if path.starts_with("/api/tokens/") => {
             let id = &path["/api/tokens/".len()..];
             if id.is_empty() || id.contains('/') {
@@ -522,6 +525,10 @@ impl Api {
                     Ok(list) => respond(Response::json(200, &serde_json::Value::Array(list))),
                     Err(why) => return Err(Response::error(500, &why)),
                 }
+            }
+            Export => {
+                admin_only(&who)?;
+                respond(export::answer(req.query, snap)?)
             }
             RevokeToken(id) => {
                 admin_only(&who)?;

@@ -537,4 +537,5 @@ fn tenant_logs_only_own_id() {
 
 mod allowed;
 mod commands;
+mod export;
 mod reads;
