@@ -21,6 +21,7 @@ pub(crate) mod state;
 pub(crate) mod supervisor;
 #[allow(unsafe_code)]
 pub(crate) mod sys;
+pub(crate) mod transfer;
 pub(crate) mod upgrade;
 
 fn main() {

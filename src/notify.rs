@@ -185,13 +185,15 @@ pub fn status(snapshot: &crate::supervisor::Snapshot) {
 /// "no instances".
 fn status_text(states: impl Iterator<Item = crate::supervisor::State>) -> String {
     use crate::supervisor::State;
-    const ORDER: [State; 6] = [
+    const ORDER: [State; 8] = [
         State::Running,
         State::Starting,
         State::Sleeping,
         State::Backoff,
         State::Failed,
         State::Stopping,
+        State::Moving,
+        State::Moved,
     ];
     let mut counts = [0usize; ORDER.len()];
     for s in states {

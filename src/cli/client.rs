@@ -14,13 +14,11 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::transport::{self, io_error, Conn};
-use super::wire::{
-    decode_json, fill, read_body, read_head, read_response, request_bytes, ReadError,
-};
+use super::wire::{fill, read_body, read_head, read_response, request_bytes, ReadError};
 use crate::http::{BodyKind, Framer};
 
 pub use super::transport::{io_reason, loopback, parse_url, Endpoint};
-pub use super::wire::{query_escape, Response, Sse, SseParser};
+pub use super::wire::{decode_json, query_escape, Response, Sse, SseParser};
 
 /// How long to wait for an ordinary response.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(60);

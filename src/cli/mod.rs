@@ -8,12 +8,13 @@
 //! pipe. Nothing below it prints errors or exits by itself.
 
 mod args;
-mod client;
+pub(crate) mod client;
 mod commands;
 mod completions;
 mod export;
 mod install;
 mod local;
+mod move_instance;
 mod output;
 mod table;
 mod tokens;

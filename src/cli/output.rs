@@ -182,7 +182,7 @@ pub fn ps_row(obj: &Value) -> Vec<String> {
     };
     vec![
         cell(obj.get("instance")),
-        cell(obj.get("state")),
+        state_cell(obj),
         cell(obj.get("health")),
         cell(obj.get("pid")),
         cell(obj.get("port")),
@@ -193,6 +193,19 @@ pub fn ps_row(obj: &Value) -> Vec<String> {
         disk(obj),
         cell(obj.get("isolation")),
     ]
+}
+
+/// The STATE cell: the state, and during a move (`ten move`) its phase
+/// (`running/copy`, `moving/sync`), or where a moved instance went
+/// (`moved->http://10.0.0.12:8080`).
+fn state_cell(obj: &Value) -> String {
+    let state = cell(obj.get("state"));
+    let m = &obj["move"];
+    match (m["phase"].as_str(), m["to"].as_str()) {
+        (Some("moved"), Some(to)) if state == "moved" => format!("moved->{to}"),
+        (Some(phase), _) if m["error"].is_null() => format!("{state}/{phase}"),
+        _ => state,
+    }
 }
 
 /// The DISK cell: the data dir's size where the instance has a storage

@@ -3,7 +3,7 @@
 //! parser, `--help`, the man page's option lists, the shell completions and
 //! dispatch all read it, so they cannot drift apart. Data only, no logic.
 
-use super::{commands, completions, export, install, local, tokens, CliError, Ctx};
+use super::{commands, completions, export, install, local, move_instance, tokens, CliError, Ctx};
 
 /// One `--flag` of a command (or a global one).
 #[derive(Debug)]
@@ -286,6 +286,30 @@ pub static COMMANDS: &[CommandSpec] = &[
         positionals: (0, 0),
         arg_kind: ArgKind::None,
         examples: &["ten export --haproxy-map --node node-a >> /etc/haproxy/tenement.map", "ten --server http://10.0.0.2:8080 --token T export --json"],
+    },
+    CommandSpec {
+        name: "move",
+        run: move_instance::run,
+        aliases: &[],
+        usage: &[
+            "move SVC:ID --to URL --to-token T [--to-node NAME] [--haproxy-socket PATH]",
+            "move SVC:ID --flipped",
+        ],
+        summary: "move an instance and its data to another node",
+        about: "Moves the instance from the server `ten` talks to (the source) to the tenement node whose API is at URL (T: an admin token there), without failing a request. The source copies the data dir to the target while the instance runs, then holds new requests for it, stops it gracefully, copies what changed, starts it on the target with its weight and waits until it is ready, and from then on forwards held and later requests to the target. Each phase is printed, logged in the instance's log and shown by `ten ps` (copy, stop, sync, start, moved). At the end it prints the edge's new map line `HOST NODE` (NODE: --to-node, else the target's hostname); with --haproxy-socket it sets it through HAProxy's runtime API (`set map`, or `add map`) in every loaded map and tells the source. Otherwise, once the edge uses the new line, run `ten move SVC:ID --flipped`. The source forwards until the edge is flipped and no request came for 10 s, then forgets the instance (its data dir stays). An interrupted move (either node killed) leaves the instance on one node: run the same `ten move` again to finish it.",
+        flags: &[
+            flag("to", Some("URL"), "the target node's API, http://host:port"),
+            flag("to-token", Some("T"), "an admin token of the target node"),
+            flag("to-node", Some("NAME"), "the target's backend name in the edge map (default: its hostname)"),
+            flag("haproxy-socket", Some("PATH"), "apply the map line through HAProxy's runtime API socket"),
+            flag("flipped", None, "the edge sends the instance to its new node now"),
+        ],
+        positionals: (1, 1),
+        arg_kind: ArgKind::Instance,
+        examples: &[
+            "ten move notes:alice --to http://10.0.0.12:8080 --to-token \"$B_TOKEN\" --to-node node-b --haproxy-socket /run/haproxy/admin.sock",
+            "ten move notes:alice --flipped",
+        ],
     },
     CommandSpec {
         name: "logs",

@@ -198,6 +198,7 @@ pub(crate) mod tests {
             startup_timeout: Duration::from_secs(10),
             isolation: crate::config::Isolation::Process,
             stats: Default::default(),
+            moving: None,
         }
     }
 

@@ -16,7 +16,7 @@ pub mod tokens;
 
 use std::path::{Path, PathBuf};
 
-pub use registry::{Desired, Registry, RegistryEntry};
+pub use registry::{Desired, MoveRecord, Registry, RegistryEntry};
 pub use tokens::{Principal, TokenStore};
 
 /// An error reading or writing one of tenement's files.

@@ -47,6 +47,18 @@ impl Desired {
     }
 }
 
+/// A move of the instance to another node (`ten move`), as far as it got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoveRecord {
+    /// The target's API URL.
+    pub to: String,
+    /// The target's listener, once known.
+    #[serde(default)]
+    pub addr: Option<std::net::SocketAddr>,
+    /// `copy`, `stop`, `sync`, `start` or `moved`.
+    pub phase: String,
+}
+
 /// One instance's persisted record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "RawEntry")]
@@ -68,6 +80,9 @@ pub struct RegistryEntry {
     /// level as root: kept so it is the same after every restart, and so no
     /// other instance is given it. Never 0.
     pub uid: Option<u32>,
+    /// Set while it is being moved to another node, or has been.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moving: Option<MoveRecord>,
 }
 
 /// A record as read, before `desired` is checked: an unknown value is an
@@ -86,6 +101,8 @@ struct RawEntry {
     /// Absent from files written before uids were kept.
     #[serde(default)]
     uid: Option<u32>,
+    #[serde(default)]
+    moving: Option<MoveRecord>,
 }
 
 impl TryFrom<RawEntry> for RegistryEntry {
@@ -115,6 +132,7 @@ impl TryFrom<RawEntry> for RegistryEntry {
             start_ticks: raw.start_ticks,
             restarts: raw.restarts,
             uid: raw.uid,
+            moving: raw.moving,
         })
     }
 }
@@ -233,6 +251,7 @@ mod tests {
             start_ticks: Some(987_654),
             restarts: 2,
             uid: Some(200_000 + u32::from(id.as_bytes()[0])),
+            moving: None,
         }
     }
 

@@ -105,6 +105,9 @@ pub enum AfterStop {
     Shutdown,
     /// Idle: keep it, asleep, until a request wakes it.
     Sleep,
+    /// `ten move`: keep it, without a process, while its data goes to
+    /// another node; requests stay held.
+    Move,
 }
 
 impl AfterStop {
@@ -159,6 +162,14 @@ pub enum Event {
     SpawnFailed {
         crash: bool,
     },
+    /// `ten move` holds new requests before stopping it: the requests in
+    /// flight finish while new ones wait.
+    MoveHold,
+    /// `ten move`: the target node runs it now; requests are forwarded.
+    Moved,
+    /// Run it here again: `ten move` failed before the target could have
+    /// started it, or a moved instance is moved back to this node.
+    MoveAborted,
 }
 
 /// What the caller must do after an event.
@@ -229,6 +240,26 @@ pub fn on(life: &mut Life, event: Event, policy: &Policy, now: Instant) -> Vec<E
             life.state = Starting;
             vec![Effect::Spawn]
         }
+        (Stopping, Event::StopDone(AfterStop::Move)) => {
+            life.state = Moving;
+            life.health = Health::Unknown;
+            vec![Effect::Persist]
+        }
+        (Starting | Running | Backoff | Sleeping | Failed, Event::MoveHold) => {
+            life.state = Moving;
+            vec![]
+        }
+        (Moving, Event::Moved) => {
+            life.state = Moved;
+            vec![Effect::Persist]
+        }
+        (Moving | Moved, Event::MoveAborted) => {
+            life.restarts.clear();
+            life.state = Starting;
+            vec![Effect::Spawn]
+        }
+        // A moving or moved instance has no process here: nothing starts it.
+        (Moving | Moved, _) => vec![],
         (Stopping, Event::StopDone(AfterStop::Sleep)) => {
             life.state = Sleeping;
             life.health = Health::Unknown;
@@ -588,32 +619,39 @@ mod tests {
         let p = policy(RestartPolicy::OnFailure);
         let now = Instant::now();
         let crash = [SpawnAfter(Duration::from_secs(2)), Persist];
-        let states = [Starting, Running, Backoff, Sleeping, Failed, Stopping];
-        type Row<'a> = (Event, [(State, &'a [Effect]); 6]);
+        let states = [
+            Starting, Running, Backoff, Sleeping, Failed, Stopping, Moving, Moved,
+        ];
+        type Row<'a> = (Event, [(State, &'a [Effect]); 8]);
         #[rustfmt::skip]
         let table: Vec<Row> = vec![
-            // Columns: from Starting, Running, Backoff, Sleeping, Failed, Stopping.
-            (Event::Spawned,            [(Starting, &[Persist]), (Starting, &[Persist]), (Starting, &[Persist]), (Starting, &[Persist]), (Starting, &[Persist]), (Starting, &[Persist])]),
-            (Event::Ready,              [(Running, &[Persist]), (Running, &[]), (Backoff, &[]), (Sleeping, &[]), (Failed, &[]), (Stopping, &[])]),
-            (Event::CheckPassed,        [(Starting, &[]), (Running, &[]), (Backoff, &[]), (Sleeping, &[]), (Failed, &[]), (Stopping, &[])]),
-            (Event::CheckFailed,        [(Starting, &[]), (Running, &[]), (Backoff, &[]), (Sleeping, &[]), (Failed, &[]), (Stopping, &[])]),
-            (Event::NotReadyInTime,     [(Starting, &[Kill]), (Running, &[]), (Backoff, &[]), (Sleeping, &[]), (Failed, &[]), (Stopping, &[])]),
-            (Event::Exited { success: true },  [(Sleeping, &[Persist]), (Sleeping, &[Persist]), (Backoff, &[]), (Sleeping, &[]), (Failed, &[]), (Stopping, &[])]),
-            (Event::Exited { success: false }, [(Backoff, &crash), (Backoff, &crash), (Backoff, &[]), (Sleeping, &[]), (Failed, &[]), (Stopping, &[])]),
-            (Event::BackoffElapsed,     [(Starting, &[]), (Running, &[]), (Backoff, &[Spawn]), (Sleeping, &[]), (Failed, &[]), (Stopping, &[])]),
-            (Event::Wake,               [(Starting, &[]), (Running, &[]), (Backoff, &[]), (Sleeping, &[Spawn]), (Failed, &[]), (Stopping, &[])]),
-            (Event::Revive,             [(Starting, &[]), (Running, &[]), (Backoff, &[]), (Sleeping, &[]), (Failed, &[Spawn]), (Stopping, &[])]),
-            (Event::Restart,            [(Starting, &[Spawn]), (Running, &[]), (Starting, &[Spawn]), (Starting, &[Spawn]), (Starting, &[Spawn]), (Stopping, &[])]),
-            (Event::StopRequested(Forget),   [(Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[])]),
-            (Event::StopRequested(Sleep),    [(Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[])]),
-            (Event::StopRequested(Restart),  [(Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[])]),
-            (Event::StopRequested(Shutdown), [(Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[])]),
-            (Event::StopDone(Forget),   [(Starting, &[]), (Running, &[]), (Backoff, &[]), (Sleeping, &[]), (Failed, &[]), (Stopping, &[])]),
-            (Event::StopDone(Sleep),    [(Starting, &[]), (Running, &[]), (Backoff, &[]), (Sleeping, &[]), (Failed, &[]), (Sleeping, &[])]),
-            (Event::StopDone(Restart),  [(Starting, &[]), (Running, &[]), (Backoff, &[]), (Sleeping, &[]), (Failed, &[]), (Starting, &[Spawn])]),
-            (Event::StopDone(Shutdown), [(Starting, &[]), (Running, &[]), (Backoff, &[]), (Sleeping, &[]), (Failed, &[]), (Stopping, &[])]),
-            (Event::SpawnFailed { crash: true },  [(Backoff, &crash), (Running, &[]), (Backoff, &crash), (Backoff, &crash), (Backoff, &crash), (Stopping, &[])]),
-            (Event::SpawnFailed { crash: false }, [(Failed, &[Persist]), (Running, &[]), (Failed, &[Persist]), (Failed, &[Persist]), (Failed, &[Persist]), (Stopping, &[])]),
+            // Columns: from Starting, Running, Backoff, Sleeping, Failed, Stopping, Moving, Moved.
+            (Event::Spawned,            [(Starting, &[Persist]), (Starting, &[Persist]), (Starting, &[Persist]), (Starting, &[Persist]), (Starting, &[Persist]), (Starting, &[Persist]), (Starting, &[Persist]), (Starting, &[Persist])]),
+            (Event::Ready,              [(Running, &[Persist]), (Running, &[]), (Backoff, &[]), (Sleeping, &[]), (Failed, &[]), (Stopping, &[]), (Moving, &[]), (Moved, &[])]),
+            (Event::CheckPassed,        [(Starting, &[]), (Running, &[]), (Backoff, &[]), (Sleeping, &[]), (Failed, &[]), (Stopping, &[]), (Moving, &[]), (Moved, &[])]),
+            (Event::CheckFailed,        [(Starting, &[]), (Running, &[]), (Backoff, &[]), (Sleeping, &[]), (Failed, &[]), (Stopping, &[]), (Moving, &[]), (Moved, &[])]),
+            (Event::NotReadyInTime,     [(Starting, &[Kill]), (Running, &[]), (Backoff, &[]), (Sleeping, &[]), (Failed, &[]), (Stopping, &[]), (Moving, &[]), (Moved, &[])]),
+            (Event::Exited { success: true },  [(Sleeping, &[Persist]), (Sleeping, &[Persist]), (Backoff, &[]), (Sleeping, &[]), (Failed, &[]), (Stopping, &[]), (Moving, &[]), (Moved, &[])]),
+            (Event::Exited { success: false }, [(Backoff, &crash), (Backoff, &crash), (Backoff, &[]), (Sleeping, &[]), (Failed, &[]), (Stopping, &[]), (Moving, &[]), (Moved, &[])]),
+            (Event::BackoffElapsed,     [(Starting, &[]), (Running, &[]), (Backoff, &[Spawn]), (Sleeping, &[]), (Failed, &[]), (Stopping, &[]), (Moving, &[]), (Moved, &[])]),
+            (Event::Wake,               [(Starting, &[]), (Running, &[]), (Backoff, &[]), (Sleeping, &[Spawn]), (Failed, &[]), (Stopping, &[]), (Moving, &[]), (Moved, &[])]),
+            (Event::Revive,             [(Starting, &[]), (Running, &[]), (Backoff, &[]), (Sleeping, &[]), (Failed, &[Spawn]), (Stopping, &[]), (Moving, &[]), (Moved, &[])]),
+            (Event::Restart,            [(Starting, &[Spawn]), (Running, &[]), (Starting, &[Spawn]), (Starting, &[Spawn]), (Starting, &[Spawn]), (Stopping, &[]), (Moving, &[]), (Moved, &[])]),
+            (Event::StopRequested(Forget),   [(Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[])]),
+            (Event::StopRequested(Sleep),    [(Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[])]),
+            (Event::StopRequested(Restart),  [(Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[])]),
+            (Event::StopRequested(Shutdown), [(Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[])]),
+            (Event::StopDone(Forget),   [(Starting, &[]), (Running, &[]), (Backoff, &[]), (Sleeping, &[]), (Failed, &[]), (Stopping, &[]), (Moving, &[]), (Moved, &[])]),
+            (Event::StopDone(Sleep),    [(Starting, &[]), (Running, &[]), (Backoff, &[]), (Sleeping, &[]), (Failed, &[]), (Sleeping, &[]), (Moving, &[]), (Moved, &[])]),
+            (Event::StopDone(Restart),  [(Starting, &[]), (Running, &[]), (Backoff, &[]), (Sleeping, &[]), (Failed, &[]), (Starting, &[Spawn]), (Moving, &[]), (Moved, &[])]),
+            (Event::StopDone(Shutdown), [(Starting, &[]), (Running, &[]), (Backoff, &[]), (Sleeping, &[]), (Failed, &[]), (Stopping, &[]), (Moving, &[]), (Moved, &[])]),
+            (Event::StopRequested(Move),     [(Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[]), (Stopping, &[])]),
+            (Event::StopDone(Move),     [(Starting, &[]), (Running, &[]), (Backoff, &[]), (Sleeping, &[]), (Failed, &[]), (Moving, &[Persist]), (Moving, &[]), (Moved, &[])]),
+            (Event::MoveHold,           [(Moving, &[]), (Moving, &[]), (Moving, &[]), (Moving, &[]), (Moving, &[]), (Stopping, &[]), (Moving, &[]), (Moved, &[])]),
+            (Event::Moved,              [(Starting, &[]), (Running, &[]), (Backoff, &[]), (Sleeping, &[]), (Failed, &[]), (Stopping, &[]), (Moved, &[Persist]), (Moved, &[])]),
+            (Event::MoveAborted,        [(Starting, &[]), (Running, &[]), (Backoff, &[]), (Sleeping, &[]), (Failed, &[]), (Stopping, &[]), (Starting, &[Spawn]), (Starting, &[Spawn])]),
+            (Event::SpawnFailed { crash: true },  [(Backoff, &crash), (Running, &[]), (Backoff, &crash), (Backoff, &crash), (Backoff, &crash), (Stopping, &[]), (Moving, &[]), (Moved, &[])]),
+            (Event::SpawnFailed { crash: false }, [(Failed, &[Persist]), (Running, &[]), (Failed, &[Persist]), (Failed, &[Persist]), (Failed, &[Persist]), (Stopping, &[]), (Moving, &[]), (Moved, &[])]),
         ];
         // Every event variant is in the table (adding one breaks this match).
         for (event, _) in &table {
@@ -630,10 +668,13 @@ mod tests {
                 | Event::Restart
                 | Event::StopRequested(_)
                 | Event::StopDone(_)
-                | Event::SpawnFailed { .. } => {}
+                | Event::SpawnFailed { .. }
+                | Event::MoveHold
+                | Event::Moved
+                | Event::MoveAborted => {}
             }
         }
-        assert_eq!(table.len(), 21);
+        assert_eq!(table.len(), 26);
         for (event, row) in table {
             for (from, (to, effects)) in states.into_iter().zip(row) {
                 let mut life = Life::new(from);

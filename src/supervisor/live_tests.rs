@@ -601,6 +601,7 @@ fn registry_restore_kills_leftovers_and_restarts() {
         start_ticks: pid.map(|_| ticks),
         restarts: 2,
         uid: None,
+        moving: None,
     };
     let registry = Registry {
         version: 1,

@@ -15,6 +15,8 @@ pub mod health;
 pub mod idle;
 pub mod lifecycle;
 pub mod logs;
+mod mover;
+pub mod moving;
 pub mod msg;
 pub mod ports;
 pub mod reply;
@@ -113,6 +115,7 @@ pub fn start(
     supervisor.prepare_host(handed.cgroups, &handed.instances);
     supervisor.restore(registry, handed.instances)?;
     supervisor.beat = crate::notify::heartbeat("supervisor", waker.clone());
+    supervisor.moves.waker = Some(waker.clone());
     let thread = std::thread::Builder::new()
         .name("supervisor".into())
         .spawn(move || supervisor.run())

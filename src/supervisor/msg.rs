@@ -66,6 +66,16 @@ pub enum Command {
     /// and end the supervisor thread without stopping anything; the thread
     /// returns the hand-over. No reply.
     HandOver,
+    /// `ten move`: move the instance to the node whose API is at `to`
+    /// (`token`: an admin token there). Replies at once; the move goes on
+    /// in the background, shown in the instance's `move`.
+    Move {
+        key: InstanceKey,
+        to: String,
+        token: String,
+    },
+    /// The edge sends the moved instance's host to its new node now.
+    MoveFlipped { key: InstanceKey },
 }
 
 /// The supervisor's answer to one command.

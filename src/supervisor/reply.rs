@@ -77,6 +77,12 @@ pub enum CommandError {
     Storage { message: String, full: bool },
     /// The server cannot do it now (a helper thread would not start).
     Unavailable(String),
+    /// The request itself is wrong (a transfer body that does not check
+    /// out): why.
+    Refused(String),
+    /// The instance is in a state that forbids it (data sent for an
+    /// instance that runs here, a move of one that is being moved): why.
+    Conflict(String),
 }
 
 impl CommandError {
@@ -129,7 +135,10 @@ impl std::fmt::Display for CommandError {
             }
             CommandError::BadConfig(why) => write!(f, "{why}"),
             CommandError::UnknownToken(id) => write!(f, "no token with id {id}"),
-            CommandError::Internal(why) | CommandError::Unavailable(why) => write!(f, "{why}"),
+            CommandError::Internal(why)
+            | CommandError::Unavailable(why)
+            | CommandError::Refused(why)
+            | CommandError::Conflict(why) => write!(f, "{why}"),
             CommandError::Storage { message, .. } => write!(f, "{message}"),
         }
     }

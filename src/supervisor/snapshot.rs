@@ -24,6 +24,10 @@ pub enum State {
     Stopping,
     Backoff,
     Failed,
+    /// Being moved to another node: no process here, requests held.
+    Moving,
+    /// Moved to another node: requests are forwarded there.
+    Moved,
 }
 
 impl State {
@@ -35,6 +39,8 @@ impl State {
             State::Stopping => "stopping",
             State::Backoff => "backoff",
             State::Failed => "failed",
+            State::Moving => "moving",
+            State::Moved => "moved",
         }
     }
 }
@@ -109,6 +115,21 @@ pub struct InstanceView {
     /// Live counters, shared by every snapshot for the instance's lifetime:
     /// the front writes them, the idle reaper and `/metrics` read them.
     pub stats: Arc<InstanceStats>,
+    /// `ten move` of it to another node, once begun.
+    pub moving: Option<MoveView>,
+}
+
+/// What `ten ps` and the API show of a move.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoveView {
+    /// The target's API URL.
+    pub to: String,
+    /// `copy`, `stop`, `sync`, `start` or `moved`.
+    pub phase: &'static str,
+    /// Why the last attempt stopped.
+    pub error: Option<String>,
+    /// The edge sends its host to the target now.
+    pub flipped: bool,
 }
 
 /// Upper bounds (seconds) of the request duration histogram buckets; the
@@ -377,7 +398,7 @@ pub fn instance_json(view: &InstanceView, now: SystemTime) -> serde_json::Value 
         .map(|d| d.as_secs());
     let usage = view.meter.as_ref().map(|m| m.stats()).unwrap_or_default();
     let memory_bytes = usage.memory_bytes.or(view.memory_bytes);
-    serde_json::json!({
+    let mut obj = serde_json::json!({
         "instance": view.key(),
         "service": view.service,
         "id": view.id,
@@ -396,5 +417,15 @@ pub fn instance_json(view: &InstanceView, now: SystemTime) -> serde_json::Value 
         "over_quota": view.over_quota(),
         "last_check": view.last_check,
         "isolation": view.isolation.as_str(),
-    })
+    });
+    if let Some(m) = &view.moving {
+        // Only while a move is under way or done: `ten ps` shows it.
+        obj["move"] = serde_json::json!({
+            "to": m.to,
+            "phase": m.phase,
+            "error": m.error,
+            "flipped": m.flipped,
+        });
+    }
+    obj
 }

@@ -160,4 +160,6 @@ pub struct Instance {
     /// runs at a namespaced level without `user`, then kept in the
     /// registry for its lifetime: no other instance gets it.
     pub uid: Option<u32>,
+    /// `ten move` of this instance to another node, once begun.
+    pub moving: Option<super::moving::Move>,
 }

@@ -18,6 +18,7 @@
 mod commands;
 pub mod handover;
 mod launch;
+mod moving;
 mod probes;
 mod save;
 mod stop;
@@ -152,6 +153,8 @@ pub struct Supervisor {
     /// The server thread's mailbox: a reload that moves the listeners asks
     /// it for a new front.
     pub control: Option<Arc<crate::upgrade::Control>>,
+    /// `ten move`: the mover threads' channel.
+    pub moves: moving::Moves,
 }
 
 impl Supervisor {
@@ -186,6 +189,7 @@ impl Supervisor {
             reap_orphans: false,
             spawn_rate: Default::default(),
             control: None,
+            moves: Default::default(),
             last_sweep: Instant::now(),
             beat: crate::notify::Beat::default(),
         }
@@ -266,6 +270,7 @@ impl Supervisor {
             storage_bytes: None,
             storage_level: 0,
             uid: None,
+            moving: None,
         };
         self.instances.insert(key, inst);
         self.dirty = true;
@@ -301,6 +306,7 @@ impl Supervisor {
                 }
             }
             self.drain_commands();
+            self.drain_moves();
             self.on_timers(Instant::now());
             self.sweep_host(Instant::now());
             self.flush();
@@ -500,6 +506,8 @@ impl Supervisor {
             if self.shutdown.is_none() {
                 at(self.idle_deadline(inst, now));
             }
+            at(self.linger_deadline(&inst.key, now));
+            at(self.drain_deadline(&inst.key, now));
             at(inst.probe.as_ref().map(|(_, p)| p.deadline));
             if inst.probe.is_none() && inst.run.is_some() {
                 at(inst.next_probe);
@@ -718,6 +726,8 @@ impl Supervisor {
         }
         self.stop_timers(key, now);
         self.expire_waiters(key, now);
+        self.moved_timers(key, now);
+        self.drain_timers(key, now);
     }
 
     /// When a running instance with an `idle_timeout` is due to sleep: its

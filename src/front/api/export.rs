@@ -1,5 +1,6 @@
 //! `GET /api/export` (admin): what an edge proxy in front of several
-//! tenement nodes needs to know about this one. For each instance the host
+//! tenement nodes needs to know about this one. Instances moved away
+//! (`ten move`) are left out: another node serves them. For each instance the host
 //! `{id}.{service}.{domain}`, and for each service this node serves (it has
 //! an instance with weight > 0) the host `{service}.{domain}`, each paired
 //! with the node's name: the lines of an HAProxy map file
@@ -9,7 +10,7 @@
 //! hostname, read by the caller. Nothing here touches a socket.
 
 use super::{url, Answer, Response};
-use crate::supervisor::Snapshot;
+use crate::supervisor::{Snapshot, State};
 
 /// The longest node name accepted (HAProxy backend names are not bounded,
 /// but a map value that long is a mistake).
@@ -51,6 +52,7 @@ pub fn entries(snap: &Snapshot) -> Vec<MapEntry> {
     let mut out: Vec<MapEntry> = snap
         .instances
         .iter()
+        .filter(|v| v.state != State::Moved)
         .map(|v| MapEntry {
             host: format!("{}.{}.{domain}", v.id, v.service),
             instance: Some(v.key()),
@@ -58,7 +60,10 @@ pub fn entries(snap: &Snapshot) -> Vec<MapEntry> {
         })
         .collect();
     for (service, indexes) in &snap.services {
-        let serves = indexes.iter().any(|&i| snap.instances[i].weight > 0);
+        let serves = indexes.iter().any(|&i| {
+            let v = &snap.instances[i];
+            v.weight > 0 && v.state != State::Moved
+        });
         if serves {
             out.push(MapEntry {
                 host: format!("{service}.{domain}"),

@@ -28,13 +28,15 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// for user space on every architecture we build for (proc(5), times(2)).
 const USER_HZ: f64 = 100.0;
 
-const STATES: [State; 6] = [
+const STATES: [State; 8] = [
     State::Starting,
     State::Running,
     State::Sleeping,
     State::Stopping,
     State::Backoff,
     State::Failed,
+    State::Moving,
+    State::Moved,
 ];
 
 const HEALTHS: [Health; 4] = [
@@ -678,6 +680,7 @@ mod tests {
             startup_timeout: Duration::from_secs(1),
             isolation: crate::config::Isolation::Process,
             stats: Default::default(),
+            moving: None,
         };
         v.stats.shard(0).record(200, Duration::from_millis(3));
         v.stats.shard(1).record(500, Duration::from_millis(30));

@@ -22,7 +22,8 @@
 //! dispatch from endpoint to action. `auth.rs` says who is asking and what a
 //! tenant may touch, `params.rs` checks bodies, path segments and query
 //! parameters, `storage.rs` measures data dirs; `logs.rs`, `metrics.rs` and
-//! `dashboard.rs` and `export.rs` build those answers; `offload.rs` runs the blocking ones.
+//! `dashboard.rs` and `export.rs` build those answers; `transfer.rs`
+//! receives a moved instance's data dir; `offload.rs` runs the blocking ones.
 //! Tests are in `tests.rs`.
 
 pub mod allowed;
@@ -36,6 +37,7 @@ mod params;
 pub mod reply;
 pub mod storage;
 pub mod throttle;
+mod transfer;
 pub mod url;
 
 use std::path::PathBuf;
@@ -193,6 +195,8 @@ enum Endpoint<'a> {
     Tokens,
     RevokeToken(&'a str),
     Export,
+    Transfer(&'a str),
+    Move(&'a str),
 }
 
 const GET: &[&str] = &["GET"];
@@ -220,6 +224,13 @@ fn route(path: &str) -> Option<(Endpoint<'_>, &'static [&'static str])> {
         "/api/tls/allowed" => (TlsAllowed, GET),
         "/api/tokens" => (Tokens, GET),
         "/api/export" => (Export, GET),
+        _ if path.starts_with("/api/transfer/") => {
+            let seg = &path["/api/transfer/".len()..];
+            if seg.is_empty() || seg.contains('/') {
+                return None;
+            }
+            (Transfer(seg), &["GET", "POST"])
+        }
         _ if path.starts_with("/api/tokens/") => {
             let id = &path["/api/tokens/".len()..];
             if id.is_empty() || id.contains('/') {
@@ -236,6 +247,7 @@ fn route(path: &str) -> Option<(Endpoint<'_>, &'static [&'static str])> {
                     "weight" => (Weight(seg), &["PUT"]),
                     "health" => (InstanceHealth(seg), GET),
                     "storage" => (Storage(seg), GET),
+                    "move" => (Move(seg), POST),
                     _ => return None,
                 },
                 _ => return None,
@@ -525,6 +537,16 @@ impl Api {
                     Ok(list) => respond(Response::json(200, &serde_json::Value::Array(list))),
                     Err(why) => return Err(Response::error(500, &why)),
                 }
+            }
+            Move(seg) => {
+                admin_only(&who)?;
+                let (key, _) = path_instance(seg, &who, snap)?;
+                let (cmd, status) = transfer::move_command(key, req.body)?;
+                ask(cmd, status)
+            }
+            Transfer(seg) => {
+                admin_only(&who)?;
+                transfer::answer(req.method, seg, req.body, snap, &self.data_dir)?
             }
             Export => {
                 admin_only(&who)?;

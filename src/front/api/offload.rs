@@ -20,6 +20,8 @@ pub enum Lane {
     Storage,
     /// Log file reads.
     Logs,
+    /// Writes of a data dir sent by another node (`/api/transfer`).
+    Transfer,
 }
 
 /// One piece of blocking work and the reply it makes.
@@ -38,6 +40,7 @@ type Task = (Job, Option<ReplyTo>);
 
 static STORAGE: OnceLock<Option<Sender<Task>>> = OnceLock::new();
 static LOGS: OnceLock<Option<Sender<Task>>> = OnceLock::new();
+static TRANSFER: OnceLock<Option<Sender<Task>>> = OnceLock::new();
 
 impl Job {
     pub fn new(lane: Lane, work: impl FnOnce() -> Reply + Send + 'static) -> Job {
@@ -60,6 +63,7 @@ impl Job {
         let lane = match self.lane {
             Lane::Storage => &STORAGE,
             Lane::Logs => &LOGS,
+            Lane::Transfer => &TRANSFER,
         };
         let tx = lane.get_or_init(|| start(self.lane));
         let unsent = match tx {
@@ -80,6 +84,7 @@ fn start(lane: Lane) -> Option<Sender<Task>> {
     let name = match lane {
         Lane::Storage => "ten-storage",
         Lane::Logs => "ten-logs",
+        Lane::Transfer => "ten-transfer",
     };
     let spawned = std::thread::Builder::new()
         .name(name.to_string())

@@ -24,8 +24,12 @@ pub enum Via {
 pub fn error_status(e: &CommandError, via: Via) -> u16 {
     match e {
         CommandError::UnknownInstance(_) | CommandError::UnknownToken(_) => 404,
-        CommandError::UnknownService(_) | CommandError::BadConfig(_) => 400,
-        CommandError::Exists(_) | CommandError::MaxInstances { .. } => 409,
+        CommandError::UnknownService(_) | CommandError::BadConfig(_) | CommandError::Refused(_) => {
+            400
+        }
+        CommandError::Exists(_) | CommandError::MaxInstances { .. } | CommandError::Conflict(_) => {
+            409
+        }
         CommandError::SpawnFailed(_) => match via {
             Via::Api => 400,
             Via::Proxy => 502,

@@ -116,6 +116,12 @@ impl Supervisor {
                 timeout,
             } => self.cmd_deploy(key, weight.min(100), timeout, to, now),
             Command::AwaitReady { key } => self.cmd_await(key, to, now),
+            Command::Move {
+                key,
+                to: url,
+                token,
+            } => self.cmd_move(key, url, token, to),
+            Command::MoveFlipped { key } => self.cmd_move_flipped(key, to),
             Command::Refused { key } => self.cmd_refused(key, to, now),
             Command::Subscribe { id, what } => match to {
                 Some(to) => {
@@ -221,7 +227,7 @@ impl Supervisor {
                             .as_ref()
                             .is_some_and(|s| s.then == AfterStop::Restart),
                         // Going to sleep: it stays asleep.
-                        State::Sleeping | State::Failed => false,
+                        State::Sleeping | State::Failed | State::Moving | State::Moved => false,
                     };
                     for w in inst.waiters.drain(..) {
                         post(
@@ -255,7 +261,16 @@ impl Supervisor {
             // Lifecycle); anything else that exists is a conflict.
             return self.cmd_restart(key, to, now);
         }
-        if let Err(e) = self.create(&key, weight, now) {
+        if self
+            .instances
+            .get(&key)
+            .is_some_and(|i| i.life.state() == State::Moved)
+        {
+            // Moved away from here earlier, and now moved back.
+            if let Err(e) = self.spawn_moved_back(&key, weight, now) {
+                return self.answer(to, Reply::Error(CommandError::SpawnFailed(e)));
+            }
+        } else if let Err(e) = self.create(&key, weight, now) {
             return self.answer(to, Reply::Error(e));
         }
         if wait {
@@ -401,11 +416,17 @@ impl Supervisor {
                     tail: String::new(),
                 }),
             ),
+            State::Moved => match self.moved_addr(&key) {
+                Some(addr) => self.answer(to, Reply::Ready(addr)),
+                None => self.answer(to, Reply::Error(CommandError::Stopped)),
+            },
             State::Stopping
-                if inst
-                    .stop
-                    .as_ref()
-                    .is_some_and(|s| !matches!(s.then, AfterStop::Restart | AfterStop::Sleep)) =>
+                if inst.stop.as_ref().is_some_and(|s| {
+                    !matches!(
+                        s.then,
+                        AfterStop::Restart | AfterStop::Sleep | AfterStop::Move
+                    )
+                }) =>
             {
                 self.answer(to, Reply::Error(CommandError::Stopping))
             }
@@ -490,6 +511,11 @@ impl Supervisor {
     /// (requests then wait for the restart), else probe it with a bare
     /// connect; the request is answered `Ready` once the instance accepts.
     pub(super) fn cmd_refused(&mut self, key: InstanceKey, to: Option<ReplyTo>, now: Instant) {
+        if let Some(addr) = self.moved_addr(&key) {
+            // Forwarded, not ours to restart: the node it moved to is down.
+            let e = format!("{key} moved to {addr}, which refused the connection");
+            return self.answer(to, Reply::Error(CommandError::Unavailable(e)));
+        }
         let running = self.instances.get(&key).is_some_and(|i| {
             i.life.state() == State::Running && i.run.is_some() && i.stop.is_none()
         });

@@ -107,6 +107,11 @@ impl Supervisor {
                 }
                 continue;
             }
+            if let Some(m) = self.restore_move(&key, &entry) {
+                self.restore_uid(&key, entry.uid);
+                info!("supervisor", "{key} {m}");
+                continue;
+            }
             let state = match entry.desired {
                 Desired::Sleeping => State::Sleeping,
                 Desired::Failed => State::Failed,

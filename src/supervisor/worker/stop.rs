@@ -195,6 +195,13 @@ impl Supervisor {
                     self.outbox.push((to, r.clone()));
                 }
             }
+            AfterStop::Move => {
+                self.apply(key, fx, now);
+                for to in stop.replies {
+                    self.outbox.push((to, Reply::Done(Done::Nothing)));
+                }
+                self.move_stopped(key);
+            }
             AfterStop::Shutdown => {
                 for to in stop.replies {
                     self.outbox.push((to, Reply::Done(Done::Nothing)));

@@ -27,7 +27,10 @@ impl Supervisor {
             health: inst.life.health(),
             pid,
             port: inst.port,
-            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, inst.port)),
+            // Moved: requests go to the node it moved to.
+            addr: self
+                .moved_addr(&inst.key)
+                .unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, inst.port))),
             socket: inst
                 .run
                 .as_ref()
@@ -57,6 +60,15 @@ impl Supervisor {
                 .or(svc.map(|s| s.isolation))
                 .unwrap_or(crate::config::Isolation::Process),
             stats: inst.stats.clone(),
+            moving: inst
+                .moving
+                .as_ref()
+                .map(|m| crate::supervisor::snapshot::MoveView {
+                    to: m.to.clone(),
+                    phase: m.phase.as_str(),
+                    error: m.error.clone(),
+                    flipped: m.flipped_at.is_some(),
+                }),
         }
     }
 
@@ -107,8 +119,14 @@ impl Supervisor {
             .values()
             .map(|inst| {
                 let then = inst.stop.as_ref().map(|s| s.then);
+                let late_move = inst
+                    .moving
+                    .as_ref()
+                    .is_some_and(|m| m.phase.target_may_run());
                 let desired = match inst.life.state() {
                     _ if then == Some(AfterStop::Forget) => Desired::Stopping,
+                    // It may run on the target: it must not start here.
+                    _ if late_move => Desired::Sleeping,
                     _ if inst.resume => Desired::Running,
                     State::Sleeping => Desired::Sleeping,
                     State::Stopping if then == Some(AfterStop::Sleep) => Desired::Sleeping,
@@ -127,6 +145,11 @@ impl Supervisor {
                     start_ticks: run.and_then(|r| r.start_ticks),
                     restarts: inst.life.total_restarts(),
                     uid: inst.uid,
+                    moving: inst.moving.as_ref().map(|m| crate::state::MoveRecord {
+                        to: m.to.clone(),
+                        addr: m.addr,
+                        phase: m.phase.as_str().to_string(),
+                    }),
                 }
             })
             .collect();

@@ -51,6 +51,7 @@ fn view(service: &str, id: &str, state: State, port: u16) -> InstanceView {
         startup_timeout: Duration::from_secs(10),
         isolation: crate::config::Isolation::Process,
         stats: Default::default(),
+        moving: None,
     }
 }
 
@@ -539,3 +540,4 @@ mod allowed;
 mod commands;
 mod export;
 mod reads;
+mod transfer;
