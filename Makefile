@@ -30,14 +30,16 @@ demo: build
 # both builds (glibc and static musl), against nginx and HAProxy in the same
 # run; then HTTPS through the same three (ECDSA and RSA, keep-alive and a
 # handshake per request). Installs nginx, haproxy, wrk and openssl if missing.
-# Then wake latency, upgrades in place under load, and spawn and wake per
-# isolation level next to bubblewrap (as root; installs bubblewrap).
+# Then wake latency, upgrades in place under load, spawn and wake per
+# isolation level next to bubblewrap (as root; installs bubblewrap), and
+# `ten move` of 10 MB and 1 GB under load.
 bench: build static
 	./tests/bench/run.sh
 	./tests/bench/https.sh
 	./tests/bench/wake.sh
 	./tests/bench/upgrade.sh
 	./tests/bench/isolation.sh
+	./tests/bench/move.sh
 
 # ring (rustls' crypto) compiles C and assembly for the target: musl-gcc
 # from Debian's musl-tools, installed here when missing.
