@@ -635,6 +635,10 @@ impl Supervisor {
             cg.kill();
         }
         let success = status.code() == Some(0);
+        // The backoff delay counts from here, after the output was read and
+        // the group and cgroup killed (a cgroup write can take milliseconds),
+        // so the next start comes no sooner than the delay the log line says.
+        let now = Instant::now();
         let effects = lifecycle::on(&mut inst.life, Event::Exited { success }, &policy, now);
         let next = match (inst.life.state(), effects.first()) {
             (State::Backoff, Some(Effect::SpawnAfter(d))) => format!("restarting in {}", human(*d)),
