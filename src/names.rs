@@ -1,7 +1,8 @@
-//! Service names and instance ids, and the `service:id` instance key;
-//! instance weights; and the log `level` words of the original tenement, as
-//! streams. The API, the config, the CLI and the state files all check
-//! with these.
+//! Service names and instance ids as checked types (`ServiceName`,
+//! `InstanceId`) and the `service:id` instance key; instance weights; and
+//! the log `level` words of the original tenement, as streams. The API, the
+//! config, the CLI and the state files check names here, once, at the
+//! boundary; past it a `ServiceName` or `InstanceId` is valid by type.
 //!
 //! Rules (REFERENCE.md, Names): 1 to 63 characters of `a-z 0-9 - _`, starting
 //! with a letter or digit. Pure: no I/O.
@@ -86,21 +87,173 @@ pub fn check_weight(n: i64) -> Result<u8, String> {
 /// The longest name allowed: one DNS label, since names appear in host names.
 pub const MAX_LEN: usize = 63;
 
-/// An instance, written `service:id`. Both parts are valid names.
+/// Defines a checked name type: a `String` that passed `check` once, at
+/// the boundary (config, API, CLI, state files). It reads as a `&str`
+/// without copying (`as_str`, `Deref`, `Borrow<str>` for map lookups by
+/// `&str`), and `clone_from` reuses the target's storage, so the proxy can
+/// refill a key without allocating.
+macro_rules! checked_name {
+    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Checks `name` and keeps it. Err names the rule it breaks.
+            pub fn new(name: &str) -> Result<$name, NameError> {
+                check($kind, name)?;
+                Ok($name(name.to_string()))
+            }
+
+            /// Like `new`, keeping the `String` it is given.
+            pub fn from_string(name: String) -> Result<$name, NameError> {
+                check($kind, &name)?;
+                Ok($name(name))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl Clone for $name {
+            fn clone(&self) -> $name {
+                $name(self.0.clone())
+            }
+
+            fn clone_from(&mut self, source: &$name) {
+                self.0.clone_from(&source.0);
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        /// As the string: `{:?}` in a message shows `"api"`.
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.0, f)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
+            }
+        }
+
+        impl PartialEq<$name> for str {
+            fn eq(&self, other: &$name) -> bool {
+                self == other.0
+            }
+        }
+
+        impl PartialEq<$name> for &str {
+            fn eq(&self, other: &$name) -> bool {
+                *self == other.0
+            }
+        }
+
+        impl PartialEq<$name> for String {
+            fn eq(&self, other: &$name) -> bool {
+                *self == other.0
+            }
+        }
+
+        /// Tests write names as literals; a bad one is a broken test.
+        #[cfg(test)]
+        impl From<&str> for $name {
+            fn from(name: &str) -> $name {
+                $name::new(name).expect("a valid name in a test")
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(name: $name) -> String {
+                name.0
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<$name, D::Error> {
+                let name = String::deserialize(d)?;
+                $name::from_string(name).map_err(serde::de::Error::custom)
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+    };
+}
+
+checked_name!(
+    /// A service name: a `[service.NAME]` table of the config, the part
+    /// before the colon of an instance key.
+    ServiceName,
+    "service name"
+);
+
+checked_name!(
+    /// An instance id: the part after the colon of an instance key.
+    InstanceId,
+    "instance id"
+);
+
+/// An instance, written `service:id`. Both parts are checked names, so a
+/// key that exists is valid.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct InstanceKey {
-    pub service: String,
-    pub id: String,
+    pub service: ServiceName,
+    pub id: InstanceId,
 }
 
 impl InstanceKey {
     /// Builds a key from two parts, checking both.
     pub fn new(service: &str, id: &str) -> Result<InstanceKey, NameError> {
-        check("service name", service)?;
-        check("instance id", id)?;
         Ok(InstanceKey {
-            service: service.to_string(),
-            id: id.to_string(),
+            service: ServiceName::new(service)?,
+            id: InstanceId::new(id)?,
         })
     }
 
@@ -171,8 +324,8 @@ mod tests {
         assert_eq!(
             key,
             InstanceKey {
-                service: "notes".into(),
-                id: "alice".into()
+                service: ServiceName::new("notes").unwrap(),
+                id: InstanceId::new("alice").unwrap()
             }
         );
         assert_eq!(key.to_string(), "notes:alice");
@@ -199,5 +352,44 @@ mod tests {
             InstanceKey::parse("Notes:alice").unwrap_err().kind,
             "service name"
         );
+    }
+
+    #[test]
+    fn typed_names_check_once_and_read_as_str() {
+        let service = ServiceName::new("notes").unwrap();
+        assert_eq!(service.as_str(), "notes");
+        assert_eq!(service, "notes");
+        assert_eq!(format!("{service} {service:?}"), "notes \"notes\"");
+        assert_eq!(ServiceName::new("Notes").unwrap_err().kind, "service name");
+        assert_eq!(InstanceId::new("a b").unwrap_err().kind, "instance id");
+        assert_eq!(
+            InstanceId::from_string(String::new()).unwrap_err().reason,
+            "must not be empty"
+        );
+        // Maps keyed by a name are looked up by &str.
+        let set: std::collections::BTreeSet<ServiceName> = [service].into();
+        assert!(set.contains("notes"));
+    }
+
+    #[test]
+    fn typed_names_refuse_bad_names_when_deserialised() {
+        let id: InstanceId = serde_json::from_str("\"alice\"").unwrap();
+        assert_eq!(id, "alice");
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"alice\"");
+        let err = serde_json::from_str::<ServiceName>("\"../etc\"").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("invalid service name \"../etc\": may only contain"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn clone_from_keeps_the_target_storage() {
+        let mut id = InstanceId::new("a-long-enough-instance-id").unwrap();
+        let before = id.as_str().as_ptr();
+        id.clone_from(&InstanceId::new("bob").unwrap());
+        assert_eq!(id, "bob");
+        assert_eq!(id.as_str().as_ptr(), before);
     }
 }

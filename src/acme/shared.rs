@@ -429,7 +429,8 @@ mod tests {
             ..Snapshot::default()
         };
         snap.services.insert("web".into(), Vec::new());
-        snap.autospawn.insert("web".into());
+        snap.autospawn
+            .insert(crate::names::ServiceName::new("web").unwrap());
         snap.max_instances.insert("web".into(), 10);
         let published = Arc::new(Published::default());
         published.publish(snap);

@@ -321,8 +321,8 @@ pub fn logs(ctx: &Ctx<'_>) -> Result<(), CliError> {
     if let Some(target) = inv.positionals.first() {
         if target.contains(':') {
             let key = ctx.instance(0)?;
-            query.push(("service", key.service));
-            query.push(("id", key.id));
+            query.push(("service", key.service.into_string()));
+            query.push(("id", key.id.into_string()));
         } else {
             names::check("service name", target).map_err(|e| inv.usage(e.to_string()))?;
             query.push(("service", target.clone()));

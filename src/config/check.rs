@@ -20,7 +20,7 @@ use super::{
     millis, shell, suggest, template, Config, ConfigError, FileRef, Isolation, Overrides,
     RestartPolicy, Routing, Service, Settings, User,
 };
-use crate::names;
+use crate::names::{InstanceId, InstanceKey, ServiceName};
 
 mod tls;
 use tls::original_tls;
@@ -281,7 +281,8 @@ impl Check<'_> {
         let name_key = format!("service.{}", toml_key(name.get_ref()));
         let key = |k: &str| format!("{name_key}.{k}");
         let mut ok = true;
-        if let Err(e) = names::check("service name", name.get_ref()) {
+        let checked = ServiceName::new(name.get_ref());
+        if let Err(e) = &checked {
             self.fail(name.span(), name_key.clone(), e.to_string());
             ok = false;
         }
@@ -521,8 +522,9 @@ impl Check<'_> {
             }
         }
 
+        let name = checked.ok()?;
         ok.then(|| Service {
-            name: name.get_ref().clone(),
+            name,
             argv,
             workdir,
             health,
@@ -555,7 +557,7 @@ impl Check<'_> {
         raw: Map<Vec<Spanned<String>>>,
         declared: &[String],
         services: &BTreeMap<String, Service>,
-    ) -> Vec<(String, String)> {
+    ) -> Vec<InstanceKey> {
         let mut entries: Vec<_> = raw.into_iter().collect();
         entries.sort_by_key(|(k, _)| k.span().start);
         let mut out = Vec::new();
@@ -567,8 +569,11 @@ impl Check<'_> {
             let mut seen: Vec<&str> = Vec::new();
             let ids_span = ids.span();
             let ids = ids.get_ref();
+            // A bad service name is reported with the service's own checks.
+            let service_name = ServiceName::new(service.get_ref()).ok();
             for id in ids {
-                if let Err(e) = names::check("instance id", id.get_ref()) {
+                let checked = InstanceId::new(id.get_ref());
+                if let Err(e) = &checked {
                     self.fail(id.span(), key.clone(), e.to_string());
                 } else if seen.contains(&id.get_ref().as_str()) {
                     self.fail(
@@ -582,7 +587,12 @@ impl Check<'_> {
                     );
                 } else {
                     seen.push(id.get_ref());
-                    out.push((service.get_ref().clone(), id.get_ref().clone()));
+                    if let (Some(service), Ok(id)) = (&service_name, checked) {
+                        out.push(InstanceKey {
+                            service: service.clone(),
+                            id,
+                        });
+                    }
                 }
             }
             // A service that failed its own checks has no max_instances to compare with.

@@ -31,6 +31,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use toml::de::DeTable;
 
+use crate::names::{InstanceKey, ServiceName};
 use error::{io_message, Source};
 use locate::absolute;
 #[cfg(test)]
@@ -58,7 +59,7 @@ pub struct Config {
     /// Services by name.
     pub services: BTreeMap<String, Service>,
     /// `[instances]`: (service, id) pairs spawned when the server starts, in file order.
-    pub instances: Vec<(String, String)>,
+    pub instances: Vec<InstanceKey>,
     pub routing: Routing,
     /// What `ten serve`'s flags replaced; kept so a reload of the file
     /// applies them again.
@@ -207,7 +208,7 @@ pub enum RestartPolicy {
 
 #[derive(Debug, Clone)]
 pub struct Service {
-    pub name: String,
+    pub name: ServiceName,
     /// The program and its arguments: `command` shell-split (quotes honoured)
     /// followed by `args`. Never empty.
     pub argv: Vec<String>,
@@ -339,9 +340,9 @@ impl Config {
             })
             .collect();
         let mut instances = serde_json::Map::new();
-        for (service, id) in &self.instances {
+        for InstanceKey { service, id } in &self.instances {
             let ids = instances
-                .entry(service.clone())
+                .entry(service.to_string())
                 .or_insert_with(|| Value::Array(Vec::new()));
             if let Value::Array(ids) = ids {
                 ids.push(Value::from(id.as_str()));

@@ -84,7 +84,10 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n");
         let config = Config::parse(&uncommented, Path::new("/srv/tenement.toml")).unwrap();
-        assert_eq!(config.instances, [("app".to_string(), "prod".to_string())]);
+        assert_eq!(
+            config.instances,
+            [crate::names::InstanceKey::new("app", "prod").unwrap()]
+        );
         assert_eq!(config.routing.default.as_deref(), Some("app"));
         assert_eq!(config.services["app"].env.len(), 1);
     }

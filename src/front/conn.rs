@@ -12,7 +12,7 @@ use mio::net::{TcpStream, UnixStream};
 use super::stats::Visit;
 use crate::http::head::ResponseHead;
 use crate::http::{Framer, RequestHead};
-use crate::names::InstanceKey;
+use crate::names::{InstanceId, InstanceKey, ServiceName};
 use crate::net::{MioStream, Stream};
 use crate::supervisor::snapshot::InstanceStats;
 use std::sync::Arc;
@@ -413,19 +413,18 @@ impl Exchange {
     }
 
     /// Sets `instance`, reusing earlier storage.
-    pub fn set_instance(&mut self, service: &str, id: &str) {
-        let mut k = self
-            .instance
-            .take()
-            .or_else(|| self.spare_key.take())
-            .unwrap_or_else(|| InstanceKey {
-                service: String::new(),
-                id: String::new(),
-            });
-        k.service.clear();
-        k.service.push_str(service);
-        k.id.clear();
-        k.id.push_str(id);
+    pub fn set_instance(&mut self, service: &ServiceName, id: &InstanceId) {
+        let k = match self.instance.take().or_else(|| self.spare_key.take()) {
+            Some(mut k) => {
+                k.service.clone_from(service);
+                k.id.clone_from(id);
+                k
+            }
+            None => InstanceKey {
+                service: service.clone(),
+                id: id.clone(),
+            },
+        };
         self.instance = Some(k);
     }
 }

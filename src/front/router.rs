@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use crate::names::{InstanceId, ServiceName};
 use crate::supervisor::{Snapshot, State};
 
 /// Where a request goes. Service names are borrowed from the snapshot:
@@ -20,7 +21,10 @@ pub enum Target<'a> {
     Management,
     /// `{id}.{service}.{domain}` for an unknown but valid id of a service
     /// with `autospawn = true`: the supervisor creates and wakes it.
-    Spawn { service: &'a str, id: String },
+    Spawn {
+        service: &'a ServiceName,
+        id: InstanceId,
+    },
     /// Unknown host, unknown service or unknown id.
     NotFound,
 }
@@ -56,13 +60,8 @@ pub fn route<'s>(snap: &'s Snapshot, host: Option<&str>, path: &str) -> Target<'
                 if let Some(index) = snap.index_of(service, id) {
                     return Target::Instance(index);
                 }
-                match snap.autospawn.get(service) {
-                    Some(service) if crate::names::check("instance id", id).is_ok() => {
-                        Target::Spawn {
-                            service,
-                            id: id.to_string(),
-                        }
-                    }
+                match (snap.autospawn.get(service), InstanceId::new(id)) {
+                    (Some(service), Ok(id)) => Target::Spawn { service, id },
                     _ => Target::NotFound,
                 }
             }
@@ -139,7 +138,7 @@ impl Balancer {
         for &i in &candidates {
             let id = &snap.instances[i].id;
             let cw = state.iter().find(|(k, _)| k == id).map_or(0, |(_, w)| *w);
-            next.push((id.clone(), cw));
+            next.push((id.to_string(), cw));
         }
         let mut total = 0i64;
         let mut best = 0usize;
@@ -212,8 +211,12 @@ pub(crate) mod tests {
             snap.services.insert(s.to_string(), Vec::new());
         }
         for (i, v) in views.into_iter().enumerate() {
-            snap.by_key.insert((v.service.clone(), v.id.clone()), i);
-            snap.services.entry(v.service.clone()).or_default().push(i);
+            snap.by_key
+                .insert((v.service.to_string(), v.id.to_string()), i);
+            snap.services
+                .entry(v.service.to_string())
+                .or_default()
+                .push(i);
             snap.instances.push(v);
         }
         snap
@@ -295,12 +298,13 @@ pub(crate) mod tests {
             &["api", "web"],
             Routing::default(),
         );
-        snap.autospawn.insert("api".into());
+        snap.autospawn
+            .insert(crate::names::ServiceName::new("api").unwrap());
         assert_eq!(
             route(&snap, Some("new.api.example.com"), "/"),
             Target::Spawn {
-                service: "api",
-                id: "new".into()
+                service: &ServiceName::new("api").unwrap(),
+                id: InstanceId::new("new").unwrap()
             }
         );
         assert_eq!(
@@ -351,7 +355,7 @@ pub(crate) mod tests {
             .map(|_| {
                 snap.instances[lb.pick(&snap, "web", &[]).unwrap()]
                     .id
-                    .clone()
+                    .to_string()
             })
             .collect();
         assert_eq!(picks.join(""), "aabacaaaabacaa");

@@ -97,7 +97,7 @@ pub fn build(
     }
     env.set("PORT", port.to_string());
     env.set("HOST", "127.0.0.1");
-    env.set("SERVICE", &service.name);
+    env.set("SERVICE", service.name.as_str());
     env.set("INSTANCE_ID", id);
     if !data_dir_set {
         env.set("DATA_DIR", instance_dir(data_dir, &service.name, id));
@@ -114,7 +114,7 @@ pub(crate) mod tests {
 
     pub(crate) fn service(name: &str, argv: &[&str]) -> Service {
         Service {
-            name: name.to_string(),
+            name: crate::names::ServiceName::new(name).expect("a valid test service name"),
             argv: argv.iter().map(|s| s.to_string()).collect(),
             workdir: std::env::temp_dir(),
             health: None,

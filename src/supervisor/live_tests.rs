@@ -99,7 +99,7 @@ fn config(dir: &Path, services: Vec<Service>) -> Config {
         },
         services: services
             .into_iter()
-            .map(|s| (s.name.clone(), s))
+            .map(|s| (s.name.to_string(), s))
             .collect::<BTreeMap<_, _>>(),
         instances: Vec::new(),
         routing: Routing::default(),
@@ -614,7 +614,7 @@ fn registry_restore_kills_leftovers_and_restarts() {
     std::fs::create_dir_all(dir.join(".tenement")).unwrap();
     registry.save(&dir.join(".tenement/state")).unwrap();
     let mut cfg = cfg;
-    cfg.instances = vec![("web".into(), "a".into()), ("web".into(), "b".into())];
+    cfg.instances = vec![key("web", "a"), key("web", "b")];
 
     let mut h = Harness::start(cfg, &dir);
     // The leftover was killed before start() returned.

@@ -3,7 +3,7 @@
 //! JSON; the front's API turns these into statuses and bodies in one place
 //! (`front::api::reply`).
 
-use crate::names::InstanceKey;
+use crate::names::{InstanceKey, ServiceName};
 use crate::state::tokens::TokenRecord;
 
 use super::snapshot::InstanceView;
@@ -38,11 +38,11 @@ pub enum CommandError {
     /// so a scanner learns nothing about the cap).
     UnknownInstance(InstanceKey),
     /// No such service in the config.
-    UnknownService(String),
+    UnknownService(ServiceName),
     /// `Spawn` of an instance that exists.
     Exists(InstanceKey),
     /// The service has `max` instances already.
-    MaxInstances { service: String, max: usize },
+    MaxInstances { service: ServiceName, max: usize },
     /// Every port of `port_range` is taken.
     NoFreePort { lo: u16, hi: u16 },
     /// The process could not be started: the cause, in words.

@@ -13,6 +13,7 @@ use super::idle;
 use serde::Serialize;
 
 use crate::config::Routing;
+use crate::names::{InstanceId, ServiceName};
 
 /// Lifecycle state, in the words `ten ps` shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -79,8 +80,8 @@ pub struct CheckResult {
 /// One instance as the front and the API see it.
 #[derive(Debug, Clone)]
 pub struct InstanceView {
-    pub service: String,
-    pub id: String,
+    pub service: ServiceName,
+    pub id: InstanceId,
     pub state: State,
     pub health: Health,
     pub pid: Option<u32>,
@@ -308,7 +309,7 @@ pub struct Snapshot {
     pub routing: Routing,
     /// Services with `autospawn = true`: a request for a valid unknown id
     /// creates the instance (the supervisor enforces `max_instances`).
-    pub autospawn: BTreeSet<String>,
+    pub autospawn: BTreeSet<ServiceName>,
     /// Each configured service's `max_instances`.
     pub max_instances: BTreeMap<String, usize>,
     /// `settings.trusted_proxies`, current after reloads.

@@ -379,7 +379,7 @@ impl Supervisor {
             let Some(mb) = self
                 .config
                 .services
-                .get(&key.service)
+                .get(key.service.as_str())
                 .and_then(|s| s.storage_quota_mb)
             else {
                 if inst.storage_bytes.take().is_some() {
@@ -742,7 +742,11 @@ impl Supervisor {
         if inst.life.state() != State::Running || inst.stop.is_some() || inst.run.is_none() {
             return None;
         }
-        let timeout = self.config.services.get(&inst.key.service)?.idle_timeout?;
+        let timeout = self
+            .config
+            .services
+            .get(inst.key.service.as_str())?
+            .idle_timeout?;
         if inst.stats.open() > 0 {
             return Some(now + IDLE_RECHECK);
         }

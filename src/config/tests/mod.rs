@@ -194,7 +194,7 @@ fn every_key_is_read() {
     let pairs: Vec<(&str, &str)> = c
         .instances
         .iter()
-        .map(|(s, i)| (s.as_str(), i.as_str()))
+        .map(|k| (k.service.as_str(), k.id.as_str()))
         .collect();
     assert_eq!(
         pairs,

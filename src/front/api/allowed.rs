@@ -38,8 +38,12 @@ pub fn would_serve(snap: &Snapshot, host: &str) -> bool {
         Target::Service(_) => true,
         Target::Management => host == snap.domain,
         Target::Spawn { service, .. } => {
-            let have = snap.services.get(service).map_or(0, Vec::len);
-            let max = snap.max_instances.get(service).copied().unwrap_or(0);
+            let have = snap.services.get(service.as_str()).map_or(0, Vec::len);
+            let max = snap
+                .max_instances
+                .get(service.as_str())
+                .copied()
+                .unwrap_or(0);
             have < max
         }
         Target::NotFound => false,

@@ -56,7 +56,7 @@ pub fn entries(snap: &Snapshot) -> Vec<MapEntry> {
         .map(|v| MapEntry {
             host: format!("{}.{}.{domain}", v.id, v.service),
             instance: Some(v.key()),
-            service: v.service.clone(),
+            service: v.service.to_string(),
         })
         .collect();
     for (service, indexes) in &snap.services {

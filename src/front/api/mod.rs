@@ -361,13 +361,11 @@ impl Api {
             Spawn => {
                 admin_only(&who)?;
                 let body: SpawnBody = parse_body(req.body)?;
-                known_service(snap, &body.service)?;
-                valid_id(snap, &body.id)?;
-                let weight = body.weight.map(weight).transpose()?;
                 let key = InstanceKey {
-                    service: body.service,
-                    id: body.id,
+                    service: known_service(snap, &body.service)?,
+                    id: valid_id(&body.id)?,
                 };
+                let weight = body.weight.map(weight).transpose()?;
                 ask(
                     Command::Spawn {
                         key,
@@ -417,8 +415,10 @@ impl Api {
             Deploy => {
                 admin_only(&who)?;
                 let body: DeployBody = parse_body(req.body)?;
-                known_service(snap, &body.service)?;
-                valid_id(snap, &body.id)?;
+                let key = InstanceKey {
+                    service: known_service(snap, &body.service)?,
+                    id: valid_id(&body.id)?,
+                };
                 let weight = body
                     .weight
                     .map(weight)
@@ -429,10 +429,6 @@ impl Api {
                     .map(|n| bounded(&bounds::DEPLOY_TIMEOUT, n))
                     .transpose()?
                     .map_or(DEPLOY_TIMEOUT, Duration::from_secs);
-                let key = InstanceKey {
-                    service: body.service,
-                    id: body.id,
-                };
                 ask(
                     Command::Deploy {
                         key,
@@ -446,27 +442,15 @@ impl Api {
                 admin_only(&who)?;
                 let body: RouteBody = parse_body(req.body)?;
                 known_service(snap, &body.service)?;
-                existing_instance(snap, &body.service, &body.from)?;
-                existing_instance(snap, &body.service, &body.to)?;
-                if body.from == body.to {
+                let from = existing_instance(snap, &body.service, &body.from)?;
+                let to = existing_instance(snap, &body.service, &body.to)?;
+                if from == to {
                     return Err(Response::error(
                         400,
                         "`from` and `to` are the same instance",
                     ));
                 }
-                ask(
-                    Command::Route {
-                        from: InstanceKey {
-                            service: body.service.clone(),
-                            id: body.from,
-                        },
-                        to: InstanceKey {
-                            service: body.service,
-                            id: body.to,
-                        },
-                    },
-                    200,
-                )
+                ask(Command::Route { from, to }, 200)
             }
             Logs => self.logs(req.query, &who, snap, now)?,
             Events => Action::Stream(
@@ -605,7 +589,7 @@ impl Api {
                 .iter()
                 .filter(|v| service.as_ref().is_none_or(|s| v.service == *s))
                 .filter(|v| id.as_ref().is_none_or(|i| v.id == *i))
-                .map(|v| (v.service.clone(), v.id.clone()))
+                .map(|v| (v.service.to_string(), v.id.to_string()))
                 .collect(),
         };
         let data_dir = self.data_dir.clone();

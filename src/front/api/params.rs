@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::auth::not_yours;
 use super::{logs, url, Answer, Response};
 use crate::config::bounds::{self, Bound};
-use crate::names::{self, InstanceKey, NameError};
+use crate::names::{self, InstanceId, InstanceKey, NameError, ServiceName};
 use crate::state::Principal;
 use crate::supervisor::{InstanceView, Snapshot};
 
@@ -153,7 +153,9 @@ pub(super) fn log_query(
             (Principal::Tenant(t), Some(i)) if i != t => return Err(not_yours(t, i)),
             // A tenant's own id was checked when its token was minted.
             (Principal::Tenant(t), None) => id = Some(t.clone()),
-            (_, Some(i)) => valid_id(snap, i)?,
+            (_, Some(i)) => {
+                valid_id(i)?;
+            }
             _ => {}
         }
         Ok((service, id, filter))
@@ -184,8 +186,8 @@ pub(super) fn path_instance<'s>(
         // Names in the snapshot were checked when the instance was created.
         Some(view) => Ok((
             InstanceKey {
-                service: service.to_string(),
-                id: id.to_string(),
+                service: view.service.clone(),
+                id: view.id.clone(),
             },
             view,
         )),
@@ -200,34 +202,33 @@ pub(super) fn path_instance<'s>(
     }
 }
 
-/// 400 unless `service` is configured (with the name error if it is not
-/// even a valid name).
-pub(super) fn known_service(snap: &Snapshot, service: &str) -> Answer<()> {
+/// The name of a configured service; 400 unless `service` is one (with
+/// the name error if it is not even a valid name).
+pub(super) fn known_service(snap: &Snapshot, service: &str) -> Answer<ServiceName> {
+    let name = ServiceName::new(service).map_err(bad_name)?;
     if snap.services.contains_key(service) {
-        return Ok(());
+        return Ok(name);
     }
-    names::check("service name", service).map_err(bad_name)?;
     Err(Response::error(
         400,
         &format!("unknown service `{service}`"),
     ))
 }
 
-/// 400 unless `id` is a valid instance id.
-pub(super) fn valid_id(snap: &Snapshot, id: &str) -> Answer<()> {
-    // An id already in the snapshot was checked when its instance was created.
-    if snap.instances.iter().any(|v| v.id == id) {
-        return Ok(());
-    }
-    names::check("instance id", id).map_err(bad_name)
+/// `id` as an instance id; 400 unless it is a valid one.
+pub(super) fn valid_id(id: &str) -> Answer<InstanceId> {
+    InstanceId::new(id).map_err(bad_name)
 }
 
-/// 400 for a bad id, 404 unless `service:id` exists.
-pub(super) fn existing_instance(snap: &Snapshot, service: &str, id: &str) -> Answer<()> {
-    if snap.get(service, id).is_some() {
-        return Ok(());
+/// The key of instance `service:id`; 400 for a bad id, 404 unless it exists.
+pub(super) fn existing_instance(snap: &Snapshot, service: &str, id: &str) -> Answer<InstanceKey> {
+    if let Some(view) = snap.get(service, id) {
+        return Ok(InstanceKey {
+            service: view.service.clone(),
+            id: view.id.clone(),
+        });
     }
-    names::check("instance id", id).map_err(bad_name)?;
+    valid_id(id)?;
     Err(Response::error(
         404,
         &format!("unknown instance `{service}:{id}`"),

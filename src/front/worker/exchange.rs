@@ -124,7 +124,7 @@ impl Worker {
             }
             Target::Spawn { service, id } => {
                 let key = InstanceKey {
-                    service: service.to_owned(),
+                    service: service.clone(),
                     id,
                 };
                 x.instance = Some(key.clone());

@@ -290,7 +290,7 @@ impl Supervisor {
         weight: u8,
         now: Instant,
     ) -> Result<(), CommandError> {
-        let Some(svc) = self.config.services.get(&key.service) else {
+        let Some(svc) = self.config.services.get(key.service.as_str()) else {
             return Err(CommandError::UnknownService(key.service.clone()));
         };
         let max = svc.max_instances;
@@ -457,7 +457,7 @@ impl Supervisor {
     /// unknown id: a scanner learns nothing about the cap.
     pub(super) fn autospawn(&mut self, key: InstanceKey, to: Option<ReplyTo>, now: Instant) {
         let unknown = Reply::Error(CommandError::UnknownInstance(key.clone()));
-        let Some(svc) = self.config.services.get(&key.service) else {
+        let Some(svc) = self.config.services.get(key.service.as_str()) else {
             return self.answer(to, unknown);
         };
         let max = svc.max_instances;

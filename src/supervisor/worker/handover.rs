@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::{Supervisor, READY_POLL};
 use crate::config::Isolation;
 use crate::isolate::{self, cgroup, procfs};
-use crate::names::InstanceKey;
+use crate::names::{InstanceId, InstanceKey, ServiceName};
 use crate::supervisor::idle;
 use crate::supervisor::lifecycle::Life;
 use crate::supervisor::snapshot::State;
@@ -40,8 +40,8 @@ pub struct Handover {
 /// One instance with something that must outlive the exec.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Adopted {
-    pub service: String,
-    pub id: String,
+    pub service: ServiceName,
+    pub id: InstanceId,
     /// With socket activation: the listening socket on 127.0.0.1:port,
     /// kept across sleeps too.
     pub listener: Option<RawFd>,

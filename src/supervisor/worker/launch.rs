@@ -91,12 +91,17 @@ impl Supervisor {
         }
         let now = Instant::now();
         for entry in registry.instances {
-            let key = InstanceKey {
-                service: entry.service.clone(),
-                id: entry.id.clone(),
+            // `Registry::load` checked the names; one that fails here is
+            // named and left alone rather than guessed at.
+            let key = match InstanceKey::new(&entry.service, &entry.id) {
+                Ok(key) => key,
+                Err(e) => {
+                    warn!("supervisor", "registry entry skipped: {e}");
+                    continue;
+                }
             };
             let adopted = handed.remove(&key);
-            if !self.config.services.contains_key(&key.service) {
+            if !self.config.services.contains_key(key.service.as_str()) {
                 warn!(
                     "supervisor",
                     "{key} dropped from the registry: service {:?} is no longer configured",
@@ -146,9 +151,9 @@ impl Supervisor {
         for (key, a) in handed {
             self.discard(&key, a);
         }
-        for (service, id) in self.config.instances.clone() {
-            let key = InstanceKey { service, id };
-            if self.instances.contains_key(&key) || !self.config.services.contains_key(&key.service)
+        for key in self.config.instances.clone() {
+            if self.instances.contains_key(&key)
+                || !self.config.services.contains_key(key.service.as_str())
             {
                 continue;
             }
@@ -259,7 +264,7 @@ impl Supervisor {
     /// Starts the instance's process. Err: why it could not (exec error,
     /// unknown service, isolation unavailable), in words for the API.
     pub(super) fn launch(&mut self, key: &InstanceKey, now: Instant) -> Result<(), String> {
-        let Some(svc) = self.config.services.get(&key.service).cloned() else {
+        let Some(svc) = self.config.services.get(key.service.as_str()).cloned() else {
             return Err(format!("service {:?} is not configured", key.service));
         };
         let policy = self.policy(&key.service);

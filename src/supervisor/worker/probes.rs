@@ -44,7 +44,7 @@ impl Supervisor {
             false => self
                 .config
                 .services
-                .get(&key.service)
+                .get(key.service.as_str())
                 .and_then(|s| s.health.clone()),
         };
         let timeout = match inst.life.state() {

@@ -211,7 +211,7 @@ impl Supervisor {
                 let idle = self
                     .config
                     .services
-                    .get(&key.service)
+                    .get(key.service.as_str())
                     .and_then(|s| s.idle_timeout)
                     .unwrap_or_default();
                 let inst = self.instances.get_mut(key).expect("present above");
@@ -234,7 +234,7 @@ impl Supervisor {
         let persist = self
             .config
             .services
-            .get(&key.service)
+            .get(key.service.as_str())
             .is_none_or(|s| s.storage_persist);
         if !persist {
             let dir = layout::instance_dir(&self.data_dir, &key.service, &key.id);

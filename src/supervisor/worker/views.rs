@@ -18,7 +18,7 @@ use crate::supervisor::table::Instance;
 
 impl Supervisor {
     pub(super) fn view(&self, inst: &Instance) -> InstanceView {
-        let svc: Option<&Service> = self.config.services.get(&inst.key.service);
+        let svc: Option<&Service> = self.config.services.get(inst.key.service.as_str());
         let pid = inst.run.as_ref().map(|r| r.pid);
         InstanceView {
             service: inst.key.service.clone(),
@@ -98,15 +98,15 @@ impl Supervisor {
             snap.max_instances
                 .insert(name.clone(), service.max_instances);
             if service.autospawn {
-                snap.autospawn.insert(name.clone());
+                snap.autospawn.insert(service.name.clone());
             }
         }
         for (i, inst) in self.instances.values().enumerate() {
             snap.instances.push(self.view(inst));
             snap.by_key
-                .insert((inst.key.service.clone(), inst.key.id.clone()), i);
+                .insert((inst.key.service.to_string(), inst.key.id.to_string()), i);
             snap.services
-                .entry(inst.key.service.clone())
+                .entry(inst.key.service.to_string())
                 .or_default()
                 .push(i);
         }
@@ -135,8 +135,8 @@ impl Supervisor {
                 };
                 let run = inst.run.as_ref();
                 RegistryEntry {
-                    service: inst.key.service.clone(),
-                    id: inst.key.id.clone(),
+                    service: inst.key.service.to_string(),
+                    id: inst.key.id.to_string(),
                     port: inst.port,
                     weight: inst.weight,
                     desired,

@@ -6,14 +6,15 @@ use std::time::Instant;
 
 use super::*;
 use crate::front::api::allowed::{would_serve, AskLimit, BURST};
+use crate::names::ServiceName;
 
 /// The fixture's snapshot plus autospawn on `api` (max 5) and on `idle`
 /// (max 0), and `www` routed to `notes`.
 fn with_autospawn() -> Snapshot {
     let mut snap = snapshot();
-    snap.autospawn.insert("api".into());
+    snap.autospawn.insert(ServiceName::new("api").unwrap());
     snap.max_instances.insert("api".into(), 5);
-    snap.autospawn.insert("idle".into());
+    snap.autospawn.insert(ServiceName::new("idle").unwrap());
     snap.max_instances.insert("idle".into(), 0);
     snap.routing.subdomain.insert("www".into(), "notes".into());
     snap

@@ -71,8 +71,8 @@ fn snapshot() -> Snapshot {
         .map(|s| (s.to_string(), Vec::new()))
         .collect();
     for (i, v) in instances.iter().enumerate() {
-        by_key.insert((v.service.clone(), v.id.clone()), i);
-        services.get_mut(&v.service).unwrap().push(i);
+        by_key.insert((v.service.to_string(), v.id.to_string()), i);
+        services.get_mut(v.service.as_str()).unwrap().push(i);
     }
     Snapshot {
         domain: "example.com".into(),
