@@ -158,6 +158,11 @@ impl Probe {
         Some((cred.pid.as_raw_pid() as u32, cred.uid.as_raw()))
     }
 
+    /// Whether it sends a `GET` of the health path (else it only connects).
+    pub fn checks_health(&self) -> bool {
+        self.request.is_some()
+    }
+
     /// Whether it goes over the instance's Unix socket.
     pub fn via_socket(&self) -> bool {
         matches!(self.stream, Stream::Unix(_))

@@ -50,6 +50,10 @@ pub struct Run {
     pub via_socket: bool,
     /// Whose listener the probes reach, as far as it was checked.
     pub owner: OwnerChecked,
+    /// While starting with a `health` path: a connect got through to its
+    /// own listener, so held requests go to it before its first health
+    /// check passes. A refused request clears it until the next one.
+    pub accepting: bool,
 }
 
 /// What `isolate::owner` confirmed as the instance's own listener since

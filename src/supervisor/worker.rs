@@ -56,13 +56,17 @@ use crate::state::layout;
 
 /// The waker's token; instance fds get tokens from 1 up.
 pub const WAKER: Token = Token(0);
-/// How often readiness is polled while an instance starts (after its
-/// first `FAST_POLL_FOR`).
+/// The shortest wait between two health checks, and before a probe that
+/// met a full accept queue tries again.
 const READY_POLL: Duration = Duration::from_millis(5);
-/// How often readiness is polled in the first `FAST_POLL_FOR` of a start:
-/// an app that is up in a millisecond is not kept waiting for `READY_POLL`.
+/// How often readiness is polled while an instance starts, for as long as
+/// it starts: a held request waits at most this long after the app
+/// accepts. A refused connect on loopback costs a few microseconds.
 const FAST_POLL: Duration = Duration::from_millis(1);
-const FAST_POLL_FOR: Duration = Duration::from_millis(25);
+/// Readiness probes per second over all starting instances: with more
+/// starting at once than this allows at `FAST_POLL`, each is polled less
+/// often (200 at once: every 40 ms).
+const READY_PROBES_PER_SEC: u32 = 5000;
 /// While a refused request is held and the instance still runs but does not
 /// accept: how soon to check again.
 const RECHECK_POLL: Duration = Duration::from_millis(200);
@@ -127,6 +131,8 @@ pub struct Supervisor {
     persist: bool,
     /// The last save failed (why): `sweep_host` tries again.
     save_error: Option<String>,
+    /// What the last save wrote: a save of the same is skipped.
+    saved: Option<crate::state::Registry>,
     /// Set by `Shutdown`: who to tell once every instance is down.
     shutdown: Option<Option<ReplyTo>>,
     /// Set by `HandOver`: end the loop, handing every process over, once
@@ -180,6 +186,7 @@ impl Supervisor {
             dirty: true,
             persist: false,
             save_error: None,
+            saved: None,
             shutdown: None,
             handing_over: false,
             outbox: Vec::new(),
@@ -462,12 +469,37 @@ impl Supervisor {
         post(&mut self.outbox, to, r);
     }
 
-    /// Publishes and persists what changed, then sends the queued replies.
+    /// Persists and publishes what changed, then sends the queued replies.
+    /// A held request's `Ready` needs nothing on disk: it goes out as soon
+    /// as the snapshot is published, before the save (an fsync can take
+    /// milliseconds).
     fn flush(&mut self) {
+        if self
+            .outbox
+            .iter()
+            .any(|(_, r)| matches!(r, Reply::Ready(_)))
+        {
+            self.publish();
+            let (ready, rest) = std::mem::take(&mut self.outbox)
+                .into_iter()
+                .partition(|(_, r)| matches!(r, Reply::Ready(_)));
+            self.outbox = rest;
+            for (to, r) in ready {
+                to.send(r);
+            }
+        }
         if self.persist {
             self.persist = false;
             self.save_registry();
         }
+        self.publish();
+        for (to, r) in self.outbox.drain(..) {
+            to.send(r);
+        }
+    }
+
+    /// Publishes the snapshot if anything changed since the last one.
+    fn publish(&mut self) {
         if self.dirty {
             self.dirty = false;
             let snapshot = self.snapshot();
@@ -488,9 +520,6 @@ impl Supervisor {
             }
             crate::notify::status(&snapshot);
             self.published.publish(snapshot);
-        }
-        for (to, r) in self.outbox.drain(..) {
-            to.send(r);
         }
     }
 
@@ -847,14 +876,23 @@ impl Supervisor {
         let Some(inst) = self.instances.get_mut(key) else {
             return;
         };
-        if inst.life.state() != State::Running || inst.waiters.is_empty() {
+        if inst.waiters.is_empty() {
             return;
         }
         let healthy = inst.life.health() == super::snapshot::Health::Healthy;
-        let (done, kept): (Vec<Waiter>, Vec<Waiter>) = inst
-            .waiters
-            .drain(..)
-            .partition(|w| healthy || w.what == WaitFor::Ready);
+        let accepting = inst.run.as_ref().is_some_and(|r| r.accepting);
+        let state = inst.life.state();
+        let go = |w: &Waiter| match state {
+            State::Running => healthy || w.what == WaitFor::Ready,
+            // Accepts, its first health check still to pass: held
+            // requests go, an admin's wait goes on.
+            State::Starting => accepting && matches!(w.what, WaitFor::Ready | WaitFor::Accepting),
+            _ => false,
+        };
+        if !inst.waiters.iter().any(go) {
+            return;
+        }
+        let (done, kept): (Vec<Waiter>, Vec<Waiter>) = inst.waiters.drain(..).partition(go);
         inst.waiters = kept;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, inst.port));
         for w in done {

@@ -1,22 +1,36 @@
 #!/usr/bin/env bash
-# Wake latency and spawn-to-serving, printed as a markdown table.
+# Wake latency and spawn-to-serving against the app's own start, printed as
+# a markdown table.
 #
 # The app is Python's http.server (SimpleHTTPRequestHandler on a
-# ThreadingHTTPServer) that also takes a passed socket (fd 3) and exits 0 on
-# GET /exit, which under restart = "on-failure" puts the instance to sleep:
-# that is how each round gets a sleeping instance without waiting for
-# idle_timeout.
+# ThreadingHTTPServer) with a /health path (200 "ok"); it also takes a
+# passed socket (fd 3) and exits 0 on GET /exit, which under restart =
+# "on-failure" puts the instance to sleep: that is how each round gets a
+# sleeping instance without waiting for idle_timeout. It is started by the
+# real interpreter ($PY, default /usr/bin/python3), never a wrapper script
+# (a pyenv shim adds ~40 ms of bash): tenement and the floor's launcher
+# start the very same program.
 #
-# - floor: the same app started by a tiny launcher, time from just before
-#   exec to the first byte of GET / (connect polled every 1 ms); with a
-#   socket bound by the launcher and passed as fd 3 too. (That one is
-#   faster on its own: http.server's bind path calls socket.getfqdn.)
-# - wake: time to first byte (curl's time_starttransfer) of GET / through
-#   tenement to a sleeping instance, with and without socket_activation.
-# - spawn: wall time of `ten spawn SVC:ID --wait` plus the first byte of
-#   GET / to the new instance.
-# Median and p90 of ROUNDS (20) each. Standalone: needs target/release/ten
-# (built if missing), python3 and curl.
+# Each round, interleaved so load from other work on the box hits every
+# measure alike:
+# - floor: the app started by a tiny launcher, time from just before exec
+#   to the first byte of GET / (connect polled every 1 ms);
+# - wake through tenement, no `health` set: first byte of GET / to a
+#   sleeping instance (curl's time_starttransfer);
+# - wake through tenement, `health = "/health"`;
+# - `ten spawn SVC:ID --wait` (wall time) plus the first byte of GET /;
+# - floor with a socket bound by the launcher and passed as fd 3;
+# - wake with socket_activation.
+# Medians and p90 of ROUNDS (20), the difference of medians, and the median
+# of the per-round differences against the floor measured next to it.
+#
+# Where a wake's time goes, from the app's own clock (CLOCK_MONOTONIC,
+# shared with this script): "to the app's first line" runs from the request
+# (the launcher's exec) to the first line of app.py, Python's own start-up
+# included; "serving to first byte" from the app calling serve_forever,
+# listening, to the first byte at the client.
+#
+# Standalone: needs target/release/ten (built if missing), python3 and curl.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-20}
@@ -24,8 +38,13 @@ cd "$(dirname "$0")/../.."
 TOP=$PWD
 TEN=${TEN:-$TOP/target/release/ten}
 [ -x "$TEN" ] || cargo build --release
-command -v python3 >/dev/null && command -v curl >/dev/null || {
-  echo "wake.sh needs python3 and curl" >&2
+command -v curl >/dev/null || {
+  echo "wake.sh needs curl" >&2
+  exit 1
+}
+PY=${PY:-/usr/bin/python3}
+[ -x "$PY" ] || PY=$(python3 -c 'import sys; print(sys.executable)') || {
+  echo "wake.sh needs python3" >&2
   exit 1
 }
 
@@ -38,6 +57,9 @@ cleanup() {
 trap cleanup EXIT
 
 cat >"$WORK/app.py" <<'PY'
+import time
+
+START = time.monotonic()
 import os
 import socket
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -48,12 +70,16 @@ class Handler(SimpleHTTPRequestHandler):
         pass
 
     def do_GET(self):
-        if self.path == "/exit":
+        if self.path in ("/exit", "/health"):
+            body = b"ok"
             self.send_response(200)
-            self.send_header("Content-Length", "0")
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
+            self.wfile.write(body)
             self.wfile.flush()
-            os._exit(0)
+            if self.path == "/exit":
+                os._exit(0)
+            return
         return super().do_GET()
 
 
@@ -67,17 +93,33 @@ if os.environ.get("LISTEN_FDS") == "1":
     server = FromFd(socket.socket(fileno=3))
 else:
     server = ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler)
+# When it started and when it listens, on the clock the bench reads too.
+with open(os.environ["STAMPS"], "a") as f:
+    f.write(f"{START} {time.monotonic()}\n")
 server.serve_forever()
 PY
 
-# The interpreter itself, not a wrapper (pyenv shims add ~40 ms of bash):
-# tenement and the floor launcher must start the very same program.
-PY=$(python3 -c 'import sys; print(sys.executable)')
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+free_port() { "$PY" -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 LISTEN=$(free_port)
 LOW=$((20000 + RANDOM % 9000))
 DATA=$WORK/data
-cat >"$WORK/tenement.toml" <<CONF
+service() { # name, extra lines
+  cat <<CONF
+[service.$1]
+command = "$PY"
+args = ["$WORK/app.py"]
+workdir = "$WORK"
+restart = "on-failure"
+max_instances = 0
+isolation = "process"
+$2
+[service.$1.env]
+STAMPS = "$WORK/stamps.$1"
+
+CONF
+}
+{
+  cat <<CONF
 [settings]
 data_dir = "$DATA"
 domain = "localhost"
@@ -85,25 +127,14 @@ port_range = [$LOW, $((LOW + 60))]
 health_check_interval = 30
 backoff_base_ms = 100
 
-# Both at the process level, as the floor's launcher starts the app (as
-# root the default would be namespace); what other levels add is measured
-# on its own.
-[service.plain]
-command = "$PY"
-args = ["$WORK/app.py"]
-workdir = "$WORK"
-restart = "on-failure"
-max_instances = 0
-isolation = "process"
-
-[service.sa]
-command = "$PY"
-args = ["$WORK/app.py"]
-workdir = "$WORK"
-restart = "on-failure"
-socket_activation = true
-isolation = "process"
+# At the process level, as the floor's launcher starts the app (as root
+# the default would be namespace); what other levels add is measured by
+# tests/bench/isolation.sh.
 CONF
+  service plain ""
+  service health 'health = "/health"'
+  service sa "socket_activation = true"
+} >"$WORK/tenement.toml"
 
 "$TEN" serve --config "$WORK/tenement.toml" --data-dir "$DATA" --port "$LISTEN" --bind 127.0.0.1 \
   >"$WORK/serve.log" 2>&1 &
@@ -113,6 +144,7 @@ for _ in $(seq 200); do
   sleep 0.05
 done
 
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); interpreter $PY"
 "$PY" - "$TEN" "$WORK" "$DATA" "$LISTEN" "$ROUNDS" <<'PY'
 import json
 import os
@@ -124,49 +156,46 @@ import time
 
 ten, work, data, listen, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 app = os.path.join(work, "app.py")
+conf = os.path.join(work, "tenement.toml")
 sock_path = os.path.join(data, ".tenement", "ten.sock")
+now = time.monotonic
 
 
-def api(path, method="GET"):
-    out = subprocess.run(
-        ["curl", "-sS", "-X", method, "--unix-socket", sock_path, "http://ten" + path],
-        capture_output=True, check=True,
-    )
+def ten_cmd(*args):
+    return subprocess.run([ten, "--data-dir", data, "--config", conf, *args],
+                          check=True, capture_output=True)
+
+
+def api(path):
+    out = subprocess.run(["curl", "-sS", "--unix-socket", sock_path, "http://ten" + path],
+                         capture_output=True, check=True)
     return json.loads(out.stdout)
 
 
-def state(key):
-    for inst in api("/api/instances"):
-        if inst["instance"] == key:
-            return inst["state"]
-    return None
-
-
 def wait_state(key, want, timeout=20):
-    end = time.time() + timeout
-    while time.time() < end:
-        if state(key) == want:
+    end = now() + timeout
+    while now() < end:
+        if any(i["instance"] == key and i["state"] == want for i in api("/api/instances")):
             return
         time.sleep(0.01)
     raise SystemExit(f"{key} not {want} within {timeout}s")
 
 
-def ttfb(host, path="/"):
-    """Seconds to the first byte of GET path through tenement (curl)."""
-    out = subprocess.run(
-        ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{time_starttransfer}",
-         "-H", f"Host: {host}", f"http://127.0.0.1:{listen}{path}"],
-        capture_output=True, check=True, text=True,
-    )
-    code, t = out.stdout.split()
-    if code != "200":
-        raise SystemExit(f"GET {path} Host {host}: {code}")
-    return float(t)
+def first_byte_via_ten(host):
+    """(sent, first byte) of GET / through tenement, on our clock."""
+    s = socket.create_connection(("127.0.0.1", listen))
+    sent = now()
+    s.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+    head = s.recv(64)
+    got = now()
+    s.close()
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise SystemExit(f"GET / Host {host}: {head!r}")
+    return sent, got
 
 
-def first_byte(port, deadline):
-    """Connect every 1 ms until it accepts, send GET /, wait for a byte.
-    Returns (accepted_at, first_byte_at)."""
+def first_byte_direct(port, deadline):
+    """Connect every 1 ms until it accepts, send GET /, wait for a byte."""
     while True:
         s = socket.socket()
         try:
@@ -174,23 +203,29 @@ def first_byte(port, deadline):
             break
         except OSError:
             s.close()
-            if time.perf_counter() > deadline:
+            if now() > deadline:
                 raise SystemExit("app never accepted")
             time.sleep(0.001)
-    accepted = time.perf_counter()
     s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     s.recv(1)
-    got = time.perf_counter()
+    got = now()
     s.close()
-    return accepted, got
+    return got
+
+
+def last_stamps(name):
+    """(first line of app.py, serving) of the app's last start."""
+    with open(os.path.join(work, "stamps." + name)) as f:
+        start, serving = f.read().split("\n")[-2].split()
+    return float(start), float(serving)
 
 
 def floor(activated):
-    """The app alone: exec to first byte, with our own launcher."""
+    """The app alone: (exec to first byte, to first line, serving to first byte)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = dict(os.environ, PORT=str(port))
+    env = dict(os.environ, PORT=str(port), STAMPS=os.path.join(work, "stamps.floor"))
     listener = None
     pass_fds = ()
     if activated:
@@ -201,11 +236,11 @@ def floor(activated):
         env["LISTEN_FDS"] = "1"
         os.dup2(listener.fileno(), 3, inheritable=True) if listener.fileno() != 3 else None
         pass_fds = (3,)
-    t0 = time.perf_counter()
+    t0 = now()
     p = subprocess.Popen([sys.executable, app], env=env, cwd=work, pass_fds=pass_fds,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        accepted, got = first_byte(port, t0 + 20)
+        got = first_byte_direct(port, t0 + 20)
     finally:
         p.kill()
         p.wait()
@@ -213,7 +248,8 @@ def floor(activated):
             if listener.fileno() != 3:
                 os.close(3)
             listener.close()
-    return accepted - t0, got - t0
+    start, serving = last_stamps("floor")
+    return got - t0, start - t0, got - serving
 
 
 def wake(service):
@@ -223,56 +259,76 @@ def wake(service):
     subprocess.run(["curl", "-sS", "-o", "/dev/null", "-H", f"Host: {host}",
                     f"http://127.0.0.1:{listen}/exit"], check=False)
     wait_state(key, "sleeping")
-    return ttfb(host)
+    sent, got = first_byte_via_ten(host)
+    start, serving = last_stamps(service)
+    return got - sent, start - sent, got - serving
 
 
-def spawn():
-    out = []
-    for i in range(rounds):
-        key = f"plain:s{i}"
-        t0 = time.perf_counter()
-        subprocess.run([ten, "--data-dir", data, "--config", os.path.join(work, "tenement.toml"),
-                        "spawn", key, "--wait"], check=True, capture_output=True)
-        t = time.perf_counter() - t0 + ttfb(f"s{i}.plain.localhost")
-        out.append(t)
-        subprocess.run([ten, "--data-dir", data, "--config", os.path.join(work, "tenement.toml"),
-                        "stop", key], check=True, capture_output=True)
-    return out
+def spawn(i):
+    """`ten spawn --wait` of a new instance plus the first byte of GET /."""
+    key = f"plain:s{i}"
+    t0 = now()
+    ten_cmd("spawn", key, "--wait")
+    _, got = first_byte_via_ten(f"s{i}.plain.localhost")
+    start, serving = last_stamps("plain")
+    ten_cmd("stop", key)
+    return got - t0, start - t0, got - serving
 
 
-def stats(xs):
+for svc in ("plain", "health", "sa"):
+    ten_cmd("spawn", f"{svc}:w", "--wait")
+
+names = ["floor", "wake", "wake_health", "spawn", "floor_fd3", "wake_sa"]
+runs = {n: [] for n in names}
+for i in range(rounds):
+    runs["floor"].append(floor(False))
+    runs["wake"].append(wake("plain"))
+    runs["wake_health"].append(wake("health"))
+    runs["spawn"].append(spawn(i))
+    runs["floor_fd3"].append(floor(True))
+    runs["wake_sa"].append(wake("sa"))
+
+
+def ms(xs):
+    return [x * 1000 for x in xs]
+
+
+def med(xs):
+    return statistics.median(xs)
+
+
+def p90(xs):
     xs = sorted(xs)
-    p90 = xs[min(len(xs) - 1, int(round(0.9 * (len(xs) - 1))))]
-    return statistics.median(xs) * 1000, p90 * 1000
+    return xs[min(len(xs) - 1, int(round(0.9 * (len(xs) - 1))))]
 
 
-for svc in ("plain", "sa"):
-    subprocess.run([ten, "--data-dir", data, "--config", os.path.join(work, "tenement.toml"),
-                    "spawn", f"{svc}:w", "--wait"], check=True)
-
-# Interleaved, so load from other work on the box hits every measure alike.
-floor_plain, floor_sa, wake_plain, wake_sa = [], [], [], []
-for _ in range(rounds):
-    floor_plain.append(floor(False))
-    wake_plain.append(wake("plain"))
-    floor_sa.append(floor(True))
-    wake_sa.append(wake("sa"))
-spawned = spawn()
-
-fa_med, fa_p90 = stats([a for a, _ in floor_plain])
-fb_med, fb_p90 = stats([b for _, b in floor_plain])
-sb_med, sb_p90 = stats([b for _, b in floor_sa])
-wp_med, wp_p90 = stats(wake_plain)
-ws_med, ws_p90 = stats(wake_sa)
-sp_med, sp_p90 = stats(spawned)
-
+total = {n: ms([r[0] for r in runs[n]]) for n in names}
+to_app = {n: ms([r[1] for r in runs[n]]) for n in names}
+tail = {n: ms([r[2] for r in runs[n]]) for n in names}
+rows = [
+    ("floor: exec to first byte of GET / (app alone, 1 ms polls)", "floor", None),
+    ("wake through tenement, no `health`: first byte", "wake", "floor"),
+    ("wake through tenement, `health = \"/health\"`: first byte", "wake_health", "floor"),
+    ("`ten spawn --wait` + first byte", "spawn", "floor"),
+    ("floor, socket passed as fd 3: exec to first byte", "floor_fd3", None),
+    ("wake with socket_activation: first byte", "wake_sa", "floor_fd3"),
+]
 print(f"\n### Wake latency ({rounds} rounds, ms)\n")
-print("| measure | median | p90 | vs floor (median) |")
-print("|---|---:|---:|---:|")
-print(f"| floor: exec to accepting (app alone, 1 ms polls) | {fa_med:.1f} | {fa_p90:.1f} | |")
-print(f"| floor: exec to first byte of GET / | {fb_med:.1f} | {fb_p90:.1f} | 1.00x |")
-print(f"| floor, socket passed as fd 3: exec to first byte | {sb_med:.1f} | {sb_p90:.1f} | {sb_med / fb_med:.2f}x |")
-print(f"| wake through tenement: first byte | {wp_med:.1f} | {wp_p90:.1f} | {wp_med / fb_med:.2f}x ({wp_med - fb_med:+.1f} ms) |")
-print(f"| wake with socket_activation: first byte | {ws_med:.1f} | {ws_p90:.1f} | {ws_med / fb_med:.2f}x ({ws_med - fb_med:+.1f} ms; {ws_med - sb_med:+.1f} ms vs fd-3 floor) |")
-print(f"| `ten spawn --wait` + first byte | {sp_med:.1f} | {sp_p90:.1f} | {sp_med / fb_med:.2f}x |")
+print("| measure | median | p90 | vs its floor: ratio, difference of medians | median of per-round differences |")
+print("|---|---:|---:|---:|---:|")
+for label, n, base in rows:
+    m = med(total[n])
+    if base is None:
+        cmp, paired = "", ""
+    else:
+        b = med(total[base])
+        cmp = f"{m / b:.3f}x, {m - b:+.1f} ms"
+        paired = f"{med([w - f for w, f in zip(total[n], total[base])]):+.1f} ms"
+    print(f"| {label} | {m:.1f} | {p90(total[n]):.1f} | {cmp} | {paired} |")
+print("\nWhere the time goes (medians, ms; from the app's own clock):\n")
+print("| measure | request or exec to the app's first line | serving to first byte |")
+print("|---|---:|---:|")
+for label, n, _ in rows:
+    print(f"| {label.split(':')[0]} | {med(to_app[n]):.2f} | {med(tail[n]):.2f} |")
 PY
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -126,6 +126,40 @@ pub fn wait_until(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// The instance's own log file.
+pub fn instance_log(server: &Server, service: &str, id: &str) -> String {
+    let path = server
+        .data_dir
+        .join(".tenement")
+        .join("logs")
+        .join(service)
+        .join(format!("{id}.log"));
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Waits until every one of `needles` appears in the instance log, in
+/// order; returns the log.
+pub fn wait_log_in_order(server: &Server, service: &str, id: &str, needles: &[&str]) -> String {
+    let mut text = String::new();
+    let ok = wait_until(DEADLINE, || {
+        text = instance_log(server, service, id);
+        let mut at = 0;
+        needles.iter().all(|n| match text[at..].find(n) {
+            Some(i) => {
+                at += i + n.len();
+                true
+            }
+            None => false,
+        })
+    });
+    assert!(
+        ok,
+        "{service}:{id} log lacks {needles:?} in order\n--- instance log ---\n{text}\n--- server log ---\n{}",
+        server.log()
+    );
+    text
+}
+
 /// Output of a finished command, readable in a failure message.
 pub fn describe(out: &Output) -> String {
     format!(

@@ -517,7 +517,9 @@ impl Supervisor {
             return self.answer(to, Reply::Error(CommandError::Unavailable(e)));
         }
         let running = self.instances.get(&key).is_some_and(|i| {
-            i.life.state() == State::Running && i.run.is_some() && i.stop.is_none()
+            let accepting = i.run.as_ref().is_some_and(|r| r.accepting);
+            let up = i.life.state() == State::Running && i.run.is_some();
+            (up || accepting) && i.stop.is_none()
         });
         if running {
             // The pidfd event may still be queued behind this command.
@@ -526,6 +528,11 @@ impl Supervisor {
         let Some(inst) = self.instances.get_mut(&key) else {
             return self.answer(to, Reply::Error(CommandError::UnknownInstance(key.clone())));
         };
+        if let Some(run) = inst.run.as_mut() {
+            // Starting, it accepted once and now refuses: held requests
+            // wait for the next connect that gets through.
+            run.accepting = false;
+        }
         if inst.life.state() != State::Running || inst.run.is_none() || inst.stop.is_some() {
             return self.cmd_await(key, to, now);
         }

@@ -233,6 +233,7 @@ impl Supervisor {
             via_socket: p.via_socket,
             // Checked again before the next probe sends anything.
             owner: Default::default(),
+            accepting: false,
         });
         if let Some(ms) = p.idle_ms {
             let at = now.checked_sub(Duration::from_millis(ms)).unwrap_or(now);

@@ -374,6 +374,7 @@ impl Supervisor {
             isolation,
             via_socket: false,
             owner: Default::default(),
+            accepting: false,
         });
         inst.backoff_until = None;
         inst.start_deadline = Some(later(now, svc.startup_timeout));

@@ -3,12 +3,12 @@
 
 use std::io;
 use std::path::Path;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use mio::Interest;
 
 use super::{
-    unix_secs, Supervisor, CHECK_TIMEOUT, FAST_POLL, FAST_POLL_FOR, READY_POLL, RECHECK_POLL,
+    unix_secs, Supervisor, CHECK_TIMEOUT, FAST_POLL, READY_POLL, READY_PROBES_PER_SEC, RECHECK_POLL,
 };
 use crate::isolate::owner::{self, Squatter, Verdict};
 use crate::isolate::procfs;
@@ -38,8 +38,12 @@ impl Supervisor {
         let Some(inst) = self.instances.get(key) else {
             return;
         };
-        let health = match inst.recheck {
-            // Does it accept at all? The question a refused request asks.
+        // Does it accept at all? The question a refused request asks, and
+        // the first one of a start: held requests go once it accepts, its
+        // health check follows.
+        let accepting = inst.run.as_ref().is_some_and(|r| r.accepting);
+        let bare = inst.recheck || (inst.life.state() == State::Starting && !accepting);
+        let health = match bare {
             true => None,
             false => self
                 .config
@@ -133,10 +137,51 @@ impl Supervisor {
                 self.dirty = true;
             }
         }
-        if outcome != Outcome::Pending {
-            let recheck = self.cancel_probe(key);
-            self.probe_done(key, outcome, recheck, Instant::now());
+        if outcome == Outcome::Pending {
+            return;
         }
+        let connect_only = !probe.checks_health();
+        let recheck = self.cancel_probe(key);
+        let now = Instant::now();
+        let has_health = self
+            .config
+            .services
+            .get(key.service.as_str())
+            .is_some_and(|s| s.health.is_some());
+        let starting = self
+            .instances
+            .get(key)
+            .is_some_and(|i| i.life.state() == State::Starting);
+        match outcome {
+            Outcome::Pass(_) if connect_only && has_health && starting => self.accepted(key, now),
+            _ => self.probe_done(key, outcome, recheck, now),
+        }
+    }
+
+    /// A starting instance with a `health` path accepts connections on its
+    /// own listener: the requests held for it go now, and its first health
+    /// check starts at once (it becomes `running` when that passes).
+    fn accepted(&mut self, key: &InstanceKey, now: Instant) {
+        let Some(inst) = self.instances.get_mut(key) else {
+            return;
+        };
+        let Some(run) = inst.run.as_mut() else {
+            return;
+        };
+        let first = !run.accepting;
+        run.accepting = true;
+        let took = now.saturating_duration_since(run.started);
+        inst.next_probe = Some(now);
+        if first {
+            self.note(
+                key,
+                &format!(
+                    "accepts connections after {}ms; held requests go to it, health check follows",
+                    took.as_millis()
+                ),
+            );
+        }
+        self.resolve_waiters(key);
     }
 
     /// A probe ended; `recheck`: it was the check after a refusal.
@@ -191,8 +236,16 @@ impl Supervisor {
         };
         match inst.life.state() {
             State::Starting if !ok => {
-                let started = inst.run.as_ref().map_or(now, |r| r.started);
-                inst.next_probe = Some(now + ready_poll(now.saturating_duration_since(started)));
+                // Once it accepts, held requests no longer wait for the
+                // health check: that goes on at the slower pace.
+                let accepting = inst.run.as_ref().is_some_and(|r| r.accepting);
+                let starting = self.starting();
+                let wait = match accepting {
+                    true => ready_poll(starting).max(READY_POLL),
+                    false => ready_poll(starting),
+                };
+                let inst = self.instances.get_mut(key).expect("present above");
+                inst.next_probe = Some(now + wait);
             }
             State::Starting => {
                 let took = inst
@@ -247,6 +300,14 @@ impl Supervisor {
             }
             _ => {}
         }
+    }
+
+    /// How many instances are starting (their readiness is being polled).
+    fn starting(&self) -> usize {
+        self.instances
+            .values()
+            .filter(|i| i.life.state() == State::Starting && i.run.is_some())
+            .count()
     }
 
     /// Whether a probe over this transport must stop once connected, for
@@ -329,17 +390,34 @@ impl Supervisor {
     }
 }
 
-/// When to probe a starting instance that does not accept yet, `since`
-/// its spawn: every `FAST_POLL` at first, then every `READY_POLL`.
-fn ready_poll(since: std::time::Duration) -> std::time::Duration {
-    match since < FAST_POLL_FOR {
-        true => FAST_POLL,
-        false => READY_POLL,
-    }
+/// How long a starting instance that does not accept yet waits for its
+/// next probe, with `starting` instances starting at once: `FAST_POLL`, or
+/// longer so that together they make at most `READY_PROBES_PER_SEC`.
+fn ready_poll(starting: usize) -> Duration {
+    let share = Duration::from_secs(1) / READY_PROBES_PER_SEC;
+    FAST_POLL.max(share.saturating_mul(u32::try_from(starting).unwrap_or(u32::MAX)))
 }
 
 /// (device, inode) of the file at `path`, followed if a symlink.
 fn file_id(path: &Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_is_polled_fast_until_many_start_at_once() {
+        assert_eq!(ready_poll(0), FAST_POLL);
+        assert_eq!(ready_poll(1), FAST_POLL);
+        let per_probe = Duration::from_secs(1) / READY_PROBES_PER_SEC;
+        let knee = (FAST_POLL.as_micros() / per_probe.as_micros()) as usize;
+        assert_eq!(ready_poll(knee), FAST_POLL);
+        assert!(ready_poll(knee + 1) > FAST_POLL);
+        // 200 at once: 5,000 probes a second between them.
+        assert_eq!(ready_poll(200), Duration::from_millis(40));
+        assert!(ready_poll(usize::MAX) >= Duration::from_secs(1));
+    }
 }

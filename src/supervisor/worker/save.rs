@@ -22,11 +22,18 @@ impl Supervisor {
     ) -> Result<(), CommandError> {
         let mut registry = self.registry();
         edit(&mut registry);
-        registry.save(&self.registry_path()).map_err(|e| {
-            let e = CommandError::storage(what, &e);
-            error!("supervisor", "{e}");
-            e
-        })
+        match registry.save(&self.registry_path()) {
+            Ok(()) => {
+                self.saved = Some(registry);
+                Ok(())
+            }
+            Err(e) => {
+                self.saved = None;
+                let e = CommandError::storage(what, &e);
+                error!("supervisor", "{e}");
+                Err(e)
+            }
+        }
     }
 
     /// `save_first` for a change of instance `key`'s entry; writes nothing
@@ -57,16 +64,24 @@ impl Supervisor {
         })
     }
 
-    /// Saves the registry as it is. A failure is logged (once per distinct
-    /// error) and `sweep_host` tries again every second until it works.
+    /// Saves the registry as it is, unless that is what the last save
+    /// wrote (an instance that became ready changes nothing there). A
+    /// failure is logged (once per distinct error) and `sweep_host` tries
+    /// again every second until it works.
     pub(super) fn save_registry(&mut self) {
-        match self.registry().save(&self.registry_path()) {
+        let registry = self.registry();
+        if self.saved.as_ref() == Some(&registry) {
+            return;
+        }
+        match registry.save(&self.registry_path()) {
             Ok(()) => {
+                self.saved = Some(registry);
                 if self.save_error.take().is_some() {
                     info!("supervisor", "registry saved again");
                 }
             }
             Err(e) => {
+                self.saved = None;
                 let why = e.describe();
                 if self.save_error.as_deref() != Some(why.as_str()) {
                     error!("supervisor", "save registry: {why}; retrying every second");
