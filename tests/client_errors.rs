@@ -64,7 +64,7 @@ fn issue_10_an_app_hosts_client_gets_no_app_output_paths_or_exec_errors() {
         "{}{}{}[service.broken]\ncommand = \"/nonexistent/secret-dir/app\"\nautospawn = true\nmax_instances = 3\n",
         settings("backoff_base_ms = 200\nbackoff_max_ms = 200\nmax_restarts = 2"),
         py_service("crash", "exit_on_start.py", ""),
-        py_service("slow", "never_ready.py", "startup_timeout = 1"),
+        py_service("slow", "never_ready.py", "startup_timeout = 3"),
     );
     let server = Server::start("client_errors", &config);
 

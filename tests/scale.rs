@@ -444,7 +444,7 @@ fn a_wake_that_never_gets_ready_answers_504() {
     let config = format!(
         "{}{}",
         settings("backoff_base_ms = 100"),
-        app("api", "idle_timeout = 1\nstartup_timeout = 1")
+        app("api", "idle_timeout = 1\nstartup_timeout = 3")
     );
     let server = Server::start("wake_504", &config);
     server.ten_ok(&["spawn", "api:a", "--wait"]);
@@ -459,7 +459,7 @@ fn a_wake_that_never_gets_ready_answers_504() {
         "a",
         &[
             "woken by request",
-            "not ready after 1s, killing it",
+            "not ready after 3s, killing it",
             "restarting in",
         ],
     );

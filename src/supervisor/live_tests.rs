@@ -72,8 +72,14 @@ fn python(name: &str, script: &str) -> Service {
 }
 
 fn config(dir: &Path, services: Vec<Service>) -> Config {
-    // Disjoint port ranges, so tests running in parallel never race for one.
-    let base = 32000 + 40 * NEXT_PORTS.fetch_add(1, Ordering::Relaxed);
+    // Disjoint port ranges, so tests running in parallel never race for one;
+    // offset by the pid, so two test runs on one machine rarely share one.
+    // Below the integration tests' ranges (22000 up) and the kernel's
+    // ephemeral ports (32768 up).
+    let block = (std::process::id() as usize * 7
+        + NEXT_PORTS.fetch_add(1, Ordering::Relaxed) as usize)
+        % 200;
+    let base = 12_000 + 40 * block as u16;
     Config {
         overrides: Default::default(),
         path: dir.join("tenement.toml"),
@@ -719,9 +725,11 @@ fn refused_is_answered_after_a_check_or_the_restart() {
     .unwrap();
     // A connection is refused only once the socket is closed, which is
     // when the last thread of the process is gone.
+    // On a busy machine the restart may already be listening on the same
+    // port before this thread looks again: a new pid ends the wait too.
     let port = h.view(&k).unwrap().port;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_ok() {
+    while TcpStream::connect(("127.0.0.1", port)).is_ok() && h.view(&k).unwrap().pid == Some(old) {
         assert!(Instant::now() < deadline, "port {port} still accepts");
         std::thread::sleep(Duration::from_millis(1));
     }
