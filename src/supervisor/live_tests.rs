@@ -457,7 +457,7 @@ fn stop_without_storage_persist_deletes_the_data_dir() {
 fn spawn_wait_times_out_with_the_last_output() {
     let dir = TempDir::new("timeout");
     let mut svc = python("slow", NEVER_READY);
-    svc.startup_timeout = Duration::from_secs(1);
+    svc.startup_timeout = Duration::from_secs(3);
     svc.restart = RestartPolicy::Never;
     let mut h = Harness::start(config(&dir, vec![svc]), &dir);
     match h.send(Command::Spawn {
