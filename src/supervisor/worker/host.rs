@@ -1,0 +1,146 @@
+//! Housekeeping of the host, at most once a `SWEEP_EVERY` while the loop
+//! runs: orphans reaped (`ten serve` is a subreaper), data dirs compared
+//! with `storage_quota_mb`, OOM kills noticed in instances whose leader
+//! lives on; and at shutdown, the tenement cgroup removed.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use super::{Supervisor, SWEEP_EVERY};
+use crate::isolate::{cgroup, procfs};
+use crate::names::InstanceKey;
+use crate::state::layout;
+
+impl Supervisor {
+    /// At most once a second (the loop wakes for probes while anything
+    /// runs): reaps orphans that came to `ten serve` as subreaper, and
+    /// notices OOM kills inside instances whose leader lives on.
+    pub(super) fn sweep_host(&mut self, now: Instant) {
+        if now.saturating_duration_since(self.last_sweep) < SWEEP_EVERY {
+            return;
+        }
+        self.last_sweep = now;
+        if self.save_error.is_some() {
+            self.persist = true;
+        }
+        self.reap();
+        self.check_storage();
+        let live: Vec<InstanceKey> = self
+            .instances
+            .iter()
+            .filter(|(_, i)| {
+                i.cgroup.is_some() && i.run.as_ref().is_some_and(|r| procfs::alive(r.pid))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in live {
+            if let Some(text) = self.take_oom(&key) {
+                self.note(&key, &format!("{text}; the instance keeps running"));
+            }
+        }
+    }
+
+    /// Collects exited children that are not an instance's tracked process.
+    pub(super) fn reap(&mut self) {
+        if !self.reap_orphans {
+            return;
+        }
+        let tracked: HashSet<u32> = self
+            .instances
+            .values()
+            .filter_map(|i| i.run.as_ref().map(|r| r.pid))
+            .collect();
+        for pid in cgroup::orphans::reap(|pid| tracked.contains(&pid)) {
+            debug!("supervisor", "reaped orphan pid {pid}");
+        }
+    }
+
+    /// Data dir sizes against `storage_quota_mb`: the walk runs on the
+    /// storage lane at most every 30 s per instance (`storage::refresh`
+    /// never blocks); here the last size is compared with the quota, and a
+    /// rise past 80 % or 100 % is logged once in the instance's log.
+    fn check_storage(&mut self) {
+        let mut notes = Vec::new();
+        for (key, inst) in self.instances.iter_mut() {
+            let Some(mb) = self
+                .config
+                .services
+                .get(key.service.as_str())
+                .and_then(|s| s.storage_quota_mb)
+            else {
+                if inst.storage_bytes.take().is_some() {
+                    inst.storage_level = 0;
+                    self.dirty = true;
+                }
+                continue;
+            };
+            let dir = layout::instance_dir(&self.data_dir, &key.service, &key.id);
+            let Some(bytes) = crate::front::api::storage::refresh(&dir) else {
+                continue;
+            };
+            let quota = mb << 20;
+            let level = if bytes > quota {
+                2
+            } else if bytes * 5 >= quota * 4 {
+                1
+            } else {
+                0
+            };
+            if inst.storage_bytes != Some(bytes) {
+                inst.storage_bytes = Some(bytes);
+                self.dirty = true;
+            }
+            let percent = (bytes as f64 * 100.0 / quota as f64).round();
+            for crossed in inst.storage_level + 1..=level {
+                notes.push((
+                    key.clone(),
+                    match crossed {
+                        1 => format!(
+                            "storage: data dir at {percent}% of storage_quota_mb = {mb} ({bytes} bytes)"
+                        ),
+                        _ => format!(
+                            "storage: over quota: data dir holds {bytes} bytes, storage_quota_mb = {mb} ({percent}%)"
+                        ),
+                    },
+                ));
+            }
+            inst.storage_level = level;
+        }
+        for (key, text) in notes {
+            self.note(&key, &text);
+        }
+    }
+
+    /// New OOM kills in the instance's cgroup, counted, as a log phrase:
+    /// "killed: out of memory (limit 64 MB)".
+    pub(super) fn take_oom(&mut self, key: &InstanceKey) -> Option<String> {
+        let inst = self.instances.get_mut(key)?;
+        let cg = inst.cgroup.as_mut()?;
+        let n = cg.take_oom_kills()?;
+        if n == 0 {
+            return None;
+        }
+        inst.oom_kills += n;
+        self.dirty = true;
+        Some(match cg.limits().memory_bytes {
+            Some(b) => format!("killed: out of memory (limit {} MB)", b >> 20),
+            None => "killed: out of memory".to_string(),
+        })
+    }
+
+    /// At shutdown: removes the tenement cgroup, killing anything left.
+    pub(super) fn release_cgroups(&mut self) {
+        if let Some(tree) = self.cgroups.take() {
+            for name in tree.sweep() {
+                warn!(
+                    "supervisor",
+                    "cgroup {name} still had processes at shutdown; killed them"
+                );
+            }
+            if let Err(e) = tree.remove() {
+                warn!("supervisor", "remove the tenement cgroup: {e}");
+            }
+        }
+        self.reap();
+    }
+}
