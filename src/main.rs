@@ -13,6 +13,7 @@ pub(crate) mod front;
 pub(crate) mod http;
 #[allow(unsafe_code)]
 pub(crate) mod isolate;
+pub(crate) mod lanes;
 pub(crate) mod names;
 pub(crate) mod net;
 pub(crate) mod notify;

@@ -10,6 +10,7 @@ pub mod atomic;
 pub mod layout;
 pub mod registry;
 pub mod sha256;
+pub mod sizes;
 #[cfg(test)]
 pub(crate) mod testdir;
 pub mod tokens;

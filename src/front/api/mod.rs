@@ -562,7 +562,7 @@ impl Api {
                 (v.key(), dir)
             })
             .collect();
-        let sizes = storage::sizes_for_metrics(&self.data_dir, &dirs);
+        let sizes = crate::state::sizes::sizes_for_metrics(&self.data_dir, &dirs);
         let sample = metrics::sample(snap, &sizes, now);
         let mut text = metrics::render(snap, &self.front, &sample);
         if let Some(tls) = &self.tls {

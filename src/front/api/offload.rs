@@ -4,25 +4,12 @@
 //! parks the connection as it does for a supervisor command and calls
 //! `Job::submit`, and the reply comes back down the loop's channel.
 //!
-//! Each `Lane` is one helper thread, started on first use and shared by all
-//! loops, that runs its jobs in order: a long walk delays other walks, never
-//! a log read, and never a proxied request. Jobs never touch sockets.
-
-use std::sync::mpsc::{self, Sender};
-use std::sync::OnceLock;
+//! A job runs on a `crate::lanes` helper thread (one per `Lane`, shared by
+//! every loop and the supervisor) and never touches sockets.
 
 use crate::supervisor::{CommandError, Reply, ReplyTo};
 
-/// Which helper thread runs a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lane {
-    /// Data dir walks.
-    Storage,
-    /// Log file reads.
-    Logs,
-    /// Writes of a data dir sent by another node (`/api/transfer`).
-    Transfer,
-}
+pub use crate::lanes::Lane;
 
 /// One piece of blocking work and the reply it makes.
 pub struct Job {
@@ -35,12 +22,6 @@ impl std::fmt::Debug for Job {
         write!(f, "Job({:?})", self.lane)
     }
 }
-
-type Task = (Job, Option<ReplyTo>);
-
-static STORAGE: OnceLock<Option<Sender<Task>>> = OnceLock::new();
-static LOGS: OnceLock<Option<Sender<Task>>> = OnceLock::new();
-static TRANSFER: OnceLock<Option<Sender<Task>>> = OnceLock::new();
 
 impl Job {
     pub fn new(lane: Lane, work: impl FnOnce() -> Reply + Send + 'static) -> Job {
@@ -57,20 +38,21 @@ impl Job {
     }
 
     /// Queues the job on its lane; `to` gets the reply when it is done (none:
-    /// the work is done for its side effect, e.g. refreshing a cache). Never
-    /// blocks. If the helper thread cannot be started, `to` gets a 503.
+    /// the work is done for its side effect). Never blocks. If the helper
+    /// thread cannot be started, `to` gets a 503.
     pub fn submit(self, to: Option<ReplyTo>) {
-        let lane = match self.lane {
-            Lane::Storage => &STORAGE,
-            Lane::Logs => &LOGS,
-            Lane::Transfer => &TRANSFER,
-        };
-        let tx = lane.get_or_init(|| start(self.lane));
-        let unsent = match tx {
-            Some(tx) => tx.send((self, to)).err().map(|e| e.0 .1),
-            None => Some(to),
-        };
-        if let Some(Some(to)) = unsent {
+        let unsent = to.clone();
+        let lane = self.lane;
+        let queued = crate::lanes::run(
+            lane,
+            Box::new(move || {
+                let reply = self.run();
+                if let Some(to) = to {
+                    to.send(reply);
+                }
+            }),
+        );
+        if let (false, Some(to)) = (queued, unsent) {
             to.send(Reply::Error(CommandError::Unavailable(
                 "the server cannot start a helper thread".to_string(),
             )));
@@ -78,37 +60,10 @@ impl Job {
     }
 }
 
-/// Starts a lane's thread. None if the thread cannot be created.
-fn start(lane: Lane) -> Option<Sender<Task>> {
-    let (tx, rx) = mpsc::channel::<Task>();
-    let name = match lane {
-        Lane::Storage => "ten-storage",
-        Lane::Logs => "ten-logs",
-        Lane::Transfer => "ten-transfer",
-    };
-    let spawned = std::thread::Builder::new()
-        .name(name.to_string())
-        .spawn(move || {
-            for (job, to) in rx {
-                let reply = job.run();
-                if let Some(to) = to {
-                    to.send(reply);
-                }
-            }
-        });
-    match spawned {
-        Ok(_) => Some(tx),
-        Err(e) => {
-            error!("front", "cannot start the {name} thread: {e}");
-            None
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
+    use std::sync::{mpsc, Arc};
 
     #[test]
     fn a_submitted_job_replies_on_the_channel_and_wakes_the_loop() {

@@ -56,7 +56,7 @@ impl Supervisor {
     }
 
     /// Data dir sizes against `storage_quota_mb`: the walk runs on the
-    /// storage lane at most every 30 s per instance (`storage::refresh`
+    /// storage lane at most every 30 s per instance (`state::sizes::refresh`
     /// never blocks); here the last size is compared with the quota, and a
     /// rise past 80 % or 100 % is logged once in the instance's log.
     fn check_storage(&mut self) {
@@ -75,7 +75,7 @@ impl Supervisor {
                 continue;
             };
             let dir = layout::instance_dir(&self.data_dir, &key.service, &key.id);
-            let Some(bytes) = crate::front::api::storage::refresh(&dir) else {
+            let Some(bytes) = crate::state::sizes::refresh(&dir) else {
                 continue;
             };
             let quota = mb << 20;
