@@ -37,6 +37,7 @@ use crate::state::layout;
 pub use msg::{Command, Reply, ReplyTo, SupervisorHandle};
 pub use reply::{CommandError, Done};
 pub use snapshot::{InstanceView, Published, Snapshot, State};
+pub use subscribers::sse;
 pub use worker::handover::Handover;
 
 /// Why the supervisor could not start.

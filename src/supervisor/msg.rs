@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::reply::{CommandError, Done};
+use super::snapshot::InstanceView;
 use crate::names::InstanceKey;
 
 /// What the front asks the supervisor to do.
@@ -90,6 +91,9 @@ pub enum Reply {
     /// One Server-Sent Events message for a subscription, already framed
     /// (`event: ...\ndata: ...\n\n`).
     Stream(Vec<u8>),
+    /// An instance changed (for a subscription to `/api/events`): the front
+    /// frames it as an `instance` event with the instance's JSON.
+    Instance(Arc<InstanceView>),
     /// A finished API body, serialised where it was made (the front's
     /// helper threads answer large JSON this way, off the event loop).
     Body {

@@ -6,10 +6,12 @@
 //! chunk. A subscriber that went away is removed by `Unsubscribe`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::json;
 
 use super::msg::{Reply, ReplyTo, Subscription};
+use super::snapshot::InstanceView;
 use crate::names::InstanceKey;
 
 struct Subscriber {
@@ -127,22 +129,23 @@ impl Subscribers {
         }
     }
 
-    /// After a publish: an `instance` event for every instance whose state,
-    /// health, weight, pid or restart count changed, and `removed` for those
-    /// that are gone. `instances` are (key, instance JSON) pairs.
-    pub fn changes(&mut self, instances: &[(InstanceKey, serde_json::Value)]) {
+    /// After a publish: an `instance` event (the view itself; the front
+    /// makes its JSON) for every instance whose state, health, weight, pid
+    /// or restart count changed, and `removed` for those that are gone.
+    pub fn changes(&mut self, instances: &[InstanceView]) {
         let mut current = HashMap::with_capacity(instances.len());
-        for (key, obj) in instances {
+        for v in instances {
             let seen = Seen {
-                state: state_word(&obj["state"]),
-                health: state_word(&obj["health"]),
-                weight: obj["weight"].as_u64().unwrap_or(0) as u8,
-                pid: obj["pid"].as_u64().map(|p| p as u32),
-                restarts: obj["restarts"].as_u64().unwrap_or(0) as u32,
+                state: v.state.as_str(),
+                health: v.health.as_str(),
+                weight: v.weight,
+                pid: v.pid,
+                restarts: v.restarts,
             };
-            let name = key.to_string();
+            let name = v.key();
             if self.seen.get(&name) != Some(&seen) {
-                self.send_events(key, &sse("instance", obj));
+                let view = Arc::new(v.clone());
+                self.send_events(&v.id, || Reply::Instance(view.clone()));
             }
             current.insert(name, seen);
         }
@@ -150,44 +153,31 @@ impl Subscribers {
             if !current.contains_key(name) {
                 if let Ok(key) = InstanceKey::parse(name) {
                     let data = json!({ "instance": name, "service": key.service, "id": key.id });
-                    self.send_events(&key, &sse("removed", &data));
+                    let bytes = sse("removed", &data);
+                    self.send_events(&key.id, || Reply::Stream(bytes.clone()));
                 }
             }
         }
         self.seen = current;
     }
 
-    fn send_events(&self, key: &InstanceKey, bytes: &[u8]) {
+    /// Sends `reply()` to every events subscriber that may see instance id `id`.
+    fn send_events(&self, id: &str, reply: impl Fn() -> Reply) {
         for s in &self.list {
             if let Subscription::Events { tenant } = &s.what {
-                if tenant.as_ref().is_none_or(|t| *t == key.id) {
-                    s.to.clone().send(Reply::Stream(bytes.to_vec()));
+                if tenant.as_ref().is_none_or(|t| t == id) {
+                    s.to.clone().send(reply());
                 }
             }
         }
     }
 }
 
-fn state_word(v: &serde_json::Value) -> &'static str {
-    match v.as_str() {
-        Some("starting") => "starting",
-        Some("running") => "running",
-        Some("sleeping") => "sleeping",
-        Some("stopping") => "stopping",
-        Some("backoff") => "backoff",
-        Some("failed") => "failed",
-        Some("healthy") => "healthy",
-        Some("degraded") => "degraded",
-        Some("unhealthy") => "unhealthy",
-        _ => "unknown",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::supervisor::State;
     use std::sync::mpsc::channel;
-    use std::sync::Arc;
 
     fn reply_to(waker: &Arc<mio::Waker>) -> (ReplyTo, std::sync::mpsc::Receiver<(usize, Reply)>) {
         let (tx, rx) = channel();
@@ -205,6 +195,7 @@ mod tests {
         rx.try_iter()
             .map(|(_, r)| match r {
                 Reply::Stream(b) => String::from_utf8(b).unwrap(),
+                Reply::Instance(v) => format!("instance {} {}", v.key(), v.state.as_str()),
                 other => panic!("unexpected {other:?}"),
             })
             .collect()
@@ -276,16 +267,29 @@ mod tests {
         let mut subs = Subscribers::default();
         let (to, rx) = reply_to(&waker);
         subs.add(1, Subscription::Events { tenant: None }, to);
-        let key = InstanceKey::new("api", "prod").unwrap();
-        let obj = json!({"instance":"api:prod","state":"running","health":"healthy","weight":100,"pid":5,"restarts":0,"uptime_secs":1});
-        subs.changes(&[(key.clone(), obj.clone())]);
-        let mut later = obj.clone();
-        later["uptime_secs"] = json!(2);
-        subs.changes(&[(key.clone(), later)]);
+        let (alice_to, alice_rx) = reply_to(&waker);
+        subs.add(
+            2,
+            Subscription::Events {
+                tenant: Some("alice".into()),
+            },
+            alice_to,
+        );
+        let mut v = crate::front::router::tests::view("api", "prod", 100, State::Running);
+        v.pid = Some(5);
+        subs.changes(std::slice::from_ref(&v));
+        // Only the uptime moved (a later publish): nothing to announce.
+        v.started_at = Some(std::time::SystemTime::UNIX_EPOCH);
+        subs.changes(std::slice::from_ref(&v));
+        v.state = State::Stopping;
+        subs.changes(std::slice::from_ref(&v));
         subs.changes(&[]);
         let msgs = texts(&rx);
-        assert_eq!(msgs.len(), 3, "{msgs:?}");
-        assert!(msgs[1].starts_with("event: instance\n"));
-        assert!(msgs[2].starts_with("event: removed\n"));
+        assert_eq!(msgs.len(), 4, "{msgs:?}");
+        assert_eq!(msgs[1], "instance api:prod running");
+        assert_eq!(msgs[2], "instance api:prod stopping");
+        assert!(msgs[3].starts_with("event: removed\n"), "{msgs:?}");
+        // A tenant hears of its own id only.
+        assert_eq!(texts(&alice_rx), [": subscribed\n\n"]);
     }
 }

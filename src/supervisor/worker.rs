@@ -49,7 +49,7 @@ use super::logs::{LogFile, Ring};
 use super::msg::{Command, Envelope, Reply, ReplyTo};
 use super::ports;
 use super::reply::{CommandError, Done};
-use super::snapshot::{instance_json, Published, State};
+use super::snapshot::{Published, State};
 use super::subscribers::Subscribers;
 use super::table::{Instance, Source, WaitFor, Waiter};
 use crate::config::{Config, RestartPolicy};
@@ -375,19 +375,7 @@ impl Supervisor {
             self.dirty = false;
             let snapshot = self.snapshot();
             if !self.subscribers.is_empty() {
-                let now = SystemTime::now();
-                let objs: Vec<(InstanceKey, serde_json::Value)> = snapshot
-                    .instances
-                    .iter()
-                    .map(|v| {
-                        let key = InstanceKey {
-                            service: v.service.clone(),
-                            id: v.id.clone(),
-                        };
-                        (key, instance_json(v, now))
-                    })
-                    .collect();
-                self.subscribers.changes(&objs);
+                self.subscribers.changes(&snapshot.instances);
             }
             crate::notify::status(&snapshot);
             self.published.publish(snapshot);

@@ -30,6 +30,7 @@ pub mod allowed;
 mod auth;
 pub mod dashboard;
 pub mod export;
+pub mod instance;
 pub mod logs;
 pub mod metrics;
 pub mod offload;
@@ -46,9 +47,9 @@ use std::time::{Duration, SystemTime};
 use crate::config::bounds;
 use crate::names::InstanceKey;
 use crate::state::{Principal, TokenStore};
-use crate::supervisor::snapshot::instance_json;
 use crate::supervisor::{Command, InstanceView, Reply, Snapshot};
 use auth::{admin_only, may_see};
+use instance::instance_json;
 use params::{
     bounded, existing_instance, known_service, log_query, parse_body, path_instance, valid_id,
     weight, DeployBody, RouteBody, SpawnBody, WeightBody,

@@ -6,8 +6,8 @@ use std::time::SystemTime;
 
 use serde_json::{json, Value};
 
+use super::instance::instance_json;
 use super::Response;
-use crate::supervisor::snapshot::instance_json;
 use crate::supervisor::{CommandError, Done, Reply};
 
 /// Who relays the answer.
@@ -75,7 +75,7 @@ pub fn done_json(done: &Done, now: SystemTime) -> Value {
 /// The response for a supervisor reply to an `Action::Ask`.
 pub fn reply_response(reply: Reply, success_status: u16) -> Response {
     match reply {
-        Reply::Stream(_) => Response::error(500, "unexpected stream message"),
+        Reply::Stream(_) | Reply::Instance(_) => Response::error(500, "unexpected stream message"),
         Reply::Body { content_type, body } => Response {
             status: success_status,
             content_type,

@@ -295,7 +295,7 @@ impl Worker {
                     self.fail_status(c, Side::Upstream, status, &message);
                 }
             }
-            Reply::Done(_) | Reply::Stream(_) | Reply::Body { .. } => {
+            Reply::Done(_) | Reply::Stream(_) | Reply::Instance(_) | Reply::Body { .. } => {
                 self.fail(c, Side::Internal, "unexpected reply from the supervisor")
             }
         }

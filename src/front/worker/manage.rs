@@ -6,7 +6,7 @@
 //! Further `impl Worker` methods; the loop in `worker.rs` delivers replies.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use super::Worker;
 use crate::front::api::reply::{error_status, Via};
@@ -139,28 +139,29 @@ impl Worker {
     /// answer to its API command, or the fate of its held request.
     pub(super) fn on_reply(&mut self, slot: usize, c: &mut Conn, reply: Reply) {
         if c.stream_id.is_some() {
-            match reply {
-                Reply::Stream(message) => {
-                    if c.phase == Phase::Waiting {
-                        // The supervisor took the subscription: start the stream.
-                        c.cout.extend(EVENT_STREAM_HEAD);
-                        c.phase = Phase::Streaming;
-                        c.exchange = None;
-                        c.close_after = true;
-                        c.deadline = None;
-                    }
-                    self.send_chunk(c, &message);
-                    c.last_beat = Instant::now();
-                }
+            let message = match reply {
+                Reply::Stream(message) => message,
+                Reply::Instance(view) => api::instance::event(&view, SystemTime::now()),
                 Reply::Error(e) if c.phase == Phase::Waiting => {
                     c.stream_id = None;
                     // A subscription the supervisor refused (e.g. an unknown
                     // instance): the client asked for it.
                     let status = error_status(&e, Via::Api);
                     self.fail_status(c, Side::Client, status, &e.to_string());
+                    return;
                 }
-                _ => {}
+                _ => return,
+            };
+            if c.phase == Phase::Waiting {
+                // The supervisor took the subscription: start the stream.
+                c.cout.extend(EVENT_STREAM_HEAD);
+                c.phase = Phase::Streaming;
+                c.exchange = None;
+                c.close_after = true;
+                c.deadline = None;
             }
+            self.send_chunk(c, &message);
+            c.last_beat = Instant::now();
             return;
         }
         let api_status = c.exchange.as_ref().and_then(|x| x.api_status);
