@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use super::table::{find_command, CommandSpec, FlagSpec, COMMANDS, GLOBALS};
+use super::table::{find_command, CommandSpec, FlagSpec, Global, COMMANDS, GLOBALS};
 
 /// What `ten help [TOPIC]` prints: the overview, or the help of the command
 /// named (or aliased) `topic`. Err: no such command.
@@ -185,7 +185,7 @@ pub fn parse(args: &[OsString]) -> Result<Parsed, UsageError> {
             None => (arg, None),
         };
         let spec = lookup(command, name, arg.starts_with("--"));
-        let Some((spec, is_global)) = spec else {
+        let Some(spec) = spec else {
             let msg = match command {
                 Some(c) => format!("unknown option {arg:?} for `ten {}`", c.name),
                 None => format!("unknown option {arg:?}"),
@@ -219,20 +219,16 @@ pub fn parse(args: &[OsString]) -> Result<Parsed, UsageError> {
             },
         };
 
-        if is_global {
-            match spec.long {
-                "help" => help = true,
-                "version" => version = true,
-                "json" => globals.json = true,
-                "server" => globals.server = value,
-                "cacert" => globals.cacert = value.map(PathBuf::from),
-                "token" => globals.token = value,
-                "data-dir" => globals.data_dir = value.map(PathBuf::from),
-                "config" => globals.config = value.map(PathBuf::from),
-                other => unreachable!("global option --{other} has no field"),
-            }
-        } else {
-            flags.push((spec.long, value));
+        match spec.global {
+            None => flags.push((spec.long, value)),
+            Some(Global::Help) => help = true,
+            Some(Global::Version) => version = true,
+            Some(Global::Json) => globals.json = true,
+            Some(Global::Server) => globals.server = value,
+            Some(Global::Cacert) => globals.cacert = value.map(PathBuf::from),
+            Some(Global::Token) => globals.token = value,
+            Some(Global::DataDir) => globals.data_dir = value.map(PathBuf::from),
+            Some(Global::Config) => globals.config = value.map(PathBuf::from),
         }
     }
 
@@ -284,13 +280,13 @@ pub fn parse(args: &[OsString]) -> Result<Parsed, UsageError> {
     }))
 }
 
-/// Looks an option up in the command's flags first, then the globals.
-/// Returns the spec and whether it is global.
+/// Looks an option up in the command's flags first, then the globals
+/// (those say which global they are in `FlagSpec::global`).
 fn lookup(
     command: Option<&'static CommandSpec>,
     name: &str,
     long: bool,
-) -> Option<(&'static FlagSpec, bool)> {
+) -> Option<&'static FlagSpec> {
     let matches = |f: &FlagSpec| {
         if long {
             f.long == name
@@ -301,10 +297,10 @@ fn lookup(
     };
     if let Some(c) = command {
         if let Some(f) = c.flags.iter().find(|f| matches(f)) {
-            return Some((f, false));
+            return Some(f);
         }
     }
-    GLOBALS.iter().find(|f| matches(f)).map(|f| (f, true))
+    GLOBALS.iter().find(|f| matches(f))
 }
 
 fn unknown_command(name: &str) -> String {
@@ -595,6 +591,58 @@ mod tests {
     /// original tenement's commands had them (`ten deploy api --version v2`).
     /// After the command name the command's flag wins; before it, the global.
     const SHADOWED_GLOBALS: &[(&str, &str)] = &[("deploy", "version")];
+
+    #[test]
+    fn each_global_option_is_marked_once_and_no_command_flag_is() {
+        let marks: Vec<Global> = GLOBALS.iter().filter_map(|g| g.global).collect();
+        assert_eq!(marks.len(), GLOBALS.len(), "a global without its mark");
+        for (i, m) in marks.iter().enumerate() {
+            assert!(!marks[..i].contains(m), "{m:?} twice");
+        }
+        for c in COMMANDS {
+            for f in c.flags {
+                assert_eq!(f.global, None, "{} --{}", c.name, f.long);
+            }
+        }
+    }
+
+    #[test]
+    fn every_global_option_lands_in_its_place() {
+        let args: Vec<OsString> = [
+            "--server=http://h:1",
+            "--cacert",
+            "ca.pem",
+            "--token",
+            "t",
+            "--data-dir",
+            "/d",
+            "--config",
+            "/c.toml",
+            "--json",
+            "ps",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        let Ok(Parsed::Run(inv)) = parse(&args) else {
+            panic!("parses")
+        };
+        assert_eq!(
+            inv.globals,
+            Globals {
+                server: Some("http://h:1".into()),
+                cacert: Some("ca.pem".into()),
+                token: Some("t".into()),
+                data_dir: Some("/d".into()),
+                config: Some("/c.toml".into()),
+                json: true,
+            }
+        );
+        let args: Vec<OsString> = ["ps", "-V"].iter().map(OsString::from).collect();
+        assert!(matches!(parse(&args), Ok(Parsed::Version)));
+        let args: Vec<OsString> = ["ps", "-h"].iter().map(OsString::from).collect();
+        assert!(matches!(parse(&args), Ok(Parsed::Help(Some(_)))));
+    }
 
     #[test]
     fn no_command_flag_shadows_a_global_one() {

@@ -13,6 +13,21 @@ pub struct FlagSpec {
     /// The value's name in help text (`N`, `URL`); None for a switch.
     pub value: Option<&'static str>,
     pub help: &'static str,
+    /// Set on the global options only: which of them it is.
+    pub global: Option<Global>,
+}
+
+/// The global options (`GLOBALS`), each naming where the parser puts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Global {
+    Server,
+    Cacert,
+    Token,
+    DataDir,
+    Config,
+    Json,
+    Help,
+    Version,
 }
 
 /// What a command's positional arguments are, for shell completion.
@@ -56,6 +71,15 @@ const fn flag(long: &'static str, value: Option<&'static str>, help: &'static st
         short: None,
         value,
         help,
+        global: None,
+    }
+}
+
+/// `spec` as the global option `which`.
+const fn global(which: Global, spec: FlagSpec) -> FlagSpec {
+    FlagSpec {
+        global: Some(which),
+        ..spec
     }
 }
 
@@ -71,31 +95,32 @@ const fn short(
         short: Some(c),
         value,
         help,
+        global: None,
     }
 }
 
 /// Options every command accepts, before or after the command name.
 pub static GLOBALS: &[FlagSpec] = &[
-    flag(
+    global(Global::Server, flag(
         "server",
         Some("URL"),
         "API address, http:// or https:// ($TENEMENT_SERVER; default: the local socket {data_dir}/.tenement/ten.sock; without it, the config's listen when a token is given, else `ten` says the server is not running)",
-    ),
-    flag(
+    )),
+    global(Global::Cacert, flag(
         "cacert",
         Some("FILE"),
         "PEM CA certificate(s) an https:// server is verified against (default: the system's, /etc/ssl/certs/ca-certificates.crt)",
-    ),
-    flag(
+    )),
+    global(Global::Token, flag(
         "token",
         Some("T"),
         "API token for a server reached over TCP ($TENEMENT_TOKEN). The admin token in {data_dir}/api_token is never sent over TCP: the local socket needs no token",
-    ),
-    flag("data-dir", Some("DIR"), "tenement's data folder ($TENEMENT_DATA_DIR)"),
-    flag("config", Some("FILE"), "config file ($TENEMENT_CONFIG; else ./tenement.toml, /etc/tenement/tenement.toml)"),
-    flag("json", None, "machine-readable JSON output where a command prints a table"),
-    FlagSpec { long: "help", short: Some('h'), value: None, help: "print help and exit" },
-    FlagSpec { long: "version", short: Some('V'), value: None, help: "print the version and exit" },
+    )),
+    global(Global::DataDir, flag("data-dir", Some("DIR"), "tenement's data folder ($TENEMENT_DATA_DIR)")),
+    global(Global::Config, flag("config", Some("FILE"), "config file ($TENEMENT_CONFIG; else ./tenement.toml, /etc/tenement/tenement.toml)")),
+    global(Global::Json, flag("json", None, "machine-readable JSON output where a command prints a table")),
+    global(Global::Help, short("help", 'h', None, "print help and exit")),
+    global(Global::Version, short("version", 'V', None, "print the version and exit")),
 ];
 
 const SYSTEMD_FLAG: FlagSpec = flag(
@@ -207,12 +232,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         usage: &["ps [--all] [--json]"],
         summary: "list instances",
         about: "Lists instances as a table: INSTANCE STATE HEALTH PID PORT UPTIME WEIGHT RESTARTS MEM DISK ISOLATION (DISK: the data dir size of an instance with a storage_quota_mb, `!` when over it). Sleeping instances are shown only with --all. With --json it prints the API's JSON array instead (filtered the same way).",
-        flags: &[FlagSpec {
-            long: "all",
-            short: Some('a'),
-            value: None,
-            help: "include sleeping instances",
-        }],
+        flags: &[short("all", 'a', None, "include sleeping instances")],
         positionals: (0, 0),
         arg_kind: ArgKind::None,
         examples: &["ten ps --all", "ten ls --json"],
@@ -319,7 +339,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         summary: "show instance logs, newest last",
         about: "Prints log lines as `TIME INSTANCE STREAM LINE`, oldest first and newest last. Without an argument it shows every instance's lines; SVC alone shows that service's. The stream `ten` holds tenement's own lifecycle lines for the instance. --since filters the lines the server returned (at most --limit of them). With -f it keeps printing new lines as they are written until interrupted. Control characters in app output are printed as escapes (\\x1b, \\r, ...).",
         flags: &[
-            FlagSpec { long: "follow", short: Some('f'), value: None, help: "keep printing new lines as they arrive" },
+            short("follow", 'f', None, "keep printing new lines as they arrive"),
             flag("search", Some("S"), "only lines containing S"),
             flag("limit", Some("N"), "at most N lines (default 100)"),
             flag("since", Some("D"), "only lines newer than D ago: 30s, 10m, 2h, 1d"),
