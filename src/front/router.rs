@@ -169,35 +169,13 @@ impl Balancer {
 pub(crate) mod tests {
     use super::*;
     use crate::config::Routing;
-    use crate::supervisor::snapshot::Health;
     use crate::supervisor::InstanceView;
-    use std::time::Duration;
 
     /// An instance at 127.0.0.1:30000 (the front's other tests use it too).
     pub(crate) fn view(service: &str, id: &str, weight: u8, state: State) -> InstanceView {
         InstanceView {
-            service: service.into(),
-            id: id.into(),
-            state,
-            health: Health::Unknown,
-            pid: None,
-            port: 30000,
-            addr: "127.0.0.1:30000".parse().unwrap(),
-            socket: None,
             weight,
-            restarts: 0,
-            started_at: None,
-            memory_bytes: None,
-            meter: None,
-            oom_kills: 0,
-            storage_bytes: None,
-            storage_quota_bytes: None,
-            last_check: None,
-            request_timeout: Duration::from_secs(60),
-            startup_timeout: Duration::from_secs(10),
-            isolation: crate::config::Isolation::Process,
-            stats: Default::default(),
-            moving: None,
+            ..InstanceView::for_test(service, id, state, 30000)
         }
     }
 

@@ -380,6 +380,38 @@ impl Published {
     }
 }
 
+#[cfg(test)]
+impl InstanceView {
+    /// A view for tests: `service:id` in `state` on 127.0.0.1:`port`,
+    /// weight 100, nothing measured, no process known.
+    pub fn for_test(service: &str, id: &str, state: State, port: u16) -> InstanceView {
+        InstanceView {
+            service: service.into(),
+            id: id.into(),
+            state,
+            health: Health::Unknown,
+            pid: None,
+            port,
+            addr: ([127, 0, 0, 1], port).into(),
+            socket: None,
+            weight: 100,
+            restarts: 0,
+            started_at: None,
+            memory_bytes: None,
+            meter: None,
+            oom_kills: 0,
+            storage_bytes: None,
+            storage_quota_bytes: None,
+            last_check: None,
+            request_timeout: Duration::from_secs(60),
+            startup_timeout: Duration::from_secs(10),
+            isolation: crate::config::Isolation::Process,
+            stats: Default::default(),
+            moving: None,
+        }
+    }
+}
+
 impl InstanceView {
     /// Its data dir holds more than its `storage_quota_mb`.
     pub fn over_quota(&self) -> bool {

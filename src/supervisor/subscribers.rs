@@ -275,7 +275,7 @@ mod tests {
             },
             alice_to,
         );
-        let mut v = crate::front::router::tests::view("api", "prod", 100, State::Running);
+        let mut v = InstanceView::for_test("api", "prod", State::Running, 30000);
         v.pid = Some(5);
         subs.changes(std::slice::from_ref(&v));
         // Only the uptime moved (a later publish): nothing to announce.

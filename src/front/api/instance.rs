@@ -59,12 +59,11 @@ pub fn event(view: &InstanceView, now: SystemTime) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::front::router::tests::view;
     use crate::supervisor::State;
 
     #[test]
     fn an_instance_event_is_one_sse_message_with_the_instance_json() {
-        let mut v = view("api", "prod", 100, State::Running);
+        let mut v = InstanceView::for_test("api", "prod", State::Running, 30000);
         v.pid = Some(42);
         let text = String::from_utf8(event(&v, SystemTime::now())).unwrap();
         let data = text

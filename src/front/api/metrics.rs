@@ -658,30 +658,7 @@ mod tests {
 
     #[test]
     fn histogram_buckets_are_cumulative_with_inf_sum_and_count() {
-        let v = InstanceView {
-            service: "api".into(),
-            id: "prod".into(),
-            state: State::Running,
-            health: Health::Healthy,
-            pid: None,
-            port: 1,
-            addr: ([127, 0, 0, 1], 1).into(),
-            socket: None,
-            weight: 100,
-            restarts: 0,
-            started_at: None,
-            memory_bytes: None,
-            meter: None,
-            oom_kills: 0,
-            storage_bytes: None,
-            storage_quota_bytes: None,
-            last_check: None,
-            request_timeout: Duration::from_secs(1),
-            startup_timeout: Duration::from_secs(1),
-            isolation: crate::config::Isolation::Process,
-            stats: Default::default(),
-            moving: None,
-        };
+        let v = InstanceView::for_test("api", "prod", State::Running, 1);
         v.stats.shard(0).record(200, Duration::from_millis(3));
         v.stats.shard(1).record(500, Duration::from_millis(30));
         v.stats.shard(2).record(200, Duration::from_secs(20));

@@ -22,36 +22,22 @@ fn now() -> SystemTime {
 fn view(service: &str, id: &str, state: State, port: u16) -> InstanceView {
     let running = state == State::Running;
     InstanceView {
-        service: service.into(),
-        id: id.into(),
-        state,
         health: if running {
             Health::Healthy
         } else {
             Health::Unknown
         },
         pid: running.then_some(4000 + u32::from(port % 1000)),
-        port,
-        addr: ([127, 0, 0, 1], port).into(),
-        socket: None,
-        weight: 100,
         restarts: 1,
         started_at: running.then(|| now() - Duration::from_secs(42)),
         memory_bytes: running.then_some(1 << 20),
-        meter: None,
-        oom_kills: 0,
-        storage_bytes: None,
-        storage_quota_bytes: None,
         last_check: running.then(|| CheckResult {
             ok: true,
             detail: "200".into(),
             at_unix: NOW_UNIX - 1,
         }),
         request_timeout: Duration::from_secs(30),
-        startup_timeout: Duration::from_secs(10),
-        isolation: crate::config::Isolation::Process,
-        stats: Default::default(),
-        moving: None,
+        ..InstanceView::for_test(service, id, state, port)
     }
 }
 
