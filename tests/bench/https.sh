@@ -19,16 +19,9 @@ HOLD=${HOLD:-2000}
 HERE=$(cd "$(dirname "$0")" && pwd)
 cd "$HERE/../.."
 TEN=${TEN:-$PWD/target/release/ten}
+. "$HERE/lib.sh"
 
-need=()
-command -v nginx >/dev/null || need+=(nginx)
-command -v haproxy >/dev/null || need+=(haproxy)
-command -v wrk >/dev/null || need+=(wrk)
-command -v openssl >/dev/null || need+=(openssl)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing ${need[*]}" >&2
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+bench_install nginx haproxy wrk openssl
 [ -x "$TEN" ] || cargo build --release
 
 ulimit -n "$(ulimit -Hn)"
@@ -37,14 +30,13 @@ TENPID= HAPID=
 cleanup() {
   [ -n "$TENPID" ] && kill "$TENPID" 2>/dev/null || true
   [ -n "$HAPID" ] && kill "$HAPID" 2>/dev/null || true
-  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-  [ -f "$WORK/backend.pid" ] && kill "$(cat "$WORK/backend.pid")" 2>/dev/null || true
+  [ -f "$WORK/nginx.conf.pid" ] && kill "$(cat "$WORK/nginx.conf.pid" 2>/dev/null)" 2>/dev/null || true
+  [ -f "$WORK/backend.conf.pid" ] && kill "$(cat "$WORK/backend.conf.pid" 2>/dev/null)" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 BACKEND=$(free_port) TENPORT=$(free_port) TENTLS=$(free_port) NGINXPORT=$(free_port) HAPORT=$(free_port)
 HOST_HEADER="main.bench.localhost"
 
@@ -65,18 +57,7 @@ for kind in ecdsa rsa; do
   cat "$WORK/$kind.chain" "$WORK/$kind.key" >"$WORK/$kind.haproxy.pem"
 done
 
-cat >"$WORK/backend.conf" <<CONF
-worker_processes 1;
-pid $WORK/backend.pid;
-error_log $WORK/backend.err;
-daemon off;
-events { worker_connections 20000; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server { listen 127.0.0.1:$BACKEND; location / { return 200 "hello\n"; } }
-}
-CONF
+backend_conf "$WORK/backend.conf" "$BACKEND"
 
 start_ten() { # kind
   cat >"$WORK/tenement.toml" <<CONF
@@ -92,101 +73,30 @@ https_listen = "127.0.0.1:$TENTLS"
 redirect_http = false
 [service.bench]
 command = "nginx -c $WORK/backend.conf"
+# A plain process like the backend nginx and HAProxy proxy to (see run.sh).
+isolation = "process"
 [instances]
 bench = ["main"]
 CONF
   TEN_LOG=warn "$TEN" serve --config "$WORK/tenement.toml" 2>>"$WORK/ten.err" &
   TENPID=$!
-  for _ in $(seq 200); do
-    curl -skf -o /dev/null -H "Host: $HOST_HEADER" "https://127.0.0.1:$TENTLS/" && return 0
-    sleep 0.05
-  done
+  wait_up "https://127.0.0.1:$TENTLS/" -k -H "Host: $HOST_HEADER" && return 0
   echo "ten did not come up:" >&2; cat "$WORK/ten.err" >&2; exit 1
 }
 stop_ten() { kill "$TENPID"; wait "$TENPID" 2>/dev/null || true; TENPID=; }
 
-start_nginx() { # kind
-  cat >"$WORK/nginx.conf" <<CONF
-worker_processes 1;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx.err;
-events { worker_connections 20000; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  upstream backend { server 127.0.0.1:$BACKEND; keepalive 128; }
-  server {
-    listen 127.0.0.1:$NGINXPORT ssl reuseport;
-    ssl_certificate $WORK/$1.chain;
-    ssl_certificate_key $WORK/$1.key;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
-}
-CONF
-  nginx -c "$WORK/nginx.conf"
-  for _ in $(seq 100); do curl -skf -o /dev/null "https://127.0.0.1:$NGINXPORT/" && return 0; sleep 0.05; done
-  echo "nginx proxy did not come up" >&2; exit 1
-}
-stop_nginx() { kill "$(cat "$WORK/nginx.pid")"; while [ -f "$WORK/nginx.pid" ]; do sleep 0.05; done; }
-
-start_haproxy() { # kind
-  cat >"$WORK/haproxy.cfg" <<CONF
-global
-  nbthread 1
-  maxconn 9000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  http-reuse always
-frontend f
-  bind 127.0.0.1:$HAPORT ssl crt $WORK/$1.haproxy.pem alpn http/1.1
-  default_backend b
-backend b
-  server s1 127.0.0.1:$BACKEND
-CONF
-  haproxy -f "$WORK/haproxy.cfg" -db >/dev/null 2>&1 &
-  HAPID=$!
-  for _ in $(seq 100); do curl -skf -o /dev/null "https://127.0.0.1:$HAPORT/" && return 0; sleep 0.05; done
-  echo "haproxy did not come up" >&2; exit 1
-}
-stop_haproxy() { kill "$HAPID"; wait "$HAPID" 2>/dev/null || true; HAPID=; }
-
-# wrk's requests/s, p50 and p99 (ms) and non-2xx count.
+# wrk's requests/s, p50 and p99 (ms), and non-2xx answers and socket errors together.
 run_wrk() { # port, extra wrk args...
-  local port=$1; shift
-  wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -H "Host: $HOST_HEADER" "$@" "https://127.0.0.1:$port/" 2>&1 | python3 -c '
-import re, sys
-text = sys.stdin.read()
-def ms(label):
-    m = re.search(r"^\s*" + label + r"\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
-    if not m:
-        return float("nan")
-    v, unit = float(m.group(1)), m.group(2)
-    return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
-rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
-errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
-bad = int(errors.group(1)) if errors else 0
-if socket_errors:
-    bad += sum(int(g) for g in socket_errors.groups())
-print("%s %.3f %.3f %d" % (rps.group(1) if rps else "nan", ms("50%"), ms("99%"), bad))
-'
-}
-
-rss_kb() { # pids...
-  local total=0
-  for p in "$@"; do
-    total=$((total + $(awk '/VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)))
-  done
-  echo "$total"
+  local port=$1 done rps p50 p99 non2xx sockerr
+  shift
+  read -r done rps p50 p99 non2xx sockerr < <(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency \
+    -H "Host: $HOST_HEADER" "$@" "https://127.0.0.1:$port/" 2>&1 | parse_wrk)
+  echo "$rps $p50 $p99 $((non2xx + sockerr))"
 }
 
 procs() { # target
   case $1 in
-    nginx) pgrep -f "nginx.*$WORK/nginx.conf"; pgrep -P "$(cat "$WORK/nginx.pid")" ;;
+    nginx) cat "$WORK/nginx.conf.pid"; pgrep -P "$(cat "$WORK/nginx.conf.pid")" ;;
     haproxy) echo "$HAPID" ;;
     ten) echo "$TENPID" ;;
   esac | sort -u
@@ -199,7 +109,9 @@ echo "tenement HTTPS bench: $(nproc) cores, $(date -u +%Y-%m-%d), wrk -t2 -c$CON
 results="$WORK/results" mem="$WORK/mem"
 : >"$results"; : >"$mem"
 for kind in ecdsa rsa; do
-  start_ten "$kind"; start_nginx "$kind"; start_haproxy "$kind"
+  start_ten "$kind"
+  start_nginx_proxy "$WORK/nginx.conf" 1 "$NGINXPORT" "$BACKEND" "$WORK/$kind.chain" "$WORK/$kind.key"
+  start_haproxy "$WORK/haproxy.cfg" 1 "$HAPORT" "$BACKEND" "$WORK/$kind.haproxy.pem"
   for r in $(seq "$ROUNDS"); do
     for mode in keepalive handshake; do
       extra=()
@@ -212,16 +124,15 @@ for kind in ecdsa rsa; do
   done
   for target in nginx haproxy ten; do
     before=$(rss_kb $(procs $target))
-    coproc HOLDER { python3 "$HERE/hold_tls.py" 127.0.0.1 "$(port_of $target)" "$HOLD" "$HOST_HEADER"; }
-    read -r _ <&"${HOLDER[0]}"
+    hold_open "$(port_of $target)" "$HOLD" "$HOST_HEADER" --tls
     sleep 0.5
     held=$(rss_kb $(procs $target))
-    echo >&"${HOLDER[1]}"
-    read -r _ <&"${HOLDER[0]}" || true
-    wait "$HOLDER_PID" 2>/dev/null || true
+    hold_close
     echo "$kind $target $HOLD $before $held" >>"$mem"
   done
-  stop_ten; stop_nginx; stop_haproxy
+  stop_ten
+  stop_nginx_proxy "$WORK/nginx.conf"
+  stop_haproxy
 done
 
 python3 - "$results" "$mem" <<'PY'

@@ -34,15 +34,9 @@ cd "$(dirname "$0")/../.."
 TOP=$PWD
 TEN_GLIBC=${TEN_GLIBC:-$TOP/target/release/ten}
 TEN_MUSL=${TEN_MUSL:-$TOP/target/x86_64-unknown-linux-musl/release/ten}
+. "$TOP/tests/bench/lib.sh"
 
-need=()
-command -v nginx >/dev/null || need+=(nginx)
-command -v haproxy >/dev/null || need+=(haproxy)
-command -v wrk >/dev/null || need+=(wrk)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing ${need[*]}" >&2
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+bench_install nginx haproxy wrk
 [ -x "$TEN_GLIBC" ] || cargo build --release
 [ -x "$TEN_MUSL" ] || make static >&2
 
@@ -52,13 +46,12 @@ declare -A TENPID=()
 HAPID=
 cleanup() {
   for p in "${TENPID[@]}" $HAPID; do kill "$p" 2>/dev/null || true; done
-  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+  [ -f "$WORK/nginx.conf.pid" ] && kill "$(cat "$WORK/nginx.conf.pid" 2>/dev/null)" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 HOST_HEADER="main.bench.localhost"
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -67,18 +60,7 @@ for b in glibc musl; do
   BACKEND[$b]=$(free_port)
   TENPORT[$b]=$(free_port)
   mkdir -p "$WORK/$b"
-  cat >"$WORK/$b/backend.conf" <<CONF
-worker_processes 1;
-pid $WORK/$b/backend.pid;
-error_log $WORK/$b/backend.err;
-daemon off;
-events { worker_connections 20000; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server { listen 127.0.0.1:${BACKEND[$b]}; location / { return 200 "hello\n"; } }
-}
-CONF
+  backend_conf "$WORK/$b/backend.conf" "${BACKEND[$b]}"
 done
 NGINXPORT=$(free_port)
 HAPORT=$(free_port)
@@ -104,10 +86,7 @@ CONF
   TEN_LOG=warn "${TENBIN[$b]}" serve --config "$WORK/$b/tenement.toml" --port "${TENPORT[$b]}" \
     2>>"$WORK/$b/ten.err" &
   TENPID[$b]=$!
-  for _ in $(seq 200); do
-    if curl -sf -o /dev/null -H "Host: $HOST_HEADER" "http://127.0.0.1:${TENPORT[$b]}/"; then return 0; fi
-    sleep 0.05
-  done
+  wait_up "http://127.0.0.1:${TENPORT[$b]}/" -H "Host: $HOST_HEADER" && return 0
   echo "ten ($b) did not come up:" >&2
   cat "$WORK/$b/ten.err" >&2
   exit 1
@@ -117,60 +96,6 @@ stop_ten() { # build
   wait "${TENPID[$1]}" 2>/dev/null || true
   unset "TENPID[$1]"
 }
-start_nginx() { # workers
-  cat >"$WORK/nginx.conf" <<CONF
-worker_processes $1;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx.err;
-events { worker_connections 20000; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  upstream backend { server 127.0.0.1:$UPSTREAM; keepalive 128; }
-  server {
-    listen 127.0.0.1:$NGINXPORT reuseport;
-    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
-}
-CONF
-  nginx -c "$WORK/nginx.conf"
-  for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$NGINXPORT/" && return 0; sleep 0.05; done
-  echo "nginx proxy did not come up" >&2
-  exit 1
-}
-stop_nginx() {
-  kill "$(cat "$WORK/nginx.pid")"
-  for _ in $(seq 200); do [ -f "$WORK/nginx.pid" ] || return 0; sleep 0.05; done
-}
-start_haproxy() { # threads
-  cat >"$WORK/haproxy.cfg" <<CONF
-global
-  nbthread $1
-  maxconn 9000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  http-reuse always
-frontend f
-  bind 127.0.0.1:$HAPORT
-  default_backend b
-backend b
-  server s1 127.0.0.1:$UPSTREAM
-CONF
-  haproxy -f "$WORK/haproxy.cfg" -db >/dev/null 2>&1 &
-  HAPID=$!
-  for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$HAPORT/" && return 0; sleep 0.05; done
-  echo "haproxy did not come up" >&2
-  exit 1
-}
-stop_haproxy() {
-  kill "$HAPID"
-  wait "$HAPID" 2>/dev/null || true
-  HAPID=
-}
-
 port_of() { # target
   case $1 in
     direct) echo "$UPSTREAM" ;;
@@ -185,7 +110,7 @@ pids_of() { # target: the proxy's own processes
     direct) ;;
     nginx)
       local master
-      master=$(cat "$WORK/nginx.pid")
+      master=$(cat "$WORK/nginx.conf.pid")
       echo "$master"
       pgrep -P "$master" || true
       ;;
@@ -194,50 +119,16 @@ pids_of() { # target: the proxy's own processes
     ten-musl) echo "${TENPID[musl]}" ;;
   esac
 }
-cpu_ticks() { # pids...: utime+stime of the processes (all their threads)
-  local total=0 p f
-  for p in "$@"; do
-    # Fields after "pid (comm) ": f[0] is the state, f[11] utime, f[12] stime.
-    read -ra f < <(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null) || continue
-    total=$((total + f[11] + f[12]))
-  done
-  echo "$total"
-}
-rss_kb() { # pids...
-  local total=0 p
-  for p in "$@"; do
-    total=$((total + $(awk '/VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)))
-  done
-  echo "$total"
-}
-
-# wrk's report to: requests served, requests/s, p50 ms, p99 ms, non-2xx.
-parse_wrk() {
-  python3 -c '
-import re, sys
-text = sys.stdin.read()
-def ms(label):
-    m = re.search(r"^\s*" + label + r"\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
-    if not m:
-        return float("nan")
-    v, unit = float(m.group(1)), m.group(2)
-    return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
-done = re.search(r"(\d+) requests in", text)
-rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
-errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-print("%s %s %.3f %.3f %s" % (done.group(1) if done else "0", rps.group(1) if rps else "nan",
-      ms("50%"), ms("99%"), errors.group(1) if errors else "0"))
-'
-}
-
 run_round() { # workers target
-  local port pids before after out
+  local port pids before after out done rps p50 p99 non2xx sockerr
   port=$(port_of "$2")
   pids=$(pids_of "$2" | sort -u | tr '\n' ' ')
   before=$(cpu_ticks $pids)
   out=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -H "Host: $HOST_HEADER" "http://127.0.0.1:$port/" 2>&1 | parse_wrk)
   after=$(cpu_ticks $pids)
-  echo "$1 $2 $out $((after - before))" >>"$WORK/results"
+  # Socket errors are counted with the non-2xx answers.
+  read -r done rps p50 p99 non2xx sockerr <<<"$out"
+  echo "$1 $2 $done $rps $p50 $p99 $((non2xx + sockerr)) $((after - before))" >>"$WORK/results"
 }
 
 # Memory of a proxy with BUSY_CONNS busy connections, and after they close.
@@ -264,13 +155,10 @@ held_memory() { # target
   port=$(port_of "$1")
   pids=$(pids_of "$1" | sort -u | tr '\n' ' ')
   before=$(rss_kb $pids)
-  coproc HOLD { timeout 120 python3 "$TOP/tests/bench/hold.py" 127.0.0.1 "$port" "$HOLD_CONNS" "$HOST_HEADER"; }
-  read -r -t 120 _ <&"${HOLD[0]}" || true
+  hold_open "$port" "$HOLD_CONNS" "$HOST_HEADER"
   sleep 0.5
   held=$(rss_kb $pids)
-  echo >&"${HOLD[1]}"
-  read -r -t 30 _ <&"${HOLD[0]}" || true
-  wait "$HOLD_PID" 2>/dev/null || true
+  hold_close
   sleep "$SETTLE"
   after=$(rss_kb $pids)
   echo "$1 held $HOLD_CONNS $before $held $after" >>"$WORK/mem"
@@ -283,8 +171,8 @@ echo "tenement bench: $(nproc) cores, $(date -u +%Y-%m-%d), wrk -t2 -c$CONNS -d$
 for W in $WORKERS; do
   start_ten glibc "$W"
   start_ten musl "$W"
-  start_nginx "$W"
-  start_haproxy "$W"
+  start_nginx_proxy "$WORK/nginx.conf" "$W" "$NGINXPORT" "$UPSTREAM"
+  start_haproxy "$WORK/haproxy.cfg" "$W" "$HAPORT" "$UPSTREAM"
   for r in $(seq "$ROUNDS"); do
     # Rotate the order so no target always follows the same one.
     n=${#TARGETS[@]}
@@ -303,7 +191,7 @@ for W in $WORKERS; do
   fi
   stop_ten glibc
   stop_ten musl
-  stop_nginx
+  stop_nginx_proxy "$WORK/nginx.conf"
   stop_haproxy
 done
 
@@ -318,7 +206,7 @@ for line in open(sys.argv[1]):
     cpu_us = float(ticks) / tck * 1e6 / done if done and target != "direct" else float("nan")
     rows.setdefault((int(w), target), []).append((float(rps), float(p50), float(p99), cpu_us, int(errs)))
 med = {}
-print("| workers | target | requests/s | p50 ms | p99 ms | CPU us/request | non-2xx |")
+print("| workers | target | requests/s | p50 ms | p99 ms | CPU us/request | errors |")
 print("|---|---|---:|---:|---:|---:|---:|")
 for (w, target), vals in sorted(rows.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1]))):
     m = tuple(statistics.median(v[i] for v in vals) for i in range(4))

@@ -22,6 +22,7 @@ CONNS=${CONNS:-32}
 FRESH=${FRESH:-4}
 cd "$(dirname "$0")/../.."
 TOP=$PWD
+. "$TOP/tests/bench/lib.sh"
 [ -x "$TOP/target/release/ten" ] || cargo build --release
 for tool in nginx wrk python3 curl; do
   command -v "$tool" >/dev/null || { echo "upgrade.sh needs $tool" >&2; exit 1; }
@@ -36,7 +37,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 BACKEND=$(free_port)
 TENPORT=$(free_port)
 HOST_HEADER="main.bench.localhost"
@@ -44,18 +44,7 @@ TEN="$WORK/bin/ten"
 mkdir -p "$WORK/bin"
 cp "$TOP/target/release/ten" "$TEN"
 
-cat >"$WORK/backend.conf" <<CONF
-worker_processes 1;
-pid $WORK/backend.pid;
-error_log $WORK/backend.err;
-daemon off;
-events { worker_connections 20000; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server { listen 127.0.0.1:$BACKEND; location / { return 200 "hello\n"; } }
-}
-CONF
+backend_conf "$WORK/backend.conf" "$BACKEND"
 cat >"$WORK/tenement.toml" <<CONF
 [settings]
 data_dir = "$WORK/data"
@@ -98,10 +87,7 @@ PY
 ten() { "$TEN" --config "$WORK/tenement.toml" --data-dir "$WORK/data" "$@"; }
 "$TEN" serve --config "$WORK/tenement.toml" 2>>"$WORK/ten.err" &
 TENPID=$!
-for _ in $(seq 200); do
-  curl -sf -o /dev/null -H "Host: $HOST_HEADER" "http://127.0.0.1:$TENPORT/" && break
-  sleep 0.05
-done
+wait_up "http://127.0.0.1:$TENPORT/" -H "Host: $HOST_HEADER" || { cat "$WORK/ten.err" >&2; exit 1; }
 inst_pid() { ten ps --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["pid"])'; }
 INST=$(inst_pid)
 
