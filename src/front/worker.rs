@@ -120,7 +120,9 @@ pub struct Worker {
     poll: Poll,
     listeners: Vec<TcpListener>,
     unix: Option<UnixListener>,
-    conns: Vec<Option<Conn>>,
+    /// Boxed, so taking a connection out of its slot to drive it and
+    /// putting it back moves a pointer, not the whole connection.
+    conns: Vec<Option<Box<Conn>>>,
     generations: Vec<u32>,
     free: Vec<usize>,
     pool: Pool,
@@ -438,7 +440,7 @@ impl Worker {
             }
         };
         self.generations[slot] = self.generations[slot].wrapping_add(1);
-        let mut conn = Conn::new(client, peer_ip, local, self.generations[slot]);
+        let mut conn = Box::new(Conn::new(client, peer_ip, local, self.generations[slot]));
         if let Err(e) = self.poll.registry().register(
             &mut conn.client,
             token(slot, KIND_CLIENT),
@@ -631,7 +633,7 @@ impl Worker {
 
     /// Pumps once more (a reply or timeout may have queued bytes) and puts the
     /// connection back, or closes it.
-    fn finish_drive(&mut self, slot: usize, mut conn: Conn) {
+    fn finish_drive(&mut self, slot: usize, mut conn: Box<Conn>) {
         let keep = self.pump(slot, &mut conn);
         if keep {
             self.conns[slot] = Some(conn);
@@ -640,7 +642,7 @@ impl Worker {
         }
     }
 
-    fn close(&mut self, slot: usize, mut conn: Conn) {
+    fn close(&mut self, slot: usize, mut conn: Box<Conn>) {
         conn.client.close_notify();
         let _ = self.poll.registry().deregister(&mut conn.client);
         // A sound idle upstream outlives its client: it goes to the pool.

@@ -91,7 +91,7 @@ impl Worker {
                 self.supervisor.send(Command::Unsubscribe { id }, None);
             }
             let (peer_ip, local) = (conn.peer_ip, conn.local);
-            let Conn { client, .. } = conn;
+            let Conn { client, .. } = *conn;
             if let Client::Plain(stream) = client {
                 self.handed.push(Handed {
                     stream,
