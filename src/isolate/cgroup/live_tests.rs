@@ -11,6 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use rustix::process::Pid;
+
 use super::*;
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);

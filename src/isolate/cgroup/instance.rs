@@ -1,0 +1,317 @@
+//! One instance's cgroup (`Instance`): its limits, its processes, killing
+//! all of them, OOM kills and usage (`Meter`), and what a new child needs to
+//! start inside it (`Join`).
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rustix::fs::{Mode, OFlags};
+
+use super::*;
+
+/// The cgroup of one instance: its directory in each hierarchy in use.
+#[derive(Debug)]
+pub struct Instance {
+    pub(super) name: String,
+    pub(super) v2: Option<PathBuf>,
+    pub(super) v2_controllers: Vec<Controller>,
+    pub(super) v1: Vec<V1Dir>,
+    pub(super) limits: Limits,
+    /// OOM kills already reported (the counter's value at creation, then
+    /// at the last `take_oom_kills`).
+    pub(super) oom_seen: u64,
+}
+
+impl Instance {
+    /// Its name below the tree (`service@id`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The limits it was created with.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub(super) fn dirs(&self) -> impl Iterator<Item = &Path> {
+        self.v2
+            .as_deref()
+            .into_iter()
+            .chain(self.v1.iter().map(|d| d.dir.as_path()))
+    }
+
+    pub(super) fn v1_dir(&self, controller: &str) -> Option<&Path> {
+        self.v1
+            .iter()
+            .find(|d| d.has(controller))
+            .map(|d| d.dir.as_path())
+    }
+
+    /// The directory that holds controller `c`'s files, and its version.
+    pub(super) fn place(&self, c: Controller) -> Option<(Version, &Path)> {
+        if self.v2_controllers.contains(&c) {
+            return self.v2.as_deref().map(|d| (Version::V2, d));
+        }
+        self.v1_dir(c.name()).map(|d| (Version::V1, d))
+    }
+
+    pub(super) fn apply_limits(&self) -> Result<(), CgroupError> {
+        let l = &self.limits;
+        if let Some((v, dir)) = self.place(Controller::Memory) {
+            match v {
+                Version::V2 => v2::set_memory(dir, l.memory_bytes)?,
+                Version::V1 => v1::set_memory(dir, l.memory_bytes)?,
+            }
+        }
+        if let Some((v, dir)) = self.place(Controller::Cpu) {
+            match v {
+                Version::V2 => v2::set_cpu(dir, l.cpu_shares)?,
+                Version::V1 => v1::set_cpu(dir, l.cpu_shares)?,
+            }
+        }
+        if let Some((_, dir)) = self.place(Controller::Pids) {
+            // pids.max reads and writes the same in both versions.
+            v2::set_pids(dir, l.pids_max)?;
+        }
+        Ok(())
+    }
+
+    /// What the spawn path needs to start a child inside this cgroup. Opens
+    /// the v2 directory (for `CLONE_INTO_CGROUP`) and builds every path the
+    /// child writes to, so the child itself allocates nothing.
+    pub fn join(&self) -> Result<Join, CgroupError> {
+        let dir = match &self.v2 {
+            Some(d) => Some(
+                rustix::fs::open(
+                    d.as_path(),
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| CgroupError::Open {
+                    path: d.clone(),
+                    source: e.into(),
+                })?,
+            ),
+            None => None,
+        };
+        let mut files = Vec::new();
+        for d in self.dirs() {
+            let path = d.join("cgroup.procs");
+            let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| CgroupError::Open {
+                path: path.clone(),
+                source: io::Error::from(io::ErrorKind::InvalidInput),
+            })?;
+            files.push(c);
+        }
+        Ok(Join { dir, files })
+    }
+
+    /// The processes in it (from the first hierarchy that answers).
+    pub fn pids(&self) -> Vec<u32> {
+        self.dirs().find_map(|d| procs(d).ok()).unwrap_or_default()
+    }
+
+    /// Whether any process is still in it, in any hierarchy.
+    pub fn populated(&self) -> bool {
+        if let Some(p) = self.v2.as_deref().and_then(v2::populated) {
+            if p {
+                return true;
+            }
+        }
+        self.dirs().any(|d| procs(d).is_ok_and(|p| !p.is_empty()))
+    }
+
+    /// Sends SIGKILL to every process in it, once, without waiting for them
+    /// to go (see `kill_and_wait`). With a freezer, waits up to 100 ms for
+    /// the freeze to take. Callers repeat it until `populated` is false.
+    pub fn kill(&self) {
+        self.kill_with(kill_method(self.v2.as_deref(), &self.v1));
+    }
+
+    pub(super) fn kill_with(&self, method: KillMethod) {
+        match method {
+            KillMethod::V2Kill => {
+                let dir = self
+                    .v2
+                    .as_deref()
+                    .expect("V2Kill is chosen only with a v2 dir");
+                if v2::kill(dir).is_err() {
+                    self.kill_listed();
+                }
+            }
+            KillMethod::Freeze(v) => {
+                let dir = match v {
+                    Version::V2 => self.v2.as_deref(),
+                    Version::V1 => self.v1_dir("freezer"),
+                }
+                .expect("Freeze is chosen only with a freezer");
+                // If the freeze does not take within the wait, kill anyway:
+                // `kill_and_wait` repeats until nothing is left.
+                match v {
+                    Version::V2 => {
+                        let _ = v2::freeze(dir, true).is_ok() && wait_for(|| v2::frozen(dir));
+                    }
+                    Version::V1 => {
+                        let _ = v1::freeze(dir, true).is_ok() && wait_for(|| v1::frozen(dir));
+                    }
+                }
+                self.kill_listed();
+                // SIGKILL takes effect on v2 frozen tasks at once; a v1
+                // frozen task dies only once thawed.
+                let _ = match v {
+                    Version::V2 => v2::freeze(dir, false),
+                    Version::V1 => v1::freeze(dir, false),
+                };
+            }
+            KillMethod::Repeat => self.kill_listed(),
+        }
+    }
+
+    pub(super) fn kill_listed(&self) {
+        for d in self.dirs() {
+            for pid in procs(d).unwrap_or_default() {
+                sigkill(pid);
+            }
+        }
+    }
+
+    /// Kills everything in it and waits up to `within` for it to be empty.
+    /// Returns whether it is empty. Blocks the calling thread.
+    pub fn kill_and_wait(&self, within: Duration) -> bool {
+        self.kill_and_wait_with(within, kill_method(self.v2.as_deref(), &self.v1))
+    }
+
+    pub(super) fn kill_and_wait_with(&self, within: Duration, method: KillMethod) -> bool {
+        let end = Instant::now() + within;
+        loop {
+            self.kill_with(method);
+            if !self.populated() {
+                return true;
+            }
+            for _ in 0..10 {
+                std::thread::sleep(Duration::from_millis(2));
+                if !self.populated() {
+                    return true;
+                }
+            }
+            if Instant::now() >= end {
+                return false;
+            }
+        }
+    }
+
+    /// Removes its directories. Errors with EBUSY while a process is left.
+    pub fn remove(&self) -> io::Result<()> {
+        let mut first = Ok(());
+        for d in self.dirs() {
+            if let Err(e) = rmdir(d) {
+                if first.is_ok() {
+                    first = Err(io::Error::new(
+                        e.kind(),
+                        format!("rmdir {}: {e}", d.display()),
+                    ));
+                }
+            }
+        }
+        first
+    }
+
+    pub(super) fn oom_count(&self) -> Option<u64> {
+        let (v, dir) = self.place(Controller::Memory)?;
+        match v {
+            Version::V2 => v2::oom_kills(dir),
+            Version::V1 => v1::oom_kills(dir),
+        }
+    }
+
+    /// How many processes the kernel killed for running out of this
+    /// cgroup's memory since the last call (or since creation). None without
+    /// a memory controller.
+    pub fn take_oom_kills(&mut self) -> Option<u64> {
+        let now = self.oom_count()?;
+        let new = now.saturating_sub(self.oom_seen);
+        self.oom_seen = now;
+        Some(new)
+    }
+
+    /// Memory and CPU of the whole tree of processes.
+    pub fn stats(&self) -> Stats {
+        self.meter().stats()
+    }
+
+    /// A reader of its usage that other threads can keep (the front reads
+    /// it for `/metrics` and `/api/instances`).
+    pub fn meter(&self) -> Meter {
+        // v2's cpu.stat counts usage even without the cpu controller.
+        let cpu = match (&self.v2, self.v1_dir("cpuacct")) {
+            (Some(d), _) => Some((Version::V2, d.clone())),
+            (None, Some(d)) => Some((Version::V1, d.to_path_buf())),
+            (None, None) => None,
+        };
+        Meter {
+            memory: self
+                .place(Controller::Memory)
+                .map(|(v, d)| (v, d.to_path_buf())),
+            cpu,
+        }
+    }
+}
+
+/// Where an instance's usage is read: the memory and CPU accounting files'
+/// directories. Reading blocks only on cgroupfs (no disk); any thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meter {
+    memory: Option<(Version, PathBuf)>,
+    cpu: Option<(Version, PathBuf)>,
+}
+
+impl Meter {
+    /// Memory and CPU of the whole tree; None for what cannot be read (the
+    /// cgroup is gone, or no hierarchy accounts it).
+    pub fn stats(&self) -> Stats {
+        let memory_bytes = self.memory.as_ref().and_then(|(v, d)| match v {
+            Version::V2 => v2::memory(d),
+            Version::V1 => v1::memory(d),
+        });
+        let cpu = self.cpu.as_ref().and_then(|(v, d)| match v {
+            Version::V2 => v2::cpu_time(d),
+            Version::V1 => v1::cpu_time(d),
+        });
+        Stats { memory_bytes, cpu }
+    }
+}
+
+// ---- entering the cgroup from a new child ------------------------------
+
+/// What a new child needs to start inside an instance's cgroup, prepared in
+/// the parent: the v2 directory as an fd for clone3's `CLONE_INTO_CGROUP`,
+/// and every `cgroup.procs` file as a C string for the child to write "0"
+/// to (the calling process) before it execs.
+#[derive(Debug)]
+pub struct Join {
+    // Unused while spawns write themselves into v2 instead of using
+    // CLONE_INTO_CGROUP (see `isolate::spawn` for the kernel issue).
+    #[allow(dead_code)]
+    dir: Option<OwnedFd>,
+    files: Vec<CString>,
+}
+
+impl Join {
+    /// The instance's v2 directory, for `clone_args.cgroup` with
+    /// `CLONE_INTO_CGROUP` (Linux 5.7+). None without v2.
+    #[allow(dead_code)]
+    pub fn clone_into(&self) -> Option<BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.dir.as_ref().map(|d| d.as_fd())
+    }
+
+    /// Every `cgroup.procs` file the child must enter, v2 first (so a
+    /// child created with `clone_into` skips the first).
+    pub fn files(&self) -> &[CString] {
+        &self.files
+    }
+}
