@@ -149,6 +149,16 @@ pub fn ready() {
     send("READY=1");
 }
 
+/// `MAINPID=pid` (and `READY=1` with `ready`): another process is the
+/// service's main one now, the keeper of an upgrade in place while the new
+/// image starts, or the new image again once it serves.
+pub fn main_pid(pid: u32, ready: bool) {
+    match ready {
+        true => send(&format!("MAINPID={pid}\nREADY=1")),
+        false => send(&format!("MAINPID={pid}")),
+    }
+}
+
 /// `RELOADING=1` with the monotonic clock, as systemd requires for a reload.
 pub fn reloading() {
     send(&reloading_message(monotonic_usec()));

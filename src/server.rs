@@ -60,16 +60,21 @@ pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
     }
     // Before any thread exists, so every thread inherits the blocked mask.
     signals::pthread_sigmask_block()?;
-    // Also before any thread: both remove variables from the environment
-    // (NOTIFY_SOCKET and WATCHDOG_*, TENEMENT_UPGRADE_FD), so instances
-    // never inherit them.
+    // Also before any thread: these remove variables from the environment
+    // (NOTIFY_SOCKET and WATCHDOG_*, TENEMENT_UPGRADE_KEEPER and _FD), so
+    // instances never inherit them.
+    if let Some(problem) = crate::notify::take_environment() {
+        warn!("server", "{problem}");
+    }
+    // The keeper of an upgrade waits here, and only goes on when the new
+    // image failed: then it serves with the hand-over instead.
+    let failed_upgrade = upgrade::keeper::stand_by();
     let mut handed = Description::take_from_environment().unwrap_or_else(|e| {
         error!("server", "upgrade in place: {e}; starting afresh");
         None
     });
-    if let Some(problem) = crate::notify::take_environment() {
-        warn!("server", "{problem}");
-    }
+    // Taken before any instance starts, so none inherits it.
+    let confirm = handed.as_mut().and_then(Description::take_ready);
     raise_fd_limit();
 
     let config = load_config(&opts)?;
@@ -149,17 +154,34 @@ pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
             warn!("acme", "cannot start the ACME thread: {e}");
         }
     }
-    if let Some(d) = &handed {
-        info!(
-            "server",
-            "upgraded in place: ten {} -> {} (pid {} kept)",
-            d.from,
-            upgrade::VERSION,
-            std::process::id()
-        );
-        server
-            .control
-            .finish(d.attempt, &d.from, Ok(upgrade::VERSION.to_string()));
+    match (&handed, failed_upgrade) {
+        (Some(d), None) => {
+            info!(
+                "server",
+                "upgraded in place: ten {} -> {} (pid {} kept)",
+                d.from,
+                upgrade::VERSION,
+                std::process::id()
+            );
+            server
+                .control
+                .finish(d.attempt, &d.from, Ok(upgrade::VERSION.to_string()));
+        }
+        (Some(d), Some(why)) => {
+            error!(
+                "server",
+                "upgrade {} failed: {why}; ten {} serves on as pid {} on the same sockets (its instances start again)",
+                d.attempt,
+                upgrade::VERSION,
+                std::process::id()
+            );
+            server.control.finish(d.attempt, &d.from, Err(why));
+        }
+        (None, Some(why)) => error!("server", "upgrade failed: {why}; starting afresh"),
+        (None, None) => {}
+    }
+    if let Some(fd) = confirm {
+        upgrade::keeper::confirm(fd);
     }
     // The listeners are bound and restored instances launched (the
     // supervisor started them before returning).
@@ -395,14 +417,15 @@ impl Server {
         let exe = self.control.exe.clone();
         info!("server", "upgrade {attempt}: checking {}", exe.display());
         let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-        let to = match upgrade::check(&exe, &args) {
-            Ok(v) => v,
+        let checked = match upgrade::check(&exe, &args) {
+            Ok(c) => c,
             Err(e) => {
                 error!("server", "upgrade {attempt} refused: {e}; nothing changed");
                 self.control.finish(attempt, upgrade::VERSION, Err(e));
                 return Ok(());
             }
         };
+        let to = checked.version;
         crate::notify::reloading();
         let began = std::time::Instant::now();
         info!(
@@ -434,6 +457,10 @@ impl Server {
             listeners,
             handover,
         );
+        let keeper = self.keeper(attempt, &to, checked.confirms, &desc);
+        desc.ready = keeper
+            .as_ref()
+            .map(|k| std::os::fd::AsRawFd::as_raw_fd(&k.ready));
         info!(
             "server",
             "upgrade {attempt}: executing {} ({} ms after the drain began)",
@@ -441,20 +468,66 @@ impl Server {
             began.elapsed().as_millis()
         );
         let why = upgrade::exec(&exe, &desc, &crate::notify::environment());
-        // Still here: the exec failed. Take everything back and go on.
+        // Still here: the exec failed. Take everything back and go on (if
+        // this fails too, the keeper serves).
         error!(
             "server",
             "upgrade {attempt} failed: {why}; the old binary serves on"
         );
         self.control.finish(attempt, upgrade::VERSION, Err(why));
+        desc.ready = None;
+        if let Some(k) = &keeper {
+            let _ = rustix::io::fcntl_setfd(&k.ready, rustix::io::FdFlags::CLOEXEC);
+        }
         let (listeners, lock) = desc.take_listeners();
         self.lock = lock.map(std::fs::File::from);
         let config = load_config(&self.opts)?;
         let adopted = std::mem::take(&mut desc.supervisor);
         self.start(config, Some(adopted), listeners)?;
         crate::notify::forget_ended();
-        crate::notify::ready();
+        match keeper {
+            // The keeper makes us the main process again, with READY=1.
+            Some(k) => upgrade::keeper::confirm(k.ready),
+            None => crate::notify::ready(),
+        }
         Ok(())
+    }
+
+    /// Starts the keeper that serves if the new binary (version `to`) dies
+    /// or hangs before it serves; None when it cannot confirm (an older
+    /// binary) or the keeper does not start: then the upgrade goes on
+    /// without a fallback, and says so.
+    fn keeper(
+        &self,
+        attempt: u64,
+        to: &str,
+        confirms: bool,
+        desc: &Description,
+    ) -> Option<upgrade::keeper::Keeper> {
+        if !confirms {
+            warn!(
+                "server",
+                "upgrade {attempt}: ten {to} does not confirm that it serves: nothing falls back if it fails after the exec"
+            );
+            return None;
+        }
+        match upgrade::keeper::spawn(desc, &crate::notify::environment()) {
+            Ok(k) => {
+                info!(
+                    "server",
+                    "upgrade {attempt}: pid {} keeps the old binary and the sockets until ten {to} serves",
+                    k.pid
+                );
+                Some(k)
+            }
+            Err(e) => {
+                warn!(
+                    "server",
+                    "upgrade {attempt}: {e}: nothing falls back if ten {to} fails after the exec"
+                );
+                None
+            }
+        }
     }
 }
 

@@ -2,8 +2,9 @@
 //! again in place. Under a loop of requests (fresh connections and
 //! keep-alive ones) none fails, the server's pid and the instance's pid
 //! stay, and the instance's log goes on; a broken new binary leaves the old
-//! one serving, and so does an exec that fails after the hand-over; a
-//! reload that changes `workers` and `listen` moves the front without
+//! one serving, and so does an exec that fails after the hand-over and a
+//! new binary that dies right after the exec (the old binary's keeper
+//! serves on the same sockets); a reload that changes `workers` and `listen` moves the front without
 //! restarting instances.
 //!
 //! The server runs from a copy of the binary in the test's own folder, so
@@ -382,7 +383,7 @@ fn a_failed_exec_resumes_the_old_image_with_everything_it_had() {
     let line = stdout(&ten_raw(s.root(), &["--version"]));
     let version = line.split_whitespace().nth(1).expect("a version");
     let script = format!(
-        "#!/bin/sh\nif [ -n \"$TENEMENT_UPGRADE_CHECK\" ]; then chmod 0644 \"$0\"; echo 'ten {version} handover 1'; exit 0; fi\nexit 1\n"
+        "#!/bin/sh\nif [ -n \"$TENEMENT_UPGRADE_CHECK\" ]; then chmod 0644 \"$0\"; echo 'ten {version} handover 1 confirm'; exit 0; fi\nexit 1\n"
     );
     bin.replace_with_script(&script);
     let out = s.ten(&["upgrade"]);
@@ -398,10 +399,178 @@ fn a_failed_exec_resumes_the_old_image_with_everything_it_had() {
     assert_eq!(s.wait_running("web:a")["pid"].as_u64(), inst_pid);
     let status = upgrade_status(&s);
     assert_eq!(status["last"]["ok"], false);
+    // The keeper started for the attempt was told the old image serves,
+    // and left.
+    let keeper = keeper_pid(&s.log());
+    assert!(
+        wait_until(DEADLINE, || !pid_alive(keeper)),
+        "the keeper pid {keeper} stays after a failed exec\n{}",
+        s.log()
+    );
+    assert_eq!(s.pid(), Some(pid));
 
     // And a good binary upgrades it after all.
     bin.replace_with(Path::new(BIN));
     s.ten_ok(&["upgrade"]);
     assert_eq!(s.wait_running("web:a")["pid"].as_u64(), inst_pid);
     assert_eq!(upgrade_status(&s)["upgrades"], 1);
+}
+
+/// The keeper's pid, from the last "pid N keeps the old binary" line.
+fn keeper_pid(log: &str) -> u32 {
+    log.lines()
+        .rev()
+        .find_map(|l| {
+            let (_, rest) = l.split_once("pid ")?;
+            let (n, tail) = rest.split_once(' ')?;
+            tail.starts_with("keeps the old binary")
+                .then(|| n.parse().ok())
+                .flatten()
+        })
+        .unwrap_or_else(|| panic!("no keeper in the log:\n{log}"))
+}
+
+/// A `ten serve` the test did not start itself (the keeper that took
+/// over): SIGTERM on drop, and wait until it is gone.
+struct Adopted(u32);
+
+impl Drop for Adopted {
+    fn drop(&mut self) {
+        signal(self.0, "TERM");
+        if !wait_until(DEADLINE, || !pid_alive(self.0)) {
+            signal(self.0, "KILL");
+        }
+    }
+}
+
+/// Every sd_notify datagram that arrived at `socket` so far, appended to
+/// `seen`, until `pred` holds for what was seen (or the deadline).
+fn notified(
+    socket: &std::os::unix::net::UnixDatagram,
+    seen: &mut Vec<String>,
+    pred: impl Fn(&[String]) -> bool,
+) -> bool {
+    let mut buf = [0u8; 4096];
+    wait_until(DEADLINE, || {
+        while let Ok(n) = socket.recv(&mut buf) {
+            seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        pred(seen)
+    })
+}
+
+#[test]
+fn a_new_binary_that_dies_after_the_exec_leaves_the_old_one_serving() {
+    let bin = Bin::new("dies");
+    // A datagram socket stands in for systemd: the keeper is the main
+    // process while it stands by, and says READY=1 when it serves.
+    let manager_dir =
+        std::env::temp_dir().join(format!("ten-upgrade-notify-{}", std::process::id()));
+    std::fs::create_dir_all(&manager_dir).expect("create the manager's folder");
+    let manager_path = manager_dir.join("notify");
+    let _ = std::fs::remove_file(&manager_path);
+    let manager = std::os::unix::net::UnixDatagram::bind(&manager_path).expect("bind");
+    manager.set_nonblocking(true).expect("nonblocking");
+    let mut wrap = vec![
+        "env".to_string(),
+        format!("NOTIFY_SOCKET={}", manager_path.display()),
+    ];
+    wrap.extend(bin.wrap());
+    let wrap: Vec<&str> = wrap.iter().map(String::as_str).collect();
+    let s = Server::start_wrapped("upgrade-dies", &config(), &[], &wrap);
+    let mut seen = Vec::new();
+    assert!(notified(&manager, &mut seen, |m| m
+        .iter()
+        .any(|m| m == "READY=1")));
+    seen.clear();
+    let pid = s.pid().expect("server runs");
+    let inst_pid = s.wait_running("web:a")["pid"].as_u64().expect("a pid");
+    let mut kept = TcpStream::connect(s.addr).expect("connect");
+    kept.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    assert_eq!(get(&mut kept, "/before", true), Ok(false));
+
+    // Passes its self-check (the real binary's), then exits as soon as it
+    // is executed with the hand-over.
+    bin.replace_with_script(&format!(
+        "#!/bin/sh\nif [ -n \"$TENEMENT_UPGRADE_CHECK\" ]; then exec {BIN} \"$@\"; fi\necho 'this binary dies at once' >&2\nexit 3\n"
+    ));
+    let out = s.ten(&["upgrade"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("upgrade failed") && err.contains("exited before it served"),
+        "{err}\n{}",
+        s.log()
+    );
+    assert!(
+        wait_until(DEADLINE, || !pid_alive(pid)),
+        "pid {pid} still runs"
+    );
+    assert!(
+        s.log().contains("this binary dies at once"),
+        "the new binary never ran:\n{}",
+        s.log()
+    );
+
+    // The keeper serves: another pid, the old executable, the same
+    // sockets, the idle keep-alive connection made before.
+    let status = upgrade_status(&s);
+    let keeper = status["pid"].as_u64().expect("a pid") as u32;
+    let _keeper = Adopted(keeper);
+    assert_eq!(keeper, keeper_pid(&s.log()));
+    assert_ne!(keeper, pid);
+    assert!(
+        exe_of(keeper).ends_with("(deleted)"),
+        "the keeper runs {}, not the replaced file",
+        exe_of(keeper)
+    );
+    assert_eq!(status["last"]["ok"], false, "{status}");
+    assert_eq!(status["upgrades"], 0);
+    assert_eq!(status["in_progress"], false);
+    assert!(
+        status["last"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains(&format!("pid {pid}"))),
+        "{status}"
+    );
+    assert_eq!(get(&mut kept, "/after", true), Ok(false));
+    s.echo("a.web.localhost", "/served-by-the-keeper");
+    let main = format!("MAINPID={keeper}");
+    let told = notified(&manager, &mut seen, |m| {
+        m.iter()
+            .position(|x| *x == main)
+            .is_some_and(|i| m[i..].iter().any(|x| x == "READY=1"))
+    });
+    assert!(told, "the manager heard {seen:?}");
+    assert!(
+        !seen
+            .iter()
+            .any(|m| m.lines().any(|l| l == format!("MAINPID={pid}"))),
+        "the dead image was made the main process again: {seen:?}"
+    );
+    // The instance was the dead image's child: started again, the old
+    // process gone.
+    let after = s.wait_running("web:a");
+    assert_ne!(after["pid"].as_u64(), Some(inst_pid));
+    assert!(
+        wait_until(DEADLINE, || !pid_alive(inst_pid as u32)),
+        "the instance's old process {inst_pid} lives on"
+    );
+
+    // A good binary upgrades the keeper in place.
+    bin.replace_with(Path::new(BIN));
+    s.ten_ok(&["upgrade"]);
+    let status = upgrade_status(&s);
+    assert_eq!(status["pid"], keeper);
+    assert_eq!(status["upgrades"], 1);
+    assert!(!exe_of(keeper).ends_with("(deleted)"));
+    s.echo("a.web.localhost", "/upgraded-after-all");
+    // Its own keeper handed the main process back once it served.
+    let back = format!("MAINPID={keeper}\nREADY=1");
+    assert!(
+        notified(&manager, &mut seen, |m| m.contains(&back)),
+        "the manager heard {seen:?}"
+    );
+    let _ = std::fs::remove_dir_all(&manager_dir);
 }

@@ -1,7 +1,8 @@
 //! `ten upgrade`: asks the running server to execute its binary again in
 //! place (`POST /api/upgrade`, admin), follows the attempt through
 //! `GET /api/upgrade` and reports the outcome: the version before and
-//! after, and that the pid did not change.
+//! after, and that the pid did not change (or, when the new binary died
+//! before it served, the pid the old binary serves on as).
 //!
 //! The server keeps its listening sockets across the exec, so a request
 //! sent meanwhile waits in the kernel's queue; one cut by the drain is
@@ -51,14 +52,19 @@ pub fn upgrade(ctx: &Ctx<'_>) -> Result<(), CliError> {
     }
     let last = &status["last"];
     let text = |v: &Value| v.as_str().unwrap_or("?").to_string();
+    let now_pid = status["pid"].as_u64().unwrap_or(0);
     if last["ok"] != true {
+        // The old binary's keeper serves when the new image died.
+        let whom = match now_pid == pid {
+            true => String::new(),
+            false => format!(" as pid {now_pid}"),
+        };
         return Err(CliError::failed(format!(
-            "upgrade failed, ten {} serves on: {}",
+            "upgrade failed, ten {} serves on{whom}: {}",
             text(&last["from"]),
             text(&last["error"])
         )));
     }
-    let now_pid = status["pid"].as_u64().unwrap_or(0);
     if now_pid != pid {
         return Err(CliError::failed(format!(
             "the server's pid changed from {pid} to {now_pid}"

@@ -61,6 +61,10 @@ pub struct Description {
     /// Idle keep-alive client connections.
     pub clients: Vec<ClientSocket>,
     pub supervisor: Handover,
+    /// The write end of the keeper's pipe (`keeper.rs`): one byte once the
+    /// new image serves. Not in `fds()`: the keeper must not hold it.
+    #[serde(default)]
+    pub ready: Option<RawFd>,
 }
 
 fn socket(l: mio::net::TcpListener) -> Socket {
@@ -105,7 +109,16 @@ impl Description {
                 })
                 .collect(),
             supervisor,
+            ready: None,
         }
+    }
+
+    /// Takes the keeper's pipe, to confirm through once serving.
+    pub fn take_ready(&mut self) -> Option<OwnedFd> {
+        let fd = self.ready.take()?;
+        crate::sys::fd::adopt(fd)
+            .inspect_err(|e| warn!("server", "the upgrade's keeper pipe (fd {fd}): {e}"))
+            .ok()
     }
 
     /// Every descriptor it names.

@@ -10,10 +10,13 @@
 //! 2. the front drains (no new connections are accepted, they queue in the
 //!    kernel; exchanges in flight finish) and hands its listeners back;
 //! 3. the supervisor hands its processes over (`supervisor::Handover`);
-//! 4. the description (`handover.rs`) goes into a memfd whose number is in
+//! 4. a keeper starts from the old executable (`keeper.rs`) holding a copy
+//!    of everything, when the new binary's check line says it confirms;
+//! 5. the description (`handover.rs`) goes into a memfd whose number is in
 //!    `TENEMENT_UPGRADE_FD`, the descriptors lose FD_CLOEXEC, and `execve`;
-//! 5. if the exec fails, the same description is adopted in this image, as
-//!    the new image would have, and the old binary serves on.
+//! 6. if the exec fails, the same description is adopted in this image, as
+//!    the new image would have, and the old binary serves on; if the new
+//!    image dies or hangs before it serves, the keeper serves instead.
 //!
 //! This module also owns `Control`, how the API, the supervisor (a reload
 //! that moves the listeners) and the signal thread ask the server thread
@@ -21,6 +24,7 @@
 //! touches an instance or a connection itself.
 
 pub mod handover;
+pub mod keeper;
 
 use std::ffi::{CString, OsString};
 use std::io::Read;
@@ -212,15 +216,27 @@ pub fn own_path() -> PathBuf {
     }
 }
 
-/// The line the self-check prints: the version and the hand-over format.
+/// The line the self-check prints: the version, the hand-over format, and
+/// `confirm` (it tells the keeper once it serves; see `keeper.rs`).
 pub fn check_line() -> String {
-    format!("ten {VERSION} handover {}", handover::FORMAT)
+    format!("ten {VERSION} handover {} {CONFIRMS}", handover::FORMAT)
+}
+
+/// The word a self-check line ends with when the binary confirms.
+const CONFIRMS: &str = "confirm";
+
+/// What the self-check said of the new binary.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Checked {
+    pub version: String,
+    /// It confirms once it serves, so a keeper can stand by.
+    pub confirms: bool,
 }
 
 /// Step 1: runs the binary at `exe` with `args` (the server's own command
-/// line, without argv[0]) as a self-check. Ok(its version) when it printed
+/// line, without argv[0]) as a self-check. Ok(what it said) when it printed
 /// a check line with our hand-over format; Err(why) otherwise.
-pub fn check(exe: &Path, args: &[OsString]) -> Result<String, String> {
+pub fn check(exe: &Path, args: &[OsString]) -> Result<Checked, String> {
     let mut child = Command::new(exe)
         .args(args)
         .env(CHECK_ENV, "1")
@@ -271,23 +287,35 @@ pub fn check(exe: &Path, args: &[OsString]) -> Result<String, String> {
         ));
     }
     let line = out.lines().find(|l| l.starts_with("ten ")).unwrap_or("");
+    parse_check_line(line).map_err(|e| match e {
+        Some(format) => format!(
+            "the new binary {} takes hand-over format {format}, this server writes {}",
+            exe.display(),
+            handover::FORMAT
+        ),
+        None => format!(
+            "the new binary {} does not support upgrades in place (its self-check printed {:?})",
+            exe.display(),
+            said(&out)
+        ),
+    })
+}
+
+/// A self-check line: Ok(what it says) with our format; Err(Some(its
+/// format)) with another; Err(None) when it is not one.
+fn parse_check_line(line: &str) -> Result<Checked, Option<String>> {
     let mut words = line.split_whitespace();
     match (words.next(), words.next(), words.next(), words.next()) {
         (Some("ten"), Some(version), Some("handover"), Some(format))
             if format == handover::FORMAT.to_string() =>
         {
-            Ok(version.to_string())
+            Ok(Checked {
+                version: version.to_string(),
+                confirms: words.any(|w| w == CONFIRMS),
+            })
         }
-        (Some("ten"), Some(_), Some("handover"), Some(format)) => Err(format!(
-            "the new binary {} takes hand-over format {format}, this server writes {}",
-            exe.display(),
-            handover::FORMAT
-        )),
-        _ => Err(format!(
-            "the new binary {} does not support upgrades in place (its self-check printed {:?})",
-            exe.display(),
-            said(&out)
-        )),
+        (Some("ten"), Some(_), Some("handover"), Some(format)) => Err(Some(format.to_string())),
+        _ => Err(None),
     }
 }
 
@@ -301,6 +329,7 @@ pub fn exec(exe: &Path, desc: &handover::Description, extra_env: &[(String, Stri
         Err(e) => return format!("write the hand-over: {e}"),
     };
     let mut keep = desc.fds();
+    keep.extend(desc.ready);
     keep.push(std::os::fd::AsRawFd::as_raw_fd(&memfd));
     for fd in &keep {
         if let Err(e) = crate::sys::fd::keep_across_exec(*fd) {
@@ -333,5 +362,30 @@ pub fn exec(exe: &Path, desc: &handover::Description, extra_env: &[(String, Stri
     match result {
         Ok(e) => format!("execve {}: {e}", exe.display()),
         Err(e) => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_check_line_gives_the_version_and_whether_the_binary_confirms() {
+        let ours = parse_check_line(&check_line()).expect("our own line");
+        assert_eq!(ours.version, VERSION);
+        assert!(ours.confirms);
+        let older = format!("ten 0.9.0 handover {}", handover::FORMAT);
+        assert_eq!(
+            parse_check_line(&older),
+            Ok(Checked {
+                version: "0.9.0".into(),
+                confirms: false
+            })
+        );
+        assert_eq!(
+            parse_check_line("ten 2.0.0 handover 99 confirm"),
+            Err(Some("99".into()))
+        );
+        assert_eq!(parse_check_line("tenement 1.0"), Err(None));
     }
 }
