@@ -6,12 +6,16 @@
 //!
 //! The front calls the lookups from handshakes and requests: each takes a
 //! short lock or clones an `Arc`, never waits on the network or the disk.
-//! The ACME thread (`manager`) is the only writer of certificates.
+//! The ACME thread (`manager`) is the only writer of certificates. When an
+//! on-demand order settles (issued or failed) it bumps `settled()` and
+//! wakes every front loop that asked (`wake_on_settle`), so a parked
+//! handshake goes on at once.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use rustls::sign::CertifiedKey;
@@ -107,6 +111,11 @@ pub struct Shared {
     published: OnceLock<Arc<Published>>,
     /// Wakes the ACME thread with a name to order now.
     orders: Mutex<Option<Sender<String>>>,
+    /// Bumped each time an on-demand order settles.
+    settled: AtomicU64,
+    /// The wakers of the front loops that hold parked handshakes; a loop
+    /// that ended (a reload, an upgrade) is dropped at the next wake.
+    wakers: Mutex<Vec<Weak<mio::Waker>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -139,7 +148,40 @@ impl Shared {
             }),
             published: OnceLock::new(),
             orders: Mutex::new(None),
+            settled: AtomicU64::new(0),
+            wakers: Mutex::default(),
         }
+    }
+
+    /// Wakes `waker`'s loop each time an on-demand order settles.
+    pub fn wake_on_settle(&self, waker: &Arc<mio::Waker>) {
+        let mut wakers = lock(&self.wakers);
+        wakers.retain(|w| w.strong_count() > 0);
+        wakers.push(Arc::downgrade(waker));
+    }
+
+    /// How many on-demand orders settled so far: a loop that saw another
+    /// number looks at its parked handshakes again.
+    pub fn settled_count(&self) -> u64 {
+        self.settled.load(Ordering::Acquire)
+    }
+
+    /// An on-demand order settled: every loop looks at its parked
+    /// handshakes.
+    fn wake_parked(&self) {
+        self.settled.fetch_add(1, Ordering::AcqRel);
+        lock(&self.wakers).retain(|w| match w.upgrade() {
+            Some(waker) => {
+                if let Err(e) = waker.wake() {
+                    warn!(
+                        "acme",
+                        "cannot wake a front loop for a parked handshake: {e}"
+                    );
+                }
+                true
+            }
+            None => false,
+        });
     }
 
     /// Gives the routes (once, at start).
@@ -210,7 +252,10 @@ impl Shared {
         *guard = Arc::new(map);
         drop(guard);
         if let Some(od) = &self.on_demand {
-            lock(od).pending.remove(&name);
+            let was_pending = lock(od).pending.remove(&name).is_some();
+            if was_pending {
+                self.wake_parked();
+            }
         }
     }
 
@@ -229,8 +274,13 @@ impl Shared {
         if error.is_some() {
             if let Some(od) = &self.on_demand {
                 let mut od = lock(od);
-                if let Some(p) = od.pending.get_mut(name) {
-                    *p = Some(Instant::now());
+                let failed = match od.pending.get_mut(name) {
+                    Some(p) => p.replace(Instant::now()).is_none(),
+                    None => false,
+                };
+                drop(od);
+                if failed {
+                    self.wake_parked();
                 }
             }
         }
@@ -464,6 +514,48 @@ mod tests {
             key: Arc::new(CertifiedKey::new(vec![der.into()], signing)),
             info,
         }
+    }
+
+    #[test]
+    fn a_settled_order_wakes_the_loops_that_asked_and_forgets_ended_ones() {
+        let (s, _rx) = shared(Some(5));
+        let mut poll = mio::Poll::new().expect("poll");
+        let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(7)).expect("waker"));
+        s.wake_on_settle(&waker);
+        let other = mio::Poll::new().expect("poll");
+        let ended = Arc::new(mio::Waker::new(other.registry(), mio::Token(8)).expect("waker"));
+        s.wake_on_settle(&ended);
+        drop(ended);
+        let woken = |poll: &mut mio::Poll| {
+            let mut events = mio::Events::with_capacity(4);
+            poll.poll(&mut events, Some(Duration::ZERO)).expect("poll");
+            events.iter().any(|e| e.token() == mio::Token(7))
+        };
+        assert_eq!(s.hello("one.web.example.com"), Hello::Wait);
+        assert_eq!(s.settled_count(), 0);
+        assert!(!woken(&mut poll));
+        // Issued: counted, and the loop woken.
+        s.install(stored("one.web.example.com"));
+        assert_eq!(s.settled_count(), 1);
+        assert!(woken(&mut poll));
+        assert_eq!(
+            lock(&s.wakers).len(),
+            1,
+            "the ended loop's waker is forgotten"
+        );
+        // A failed order settles too, once; a start-up name is no order.
+        assert_eq!(s.hello("two.web.example.com"), Hello::Wait);
+        s.set_status("two.web.example.com", Source::OnDemand, Some("boom".into()));
+        s.set_status(
+            "two.web.example.com",
+            Source::OnDemand,
+            Some("again".into()),
+        );
+        assert_eq!(s.settled_count(), 2);
+        assert!(woken(&mut poll));
+        s.install(stored("web.example.com"));
+        assert_eq!(s.settled_count(), 2);
+        assert!(!woken(&mut poll));
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //! challenge certificates. With `acme_on_demand` a connection first reads
 //! the ClientHello with rustls' `Acceptor`; a handshake for an instance
 //! host without a certificate is parked (the loop goes on) until its
-//! order settles, then resumed or refused with an alert.
+//! order settles, then resumed or refused with an alert: ACME wakes the
+//! loop's waker when an order settles (`Shared::wake_on_settle`).
 
 pub mod certs;
 pub mod x509;

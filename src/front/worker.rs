@@ -158,6 +158,8 @@ pub struct Worker {
     /// While draining: idle connections taken out of the loop, for the
     /// next front.
     handed: Vec<Handed>,
+    /// On-demand orders settled when parked handshakes were last looked at.
+    settled_seen: u64,
 }
 
 impl Worker {
@@ -196,6 +198,11 @@ impl Worker {
         }
         let (replies_tx, replies_rx) = mpsc::channel();
         let snap = published.load();
+        let acme = tls.as_ref().and_then(|t| t.store.acme());
+        if let Some(acme) = acme {
+            acme.wake_on_settle(&waker);
+        }
+        let settled_seen = acme.map_or(0, |a| a.settled_count());
         let mut worker = Worker {
             index,
             poll,
@@ -228,6 +235,7 @@ impl Worker {
             beat,
             tls,
             handed: Vec::new(),
+            settled_seen,
         };
         for c in clients {
             worker.add_conn(Client::Plain(c.stream), c.peer_ip, c.local);
@@ -313,6 +321,7 @@ impl Worker {
             }
             // Replies may arrive without the waker's event being in this batch.
             self.take_replies();
+            self.resume_parked();
             let now = Instant::now();
             if now >= next_tick {
                 self.tick(now);
@@ -477,25 +486,46 @@ impl Worker {
         }
     }
 
+    /// When an on-demand order settled since the last look (ACME woke the
+    /// loop): drives every parked handshake again, which goes on, gets its
+    /// alert, or stays parked; the head timeout starts after it.
+    fn resume_parked(&mut self) {
+        let Some(acme) = self.tls.as_ref().and_then(|t| t.store.acme()) else {
+            return;
+        };
+        let settled = acme.settled_count();
+        if settled == self.settled_seen {
+            return;
+        }
+        self.settled_seen = settled;
+        let now = Instant::now();
+        for slot in 0..self.conns.len() {
+            let parked = self.conns[slot]
+                .as_ref()
+                .is_some_and(|c| c.client.parked_since().is_some());
+            if parked {
+                let mut conn = self.conns[slot].take().expect("checked just above");
+                conn.deadline = Some(now + HEAD_TIMEOUT);
+                conn.ready.readable = true;
+                self.finish_drive(slot, conn);
+            }
+        }
+    }
+
     fn tick(&mut self, now: Instant) {
         self.pool.expire(self.poll.registry(), now);
         self.shrink_slots(1024);
         for slot in 0..self.conns.len() {
-            // A handshake held for an on-demand certificate: resumed when
-            // the order settled (a look costs one lock), dropped when it
-            // waited too long; the head timeout starts after it.
+            // A handshake held for an on-demand certificate (resumed by
+            // `resume_parked`): dropped when it waited too long.
             if let Some(since) = self.conns[slot]
                 .as_ref()
                 .and_then(|c| c.client.parked_since())
             {
-                let mut conn = self.conns[slot].take().expect("checked just above");
                 if now.duration_since(since) >= super::tls::ON_DEMAND_WAIT {
+                    let conn = self.conns[slot].take().expect("checked just above");
                     self.close(slot, conn);
-                    continue;
                 }
-                conn.deadline = Some(now + HEAD_TIMEOUT);
-                conn.ready.readable = true;
-                self.finish_drive(slot, conn);
                 continue;
             }
             // An event stream whose token was revoked ends now.
