@@ -574,3 +574,60 @@ fn a_new_binary_that_dies_after_the_exec_leaves_the_old_one_serving() {
     );
     let _ = std::fs::remove_dir_all(&manager_dir);
 }
+
+#[test]
+fn logs_follow_goes_on_across_an_upgrade_without_repeating_a_line() {
+    let bin = Bin::new("follow");
+    let s = start("upgrade-follow", &config(), &bin);
+    s.wait_running("web:a");
+    s.echo("a.web.localhost", "/line-before-the-upgrade");
+    let mut child = std::process::Command::new(BIN)
+        .args(["--config", s.config.to_str().expect("UTF-8 path")])
+        .args(["--data-dir", s.data_dir.to_str().expect("UTF-8 path")])
+        .args(["logs", "web:a", "-f"])
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn ten logs -f");
+    let mut out = child.stdout.take().expect("stdout");
+    let seen = Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                seen.lock().expect("lock").push_str(&text);
+            }
+        })
+    };
+    let shows = |needle: &str| wait_until(DEADLINE, || seen.lock().expect("lock").contains(needle));
+    assert!(shows("/line-before-the-upgrade"), "no history");
+
+    bin.replace_with(Path::new(BIN));
+    s.ten_ok(&["upgrade"]);
+    s.echo("a.web.localhost", "/line-after-the-upgrade");
+    assert!(
+        shows("/line-after-the-upgrade"),
+        "logs -f stopped at the upgrade:\n{}\n--- server log ---\n{}",
+        seen.lock().expect("lock"),
+        s.log()
+    );
+    assert!(
+        matches!(child.try_wait(), Ok(None)),
+        "logs -f ended: {:?}",
+        child.try_wait()
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = reader.join();
+    let text = seen.lock().expect("lock").clone();
+    for line in ["/line-before-the-upgrade", "/line-after-the-upgrade"] {
+        assert_eq!(text.matches(line).count(), 1, "{line} shown twice:\n{text}");
+    }
+}

@@ -423,27 +423,69 @@ pub fn logs(ctx: &Ctx<'_>) -> Result<(), CliError> {
             .collect();
         format!("/api/logs/stream?{}", q.join("&"))
     };
-    let mut overlap: Option<Overlap> = None;
-    client.stream(&stream_path, FOLLOW_IDLE, |item| -> Result<(), CliError> {
-        match item {
-            Sse::Comment(text) if overlap.is_none() && text == "subscribed" => {
-                let first = history()?;
-                overlap = Some(Overlap::new(&first));
-                show(&first)
-            }
-            Sse::Message { event, data } if event == "log" => {
-                let Ok(entry) = serde_json::from_str::<Value>(&data) else {
-                    return Ok(());
-                };
-                if overlap.as_mut().is_some_and(|o| o.seen(&entry)) {
-                    return Ok(());
+    // The last entry printed: after a reconnection, the history is shown
+    // from the entry after it.
+    let mut last: Option<Value> = None;
+    loop {
+        let mut overlap: Option<Overlap> = None;
+        let mut again = false;
+        let ended = client.stream(&stream_path, FOLLOW_IDLE, |item| -> Result<(), CliError> {
+            match item {
+                Sse::Comment(text) if overlap.is_none() && text == "subscribed" => {
+                    let first = after(history()?, last.as_ref());
+                    overlap = Some(Overlap::new(&first));
+                    if let Some(e) = first.last() {
+                        last = Some(e.clone());
+                    }
+                    show(&first)
                 }
-                show(std::slice::from_ref(&entry))
+                // The server hands its connections over (an upgrade, a
+                // reload that moves the listeners): follow again.
+                Sse::Comment(text) if text == RECONNECT => {
+                    again = true;
+                    Ok(())
+                }
+                Sse::Message { event, data } if event == "log" => {
+                    let Ok(entry) = serde_json::from_str::<Value>(&data) else {
+                        return Ok(());
+                    };
+                    if overlap.as_mut().is_some_and(|o| o.seen(&entry)) {
+                        return Ok(());
+                    }
+                    show(std::slice::from_ref(&entry))?;
+                    last = Some(entry);
+                    Ok(())
+                }
+                _ => Ok(()),
             }
-            _ => Ok(()),
+        });
+        match ended {
+            Ok(()) if again => continue,
+            Ok(()) => return Err(CliError::failed("the server closed the log stream")),
+            Err(e) => return Err(e),
         }
-    })?;
-    Err(CliError::failed("the server closed the log stream"))
+    }
+}
+
+/// The comment an event stream ends with when the server hands its
+/// connections over (`front/worker/drain.rs`): connect again.
+const RECONNECT: &str = "reconnect";
+
+/// The history entries after `last` (the last one printed before a
+/// reconnection): those after its position when the history holds it,
+/// else those not older than it (except itself).
+fn after(history: Vec<Value>, last: Option<&Value>) -> Vec<Value> {
+    let Some(last) = last else {
+        return history;
+    };
+    let key = Overlap::key(last);
+    match history.iter().rposition(|e| Overlap::key(e) == key) {
+        Some(i) => history.into_iter().skip(i + 1).collect(),
+        None => history
+            .into_iter()
+            .filter(|e| e.get("time").and_then(Value::as_str) >= Some(key.0.as_str()))
+            .collect(),
+    }
 }
 
 fn entries(v: Value) -> Result<Vec<Value>, CliError> {
@@ -543,6 +585,27 @@ mod tests {
         assert!(parse_age("10x").is_err());
         assert!(parse_age("m").is_err());
         assert!(parse_age("").is_err());
+    }
+
+    #[test]
+    fn a_reconnected_follow_shows_the_history_after_the_last_line_printed() {
+        let e = |t: &str, line: &str| serde_json::json!({"time": t, "instance": "web:a", "stream": "stdout", "line": line});
+        let history = vec![e("1", "a"), e("2", "b"), e("2", "c"), e("3", "d")];
+        assert_eq!(after(history.clone(), None), history);
+        assert_eq!(
+            after(history.clone(), Some(&e("2", "b"))),
+            vec![e("2", "c"), e("3", "d")]
+        );
+        assert_eq!(
+            after(history.clone(), Some(&e("3", "d"))),
+            Vec::<Value>::new()
+        );
+        // Not in the history any more (more lines than the limit since):
+        // what is not older.
+        assert_eq!(
+            after(history, Some(&e("2", "x"))),
+            vec![e("2", "b"), e("2", "c"), e("3", "d")]
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! their connection closed. TLS connections cannot be handed on (their
 //! session state lives here): they end after their current response with
 //! `Connection: close`. Tunnels and event streams, which never end by
-//! themselves, are closed at once; anything still busy after `DRAIN` too.
+//! themselves, are closed at once (an event stream with a `: reconnect`
+//! comment first, on which `ten logs -f` connects again); anything still
+//! busy after `DRAIN` too.
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -21,6 +23,10 @@ use crate::front::tls::Client;
 use crate::net::MioStream;
 use crate::supervisor::Command;
 use std::sync::atomic::Ordering;
+
+/// The comment an event stream ends with at a drain: the client connects
+/// again and the next front (or the next image) answers.
+const RECONNECT: &[u8] = b": reconnect\n\n";
 
 /// An idle client connection taken out of a loop, for the next one.
 #[derive(Debug)]
@@ -61,7 +67,10 @@ impl Worker {
                     continue;
                 }
                 Phase::Streaming => {
-                    // The last chunk, so the client sees a clean end.
+                    // A comment telling the client to connect again (the
+                    // next front answers), then the last chunk, so it
+                    // sees a clean end.
+                    self.send_chunk(&mut conn, RECONNECT);
                     conn.cout.extend(b"0\r\n\r\n");
                     conn.phase = Phase::Closing;
                 }
