@@ -10,6 +10,8 @@
 //! keep-alive connection that way, so a head like the last one costs no
 //! allocation.
 
+use super::append::{append, append_str};
+
 /// How a message body is delimited (RFC 9112 section 6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BodyKind {
@@ -518,9 +520,9 @@ fn fill_headers(headers: &mut Vec<Header>, recycled: &mut Recycled, from: &[http
             value: Vec::new(),
         });
         field.name.clear();
-        field.name.push_str(h.name);
+        append_str(&mut field.name, h.name);
         field.value.clear();
-        field.value.extend_from_slice(h.value);
+        append(&mut field.value, h.value);
         headers.push(field);
     }
 }
@@ -528,7 +530,7 @@ fn fill_headers(headers: &mut Vec<Header>, recycled: &mut Recycled, from: &[http
 /// `s` set to `from`, keeping its storage.
 fn set(s: &mut String, from: &str) {
     s.clear();
-    s.push_str(from);
+    append_str(s, from);
 }
 
 fn request_head(req: &httparse::Request<'_, '_>, head: &mut RequestHead) -> Result<(), HeadError> {
@@ -668,7 +670,7 @@ fn host_name(raw: &[u8], out: &mut String) -> bool {
     match host_part(raw) {
         Some(host) => {
             out.clear();
-            out.push_str(host);
+            append_str(out, host);
             out.make_ascii_lowercase();
             true
         }

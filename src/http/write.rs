@@ -4,6 +4,7 @@
 //! headers vouch for, and the response head sent to the client (version,
 //! framing and `Connection` fitted to that client). Pure: no I/O.
 
+use super::append::append;
 use super::head::{trim_ows, BodyKind, Header, RequestHead, ResponseHead};
 use super::hop::{crosses, has_connection};
 
@@ -81,7 +82,7 @@ fn push_ip(out: &mut Vec<u8>, ip: std::net::IpAddr) {
                 text[n] = b'0' + octet % 10;
                 n += 1;
             }
-            out.extend_from_slice(&text[..n]);
+            append(out, &text[..n]);
         }
         std::net::IpAddr::V6(v6) => {
             use std::io::Write;
@@ -91,9 +92,9 @@ fn push_ip(out: &mut Vec<u8>, ip: std::net::IpAddr) {
 }
 
 fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
-    out.extend_from_slice(name.as_bytes());
+    append(out, name.as_bytes());
     out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
+    append(out, value);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -119,9 +120,9 @@ pub fn write_request_head(head: &RequestHead, fwd: &Forwarded<'_>, out: &mut Vec
     });
 
     out.reserve(head_size_hint(headers) + head.target.len() + 128);
-    out.extend_from_slice(head.method.as_bytes());
+    append(out, head.method.as_bytes());
     out.push(b' ');
-    out.extend_from_slice(head.target.as_bytes());
+    append(out, head.target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
 
     let mut kept_proto = false;
@@ -141,9 +142,9 @@ pub fn write_request_head(head: &RequestHead, fwd: &Forwarded<'_>, out: &mut Vec
             }
             kept_host = true;
         }
-        out.extend_from_slice(h.name.as_bytes());
+        append(out, h.name.as_bytes());
         out.extend_from_slice(b": ");
-        out.extend_from_slice(&h.value);
+        append(out, &h.value);
         if Some(i) == last_xff {
             if !trim_ows(&h.value).is_empty() {
                 out.extend_from_slice(b", ");
@@ -205,7 +206,7 @@ pub fn write_response_head(
         b'0' + (status % 10) as u8,
         b' ',
     ]);
-    out.extend_from_slice(head.reason.as_bytes());
+    append(out, head.reason.as_bytes());
     out.extend_from_slice(b"\r\n");
 
     for h in headers {
