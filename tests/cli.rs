@@ -319,6 +319,7 @@ fn ps_prints_a_table_and_json() {
         "MEM",
         "DISK",
         "ISOLATION",
+        "UID",
     ];
     for cmd in ["ps", "ls"] {
         let out = server.ten_ok(&[cmd]);

@@ -285,12 +285,14 @@ fn as_root_a_service_without_isolation_runs_at_namespace() {
             .find(|l| l.starts_with(key))
             .unwrap_or_else(|| panic!("{key} not in ps:\n{ps}"))
             .split_whitespace()
-            .last()
+            .nth(10)
             .unwrap_or_default()
             .to_string()
     };
     assert_eq!(row("dflt:a"), "namespace", "{ps}");
     assert_eq!(row("proc:a"), "process", "{ps}");
+    // Without `user`, the process level runs as the server's user: root.
+    assert_shown(&server, "proc:a", 0);
     let health = stdout(&server.ten_ok(&["health", "dflt:a"]));
     assert!(health.contains("namespace"), "{health}");
     assert!(
@@ -322,14 +324,35 @@ fn owner(path: &std::path::Path) -> u32 {
 }
 
 /// `svc:ID`'s uid as the host sees it: its process's and its data dir's,
-/// which must agree.
+/// which must agree, and what `/api/instances`, `ten ps` and `ten health`
+/// say it runs as.
 fn uid_of(server: &Server, id: &str) -> u32 {
-    let pid = server.wait_running(&format!("svc:{id}"))["pid"]
-        .as_u64()
-        .unwrap();
-    let uid = proc_uid(pid);
-    assert_eq!(owner(&server.instance_dir("svc", id)), uid, "svc:{id}");
+    let key = format!("svc:{id}");
+    let inst = server.wait_running(&key);
+    let uid = proc_uid(inst["pid"].as_u64().unwrap());
+    assert_eq!(owner(&server.instance_dir("svc", id)), uid, "{key}");
+    assert_shown(server, &key, uid);
     uid
+}
+
+/// `/api/instances`, `ten ps` (UID) and `ten health` show `uid` for `key`
+/// (and the same number as its gid, as tenement gives them).
+fn assert_shown(server: &Server, key: &str, uid: u32) {
+    let inst = server.instance(key).unwrap();
+    assert_eq!(inst["uid"], uid, "{inst}");
+    assert_eq!(inst["gid"], uid, "{inst}");
+    let ps = stdout(&server.ten_ok(&["ps"]));
+    let row = ps
+        .lines()
+        .find(|l| l.starts_with(&format!("{key} ")))
+        .unwrap();
+    assert_eq!(
+        row.split_whitespace().last(),
+        Some(uid.to_string().as_str()),
+        "{ps}"
+    );
+    let health = stdout(&server.ten_ok(&["health", key]));
+    assert!(health.contains(&format!("uid         {uid}\n")), "{health}");
 }
 
 #[test]
@@ -418,6 +441,7 @@ fn user_at_the_process_level_runs_as_that_user() {
     server.ten_ok(&["spawn", "svc:a", "--wait"]);
     let pid = server.wait_running("svc:a")["pid"].as_u64().unwrap();
     assert_eq!(proc_uid(pid), 300_123);
+    assert_shown(&server, "svc:a", 300_123);
     let dir = server.instance_dir("svc", "a");
     assert_eq!(owner(&dir), 300_123);
     use std::os::unix::fs::PermissionsExt;

@@ -159,7 +159,7 @@ pub fn cell(v: Option<&Value>) -> String {
 }
 
 /// The `ten ps` columns (BRIEF, CLI output).
-pub const PS_HEADER: [&str; 11] = [
+pub const PS_HEADER: [&str; 12] = [
     "INSTANCE",
     "STATE",
     "HEALTH",
@@ -171,6 +171,7 @@ pub const PS_HEADER: [&str; 11] = [
     "MEM",
     "DISK",
     "ISOLATION",
+    "UID",
 ];
 
 /// One `ten ps` row from an API instance object.
@@ -192,6 +193,7 @@ pub fn ps_row(obj: &Value) -> Vec<String> {
         units("memory_bytes", memory),
         disk(obj),
         cell(obj.get("isolation")),
+        cell(obj.get("uid")),
     ]
 }
 
@@ -258,6 +260,7 @@ pub fn health_report(obj: &Value, now_unix: u64) -> String {
         vec!["last check".to_string(), check],
         vec!["restarts".to_string(), cell(obj.get("restarts"))],
         vec!["isolation".to_string(), cell(obj.get("isolation"))],
+        vec!["uid".to_string(), cell(obj.get("uid"))],
     ];
     // A table without a header: reuse the layout, drop its first line.
     let text = table(&["", ""], &rows);
@@ -374,15 +377,15 @@ wide-cell  22      end
             json!({"instance":"api:prod","service":"api","id":"prod","state":"running","health":"healthy",
                    "pid":1234,"port":30001,"weight":100,"restarts":0,"uptime_secs":125,
                    "memory_bytes":12_897_485u64,"last_check":null,"isolation":"sandbox",
-                   "storage_bytes":2_202_009u64,"over_quota":true}),
+                   "storage_bytes":2_202_009u64,"over_quota":true,"uid":200_007,"gid":200_007}),
             json!({"instance":"notes:bob","service":"notes","id":"bob","state":"sleeping","health":"unknown",
                    "pid":null,"port":30002,"weight":100,"restarts":1,"uptime_secs":null,
                    "memory_bytes":null,"last_check":null}),
         ];
         let t = ps_table(&list, false);
         let expected = "\
-INSTANCE  STATE    HEALTH   PID   PORT   UPTIME  WEIGHT  RESTARTS  MEM    DISK   ISOLATION
-api:prod  running  healthy  1234  30001  2m      100     0         12.3M  2.1M!  sandbox
+INSTANCE  STATE    HEALTH   PID   PORT   UPTIME  WEIGHT  RESTARTS  MEM    DISK   ISOLATION  UID
+api:prod  running  healthy  1234  30001  2m      100     0         12.3M  2.1M!  sandbox    200007
 ";
         assert_eq!(t, expected);
         let t = ps_table(&list, true);
@@ -400,8 +403,11 @@ api:prod  running  healthy  1234  30001  2m      100     0         12.3M  2.1M! 
     #[test]
     fn health_report_shows_last_check_and_age() {
         let obj = json!({"instance":"notes:alice","state":"running","health":"degraded","restarts":2,
-                         "last_check":{"ok":false,"detail":"timeout","at_unix":1_795_812_255u64}});
+                         "last_check":{"ok":false,"detail":"timeout","at_unix":1_795_812_255u64},
+                         "isolation":"namespace","uid":200_003});
         let text = health_report(&obj, 1_795_812_258);
+        assert!(text.contains("isolation   namespace\n"), "{text}");
+        assert!(text.contains("uid         200003\n"), "{text}");
         assert!(text.contains("health      degraded\n"), "{text}");
         assert!(
             text.contains("last check  failed: timeout (3s ago, 2026-11-27T20:44:15.000Z)"),

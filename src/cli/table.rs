@@ -231,7 +231,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         aliases: &["ls"],
         usage: &["ps [--all] [--json]"],
         summary: "list instances",
-        about: "Lists instances as a table: INSTANCE STATE HEALTH PID PORT UPTIME WEIGHT RESTARTS MEM DISK ISOLATION (DISK: the data dir size of an instance with a storage_quota_mb, `!` when over it). Sleeping instances are shown only with --all. With --json it prints the API's JSON array instead (filtered the same way).",
+        about: "Lists instances as a table: INSTANCE STATE HEALTH PID PORT UPTIME WEIGHT RESTARTS MEM DISK ISOLATION UID (DISK: the data dir size of an instance with a storage_quota_mb, `!` when over it; UID: the uid its process runs as). Sleeping instances are shown only with --all. With --json it prints the API's JSON array instead (filtered the same way).",
         flags: &[short("all", 'a', None, "include sleeping instances")],
         positionals: (0, 0),
         arg_kind: ArgKind::None,

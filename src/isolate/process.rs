@@ -119,6 +119,12 @@ pub fn spawn(
         stdout: child.stdout.take().map(OwnedFd::from),
         stderr: child.stderr.take().map(OwnedFd::from),
         isolation: Isolation::Process,
+        ids: user.unwrap_or_else(|| {
+            (
+                rustix::process::geteuid().as_raw(),
+                rustix::process::getegid().as_raw(),
+            )
+        }),
         enforced: match user {
             Some((uid, gid)) => format!(
                 "own session and process group, inherited fds closed, umask 027, uid {uid} gid {gid}"

@@ -68,6 +68,21 @@ pub fn rss(pid: u32) -> Option<u64> {
     parse_rss(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
 }
 
+/// Parses the effective uid and gid out of `/proc/PID/status` (the second
+/// of the four numbers on its `Uid:` and `Gid:` lines).
+pub fn parse_ids(status: &str) -> Option<(u32, u32)> {
+    let effective = |key: &str| -> Option<u32> {
+        let line = status.lines().find(|l| l.starts_with(key))?;
+        line[key.len()..].split_whitespace().nth(1)?.parse().ok()
+    };
+    Some((effective("Uid:")?, effective("Gid:")?))
+}
+
+/// The effective (uid, gid) `pid` runs as.
+pub fn ids(pid: u32) -> Option<(u32, u32)> {
+    parse_ids(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
+}
+
 /// Every process `/proc` lists, by pid. None: `/proc` is unreadable.
 pub fn pids() -> Option<impl Iterator<Item = u32>> {
     let dir = std::fs::read_dir("/proc").ok()?;
@@ -182,5 +197,16 @@ mod tests {
         let status = "Name:\tpython3\nVmPeak:\t  1000 kB\nVmRSS:\t    2048 kB\nThreads:\t1\n";
         assert_eq!(parse_rss(status), Some(2048 * 1024));
         assert_eq!(parse_rss("Name: x\n"), None);
+    }
+
+    #[test]
+    fn effective_ids_are_the_second_of_four() {
+        let status =
+            "Name:\tapp\nUid:\t0\t200001\t200001\t200001\nGid:\t5\t200002\t200002\t200002\n";
+        assert_eq!(parse_ids(status), Some((200001, 200002)));
+        assert_eq!(parse_ids("Name: x\nUid:\t1\n"), None);
+        let me = ids(std::process::id()).expect("our own status");
+        assert_eq!(me.0, rustix::process::geteuid().as_raw());
+        assert_eq!(me.1, rustix::process::getegid().as_raw());
     }
 }

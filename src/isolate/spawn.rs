@@ -169,6 +169,9 @@ pub struct Spawned {
     pub stderr: Option<OwnedFd>,
     /// The level it runs at: always the one asked for.
     pub isolation: Isolation,
+    /// The (uid, gid) the app runs as: the request's `user`, else the
+    /// server's own.
+    pub ids: (u32, u32),
     /// What that level put in place, in words, for the instance's log
     /// (init writes the details of namespaced levels there itself).
     pub enforced: String,
@@ -311,6 +314,7 @@ pub(super) fn spawn_with_init(req: &Request<'_>, init_exe: &Path) -> Result<Spaw
         stdout: Some(launched.stdout),
         stderr: Some(launched.stderr),
         isolation: req.isolation,
+        ids: (uid, gid),
         enforced,
     })
 }

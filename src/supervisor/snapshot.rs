@@ -113,6 +113,8 @@ pub struct InstanceView {
     pub startup_timeout: Duration,
     /// The isolation level it runs at (its service's, never less).
     pub isolation: crate::config::Isolation,
+    /// The (uid, gid) its process runs as, while it has one.
+    pub ids: Option<(u32, u32)>,
     /// Live counters, shared by every snapshot for the instance's lifetime:
     /// the front writes them, the idle reaper and `/metrics` read them.
     pub stats: Arc<InstanceStats>,
@@ -406,6 +408,7 @@ impl InstanceView {
             request_timeout: Duration::from_secs(60),
             startup_timeout: Duration::from_secs(10),
             isolation: crate::config::Isolation::Process,
+            ids: None,
             stats: Default::default(),
             moving: None,
         }

@@ -45,6 +45,9 @@ pub struct Run {
     pub started_at: SystemTime,
     /// The level `isolate::spawn` started it at.
     pub isolation: crate::config::Isolation,
+    /// The (uid, gid) it runs as; None when that could not be read (an
+    /// adopted process whose `/proc` entry did not answer).
+    pub ids: Option<(u32, u32)>,
     /// The last passing probe went over the instance's Unix socket
     /// (`SOCKET_PATH`): the app listens there, and the front connects there.
     pub via_socket: bool,

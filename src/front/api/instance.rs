@@ -38,6 +38,8 @@ pub fn instance_json(view: &InstanceView, now: SystemTime) -> serde_json::Value 
         "over_quota": view.over_quota(),
         "last_check": view.last_check,
         "isolation": view.isolation.as_str(),
+        "uid": view.ids.map(|(uid, _)| uid),
+        "gid": view.ids.map(|(_, gid)| gid),
     });
     if let Some(m) = &view.moving {
         // Only while a move is under way or done: `ten ps` shows it.

@@ -639,6 +639,8 @@ fn health_json(view: &InstanceView) -> serde_json::Value {
         "last_check": view.last_check,
         "restarts": view.restarts,
         "isolation": view.isolation.as_str(),
+        "uid": view.ids.map(|(uid, _)| uid),
+        "gid": view.ids.map(|(_, gid)| gid),
     })
 }
 

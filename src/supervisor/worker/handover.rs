@@ -230,6 +230,7 @@ impl Supervisor {
             started: now.checked_sub(age).unwrap_or(now),
             started_at,
             isolation,
+            ids: crate::isolate::procfs::ids(p.pid),
             via_socket: p.via_socket,
             // Checked again before the next probe sends anything.
             owner: Default::default(),

@@ -330,6 +330,7 @@ impl Supervisor {
             stdout,
             stderr,
             isolation,
+            ids,
             enforced,
         } = spawned;
 
@@ -372,6 +373,7 @@ impl Supervisor {
             started: now,
             started_at: SystemTime::now(),
             isolation,
+            ids: Some(ids),
             via_socket: false,
             owner: Default::default(),
             accepting: false,

@@ -59,6 +59,7 @@ impl Supervisor {
                 .map(|r| r.isolation)
                 .or(svc.map(|s| s.isolation))
                 .unwrap_or(crate::config::Isolation::Process),
+            ids: inst.run.as_ref().and_then(|r| r.ids),
             stats: inst.stats.clone(),
             moving: inst
                 .moving

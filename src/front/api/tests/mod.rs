@@ -37,6 +37,7 @@ fn view(service: &str, id: &str, state: State, port: u16) -> InstanceView {
             at_unix: NOW_UNIX - 1,
         }),
         request_timeout: Duration::from_secs(30),
+        ids: running.then_some((200_000 + u32::from(port % 1000), 200_000)),
         ..InstanceView::for_test(service, id, state, port)
     }
 }

@@ -29,6 +29,7 @@ fn list_has_every_instance_with_the_contract_keys() {
         keys,
         [
             "cpu_seconds",
+            "gid",
             "health",
             "id",
             "instance",
@@ -44,6 +45,7 @@ fn list_has_every_instance_with_the_contract_keys() {
             "state",
             "storage_bytes",
             "storage_quota_bytes",
+            "uid",
             "uptime_secs",
             "weight"
         ]
@@ -57,6 +59,11 @@ fn list_has_every_instance_with_the_contract_keys() {
     assert_eq!(prod["last_check"]["detail"], "200");
     assert_eq!(list[3]["state"], "sleeping");
     assert_eq!(list[3]["pid"], serde_json::Value::Null);
+    // The ids its process runs as; none while it has no process.
+    assert_eq!(prod["uid"], 200_000 + prod["port"].as_u64().unwrap() % 1000);
+    assert_eq!(prod["gid"], 200_000);
+    assert_eq!(list[3]["uid"], serde_json::Value::Null);
+    assert_eq!(list[3]["gid"], serde_json::Value::Null);
 }
 
 #[test]
@@ -72,6 +79,8 @@ fn instance_health_shape() {
             "last_check": {"ok": true, "detail": "200", "at_unix": NOW_UNIX - 1},
             "restarts": 1,
             "isolation": "process",
+            "uid": 200_001,
+            "gid": 200_000,
         })
     );
 }
