@@ -276,14 +276,12 @@ pub(super) fn spawn_with_init(req: &Request<'_>, init_exe: &Path) -> Result<Spaw
         uid: (uid, gid),
         listen_name: req.listen.map(|l| l.name),
     };
-    // The child writes itself into every hierarchy, v2 included, before it
-    // execs init. Not CLONE_INTO_CGROUP: on kernels with the cgroup.kill
-    // sequence counter (6.15+), a child cloned into a cgroup that was ever
-    // killed through cgroup.kill is compared with the parent's counter and
-    // SIGKILLed at birth, which would make every restart die at once.
+    // Created inside its v2 cgroup (made anew for this start, see
+    // `cgroup::Instance::renew_v2`); the child writes itself into the v1
+    // hierarchies before it execs init.
     let cgroups = Cgroups {
-        into: None,
-        procs: req.cgroup.map_or(&[][..], |j| j.files()),
+        into: req.cgroup.and_then(|j| j.clone_into()),
+        procs: req.cgroup.map_or(&[][..], |j| j.after_clone()),
     };
     let launched =
         plan::start(init_exe, &spec, req.listen.map(|l| l.fd), cgroups).map_err(|e| match e {

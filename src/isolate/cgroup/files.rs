@@ -71,6 +71,22 @@ pub(super) fn rmdir(path: &Path) -> io::Result<()> {
     }
 }
 
+/// `rmdir` of each directory, all tried; the first error, naming its path.
+pub(super) fn rmdir_all<'a>(dirs: impl Iterator<Item = &'a Path>) -> io::Result<()> {
+    let mut first = Ok(());
+    for d in dirs {
+        if let Err(e) = rmdir(d) {
+            if first.is_ok() {
+                first = Err(io::Error::new(
+                    e.kind(),
+                    format!("rmdir {}: {e}", d.display()),
+                ));
+            }
+        }
+    }
+    first
+}
+
 pub(super) fn sigkill(pid: u32) {
     // pid 0 or 1 never come out of an instance's cgroup.procs read from the
     // host's pid namespace; refuse them anyway: kill(0) would hit our group.

@@ -24,6 +24,9 @@ pub struct Instance {
     /// OOM kills already reported (the counter's value at creation, then
     /// at the last `take_oom_kills`).
     pub(super) oom_seen: u64,
+    /// Its v2 cgroup was made anew for this start (`renew_v2`): a child may
+    /// be created in it with `CLONE_INTO_CGROUP`.
+    pub(super) fresh_v2: bool,
 }
 
 impl Instance {
@@ -80,11 +83,37 @@ impl Instance {
         Ok(())
     }
 
-    /// What the spawn path needs to start a child inside this cgroup. Opens
-    /// the v2 directory (for `CLONE_INTO_CGROUP`) and builds every path the
-    /// child writes to, so the child itself allocates nothing.
+    /// Removes its (empty) v2 cgroup and makes it again, so a child can be
+    /// created in it with `CLONE_INTO_CGROUP`. Why: a child created in a
+    /// cgroup is compared with the cgroup's `cgroup.kill` count and killed
+    /// at birth if they differ, and on some kernels (seen on 6.18) the count
+    /// it is compared with is the parent's, so once an instance's cgroup was
+    /// killed (every `ten stop`), each child created in it would die at
+    /// once; a new cgroup starts from no kill. Being created inside also
+    /// skips the migration a `cgroup.procs` write is, which takes the
+    /// kernel's global cgroup threadgroup lock for writing and waits for an
+    /// RCU grace period (milliseconds; see the README's Isolation figures).
+    /// A cgroup that cannot be removed (a process still in it) is kept, and
+    /// the child writes itself in instead.
+    pub(super) fn renew_v2(&mut self) -> Result<(), CgroupError> {
+        self.fresh_v2 = false;
+        let Some(d) = &self.v2 else {
+            return Ok(());
+        };
+        if rmdir(d).is_err() {
+            return Ok(());
+        }
+        mkdir(d)?;
+        self.fresh_v2 = true;
+        Ok(())
+    }
+
+    /// What the spawn path needs to start a child inside this cgroup: the
+    /// v2 directory opened for `CLONE_INTO_CGROUP` when it was made anew
+    /// for this start, and every `cgroup.procs` path the child may write
+    /// to, so the child itself allocates nothing.
     pub fn join(&self) -> Result<Join, CgroupError> {
-        let dir = match &self.v2 {
+        let dir = match self.v2.as_ref().filter(|_| self.fresh_v2) {
             Some(d) => Some(
                 rustix::fs::open(
                     d.as_path(),
@@ -206,18 +235,7 @@ impl Instance {
 
     /// Removes its directories. Errors with EBUSY while a process is left.
     pub fn remove(&self) -> io::Result<()> {
-        let mut first = Ok(());
-        for d in self.dirs() {
-            if let Err(e) = rmdir(d) {
-                if first.is_ok() {
-                    first = Err(io::Error::new(
-                        e.kind(),
-                        format!("rmdir {}: {e}", d.display()),
-                    ));
-                }
-            }
-        }
-        first
+        rmdir_all(self.dirs())
     }
 
     pub(super) fn oom_count(&self) -> Option<u64> {
@@ -293,25 +311,32 @@ impl Meter {
 /// to (the calling process) before it execs.
 #[derive(Debug)]
 pub struct Join {
-    // Unused while spawns write themselves into v2 instead of using
-    // CLONE_INTO_CGROUP (see `isolate::spawn` for the kernel issue).
-    #[allow(dead_code)]
+    /// Some only for a v2 cgroup made anew for this start.
     dir: Option<OwnedFd>,
     files: Vec<CString>,
 }
 
 impl Join {
     /// The instance's v2 directory, for `clone_args.cgroup` with
-    /// `CLONE_INTO_CGROUP` (Linux 5.7+). None without v2.
-    #[allow(dead_code)]
+    /// `CLONE_INTO_CGROUP` (Linux 5.7+). None without v2, or when its v2
+    /// cgroup could not be made anew (the child then writes itself in).
     pub fn clone_into(&self) -> Option<BorrowedFd<'_>> {
         use std::os::fd::AsFd;
         self.dir.as_ref().map(|d| d.as_fd())
     }
 
-    /// Every `cgroup.procs` file the child must enter, v2 first (so a
-    /// child created with `clone_into` skips the first).
+    /// Every `cgroup.procs` file, v2 first: what a child started without
+    /// `clone_into` (std's fork) writes itself into.
     pub fn files(&self) -> &[CString] {
         &self.files
+    }
+
+    /// What a child created with `clone_into` (when there is one) still
+    /// writes itself into: every file but the v2 one.
+    pub fn after_clone(&self) -> &[CString] {
+        match self.dir {
+            Some(_) => &self.files[1..],
+            None => &self.files,
+        }
     }
 }

@@ -388,9 +388,10 @@ fn a_reused_cgroup_is_emptied_and_sweep_clears_a_previous_run() {
 }
 
 /// clone3 with `CLONE_INTO_CGROUP`: the kernel places the child in the v2
-/// cgroup as it creates it; the child then enters v1 itself.
+/// cgroup as it creates it; the child then enters v1 itself. Twice, with a
+/// kill through `cgroup.kill` between: the second child (a restart) lives.
 #[test]
-fn clone3_into_cgroup_places_the_child_before_it_runs() {
+fn clone3_into_cgroup_places_the_child_before_it_runs_again_after_a_kill() {
     let Some(layout) = require_cgroups() else {
         return;
     };
@@ -399,10 +400,38 @@ fn clone3_into_cgroup_places_the_child_before_it_runs() {
         return;
     }
     let tree = TestTree::new(&layout);
-    let inst = tree.0.instance("svc@clone3", &Limits::default()).unwrap();
-    let join = inst.join().unwrap();
-    // The v1 files (after the v2 one), opened before clone3.
-    let v1_files: Vec<std::fs::File> = join.files()[1..]
+    for round in 0..2 {
+        let inst = tree.0.instance("svc@clone3", &Limits::default()).unwrap();
+        let join = inst.join().unwrap();
+        let pid = clone3_sleep(&join);
+        assert!(procs(inst.v2.as_deref().unwrap()).unwrap().contains(&pid));
+        assert!(
+            wait_until(Duration::from_secs(5), || {
+                std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| c.starts_with("/bin/sleep"))
+            }),
+            "round {round}: the child never ran /bin/sleep"
+        );
+        for d in &inst.v1 {
+            assert!(procs(&d.dir).unwrap().contains(&pid), "{}", d.dir.display());
+        }
+        assert!(inst.kill_and_wait(KILL_WAIT));
+        let p = Pid::from_raw(pid as i32).unwrap();
+        let (_, status) = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty())
+            .unwrap()
+            .unwrap();
+        assert_eq!(status.terminating_signal(), Some(libc::SIGKILL));
+    }
+    let inst = tree.0.adopt("svc@clone3", &Limits::default());
+    inst.remove().unwrap();
+}
+
+/// Starts /bin/sleep 30 with clone3 `CLONE_INTO_CGROUP` into `join`'s v2
+/// cgroup; the child writes itself into the rest before it execs.
+fn clone3_sleep(join: &Join) -> u32 {
+    // The files after the v2 one, opened before clone3.
+    let v1_files: Vec<std::fs::File> = join
+        .after_clone()
         .iter()
         .map(|f| {
             std::fs::OpenOptions::new()
@@ -415,7 +444,7 @@ fn clone3_into_cgroup_places_the_child_before_it_runs() {
         .iter()
         .map(std::os::fd::AsRawFd::as_raw_fd)
         .collect();
-    let fd = join.clone_into().expect("a v2 directory");
+    let fd = join.clone_into().expect("a v2 cgroup made anew");
     const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
     // SAFETY: clone_args is plain data; all-zero is its documented default
     // (no pidfd, no tid pointers, no stack: fork-like).
@@ -438,7 +467,6 @@ fn clone3_into_cgroup_places_the_child_before_it_runs() {
         )
     };
     if pid == 0 {
-        // Enter v1 through the fds opened before clone3.
         let mut code = 127;
         for &fd in &v1_procs {
             // SAFETY: writes one byte from a static string to an fd that
@@ -456,20 +484,5 @@ fn clone3_into_cgroup_places_the_child_before_it_runs() {
         unsafe { libc::_exit(code) };
     }
     assert!(pid > 0, "clone3: {}", std::io::Error::last_os_error());
-    let pid = pid as u32;
-    assert!(procs(inst.v2.as_deref().unwrap()).unwrap().contains(&pid));
-    assert!(wait_until(Duration::from_secs(5), || {
-        std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
-            .is_ok_and(|c| c.starts_with("/bin/sleep"))
-    }));
-    for d in &inst.v1 {
-        assert!(procs(&d.dir).unwrap().contains(&pid), "{}", d.dir.display());
-    }
-    assert!(inst.kill_and_wait(KILL_WAIT));
-    let p = Pid::from_raw(pid as i32).unwrap();
-    let (_, status) = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty())
-        .unwrap()
-        .unwrap();
-    assert_eq!(status.terminating_signal(), Some(libc::SIGKILL));
-    inst.remove().unwrap();
+    pid as u32
 }

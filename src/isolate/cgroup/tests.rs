@@ -1,6 +1,8 @@
 //! Unit tests of the cgroup files, detection and decisions, against fake
 //! directory trees and sample `/proc` texts.
 
+use std::ffi::CString;
+
 use super::*;
 
 const HYBRID_CGROUP: &str = "9:name=systemd:/\n8:pids:/\n6:freezer:/\n4:memory:/process_api/13b9\n2:cpuacct:/\n1:cpu:/\n0::/\n";
@@ -160,6 +162,7 @@ fn fake_instance(root: &Path, v2_controllers: Vec<Controller>, v1: &[&str]) -> I
         v1,
         limits: Limits::new(Some(64), Some(2048), Some(20)),
         oom_seen: 0,
+        fresh_v2: false,
     }
 }
 
@@ -223,17 +226,33 @@ fn hybrid_limits_go_to_v1_and_kill_stays_on_v2() {
 #[test]
 fn join_lists_every_procs_file_v2_first() {
     let root = scratch("join");
-    let inst = fake_instance(&root, Vec::new(), &["memory", "pids"]);
+    let mut inst = fake_instance(&root, Vec::new(), &["memory", "pids"]);
+    let names = |files: &[CString]| -> Vec<String> {
+        files
+            .iter()
+            .map(|c| c.to_str().unwrap().to_string())
+            .collect()
+    };
+    // A v2 cgroup that cannot be removed (here: files in it, as a process
+    // left in a real one) is kept: the child writes itself into all three.
+    inst.renew_v2().unwrap();
     let join = inst.join().unwrap();
-    assert!(join.clone_into().is_some());
-    let files: Vec<String> = join
-        .files()
-        .iter()
-        .map(|c| c.to_str().unwrap().to_string())
-        .collect();
+    assert!(join.clone_into().is_none());
+    let files = names(join.files());
     assert_eq!(files.len(), 3);
     assert!(files[0].ends_with("v2/tenement/svc@a/cgroup.procs"));
     assert!(files[1].ends_with("v1/memory/tenement/svc@a/cgroup.procs"));
+    assert_eq!(names(join.after_clone()), files);
+    // Made anew: created inside v2 (CLONE_INTO_CGROUP), then into v1.
+    let v2 = inst.v2.clone().unwrap();
+    std::fs::remove_dir_all(&v2).unwrap();
+    std::fs::create_dir(&v2).unwrap();
+    inst.renew_v2().unwrap();
+    assert!(v2.is_dir());
+    let join = inst.join().unwrap();
+    assert!(join.clone_into().is_some());
+    assert_eq!(names(join.files()), files);
+    assert_eq!(names(join.after_clone()), files[1..]);
     let _ = std::fs::remove_dir_all(&root);
 }
 

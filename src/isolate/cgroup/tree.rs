@@ -148,8 +148,10 @@ impl Tree {
 
     /// Creates (or reuses) the cgroup of one instance and sets its limits.
     /// A reused cgroup is emptied first: what is in it was left by an
-    /// earlier run and must not share the new run's limits. Fails, naming
-    /// the setting, when a limit needs a controller nobody offers.
+    /// earlier run and must not share the new run's limits. Its v2 cgroup
+    /// is then made anew (see `Instance::renew_v2`), so the child can be
+    /// created inside it. Fails, naming the setting, when a limit needs a
+    /// controller nobody offers.
     pub fn instance(&self, name: &str, limits: &Limits) -> Result<Instance, CgroupError> {
         for c in Controller::ALL {
             if limits.wants(c) && self.version_of(c).is_none() {
@@ -166,8 +168,9 @@ impl Tree {
         if inst.populated() {
             inst.kill_and_wait(KILL_WAIT);
         }
-        inst.apply_limits()?;
         let mut inst = inst;
+        inst.renew_v2()?;
+        inst.apply_limits()?;
         inst.oom_seen = inst.oom_count().unwrap_or(0);
         Ok(inst)
     }
@@ -187,6 +190,7 @@ impl Tree {
                 .collect(),
             limits,
             oom_seen: 0,
+            fresh_v2: false,
         }
     }
 
@@ -238,18 +242,7 @@ impl Tree {
     /// directory that could not be removed (EBUSY: something still in it).
     pub fn remove(&self) -> io::Result<()> {
         self.sweep();
-        let mut first = Ok(());
-        for dir in self.dirs() {
-            if let Err(e) = rmdir(dir) {
-                if first.is_ok() {
-                    first = Err(io::Error::new(
-                        e.kind(),
-                        format!("rmdir {}: {e}", dir.display()),
-                    ));
-                }
-            }
-        }
-        first
+        rmdir_all(self.dirs())
     }
 }
 
