@@ -60,7 +60,7 @@ fn config(level: &str, extra: &str, escape_env: &str) -> String {
     )
 }
 
-fn escape_env(s: &Server) -> String {
+fn escape_env(s: &Server, name: &str) -> String {
     let d = &s.data_dir;
     let read = [
         d.join("esc/b").display().to_string(),
@@ -71,13 +71,20 @@ fn escape_env(s: &Server) -> String {
         "/etc/shadow".to_string(),
     ];
     format!(
-        "ESCAPE_READ = \"{}\"\nESCAPE_WRITE = \"/:/etc:/var/tmp:{}:{}\"\nESCAPE_SOCK = \"{}\"\nESCAPE_PID = \"{}\"\n",
+        "ESCAPE_READ = \"{}\"\nESCAPE_WRITE = \"/:/etc:/var/tmp:{}:{}\"\nESCAPE_SOCK = \"{}\"\nESCAPE_PID = \"{}\"\nESCAPE_HOST_FILE = \"{}\"\n",
         read.join(":"),
         fixture("").display(),
         s.root().display(),
         d.join(".tenement/ten.sock").display(),
         std::process::id(),
+        host_tmp_file(name).display(),
     )
+}
+
+/// A file in the host's /tmp, there while the escape app reports: a
+/// namespaced instance has a /tmp of its own and must not see it.
+fn host_tmp_file(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(format!("/tmp/ten-escape-{name}-{}", std::process::id()))
 }
 
 /// Starts a server at `level`, with tenant `b` holding a secret, and
@@ -86,13 +93,15 @@ fn run(name: &str, level: &str, extra: &str) -> (Server, serde_json::Value) {
     // The env table needs the server's paths: start once to learn them,
     // then write the real config and reload.
     let mut server = Server::start(name, &config("process", "", ""));
-    let text = config(level, extra, &escape_env(&server));
+    let text = config(level, extra, &escape_env(&server, name));
     std::fs::write(&server.config, text).unwrap();
     server.restart();
     server.ten_ok(&["spawn", "esc:b", "--wait"]);
     std::fs::write(server.instance_dir("esc", "b").join("secret"), "b's").unwrap();
     server.ten_ok(&["spawn", "esc:a", "--wait"]);
+    std::fs::write(host_tmp_file(name), "host").unwrap();
     let report = server.echo("a.esc.localhost", "/");
+    let _ = std::fs::remove_file(host_tmp_file(name));
     (server, report)
 }
 
@@ -115,6 +124,8 @@ fn namespace_instance_sees_only_itself() {
     assert_eq!(s(&r, "signal_host"), "ESRCH", "{r}");
     assert_eq!(s(&r, "write_data_dir"), "ok", "{r}");
     assert_eq!(s(&r, "write_tmp"), "ok", "{r}");
+    // Its /tmp is its own: a file in the host's is not there.
+    assert_eq!(r["host_tmp_file"], false, "{r}");
     // Tenement's data dir is an empty folder inside, the config /dev/null.
     let d = &server.data_dir;
     for p in [
@@ -163,6 +174,7 @@ fn sandbox_instance_cannot_escape() {
     }
     assert_eq!(s(&r, "write_data_dir"), "ok", "{r}");
     assert_eq!(s(&r, "write_tmp"), "ok", "{r}");
+    assert_eq!(r["host_tmp_file"], false, "{r}");
     assert_ne!(s(&r, "connect_sock"), "ok", "{r}");
     assert!(
         server.log().contains("isolation sandbox"),

@@ -245,6 +245,49 @@ mod tests {
         }
     }
 
+    /// A systemd service with `Delegate=yes`: `ten serve` alone in its
+    /// cgroup, controllers offered. It moves itself into a leaf and the
+    /// instances' tree goes inside the service's cgroup, never at the root.
+    /// With another process in the service's cgroup, the tree goes to the
+    /// root (where the rule does not apply), never moving that process.
+    #[test]
+    fn under_a_delegated_service_the_tree_goes_inside_its_cgroup() {
+        let mount = scratch("delegate");
+        let own = mount.join("system.slice/ten.service");
+        std::fs::create_dir_all(own.join("supervisor")).unwrap();
+        files(&own, &["cgroup.type", "cgroup.subtree_control"]);
+        std::fs::write(own.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+        std::fs::write(own.join("cgroup.procs"), "4242\n").unwrap();
+        files(&own.join("supervisor"), &["cgroup.procs"]);
+        std::fs::create_dir_all(own.join("tenement-x")).unwrap();
+        files(&own.join("tenement-x"), &["cgroup.subtree_control"]);
+        let h = Hierarchy {
+            controllers: Vec::new(),
+            mount: mount.clone(),
+            own: own.clone(),
+        };
+        let tree = prepare_tree(&h, "tenement-x", 4242).unwrap();
+        assert_eq!(tree.dir, own.join("tenement-x"));
+        assert_eq!(tree.moved_to, Some(own.join("supervisor")));
+        assert_eq!(
+            std::fs::read_to_string(own.join("supervisor/cgroup.procs")).unwrap(),
+            "4242"
+        );
+        // Someone else in the service's cgroup: left where it is.
+        std::fs::write(own.join("cgroup.procs"), "4242\n777\n").unwrap();
+        std::fs::write(own.join("supervisor/cgroup.procs"), "").unwrap();
+        std::fs::create_dir_all(mount.join("tenement-x")).unwrap();
+        files(&mount.join("tenement-x"), &["cgroup.subtree_control"]);
+        let tree = prepare_tree(&h, "tenement-x", 4242).unwrap();
+        assert_eq!(tree.dir, mount.join("tenement-x"));
+        assert_eq!(tree.moved_to, None);
+        assert_eq!(
+            std::fs::read_to_string(own.join("supervisor/cgroup.procs")).unwrap(),
+            ""
+        );
+        let _ = std::fs::remove_dir_all(&mount);
+    }
+
     #[test]
     fn memory_without_swap_accounting_sets_only_memory_max() {
         let dir = scratch("noswap");
