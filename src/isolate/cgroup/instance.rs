@@ -27,6 +27,8 @@ pub struct Instance {
     /// Its v2 cgroup was made anew for this start (`renew_v2`): a child may
     /// be created in it with `CLONE_INTO_CGROUP`.
     pub(super) fresh_v2: bool,
+    /// The kernel has `CLONE_INTO_CGROUP` (see `Tree::clone_into`).
+    pub(super) clone_into: bool,
 }
 
 impl Instance {
@@ -94,10 +96,10 @@ impl Instance {
     /// kernel's global cgroup threadgroup lock for writing and waits for an
     /// RCU grace period (milliseconds; see the README's Isolation figures).
     /// A cgroup that cannot be removed (a process still in it) is kept, and
-    /// the child writes itself in instead.
+    /// the child writes itself in instead, as on kernels before 5.7.
     pub(super) fn renew_v2(&mut self) -> Result<(), CgroupError> {
         self.fresh_v2 = false;
-        let Some(d) = &self.v2 else {
+        let Some(d) = self.v2.as_ref().filter(|_| self.clone_into) else {
             return Ok(());
         };
         if rmdir(d).is_err() {

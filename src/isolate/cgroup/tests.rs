@@ -3,6 +3,7 @@
 
 use std::ffi::CString;
 
+use super::tree::kernel_has_clone_into_cgroup;
 use super::*;
 
 const HYBRID_CGROUP: &str = "9:name=systemd:/\n8:pids:/\n6:freezer:/\n4:memory:/process_api/13b9\n2:cpuacct:/\n1:cpu:/\n0::/\n";
@@ -163,6 +164,7 @@ fn fake_instance(root: &Path, v2_controllers: Vec<Controller>, v1: &[&str]) -> I
         limits: Limits::new(Some(64), Some(2048), Some(20)),
         oom_seen: 0,
         fresh_v2: false,
+        clone_into: true,
     }
 }
 
@@ -253,7 +255,33 @@ fn join_lists_every_procs_file_v2_first() {
     assert!(join.clone_into().is_some());
     assert_eq!(names(join.files()), files);
     assert_eq!(names(join.after_clone()), files[1..]);
+    // A kernel without CLONE_INTO_CGROUP: the cgroup stays as it is and
+    // the child writes itself into all three.
+    inst.clone_into = false;
+    std::fs::write(v2.join("marker"), "").unwrap();
+    inst.renew_v2().unwrap();
+    assert!(v2.join("marker").exists());
+    let join = inst.join().unwrap();
+    assert!(join.clone_into().is_none());
+    assert_eq!(names(join.after_clone()), files);
     let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn clone_into_cgroup_is_used_from_linux_5_7() {
+    for (release, has) in [
+        ("6.18.44-fc-v1045", true),
+        ("5.7.0", true),
+        ("5.15.0-91-generic", true),
+        ("5.6.19", false),
+        ("5.4.0-150-generic", false),
+        ("4.19.0-26-amd64", false),
+        ("10.0", true),
+        ("garbage", false),
+        ("6", false),
+    ] {
+        assert_eq!(kernel_has_clone_into_cgroup(release), has, "{release}");
+    }
 }
 
 #[test]
@@ -307,6 +335,7 @@ fn a_limit_without_its_controller_is_refused() {
         }],
         v2_skipped: None,
         moved_to: None,
+        clone_into: true,
     };
     let e = tree
         .instance("svc@a", &Limits::new(None, None, Some(10)))

@@ -35,6 +35,12 @@ pub struct Tree {
     pub(super) v2_skipped: Option<String>,
     /// Set when `ten serve` moved itself into a leaf of its v2 cgroup.
     pub(super) moved_to: Option<PathBuf>,
+    /// The kernel creates a child inside a cgroup (`CLONE_INTO_CGROUP`,
+    /// Linux 5.7+); older ones refuse the flag, and their children write
+    /// themselves into v2 too. Absent from an older image's hand-over:
+    /// asked of the kernel then.
+    #[serde(default = "this_kernel_has_clone_into_cgroup")]
+    pub(super) clone_into: bool,
 }
 
 impl Tree {
@@ -50,6 +56,7 @@ impl Tree {
             v1: Vec::new(),
             v2_skipped: None,
             moved_to: None,
+            clone_into: this_kernel_has_clone_into_cgroup(),
         };
         if let Some(h) = &layout.v2 {
             match v2::prepare_tree(h, name, std::process::id()) {
@@ -191,6 +198,7 @@ impl Tree {
             limits,
             oom_seen: 0,
             fresh_v2: false,
+            clone_into: self.clone_into,
         }
     }
 
@@ -243,6 +251,24 @@ impl Tree {
     pub fn remove(&self) -> io::Result<()> {
         self.sweep();
         rmdir_all(self.dirs())
+    }
+}
+
+fn this_kernel_has_clone_into_cgroup() -> bool {
+    rustix::system::uname()
+        .release()
+        .to_str()
+        .is_ok_and(kernel_has_clone_into_cgroup)
+}
+
+/// Whether a kernel release (`uname -r`, e.g. `6.18.44-fc`) is Linux 5.7 or
+/// later, which creates a child inside a cgroup (`CLONE_INTO_CGROUP`).
+pub(super) fn kernel_has_clone_into_cgroup(release: &str) -> bool {
+    let mut parts = release.split(['.', '-']);
+    let mut number = || parts.next().and_then(|p| p.parse::<u32>().ok());
+    match (number(), number()) {
+        (Some(major), Some(minor)) => (major, minor) >= (5, 7),
+        _ => false,
     }
 }
 
