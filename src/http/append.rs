@@ -11,6 +11,9 @@
 /// the two share); longer slices go through `extend_from_slice`.
 #[inline]
 pub fn append(out: &mut Vec<u8>, bytes: &[u8]) {
+    // One allocation at most, of the size `extend_from_slice` would ask for
+    // (the first word alone could otherwise grow `out` short of the rest).
+    out.reserve(bytes.len());
     match bytes.len() {
         0..=3 => {
             for &b in bytes {
