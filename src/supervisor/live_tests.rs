@@ -113,11 +113,7 @@ fn config(dir: &Path, services: Vec<Service>) -> Config {
 }
 
 fn key(service: &str, id: &str) -> InstanceKey {
-    // Built directly: names::check belongs to another module.
-    InstanceKey {
-        service: service.into(),
-        id: id.into(),
-    }
+    InstanceKey::new(service, id).expect("a valid test key")
 }
 
 /// A running supervisor and the test's own reply channel.
@@ -133,6 +129,15 @@ struct Harness {
 }
 
 impl Harness {
+    /// Spawns `key` (waiting until it is ready with `wait`): its JSON.
+    fn spawn(&mut self, key: &InstanceKey, weight: Option<u8>, wait: bool) -> serde_json::Value {
+        done(self.send(Command::Spawn {
+            key: key.clone(),
+            weight,
+            wait,
+        }))
+    }
+
     fn start(config: Config, data_dir: &Path) -> Harness {
         Harness::start_handed(config, data_dir, None)
     }
@@ -247,11 +252,7 @@ fn a_handed_over_instance_is_adopted_with_its_process() {
     let cfg = || config(&dir, vec![python("web", BACKEND)]);
     let mut h = Harness::start(cfg(), &dir);
     let k = key("web", "alice");
-    done(h.send(Command::Spawn {
-        key: k.clone(),
-        weight: Some(40),
-        wait: true,
-    }));
+    h.spawn(&k, Some(40), true);
     let before = h.view(&k).expect("listed");
     let pid = before.pid.expect("runs");
     assert!(h.handle.send(Command::HandOver, None));
@@ -286,11 +287,7 @@ fn spawn_then_await_ready_serves_http() {
     let dir = TempDir::new("spawn");
     let mut h = Harness::start(config(&dir, vec![python("web", BACKEND)]), &dir);
     let k = key("web", "alice");
-    let v = done(h.send(Command::Spawn {
-        key: k.clone(),
-        weight: None,
-        wait: false,
-    }));
+    let v = h.spawn(&k, None, false);
     assert_eq!(v["instance"], "web:alice");
     assert_eq!(v["weight"], 100);
     assert!(v["pid"].as_u64().is_some(), "{v}");
@@ -365,11 +362,7 @@ fn killed_child_is_restarted_with_a_new_pid() {
     let dir = TempDir::new("restart");
     let mut h = Harness::start(config(&dir, vec![python("web", BACKEND)]), &dir);
     let k = key("web", "a");
-    done(h.send(Command::Spawn {
-        key: k.clone(),
-        weight: None,
-        wait: true,
-    }));
+    h.spawn(&k, None, true);
     let old = h.view(&k).unwrap().pid.unwrap();
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(old as i32).unwrap(),
@@ -409,11 +402,7 @@ fn stop_kills_a_forked_grandchild() {
     ];
     let mut h = Harness::start(cfg, &dir);
     let k = key("web", "g");
-    done(h.send(Command::Spawn {
-        key: k.clone(),
-        weight: None,
-        wait: true,
-    }));
+    h.spawn(&k, None, true);
     let pid = h.view(&k).unwrap().pid.unwrap();
     let grandchild: u32 = std::fs::read_to_string(dir.join("web/g/grandchild.pid"))
         .unwrap()
@@ -442,11 +431,7 @@ fn stop_without_storage_persist_deletes_the_data_dir() {
     svc.storage_persist = false;
     let mut h = Harness::start(config(&dir, vec![svc]), &dir);
     let k = key("tmp", "x");
-    done(h.send(Command::Spawn {
-        key: k.clone(),
-        weight: None,
-        wait: false,
-    }));
+    h.spawn(&k, None, false);
     assert!(dir.join("tmp/x").is_dir());
     done(h.send(Command::Stop { key: k }));
     assert!(!dir.join("tmp/x").exists());
@@ -489,11 +474,7 @@ fn max_instances_caps_a_service() {
     let mut svc = python("web", BACKEND);
     svc.max_instances = 1;
     let mut h = Harness::start(config(&dir, vec![svc]), &dir);
-    done(h.send(Command::Spawn {
-        key: key("web", "a"),
-        weight: None,
-        wait: false,
-    }));
+    h.spawn(&key("web", "a"), None, false);
     match h.send(Command::Spawn {
         key: key("web", "b"),
         weight: None,
@@ -514,11 +495,7 @@ fn health_path_weight_route_and_deploy() {
     svc.health = Some("/health".into());
     let mut h = Harness::start(config(&dir, vec![svc]), &dir);
     let (blue, green) = (key("api", "blue"), key("api", "green"));
-    done(h.send(Command::Spawn {
-        key: blue.clone(),
-        weight: Some(100),
-        wait: true,
-    }));
+    h.spawn(&blue, Some(100), true);
     let v = done(h.send(Command::Deploy {
         key: green.clone(),
         weight: 30,
@@ -672,11 +649,7 @@ fn unhealthy_instance_is_restarted() {
     cfg.settings.health_check_interval = Duration::from_millis(100);
     let mut h = Harness::start(cfg, &dir);
     let k = key("api", "a");
-    done(h.send(Command::Spawn {
-        key: k.clone(),
-        weight: None,
-        wait: true,
-    }));
+    h.spawn(&k, None, true);
     let old = h.view(&k).unwrap().pid.unwrap();
     std::fs::write(dir.join("api/a/sick"), "").unwrap();
     h.wait_for("degraded", |s| {
@@ -705,11 +678,7 @@ fn refused_is_answered_after_a_check_or_the_restart() {
     let dir = TempDir::new("refused");
     let mut h = Harness::start(config(&dir, vec![python("web", BACKEND)]), &dir);
     let k = key("web", "a");
-    done(h.send(Command::Spawn {
-        key: k.clone(),
-        weight: None,
-        wait: true,
-    }));
+    h.spawn(&k, None, true);
     // It accepts: the immediate check passes and the request goes ahead.
     assert!(matches!(
         h.send(Command::Refused { key: k.clone() }),
