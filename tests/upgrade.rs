@@ -3,9 +3,10 @@
 //! keep-alive ones) none fails, the server's pid and the instance's pid
 //! stay, and the instance's log goes on; a broken new binary leaves the old
 //! one serving, and so does an exec that fails after the hand-over and a
-//! new binary that dies right after the exec (the old binary's keeper
-//! serves on the same sockets); a reload that changes `workers` and `listen` moves the front without
-//! restarting instances.
+//! new binary that dies or hangs right after the exec (the old binary's
+//! keeper serves on the same sockets); `ten logs -f` goes on across an
+//! upgrade; a reload that changes `workers` and `listen` moves the front
+//! without restarting instances.
 //!
 //! The server runs from a copy of the binary in the test's own folder, so
 //! the test can replace that file as an operator would (copy, rename).
@@ -63,6 +64,14 @@ impl Bin {
     /// A new "binary" that is a shell script failing at once.
     fn replace_with_broken(&self) {
         self.replace_with_script("#!/bin/sh\necho 'this binary is broken' >&2\nexit 1\n");
+    }
+
+    /// A new "binary" that passes the self-check (the real binary's) and,
+    /// executed with the hand-over, runs the shell lines `then`.
+    fn replace_with_checked(&self, then: &str) {
+        self.replace_with_script(&format!(
+            "#!/bin/sh\nif [ -n \"$TENEMENT_UPGRADE_CHECK\" ]; then exec {BIN} \"$@\"; fi\n{then}\n"
+        ));
     }
 
     /// A new "binary" that is the shell script `text`.
@@ -430,6 +439,18 @@ fn keeper_pid(log: &str) -> u32 {
         .unwrap_or_else(|| panic!("no keeper in the log:\n{log}"))
 }
 
+/// `ten upgrade` exits 1 saying the upgrade failed because `why`.
+fn upgrade_fails(s: &Server, why: &str) {
+    let out = s.ten(&["upgrade"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("upgrade failed") && err.contains(why),
+        "{err}\n{}",
+        s.log()
+    );
+}
+
 /// A `ten serve` the test did not start itself (the keeper that took
 /// over): SIGTERM on drop, and wait until it is gone.
 struct Adopted(u32);
@@ -490,19 +511,9 @@ fn a_new_binary_that_dies_after_the_exec_leaves_the_old_one_serving() {
         .expect("timeout");
     assert_eq!(get(&mut kept, "/before", true), Ok(false));
 
-    // Passes its self-check (the real binary's), then exits as soon as it
-    // is executed with the hand-over.
-    bin.replace_with_script(&format!(
-        "#!/bin/sh\nif [ -n \"$TENEMENT_UPGRADE_CHECK\" ]; then exec {BIN} \"$@\"; fi\necho 'this binary dies at once' >&2\nexit 3\n"
-    ));
-    let out = s.ten(&["upgrade"]);
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
-    let err = stderr(&out);
-    assert!(
-        err.contains("upgrade failed") && err.contains("exited before it served"),
-        "{err}\n{}",
-        s.log()
-    );
+    // Exits as soon as it is executed with the hand-over.
+    bin.replace_with_checked("echo 'this binary dies at once' >&2\nexit 3");
+    upgrade_fails(&s, "exited before it served");
     assert!(
         wait_until(DEADLINE, || !pid_alive(pid)),
         "pid {pid} still runs"
@@ -630,4 +641,26 @@ fn logs_follow_goes_on_across_an_upgrade_without_repeating_a_line() {
     for line in ["/line-before-the-upgrade", "/line-after-the-upgrade"] {
         assert_eq!(text.matches(line).count(), 1, "{line} shown twice:\n{text}");
     }
+}
+
+#[test]
+fn a_new_binary_that_hangs_after_the_exec_is_killed_and_the_old_one_serves() {
+    let bin = Bin::new("hangs");
+    let s = start("upgrade-hangs", &config(), &bin);
+    let pid = s.pid().expect("server runs");
+    s.wait_running("web:a");
+    // Never serves: it sleeps in the server's pid with every socket open.
+    bin.replace_with_checked("exec sleep 600");
+    upgrade_fails(&s, "did not serve within 30s and was killed");
+    assert!(
+        wait_until(DEADLINE, || !pid_alive(pid)),
+        "the hung image {pid} still runs"
+    );
+    let status = upgrade_status(&s);
+    let keeper = status["pid"].as_u64().expect("a pid") as u32;
+    let _keeper = Adopted(keeper);
+    assert_ne!(keeper, pid);
+    assert_eq!(status["last"]["ok"], false, "{status}");
+    s.echo("a.web.localhost", "/served-after-the-hang");
+    s.wait_running("web:a");
 }
