@@ -10,7 +10,7 @@ help:
 	@echo "make demo    build, run the notes example on port $(PORT), Ctrl-C to stop"
 	@echo "make test    run the unit and integration tests"
 	@echo "make build   release build: target/release/ten"
-	@echo "make bench   ten vs nginx vs HAProxy, HTTP and HTTPS; wake and isolation cost vs bwrap (installs them if missing)"
+	@echo "make bench   ten vs nginx vs HAProxy, HTTP and HTTPS; wake and isolation cost vs bwrap; 10,000 instances (installs them if missing)"
 	@echo "make static  static musl binary: target/$(MUSL)/release/ten"
 	@echo "make lint    cargo fmt --check and clippy -D warnings"
 	@echo "make clean   remove build output"
@@ -32,7 +32,9 @@ demo: build
 # handshake per request). Installs nginx, haproxy, wrk and openssl if missing.
 # Then wake latency, upgrades in place under load, spawn and wake per
 # isolation level next to bubblewrap (as root; installs bubblewrap), and
-# `ten move` of 10 MB and 1 GB under load.
+# `ten move` of 10 MB and 1 GB under load. Last, scale: 10,000 sleeping and
+# 1,000 running instances of a tiny static C app (start, ps, RSS, idle CPU,
+# a wake storm of 200).
 bench: build static
 	./tests/bench/run.sh
 	./tests/bench/https.sh
@@ -40,6 +42,7 @@ bench: build static
 	./tests/bench/upgrade.sh
 	./tests/bench/isolation.sh
 	./tests/bench/move.sh
+	./tests/bench/scale.sh
 
 # ring (rustls' crypto) compiles C and assembly for the target: musl-gcc
 # from Debian's musl-tools, installed here when missing.

@@ -89,7 +89,7 @@ fn snapshot(backend: SocketAddr) -> Snapshot {
         domain: "example.com".into(),
         by_key: HashMap::from([(("bench".into(), "main".into()), 0)]),
         services: BTreeMap::from([("bench".into(), vec![0])]),
-        instances: vec![view],
+        instances: vec![view.into()],
         ..Snapshot::default()
     }
 }

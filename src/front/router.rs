@@ -195,7 +195,7 @@ pub(crate) mod tests {
                 .entry(v.service.to_string())
                 .or_default()
                 .push(i);
-            snap.instances.push(v);
+            snap.instances.push(v.into());
         }
         snap
     }

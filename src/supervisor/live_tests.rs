@@ -304,7 +304,8 @@ fn spawn_then_await_ready_serves_http() {
 
     let view = h.view(&k).unwrap();
     assert_eq!((view.state, view.health), (State::Running, Health::Healthy));
-    assert!(view.memory_bytes.unwrap_or(0) > 0);
+    let cgroup = view.meter.as_ref().and_then(|m| m.stats().memory_bytes);
+    assert!(cgroup.or(view.stats.memory()).unwrap_or(0) > 0);
     assert!(h.published.load().services.contains_key("web"));
     assert!(dir.join("web/alice").is_dir());
 

@@ -144,11 +144,15 @@ impl Ring {
     }
 }
 
-/// One instance's log file, kept open between writes.
+/// One instance's log file, opened at the first write and kept open
+/// between writes (an instance that never writes, like one restored
+/// asleep, costs no descriptor and no file).
 #[derive(Debug)]
 pub struct LogFile {
     path: PathBuf,
     file: Option<File>,
+    /// Opened (or tried) once: a failed open is not retried per line.
+    opened: bool,
     size: u64,
     max_bytes: u64,
     keep: u32,
@@ -156,22 +160,23 @@ pub struct LogFile {
 }
 
 impl LogFile {
-    /// Opens (appending) or creates the file and its folders. Never fails:
-    /// an unwritable log is reported and skipped.
+    /// The log at `path`, opened (appending) or created with its folders
+    /// at the first write. Never fails: an unwritable log is reported and
+    /// skipped.
     pub fn open(path: PathBuf, max_bytes: u64, keep: u32) -> LogFile {
-        let mut log = LogFile {
+        LogFile {
             path,
             file: None,
+            opened: false,
             size: 0,
             max_bytes,
             keep,
             failed: false,
-        };
-        log.reopen();
-        log
+        }
     }
 
     fn reopen(&mut self) {
+        self.opened = true;
         if let Some(dir) = self.path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
@@ -207,6 +212,9 @@ impl LogFile {
     /// an equal line written at another moment.
     pub fn write(&mut self, stream: &str, text: &str) -> String {
         let time = crate::log::timestamp();
+        if !self.opened {
+            self.reopen();
+        }
         let line = format!("{time} {stream} {text}\n");
         if self.max_bytes > 0 && self.size > 0 && self.size + line.len() as u64 > self.max_bytes {
             self.rotate();
@@ -382,5 +390,22 @@ mod tests {
         assert!(path.with_extension("log.1").exists());
         assert!(path.with_extension("log.2").exists());
         assert!(!path.with_extension("log.3").exists());
+    }
+
+    #[test]
+    fn log_file_is_created_at_the_first_write_and_appends() {
+        let dir = crate::state::testdir::TempDir::new("loglazy");
+        let path = dir.join("svc").join("a.log");
+        let mut log = LogFile::open(path.clone(), 0, 1);
+        assert!(!path.exists(), "opened before anything was written");
+        assert!(!path.parent().unwrap().exists());
+        log.write("stdout", "one");
+        drop(log);
+        let mut again = LogFile::open(path.clone(), 0, 1);
+        again.write("stderr", "two");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].ends_with(" stdout one") && lines[1].ends_with(" stderr two"));
     }
 }

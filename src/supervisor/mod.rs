@@ -22,8 +22,10 @@ pub mod ports;
 pub mod reply;
 pub mod snapshot;
 mod spawn_rate;
+mod spread;
 mod subscribers;
 pub mod table;
+mod timers;
 mod worker;
 
 use std::path::PathBuf;
@@ -115,6 +117,9 @@ pub fn start(
     let handed = handed.unwrap_or_default();
     supervisor.prepare_host(handed.cgroups, &handed.instances);
     supervisor.restore(registry, handed.instances)?;
+    // The registry as read and the first save were the largest buffers the
+    // server makes; with thousands of entries their pages would stay ours.
+    crate::sys::memory::trim();
     supervisor.beat = crate::notify::heartbeat("supervisor", waker.clone());
     supervisor.moves.waker = Some(waker.clone());
     let thread = std::thread::Builder::new()

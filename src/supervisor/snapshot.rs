@@ -95,9 +95,8 @@ pub struct InstanceView {
     pub restarts: u32,
     /// When the current process started; None when not running.
     pub started_at: Option<SystemTime>,
-    /// At the snapshot: its cgroup's memory (else its process's RSS).
-    pub memory_bytes: Option<u64>,
-    /// Reads its cgroup's memory and CPU live; None without a cgroup.
+    /// Reads its cgroup's memory and CPU live; None without a cgroup
+    /// (then `stats.memory()` has its process's RSS, sampled on a timer).
     pub meter: Option<crate::isolate::cgroup::Meter>,
     /// Processes OOM-killed at its `memory_limit_mb`.
     pub oom_kills: u64,
@@ -106,7 +105,6 @@ pub struct InstanceView {
     pub storage_bytes: Option<u64>,
     /// `storage_quota_mb` in bytes.
     pub storage_quota_bytes: Option<u64>,
-    pub last_check: Option<CheckResult>,
     /// From the service: how long to wait for a response head.
     pub request_timeout: Duration,
     /// From the service: how long a request may be held while it starts.
@@ -181,6 +179,13 @@ pub struct InstanceStats {
     /// entry plus +Inf.
     pub wake_buckets: [AtomicU64; 9],
     pub wake_sum_us: AtomicU64,
+    /// The process's RSS at the last sample plus one (0: none), for an
+    /// instance without a cgroup. The supervisor samples it on a timer;
+    /// a new sample needs no new snapshot.
+    memory_sample: AtomicU64,
+    /// The last health or readiness check: written by the supervisor after
+    /// every check, read by the API, with no new snapshot per check.
+    last_check: std::sync::Mutex<Option<CheckResult>>,
 }
 
 /// Upper bounds (seconds) of the wake duration histogram buckets; the last
@@ -188,6 +193,32 @@ pub struct InstanceStats {
 pub const WAKE_BUCKETS: [f64; 8] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 impl InstanceStats {
+    /// The last memory sample (without a cgroup), if any.
+    pub fn memory(&self) -> Option<u64> {
+        self.memory_sample.load(Ordering::Relaxed).checked_sub(1)
+    }
+
+    /// Records a memory sample (None: it could not be read).
+    pub fn set_memory(&self, bytes: Option<u64>) {
+        let v = bytes.map_or(0, |b| b.saturating_add(1));
+        self.memory_sample.store(v, Ordering::Relaxed);
+    }
+
+    /// The result of the last check, if any.
+    pub fn last_check(&self) -> Option<CheckResult> {
+        match self.last_check.lock() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn set_last_check(&self, check: CheckResult) {
+        match self.last_check.lock() {
+            Ok(mut g) => *g = Some(check),
+            Err(poisoned) => *poisoned.into_inner() = Some(check),
+        }
+    }
+
     /// Marks activity now. Written at most once a millisecond, so loops
     /// busy with the same instance do not keep taking its cache line.
     pub fn touch(&self) {
@@ -301,8 +332,10 @@ impl InstanceView {
 pub struct Snapshot {
     /// The listener's root domain, lowercased.
     pub domain: String,
-    /// All known instances, sorted by (service, id).
-    pub instances: Vec<InstanceView>,
+    /// All known instances, sorted by (service, id). Each view is shared
+    /// with the snapshots before it for as long as the instance does not
+    /// change, so a publish costs what changed plus a pointer per instance.
+    pub instances: Vec<Arc<InstanceView>>,
     /// (service, id) -> index into `instances`.
     pub by_key: HashMap<(String, String), usize>,
     /// Configured service names -> indexes of their instances in `instances`.
@@ -326,7 +359,7 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn get(&self, service: &str, id: &str) -> Option<&InstanceView> {
-        self.index_of(service, id).map(|i| &self.instances[i])
+        self.index_of(service, id).map(|i| &*self.instances[i])
     }
 
     /// The index of `service:id` in `instances`. Found by borrowed keys
@@ -338,6 +371,7 @@ impl Snapshot {
             .binary_search_by(|v| (v.service.as_str(), v.id.as_str()).cmp(&(service, id)));
         match found {
             Ok(i) => Some(i),
+            Err(_) if self.by_key.is_empty() => None,
             Err(_) => self
                 .by_key
                 .get(&(service.to_string(), id.to_string()))
@@ -399,12 +433,10 @@ impl InstanceView {
             weight: 100,
             restarts: 0,
             started_at: None,
-            memory_bytes: None,
             meter: None,
             oom_kills: 0,
             storage_bytes: None,
             storage_quota_bytes: None,
-            last_check: None,
             request_timeout: Duration::from_secs(60),
             startup_timeout: Duration::from_secs(10),
             isolation: crate::config::Isolation::Process,

@@ -132,7 +132,7 @@ impl Subscribers {
     /// After a publish: an `instance` event (the view itself; the front
     /// makes its JSON) for every instance whose state, health, weight, pid
     /// or restart count changed, and `removed` for those that are gone.
-    pub fn changes(&mut self, instances: &[InstanceView]) {
+    pub fn changes(&mut self, instances: &[Arc<InstanceView>]) {
         let mut current = HashMap::with_capacity(instances.len());
         for v in instances {
             let seen = Seen {
@@ -144,7 +144,7 @@ impl Subscribers {
             };
             let name = v.key();
             if self.seen.get(&name) != Some(&seen) {
-                let view = Arc::new(v.clone());
+                let view = v.clone();
                 self.send_events(&v.id, || Reply::Instance(view.clone()));
             }
             current.insert(name, seen);
@@ -277,12 +277,12 @@ mod tests {
         );
         let mut v = InstanceView::for_test("api", "prod", State::Running, 30000);
         v.pid = Some(5);
-        subs.changes(std::slice::from_ref(&v));
+        subs.changes(&[Arc::new(v.clone())]);
         // Only the uptime moved (a later publish): nothing to announce.
         v.started_at = Some(std::time::SystemTime::UNIX_EPOCH);
-        subs.changes(std::slice::from_ref(&v));
+        subs.changes(&[Arc::new(v.clone())]);
         v.state = State::Stopping;
-        subs.changes(std::slice::from_ref(&v));
+        subs.changes(&[Arc::new(v.clone())]);
         subs.changes(&[]);
         let msgs = texts(&rx);
         assert_eq!(msgs.len(), 4, "{msgs:?}");

@@ -10,7 +10,6 @@ use super::health::Probe;
 use super::lifecycle::{AfterStop, Life, StopPhase};
 use super::logs::{LogFile, Ring, Splitter};
 use super::msg::ReplyTo;
-use super::snapshot::CheckResult;
 use crate::names::InstanceKey;
 
 /// Which of an instance's fds an event is for.
@@ -124,7 +123,7 @@ pub struct Instance {
     pub port: u16,
     pub weight: u8,
     pub life: Life,
-    pub run: Option<Run>,
+    pub run: Option<Box<Run>>,
     pub probe: Option<(Token, Probe)>,
     /// When to start the next readiness or health probe.
     pub next_probe: Option<Instant>,
@@ -132,8 +131,7 @@ pub struct Instance {
     pub start_deadline: Option<Instant>,
     /// While in backoff: when to spawn again.
     pub backoff_until: Option<Instant>,
-    pub stop: Option<Stop>,
-    pub last_check: Option<CheckResult>,
+    pub stop: Option<Box<Stop>>,
     pub ring: Ring,
     pub log: LogFile,
     pub waiters: Vec<Waiter>,
@@ -153,7 +151,7 @@ pub struct Instance {
     pub recheck: bool,
     /// Its cgroup (as root, where a hierarchy is usable): created at each
     /// start, removed once a stop is complete.
-    pub cgroup: Option<crate::isolate::cgroup::Instance>,
+    pub cgroup: Option<Box<crate::isolate::cgroup::Instance>>,
     /// Processes the kernel killed for exceeding `memory_limit_mb`, over
     /// the instance's lifetime in this server.
     pub oom_kills: u64,
@@ -168,5 +166,20 @@ pub struct Instance {
     /// registry for its lifetime: no other instance gets it.
     pub uid: Option<u32>,
     /// `ten move` of this instance to another node, once begun.
-    pub moving: Option<super::moving::Move>,
+    pub moving: Option<Box<super::moving::Move>>,
+    /// Its view as last published; dropped whenever the instance is
+    /// touched, so a publish rebuilds only the views of what changed.
+    pub view: Option<std::sync::Arc<super::snapshot::InstanceView>>,
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every instance, asleep or not, has its record in the table: what
+    /// only a running, stopping or moving one needs is boxed, so ten
+    /// thousand sleeping instances stay within the README's memory bound.
+    #[test]
+    fn an_instance_record_stays_small() {
+        let size = std::mem::size_of::<super::Instance>();
+        assert!(size <= 512, "an Instance is {size} bytes");
+    }
 }

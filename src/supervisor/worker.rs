@@ -52,6 +52,7 @@ use super::reply::{CommandError, Done};
 use super::snapshot::{Published, State};
 use super::subscribers::Subscribers;
 use super::table::{Instance, Source, WaitFor, Waiter};
+use super::timers::Timers;
 use crate::config::{Config, RestartPolicy};
 use crate::isolate::{cgroup, procfs};
 use crate::names::InstanceKey;
@@ -82,8 +83,19 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Output lines quoted in a 504.
 const TAIL_LINES: usize = 20;
 const DEFAULT_WEIGHT: u8 = 100;
-/// How often orphans are reaped and OOM counters read while the loop runs.
+/// Shortest time between two saves of the registry after rounds of the
+/// loop: a change waits at most this long to be written, and a burst of
+/// changes (a wake storm) is written a few times a second, not once per
+/// change. A command's own change is written before it is made
+/// (`save_first`), whatever this says.
+const SAVE_GAP: Duration = Duration::from_millis(200);
+/// How often orphans are reaped while the loop runs.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// Running instances take turns at each sweep, one in `SAMPLE_TURNS`, to
+/// have their memory sampled (without a cgroup; a cgroup's is read live)
+/// and their cgroup's OOM counter read: each every `SAMPLE_TURNS` sweeps,
+/// and a sweep reads a fraction of them, not all at once.
+const SAMPLE_TURNS: usize = 10;
 
 /// Queues a reply; replies go out after the snapshot that reflects them is
 /// published, so a front that gets an answer never reads an older snapshot.
@@ -128,10 +140,14 @@ pub struct Supervisor {
     instances: BTreeMap<InstanceKey, Instance>,
     tokens: HashMap<Token, (InstanceKey, Source)>,
     next_token: usize,
+    /// Each instance's next deadline, by time.
+    timers: Timers,
     /// Republish before sleeping.
     dirty: bool,
-    /// Save the registry before sleeping.
+    /// Save the registry before sleeping (or once `SAVE_GAP` has passed).
     persist: bool,
+    /// When the registry was last saved after a round; None: save at once.
+    last_save: Option<Instant>,
     /// The last save failed (why): `sweep_host` tries again.
     save_error: Option<String>,
     /// What the last save wrote: a save of the same is skipped.
@@ -153,8 +169,10 @@ pub struct Supervisor {
     no_cgroups: String,
     /// `ten serve` is a child subreaper: orphans are ours to reap.
     reap_orphans: bool,
-    /// When orphans were last reaped and OOM counters last read.
+    /// When orphans were last reaped.
     last_sweep: Instant,
+    /// Sweeps so far: whose turn it is to be sampled.
+    sweeps: usize,
     /// Bumped after every poll, for the service manager's watchdog.
     pub beat: crate::notify::Beat,
     /// Autospawn creations per service, rate-limited.
@@ -186,8 +204,10 @@ impl Supervisor {
             instances: BTreeMap::new(),
             tokens: HashMap::new(),
             next_token: 1,
+            timers: Timers::default(),
             dirty: true,
             persist: false,
+            last_save: None,
             save_error: None,
             saved: None,
             shutdown: None,
@@ -201,6 +221,7 @@ impl Supervisor {
             control: None,
             moves: Default::default(),
             last_sweep: Instant::now(),
+            sweeps: 0,
             beat: crate::notify::Beat::default(),
         }
     }
@@ -266,7 +287,6 @@ impl Supervisor {
             start_deadline: None,
             backoff_until: None,
             stop: None,
-            last_check: None,
             ring: Ring::default(),
             log,
             waiters: Vec::new(),
@@ -281,7 +301,9 @@ impl Supervisor {
             storage_level: 0,
             uid: None,
             moving: None,
+            view: None,
         };
+        self.timers.touch(&key);
         self.instances.insert(key, inst);
         self.dirty = true;
     }
@@ -297,6 +319,7 @@ impl Supervisor {
     /// until `HandOver`: what the next image of the server adopts.
     pub fn run(mut self) -> Option<handover::Handover> {
         let mut events = Events::with_capacity(256);
+        self.timers.touch_all();
         loop {
             let now = Instant::now();
             let timeout = self
@@ -319,12 +342,13 @@ impl Supervisor {
             self.drain_moves();
             self.on_timers(Instant::now());
             self.sweep_host(Instant::now());
+            self.reschedule();
             self.flush();
             if self.handing_over && self.instances.values().all(|i| i.stop.is_none()) {
                 return Some(self.hand_over());
             }
             if self.shutdown.is_some() && self.instances.values().all(|i| i.stop.is_none()) {
-                self.persist = true;
+                self.save_now();
                 if let Some(to) = self.shutdown.take() {
                     self.answer(to, Reply::Done(Done::Nothing));
                 }
@@ -338,6 +362,21 @@ impl Supervisor {
 
     fn answer(&mut self, to: Option<ReplyTo>, r: Reply) {
         post(&mut self.outbox, to, r);
+    }
+
+    /// The next flush saves the registry, however recent the last save.
+    pub(super) fn save_now(&mut self) {
+        self.persist = true;
+        self.last_save = None;
+    }
+
+    /// When a held save is due: `SAVE_GAP` after the last one (None:
+    /// nothing to save; `now`: at once).
+    fn save_due(&self, now: Instant) -> Option<Instant> {
+        match self.persist {
+            true => Some(self.last_save.map_or(now, |t| t + SAVE_GAP)),
+            false => None,
+        }
     }
 
     /// Persists and publishes what changed, then sends the queued replies.
@@ -359,8 +398,10 @@ impl Supervisor {
                 to.send(r);
             }
         }
-        if self.persist {
+        let now = Instant::now();
+        if self.save_due(now).is_some_and(|t| t <= now) {
             self.persist = false;
+            self.last_save = Some(now);
             self.save_registry();
         }
         self.publish();
@@ -382,30 +423,71 @@ impl Supervisor {
         }
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
+    /// Recomputes the deadlines of the instances this round touched (or of
+    /// all, after a command that may concern any), and drops their
+    /// published views: the next publish rebuilds those.
+    fn reschedule(&mut self) {
+        let now = Instant::now();
+        match self.timers.take_touched() {
+            Some(keys) => {
+                for key in keys {
+                    let at = self.instances.get(&key).and_then(|i| self.deadline(i, now));
+                    self.timers.set(&key, at);
+                    if let Some(inst) = self.instances.get_mut(&key) {
+                        inst.view = None;
+                    }
+                }
+            }
+            None => {
+                self.timers.clear();
+                for inst in self.instances.values() {
+                    let at = self.deadline(inst, now);
+                    self.timers.set(&inst.key, at);
+                }
+                for inst in self.instances.values_mut() {
+                    inst.view = None;
+                }
+            }
+        }
+    }
+
+    /// When the loop must next wake: the earliest instance deadline, or a
+    /// held save of the registry.
+    fn next_deadline(&mut self) -> Option<Instant> {
+        self.reschedule();
+        match (self.timers.next(), self.save_due(Instant::now())) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The earliest of an instance's deadlines.
+    fn deadline(&self, inst: &Instance, now: Instant) -> Option<Instant> {
         let mut next: Option<Instant> = None;
         let mut at = |t: Option<Instant>| {
             if let Some(t) = t {
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
         };
-        let now = Instant::now();
-        for inst in self.instances.values() {
-            if self.shutdown.is_none() {
-                at(self.idle_deadline(inst, now));
-            }
-            at(self.linger_deadline(&inst.key, now));
-            at(self.drain_deadline(&inst.key, now));
-            at(inst.probe.as_ref().map(|(_, p)| p.deadline));
-            if inst.probe.is_none() && inst.run.is_some() {
-                at(inst.next_probe);
-            }
-            at(inst.start_deadline);
-            at(inst.backoff_until);
-            at(inst.stop.as_ref().and_then(|s| s.phase.deadline()));
-            for w in &inst.waiters {
-                at(Some(w.deadline));
-            }
+        if self.shutdown.is_none() {
+            at(self.idle_deadline(inst, now));
+        }
+        at(self.linger_deadline(&inst.key, now));
+        if inst.moving.as_ref().is_some_and(|m| m.flipped_at.is_some()) && inst.stats.open() > 0 {
+            // Moved, with connections open: nothing tells the loop when
+            // they close, so it looks again.
+            at(Some(now + IDLE_RECHECK));
+        }
+        at(self.drain_deadline(&inst.key, now));
+        at(inst.probe.as_ref().map(|(_, p)| p.deadline));
+        if inst.probe.is_none() && inst.run.is_some() {
+            at(inst.next_probe);
+        }
+        at(inst.start_deadline);
+        at(inst.backoff_until);
+        at(inst.stop.as_ref().and_then(|s| s.phase.deadline()));
+        for w in &inst.waiters {
+            at(Some(w.deadline));
         }
         next
     }
@@ -413,7 +495,29 @@ impl Supervisor {
     fn drain_commands(&mut self) {
         loop {
             match self.rx.try_recv() {
-                Ok(env) => self.on_command(env.cmd, env.reply),
+                Ok(env) => {
+                    match &env.cmd {
+                        Command::Spawn { key, .. }
+                        | Command::Stop { key }
+                        | Command::Restart { key }
+                        | Command::Weight { key, .. }
+                        | Command::AwaitReady { key }
+                        | Command::Refused { key }
+                        | Command::Move { key, .. }
+                        | Command::MoveFlipped { key } => self.timers.touch(key),
+                        Command::Route { from, to } => {
+                            self.timers.touch(from);
+                            self.timers.touch(to);
+                        }
+                        Command::Subscribe { .. }
+                        | Command::Unsubscribe { .. }
+                        | Command::RevokeToken { .. } => {}
+                        // A reload, a deploy, a shutdown or a hand-over may
+                        // move anyone's deadlines.
+                        _ => self.timers.touch_all(),
+                    }
+                    self.on_command(env.cmd, env.reply)
+                }
                 Err(TryRecvError::Empty) => return,
                 Err(TryRecvError::Disconnected) => {
                     // Every handle is gone: nobody can ask for anything any
@@ -434,6 +538,7 @@ impl Supervisor {
         let Some((key, src)) = self.tokens.get(&token).cloned() else {
             return;
         };
+        self.timers.touch(&key);
         match src {
             Source::Stdout | Source::Stderr => self.read_output(&key, src, false),
             Source::Pidfd => self.on_exit(&key),
@@ -547,6 +652,7 @@ impl Supervisor {
             return;
         };
         let Some(run) = inst.run.take() else { return };
+        inst.stats.set_memory(None);
         let registry = self.poll.registry();
         let _ = registry.deregister(&mut SourceFd(&run.raw_pidfd()));
         self.tokens.remove(&run.pidfd_token);
@@ -559,9 +665,11 @@ impl Supervisor {
 
     // ---- timers ---------------------------------------------------------
 
+    /// Runs the timers of the instances that are due (the others have
+    /// nothing to do yet); each is scheduled again by `reschedule`.
     fn on_timers(&mut self, now: Instant) {
-        let keys: Vec<InstanceKey> = self.instances.keys().cloned().collect();
-        for key in keys {
+        for key in self.timers.pop_due(now) {
+            self.timers.touch(&key);
             self.instance_timers(&key, now);
         }
     }

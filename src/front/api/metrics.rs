@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::front::stats::{FrontStats, REFUSED_STATUSES};
@@ -310,7 +311,7 @@ pub fn render(snap: &Snapshot, front: &FrontStats, sample: &Sample) -> String {
         "Memory of the instance: its cgroup's processes without inactive page cache, else its process's resident memory.",
         |v| {
             let bytes = sample.cgroup_memory.get(&v.key()).copied();
-            bytes.or(v.memory_bytes).map(|bytes| bytes.to_string())
+            bytes.or(v.stats.memory()).map(|bytes| bytes.to_string())
         },
     );
     per_instance_known(
@@ -509,7 +510,7 @@ fn line(out: &mut String, name: &str, labels: &str, value: impl std::fmt::Displa
 
 fn per_instance(
     out: &mut String,
-    all: &[InstanceView],
+    all: &[Arc<InstanceView>],
     name: &str,
     kind: &str,
     help: &str,
@@ -522,7 +523,7 @@ fn per_instance(
 /// get no sample.
 fn per_instance_known(
     out: &mut String,
-    all: &[InstanceView],
+    all: &[Arc<InstanceView>],
     name: &str,
     kind: &str,
     help: &str,
@@ -540,7 +541,7 @@ fn per_instance_known(
 /// 1 for the word `word_of` gives the instance, 0 for the others.
 fn one_hot<W: Copy + PartialEq>(
     out: &mut String,
-    all: &[InstanceView],
+    all: &[Arc<InstanceView>],
     name: &str,
     help: &str,
     label: &str,
@@ -565,7 +566,7 @@ fn one_hot<W: Copy + PartialEq>(
 /// instance's bucket counts and its sum in microseconds.
 fn histograms<const N: usize>(
     out: &mut String,
-    all: &[InstanceView],
+    all: &[Arc<InstanceView>],
     name: &str,
     help: &str,
     bounds: &[f64],

@@ -49,7 +49,7 @@ use crate::names::InstanceKey;
 use crate::state::{Principal, TokenStore};
 use crate::supervisor::{Command, InstanceView, Reply, Snapshot};
 use auth::{admin_only, may_see};
-use instance::instance_json;
+use instance::InstanceJson;
 use params::{
     bounded, existing_instance, known_service, log_query, parse_body, path_instance, valid_id,
     weight, DeployBody, RouteBody, SpawnBody, WeightBody,
@@ -117,7 +117,7 @@ impl Response {
     }
 
     /// `value` as JSON with `status`.
-    pub fn json(status: u16, value: &serde_json::Value) -> Response {
+    pub fn json(status: u16, value: &impl serde::Serialize) -> Response {
         let mut body = serde_json::to_vec(value).expect("a json value serialises");
         body.push(b'\n');
         Response {
@@ -351,13 +351,13 @@ impl Api {
                 respond(self.metrics(snap, now))
             }
             List => {
-                let list: Vec<serde_json::Value> = snap
+                let list: Vec<InstanceJson> = snap
                     .instances
                     .iter()
                     .filter(|v| may_see(&who, v))
-                    .map(|v| instance_json(v, now))
+                    .map(|v| InstanceJson::new(v, now))
                     .collect();
-                respond(Response::json(200, &serde_json::Value::Array(list)))
+                respond(Response::json(200, &list))
             }
             Spawn => {
                 admin_only(&who)?;
@@ -481,7 +481,7 @@ impl Api {
             }
             Config => {
                 admin_only(&who)?;
-                respond(Response::json(200, &snap.config_json))
+                respond(Response::json(200, &*snap.config_json))
             }
             Reload => {
                 admin_only(&who)?;
@@ -636,7 +636,7 @@ fn health_json(view: &InstanceView) -> serde_json::Value {
         "instance": view.key(),
         "state": view.state.as_str(),
         "health": view.health.as_str(),
-        "last_check": view.last_check,
+        "last_check": view.stats.last_check(),
         "restarts": view.restarts,
         "isolation": view.isolation.as_str(),
         "uid": view.ids.map(|(uid, _)| uid),

@@ -259,6 +259,7 @@ impl Instance {
     }
 
     /// Memory and CPU of the whole tree of processes.
+    #[cfg(test)]
     pub fn stats(&self) -> Stats {
         self.meter().stats()
     }

@@ -112,7 +112,7 @@ impl Supervisor {
     /// hand-over, without stopping anything. Called from the loop once no
     /// stop is in progress; the loop then ends.
     pub(super) fn hand_over(&mut self) -> Handover {
-        self.persist = true;
+        self.save_now();
         self.flush();
         let mut out = Handover {
             cgroups: self.cgroups.take(),
@@ -216,9 +216,9 @@ impl Supervisor {
             false => State::Running,
         };
         inst.life = Life::adopted(state, inst.life.total_restarts());
-        inst.cgroup = cg;
+        inst.cgroup = cg.map(Box::new);
         let isolation = isolation_named(&p.isolation);
-        inst.run = Some(Run {
+        inst.run = Some(Box::new(Run {
             child: isolate::Child::adopt(p.pid, isolation != Isolation::Process),
             pid: p.pid,
             pgid: p.pgid,
@@ -235,7 +235,7 @@ impl Supervisor {
             // Checked again before the next probe sends anything.
             owner: Default::default(),
             accepting: false,
-        });
+        }));
         if let Some(ms) = p.idle_ms {
             let at = now.checked_sub(Duration::from_millis(ms)).unwrap_or(now);
             inst.stats

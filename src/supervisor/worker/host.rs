@@ -6,15 +6,16 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use super::{Supervisor, SWEEP_EVERY};
+use super::{Supervisor, SAMPLE_TURNS, SWEEP_EVERY};
 use crate::isolate::{cgroup, procfs};
 use crate::names::InstanceKey;
 use crate::state::layout;
 
 impl Supervisor {
     /// At most once a second (the loop wakes for probes while anything
-    /// runs): reaps orphans that came to `ten serve` as subreaper, and
-    /// notices OOM kills inside instances whose leader lives on.
+    /// runs): reaps orphans that came to `ten serve` as subreaper; and, for
+    /// the running instances whose turn it is (see `SAMPLE_TURNS`), samples
+    /// memory and notices OOM kills inside those whose leader lives on.
     pub(super) fn sweep_host(&mut self, now: Instant) {
         if now.saturating_duration_since(self.last_sweep) < SWEEP_EVERY {
             return;
@@ -25,14 +26,22 @@ impl Supervisor {
         }
         self.reap();
         self.check_storage();
-        let live: Vec<InstanceKey> = self
-            .instances
-            .iter()
-            .filter(|(_, i)| {
-                i.cgroup.is_some() && i.run.as_ref().is_some_and(|r| procfs::alive(r.pid))
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
+        self.sweeps = self.sweeps.wrapping_add(1);
+        let turn = self.sweeps % SAMPLE_TURNS;
+        let mut live = Vec::new();
+        for (i, (key, inst)) in self.instances.iter().enumerate() {
+            let Some(run) = inst.run.as_ref() else {
+                continue;
+            };
+            if i % SAMPLE_TURNS != turn {
+                continue;
+            }
+            match &inst.cgroup {
+                Some(_) if procfs::alive(run.pid) => live.push(key.clone()),
+                Some(_) => {}
+                None => inst.stats.set_memory(procfs::rss(run.pid)),
+            }
+        }
         for key in live {
             if let Some(text) = self.take_oom(&key) {
                 self.note(&key, &format!("{text}; the instance keeps running"));
@@ -70,6 +79,7 @@ impl Supervisor {
             else {
                 if inst.storage_bytes.take().is_some() {
                     inst.storage_level = 0;
+                    inst.view = None;
                     self.dirty = true;
                 }
                 continue;
@@ -88,6 +98,7 @@ impl Supervisor {
             };
             if inst.storage_bytes != Some(bytes) {
                 inst.storage_bytes = Some(bytes);
+                inst.view = None;
                 self.dirty = true;
             }
             let percent = (bytes as f64 * 100.0 / quota as f64).round();
@@ -121,6 +132,7 @@ impl Supervisor {
             return None;
         }
         inst.oom_kills += n;
+        inst.view = None;
         self.dirty = true;
         Some(match cg.limits().memory_bytes {
             Some(b) => format!("killed: out of memory (limit {} MB)", b >> 20),

@@ -90,6 +90,9 @@ impl Supervisor {
             }
         }
         let now = Instant::now();
+        // The uids given back so far: one look-up per entry, not a scan of
+        // every instance restored before it.
+        let mut uids = HashSet::new();
         for entry in registry.instances {
             // `Registry::load` checked the names; one that fails here is
             // named and left alone rather than guessed at.
@@ -113,7 +116,7 @@ impl Supervisor {
                 continue;
             }
             if let Some(m) = self.restore_move(&key, &entry) {
-                self.restore_uid(&key, entry.uid);
+                self.restore_uid(&key, entry.uid, &mut uids);
                 info!("supervisor", "{key} {m}");
                 continue;
             }
@@ -129,7 +132,7 @@ impl Supervisor {
                 }
             };
             self.insert(key.clone(), entry.port, entry.weight, state);
-            self.restore_uid(&key, entry.uid);
+            self.restore_uid(&key, entry.uid, &mut uids);
             if let Some(a) = adopted {
                 if let Some(inst) = self.instances.get_mut(&key) {
                     // Not a restart of tenement: the count goes on.
@@ -177,14 +180,17 @@ impl Supervisor {
     /// Gives a restored instance its uid back, unless an instance restored
     /// before it has it (a hand-edited registry): then it gets a new one at
     /// its next start, so two instances never share one.
-    fn restore_uid(&mut self, key: &InstanceKey, uid: Option<u32>) {
+    fn restore_uid(&mut self, key: &InstanceKey, uid: Option<u32>, taken: &mut HashSet<u32>) {
         let Some(uid) = uid else { return };
-        if let Some(other) = self.instances.values().find(|i| i.uid == Some(uid)) {
-            warn!(
-                "supervisor",
-                "{key}: uid {uid} in the registry is also {}'s; {key} gets a new one", other.key
-            );
-            return;
+        if !taken.insert(uid) {
+            if let Some(other) = self.instances.values().find(|i| i.uid == Some(uid)) {
+                warn!(
+                    "supervisor",
+                    "{key}: uid {uid} in the registry is also {}'s; {key} gets a new one",
+                    other.key
+                );
+                return;
+            }
         }
         if let Some(inst) = self.instances.get_mut(key) {
             inst.uid = Some(uid);
@@ -361,7 +367,7 @@ impl Supervisor {
         let stderr = stderr.and_then(|fd| self.watch_pipe(key, Source::Stderr, fd));
 
         let inst = self.instances.get_mut(key).expect("port read above");
-        inst.run = Some(Run {
+        inst.run = Some(Box::new(Run {
             child,
             pid,
             pgid,
@@ -377,7 +383,7 @@ impl Supervisor {
             via_socket: false,
             owner: Default::default(),
             accepting: false,
-        });
+        }));
         inst.backoff_until = None;
         inst.start_deadline = Some(later(now, svc.startup_timeout));
         inst.next_probe = Some(now + FAST_POLL);
@@ -450,7 +456,7 @@ impl Supervisor {
             .join()
             .map_err(|e| format!("cgroup for {key}: {}", cgroup::error_chain(&e)))?;
         if let Some(inst) = self.instances.get_mut(key) {
-            inst.cgroup = Some(cg);
+            inst.cgroup = Some(Box::new(cg));
         }
         Ok(Some(join))
     }

@@ -91,7 +91,7 @@ impl Supervisor {
             _ => Phase::Copy,
         };
         let prev = inst.moving.take();
-        inst.moving = Some(Move {
+        inst.moving = Some(Box::new(Move {
             to: to.clone(),
             addr: prev.as_ref().and_then(|m| m.addr),
             phase: from,
@@ -101,7 +101,7 @@ impl Supervisor {
             stopped: None,
             drain_until: None,
             served_before: prev.as_ref().map_or(0, |m| m.served_before),
-        });
+        }));
         let job = crate::supervisor::mover::Job {
             key: key.clone(),
             to: to.clone(),
@@ -162,8 +162,14 @@ impl Supervisor {
                     addr,
                     detail,
                     done,
-                }) => self.enter_phase(&key, phase, addr, &detail, done),
-                Ok(MoveMsg::Ended { key, result }) => self.move_ended(&key, result),
+                }) => {
+                    self.timers.touch(&key);
+                    self.enter_phase(&key, phase, addr, &detail, done)
+                }
+                Ok(MoveMsg::Ended { key, result }) => {
+                    self.timers.touch(&key);
+                    self.move_ended(&key, result)
+                }
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => return,
             }
         }
@@ -444,7 +450,7 @@ impl Supervisor {
         };
         self.insert(key.clone(), entry.port, entry.weight, state);
         let inst = self.instances.get_mut(key).expect("just inserted");
-        inst.moving = Some(Move {
+        inst.moving = Some(Box::new(Move {
             to: record.to.clone(),
             addr: record.addr,
             phase,
@@ -454,7 +460,7 @@ impl Supervisor {
             stopped: None,
             drain_until: None,
             served_before: 0,
-        });
+        }));
         Some(match phase {
             Phase::Moved => format!("moved to {}: forwarding requests there", record.to),
             _ => format!(

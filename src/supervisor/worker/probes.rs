@@ -17,6 +17,7 @@ use crate::state::layout;
 use crate::supervisor::health::{self, Outcome, Probe};
 use crate::supervisor::lifecycle::{self, Effect, Event};
 use crate::supervisor::snapshot::{CheckResult, State};
+use crate::supervisor::spread;
 use crate::supervisor::table::{Source, WaitFor};
 
 impl Supervisor {
@@ -253,15 +254,20 @@ impl Supervisor {
                     .as_ref()
                     .map(|r| now.saturating_duration_since(r.started))
                     .unwrap_or_default();
-                inst.last_check = Some(CheckResult {
+                inst.stats.set_last_check(CheckResult {
                     ok,
                     detail,
                     at_unix: unix_secs(SystemTime::now()),
                 });
                 let fx = lifecycle::on(&mut inst.life, Event::Ready, &policy, now);
                 inst.start_deadline = None;
-                inst.next_probe = Some(now + interval);
+                inst.next_probe = Some(spread::next_check(key, interval, now));
                 inst.ready_at = Some(now);
+                if inst.cgroup.is_none() {
+                    // The first sample; then one every `SAMPLE_TURNS` sweeps.
+                    inst.stats
+                        .set_memory(inst.run.as_ref().and_then(|r| procfs::rss(r.pid)));
+                }
                 self.dirty = true;
                 inst.stats.ready();
                 self.note(key, &format!("ready after {}ms", took.as_millis()));
@@ -269,12 +275,14 @@ impl Supervisor {
                 self.resolve_waiters(key);
             }
             State::Running => {
-                inst.last_check = Some(CheckResult {
+                // The result is read through `stats`: a check that changes
+                // nothing else publishes no new snapshot.
+                inst.stats.set_last_check(CheckResult {
                     ok,
                     detail: detail.clone(),
                     at_unix: unix_secs(SystemTime::now()),
                 });
-                inst.next_probe = Some(now + interval);
+                inst.next_probe = Some(spread::next_check(key, interval, now));
                 if !ok && inst.waiters.iter().any(|w| w.what == WaitFor::Accepting) {
                     inst.next_probe = Some(now + interval.min(RECHECK_POLL));
                 }
@@ -286,7 +294,13 @@ impl Supervisor {
                 };
                 let fx = lifecycle::on(&mut inst.life, ev, &policy, now);
                 let after = inst.life.health();
-                self.dirty = true;
+                if before != after
+                    || !fx.is_empty()
+                    || inst.life.state() != State::Running
+                    || !inst.waiters.is_empty()
+                {
+                    self.dirty = true;
+                }
                 if !ok {
                     self.note(
                         key,

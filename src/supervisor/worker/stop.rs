@@ -101,7 +101,7 @@ impl Supervisor {
         let pgid = match inst.run.as_ref() {
             Some(run) => run.pgid,
             None => {
-                inst.stop = Some(Stop {
+                inst.stop = Some(Box::new(Stop {
                     then,
                     pgid: 0,
                     phase: StopPhase::DrainingKilled {
@@ -109,17 +109,17 @@ impl Supervisor {
                         next_check: now,
                     },
                     replies: to.into_iter().collect(),
-                });
+                }));
                 self.finish_stop(key, now);
                 return;
             }
         };
-        inst.stop = Some(Stop {
+        inst.stop = Some(Box::new(Stop {
             then,
             pgid,
             phase: StopPhase::begin(now, stop_timeout),
             replies: to.into_iter().collect(),
-        });
+        }));
         if let Err(e) = procfs::signal_group(pgid, Signal::TERM) {
             warn!("supervisor", "{key} kill(-{pgid}, SIGTERM): {e}");
         }

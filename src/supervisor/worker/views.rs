@@ -2,11 +2,11 @@
 //! published snapshot, and the registry it saves.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::Supervisor;
 use crate::config::Service;
-use crate::isolate::procfs;
 use crate::names::InstanceKey;
 use crate::state::layout;
 use crate::state::{Desired, Registry, RegistryEntry};
@@ -41,16 +41,10 @@ impl Supervisor {
             weight: inst.weight,
             restarts: inst.life.total_restarts(),
             started_at: inst.run.as_ref().map(|r| r.started_at),
-            memory_bytes: inst
-                .cgroup
-                .as_ref()
-                .and_then(|cg| cg.stats().memory_bytes)
-                .or_else(|| pid.and_then(procfs::rss)),
             meter: inst.cgroup.as_ref().map(|cg| cg.meter()),
             oom_kills: inst.oom_kills,
             storage_bytes: inst.storage_bytes,
             storage_quota_bytes: svc.and_then(|s| s.storage_quota_mb).map(|mb| mb << 20),
-            last_check: inst.last_check.clone(),
             request_timeout: svc.map_or(Duration::from_secs(60), |s| s.request_timeout),
             startup_timeout: svc.map_or(Duration::from_secs(10), |s| s.startup_timeout),
             isolation: inst
@@ -85,7 +79,9 @@ impl Supervisor {
         self.instances.get(key).map(|i| Box::new(self.view(i)))
     }
 
-    pub(super) fn snapshot(&self) -> Snapshot {
+    /// The snapshot to publish: the views of instances untouched since the
+    /// last publish are shared with it, the others built again.
+    pub(super) fn snapshot(&mut self) -> Snapshot {
         let mut snap = Snapshot {
             domain: self.config.settings.domain.to_lowercase(),
             routing: self.config.routing.clone(),
@@ -102,14 +98,38 @@ impl Supervisor {
                 snap.autospawn.insert(service.name.clone());
             }
         }
+        let stale: Vec<(InstanceKey, Arc<InstanceView>)> = self
+            .instances
+            .values()
+            .filter(|i| i.view.is_none())
+            .map(|i| (i.key.clone(), Arc::new(self.view(i))))
+            .collect();
+        for (key, view) in stale {
+            if let Some(inst) = self.instances.get_mut(&key) {
+                inst.view = Some(view);
+            }
+        }
+        // `instances` is sorted by key (a BTreeMap's order): found by binary
+        // search, so `by_key` stays empty.
+        snap.instances.reserve(self.instances.len());
+        let mut group: Option<(&str, Vec<usize>)> = None;
         for (i, inst) in self.instances.values().enumerate() {
-            snap.instances.push(self.view(inst));
-            snap.by_key
-                .insert((inst.key.service.to_string(), inst.key.id.to_string()), i);
-            snap.services
-                .entry(inst.key.service.to_string())
-                .or_default()
-                .push(i);
+            let view = inst.view.clone().expect("built above");
+            #[cfg(debug_assertions)]
+            check_cached(&view, &self.view(inst));
+            snap.instances.push(view);
+            match &mut group {
+                Some((service, members)) if *service == inst.key.service => members.push(i),
+                _ => {
+                    if let Some((service, members)) = group.take() {
+                        snap.services.insert(service.to_string(), members);
+                    }
+                    group = Some((&inst.key.service, vec![i]));
+                }
+            }
+        }
+        if let Some((service, members)) = group {
+            snap.services.insert(service.to_string(), members);
         }
         snap
     }
@@ -159,4 +179,39 @@ impl Supervisor {
             instances,
         }
     }
+}
+
+/// A view kept from an earlier publish must be what the instance would show
+/// now: a change that does not touch the instance (`Timers::touch`) would
+/// leave it stale. Checked on every publish in debug builds, so the test
+/// suite finds such a change.
+#[cfg(debug_assertions)]
+fn check_cached(cached: &InstanceView, fresh: &InstanceView) {
+    let fields = |v: &InstanceView| {
+        format!(
+            "{} {} {:?} {:?} {:?} {} {} {:?} {} {} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+            v.service,
+            v.id,
+            v.state,
+            v.health,
+            v.pid,
+            v.port,
+            v.addr,
+            v.socket,
+            v.weight,
+            v.restarts,
+            v.started_at,
+            v.oom_kills,
+            v.storage_bytes,
+            v.storage_quota_bytes,
+            v.isolation,
+            v.moving,
+            v.ids,
+        )
+    };
+    assert_eq!(
+        fields(cached),
+        fields(fresh),
+        "a published view is stale: something changed the instance without touching it"
+    );
 }

@@ -8,7 +8,7 @@ fn export_lists_every_instance_and_each_served_service() {
     let mut f = Fixture::new("api-export");
     // notes:bob takes no weighted traffic; notes:alice still serves `notes`.
     let bob = f.snap.by_key[&("notes".to_string(), "bob".to_string())];
-    f.snap.instances[bob].weight = 0;
+    std::sync::Arc::make_mut(&mut f.snap.instances[bob]).weight = 0;
     let r = response(f.admin("GET", "/api/export?node=node-a&format=haproxy-map", ""));
     assert_eq!(r.status, 200);
     assert_eq!(
@@ -41,7 +41,7 @@ fn export_leaves_out_services_with_no_weight_here() {
     let mut f = Fixture::new("api-export-weight");
     for v in &mut f.snap.instances {
         if v.service == "notes" {
-            v.weight = 0;
+            std::sync::Arc::make_mut(v).weight = 0;
         }
     }
     let text = body_text(&response(f.admin(

@@ -21,6 +21,15 @@ fn now() -> SystemTime {
 
 fn view(service: &str, id: &str, state: State, port: u16) -> InstanceView {
     let running = state == State::Running;
+    let stats = std::sync::Arc::new(crate::supervisor::snapshot::InstanceStats::default());
+    if running {
+        stats.set_memory(Some(1 << 20));
+        stats.set_last_check(CheckResult {
+            ok: true,
+            detail: "200".into(),
+            at_unix: NOW_UNIX - 1,
+        });
+    }
     InstanceView {
         health: if running {
             Health::Healthy
@@ -30,14 +39,9 @@ fn view(service: &str, id: &str, state: State, port: u16) -> InstanceView {
         pid: running.then_some(4000 + u32::from(port % 1000)),
         restarts: 1,
         started_at: running.then(|| now() - Duration::from_secs(42)),
-        memory_bytes: running.then_some(1 << 20),
-        last_check: running.then(|| CheckResult {
-            ok: true,
-            detail: "200".into(),
-            at_unix: NOW_UNIX - 1,
-        }),
         request_timeout: Duration::from_secs(30),
         ids: running.then_some((200_000 + u32::from(port % 1000), 200_000)),
+        stats,
         ..InstanceView::for_test(service, id, state, port)
     }
 }
@@ -63,7 +67,7 @@ fn snapshot() -> Snapshot {
     }
     Snapshot {
         domain: "example.com".into(),
-        instances,
+        instances: instances.into_iter().map(std::sync::Arc::new).collect(),
         by_key,
         services,
         config_json: std::sync::Arc::new(

@@ -71,7 +71,7 @@ fn data_is_refused_for_a_live_instance_a_bad_path_or_a_tenant() {
     error(f.admin("GET", "/api/transfer/nope:carol", ""), 400);
     // Once moved away, data may come back.
     let i = f.snap.by_key[&("notes".to_string(), "alice".to_string())];
-    f.snap.instances[i].state = State::Moved;
+    std::sync::Arc::make_mut(&mut f.snap.instances[i]).state = State::Moved;
     assert_eq!(
         post(&mut f, "/api/transfer/notes:alice", &body("x", b"1")).status,
         200
