@@ -89,6 +89,10 @@ const DEFAULT_WEIGHT: u8 = 100;
 /// change. A command's own change is written before it is made
 /// (`save_first`), whatever this says.
 const SAVE_GAP: Duration = Duration::from_millis(200);
+/// Shortest time between two collections of orphans after stops (a pass
+/// may read every process's `/proc` entry: a thousand stops at once make a
+/// few passes, not a thousand).
+const REAP_GAP: Duration = Duration::from_millis(100);
 /// How often orphans are reaped while the loop runs.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// Running instances take turns at each sweep, one in `SAMPLE_TURNS`, to
@@ -169,8 +173,15 @@ pub struct Supervisor {
     no_cgroups: String,
     /// `ten serve` is a child subreaper: orphans are ours to reap.
     reap_orphans: bool,
-    /// When orphans were last reaped.
+    /// When orphans were last reaped by `sweep_host`.
     last_sweep: Instant,
+    /// A stop finished: reap orphans once `REAP_GAP` has passed since
+    /// `last_reap`.
+    reap_due: bool,
+    last_reap: Instant,
+    /// Some instance has a data dir size shown: `check_storage` has work
+    /// even with no quota configured (to clear it).
+    storage_shown: bool,
     /// Sweeps so far: whose turn it is to be sampled.
     sweeps: usize,
     /// Bumped after every poll, for the service manager's watchdog.
@@ -221,6 +232,9 @@ impl Supervisor {
             control: None,
             moves: Default::default(),
             last_sweep: Instant::now(),
+            reap_due: false,
+            last_reap: Instant::now(),
+            storage_shown: true,
             sweeps: 0,
             beat: crate::notify::Beat::default(),
         }
@@ -341,6 +355,7 @@ impl Supervisor {
             self.drain_commands();
             self.drain_moves();
             self.on_timers(Instant::now());
+            self.reap_if_due(Instant::now());
             self.sweep_host(Instant::now());
             self.reschedule();
             self.flush();
@@ -455,10 +470,11 @@ impl Supervisor {
     /// held save of the registry.
     fn next_deadline(&mut self) -> Option<Instant> {
         self.reschedule();
-        match (self.timers.next(), self.save_due(Instant::now())) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let reap = self.reap_due.then_some(self.last_reap + REAP_GAP);
+        [self.timers.next(), self.save_due(Instant::now()), reap]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The earliest of an instance's deadlines.

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use super::{Supervisor, SAMPLE_TURNS, SWEEP_EVERY};
+use super::{Supervisor, REAP_GAP, SAMPLE_TURNS, SWEEP_EVERY};
 use crate::isolate::{cgroup, procfs};
 use crate::names::InstanceKey;
 use crate::state::layout;
@@ -49,8 +49,17 @@ impl Supervisor {
         }
     }
 
+    /// Reaps after stops, at most every `REAP_GAP`.
+    pub(super) fn reap_if_due(&mut self, now: Instant) {
+        if self.reap_due && now >= self.last_reap + REAP_GAP {
+            self.reap();
+        }
+    }
+
     /// Collects exited children that are not an instance's tracked process.
     pub(super) fn reap(&mut self) {
+        self.reap_due = false;
+        self.last_reap = Instant::now();
         if !self.reap_orphans {
             return;
         }
@@ -69,6 +78,16 @@ impl Supervisor {
     /// never blocks); here the last size is compared with the quota, and a
     /// rise past 80 % or 100 % is logged once in the instance's log.
     fn check_storage(&mut self) {
+        let quotas = self
+            .config
+            .services
+            .values()
+            .any(|s| s.storage_quota_mb.is_some());
+        if !quotas && !self.storage_shown {
+            return;
+        }
+        // Without quotas this pass clears every size shown.
+        self.storage_shown = quotas;
         let mut notes = Vec::new();
         for (key, inst) in self.instances.iter_mut() {
             let Some(mb) = self

@@ -170,7 +170,9 @@ impl Supervisor {
                 warn!("supervisor", "{key} remove its cgroup: {e}");
             }
         }
-        self.reap();
+        // Its reparented processes are collected with those of the other
+        // stops of this moment: one pass, not one per stop.
+        self.reap_due = true;
         self.dirty = true;
         self.persist = true;
         self.note(key, "stopped");
