@@ -161,7 +161,8 @@ impl Supervisor {
 
     /// A starting instance with a `health` path accepts connections on its
     /// own listener: the requests held for it go now, and its first health
-    /// check starts at once (it becomes `running` when that passes).
+    /// check follows (it becomes `running` when that passes), `READY_POLL`
+    /// later so that the held requests reach the app before it does.
     fn accepted(&mut self, key: &InstanceKey, now: Instant) {
         let Some(inst) = self.instances.get_mut(key) else {
             return;
@@ -172,7 +173,7 @@ impl Supervisor {
         let first = !run.accepting;
         run.accepting = true;
         let took = now.saturating_duration_since(run.started);
-        inst.next_probe = Some(now);
+        inst.next_probe = Some(now + READY_POLL);
         if first {
             self.note(
                 key,
