@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::child::{Cgroups, LaunchError, Step};
 use super::plan::{self, Spec, StartError};
+use super::spawn::Request;
 use crate::config::Isolation;
 
 /// The uid and gid the instances of these tests run as.
@@ -123,22 +124,13 @@ fn spec<'a>(
     env: &'a [(OsString, OsString)],
     workdir: &'a Path,
 ) -> Spec<'a> {
-    Spec {
-        isolation: level,
-        argv,
-        workdir,
-        env,
-        service: "svc",
-        id: "a",
-        data_dir: &w.mine,
-        tenement_dir: &w.data,
-        hide: &[],
-        read_paths: &[],
-        write_paths: &[],
-        network_none: false,
-        uid: UID,
-        listen_name: None,
-    }
+    let mut req = Request::process(argv, workdir, env, None);
+    req.isolation = level;
+    req.service = "svc";
+    req.id = "a";
+    req.data_dir = &w.mine;
+    req.tenement_dir = &w.data;
+    Spec { req, uid: UID }
 }
 
 fn escape(exe: &Path, w: &World, level: Isolation, extra: &[(&str, String)]) -> (Value, String) {
@@ -273,7 +265,7 @@ fn network_none_has_no_way_out() {
     let env = w.env(&[("ESCAPE_TCP", format!("127.0.0.1:{port}"))]);
     let wd = fixtures();
     let mut sp = spec(&w, Isolation::Sandbox, &argv, &env, &wd);
-    sp.network_none = true;
+    sp.req.network_none = true;
     let (code, out, err) = run(&exe, &sp).unwrap();
     assert_eq!(code, 0, "{err}");
     let r: Value = serde_json::from_str(&out).unwrap();

@@ -17,6 +17,7 @@ use crate::config::Isolation;
 
 use super::child::{Cgroups, LaunchError, Launched};
 use super::landlock::Ruleset;
+use super::spawn::Request;
 
 /// System folders bound read-only into every namespaced instance (those
 /// that exist; a symlink, like `/bin -> usr/bin`, is copied as a symlink).
@@ -24,31 +25,21 @@ pub const SYSTEM_DIRS: &[&str] = &[
     "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc",
 ];
 
-/// What the supervisor knows about one instance it is about to start.
-#[derive(Debug, Clone)]
+/// One namespaced start: the supervisor's request (program, environment,
+/// paths, level) with what `spawn` settled for it.
+#[derive(Debug, Clone, Copy)]
 pub struct Spec<'a> {
-    pub isolation: Isolation,
-    pub argv: &'a [String],
-    pub workdir: &'a Path,
-    pub env: &'a [(OsString, OsString)],
-    pub service: &'a str,
-    pub id: &'a str,
-    /// The instance's data dir (`DATA_DIR`): bound read-write, owned by
-    /// the instance's uid.
-    pub data_dir: &'a Path,
-    /// Tenement's own data dir: hidden (an empty folder) inside.
-    pub tenement_dir: &'a Path,
-    /// Files hidden inside if a bound tree contains them (the config).
-    pub hide: &'a [PathBuf],
-    pub read_paths: &'a [PathBuf],
-    pub write_paths: &'a [PathBuf],
-    /// `network = "none"`: a new network namespace with only `lo`.
-    pub network_none: bool,
+    pub req: Request<'a>,
     /// The uid and gid it runs as: `user =`, else its own from
     /// `uid_range` (see `allocate_uid`).
     pub uid: (u32, u32),
+}
+
+impl Spec<'_> {
     /// The name of the passed socket (`LISTEN_FDNAMES`) when there is one.
-    pub listen_name: Option<&'a str>,
+    fn listen_name(&self) -> Option<&str> {
+        self.req.listen.map(|l| l.name)
+    }
 }
 
 /// One mount of the instance's root, in the order they are made.
@@ -240,7 +231,7 @@ fn prepare_socket(env: &[(OsString, OsString)], uid: u32, gid: u32) -> io::Resul
 
 /// Builds the plan for `spec`. `program` is the resolved program path.
 pub fn build(spec: &Spec<'_>, program: &Path) -> Plan {
-    let sandbox = spec.isolation == Isolation::Sandbox;
+    let sandbox = spec.req.isolation == Isolation::Sandbox;
     let (uid, gid) = spec.uid;
     let mut read_only: Vec<PathBuf> = Vec::new();
     let mut mounts: Vec<Mount> = Vec::new();
@@ -262,17 +253,17 @@ pub fn build(spec: &Spec<'_>, program: &Path) -> Plan {
             _ => {}
         }
     }
-    let mut ro: Vec<PathBuf> = vec![spec.workdir.to_path_buf()];
+    let mut ro: Vec<PathBuf> = vec![spec.req.workdir.to_path_buf()];
     ro.extend(program_trees(program));
     // What an interpreter runs: an argument that is an existing file by
     // absolute path (`python3 /srv/app/main.py`) brings its folder along.
-    for arg in spec.argv.iter().skip(1).map(Path::new) {
+    for arg in spec.req.argv.iter().skip(1).map(Path::new) {
         if arg.is_absolute() && arg.is_file() {
             ro.extend(program_trees(arg));
         }
     }
     // A listed path that does not exist is left out (nothing to bind).
-    ro.extend(spec.read_paths.iter().filter(|p| p.exists()).cloned());
+    ro.extend(spec.req.read_paths.iter().filter(|p| p.exists()).cloned());
     for p in ro {
         // "/" as a workdir or read path is the new root itself: binding the
         // host's whole tree would undo everything else.
@@ -287,7 +278,7 @@ pub fn build(spec: &Spec<'_>, program: &Path) -> Plan {
     mounts.push(Mount::Tmp(PathBuf::from("/tmp")));
     mounts.push(Mount::Proc);
     mounts.push(Mount::Dev);
-    mounts.push(Mount::HideDir(spec.tenement_dir.to_path_buf()));
+    mounts.push(Mount::HideDir(spec.req.tenement_dir.to_path_buf()));
     let bound: Vec<PathBuf> = mounts
         .iter()
         .filter_map(|m| match m {
@@ -295,17 +286,17 @@ pub fn build(spec: &Spec<'_>, program: &Path) -> Plan {
             _ => None,
         })
         .collect();
-    for f in spec.hide {
-        if bound.iter().any(|b| f.starts_with(b)) && !f.starts_with(spec.tenement_dir) {
+    for f in spec.req.hide {
+        if bound.iter().any(|b| f.starts_with(b)) && !f.starts_with(spec.req.tenement_dir) {
             mounts.push(Mount::HideFile(f.clone()));
         }
     }
-    let mut read_write = vec![spec.data_dir.to_path_buf()];
-    read_write.extend(spec.write_paths.iter().filter(|p| p.exists()).cloned());
+    let mut read_write = vec![spec.req.data_dir.to_path_buf()];
+    read_write.extend(spec.req.write_paths.iter().filter(|p| p.exists()).cloned());
     for p in &read_write {
         mounts.push(Mount::ReadWrite(p.clone()));
     }
-    if let Some((host, inside)) = socket_dirs(spec.env) {
+    if let Some((host, inside)) = socket_dirs(spec.req.env) {
         mounts.push(Mount::ReadWriteAt {
             source: host,
             path: inside.clone(),
@@ -317,8 +308,8 @@ pub fn build(spec: &Spec<'_>, program: &Path) -> Plan {
     mounts.sort_by_key(|m| m.path().components().count());
 
     let mut env: Vec<Vec<u8>> = Vec::new();
-    for (k, v) in spec.env {
-        if spec.listen_name.is_some()
+    for (k, v) in spec.req.env {
+        if spec.listen_name().is_some()
             && matches!(
                 k.as_bytes(),
                 b"LISTEN_FDS" | b"LISTEN_PID" | b"LISTEN_FDNAMES"
@@ -333,7 +324,7 @@ pub fn build(spec: &Spec<'_>, program: &Path) -> Plan {
             env.push(e);
         }
     }
-    if let Some(name) = spec.listen_name {
+    if let Some(name) = spec.listen_name() {
         env.push(b"LISTEN_FDS=1".to_vec());
         let name: Vec<u8> = name.bytes().filter(|&c| c != 0 && c != b':').collect();
         env.push([b"LISTEN_FDNAMES=".as_slice(), &name].concat());
@@ -355,17 +346,17 @@ pub fn build(spec: &Spec<'_>, program: &Path) -> Plan {
     };
     Plan {
         sandbox,
-        hostname: format!("{}.{}", spec.id, spec.service),
+        hostname: format!("{}.{}", spec.req.id, spec.req.service),
         program: program.to_path_buf(),
-        argv: spec.argv.to_vec(),
+        argv: spec.req.argv.to_vec(),
         env,
-        listen: spec.listen_name.is_some(),
-        workdir: spec.workdir.to_path_buf(),
+        listen: spec.listen_name().is_some(),
+        workdir: spec.req.workdir.to_path_buf(),
         mounts,
-        data_dir: spec.data_dir.to_path_buf(),
+        data_dir: spec.req.data_dir.to_path_buf(),
         uid,
         gid,
-        network_none: spec.network_none,
+        network_none: spec.req.network_none,
         landlock,
     }
 }
@@ -463,8 +454,8 @@ pub fn start(
     listen: Option<BorrowedFd<'_>>,
     cgroups: Cgroups<'_>,
 ) -> Result<Launched, StartError> {
-    preflight(spec.isolation).map_err(|missing| StartError::Unsupported { missing })?;
-    match std::fs::metadata(spec.workdir) {
+    preflight(spec.req.isolation).map_err(|missing| StartError::Unsupported { missing })?;
+    match std::fs::metadata(spec.req.workdir) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => {
             return Err(StartError::Workdir {
@@ -484,7 +475,7 @@ pub fn start(
         Err(source) => return Err(StartError::Program { source }),
     }
     let plan = build(spec, &program);
-    prepare_socket(spec.env, plan.uid, plan.gid).map_err(|e| {
+    prepare_socket(spec.req.env, plan.uid, plan.gid).map_err(|e| {
         StartError::Launch(LaunchError::Call {
             call: "prepare the instance's socket folder",
             source: e,
@@ -496,15 +487,21 @@ pub fn start(
 /// The program as execvp would find it with the instance's PATH; a
 /// relative path with a slash is taken from the workdir.
 fn argv_program(spec: &Spec<'_>) -> PathBuf {
-    let program = spec.argv.first().map(String::as_str).unwrap_or_default();
+    let program = spec
+        .req
+        .argv
+        .first()
+        .map(String::as_str)
+        .unwrap_or_default();
     let path = spec
+        .req
         .env
         .iter()
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.as_os_str());
     let found = super::process::resolve_program(program, path);
     if found.is_relative() {
-        spec.workdir.join(found)
+        spec.req.workdir.join(found)
     } else {
         found
     }
@@ -515,21 +512,16 @@ mod tests {
     use super::*;
 
     fn spec<'a>(level: Isolation, argv: &'a [String], hide: &'a [PathBuf]) -> Spec<'a> {
+        let mut req = Request::process(argv, Path::new("/srv/app"), &[], None);
+        req.isolation = level;
+        req.service = "notes";
+        req.id = "alice";
+        req.data_dir = Path::new("/srv/app/data/notes/alice");
+        req.tenement_dir = Path::new("/srv/app/data");
+        req.hide = hide;
         Spec {
-            isolation: level,
-            argv,
-            workdir: Path::new("/srv/app"),
-            env: &[],
-            service: "notes",
-            id: "alice",
-            data_dir: Path::new("/srv/app/data/notes/alice"),
-            tenement_dir: Path::new("/srv/app/data"),
-            hide,
-            read_paths: &[],
-            write_paths: &[],
-            network_none: false,
+            req,
             uid: (200_001, 200_001),
-            listen_name: None,
         }
     }
 
@@ -658,9 +650,9 @@ mod tests {
     fn the_host_root_is_never_bound() {
         let argv = vec!["/bin/sleep".to_string()];
         let mut sp = spec(Isolation::Sandbox, &argv, &[]);
-        sp.workdir = Path::new("/");
+        sp.req.workdir = Path::new("/");
         let paths = [PathBuf::from("/")];
-        sp.read_paths = &paths;
+        sp.req.read_paths = &paths;
         let p = build(&sp, Path::new("/bin/sleep"));
         assert!(
             !p.mounts.contains(&Mount::ReadOnly("/".into())),
@@ -677,9 +669,13 @@ mod tests {
             (OsString::from("LISTEN_PID"), OsString::from("1")),
             (OsString::from("A"), OsString::from("b")),
         ];
+        let null = std::fs::File::open("/dev/null").unwrap();
         let mut s = spec(Isolation::Namespace, &argv, &[]);
-        s.env = &env;
-        s.listen_name = Some("notes");
+        s.req.env = &env;
+        s.req.listen = Some(super::super::spawn::Listen {
+            fd: std::os::fd::AsFd::as_fd(&null),
+            name: "notes",
+        });
         let p = build(&s, Path::new("/bin/app"));
         assert_eq!(
             p.env,

@@ -261,20 +261,8 @@ pub(super) fn spawn_with_init(req: &Request<'_>, init_exe: &Path) -> Result<Spaw
         });
     };
     let spec = plan::Spec {
-        isolation: req.isolation,
-        argv: req.argv,
-        workdir: req.workdir,
-        env: req.env,
-        service: req.service,
-        id: req.id,
-        data_dir: req.data_dir,
-        tenement_dir: req.tenement_dir,
-        hide: req.hide,
-        read_paths: req.read_paths,
-        write_paths: req.write_paths,
-        network_none: req.network_none,
+        req: *req,
         uid: (uid, gid),
-        listen_name: req.listen.map(|l| l.name),
     };
     // Created inside its v2 cgroup (made anew for this start, see
     // `cgroup::Instance::renew_v2`); the child writes itself into the v1
