@@ -568,6 +568,7 @@ fn acme_setup(
     let opts = crate::acme::manager::Options {
         directory: a.directory.clone(),
         email: Some(a.email.clone()),
+        keep: a.on_demand_keep,
     };
     Ok((shared, opts, http))
 }

@@ -5,8 +5,10 @@
 //! and TLS-ALPN-01 ports are ten's listeners. Covered: HTTP-01 (with
 //! `redirect_http` on), TLS-ALPN-01 with nothing on the plain port,
 //! on-demand issuance at the first handshake (curl verifying against
-//! pebble's root), the refusal of an unknown name, and renewal of
-//! short-lived certificates. Every wait is bounded.
+//! pebble's root), the refusal of an unknown name, renewal of
+//! short-lived certificates, and the removal of an on-demand certificate
+//! `acme_on_demand_keep` after its instance is stopped (kept while it
+//! sleeps). Every wait is bounded.
 
 mod util;
 
@@ -628,4 +630,89 @@ fn short_lived_certificates_are_renewed_with_a_third_of_their_lifetime_left() {
     ]);
     let text = stderr(&out);
     assert!(text.contains("expire date"), "{text}");
+}
+
+#[test]
+fn an_on_demand_certificate_goes_after_its_instance_is_stopped_and_stays_while_it_sleeps() {
+    let Some((pebble, plain, https_addr)) = pebble_for("acme-keep", |o| {
+        o.always_valid = true;
+    }) else {
+        return;
+    };
+    let tls = format!(
+        "{}acme_on_demand = true\nacme_on_demand_keep = 2\n",
+        pebble.tls_keys(https_addr, "http-01")
+    );
+    // `nap` instances sleep after a second without a request.
+    let nap = py_service("nap", "echo.py", "idle_timeout = 1");
+    let mut cfg =
+        config(&tls, &["run", "gone"]).replace("[instances]\n", &format!("{nap}\n[instances]\n"));
+    cfg.push_str("nap = [\"sleepy\"]\n");
+    let server = start_server("acme-keep", &cfg, plain);
+    wait_issued(&server, &pebble, &format!("web.{DOMAIN}"), ISSUE);
+    let root = pebble.root();
+    let (run, gone, sleepy) = (
+        format!("run.web.{DOMAIN}"),
+        format!("gone.web.{DOMAIN}"),
+        format!("sleepy.nap.{DOMAIN}"),
+    );
+    let acme_dir = server.data_dir.join(".tenement/acme");
+    for name in [&run, &gone, &sleepy] {
+        wait_served(&server, &root, name, "/first");
+        let e = entry(&api_tls(&server), name).expect("its certificate");
+        assert_eq!(e["source"], "on-demand", "{e:#}");
+        assert!(acme_dir.join(format!("{name}.crt")).exists(), "{name}");
+        assert!(acme_dir.join(format!("{name}.key")).exists(), "{name}");
+    }
+
+    // sleepy is asleep before gone is stopped: whatever pass of the ACME
+    // thread sees gone stopped sees sleepy asleep, for longer.
+    let mut last = None;
+    let asleep = wait_until(DEADLINE, || {
+        last = server.instance("nap:sleepy");
+        last.as_ref().is_some_and(|i| i["state"] == "sleeping")
+    });
+    assert!(asleep, "nap:sleepy never slept: {last:?}\n{}", server.log());
+    server.ten_ok(&["stop", "web:gone"]);
+
+    // Removed once acme_on_demand_keep (2 s) has passed since the stop
+    // was seen (the thread looks at least every 15 s).
+    let mut list = Value::Null;
+    let removed = wait_until(Duration::from_secs(90), || {
+        list = api_tls(&server);
+        entry(&list, &gone).is_none()
+    });
+    assert!(removed, "{gone} still listed: {list:#}\n{}", server.log());
+    // The log is read from the server's pipe by another thread.
+    let said = format!("{gone}: its instance has been gone 2s");
+    assert!(
+        wait_until(DEADLINE, || server.log().contains(&said)),
+        "{}",
+        server.log()
+    );
+    for ext in ["crt", "key"] {
+        assert!(!acme_dir.join(format!("{gone}.{ext}")).exists(), "{ext}");
+    }
+    // Its name now gets a handshake alert, and nothing is ordered again.
+    let out = curl_https(&server, &root, &gone, "/");
+    assert_eq!(out.status.code(), Some(35), "{}", describe(&out));
+    let orders = server
+        .log()
+        .matches(&format!("ordering a certificate for {gone} "))
+        .count();
+    assert_eq!(orders, 1, "{}", server.log());
+
+    // The running and the sleeping instance keep theirs, files included,
+    // and are served with them (sleepy wakes for it).
+    let state = server.instance("nap:sleepy").expect("listed")["state"].clone();
+    assert_eq!(state, "sleeping", "{}", server.log());
+    for name in [&run, &sleepy] {
+        let e = entry(&list, name).unwrap_or_else(|| panic!("{name} dropped: {list:#}"));
+        assert!(e["not_after"].is_i64(), "{e:#}");
+        assert!(acme_dir.join(format!("{name}.crt")).exists(), "{name}");
+        assert!(acme_dir.join(format!("{name}.key")).exists(), "{name}");
+        let out = curl_https(&server, &root, name, "/again");
+        assert!(out.status.success(), "{}\n{}", describe(&out), server.log());
+        assert!(stdout(&out).contains("/again"), "{}", describe(&out));
+    }
 }

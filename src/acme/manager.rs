@@ -3,7 +3,8 @@
 //! one at a time, renews each when a third of its lifetime is left,
 //! retries failures with exponential backoff (never sooner than the
 //! server's `Retry-After`, an hour at least after a rate limit), and
-//! removes on-demand certificates a while after their instance is gone.
+//! removes on-demand certificates `acme_on_demand_keep` after their
+//! instance left the registry (a sleeping instance keeps its certificate).
 //!
 //! A failure is logged with the server's problem document and kept for
 //! `GET /api/tls`; it never touches a listener. The thread blocks on the
@@ -34,15 +35,15 @@ const RATE_LIMIT_WAIT: Duration = Duration::from_secs(3600);
 /// Longest sleep: new services after a reload and forgotten instances are
 /// noticed within this.
 const WAKE: Duration = Duration::from_secs(15);
-/// An on-demand certificate is removed this long after its instance left
-/// the registry.
-pub const FORGET_AFTER: Duration = Duration::from_secs(3600);
 
 /// What the thread needs from the config.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub directory: String,
     pub email: Option<String>,
+    /// How long an on-demand certificate is kept after its instance left
+    /// the registry (`acme_on_demand_keep`).
+    pub keep: Duration,
 }
 
 /// One name the thread looks after.
@@ -116,7 +117,15 @@ impl Manager {
                 }
                 continue;
             }
-            let next = self.entries.values().map(|e| e.due).min();
+            // Certificates of stopped instances go when their time is up.
+            let next = self
+                .entries
+                .values()
+                .map(|e| match e.gone_since {
+                    Some(t) => e.due.min(t + self.opts.keep),
+                    None => e.due,
+                })
+                .min();
             let wait = next
                 .map_or(WAKE, |d| d.saturating_duration_since(now))
                 .min(WAKE);
@@ -189,12 +198,16 @@ impl Manager {
             .iter()
             .filter(|(_, e)| {
                 e.gone_since
-                    .is_some_and(|t| now.duration_since(t) >= FORGET_AFTER)
+                    .is_some_and(|t| now.duration_since(t) >= self.opts.keep)
             })
             .map(|(n, _)| n.clone())
             .collect();
         for name in expired {
-            info!("acme", "{name}: its instance is gone: certificate removed");
+            info!(
+                "acme",
+                "{name}: its instance has been gone {}s (acme_on_demand_keep): certificate removed",
+                self.opts.keep.as_secs()
+            );
             self.entries.remove(&name);
             self.shared.uninstall(&name);
             files::remove(&self.shared.data_dir, &name);

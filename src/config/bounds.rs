@@ -79,6 +79,11 @@ pub const LOG_SINCE: Bound = secs("since", 0, 3_650 * DAY);
 /// New on-demand certificate names per hour (Let's Encrypt allows 300
 /// new orders per account every 3 hours).
 pub const ACME_ON_DEMAND_PER_HOUR: Bound = count("acme_on_demand_per_hour", 1, 100);
+/// How long an on-demand certificate outlives its instance's stop: up to
+/// 30 days (0: removed as soon as the stop is seen).
+pub const ACME_ON_DEMAND_KEEP: Bound = secs("acme_on_demand_keep", 0, 30 * DAY);
+/// `acme_on_demand_keep` left out: an hour.
+pub const ACME_ON_DEMAND_KEEP_DEFAULT: u64 = 3_600;
 
 /// Every bound, in the order tenement.toml(5) lists them.
 #[cfg(test)]
@@ -101,6 +106,7 @@ pub const ALL: &[Bound] = &[
     DEPLOY_TIMEOUT,
     LOG_SINCE,
     ACME_ON_DEMAND_PER_HOUR,
+    ACME_ON_DEMAND_KEEP,
 ];
 
 const fn secs(key: &'static str, min: u64, max: u64) -> Bound {

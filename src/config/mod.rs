@@ -155,6 +155,9 @@ pub struct Acme {
     pub challenge: String,
     /// `Some(per_hour)` with `acme_on_demand = true`.
     pub on_demand_per_hour: Option<u32>,
+    /// `acme_on_demand_keep`: how long an on-demand certificate is kept
+    /// after its instance left the registry.
+    pub on_demand_keep: std::time::Duration,
 }
 
 /// One certificate chain and its key, as named in the config.
@@ -383,6 +386,7 @@ impl Config {
                         "challenge": a.challenge,
                         "on_demand": a.on_demand_per_hour.is_some(),
                         "on_demand_per_hour": a.on_demand_per_hour,
+                        "on_demand_keep": a.on_demand_keep.as_secs(),
                     })),
                     "certs": t.certs.iter().map(|c| json!({
                         "names": c.names,

@@ -117,6 +117,7 @@ pub struct RawTls {
     pub acme_directory: Option<Spanned<String>>,
     pub acme_on_demand: Option<Spanned<bool>>,
     pub acme_on_demand_per_hour: Option<Spanned<u32>>,
+    pub acme_on_demand_keep: Option<Spanned<u64>>,
     pub acme_challenge: Option<Spanned<String>>,
     pub acme_ca_root: Option<Spanned<String>>,
     pub certs: Option<Spanned<Vec<Spanned<RawTlsCert>>>>,

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::Path;
+use std::time::Duration;
 
 use toml::Spanned;
 
@@ -135,6 +136,9 @@ impl Check<'_> {
                 raw.acme_on_demand_per_hour
                     .as_ref()
                     .map(|v| ("acme_on_demand_per_hour", v.span())),
+                raw.acme_on_demand_keep
+                    .as_ref()
+                    .map(|v| ("acme_on_demand_keep", v.span())),
                 raw.acme_challenge
                     .as_ref()
                     .map(|v| ("acme_challenge", v.span())),
@@ -158,6 +162,7 @@ impl Check<'_> {
             ca_root: None,
             challenge: "http-01".to_string(),
             on_demand_per_hour: None,
+            on_demand_keep: Duration::from_secs(bounds::ACME_ON_DEMAND_KEEP_DEFAULT),
         };
         let e = email.get_ref();
         let valid_email = e.split_once('@').is_some_and(|(user, host)| {
@@ -224,6 +229,16 @@ impl Check<'_> {
             },
             None => 20,
         };
+        if let Some(v) = &raw.acme_on_demand_keep {
+            match self.bounded(
+                Some(v.clone()),
+                &bounds::ACME_ON_DEMAND_KEEP,
+                key("acme_on_demand_keep"),
+            ) {
+                Some(secs) => acme.on_demand_keep = Duration::from_secs(secs),
+                None => *ok = false,
+            }
+        }
         if raw.acme_on_demand.as_ref().is_some_and(|v| *v.get_ref()) {
             acme.on_demand_per_hour = Some(per_hour);
         }

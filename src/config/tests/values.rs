@@ -483,6 +483,12 @@ fn tls_mistakes_are_refused_by_name_and_line() {
         "needs `acme_email`",
     );
     refused(
+        "[settings.tls]\ncert = \"a\"\nkey = \"b\"\nacme_on_demand_keep = 60\n",
+        4,
+        "settings.tls.acme_on_demand_keep",
+        "needs `acme_email`",
+    );
+    refused(
         "[[settings.tls.certs]]\nnames = [\"bad name\"]\ncert = \"a\"\nkey = \"b\"\n",
         2,
         "settings.tls.certs[0].names",
@@ -500,15 +506,18 @@ fn acme_keys_with_their_defaults() {
     assert_eq!(acme.directory, crate::config::LETS_ENCRYPT);
     assert_eq!(acme.challenge, "http-01");
     assert_eq!(acme.on_demand_per_hour, None);
+    assert_eq!(acme.on_demand_keep, Duration::from_secs(3600));
     assert_eq!(acme.ca_root, None);
     let c = ok(
         "[settings.tls]\nacme_email = \"ops@example.com\"\nacme_directory = \"https://127.0.0.1:14000/dir\"\n\
-         acme_challenge = \"tls-alpn-01\"\nacme_on_demand = true\nacme_ca_root = \"pebble.pem\"\n",
+         acme_challenge = \"tls-alpn-01\"\nacme_on_demand = true\nacme_ca_root = \"pebble.pem\"\n\
+         acme_on_demand_keep = 0\n",
     );
     let acme = c.settings.tls.expect("tls").acme.expect("acme");
     assert_eq!(acme.directory, "https://127.0.0.1:14000/dir");
     assert_eq!(acme.challenge, "tls-alpn-01");
     assert_eq!(acme.on_demand_per_hour, Some(20));
+    assert_eq!(acme.on_demand_keep, Duration::ZERO);
     let root = acme.ca_root.expect("ca root");
     assert!(root.path.is_absolute() && root.path.ends_with("pebble.pem"));
     assert_eq!(root.key, "settings.tls.acme_ca_root");
@@ -633,11 +642,14 @@ fn every_duration_and_size_has_an_upper_bound_in_the_file() {
         .iter()
         .map(|b| ("settings", b, "settings"))
         .chain(service.iter().map(|b| ("service", b, "service.api")))
-        .chain([(
-            "settings.tls",
-            &bounds::ACME_ON_DEMAND_PER_HOUR,
-            "settings.tls",
-        )]);
+        .chain([
+            (
+                "settings.tls",
+                &bounds::ACME_ON_DEMAND_PER_HOUR,
+                "settings.tls",
+            ),
+            ("settings.tls", &bounds::ACME_ON_DEMAND_KEEP, "settings.tls"),
+        ]);
     let mut seen = 0;
     for (table, b, prefix) in cases {
         ok(&file(table, b.key, b.max));
