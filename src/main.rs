@@ -7,6 +7,7 @@
 #[macro_use]
 pub(crate) mod log;
 pub(crate) mod acme;
+pub(crate) mod certs;
 pub(crate) mod cli;
 pub(crate) mod config;
 pub(crate) mod front;

@@ -108,8 +108,8 @@ pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
     let mut acme = None;
     let tls = match &config.settings.tls {
         Some(t) => {
-            let set = front::tls::certs::load(t, &config.settings.domain)?;
-            let mut store = front::tls::Store::new(set, t.redirect_http);
+            let set = crate::certs::load(t, &config.settings.domain)?;
+            let mut store = crate::certs::Store::new(set, t.redirect_http);
             if let Some(a) = &t.acme {
                 let (shared, opts, http) = acme_setup(a, &data_dir, &config.settings.domain)?;
                 store = store.with_acme(shared.clone());
@@ -241,7 +241,7 @@ fn load_config(opts: &ServeOptions) -> Result<Config, Box<dyn std::error::Error>
 fn self_check(opts: &ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
     let config = load_config(opts)?;
     if let Some(t) = &config.settings.tls {
-        front::tls::certs::load(t, &config.settings.domain)?;
+        crate::certs::load(t, &config.settings.domain)?;
     }
     println!("{}", upgrade::check_line());
     Ok(())
@@ -282,7 +282,7 @@ struct Server {
     data_dir: PathBuf,
     published: Arc<Published>,
     /// The certificates, with `[settings.tls]` at start.
-    tls: Option<Arc<front::tls::Store>>,
+    tls: Option<Arc<crate::certs::Store>>,
     control: Arc<Control>,
     /// The open lock file; handed to the next image by an upgrade.
     lock: Option<std::fs::File>,

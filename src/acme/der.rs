@@ -6,7 +6,7 @@
 //! authorization). Both are ECDSA P-256 with SHA-256.
 //!
 //! Pure: builds bytes from names and a key. Reading certificates is
-//! `front::tls::x509`'s.
+//! `certs::x509`'s.
 
 use super::jws::{Key, KeyError};
 
@@ -291,7 +291,7 @@ mod tests {
         let key = Key::generate().expect("key");
         let der =
             alpn_certificate("x.example.test", "tok.thumb", &key, 1_800_000_000).expect("cert");
-        let info = crate::front::tls::x509::read(&der).expect("readable");
+        let info = crate::certs::x509::read(&der).expect("readable");
         assert_eq!(info.names, ["x.example.test"]);
         assert_eq!(info.not_before, 1_800_000_000 - 86_400);
         assert_eq!(info.not_after, 1_800_000_000 + 7 * 86_400);

@@ -15,7 +15,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
 
 use super::jws::{self, Key};
-use crate::front::tls::x509;
+use crate::certs::x509;
 
 /// `{data_dir}/.tenement/acme`.
 pub fn dir(data_dir: &Path) -> PathBuf {

@@ -25,7 +25,7 @@ use super::files;
 use super::https::Client;
 use super::jws::Key;
 use super::shared::{Challenge, Shared, Source};
-use crate::front::tls::Store;
+use crate::certs::Store;
 
 /// First retry after a failure; doubles per failure in a row.
 const BACKOFF_BASE: Duration = Duration::from_secs(30);

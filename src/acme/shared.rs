@@ -501,7 +501,7 @@ mod tests {
         let key = super::super::jws::Key::generate().expect("key");
         let der =
             super::super::der::alpn_certificate(name, "k.a", &key, 1_800_000_000).expect("cert");
-        let info = crate::front::tls::x509::read(&der).expect("readable");
+        let info = crate::certs::x509::read(&der).expect("readable");
         let provider = rustls::crypto::ring::default_provider();
         let signing = provider
             .key_provider

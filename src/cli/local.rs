@@ -107,7 +107,7 @@ pub fn config(ctx: &Ctx<'_>) -> Result<(), CliError> {
         // The certificate files are part of the config: check them as `ten
         // serve` would.
         if let Some(tls) = &cfg.settings.tls {
-            crate::front::tls::certs::load(tls, &cfg.settings.domain)?;
+            crate::certs::load(tls, &cfg.settings.domain)?;
         }
         return output::print(&format!("ok: {}\n", cfg.path.display()));
     }

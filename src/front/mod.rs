@@ -54,7 +54,7 @@ pub struct FrontOptions {
 /// The HTTPS listener's address and the certificates its handshakes use.
 pub struct TlsOptions {
     pub listen: SocketAddr,
-    pub store: Arc<tls::Store>,
+    pub store: Arc<crate::certs::Store>,
 }
 
 /// The running loops.

@@ -1,208 +1,34 @@
-//! HTTPS in the front: the certificate store the handshakes pick from (and
-//! a reload swaps), the rustls server config, and a client connection that
-//! is plain or TLS, driven by the loop like any non-blocking socket.
+//! HTTPS in the front: the rustls server config (certificates from
+//! `crate::certs::Store`), and a client connection that is plain or TLS,
+//! driven by the loop like any non-blocking socket.
 //!
 //! rustls never touches the socket by itself here: `TlsStream` feeds it
 //! what a non-blocking read returns and writes out what it produced, so a
 //! handshake or a record never blocks a loop. A plain connection pays one
 //! enum match per read or write, as for TCP versus Unix, and nothing else.
-//! Certificate files are read in `certs.rs`, off the loops.
+//! Certificate files are read in `crate::certs`, off the loops.
 //!
-//! With ACME (`crate::acme`) the store also answers from the certificates
-//! it issued and, in handshakes offering `acme-tls/1`, with TLS-ALPN-01
-//! challenge certificates. With `acme_on_demand` a connection first reads
+//! With `acme_on_demand` a connection first reads
 //! the ClientHello with rustls' `Acceptor`; a handshake for an instance
 //! host without a certificate is parked (the loop goes on) until its
 //! order settles, then resumed or refused with an alert: ACME wakes the
 //! loop's waker when an order settles (`Shared::wake_on_settle`).
 
-pub mod certs;
-pub mod x509;
-
 use std::io::{self, ErrorKind, Read, Write};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use mio::event::Source;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
-use rustls::server::{
-    Accepted, Acceptor, ClientHello, ResolvesServerCert, ServerConfig, ServerConnection,
-};
-use rustls::sign::CertifiedKey;
+use rustls::server::{Accepted, Acceptor, ServerConfig, ServerConnection};
 
-use crate::acme::shared::{Hello, Shared, ACME_TLS_ALPN};
+use crate::acme::shared::{Hello, ACME_TLS_ALPN};
+use crate::certs::{offers_acme_alpn, Store};
 use crate::net::MioStream;
-use certs::CertSet;
 
 /// Longest a handshake is held for its on-demand certificate.
 pub const ON_DEMAND_WAIT: std::time::Duration = std::time::Duration::from_secs(90);
-
-/// Why handshakes failed, as counted for `/metrics`.
-pub const FAILURE_REASONS: [&str; 5] = [
-    "alert_received",
-    "incompatible",
-    "bad_message",
-    "closed",
-    "other",
-];
-
-/// The certificates every loop's handshakes use, and what a reload
-/// changes without a restart. Shared by the loops (readers, once per
-/// handshake) and the supervisor (writer, at a reload).
-#[derive(Debug)]
-pub struct Store {
-    current: RwLock<Arc<CertSet>>,
-    redirect_http: AtomicBool,
-    /// Handshake failures by `FAILURE_REASONS` position.
-    failures: [AtomicU64; FAILURE_REASONS.len()],
-    /// Why the last reload could not use the certificate files, if it could not.
-    last_error: Mutex<Option<String>>,
-    /// ACME's certificates and challenge answers, with `acme_*` set.
-    acme: Option<Arc<Shared>>,
-}
-
-impl Store {
-    pub fn new(set: CertSet, redirect_http: bool) -> Store {
-        Store {
-            current: RwLock::new(Arc::new(set)),
-            redirect_http: AtomicBool::new(redirect_http),
-            failures: Default::default(),
-            last_error: Mutex::new(None),
-            acme: None,
-        }
-    }
-
-    /// The same store answering from ACME's certificates too.
-    pub fn with_acme(mut self, acme: Arc<Shared>) -> Store {
-        self.acme = Some(acme);
-        self
-    }
-
-    /// ACME's shared state, with `acme_*` set.
-    pub fn acme(&self) -> Option<&Arc<Shared>> {
-        self.acme.as_ref()
-    }
-
-    /// The certificates now in use.
-    pub fn certs(&self) -> Arc<CertSet> {
-        // A poisoned lock only means a writer panicked while swapping an
-        // Arc, which cannot leave it torn.
-        match self.current.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    /// Puts new certificates in place: handshakes from now on use them,
-    /// open connections keep what they negotiated.
-    pub fn swap(&self, set: CertSet, redirect_http: bool) {
-        let set = Arc::new(set);
-        match self.current.write() {
-            Ok(mut guard) => *guard = set,
-            Err(poisoned) => *poisoned.into_inner() = set,
-        }
-        self.redirect_http.store(redirect_http, Ordering::Relaxed);
-    }
-
-    /// Whether plain HTTP is answered with a redirect to https.
-    pub fn redirect_http(&self) -> bool {
-        self.redirect_http.load(Ordering::Relaxed)
-    }
-
-    /// Handshake failures so far, by reason.
-    pub fn failures(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        FAILURE_REASONS
-            .iter()
-            .zip(&self.failures)
-            .map(|(reason, n)| (*reason, n.load(Ordering::Relaxed)))
-    }
-
-    /// Records why a reload could not use the files (None: it could).
-    pub fn set_last_error(&self, error: Option<String>) {
-        match self.last_error.lock() {
-            Ok(mut guard) => *guard = error,
-            Err(poisoned) => *poisoned.into_inner() = error,
-        }
-    }
-
-    /// `GET /api/tls`: each certificate in use, with the last reload error
-    /// on the certificates whose files it names. `now` is Unix seconds.
-    pub fn to_json(&self, now: i64) -> serde_json::Value {
-        let error = match self.last_error.lock() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        };
-        let certs = self.certs();
-        let mut list: Vec<serde_json::Value> = certs
-            .certs
-            .iter()
-            .map(|c| {
-                let (cert, key) = (
-                    c.cert_path.display().to_string(),
-                    c.key_path.display().to_string(),
-                );
-                let own_error = error
-                    .as_ref()
-                    .filter(|e| e.contains(&cert) || e.contains(&key));
-                serde_json::json!({
-                    "names": c.names,
-                    "issuer": c.info.issuer,
-                    "not_after": c.info.not_after,
-                    "expires_in_seconds": c.info.not_after - now,
-                    "source": "file",
-                    "cert": cert,
-                    "key": key,
-                    "last_error": own_error,
-                })
-            })
-            .collect();
-        if let Some(acme) = &self.acme {
-            list.extend(acme.to_json(now));
-        }
-        serde_json::Value::Array(list)
-    }
-
-    fn count_failure(&self, reason: usize) {
-        self.failures[reason].fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-impl ResolvesServerCert for Store {
-    /// A file certificate covering the name, else ACME's for it, else the
-    /// fallback; none (an alert) for a TLS-ALPN-01 probe without a pending
-    /// challenge and, on demand, for an instance host without a certificate.
-    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let name = hello.server_name();
-        let Some(acme) = &self.acme else {
-            return self.certs().pick(name).map(|c| c.key.clone());
-        };
-        if offers_acme_alpn(&hello) {
-            return name.and_then(|n| acme.alpn_cert(n));
-        }
-        let certs = self.certs();
-        if let Some(n) = name.filter(|n| !certs.covers(n)) {
-            if let Some(key) = acme.cert(n) {
-                return Some(key);
-            }
-            if acme.refuses_uncovered(n) {
-                return None;
-            }
-        }
-        match certs.pick(name) {
-            Some(c) => Some(c.key.clone()),
-            // Without certificate files: the domain's from ACME.
-            None => acme.cert(&acme.domain),
-        }
-    }
-}
-
-fn offers_acme_alpn(hello: &ClientHello<'_>) -> bool {
-    hello
-        .alpn()
-        .is_some_and(|mut protocols| protocols.any(|p| p == ACME_TLS_ALPN))
-}
 
 /// The rustls config of the HTTPS listeners: TLS 1.3 and 1.2 with ring,
 /// no client certificates, ALPN `http/1.1` (and `acme-tls/1` with ACME,
@@ -210,7 +36,7 @@ fn offers_acme_alpn(hello: &ClientHello<'_>) -> bool {
 /// `store`.
 pub fn server_config(store: Arc<Store>) -> Result<Arc<ServerConfig>, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let acme = store.acme.is_some();
+    let acme = store.acme().is_some();
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
@@ -382,7 +208,7 @@ impl TlsStream {
         config: Arc<ServerConfig>,
         store: Arc<Store>,
     ) -> io::Result<TlsStream> {
-        let on_demand = store.acme.as_ref().is_some_and(|a| a.on_demand());
+        let on_demand = store.acme().is_some_and(|a| a.on_demand());
         let (tls, hello) = if on_demand {
             (
                 None,
@@ -409,7 +235,7 @@ impl TlsStream {
             let accepted = match self.hello.as_deref_mut() {
                 None => return Ok(Accepting::Ready),
                 Some(HelloPhase::Parked { name, .. }) => {
-                    let acme = self.store.acme.as_ref();
+                    let acme = self.store.acme();
                     if acme.is_some_and(|a| a.settled(name) == Hello::Wait) {
                         return Ok(Accepting::Blocked);
                     }
@@ -436,7 +262,7 @@ impl TlsStream {
                         Ok(None) => continue,
                         Ok(Some(accepted)) => {
                             let hello = accepted.client_hello();
-                            let wait = match (hello.server_name(), &self.store.acme) {
+                            let wait = match (hello.server_name(), self.store.acme()) {
                                 (Some(name), Some(acme))
                                     if !offers_acme_alpn(&hello)
                                         && !self.store.certs().covers(name)

@@ -90,7 +90,7 @@ pub fn start(
     config: Config,
     data_dir: PathBuf,
     published: Arc<Published>,
-    tls: Option<Arc<crate::front::tls::Store>>,
+    tls: Option<Arc<crate::certs::Store>>,
     handed: Option<Handover>,
     control: Option<Arc<crate::upgrade::Control>>,
 ) -> Result<(SupervisorHandle, JoinHandle<Option<Handover>>), SuperviseError> {

@@ -137,7 +137,7 @@ fn human(d: Duration) -> String {
 pub struct Supervisor {
     config: Config,
     /// The certificates the front's handshakes use; a reload swaps them.
-    tls: Option<Arc<crate::front::tls::Store>>,
+    tls: Option<Arc<crate::certs::Store>>,
     data_dir: PathBuf,
     published: Arc<Published>,
     poll: Poll,
@@ -203,7 +203,7 @@ impl Supervisor {
         published: Arc<Published>,
         poll: Poll,
         rx: Receiver<Envelope>,
-        tls: Option<Arc<crate::front::tls::Store>>,
+        tls: Option<Arc<crate::certs::Store>>,
     ) -> Supervisor {
         Supervisor {
             tls,

@@ -431,7 +431,7 @@ pub fn render(snap: &Snapshot, front: &FrontStats, sample: &Sample) -> String {
 /// The HTTPS families: each certificate name's seconds left until its
 /// certificate expires (negative once expired), and handshake failures by
 /// reason. `now` is Unix seconds.
-pub fn render_tls(out: &mut String, store: &crate::front::tls::Store, now: i64) {
+pub fn render_tls(out: &mut String, store: &crate::certs::Store, now: i64) {
     family(
         out,
         "ten_tls_certificate_expiry_seconds",

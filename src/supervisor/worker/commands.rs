@@ -25,11 +25,11 @@ impl Supervisor {
     fn load_certs(
         &self,
         config: &Config,
-    ) -> Result<Option<(crate::front::tls::certs::CertSet, bool)>, crate::config::ConfigError> {
+    ) -> Result<Option<(crate::certs::CertSet, bool)>, crate::config::ConfigError> {
         let (Some(store), Some(tls)) = (&self.tls, &config.settings.tls) else {
             return Ok(None);
         };
-        match crate::front::tls::certs::load(tls, &config.settings.domain) {
+        match crate::certs::load(tls, &config.settings.domain) {
             Ok(set) => Ok(Some((set, tls.redirect_http))),
             Err(e) => {
                 store.set_last_error(Some(e.to_string()));
