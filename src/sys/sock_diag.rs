@@ -24,6 +24,11 @@ const NLMSG_DONE: u16 = 3;
 const NLMSG_HDRLEN: usize = 16;
 const IPPROTO_TCP: u8 = 6;
 const TCP_LISTEN: u32 = 10;
+/// The `inet_diag_req_v2` attribute carrying a filter, and its two
+/// comparisons of the local port (`inet_diag_bc_op` codes).
+const INET_DIAG_REQ_BYTECODE: u16 = 1;
+const INET_DIAG_BC_S_GE: u8 = 2;
+const INET_DIAG_BC_S_LE: u8 = 3;
 const UDIAG_SHOW_VFS: u32 = 0x2;
 const UDIAG_SHOW_UID: u32 = 0x40;
 const UNIX_DIAG_VFS: u16 = 1;
@@ -47,7 +52,7 @@ pub fn tcp_listeners(port: u16) -> io::Result<Vec<Listener>> {
     let diag = [libc::AF_INET as u8, libc::AF_INET6 as u8]
         .iter()
         .try_for_each(|&family| {
-            dump(&inet_request(family), &mut |msg| {
+            dump(&inet_request(family, port), &mut |msg| {
                 if let Some((p, l)) = parse_inet(msg) {
                     if p == port {
                         out.push(l);
@@ -108,12 +113,29 @@ fn header(len: usize) -> Vec<u8> {
     b
 }
 
-/// `nlmsghdr` + `inet_diag_req_v2` asking for the TCP listeners of `family`.
-fn inet_request(family: u8) -> Vec<u8> {
-    let mut b = header(NLMSG_HDRLEN + 56);
+/// `nlmsghdr` + `inet_diag_req_v2` asking for the TCP listeners of `family`
+/// on local `port`. The port is matched by the kernel (a bytecode filter:
+/// port >= it and port <= it), so a host with thousands of listeners sends
+/// back only the few on that port.
+fn inet_request(family: u8, port: u16) -> Vec<u8> {
+    // Two comparisons of 8 bytes each: `yes` goes to the next one (or the
+    // end: a match), `no` jumps past the end (no match).
+    let filter: [(u8, u8, u16); 4] = [
+        (INET_DIAG_BC_S_GE, 8, 20),
+        (0, 0, port),
+        (INET_DIAG_BC_S_LE, 8, 12),
+        (0, 0, port),
+    ];
+    let mut b = header(NLMSG_HDRLEN + 56 + 4 + 4 * filter.len());
     b.extend_from_slice(&[family, IPPROTO_TCP, 0, 0]);
     b.extend_from_slice(&(1u32 << TCP_LISTEN).to_ne_bytes());
     b.extend_from_slice(&[0u8; 48]); // inet_diag_sockid: any
+    b.extend_from_slice(&((4 + 4 * filter.len()) as u16).to_ne_bytes());
+    b.extend_from_slice(&INET_DIAG_REQ_BYTECODE.to_ne_bytes());
+    for (code, yes, no) in filter {
+        b.extend_from_slice(&[code, yes]);
+        b.extend_from_slice(&no.to_ne_bytes());
+    }
     b
 }
 
@@ -274,6 +296,23 @@ mod tests {
         assert_eq!(found[0].uid, Some(rustix::process::geteuid().as_raw()));
         drop(l);
         assert_eq!(tcp_listeners(port).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn the_kernel_sends_only_the_listeners_on_the_port_asked_for() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let others: Vec<std::net::TcpListener> = (0..3)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        // The raw dump, without the fallback to /proc/net/tcp: a filter the
+        // kernel refused would be an error here.
+        let mut ports = Vec::new();
+        dump(&inet_request(libc::AF_INET as u8, port), &mut |msg| {
+            ports.extend(parse_inet(msg).map(|(p, _)| p));
+        })
+        .unwrap();
+        assert_eq!(ports, vec![port], "others: {others:?}");
     }
 
     #[test]
