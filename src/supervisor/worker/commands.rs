@@ -8,8 +8,11 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rustix::process::Signal;
+
 use super::{post, Supervisor, DEFAULT_WEIGHT};
 use crate::config::Config;
+use crate::isolate::{cgroup, procfs};
 use crate::names::InstanceKey;
 use crate::state::{Desired, RegistryEntry};
 use crate::supervisor::lifecycle::AfterStop;
@@ -315,21 +318,51 @@ impl Supervisor {
             return Err(CommandError::NoFreePort { lo, hi });
         };
         self.insert(key.clone(), port, weight.min(100), State::Starting);
-        // Saved before the process starts: a spawn the registry does not
-        // hold would be lost at the next restart.
-        if let Err(e) = self.save_first(&format!("spawn {key}"), |_| {}) {
-            self.instances.remove(key);
-            self.dirty = true;
-            return Err(e);
-        }
         if let Err(e) = self.launch(key, now) {
             self.note(key, &format!("spawn failed: {e}"));
             self.instances.remove(key);
             self.dirty = true;
             return Err(CommandError::SpawnFailed(e));
         }
-        self.persist = true;
+        // Saved once the process runs, with its pid, and before any answer:
+        // the exec does not wait for the disk, and a spawn is confirmed
+        // only once the registry holds it. A spawn that cannot be saved is
+        // undone: its process is killed and the instance forgotten.
+        if let Err(e) = self.save_first(&format!("spawn {key}"), |_| {}) {
+            self.undo_spawn(key);
+            return Err(e);
+        }
         Ok(())
+    }
+
+    /// Takes back a spawn whose registry entry could not be written, so
+    /// that nothing of it is left: its process is killed and reaped at
+    /// once (it has only just started), its cgroup removed, the instance
+    /// forgotten (its data dir too, unless `storage_persist`).
+    fn undo_spawn(&mut self, key: &InstanceKey) {
+        self.cancel_probe(key);
+        if let Some(run) = self.instances.get_mut(key).and_then(|i| i.run.as_mut()) {
+            let _ = procfs::signal_group(run.pgid, Signal::KILL);
+            let _ = run.child.wait();
+        }
+        self.drop_run(key);
+        let Some(inst) = self.instances.remove(key) else {
+            return;
+        };
+        if let Some(cg) = inst.cgroup {
+            if cg.populated() {
+                cg.kill_and_wait(cgroup::KILL_WAIT);
+            }
+            if let Err(e) = cg.remove() {
+                warn!("supervisor", "{key} remove its cgroup: {e}");
+            }
+        }
+        self.drop_storage(key);
+        self.dirty = true;
+        info!(
+            "supervisor",
+            "{key} spawn undone: the registry could not be saved"
+        );
     }
 
     pub(super) fn cmd_restart(&mut self, key: InstanceKey, to: Option<ReplyTo>, now: Instant) {

@@ -232,7 +232,7 @@ impl Supervisor {
 
     /// A stopped instance is forgotten: without `storage_persist` its data
     /// dir goes too.
-    fn drop_storage(&self, key: &InstanceKey) {
+    pub(super) fn drop_storage(&self, key: &InstanceKey) {
         let persist = self
             .config
             .services
