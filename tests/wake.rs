@@ -7,7 +7,8 @@
 //! The app (`health_gate.py`) answers its health check 503 until it has
 //! served another request, so a held request is only answered if it is
 //! sent before any check passed; it reports how many checks passed before
-//! it. Nothing here is timed: waits poll against deadlines.
+//! it, and (`/slow`) how many came while it answered. Nothing here is
+//! timed: waits poll against deadlines.
 
 mod util;
 
@@ -24,7 +25,12 @@ fn gate(extra: &str) -> String {
 /// GET / to gate:`id` through the proxy: the app's report of the health
 /// checks it saw before this request.
 fn held_get(server: &Server, id: &str) -> serde_json::Value {
-    let resp = server.http("GET", &format!("{id}.gate.localhost"), "/", &[], b"");
+    held_get_path(server, id, "/")
+}
+
+/// `held_get` of `path`.
+fn held_get_path(server: &Server, id: &str, path: &str) -> serde_json::Value {
+    let resp = server.http("GET", &format!("{id}.gate.localhost"), path, &[], b"");
     assert_eq!(
         resp.status,
         200,
@@ -61,6 +67,22 @@ fn held_requests_go_before_the_first_health_check_passes() {
             "ready after",
         ],
     );
+}
+
+#[test]
+fn the_first_health_check_waits_for_the_held_requests_answer() {
+    if !tools_present(&["python3"]) {
+        return;
+    }
+    let config = format!("{}{}", settings(""), gate("startup_timeout = 30"));
+    let server = Server::start("wake_check_after_answer", &config);
+    server.ten_ok(&["spawn", "gate:s"]);
+    // The app takes a while to answer it; the check comes after that.
+    let report = held_get_path(&server, "s", "/slow");
+    assert_eq!(report["during"], 0, "no check while it answered: {report}");
+    assert_eq!(report["passed"], 0, "{report}");
+    let inst = server.wait_running("gate:s");
+    assert_eq!(inst["health"], "healthy", "{inst}");
 }
 
 #[test]

@@ -56,6 +56,20 @@ pub struct Run {
     /// own listener, so held requests go to it before its first health
     /// check passes. A refused request clears it until the next one.
     pub accepting: bool,
+    /// Requests held through the start went to it when it accepted: its
+    /// first health check waits until the front has answered them.
+    pub held_out: Option<HeldOut>,
+}
+
+/// Held requests let go to a starting instance, for its first health check
+/// to wait on (so the check does not compete with them in the app).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldOut {
+    /// The instance's count of answered requests once they all are.
+    pub answered: u64,
+    /// The check goes then all the same (a held request may be a stream
+    /// that never ends).
+    pub until: Instant,
 }
 
 /// What `isolate::owner` confirmed as the instance's own listener since

@@ -235,6 +235,7 @@ impl Supervisor {
             // Checked again before the next probe sends anything.
             owner: Default::default(),
             accepting: false,
+            held_out: None,
         }));
         if let Some(ms) = p.idle_ms {
             let at = now.checked_sub(Duration::from_millis(ms)).unwrap_or(now);

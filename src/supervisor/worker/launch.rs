@@ -383,6 +383,7 @@ impl Supervisor {
             via_socket: false,
             owner: Default::default(),
             accepting: false,
+            held_out: None,
         }));
         inst.backoff_until = None;
         inst.start_deadline = Some(later(now, svc.startup_timeout));

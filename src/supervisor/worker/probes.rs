@@ -16,9 +16,9 @@ use crate::names::InstanceKey;
 use crate::state::layout;
 use crate::supervisor::health::{self, Outcome, Probe};
 use crate::supervisor::lifecycle::{self, Effect, Event};
-use crate::supervisor::snapshot::{CheckResult, State};
+use crate::supervisor::snapshot::{CheckResult, InstanceStats, State};
 use crate::supervisor::spread;
-use crate::supervisor::table::{Source, WaitFor};
+use crate::supervisor::table::{HeldOut, Source, WaitFor};
 
 impl Supervisor {
     /// Drops the probe in flight. Returns whether it was a recheck after a
@@ -43,7 +43,15 @@ impl Supervisor {
         // the first one of a start: held requests go once it accepts, its
         // health check follows.
         let accepting = inst.run.as_ref().is_some_and(|r| r.accepting);
-        let bare = inst.recheck || (inst.life.state() == State::Starting && !accepting);
+        let starting = inst.life.state() == State::Starting;
+        let bare = inst.recheck || (starting && !accepting);
+        if !bare && starting && self.held_unanswered(key, now) {
+            // Its first health check waits for the held requests' answers.
+            let inst = self.instances.get_mut(key).expect("present above");
+            inst.next_probe = Some(now + FAST_POLL);
+            return;
+        }
+        let inst = self.instances.get(key).expect("present above");
         let health = match bare {
             true => None,
             false => self
@@ -161,19 +169,36 @@ impl Supervisor {
 
     /// A starting instance with a `health` path accepts connections on its
     /// own listener: the requests held for it go now, and its first health
-    /// check follows (it becomes `running` when that passes), `READY_POLL`
-    /// later so that the held requests reach the app before it does.
+    /// check follows (it becomes `running` when that passes): at once when
+    /// none was held, else as soon as the front has answered them, so that
+    /// the check does not compete with them in the app (`held_unanswered`).
     fn accepted(&mut self, key: &InstanceKey, now: Instant) {
         let Some(inst) = self.instances.get_mut(key) else {
             return;
+        };
+        let held = inst
+            .waiters
+            .iter()
+            .filter(|w| matches!(w.what, WaitFor::Ready | WaitFor::Accepting))
+            .count() as u64;
+        // Not past half the time left to pass it, whatever the requests do.
+        let left = inst
+            .start_deadline
+            .map_or(FIRST_CHECK_WAIT, |d| d.saturating_duration_since(now) / 2);
+        let held_out = HeldOut {
+            answered: answered(&inst.stats) + held,
+            until: now + FIRST_CHECK_WAIT.min(left),
         };
         let Some(run) = inst.run.as_mut() else {
             return;
         };
         let first = !run.accepting;
         run.accepting = true;
+        run.held_out = (held > 0).then_some(held_out);
         let took = now.saturating_duration_since(run.started);
-        inst.next_probe = Some(now + READY_POLL);
+        // The loop comes back to it right after the held requests' go-ahead
+        // is sent.
+        inst.next_probe = Some(now);
         if first {
             self.note(
                 key,
@@ -317,6 +342,29 @@ impl Supervisor {
         }
     }
 
+    /// Whether requests let go to starting instance `key` when it accepted
+    /// are still unanswered (and `FIRST_CHECK_WAIT` has not passed): its
+    /// first health check waits. Answered: the front has counted as many
+    /// more answers as there were held requests, or has no request of the
+    /// instance in flight (one failed without an answer).
+    fn held_unanswered(&mut self, key: &InstanceKey, now: Instant) -> bool {
+        let Some(inst) = self.instances.get_mut(key) else {
+            return false;
+        };
+        let Some(run) = inst.run.as_mut() else {
+            return false;
+        };
+        let Some(held) = run.held_out else {
+            return false;
+        };
+        let waiting =
+            now < held.until && inst.stats.open() > 0 && answered(&inst.stats) < held.answered;
+        if !waiting {
+            run.held_out = None;
+        }
+        waiting
+    }
+
     /// How many instances are starting (their readiness is being polled).
     fn starting(&self) -> usize {
         self.instances
@@ -405,6 +453,11 @@ impl Supervisor {
     }
 }
 
+/// Requests the front has answered for an instance, over all statuses.
+fn answered(stats: &InstanceStats) -> u64 {
+    (0..5).map(|class| stats.responses(class)).sum()
+}
+
 /// How long a starting instance that does not accept yet waits for its
 /// next probe, with `starting` instances starting at once: `FAST_POLL`, or
 /// longer so that together they make at most `READY_PROBES_PER_SEC`.
@@ -412,6 +465,10 @@ fn ready_poll(starting: usize) -> Duration {
     let share = Duration::from_secs(1) / READY_PROBES_PER_SEC;
     FAST_POLL.max(share.saturating_mul(u32::try_from(starting).unwrap_or(u32::MAX)))
 }
+
+/// The longest a first health check waits for the answers to the requests
+/// held through the start.
+const FIRST_CHECK_WAIT: Duration = Duration::from_secs(1);
 
 /// (device, inode) of the file at `path`, followed if a symlink.
 fn file_id(path: &Path) -> Option<(u64, u64)> {
