@@ -7,8 +7,9 @@
 //! The app (`health_gate.py`) answers its health check 503 until it has
 //! served another request, so a held request is only answered if it is
 //! sent before any check passed; it reports how many checks passed before
-//! it, and (`/slow`) how many came while it answered. Nothing here is
-//! timed: waits poll against deadlines.
+//! it, and (`/slow`) how many came while it answered, and how many
+//! connections it accepted. Nothing here is timed: waits poll against
+//! deadlines.
 
 mod util;
 
@@ -54,6 +55,9 @@ fn held_requests_go_before_the_first_health_check_passes() {
     server.ten_ok(&["spawn", "gate:a"]);
     let report = held_get(&server, "a");
     assert_eq!(report["passed"], 0, "no check passed before it: {report}");
+    // Readiness was seen without connecting to it: the held request is
+    // the first connection the app accepts.
+    assert_eq!(report["connections"], 1, "{report}");
     // Then the health check passes and it is running and healthy.
     let inst = server.wait_running("gate:a");
     assert_eq!(inst["health"], "healthy", "{inst}");
@@ -109,6 +113,7 @@ fn a_woken_instance_takes_its_held_request_before_its_health_check() {
     // the request that woke it is answered.
     let report = held_get(&server, "w");
     assert_eq!(report["passed"], 0, "{report}");
+    assert_eq!(report["connections"], 1, "{report}");
     wait_log_in_order(
         &server,
         "gate",

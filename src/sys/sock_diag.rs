@@ -81,6 +81,28 @@ pub fn tcp_listeners(port: u16) -> io::Result<Vec<Listener>> {
     }
 }
 
+/// The TCP listener that a connection to 127.0.0.1:`port` would reach (an
+/// IPv4 one on 127.0.0.1 or any address, or a dual-stack IPv6 one), as the
+/// kernel's own lookup finds it: one question, whatever the number of
+/// sockets on the host, and no connection made. None: nobody listens there.
+/// Err: the kernel cannot answer (see `can_look_up`).
+pub fn tcp_listener_at(port: u16) -> io::Result<Option<Listener>> {
+    let mut found = None;
+    match ask(&exact_request(port), &mut |msg| found = parse_inet(msg)) {
+        Ok(()) => Ok(found.map(|(_, l)| l)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether `tcp_listener_at` can be trusted: the kernel answers inet_diag
+/// requests (a kernel without it answers ENOENT to every one, which would
+/// read as "nobody listens"). Asked once per process.
+pub fn can_look_up() -> bool {
+    static ANSWERS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ANSWERS.get_or_init(|| dump(&inet_request(libc::AF_INET as u8, 0), &mut |_| {}).is_ok())
+}
+
 /// The listening Unix sockets bound to the file with device `dev` and
 /// inode `ino` (as `stat` reports them), in this network namespace.
 pub fn unix_listeners(dev: u64, ino: u64) -> io::Result<Vec<Listener>> {
@@ -103,11 +125,16 @@ fn dev_matches(kernel: u32, st_dev: u64) -> bool {
     u64::from(kernel >> 20) == major && u64::from(kernel & 0xf_ffff) == minor
 }
 
+/// The header of a dump request.
 fn header(len: usize) -> Vec<u8> {
+    header_flags(len, NLM_F_REQUEST | NLM_F_DUMP)
+}
+
+fn header_flags(len: usize, flags: u16) -> Vec<u8> {
     let mut b = Vec::with_capacity(len);
     b.extend_from_slice(&(len as u32).to_ne_bytes());
     b.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-    b.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    b.extend_from_slice(&flags.to_ne_bytes());
     b.extend_from_slice(&1u32.to_ne_bytes()); // sequence
     b.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel fills it
     b
@@ -136,6 +163,23 @@ fn inet_request(family: u8, port: u16) -> Vec<u8> {
         b.extend_from_slice(&[code, yes]);
         b.extend_from_slice(&no.to_ne_bytes());
     }
+    b
+}
+
+/// `nlmsghdr` + `inet_diag_req_v2` asking for the one TCP socket a
+/// connection from 0.0.0.0:0 to 127.0.0.1:`port` would reach (not a dump:
+/// the kernel looks it up as for an incoming packet).
+fn exact_request(port: u16) -> Vec<u8> {
+    let mut b = header_flags(NLMSG_HDRLEN + 56, NLM_F_REQUEST);
+    b.extend_from_slice(&[libc::AF_INET as u8, IPPROTO_TCP, 0, 0]);
+    b.extend_from_slice(&u32::MAX.to_ne_bytes()); // states: any
+    b.extend_from_slice(&port.to_be_bytes()); // its local port
+    b.extend_from_slice(&0u16.to_be_bytes()); // the peer's: any
+    b.extend_from_slice(&[127, 0, 0, 1]);
+    b.extend_from_slice(&[0u8; 12]);
+    b.extend_from_slice(&[0u8; 16]); // the peer's address: any
+    b.extend_from_slice(&0u32.to_ne_bytes()); // interface: any
+    b.extend_from_slice(&[0xff; 8]); // cookie: none
     b
 }
 
@@ -223,6 +267,33 @@ pub fn parse_proc_net_tcp(text: &str, port: u16) -> Vec<Listener> {
 /// Sends `request` and hands each reply's payload to `each` until the dump
 /// is done.
 fn dump(request: &[u8], each: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+    let fd = send(request)?;
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let (n, _) = recv(&fd, &mut buf[..], RecvFlags::empty())?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        if walk(&buf[..n], each)? {
+            return Ok(());
+        }
+    }
+}
+
+/// Sends a request that is not a dump and hands its one reply's payload to
+/// `each`. Err: the kernel's error (ENOENT: no such socket).
+fn ask(request: &[u8], each: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+    let fd = send(request)?;
+    let mut buf = [0u8; 1024];
+    let (n, _) = recv(&fd, &mut buf[..], RecvFlags::empty())?;
+    if n == 0 {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    walk(&buf[..n], each).map(|_| ())
+}
+
+/// A sock_diag socket with `request` sent on it.
+fn send(request: &[u8]) -> io::Result<OwnedFd> {
     let fd: OwnedFd = socket_with(
         AddressFamily::NETLINK,
         SocketType::DGRAM,
@@ -236,16 +307,7 @@ fn dump(request: &[u8], each: &mut dyn FnMut(&[u8])) -> io::Result<()> {
         SendFlags::empty(),
         &SocketAddrNetlink::new(0, 0),
     )?;
-    let mut buf = vec![0u8; 32 * 1024];
-    loop {
-        let (n, _) = recv(&fd, &mut buf[..], RecvFlags::empty())?;
-        if n == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        if walk(&buf[..n], each)? {
-            return Ok(());
-        }
-    }
+    Ok(fd)
 }
 
 /// Walks the netlink messages of one datagram. Ok(true): the dump is done.
@@ -313,6 +375,26 @@ mod tests {
         })
         .unwrap();
         assert_eq!(ports, vec![port], "others: {others:?}");
+    }
+
+    #[test]
+    fn the_listener_a_connection_would_reach_is_looked_up_without_connecting() {
+        assert!(can_look_up(), "this kernel answers inet_diag");
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let found = tcp_listener_at(port).unwrap().expect("it listens");
+        assert_eq!(found.inode, own_socket(&l));
+        // A connection to it is not a listener: still the listener.
+        let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let found = tcp_listener_at(port).unwrap().expect("it listens");
+        assert_eq!(found.inode, own_socket(&l));
+        drop((c, l));
+        assert_eq!(tcp_listener_at(port).unwrap(), None, "nobody listens");
+        // One on any address is reached too.
+        let any = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+        let port = any.local_addr().unwrap().port();
+        let found = tcp_listener_at(port).unwrap().expect("it listens");
+        assert_eq!(found.inode, own_socket(&any));
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! Readiness and health probes: starting one, stepping it on fd events,
-//! cancelling it, and what its outcome means for the instance.
+//! cancelling it, and what its outcome means for the instance. A starting
+//! instance's readiness over TCP is asked of the kernel (does anything
+//! listen on its port?) rather than probed with a connection; its first
+//! health check waits for the requests held through the start.
 
 use std::io;
 use std::path::Path;
@@ -19,6 +22,7 @@ use crate::supervisor::lifecycle::{self, Effect, Event};
 use crate::supervisor::snapshot::{CheckResult, InstanceStats, State};
 use crate::supervisor::spread;
 use crate::supervisor::table::{HeldOut, Source, WaitFor};
+use crate::sys::sock_diag;
 
 impl Supervisor {
     /// Drops the probe in flight. Returns whether it was a recheck after a
@@ -70,8 +74,16 @@ impl Supervisor {
             }
         };
         let port = inst.port;
+        let look_up = bare && !inst.recheck && inst.listener.is_none();
         // Over the app's Unix socket when it made one, else TCP to the port.
         let socket = layout::instance_socket_path(&self.data_dir, &key.service, &key.id);
+        if look_up
+            && !health::socket_exists(&socket)
+            && sock_diag::can_look_up()
+            && self.look_for_listener(key, port, now)
+        {
+            return;
+        }
         match Probe::start(port, &socket, health.as_deref(), timeout) {
             Ok(mut probe) => {
                 if self.owner_unchecked(key, probe.via_socket(), &socket) {
@@ -151,7 +163,19 @@ impl Supervisor {
         }
         let connect_only = !probe.checks_health();
         let recheck = self.cancel_probe(key);
-        let now = Instant::now();
+        self.readiness_known(key, outcome, connect_only, recheck, Instant::now());
+    }
+
+    /// A probe's outcome; `connect_only`: it asked only whether the app
+    /// accepts (no health path sent).
+    fn readiness_known(
+        &mut self,
+        key: &InstanceKey,
+        outcome: Outcome,
+        connect_only: bool,
+        recheck: bool,
+        now: Instant,
+    ) {
         let has_health = self
             .config
             .services
@@ -165,6 +189,39 @@ impl Supervisor {
             Outcome::Pass(_) if connect_only && has_health && starting => self.accepted(key, now),
             _ => self.probe_done(key, outcome, recheck, now),
         }
+    }
+
+    /// Whether a starting instance listens on its TCP port, asked of the
+    /// kernel instead of connecting: the app's first connection is then a
+    /// held request, not a probe it must accept and drop first. Whose
+    /// listener it is is checked as for a probe. False: the kernel could not
+    /// say; a probe connects instead.
+    fn look_for_listener(&mut self, key: &InstanceKey, port: u16, now: Instant) -> bool {
+        let outcome = match sock_diag::tcp_listener_at(port) {
+            Err(_) => return false,
+            Ok(None) => Outcome::Fail("nobody listens yet".into()),
+            Ok(Some(_)) if !self.owner_unchecked(key, false, Path::new("")) => {
+                Outcome::Pass("listening".into())
+            }
+            Ok(Some(_)) => match self.check_owner(key, false, None) {
+                Ok(Verdict::Owned) => Outcome::Pass("listening".into()),
+                Ok(Verdict::Missing) => Outcome::Fail("nobody listens there any more".into()),
+                Ok(Verdict::Foreign(squatter)) => {
+                    self.squatted(key, false, &squatter, now);
+                    return true;
+                }
+                Err(e) => Outcome::Fail(format!("cannot tell whose listener it is: {e}")),
+            },
+        };
+        if let Some(run) = self.instances.get_mut(key).and_then(|i| i.run.as_mut()) {
+            if matches!(outcome, Outcome::Pass(_)) && run.via_socket {
+                // The front connects the way readiness was found.
+                run.via_socket = false;
+                self.dirty = true;
+            }
+        }
+        self.readiness_known(key, outcome, true, false, now);
+        true
     }
 
     /// A starting instance with a `health` path accepts connections on its
