@@ -17,6 +17,7 @@ use rustix::net::{recv, sendto, socket_with, AddressFamily, RecvFlags, SendFlags
 use rustix::net::{SocketFlags, SocketType};
 
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
+const TCPDIAG_GETSOCK: u16 = 18;
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_DUMP: u16 = 0x300;
 const NLMSG_ERROR: u16 = 2;
@@ -46,20 +47,24 @@ pub struct Listener {
 }
 
 /// The listening TCP sockets (IPv4 and IPv6, any address) on local `port`.
-/// Falls back to `/proc/net/tcp{,6}` when sock_diag cannot answer.
+/// One dump of both families (the kernel walks its listening table once
+/// per dump, a fixed cost however few listen), else one per family, else
+/// `/proc/net/tcp{,6}` when sock_diag cannot answer.
 pub fn tcp_listeners(port: u16) -> io::Result<Vec<Listener>> {
     let mut out = Vec::new();
-    let diag = [libc::AF_INET as u8, libc::AF_INET6 as u8]
-        .iter()
-        .try_for_each(|&family| {
-            dump(&inet_request(family, port), &mut |msg| {
-                if let Some((p, l)) = parse_inet(msg) {
-                    if p == port {
-                        out.push(l);
-                    }
-                }
-            })
-        });
+    let mut keep = |msg: &[u8]| {
+        if let Some((p, l)) = parse_inet(msg) {
+            if p == port {
+                out.push(l);
+            }
+        }
+    };
+    let mut diag = dump(&both_families_request(port), &mut keep);
+    if diag.is_err() {
+        diag = [libc::AF_INET as u8, libc::AF_INET6 as u8]
+            .iter()
+            .try_for_each(|&family| dump(&inet_request(family, port), &mut keep));
+    }
     if diag.is_ok() {
         return Ok(out);
     }
@@ -141,25 +146,47 @@ fn header_flags(len: usize, flags: u16) -> Vec<u8> {
 }
 
 /// `nlmsghdr` + `inet_diag_req_v2` asking for the TCP listeners of `family`
-/// on local `port`. The port is matched by the kernel (a bytecode filter:
-/// port >= it and port <= it), so a host with thousands of listeners sends
-/// back only the few on that port.
+/// on local `port`. The port is matched by the kernel (`port_filter`), so
+/// a host with thousands of listeners sends back only the few on it.
 fn inet_request(family: u8, port: u16) -> Vec<u8> {
-    // Two comparisons of 8 bytes each: `yes` goes to the next one (or the
-    // end: a match), `no` jumps past the end (no match).
-    let filter: [(u8, u8, u16); 4] = [
+    let filter = port_filter(port);
+    let mut b = header(NLMSG_HDRLEN + 56 + filter.len());
+    b.extend_from_slice(&[family, IPPROTO_TCP, 0, 0]);
+    b.extend_from_slice(&(1u32 << TCP_LISTEN).to_ne_bytes());
+    b.extend_from_slice(&[0u8; 48]); // inet_diag_sockid: any
+    b.extend_from_slice(&filter);
+    b
+}
+
+/// The same question for IPv4 and IPv6 at once: the older `inet_diag_req`
+/// (`TCPDIAG_GETSOCK`), whose dumps cover every family.
+fn both_families_request(port: u16) -> Vec<u8> {
+    let filter = port_filter(port);
+    let mut b = header(NLMSG_HDRLEN + 60 + filter.len());
+    b[4..6].copy_from_slice(&TCPDIAG_GETSOCK.to_ne_bytes());
+    b.extend_from_slice(&[0u8; 4]); // family (any), lengths, extensions
+    b.extend_from_slice(&[0u8; 48]); // inet_diag_sockid: any
+    b.extend_from_slice(&(1u32 << TCP_LISTEN).to_ne_bytes());
+    b.extend_from_slice(&0u32.to_ne_bytes()); // dbs
+    b.extend_from_slice(&filter);
+    b
+}
+
+/// The `INET_DIAG_REQ_BYTECODE` attribute that keeps local `port` only:
+/// two comparisons (port >= it, port <= it) of 8 bytes each, whose `yes`
+/// goes on to the next (or the end: a match) and whose `no` jumps past
+/// the end (no match).
+fn port_filter(port: u16) -> Vec<u8> {
+    let ops: [(u8, u8, u16); 4] = [
         (INET_DIAG_BC_S_GE, 8, 20),
         (0, 0, port),
         (INET_DIAG_BC_S_LE, 8, 12),
         (0, 0, port),
     ];
-    let mut b = header(NLMSG_HDRLEN + 56 + 4 + 4 * filter.len());
-    b.extend_from_slice(&[family, IPPROTO_TCP, 0, 0]);
-    b.extend_from_slice(&(1u32 << TCP_LISTEN).to_ne_bytes());
-    b.extend_from_slice(&[0u8; 48]); // inet_diag_sockid: any
-    b.extend_from_slice(&((4 + 4 * filter.len()) as u16).to_ne_bytes());
+    let mut b = Vec::with_capacity(4 + 4 * ops.len());
+    b.extend_from_slice(&((4 + 4 * ops.len()) as u16).to_ne_bytes());
     b.extend_from_slice(&INET_DIAG_REQ_BYTECODE.to_ne_bytes());
-    for (code, yes, no) in filter {
+    for (code, yes, no) in ops {
         b.extend_from_slice(&[code, yes]);
         b.extend_from_slice(&no.to_ne_bytes());
     }
@@ -375,6 +402,26 @@ mod tests {
         })
         .unwrap();
         assert_eq!(ports, vec![port], "others: {others:?}");
+    }
+
+    #[test]
+    fn one_dump_lists_the_ipv4_and_ipv6_listeners_on_the_port() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let mut inodes = vec![own_socket(&l)];
+        // The same port on IPv6, where the machine has it.
+        let l6 = std::net::TcpListener::bind(("::1", port)).ok();
+        inodes.extend(l6.as_ref().map(own_socket));
+        let _other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut found = Vec::new();
+        dump(&both_families_request(port), &mut |msg| {
+            found.extend(parse_inet(msg).map(|(p, l)| (p, l.inode)));
+        })
+        .unwrap();
+        found.sort_unstable();
+        let mut want: Vec<(u16, u64)> = inodes.iter().map(|&i| (port, i)).collect();
+        want.sort_unstable();
+        assert_eq!(found, want);
     }
 
     #[test]
