@@ -167,6 +167,7 @@ fn proxied_keep_alive_requests_allocate_nothing_in_steady_state() {
         max_conns: 1000,
         beat: crate::notify::heartbeat("front-alloc-test", waker.clone()),
         tls: None,
+        share: Arc::new(super::share::Share::new(vec![waker.clone()])),
     })
     .expect("a worker");
     let thread = std::thread::spawn(move || {

@@ -2,8 +2,9 @@
 //! API, dashboard and metrics on the root domain and on `ten.sock`.
 //!
 //! Each loop owns its listener (SO_REUSEPORT), its connections and its
-//! upstream pool. It reads routes from `Published` and talks to the
-//! supervisor by message only; it never blocks.
+//! upstream pool; a loop holding more connections than another passes new
+//! ones to it (`share.rs`). It reads routes from `Published` and talks to
+//! the supervisor by message only; it never blocks.
 
 #[cfg(test)]
 mod alloc_tests;
@@ -13,6 +14,7 @@ pub mod fault;
 pub mod listeners;
 pub mod machine;
 pub mod router;
+pub mod share;
 pub mod stats;
 pub mod tls;
 pub mod upstream;
@@ -158,13 +160,25 @@ pub fn start(
         TOKEN_USAGE_FLUSH,
     )
     .map_err(err("start the token usage thread".into()))?;
+    // Every loop's poll and waker first: each loop may wake the others
+    // when it passes them a connection.
+    let mut polls = Vec::new();
     let mut wakers = Vec::new();
-    let mut threads = Vec::new();
-    for (index, group) in listeners::deal(listeners, workers).into_iter().enumerate() {
+    for _ in 0..workers {
         let poll = Poll::new().map_err(err("create a poll".into()))?;
         let waker = Arc::new(
             Waker::new(poll.registry(), worker::WAKER).map_err(err("create a waker".into()))?,
         );
+        polls.push(poll);
+        wakers.push(waker);
+    }
+    let share = Arc::new(share::Share::new(wakers.clone()));
+    let mut threads = Vec::new();
+    let loops = listeners::deal(listeners, workers)
+        .into_iter()
+        .zip(polls)
+        .zip(wakers.iter().cloned());
+    for (index, ((group, poll), waker)) in loops.enumerate() {
         let mut api = api::Api::new(opts.data_dir.clone());
         api.front = stats.clone();
         api.tokens = TokenStore::with_usage(&opts.data_dir, token_usage.clone());
@@ -196,13 +210,13 @@ pub fn start(
                 }),
                 _ => None,
             },
+            share: share.clone(),
         };
         let w = worker::Worker::new(setup).map_err(err("register the listener".into()))?;
         let thread = std::thread::Builder::new()
             .name(format!("front-{index}"))
             .spawn(move || w.run())
             .map_err(err("start a front thread".into()))?;
-        wakers.push(waker);
         threads.push(thread);
     }
     Ok(Front {

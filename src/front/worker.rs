@@ -1,5 +1,6 @@
-//! One front event loop: the poll, accepting connections, the slot table of
-//! connections, timers (deadlines, heartbeats, idle release) and closing.
+//! One front event loop: the poll, accepting connections (passing some to
+//! a less busy loop, `share.rs`), the slot table of connections, timers
+//! (deadlines, heartbeats, idle release) and closing.
 //!
 //! Runs on its own thread and owns everything it touches: its listeners, its
 //! connections, its upstream pool, its balancer. It learns routes from
@@ -30,6 +31,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use super::api::Api;
 use super::conn::{Conn, Exchanges, Phase, Spare};
 use super::router::Balancer;
+use super::share::Share;
 use super::stats::FrontStats;
 use super::tls::{Client, TlsStream};
 use super::upstream::Pool;
@@ -102,6 +104,8 @@ pub struct WorkerSetup {
     pub beat: crate::notify::Beat,
     /// The HTTPS listener and what its handshakes use, with `[settings.tls]`.
     pub tls: Option<WorkerTls>,
+    /// Every loop's connection count and inbox (`share.rs`).
+    pub share: Arc<Share>,
 }
 
 /// One loop's HTTPS side.
@@ -161,6 +165,7 @@ pub struct Worker {
     handed: Vec<Handed>,
     /// On-demand orders settled when parked handshakes were last looked at.
     settled_seen: u64,
+    share: Arc<Share>,
 }
 
 impl Worker {
@@ -182,6 +187,7 @@ impl Worker {
             max_conns,
             beat,
             mut tls,
+            share,
         } = setup;
         for (i, l) in listeners.iter_mut().enumerate() {
             poll.registry()
@@ -237,6 +243,7 @@ impl Worker {
             tls,
             handed: Vec::new(),
             settled_seen,
+            share,
         };
         for c in clients {
             worker.add_conn(Client::Plain(c.stream), c.peer_ip, c.local);
@@ -274,7 +281,10 @@ impl Worker {
                 match t & 3 {
                     KIND_SPECIAL => match event.token() {
                         UNIX_LISTENER => self.accept_unix(),
-                        WAKER => self.take_replies(),
+                        WAKER => {
+                            self.take_replies();
+                            self.take_passed();
+                        }
                         _ if t >> 2 >= FIRST_LISTENER => {
                             let n = (t >> 2) - FIRST_LISTENER;
                             self.accept_tcp(n / 2, n % 2 == 1)
@@ -403,7 +413,10 @@ impl Worker {
                                 }
                             }
                         }
-                        _ => Client::Plain(Stream::Tcp(stream)),
+                        _ => match self.pass_on(stream, peer.ip()) {
+                            Some(stream) => Client::Plain(Stream::Tcp(stream)),
+                            None => continue,
+                        },
                     };
                     self.add_conn(client, peer.ip(), false);
                 }
@@ -416,6 +429,32 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Passes a plain connection just accepted to a less busy loop
+    /// (`share.rs`); gives it back when this loop keeps it. Nothing is
+    /// passed while the front drains: the other loop may be ending.
+    fn pass_on(
+        &mut self,
+        stream: mio::net::TcpStream,
+        peer_ip: IpAddr,
+    ) -> Option<mio::net::TcpStream> {
+        if self.drain.load(Ordering::Relaxed) {
+            return Some(stream);
+        }
+        let Some(to) = self.share.pick(self.index) else {
+            return Some(stream);
+        };
+        let stream = Stream::Tcp(stream);
+        self.share.send(
+            to,
+            Handed {
+                stream,
+                peer_ip,
+                local: false,
+            },
+        );
+        None
     }
 
     fn accept_unix(&mut self) {
@@ -464,6 +503,7 @@ impl Worker {
         conn.deadline = Some(Instant::now() + HEAD_TIMEOUT);
         self.conns[slot] = Some(conn);
         self.open += 1;
+        self.share.opened(self.index);
         self.peak = self.peak.max(self.open);
         self.stats.open.fetch_add(1, Ordering::Relaxed);
         self.stats.accepted.fetch_add(1, Ordering::Relaxed);
@@ -484,6 +524,13 @@ impl Worker {
             }
             self.on_reply(slot, &mut conn, reply);
             self.finish_drive(slot, conn);
+        }
+    }
+
+    /// Takes in the connections another loop passed to this one.
+    fn take_passed(&mut self) {
+        for h in self.share.take(self.index) {
+            self.add_conn(Client::Plain(h.stream), h.peer_ip, h.local);
         }
     }
 
@@ -658,14 +705,21 @@ impl Worker {
         let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) else {
             return;
         };
-        self.pump(slot, &mut conn);
-        self.finish_drive(slot, conn);
+        // The pump runs until nothing moves: once is enough.
+        let keep = self.pump(slot, &mut conn);
+        self.put_back(slot, conn, keep);
     }
 
     /// Pumps once more (a reply or timeout may have queued bytes) and puts the
     /// connection back, or closes it.
     fn finish_drive(&mut self, slot: usize, mut conn: Box<Conn>) {
         let keep = self.pump(slot, &mut conn);
+        self.put_back(slot, conn, keep);
+    }
+
+    /// Puts a driven connection back in its slot, or closes it when its
+    /// pump said it is finished.
+    fn put_back(&mut self, slot: usize, conn: Box<Conn>, keep: bool) {
         if keep {
             self.conns[slot] = Some(conn);
         } else {
@@ -689,6 +743,7 @@ impl Worker {
         self.conns[slot] = None;
         self.free.push(slot);
         self.open -= 1;
+        self.share.closed(self.index);
         self.stats.open.fetch_sub(1, Ordering::Relaxed);
         let burst_over = self.peak >= BURST && self.open * 4 <= self.peak;
         if burst_over || (self.open == 0 && self.after_burst) {

@@ -94,7 +94,8 @@ stop_nginx_proxy() {
 # start_haproxy CONF THREADS PORT UPSTREAM [PEM]: HAProxy with THREADS
 # threads proxying 127.0.0.1:PORT (TLS with the certificate and key in PEM
 # when given) to 127.0.0.1:UPSTREAM, reusing server connections; in the
-# background, its pid in HAPID. Waits until it answers.
+# background in a session of its own (as nginx's daemon is), its pid in
+# HAPID. Waits until it answers.
 start_haproxy() {
   local conf=$1 threads=$2 port=$3 upstream=$4 bind scheme=http
   bind="127.0.0.1:$port"
@@ -118,7 +119,7 @@ frontend f
 backend b
   server s1 127.0.0.1:$upstream
 CONF
-  haproxy -f "$conf" -db >/dev/null 2>&1 &
+  setsid haproxy -f "$conf" -db >/dev/null 2>&1 &
   HAPID=$!
   wait_up "$scheme://127.0.0.1:$port/" -k || { echo "haproxy did not come up" >&2; return 1; }
 }

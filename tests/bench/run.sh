@@ -15,6 +15,12 @@
 # master and workers; ten: the server, not its instance) spent during the
 # round over the requests wrk saw answered.
 #
+# Every proxy runs in a session of its own, as a service would (nginx's
+# daemon makes its own; ten and HAProxy are started with setsid): with the
+# scheduler's autogroups, a proxy left in this script's session would share
+# its CPU share with wrk, which on a busy box changes its requests/s and
+# tail latency by tens of percent.
+#
 # Memory, with 2 workers: RSS of each proxy before, while holding HOLD_CONNS
 # idle keep-alive connections (hold.py) and SETTLE seconds after they
 # closed; then the same with BUSY_CONNS busy keep-alive connections (wrk
@@ -83,7 +89,7 @@ isolation = "process"
 [instances]
 bench = ["main"]
 CONF
-  TEN_LOG=warn "${TENBIN[$b]}" serve --config "$WORK/$b/tenement.toml" --port "${TENPORT[$b]}" \
+  TEN_LOG=warn setsid "${TENBIN[$b]}" serve --config "$WORK/$b/tenement.toml" --port "${TENPORT[$b]}" \
     2>>"$WORK/$b/ten.err" &
   TENPID[$b]=$!
   wait_up "http://127.0.0.1:${TENPORT[$b]}/" -H "Host: $HOST_HEADER" && return 0

@@ -110,6 +110,7 @@ impl Worker {
             }
             self.free.push(slot);
             self.open -= 1;
+            self.share.closed(self.index);
             self.stats.open.fetch_sub(1, Ordering::Relaxed);
         }
     }
@@ -120,6 +121,9 @@ impl Worker {
         if let Some(unix) = self.unix.as_mut() {
             let _ = self.poll.registry().deregister(unix);
         }
+        // Connections another loop passed on just before the drain began
+        // and this one never took in go on with the rest.
+        self.handed.extend(self.share.take(self.index));
         Returned {
             http: std::mem::take(&mut self.listeners),
             https: self.tls.take().map(|t| t.listeners).unwrap_or_default(),
