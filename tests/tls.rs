@@ -4,7 +4,9 @@
 //! client over TLS; the certificate chosen by SNI among several (ECDSA
 //! P-256 in SEC1, P-384 in PKCS#8, RSA in PKCS#1); config errors for a
 //! missing file and a key that is not the certificate's; `redirect_http`;
-//! and `ten reload` swapping certificates under an open connection.
+//! `ten reload` swapping certificates under an open connection; and the
+//! server's cipher order and session resumption for more clients than a
+//! session cache holds.
 
 mod raw;
 mod util;
@@ -537,4 +539,72 @@ fn the_cli_talks_to_an_https_server_verifying_its_certificate() {
     let out = ten(&plain, Some(&ca), &["ps"]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert!(stderr(&out).contains("TLS"), "{}", describe(&out));
+}
+
+#[test]
+fn sessions_resume_for_any_number_of_clients_with_aes_128_preferred() {
+    use rustls::client::Resumption;
+    use rustls::crypto::ring::cipher_suite::{TLS13_AES_128_GCM_SHA256, TLS13_AES_256_GCM_SHA384};
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    use rustls::ClientConfig;
+    use rustls::HandshakeKind;
+    use std::sync::Arc;
+
+    let Some(pki) = Pki::new("tls_resume") else {
+        return;
+    };
+    pki.ca("ca");
+    let (cert, key) = pki.leaf("ca", "main", &["localhost"], Key::P256Sec1);
+    let server = start("tls_resume", &cert_keys(&cert, &key));
+    let addr = server.https.expect("https");
+    // A client of its own (its own session store), preferring AES-256.
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(pki.path("ca.pem")).expect("open CA") {
+        roots.add(cert.expect("CA PEM")).expect("add CA");
+    }
+    let client = || {
+        let mut provider = rustls::crypto::ring::default_provider();
+        provider.cipher_suites = vec![TLS13_AES_256_GCM_SHA384, TLS13_AES_128_GCM_SHA256];
+        let mut c = ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots.clone())
+            .with_no_client_auth();
+        c.resumption = Resumption::in_memory_sessions(4);
+        Arc::new(c)
+    };
+    // One exchange, reading to the end: the session tickets come after
+    // the handshake, with the response.
+    let visit = |config: &Arc<ClientConfig>| {
+        let mut tls = tls_connect(addr, "localhost", config.clone());
+        tls.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .expect("write");
+        let body = read_to_close(&mut tls);
+        assert!(
+            body.starts_with(b"HTTP/1.1 200"),
+            "{:?}",
+            String::from_utf8_lossy(&body)
+        );
+        (
+            tls.conn.handshake_kind(),
+            tls.conn.negotiated_cipher_suite().map(|s| s.suite()),
+        )
+    };
+    let first = client();
+    let (kind, suite) = visit(&first);
+    assert_eq!(kind, Some(HandshakeKind::Full));
+    assert_eq!(
+        suite,
+        Some(TLS13_AES_128_GCM_SHA256.suite()),
+        "the server's order decides"
+    );
+    // More clients than a session cache would hold (rustls' default keeps
+    // 256 sessions, two per handshake)...
+    for _ in 0..300 {
+        visit(&client());
+    }
+    // ...and the first one still resumes: no signature for it.
+    let (kind, _) = visit(&first);
+    assert_eq!(kind, Some(HandshakeKind::Resumed), "{}", server.log());
 }
