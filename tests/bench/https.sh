@@ -4,7 +4,10 @@
 # markdown tables with ratios. For an ECDSA P-256 and an RSA 2048
 # certificate: wrk over keep-alive connections (records), and with
 # `Connection: close` (a new connection, so a handshake, per request); then
-# the RSS of each proxy holding idle keep-alive TLS connections.
+# the RSS of each proxy holding idle keep-alive TLS connections. Beside
+# requests/s and latency, each row has the CPU time the proxy spent per
+# request (utime + stime of its processes over the round), the figure a
+# busy shared box disturbs least.
 #
 # The backend is one nginx worker answering a fixed 200, run as a tenement
 # instance; nginx and HAProxy proxy to the same port. Each proxy gets one
@@ -85,14 +88,18 @@ CONF
 }
 stop_ten() { kill "$TENPID"; wait "$TENPID" 2>/dev/null || true; TENPID=; }
 
-# wrk's requests/s, p50 and p99 (ms), and non-2xx answers and socket errors together.
-run_wrk() { # port, extra wrk args...
-  local port=$1 done rps p50 p99 non2xx sockerr
+# wrk's requests/s, p50 and p99 (ms), non-2xx answers and socket errors
+# together, and the CPU time the proxy's processes spent per request (ms).
+run_wrk() { # target, extra wrk args...
+  local target=$1 done rps p50 p99 non2xx sockerr before after
   shift
+  before=$(cpu_ticks $(procs "$target"))
   read -r done rps p50 p99 non2xx sockerr < <(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency \
-    -H "Host: $HOST_HEADER" "$@" "https://127.0.0.1:$port/" 2>&1 | parse_wrk)
-  echo "$rps $p50 $p99 $((non2xx + sockerr))"
+    -H "Host: $HOST_HEADER" "$@" "https://127.0.0.1:$(port_of "$target")/" 2>&1 | parse_wrk)
+  after=$(cpu_ticks $(procs "$target"))
+  echo "$rps $p50 $p99 $((non2xx + sockerr)) $(python3 -c "print(($after - $before) * 1000 / $TICKS / max($done, 1))")"
 }
+TICKS=$(getconf CLK_TCK)
 
 procs() { # target
   case $1 in
@@ -104,7 +111,7 @@ procs() { # target
 
 port_of() { case $1 in nginx) echo "$NGINXPORT" ;; haproxy) echo "$HAPORT" ;; ten) echo "$TENTLS" ;; esac; }
 
-echo "tenement HTTPS bench: $(nproc) cores, $(date -u +%Y-%m-%d), wrk -t2 -c$CONNS -d${DURATION}s x $ROUNDS rounds, $(openssl version)" >&2
+echo "tenement HTTPS bench: $(nproc) cores, $(date -u +%Y-%m-%d), wrk -t2 -c$CONNS -d${DURATION}s x $ROUNDS rounds, $(openssl version), load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 results="$WORK/results" mem="$WORK/mem"
 : >"$results"; : >"$mem"
@@ -117,7 +124,7 @@ for kind in ecdsa rsa; do
       extra=()
       [ "$mode" = handshake ] && extra=(-H "Connection: close")
       for target in nginx haproxy ten; do
-        echo "$kind $mode $target $(run_wrk "$(port_of $target)" "${extra[@]}")" >>"$results"
+        echo "$kind $mode $target $(run_wrk "$target" "${extra[@]}")" >>"$results"
         echo "  $kind round=$r $mode $target done" >&2
       done
     done
@@ -135,32 +142,34 @@ for kind in ecdsa rsa; do
   stop_haproxy
 done
 
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 python3 - "$results" "$mem" <<'PY'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
-    kind, mode, target, rps, p50, p99, bad = line.split()
-    rows.setdefault((kind, mode, target), []).append((float(rps), float(p50), float(p99), int(bad)))
+    kind, mode, target, rps, p50, p99, bad, cpu = line.split()
+    rows.setdefault((kind, mode, target), []).append((float(rps), float(p50), float(p99), int(bad), float(cpu)))
 order = {"nginx": 0, "haproxy": 1, "ten": 2}
-print("| key | connections | target | requests/s | p50 ms | p99 ms | errors |")
-print("|---|---|---|---|---|---|---|")
+print("| key | connections | target | requests/s | p50 ms | p99 ms | CPU ms/request | errors |")
+print("|---|---|---|---|---|---|---|---|")
 med = {}
 for (kind, mode, target), vals in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1] != "keepalive", order[kv[0][2]])):
     rps = statistics.median(v[0] for v in vals)
     p50 = statistics.median(v[1] for v in vals)
     p99 = statistics.median(v[2] for v in vals)
-    med[(kind, mode, target)] = (rps, p50)
+    cpu = statistics.median(v[4] for v in vals)
+    med[(kind, mode, target)] = (rps, p50, cpu)
     conns = "keep-alive" if mode == "keepalive" else "new per request"
-    print(f"| {kind} | {conns} | {target} | {rps:,.0f} | {p50:.3f} | {p99:.3f} | {sum(v[3] for v in vals)} |")
+    print(f"| {kind} | {conns} | {target} | {rps:,.0f} | {p50:.3f} | {p99:.3f} | {cpu:.3f} | {sum(v[3] for v in vals)} |")
 print()
-print("| key | connections | ten/nginx rps | ten/haproxy rps | ten/nginx p50 | ten/haproxy p50 |")
-print("|---|---|---|---|---|---|")
+print("| key | connections | ten/nginx rps | ten/haproxy rps | ten/nginx p50 | ten/haproxy p50 | ten/nginx CPU | ten/haproxy CPU |")
+print("|---|---|---|---|---|---|---|---|")
 for kind in ("ecdsa", "rsa"):
     for mode in ("keepalive", "handshake"):
         t, n, h = (med.get((kind, mode, x)) for x in ("ten", "nginx", "haproxy"))
         if t and n and h:
             conns = "keep-alive" if mode == "keepalive" else "new per request"
-            print(f"| {kind} | {conns} | {t[0]/n[0]:.2f} | {t[0]/h[0]:.2f} | {t[1]/n[1]:.2f} | {t[1]/h[1]:.2f} |")
+            print(f"| {kind} | {conns} | {t[0]/n[0]:.2f} | {t[0]/h[0]:.2f} | {t[1]/n[1]:.2f} | {t[1]/h[1]:.2f} | {t[2]/n[2]:.2f} | {t[2]/h[2]:.2f} |")
 print()
 print("| key | proxy | held TLS conns | RSS before KiB | RSS holding KiB | per conn KiB |")
 print("|---|---|---|---|---|---|")
