@@ -19,7 +19,10 @@
 #   sleeping instance to its first byte;
 # - wake through tenement, `health = "/health"`;
 # - `ten spawn SVC:ID --wait` (from running the command) plus the first
-#   byte of GET / to the new instance;
+#   byte of GET / to the new instance; and the same with the static musl
+#   `ten` as the command (the binary the README installs; a static binary
+#   starts with fewer page faults than the glibc one) when it is built
+#   ($TEN_MUSL, default target/x86_64-unknown-linux-musl/release/ten);
 # - floor with a socket bound by the launcher and passed as fd 3;
 # - wake with socket_activation.
 # Medians and p90 of ROUNDS (20), the difference of medians, and the median
@@ -37,7 +40,8 @@
 # start: what tenement costs over the floor without Python's start-up
 # variance, the figure the goals are judged on.
 #
-# Standalone: needs target/release/ten (built if missing), python3 and curl.
+# Standalone: needs target/release/ten (built if missing), python3 and curl;
+# the static musl build (`make static`) adds its row when present.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-20}
@@ -45,6 +49,8 @@ cd "$(dirname "$0")/../.."
 TOP=$PWD
 TEN=${TEN:-$TOP/target/release/ten}
 [ -x "$TEN" ] || cargo build --release
+TEN_MUSL=${TEN_MUSL:-$TOP/target/x86_64-unknown-linux-musl/release/ten}
+[ -x "$TEN_MUSL" ] || TEN_MUSL=
 command -v curl >/dev/null || {
   echo "wake.sh needs curl" >&2
   exit 1
@@ -152,7 +158,7 @@ for _ in $(seq 200); do
 done
 
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); interpreter $PY"
-"$PY" - "$TEN" "$WORK" "$DATA" "$LISTEN" "$ROUNDS" <<'PY'
+"$PY" - "$TEN" "$WORK" "$DATA" "$LISTEN" "$ROUNDS" "$TEN_MUSL" <<'PY'
 import json
 import os
 import socket
@@ -164,6 +170,7 @@ import threading
 import time
 
 ten, work, data, listen, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+ten_musl = sys.argv[6]
 app = os.path.join(work, "app.py")
 conf = os.path.join(work, "tenement.toml")
 sock_path = os.path.join(data, ".tenement", "ten.sock")
@@ -212,8 +219,8 @@ def watch_execs():
 have_execs = watch_execs()
 
 
-def ten_cmd(*args):
-    return subprocess.run([ten, "--data-dir", data, "--config", conf, *args],
+def ten_cmd(*args, cli=ten):
+    return subprocess.run([cli, "--data-dir", data, "--config", conf, *args],
                           check=True, capture_output=True)
 
 
@@ -323,12 +330,13 @@ def wake(service):
     return run(service, sent, got, sent)
 
 
-def spawn(i):
-    """`ten spawn --wait` of a new instance plus the first byte of GET /."""
-    key = f"plain:s{i}"
+def spawn(id, cli=ten):
+    """`ten spawn --wait` of a new instance plus the first byte of GET /,
+    `cli` being the `ten` that runs the command."""
+    key = f"plain:{id}"
     t0 = now()
-    ten_cmd("spawn", key, "--wait")
-    _, got = first_byte_via_ten(f"s{i}.plain.localhost")
+    ten_cmd("spawn", key, "--wait", cli=cli)
+    _, got = first_byte_via_ten(f"{id}.plain.localhost")
     r = run("plain", t0, got, t0)
     ten_cmd("stop", key)
     return r
@@ -338,12 +346,16 @@ for svc in ("plain", "health", "sa"):
     ten_cmd("spawn", f"{svc}:w", "--wait")
 
 names = ["floor", "wake", "wake_health", "spawn", "floor_fd3", "wake_sa"]
+if ten_musl:
+    names.insert(4, "spawn_musl")
 runs = {n: [] for n in names}
 for i in range(rounds):
     runs["floor"].append(floor(False))
     runs["wake"].append(wake("plain"))
     runs["wake_health"].append(wake("health"))
-    runs["spawn"].append(spawn(i))
+    runs["spawn"].append(spawn(f"s{i}"))
+    if ten_musl:
+        runs["spawn_musl"].append(spawn(f"m{i}", ten_musl))
     runs["floor_fd3"].append(floor(True))
     runs["wake_sa"].append(wake("sa"))
 
@@ -369,12 +381,14 @@ rows = [
     ("wake through tenement, no `health`: first byte", "wake", "floor"),
     ("wake through tenement, `health = \"/health\"`: first byte", "wake_health", "floor"),
     ("`ten spawn --wait` + first byte", "spawn", "floor"),
+    ("`ten spawn --wait` + first byte, static musl `ten` as the command", "spawn_musl", "floor"),
     ("floor, socket passed as fd 3: exec to first byte", "floor_fd3", None),
     ("wake with socket_activation: first byte", "wake_sa", "floor_fd3"),
 ]
 print(f"\n### Wake latency ({rounds} rounds, ms)\n")
 print("| measure | median | p90 | vs its floor: ratio, difference of medians | per-round differences, median | added over the app's own start, median | vs the floor's |")
 print("|---|---:|---:|---:|---:|---:|---:|")
+rows = [r for r in rows if r[1] in runs]
 for label, n, base in rows:
     m, a = med(total[n]), med(added[n])
     if base is None:
