@@ -151,7 +151,9 @@ pub struct Supervisor {
     dirty: bool,
     /// Save the registry before sleeping (or once `SAVE_GAP` has passed).
     persist: bool,
-    /// When the registry was last saved after a round; None: save at once.
+    /// When the registry was last saved after a round (or a start with
+    /// requests waiting held the save, `launch::hold_save`); None: save at
+    /// once.
     last_save: Option<Instant>,
     /// The last save failed (why): `sweep_host` tries again.
     save_error: Option<String>,

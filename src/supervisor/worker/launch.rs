@@ -15,7 +15,7 @@ use mio::unix::SourceFd;
 use mio::Interest;
 use rustix::process::Signal;
 
-use super::{Supervisor, DEFAULT_WEIGHT, FAST_POLL, READY_POLL};
+use super::{Supervisor, DEFAULT_WEIGHT, FAST_POLL, READY_POLL, SAVE_GAP};
 use crate::config::{Isolation, Service};
 use crate::isolate::{self, cgroup, procfs};
 use crate::names::InstanceKey;
@@ -399,6 +399,13 @@ impl Supervisor {
         );
         self.apply(key, fx, now);
         self.dirty = true;
+        if self
+            .instances
+            .get(key)
+            .is_some_and(|i| !i.waiters.is_empty())
+        {
+            self.hold_save(now);
+        }
         if svc.socket_activation {
             // The socket already listens: the kernel queues connections
             // until the app accepts them, so a started process is ready.
@@ -419,6 +426,17 @@ impl Supervisor {
             }
         }
         Ok(())
+    }
+
+    /// Requests wait for a start (a wake, a restart): the registry's save of
+    /// it (an fsync, tens of milliseconds on a busy disk) must not come
+    /// between the exec and noticing that the app listens, which for a fast
+    /// app is a millisecond later. It is held for `SAVE_GAP`, unless a held
+    /// save is due sooner: a burst of starts is still saved every `SAVE_GAP`.
+    fn hold_save(&mut self, now: Instant) {
+        if self.last_save.is_none_or(|t| t + SAVE_GAP <= now) {
+            self.last_save = Some(now);
+        }
     }
 
     /// Creates the instance's cgroup with the service's limits (emptying
