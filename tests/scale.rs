@@ -124,6 +124,49 @@ fn failing_health_goes_degraded_then_unhealthy_then_restarts() {
 }
 
 #[test]
+fn health_checks_reuse_the_connection_an_app_keeps_open() {
+    if !tools_present(&["python3"]) {
+        return;
+    }
+    let config = format!(
+        "{}{}",
+        settings_with(1, ""),
+        app(
+            "api",
+            "health = \"/health\"\nenv = { LOG_CONNECTIONS = \"1\" }"
+        )
+    );
+    let server = Server::start("health_keepalive", &config);
+    server.ten_ok(&["spawn", "api:a", "--wait"]);
+    // The app keeps connections (HTTP/1.1): after the first check, the
+    // next ones come over its connection, with no new one between them.
+    let mut text = String::new();
+    let checks = |t: &str| t.lines().filter(|l| l.contains("request /health")).count();
+    let enough = wait_until(DEADLINE, || {
+        text = instance_log(&server, "api", "a");
+        checks(&text) >= 5
+    });
+    assert!(enough, "five health checks:\n{text}");
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("request /health") || l.contains("connection from"))
+        .collect();
+    let first = lines
+        .iter()
+        .position(|l| l.contains("request /health"))
+        .expect("a check");
+    let new_conns = lines[first..]
+        .iter()
+        .filter(|l| l.contains("connection from"))
+        .count();
+    assert_eq!(
+        new_conns, 0,
+        "checks after the first connect again:\n{text}"
+    );
+    assert_eq!(server.instance("api:a").unwrap()["health"], "healthy");
+}
+
+#[test]
 fn backoff_delays_grow_then_failed_answers_503_with_retry_after() {
     if !tools_present(&["python3"]) {
         return;

@@ -63,9 +63,22 @@ pub fn parse_rss(status: &str) -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// The resident memory of `pid`, in bytes.
+/// Parses the resident pages (the second number) out of
+/// `/proc/PID/statm`, in bytes: the same figure as `VmRSS`.
+pub fn parse_statm(statm: &[u8], page_size: u64) -> Option<u64> {
+    let text = std::str::from_utf8(statm).ok()?;
+    let pages: u64 = text.split_ascii_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * page_size)
+}
+
+/// The resident memory of `pid`, in bytes, from `/proc/PID/statm` (a
+/// line of numbers: far cheaper for the kernel to make than `status`).
 pub fn rss(pid: u32) -> Option<u64> {
-    parse_rss(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
+    use std::io::Read;
+    let mut file = std::fs::File::open(format!("/proc/{pid}/statm")).ok()?;
+    let mut buf = [0u8; 128];
+    let n = file.read(&mut buf).ok()?;
+    parse_statm(&buf[..n], rustix::param::page_size() as u64)
 }
 
 /// Parses the effective uid and gid out of `/proc/PID/status` (the second
@@ -197,6 +210,24 @@ mod tests {
         let status = "Name:\tpython3\nVmPeak:\t  1000 kB\nVmRSS:\t    2048 kB\nThreads:\t1\n";
         assert_eq!(parse_rss(status), Some(2048 * 1024));
         assert_eq!(parse_rss("Name: x\n"), None);
+    }
+
+    #[test]
+    fn statm_resident_pages_are_read_in_bytes() {
+        assert_eq!(
+            parse_statm(b"2533 512 300 1 0 180 0\n", 4096),
+            Some(512 * 4096)
+        );
+        assert_eq!(parse_statm(b"2533\n", 4096), None);
+        assert_eq!(parse_statm(b"", 4096), None);
+        let me = rss(std::process::id()).expect("our own rss");
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let vm_rss = parse_rss(&status).unwrap();
+        // Both count the same pages, read a moment apart.
+        assert!(
+            me / 2 < vm_rss && vm_rss / 2 < me,
+            "statm {me}, status {vm_rss}"
+        );
     }
 
     #[test]

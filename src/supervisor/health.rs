@@ -3,13 +3,26 @@
 //! (2xx passes). The connect goes to the instance's Unix socket
 //! (`SOCKET_PATH`) when the app made one there, else to 127.0.0.1:port.
 //!
+//! A health check asks for keep-alive: when the answer came whole in what
+//! was read (HTTP/1.1, `Content-Length`, no `Connection: close`), the
+//! connection can carry the next check (`Probe::reuse`), so a check of an
+//! app that keeps connections costs a send and a receive, not a connect,
+//! a handshake and a close. A kept connection the app closed meanwhile
+//! ends its check as `Outcome::Stale`, and the caller checks again on a new
+//! one.
+//!
 //! A `Probe` is driven by the supervisor's poll: `step` is called on every
-//! event of its socket and never blocks. Status-line parsing is pure.
+//! event of its socket and never blocks. It reads into the caller's
+//! buffer, and copies only a response split over several reads. Status-line
+//! parsing is pure.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use mio::net::{TcpStream, UnixStream};
@@ -18,6 +31,9 @@ use crate::net::{MioStream, Stream};
 
 /// Longest response head prefix we read while looking for the status line.
 const MAX_STATUS_LINE: usize = 1024;
+/// The read buffer `step` wants: a health answer that fits in it whole can
+/// leave its connection open for the next check.
+pub const READ_BUF: usize = 2048;
 
 /// How a probe ended, or that it needs more events.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,15 +41,18 @@ pub enum Outcome {
     Pending,
     /// Connected and held there (`hold`): nothing sent yet.
     Connected,
-    Pass(String),
-    Fail(String),
+    Pass(Cow<'static, str>),
+    Fail(Cow<'static, str>),
+    /// A kept connection was closed by the app before it answered: not a
+    /// verdict on the app; check again on a new connection.
+    Stale,
 }
 
 #[derive(Debug)]
 enum Phase {
     Connecting,
     Sending { written: usize },
-    Reading { buf: Vec<u8> },
+    Reading { partial: Vec<u8> },
 }
 
 /// Whether a socket file exists at `path`: the app listens there (tenement
@@ -48,18 +67,43 @@ pub fn socket_exists(path: &Path) -> bool {
 #[derive(Debug)]
 pub struct Probe {
     pub stream: MioStream,
-    request: Option<Vec<u8>>,
+    request: Option<Arc<[u8]>>,
     phase: Phase,
     /// When it counts as failed ("timeout").
     pub deadline: Instant,
     /// Stop once connected, before sending anything, until `release`: the
     /// supervisor checks whose listener it reached first.
     hold: bool,
+    /// Sent over a connection kept from an earlier check.
+    reused: bool,
+    /// The answer came whole and the app keeps the connection open: it can
+    /// carry the next check.
+    reusable: bool,
 }
 
-/// The request a health check sends.
+/// The request a health check sends (keep-alive: HTTP/1.1's default).
 pub fn request(path: &str) -> Vec<u8> {
-    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nUser-Agent: tenement\r\n\r\n").into_bytes()
+    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: tenement\r\n\r\n").into_bytes()
+}
+
+/// Each service's health request, made once and shared by its checks.
+#[derive(Debug, Default)]
+pub struct Requests(HashMap<String, (String, Arc<[u8]>)>);
+
+impl Requests {
+    /// The request for `path` of `service`; made again only when the path
+    /// changed (a reload).
+    pub fn get(&mut self, service: &str, path: &str) -> Arc<[u8]> {
+        match self.0.get(service) {
+            Some((p, bytes)) if p == path => bytes.clone(),
+            _ => {
+                let bytes: Arc<[u8]> = request(path).into();
+                self.0
+                    .insert(service.to_string(), (path.to_string(), bytes.clone()));
+                bytes
+            }
+        }
+    }
 }
 
 /// Reads the status code from the start of a response. None: no full status
@@ -72,68 +116,152 @@ pub fn parse_status(buf: &[u8]) -> Option<Result<u16, String>> {
     let Some(end) = end else {
         return (buf.len() >= MAX_STATUS_LINE).then(|| Err("status line too long".to_string()));
     };
-    let line = String::from_utf8_lossy(&buf[..end]);
-    let mut parts = line.split(' ');
-    let version = parts.next().unwrap_or("");
-    let code = parts.next().unwrap_or("");
-    if !version.starts_with("HTTP/1.") || code.len() != 3 {
-        return Some(Err(format!("bad status line {:?}", line.trim_end())));
+    let line = &buf[..end];
+    let bad = || {
+        format!(
+            "bad status line {:?}",
+            String::from_utf8_lossy(line).trim_end()
+        )
+    };
+    let mut parts = line.split(|&b| b == b' ');
+    let version = parts.next().unwrap_or_default();
+    let code = parts.next().unwrap_or_default();
+    if !version.starts_with(b"HTTP/1.") || code.len() != 3 {
+        return Some(Err(bad()));
     }
-    Some(
-        code.parse::<u16>()
-            .map_err(|_| format!("bad status line {:?}", line.trim_end())),
-    )
+    match std::str::from_utf8(code)
+        .ok()
+        .and_then(|c| c.parse::<u16>().ok())
+    {
+        Some(code) => Some(Ok(code)),
+        None => Some(Err(bad())),
+    }
+}
+
+/// Whether `buf` is exactly one whole response after which the connection
+/// stays open: HTTP/1.1, not 1xx, no `Connection: close`, a body framed by
+/// `Content-Length` (or none) and nothing after it.
+pub fn ends_kept_open(buf: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; 24];
+    let mut resp = httparse::Response::new(&mut headers);
+    let Ok(httparse::Status::Complete(head)) = resp.parse(buf) else {
+        return false;
+    };
+    if resp.version != Some(1) || resp.code.is_none_or(|c| c < 200) {
+        return false;
+    }
+    let mut length = None;
+    for h in resp.headers.iter() {
+        if h.name.eq_ignore_ascii_case("connection") {
+            let close = h
+                .value
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+            if close {
+                return false;
+            }
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            return false;
+        } else if h.name.eq_ignore_ascii_case("content-length") {
+            let n = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            match (n, length) {
+                (None, _) => return false,
+                (Some(n), Some(before)) if n != before => return false,
+                (Some(n), _) => length = Some(n),
+            }
+        }
+    }
+    let body = match resp.code {
+        Some(204 | 304) => 0,
+        _ => match length {
+            Some(n) => n,
+            // Without a length the body runs until the app closes.
+            None => return false,
+        },
+    };
+    head.checked_add(body) == Some(buf.len())
+}
+
+/// Whether a kept connection can carry the next check: nothing to read
+/// on it (the app neither closed it nor sent anything unasked).
+pub fn still_open(stream: &MioStream) -> bool {
+    let mut byte = [0u8; 1];
+    // Only TCP connections are kept.
+    let Stream::Tcp(s) = stream else {
+        return false;
+    };
+    let peeked = s.peek(&mut byte);
+    matches!(peeked, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
 /// Words for a connect or I/O error: "connection refused", not the OS text
 /// with its errno.
-pub fn describe(e: &io::Error) -> String {
+pub fn describe(e: &io::Error) -> Cow<'static, str> {
     match e.kind() {
         io::ErrorKind::ConnectionRefused => "connection refused".into(),
         io::ErrorKind::ConnectionReset => "connection reset".into(),
         io::ErrorKind::TimedOut => "timeout".into(),
         io::ErrorKind::WouldBlock => "accept queue full".into(),
-        _ => e.to_string(),
+        _ => e.to_string().into(),
     }
 }
 
 impl Probe {
-    /// Starts connecting to the Unix socket at `socket` when one exists
-    /// there, else to 127.0.0.1:port. Err: the connect failed at once (on
-    /// loopback a refusal often does).
+    /// Starts connecting to the Unix socket `socket` when given (the
+    /// caller found one there with `socket_exists`), else to
+    /// 127.0.0.1:port. Err: the connect failed at once (on loopback a
+    /// refusal often does).
     pub fn start(
         port: u16,
-        socket: &Path,
-        health: Option<&str>,
+        socket: Option<&Path>,
+        request: Option<Arc<[u8]>>,
         deadline: Instant,
     ) -> io::Result<Probe> {
-        match socket_exists(socket) {
-            true => Probe::unix(socket, health, deadline),
-            false => Probe::tcp(port, health, deadline),
+        match socket {
+            Some(path) => Probe::unix(path, request, deadline),
+            None => Probe::tcp(port, request, deadline),
         }
     }
 
     /// Starts connecting to 127.0.0.1:port.
-    pub fn tcp(port: u16, health: Option<&str>, deadline: Instant) -> io::Result<Probe> {
+    pub fn tcp(port: u16, request: Option<Arc<[u8]>>, deadline: Instant) -> io::Result<Probe> {
         let stream = TcpStream::connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))?;
-        Ok(Probe::new(Stream::Tcp(stream), health, deadline))
+        Ok(Probe::new(Stream::Tcp(stream), request, deadline))
     }
 
     /// Starts connecting to the Unix socket at `path`.
-    pub fn unix(path: &Path, health: Option<&str>, deadline: Instant) -> io::Result<Probe> {
+    pub fn unix(path: &Path, request: Option<Arc<[u8]>>, deadline: Instant) -> io::Result<Probe> {
         // WouldBlock: the listener's accept queue is full (a Unix connect
         // completes at once or not at all); the caller tries again shortly.
         let stream = UnixStream::connect(path)?;
-        Ok(Probe::new(Stream::Unix(stream), health, deadline))
+        Ok(Probe::new(Stream::Unix(stream), request, deadline))
     }
 
-    fn new(stream: MioStream, health: Option<&str>, deadline: Instant) -> Probe {
+    /// A health check over `stream`, which an earlier check left open
+    /// (`reusable`): it sends at once.
+    pub fn reuse(stream: MioStream, request: Arc<[u8]>, deadline: Instant) -> Probe {
         Probe {
             stream,
-            request: health.map(request),
+            request: Some(request),
+            phase: Phase::Sending { written: 0 },
+            deadline,
+            hold: false,
+            reused: true,
+            reusable: false,
+        }
+    }
+
+    fn new(stream: MioStream, request: Option<Arc<[u8]>>, deadline: Instant) -> Probe {
+        Probe {
+            stream,
+            request,
             phase: Phase::Connecting,
             deadline,
             hold: false,
+            reused: false,
+            reusable: false,
         }
     }
 
@@ -168,8 +296,15 @@ impl Probe {
         matches!(self.stream, Stream::Unix(_))
     }
 
-    /// Advances as far as the socket allows.
-    pub fn step(&mut self) -> Outcome {
+    /// Once it ended: whether its connection can carry the next check.
+    pub fn reusable(&self) -> bool {
+        self.reusable
+    }
+
+    /// Advances as far as the socket allows, reading into `buf` (at least
+    /// `READ_BUF` bytes, shared by every probe: nothing it holds outlives
+    /// the call).
+    pub fn step(&mut self, buf: &mut [u8]) -> Outcome {
         loop {
             match &mut self.phase {
                 Phase::Connecting => {
@@ -201,31 +336,50 @@ impl Probe {
                         Ok(n) => {
                             *written += n;
                             if *written == req.len() {
-                                self.phase = Phase::Reading { buf: Vec::new() };
+                                self.phase = Phase::Reading {
+                                    partial: Vec::new(),
+                                };
                             }
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Outcome::Pending,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) if self.reused && *written == 0 => return Outcome::Stale,
                         Err(e) => return Outcome::Fail(describe(&e)),
                     }
                 }
-                Phase::Reading { buf } => {
-                    let mut chunk = [0u8; 512];
-                    match self.stream.read(&mut chunk) {
+                Phase::Reading { partial } => {
+                    let room = buf.len().min(READ_BUF);
+                    match self.stream.read(&mut buf[..room]) {
+                        Ok(0) if self.reused && partial.is_empty() => return Outcome::Stale,
                         Ok(0) => {
-                            return match parse_status(buf) {
+                            return match parse_status(partial) {
                                 Some(r) => judge(r),
                                 None => Outcome::Fail("closed before the status line".into()),
                             }
                         }
+                        Ok(n) if partial.is_empty() => {
+                            // The usual answer comes in one read and is
+                            // judged where it was read.
+                            let got = &buf[..n];
+                            match parse_status(got) {
+                                Some(r) => {
+                                    self.reusable = r.is_ok() && ends_kept_open(got);
+                                    return judge(r);
+                                }
+                                None => partial.extend_from_slice(got),
+                            }
+                        }
                         Ok(n) => {
-                            buf.extend_from_slice(&chunk[..n]);
-                            if let Some(r) = parse_status(buf) {
+                            // A split one is gathered first.
+                            partial.extend_from_slice(&buf[..n]);
+                            if let Some(r) = parse_status(partial) {
+                                self.reusable = r.is_ok() && ends_kept_open(partial);
                                 return judge(r);
                             }
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Outcome::Pending,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) if self.reused && partial.is_empty() => return Outcome::Stale,
                         Err(e) => return Outcome::Fail(describe(&e)),
                     }
                 }
@@ -236,9 +390,11 @@ impl Probe {
 
 fn judge(status: Result<u16, String>) -> Outcome {
     match status {
-        Ok(code) if (200..300).contains(&code) => Outcome::Pass(code.to_string()),
-        Ok(code) => Outcome::Fail(format!("HTTP {code}")),
-        Err(e) => Outcome::Fail(e),
+        Ok(200) => Outcome::Pass("200".into()),
+        Ok(204) => Outcome::Pass("204".into()),
+        Ok(code) if (200..300).contains(&code) => Outcome::Pass(code.to_string().into()),
+        Ok(code) => Outcome::Fail(format!("HTTP {code}").into()),
+        Err(e) => Outcome::Fail(e.into()),
     }
 }
 
@@ -272,10 +428,59 @@ mod tests {
     }
 
     #[test]
-    fn request_asks_to_close() {
+    fn request_keeps_the_connection() {
         let r = String::from_utf8(request("/health")).unwrap();
-        assert!(r.starts_with("GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"));
-        assert!(r.ends_with("\r\n\r\n"));
+        assert_eq!(
+            r,
+            "GET /health HTTP/1.1\r\nHost: localhost\r\nUser-Agent: tenement\r\n\r\n"
+        );
+        let mut cache = Requests::default();
+        let a = cache.get("api", "/health");
+        assert!(Arc::ptr_eq(&a, &cache.get("api", "/health")), "made once");
+        let b = cache.get("api", "/ready");
+        assert!(b.starts_with(b"GET /ready "), "made again for a new path");
+    }
+
+    #[test]
+    fn only_a_whole_framed_keep_alive_answer_keeps_its_connection() {
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n";
+        assert!(ends_kept_open(ok));
+        assert!(ends_kept_open(b"HTTP/1.1 204 No Content\r\n\r\n"));
+        assert!(ends_kept_open(
+            b"HTTP/1.1 503 Busy\r\nConnection: keep-alive\r\ncontent-length: 0\r\n\r\n"
+        ));
+        for (why, resp) in [
+            (
+                "body not all read",
+                &b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok"[..],
+            ),
+            ("head not all read", b"HTTP/1.1 200 OK\r\nContent-Len"),
+            (
+                "bytes after it",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP",
+            ),
+            (
+                "asks to close",
+                b"HTTP/1.1 200 OK\r\nConnection: Keep-Alive, close\r\nContent-Length: 0\r\n\r\n",
+            ),
+            ("HTTP/1.0", b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"),
+            (
+                "chunked",
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            ),
+            ("no length", b"HTTP/1.1 200 OK\r\n\r\nok"),
+            (
+                "two lengths",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nContent-Length: 1\r\n\r\nx",
+            ),
+            (
+                "bad length",
+                b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+            ),
+            ("interim", b"HTTP/1.1 100 Continue\r\n\r\n"),
+        ] {
+            assert!(!ends_kept_open(resp), "{why}");
+        }
     }
 
     #[test]
@@ -286,7 +491,7 @@ mod tests {
         // Nothing there: TCP (to a port nobody should hold; only the kind
         // matters here, not whether the connect succeeds).
         assert!(!socket_exists(&path));
-        if let Ok(p) = Probe::start(1, &path, None, deadline) {
+        if let Ok(p) = Probe::start(1, socket_exists(&path).then_some(&*path), None, deadline) {
             assert!(!p.via_socket());
         }
         // A regular file is not a socket.
@@ -296,8 +501,47 @@ mod tests {
         // A listening socket: the probe goes there.
         let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
         assert!(socket_exists(&path));
-        let p = Probe::start(1, &path, None, deadline).unwrap();
+        let p = Probe::start(1, socket_exists(&path).then_some(&*path), None, deadline).unwrap();
         assert!(p.via_socket());
+    }
+
+    /// Steps `probe` on its own poll until it ends.
+    fn drive(probe: &mut Probe, poll: &mut mio::Poll) -> Outcome {
+        let mut events = mio::Events::with_capacity(8);
+        let mut buf = [0u8; READ_BUF];
+        loop {
+            match probe.step(&mut buf) {
+                Outcome::Pending => {}
+                done => return done,
+            }
+            assert!(Instant::now() < probe.deadline, "probe did not finish");
+            poll.poll(&mut events, Some(std::time::Duration::from_millis(100)))
+                .unwrap();
+        }
+    }
+
+    /// Reads one request head from `conn`; None when it closed first.
+    fn read_head(conn: &mut impl Read) -> Option<String> {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = conn.read(&mut buf).unwrap();
+            if n == 0 {
+                return None;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        Some(String::from_utf8(got).unwrap())
+    }
+
+    fn register(poll: &mio::Poll, probe: &mut Probe) {
+        poll.registry()
+            .register(
+                &mut probe.stream,
+                mio::Token(0),
+                mio::Interest::READABLE | mio::Interest::WRITABLE,
+            )
+            .unwrap();
     }
 
     #[test]
@@ -307,42 +551,75 @@ mod tests {
         let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
         let server = std::thread::spawn(move || {
             let (mut conn, _) = listener.accept().unwrap();
-            let mut got = Vec::new();
-            let mut buf = [0u8; 256];
-            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                let n = conn.read(&mut buf).unwrap();
-                assert!(n > 0, "closed before the request head");
-                got.extend_from_slice(&buf[..n]);
-            }
-            conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            let got = read_head(&mut conn).expect("closed before the request head");
+            conn.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
                 .unwrap();
-            String::from_utf8(got).unwrap()
+            got
         });
         let deadline = Instant::now() + std::time::Duration::from_secs(10);
-        let mut probe = Probe::start(1, &path, Some("/health"), deadline).unwrap();
+        let request = Some(Arc::from(request("/health")));
+        let mut probe =
+            Probe::start(1, socket_exists(&path).then_some(&*path), request, deadline).unwrap();
         assert!(probe.via_socket());
         let mut poll = mio::Poll::new().unwrap();
-        let mut events = mio::Events::with_capacity(8);
-        poll.registry()
-            .register(
-                &mut probe.stream,
-                mio::Token(0),
-                mio::Interest::READABLE | mio::Interest::WRITABLE,
-            )
-            .unwrap();
-        let outcome = loop {
-            match probe.step() {
-                Outcome::Pending => {}
-                done => break done,
-            }
-            assert!(Instant::now() < deadline, "probe did not finish");
-            poll.poll(&mut events, Some(std::time::Duration::from_millis(100)))
-                .unwrap();
-        };
-        assert_eq!(outcome, Outcome::Pass("200".into()));
+        register(&poll, &mut probe);
+        assert_eq!(drive(&mut probe, &mut poll), Outcome::Pass("200".into()));
+        assert!(!probe.reusable(), "the app asked to close");
         assert!(server
             .join()
             .unwrap()
             .starts_with("GET /health HTTP/1.1\r\n"));
+    }
+
+    #[test]
+    fn a_kept_connection_carries_the_next_check_until_the_app_closes_it() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // Answers two checks on one connection, then closes it; the check
+        // after that comes on a new connection.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            for status in ["200 OK", "503 Busy"] {
+                read_head(&mut conn).expect("a request on the kept connection");
+                let answer = format!("HTTP/1.1 {status}\r\nContent-Length: 2\r\n\r\nok");
+                conn.write_all(answer.as_bytes()).unwrap();
+            }
+            drop(conn);
+            tx.send(()).unwrap();
+            let (mut conn, _) = listener.accept().unwrap();
+            read_head(&mut conn).expect("a request on the new connection");
+            conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .unwrap();
+        });
+        let deadline = || Instant::now() + std::time::Duration::from_secs(10);
+        let request: Arc<[u8]> = Arc::from(request("/health"));
+        let mut poll = mio::Poll::new().unwrap();
+        let mut probe = Probe::start(port, None, Some(request.clone()), deadline()).unwrap();
+        register(&poll, &mut probe);
+        assert_eq!(drive(&mut probe, &mut poll), Outcome::Pass("200".into()));
+        assert!(probe.reusable() && still_open(&probe.stream));
+        // The next check goes over the same connection, still registered.
+        let mut probe = Probe::reuse(probe.stream, request.clone(), deadline());
+        assert_eq!(
+            drive(&mut probe, &mut poll),
+            Outcome::Fail("HTTP 503".into())
+        );
+        assert!(probe.reusable(), "and again");
+        // The app closed it: seen between checks, and a check over it is
+        // stale, not failed.
+        rx.recv().unwrap();
+        let closed = Instant::now() + std::time::Duration::from_secs(10);
+        while still_open(&probe.stream) {
+            assert!(Instant::now() < closed, "the close is never seen");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let mut probe = Probe::reuse(probe.stream, request.clone(), deadline());
+        assert_eq!(drive(&mut probe, &mut poll), Outcome::Stale);
+        drop(probe);
+        let mut probe = Probe::start(port, None, Some(request), deadline()).unwrap();
+        register(&poll, &mut probe);
+        assert_eq!(drive(&mut probe, &mut poll), Outcome::Pass("200".into()));
+        server.join().unwrap();
     }
 }

@@ -212,10 +212,29 @@ impl InstanceStats {
         }
     }
 
-    pub fn set_last_check(&self, check: CheckResult) {
-        match self.last_check.lock() {
-            Ok(mut g) => *g = Some(check),
-            Err(poisoned) => *poisoned.into_inner() = Some(check),
+    /// Records a check's result, reusing the text's buffer: a check
+    /// like the last one allocates nothing.
+    pub fn record_check(&self, ok: bool, detail: &str, at_unix: u64) {
+        let mut g = match self.last_check.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match g.as_mut() {
+            Some(last) => {
+                last.ok = ok;
+                last.at_unix = at_unix;
+                if last.detail != detail {
+                    last.detail.clear();
+                    last.detail.push_str(detail);
+                }
+            }
+            None => {
+                *g = Some(CheckResult {
+                    ok,
+                    detail: detail.to_string(),
+                    at_unix,
+                })
+            }
         }
     }
 

@@ -3,15 +3,23 @@
 //! checks fall on that phase every interval. A thousand instances started
 //! together are then checked a few at a time across the interval, not all
 //! in the same millisecond; and a check that took a while does not drift
-//! into another instance's slot. Pure.
+//! into another instance's slot. Phases fall on a grid of `SLOT_MS` (for
+//! intervals of a second or more), so the checks of one slot start in one
+//! wake-up of the loop and their answers come back together: a thousand
+//! instances checked every 10 s wake the loop about ten times a second,
+//! not a hundred. Pure.
 
 use std::time::{Duration, Instant};
 
 use super::idle;
 use crate::names::InstanceKey;
 
+/// The grid health checks fall on.
+const SLOT_MS: u64 = 100;
+
 /// `key`'s offset within an interval of `interval_ms` (FNV-1a of
-/// `service:id`: stable across runs, spread evenly).
+/// `service:id`: stable across runs, spread evenly), on the `SLOT_MS` grid
+/// when the interval holds at least ten slots.
 pub fn phase_ms(key: &InstanceKey, interval_ms: u64) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in key
@@ -24,7 +32,11 @@ pub fn phase_ms(key: &InstanceKey, interval_ms: u64) -> u64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     // The high bits mix best.
-    (h >> 16) % interval_ms.max(1)
+    let interval_ms = interval_ms.max(1);
+    match interval_ms >= 10 * SLOT_MS {
+        true => (h >> 16) % (interval_ms / SLOT_MS) * SLOT_MS,
+        false => (h >> 16) % interval_ms,
+    }
 }
 
 /// Milliseconds from `now_ms` to the next slot `phase_ms` into an interval
@@ -85,16 +97,32 @@ mod tests {
             min > Some(&0) && max <= Some(&30),
             "{min:?}..{max:?}: {buckets:?}"
         );
-        // Started in the same millisecond, they are not checked together.
+        // Started in the same millisecond, they are checked a few at a
+        // time, on the grid: each of the 100 slots of the interval once.
         let now = Instant::now();
         let mut at: Vec<Instant> = (0..1_000)
             .map(|i| next_check(&key(&format!("r{i}")), Duration::from_secs(10), now))
             .collect();
         at.sort();
         at.dedup();
-        assert!(at.len() > 900, "only {} distinct check times", at.len());
+        assert_eq!(at.len(), 100, "distinct check times");
         assert!(at
             .iter()
             .all(|t| *t > now && *t <= now + Duration::from_secs(10)));
+        for w in at.windows(2) {
+            assert_eq!(w[1] - w[0], Duration::from_millis(SLOT_MS));
+        }
+    }
+
+    #[test]
+    fn short_intervals_are_not_put_on_the_grid() {
+        // 500 ms holds five slots only: phases stay anywhere in it.
+        let phases: std::collections::HashSet<u64> = (0..200)
+            .map(|i| phase_ms(&key(&format!("r{i}")), 500))
+            .collect();
+        assert!(phases.iter().all(|p| *p < 500));
+        assert!(phases.iter().any(|p| p % SLOT_MS != 0), "{phases:?}");
+        // 1 s holds ten: every phase is on the grid.
+        assert!((0..200).all(|i| phase_ms(&key(&format!("r{i}")), 1_000) % SLOT_MS == 0));
     }
 }

@@ -59,6 +59,23 @@ pub struct Run {
     /// Requests held through the start went to it when it accepted: its
     /// first health check waits until the front has answered them.
     pub held_out: Option<HeldOut>,
+    /// The health check's connection kept open between checks, and what
+    /// the checks learned about keeping one.
+    pub kept: KeptProbe,
+}
+
+/// A health check's connection to a running process, kept for the next
+/// check when the app keeps connections (see `health`).
+#[derive(Debug, Default)]
+pub struct KeptProbe {
+    /// Open and still registered with the poll under its token (an event
+    /// on it while no check runs means the app closed it).
+    pub conn: Option<(Token, crate::net::MioStream)>,
+    /// The app closed a kept connection before the next check: this
+    /// process's checks connect each time.
+    pub off: bool,
+    /// `SOCKET_PATH`, made at the first check.
+    pub socket: Option<std::sync::Arc<std::path::Path>>,
 }
 
 /// Held requests let go to a starting instance, for its first health check

@@ -196,6 +196,10 @@ pub struct Supervisor {
     pub control: Option<Arc<crate::upgrade::Control>>,
     /// `ten move`: the mover threads' channel.
     pub moves: moving::Moves,
+    /// Each service's health request, made once.
+    requests: super::health::Requests,
+    /// What every probe reads into.
+    probe_buf: Box<[u8]>,
 }
 
 impl Supervisor {
@@ -234,6 +238,8 @@ impl Supervisor {
             spawn_rate: Default::default(),
             control: None,
             moves: Default::default(),
+            requests: Default::default(),
+            probe_buf: vec![0; super::health::READ_BUF].into_boxed_slice(),
             last_sweep: Instant::now(),
             reap_due: false,
             last_reap: Instant::now(),
@@ -457,7 +463,7 @@ impl Supervisor {
         match src {
             Source::Stdout | Source::Stderr => self.read_output(&key, src, false),
             Source::Pidfd => self.on_exit(&key),
-            Source::Probe => self.step_probe(&key),
+            Source::Probe => self.on_probe_event(&key, token),
         }
     }
 
@@ -574,6 +580,9 @@ impl Supervisor {
         for pipe in [run.stdout, run.stderr].into_iter().flatten() {
             let _ = registry.deregister(&mut SourceFd(&pipe.fd.as_raw_fd()));
             self.tokens.remove(&pipe.token);
+        }
+        if let Some((token, _)) = run.kept.conn {
+            self.tokens.remove(&token);
         }
         self.dirty = true;
     }

@@ -236,6 +236,7 @@ impl Supervisor {
             owner: Default::default(),
             accepting: false,
             held_out: None,
+            kept: Default::default(),
         }));
         if let Some(ms) = p.idle_ms {
             let at = now.checked_sub(Duration::from_millis(ms)).unwrap_or(now);

@@ -3,13 +3,13 @@
 //! with `storage_quota_mb`, OOM kills noticed in instances whose leader
 //! lives on; and at shutdown, the tenement cgroup removed.
 
-use std::collections::HashSet;
 use std::time::Instant;
 
 use super::{Supervisor, REAP_GAP, SAMPLE_TURNS, SWEEP_EVERY};
 use crate::isolate::{cgroup, procfs};
 use crate::names::InstanceKey;
 use crate::state::layout;
+use crate::supervisor::table::Run;
 
 impl Supervisor {
     /// At most once a second (the loop wakes for probes while anything
@@ -37,7 +37,7 @@ impl Supervisor {
                 continue;
             }
             match &inst.cgroup {
-                Some(_) if procfs::alive(run.pid) => live.push(key.clone()),
+                Some(_) if !exited(run) => live.push(key.clone()),
                 Some(_) => {}
                 None => inst.stats.set_memory(procfs::rss(run.pid)),
             }
@@ -63,12 +63,16 @@ impl Supervisor {
         if !self.reap_orphans {
             return;
         }
-        let tracked: HashSet<u32> = self
-            .instances
-            .values()
-            .filter_map(|i| i.run.as_ref().map(|r| r.pid))
-            .collect();
-        for pid in cgroup::orphans::reap(|pid| tracked.contains(&pid)) {
+        // Asked only about a child that exited, which is rare: a look
+        // through the instances then costs less than a set made every
+        // second.
+        let instances = &self.instances;
+        let tracked = |pid| {
+            instances
+                .values()
+                .any(|i| i.run.as_ref().is_some_and(|r| r.pid == pid))
+        };
+        for pid in cgroup::orphans::reap(tracked) {
             debug!("supervisor", "reaped orphan pid {pid}");
         }
     }
@@ -174,4 +178,16 @@ impl Supervisor {
         }
         self.reap();
     }
+}
+
+/// Whether the process has exited (its pidfd is readable), whatever the
+/// loop has handled yet: an OOM kill read then belongs to its exit.
+fn exited(run: &Run) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut fds = [PollFd::new(&run.pidfd, PollFlags::IN)];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    matches!(poll(&mut fds, Some(&now)), Ok(n) if n > 0)
 }

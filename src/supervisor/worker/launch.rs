@@ -384,6 +384,7 @@ impl Supervisor {
             owner: Default::default(),
             accepting: false,
             held_out: None,
+            kept: Default::default(),
         }));
         inst.backoff_until = None;
         inst.start_deadline = Some(later(now, svc.startup_timeout));

@@ -8,7 +8,7 @@ use std::io;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use mio::Interest;
+use mio::{Interest, Token};
 
 use super::{
     unix_secs, Supervisor, CHECK_TIMEOUT, FAST_POLL, READY_POLL, READY_PROBES_PER_SEC, RECHECK_POLL,
@@ -19,7 +19,7 @@ use crate::names::InstanceKey;
 use crate::state::layout;
 use crate::supervisor::health::{self, Outcome, Probe};
 use crate::supervisor::lifecycle::{self, Effect, Event};
-use crate::supervisor::snapshot::{CheckResult, InstanceStats, State};
+use crate::supervisor::snapshot::{InstanceStats, State};
 use crate::supervisor::spread;
 use crate::supervisor::table::{HeldOut, Source, WaitFor};
 use crate::sys::sock_diag;
@@ -32,8 +32,8 @@ impl Supervisor {
             return false;
         };
         let recheck = std::mem::take(&mut inst.recheck);
-        if let Some((token, mut probe)) = inst.probe.take() {
-            let _ = self.poll.registry().deregister(&mut probe.stream);
+        // Closing the socket takes it out of the poll.
+        if let Some((token, _)) = inst.probe.take() {
             self.tokens.remove(&token);
         }
         recheck
@@ -55,14 +55,15 @@ impl Supervisor {
             inst.next_probe = Some(now + FAST_POLL);
             return;
         }
-        let inst = self.instances.get(key).expect("present above");
+        let inst = self.instances.get_mut(key).expect("present above");
         let health = match bare {
             true => None,
             false => self
                 .config
                 .services
                 .get(key.service.as_str())
-                .and_then(|s| s.health.clone()),
+                .and_then(|s| s.health.as_deref())
+                .map(|path| self.requests.get(&key.service, path)),
         };
         let timeout = match inst.life.state() {
             State::Starting => inst
@@ -75,16 +76,36 @@ impl Supervisor {
         };
         let port = inst.port;
         let look_up = bare && !inst.recheck && inst.listener.is_none();
+        let Some(run) = inst.run.as_mut() else {
+            return;
+        };
         // Over the app's Unix socket when it made one, else TCP to the port.
-        let socket = layout::instance_socket_path(&self.data_dir, &key.service, &key.id);
+        let socket = run
+            .kept
+            .socket
+            .get_or_insert_with(|| {
+                layout::instance_socket_path(&self.data_dir, &key.service, &key.id).into()
+            })
+            .clone();
+        let via_socket = health::socket_exists(&socket);
+        // A health check over TCP goes over the connection the last one
+        // kept, if any (one over the socket connects each time, so that
+        // `owner_unchecked` sees the file it goes to).
+        let kept = run.kept.conn.take();
+        if let (Some((token, stream)), Some(request), false) = (kept, &health, via_socket) {
+            let probe = Probe::reuse(stream, request.clone(), timeout);
+            inst.probe = Some((token, probe));
+            inst.next_probe = None;
+            return self.step_probe(key);
+        }
         if look_up
-            && !health::socket_exists(&socket)
+            && !via_socket
             && sock_diag::can_look_up()
             && self.look_for_listener(key, port, now)
         {
             return;
         }
-        match Probe::start(port, &socket, health.as_deref(), timeout) {
+        match Probe::start(port, via_socket.then_some(&*socket), health, timeout) {
             Ok(mut probe) => {
                 if self.owner_unchecked(key, probe.via_socket(), &socket) {
                     probe.hold();
@@ -97,13 +118,16 @@ impl Supervisor {
                 ) {
                     self.tokens.remove(&token);
                     let recheck = self.cancel_probe(key);
-                    let outcome = Outcome::Fail(format!("register probe: {e}"));
+                    let outcome = Outcome::Fail(format!("register probe: {e}").into());
                     self.probe_done(key, outcome, recheck, now);
                     return;
                 }
                 let inst = self.instances.get_mut(key).expect("present above");
                 inst.probe = Some((token, probe));
                 inst.next_probe = None;
+                // On loopback the connect is usually done already: go on
+                // now rather than after the poll says so.
+                self.step_probe(key);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 // A Unix socket's accept queue is full for a moment: the app
@@ -119,11 +143,37 @@ impl Supervisor {
         }
     }
 
+    /// An event on a probe's socket: the probe in flight goes on. On a
+    /// kept connection between checks, if the app closed it (or sent what
+    /// nobody asked for) it is dropped, and this process's checks connect
+    /// each time from now on.
+    pub(super) fn on_probe_event(&mut self, key: &InstanceKey, token: Token) {
+        let Some(inst) = self.instances.get_mut(key) else {
+            return;
+        };
+        if inst.probe.as_ref().is_some_and(|(t, _)| *t == token) {
+            return self.step_probe(key);
+        }
+        let Some(run) = inst.run.as_mut() else {
+            return;
+        };
+        let Some((t, stream)) = run.kept.conn.as_ref() else {
+            return;
+        };
+        // Edge-triggered: room to write again is an event too, and means
+        // nothing here. Closed, or bytes nobody asked for, end it.
+        if *t == token && !health::still_open(stream) {
+            run.kept.conn = None;
+            run.kept.off = true;
+            self.tokens.remove(&token);
+        }
+    }
+
     pub(super) fn step_probe(&mut self, key: &InstanceKey) {
         let Some((_, probe)) = self.instances.get_mut(key).and_then(|i| i.probe.as_mut()) else {
             return;
         };
-        let mut outcome = probe.step();
+        let mut outcome = probe.step(&mut self.probe_buf[..]);
         if outcome == Outcome::Connected {
             let (via_socket, peer) = (probe.via_socket(), probe.peer());
             outcome = match self.check_owner(key, via_socket, peer) {
@@ -131,7 +181,7 @@ impl Supervisor {
                     match self.instances.get_mut(key).and_then(|i| i.probe.as_mut()) {
                         Some((_, probe)) => {
                             probe.release();
-                            probe.step()
+                            probe.step(&mut self.probe_buf[..])
                         }
                         None => return,
                     }
@@ -142,7 +192,7 @@ impl Supervisor {
                     self.squatted(key, via_socket, &squatter, Instant::now());
                     return;
                 }
-                Err(e) => Outcome::Fail(format!("cannot tell whose listener it is: {e}")),
+                Err(e) => Outcome::Fail(format!("cannot tell whose listener it is: {e}").into()),
             };
         }
         let Some(inst) = self.instances.get_mut(key) else {
@@ -158,12 +208,44 @@ impl Supervisor {
                 self.dirty = true;
             }
         }
-        if outcome == Outcome::Pending {
-            return;
+        match outcome {
+            Outcome::Pending => return,
+            Outcome::Stale => {
+                // The app closed the kept connection: check again on a new
+                // one, and connect each time from now on.
+                self.cancel_probe(key);
+                if let Some(run) = self.instances.get_mut(key).and_then(|i| i.run.as_mut()) {
+                    run.kept.off = true;
+                }
+                return self.start_probe(key, Instant::now());
+            }
+            _ => {}
         }
         let connect_only = !probe.checks_health();
-        let recheck = self.cancel_probe(key);
+        let keep = probe.reusable() && !probe.via_socket();
+        let recheck = match keep {
+            true => self.keep_probe(key),
+            false => self.cancel_probe(key),
+        };
         self.readiness_known(key, outcome, connect_only, recheck, Instant::now());
+    }
+
+    /// Ends the probe in flight keeping its connection, still registered,
+    /// for the next check (unless this process's checks connect each
+    /// time). Returns what `cancel_probe` does.
+    fn keep_probe(&mut self, key: &InstanceKey) -> bool {
+        let Some(inst) = self.instances.get_mut(key) else {
+            return false;
+        };
+        let keep = inst.run.as_ref().is_some_and(|r| !r.kept.off);
+        if !keep {
+            return self.cancel_probe(key);
+        }
+        let recheck = std::mem::take(&mut inst.recheck);
+        if let (Some(run), Some((token, probe))) = (inst.run.as_mut(), inst.probe.take()) {
+            run.kept.conn = Some((token, probe.stream));
+        }
+        recheck
     }
 
     /// A probe's outcome; `connect_only`: it asked only whether the app
@@ -210,7 +292,7 @@ impl Supervisor {
                     self.squatted(key, false, &squatter, now);
                     return true;
                 }
-                Err(e) => Outcome::Fail(format!("cannot tell whose listener it is: {e}")),
+                Err(e) => Outcome::Fail(format!("cannot tell whose listener it is: {e}").into()),
             },
         };
         if let Some(run) = self.instances.get_mut(key).and_then(|i| i.run.as_mut()) {
@@ -287,7 +369,7 @@ impl Supervisor {
         let (ok, detail) = match outcome {
             Outcome::Pass(d) => (true, d),
             Outcome::Fail(d) => (false, d),
-            Outcome::Pending | Outcome::Connected => return,
+            Outcome::Pending | Outcome::Connected | Outcome::Stale => return,
         };
         let recheck = recheck && inst.life.state() == State::Running;
         let dying = recheck
@@ -337,11 +419,8 @@ impl Supervisor {
                     .as_ref()
                     .map(|r| now.saturating_duration_since(r.started))
                     .unwrap_or_default();
-                inst.stats.set_last_check(CheckResult {
-                    ok,
-                    detail,
-                    at_unix: unix_secs(SystemTime::now()),
-                });
+                inst.stats
+                    .record_check(ok, &detail, unix_secs(SystemTime::now()));
                 let fx = lifecycle::on(&mut inst.life, Event::Ready, &policy, now);
                 inst.start_deadline = None;
                 inst.next_probe = Some(spread::next_check(key, interval, now));
@@ -360,11 +439,8 @@ impl Supervisor {
             State::Running => {
                 // The result is read through `stats`: a check that changes
                 // nothing else publishes no new snapshot.
-                inst.stats.set_last_check(CheckResult {
-                    ok,
-                    detail: detail.clone(),
-                    at_unix: unix_secs(SystemTime::now()),
-                });
+                inst.stats
+                    .record_check(ok, &detail, unix_secs(SystemTime::now()));
                 inst.next_probe = Some(spread::next_check(key, interval, now));
                 if !ok && inst.waiters.iter().any(|w| w.what == WaitFor::Accepting) {
                     inst.next_probe = Some(now + interval.min(RECHECK_POLL));

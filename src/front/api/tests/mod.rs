@@ -10,7 +10,7 @@ use std::time::UNIX_EPOCH;
 use super::*;
 use crate::state::testdir::TempDir;
 use crate::state::tokens::{self, TokenRecord};
-use crate::supervisor::snapshot::{CheckResult, Health};
+use crate::supervisor::snapshot::Health;
 use crate::supervisor::State;
 
 const NOW_UNIX: u64 = 1_795_812_255;
@@ -24,11 +24,7 @@ fn view(service: &str, id: &str, state: State, port: u16) -> InstanceView {
     let stats = std::sync::Arc::new(crate::supervisor::snapshot::InstanceStats::default());
     if running {
         stats.set_memory(Some(1 << 20));
-        stats.set_last_check(CheckResult {
-            ok: true,
-            detail: "200".into(),
-            at_unix: NOW_UNIX - 1,
-        });
+        stats.record_check(true, "200", NOW_UNIX - 1);
     }
     InstanceView {
         health: if running {
