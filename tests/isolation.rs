@@ -412,8 +412,14 @@ fn each_instance_has_its_own_uid_from_uid_range_for_good() {
     );
     assert_eq!(stdout(&cat(b)), "b's");
     // Kept in the registry: the same after a restart of ten serve...
-    let state = std::fs::read_to_string(server.data_dir.join(".tenement/state")).unwrap();
-    assert!(state.contains(&format!("\"uid\": {a}")), "{state}");
+    // In `state` or in its journal.
+    let state = ["state", "state.journal"]
+        .map(|f| {
+            std::fs::read_to_string(server.data_dir.join(".tenement").join(f)).unwrap_or_default()
+        })
+        .concat()
+        .replace("\": ", "\":");
+    assert!(state.contains(&format!("\"uid\":{a}")), "{state}");
     server.restart();
     assert_eq!((uid_of(&server, "a"), uid_of(&server, "b")), (a, b));
     // ...and after a stop (which forgets it) and a new spawn, while an

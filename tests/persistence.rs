@@ -1,7 +1,9 @@
 //! What tenement writes to disk must be what it answered: a change that
 //! cannot be saved (full disk) is refused with nothing changed, in memory or
 //! after a restart; a `ten stop` survives a crash of the server during the
-//! stop; a state or tokens file that does not validate stops `ten serve`
+//! stop; a spawn that was answered survives a kill -9, and a registry
+//! journal whose last line a crash cut is read up to that line; a state or
+//! tokens file that does not validate stops `ten serve`
 //! with a message naming the file and the entry.
 
 mod util;
@@ -140,6 +142,20 @@ fn on_a_full_disk_every_change_is_refused_and_none_comes_back_after_a_restart() 
     let api_token = std::fs::read(server.data_dir.join("api_token")).expect("api_token");
 
     fill(&server.data_dir);
+    // The registry's journal may still have room in its last page: a
+    // change that fits there is saved (and stays). Until it is full, a
+    // harmless change goes through; then every change is refused.
+    let mut weight = 99;
+    for tries in 0.. {
+        assert!(tries < 200, "the journal never fills\n{}", server.log());
+        let out = server.ten(&["weight", "api:b", &weight.to_string()]);
+        if !out.status.success() {
+            assert!(stderr(&out).contains(FULL), "{}", describe(&out));
+            break;
+        }
+        weight = 199 - weight;
+    }
+    let before = weights(&server);
 
     // Every change through the API: 507 with the OS error, nothing changed.
     let admin = Some(server.admin_token.as_str());
@@ -285,9 +301,15 @@ fn a_stop_interrupted_by_a_crash_of_the_server_is_finished_at_the_next_start() {
         "api:a is stopping\n{}",
         server.log()
     );
-    let state = std::fs::read_to_string(server.data_dir.join(".tenement/state")).expect("state");
+    // In the registry's journal (or in `state`, had it been compacted).
+    let state = ["state", "state.journal"]
+        .map(|f| {
+            std::fs::read_to_string(server.data_dir.join(".tenement").join(f)).unwrap_or_default()
+        })
+        .concat()
+        .replace("\": ", "\":");
     assert!(
-        state.contains("\"desired\": \"stopping\""),
+        state.contains("\"desired\":\"stopping\""),
         "the stop is saved before the signal:\n{state}"
     );
     assert!(pid_alive(pid), "the app ignores SIGTERM");
@@ -312,6 +334,84 @@ fn a_stop_interrupted_by_a_crash_of_the_server_is_finished_at_the_next_start() {
     server.restart();
     server.wait_running("web:keep");
     assert!(server.instance("api:a").is_none());
+}
+
+#[test]
+fn spawns_answered_before_a_kill_9_survive_it_and_a_torn_last_journal_line_is_ignored() {
+    if !tools_present(&["python3"]) {
+        return;
+    }
+    let config = format!("{}{}", settings(""), py_service("api", "echo.py", ""));
+    let mut server = Server::start("journalcrash", &config);
+    // Spawns one after another until the server is gone; which were
+    // answered.
+    let (cfg, data) = (server.config.clone(), server.data_dir.clone());
+    let spawner = std::thread::spawn(move || {
+        let mut answered = Vec::new();
+        for i in 0..30 {
+            let key = format!("api:i{i}");
+            let ok = Command::new(BIN)
+                .arg("--config")
+                .arg(&cfg)
+                .arg("--data-dir")
+                .arg(&data)
+                .args(["spawn", &key])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                break;
+            }
+            answered.push(key);
+        }
+        answered
+    });
+    assert!(
+        wait_until(DEADLINE, || server.instances().len() >= 5),
+        "spawns go on\n{}",
+        server.log()
+    );
+    server.kill9();
+    let answered = spawner.join().expect("spawner");
+    assert!(answered.len() >= 5, "{answered:?}");
+    let listed = |server: &Server| -> Vec<String> {
+        server
+            .instances()
+            .iter()
+            .filter_map(|i| i["instance"].as_str().map(str::to_string))
+            .collect()
+    };
+    server.serve_again();
+    let back = listed(&server);
+    for key in &answered {
+        assert!(
+            back.contains(key),
+            "{key} was answered, then lost: {back:?}"
+        );
+    }
+
+    // A crash in the middle of a write: the journal's last line is cut.
+    server.kill9();
+    let journal = server.data_dir.join(".tenement/state.journal");
+    let bytes = std::fs::read(&journal).expect("the registry's journal");
+    std::fs::write(&journal, &bytes[..bytes.len() - 5]).unwrap();
+    server.serve_again();
+    let log = server.log();
+    assert!(log.contains("the last write was cut short"), "{log}");
+    let back = listed(&server);
+    for key in &answered {
+        assert!(
+            back.contains(key),
+            "{key} lost with the torn line: {back:?}"
+        );
+    }
+    // What comes next is saved after the whole lines, not after the torn
+    // bytes: a spawn now is there after a clean restart.
+    server.ten_ok(&["spawn", "api:after"]);
+    server.restart();
+    assert!(listed(&server).contains(&"api:after".to_string()));
 }
 
 /// Runs `ten serve` on a fresh data dir whose `.tenement/{file}` holds

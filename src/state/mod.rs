@@ -9,6 +9,7 @@
 pub mod atomic;
 pub mod layout;
 pub mod registry;
+pub mod registry_journal;
 pub mod sha256;
 pub mod sizes;
 #[cfg(test)]

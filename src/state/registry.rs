@@ -10,6 +10,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::registry_journal::{self, Replay};
 use super::{StateError, FILE_VERSION};
 use crate::names::{self, InstanceKey};
 
@@ -141,25 +142,51 @@ impl TryFrom<RawEntry> for RegistryEntry {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Registry {
     pub version: u32,
+    /// Counts the times the file was written whole; its journal names the
+    /// generation it continues. 0 (absent): written before journals, or
+    /// by hand.
+    #[serde(default)]
+    pub generation: u64,
     pub instances: Vec<RegistryEntry>,
 }
 
 impl Registry {
-    /// Reads the registry; a missing file is an empty registry. A file that
-    /// does not parse is `StateError::Corrupt` naming it, one with an entry
-    /// the API would refuse is `StateError::Invalid` naming the entry: we
-    /// never guess, since the registry decides which processes get killed
-    /// and which folders are used.
+    /// Reads the registry: `state`, then the changes its journal holds
+    /// (see `registry_journal`); a missing file is an empty registry. A
+    /// file that does not parse is `StateError::Corrupt` naming it, one
+    /// with an entry the API would refuse is `StateError::Invalid` naming
+    /// the entry: we never guess, since the registry decides which
+    /// processes get killed and which folders are used. (`ten serve`
+    /// reads it with `registry_journal::Journal::open`.)
+    #[cfg(test)]
     pub fn load(path: &Path) -> Result<Registry, StateError> {
-        let Some(registry) = super::read_json::<Registry>(path)? else {
-            return Ok(Registry::default());
+        Registry::load_replayed(path).map(|(registry, _)| registry)
+    }
+
+    /// `load`, with what the journal held beyond the entries (a torn last
+    /// write, a journal of another generation).
+    pub fn load_replayed(path: &Path) -> Result<(Registry, Replay), StateError> {
+        let Some(mut registry) = super::read_json::<Registry>(path)? else {
+            return Ok((Registry::default(), Replay::default()));
+        };
+        let journal = registry_journal::path_for(path);
+        let replay = match std::fs::read(&journal) {
+            Ok(bytes) => registry_journal::replay(&mut registry, &bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Replay::default(),
+            Err(source) => {
+                return Err(StateError::Io {
+                    path: journal,
+                    op: "read",
+                    source,
+                })
+            }
         };
         registry.validate().map_err(|reason| StateError::Invalid {
             path: path.to_path_buf(),
             reason,
             fix: FIX,
         })?;
-        Ok(registry)
+        Ok((registry, replay))
     }
 
     /// Checks every entry with the rules the API applies to what it is
@@ -225,11 +252,13 @@ impl Registry {
             .find(|e| e.service == service && e.id == id)
     }
 
-    /// Writes it atomically with mode 0600. Blocks on fsync.
-    pub fn save(&self, path: &Path) -> Result<(), StateError> {
+    /// Writes it atomically with mode 0600; the bytes written. Blocks on
+    /// fsync. Its journal is the caller's (`registry_journal::Journal`).
+    pub fn save(&self, path: &Path) -> Result<u64, StateError> {
         let mut bytes = serde_json::to_vec_pretty(self).expect("the registry serialises to json");
         bytes.push(b'\n');
-        super::atomic::write(path, &bytes, 0o600)
+        super::atomic::write(path, &bytes, 0o600)?;
+        Ok(bytes.len() as u64)
     }
 }
 
@@ -270,6 +299,7 @@ mod tests {
         let path = t.0.join(".tenement/state");
         let reg = Registry {
             version: 1,
+            generation: 0,
             instances: vec![entry("alice"), entry("bob")],
         };
         reg.save(&path).unwrap();
@@ -293,6 +323,7 @@ mod tests {
         stopping.desired = Desired::Stopping;
         let reg = Registry {
             version: 1,
+            generation: 0,
             instances: vec![entry("alice"), asleep, failed, stopping],
         };
         reg.save(&path).unwrap();
@@ -338,6 +369,7 @@ mod tests {
         let path = t.0.join("state");
         let mut reg = Registry {
             version: 1,
+            generation: 0,
             instances: vec![entry("alice"), entry("bob"), entry("carol")],
         };
         spoil(&mut reg);

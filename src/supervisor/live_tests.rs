@@ -589,6 +589,7 @@ fn registry_restore_kills_leftovers_and_restarts() {
     };
     let registry = Registry {
         version: 1,
+        generation: 0,
         instances: vec![entry("a", Desired::Running, Some(pid)), {
             let mut e = entry("z", Desired::Sleeping, None);
             e.port = port + 1;

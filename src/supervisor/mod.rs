@@ -110,10 +110,15 @@ pub fn start(
     let (tx, rx) = mpsc::channel();
     // Read and checked before anything is touched: a registry that does
     // not validate stops the start here.
-    let registry = crate::state::Registry::load(&layout::registry_path(&data_dir))
-        .map_err(SuperviseError::State)?;
+    let state = layout::registry_path(&data_dir);
+    let (journal, registry, replay) =
+        crate::state::registry_journal::Journal::open(&state).map_err(SuperviseError::State)?;
+    if let Some(note) = replay.note(&crate::state::registry_journal::path_for(&state)) {
+        warn!("supervisor", "{note}");
+    }
     let mut supervisor = worker::Supervisor::new(config, data_dir, published, poll, rx, tls);
     supervisor.control = control;
+    supervisor.journal = Some(journal);
     let handed = handed.unwrap_or_default();
     supervisor.prepare_host(handed.cgroups, &handed.instances);
     supervisor.restore(registry, handed.instances)?;

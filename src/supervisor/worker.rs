@@ -157,8 +157,12 @@ pub struct Supervisor {
     last_save: Option<Instant>,
     /// The last save failed (why): `sweep_host` tries again.
     save_error: Option<String>,
-    /// What the last save wrote: a save of the same is skipped.
-    saved: Option<crate::state::Registry>,
+    /// The registry on disk, open for changes.
+    pub journal: Option<crate::state::registry_journal::Journal>,
+    /// Instances whose entries may have changed since the last save.
+    unsaved: HashSet<InstanceKey>,
+    /// Any entry may have: the next save compares them all.
+    unsaved_all: bool,
     /// Set by `Shutdown`: who to tell once every instance is down.
     shutdown: Option<Option<ReplyTo>>,
     /// Set by `HandOver`: end the loop, handing every process over, once
@@ -227,7 +231,9 @@ impl Supervisor {
             persist: false,
             last_save: None,
             save_error: None,
-            saved: None,
+            journal: None,
+            unsaved: HashSet::new(),
+            unsaved_all: false,
             shutdown: None,
             handing_over: false,
             outbox: Vec::new(),
@@ -247,10 +253,6 @@ impl Supervisor {
             sweeps: 0,
             beat: crate::notify::Beat::default(),
         }
-    }
-
-    fn registry_path(&self) -> PathBuf {
-        layout::registry_path(&self.data_dir)
     }
 
     fn token(&mut self, key: &InstanceKey, src: Source) -> Token {
@@ -377,6 +379,7 @@ impl Supervisor {
                     self.answer(to, Reply::Done(Done::Nothing));
                 }
                 self.flush();
+                self.compact_registry();
                 self.release_cgroups();
                 info!("supervisor", "all instances stopped");
                 return None;
@@ -702,7 +705,7 @@ impl Supervisor {
         for fx in effects {
             match fx {
                 Effect::Persist => {
-                    self.persist = true;
+                    self.persist(key);
                     self.dirty = true;
                 }
                 Effect::Kill => {
@@ -788,7 +791,7 @@ impl Supervisor {
                             if let Some(inst) = self.instances.get_mut(key) {
                                 inst.weight = weight;
                             }
-                            self.persist = true;
+                            self.persist(key);
                             self.dirty = true;
                             self.instance_reply(key)
                         }

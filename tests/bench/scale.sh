@@ -10,6 +10,9 @@
 #
 # - start: `ten serve` from exec to its API answering, with the registry of
 #   SLEEPING entries already on disk (written by this script).
+# - spawn: wall time of `ten spawn` of RUNNING instances, 8 at a time,
+#   until all of them run (each spawn is one line in the registry's
+#   journal, however many entries it has).
 # - ps: wall time of `ten ps --all --json` (SLEEPING + RUNNING instances),
 #   median and p90 of 10, after the RUNNING instances are spawned.
 # - RSS: the server's VmRSS with only sleeping instances, then with RUNNING
@@ -189,7 +192,10 @@ while time.time() < deadline:
 else:
     raise SystemExit(f"only {len(up)} of {running} instances running after 300 s")
 spawn_s = time.perf_counter() - a
-print(f"spawned {running} instances in {spawn_s:.1f} s (load {load()})", file=sys.stderr)
+spawn_load = load()
+print(f"spawned {running} instances in {spawn_s:.1f} s (load {spawn_load})", file=sys.stderr)
+rows.append((f"`ten spawn` of {running} more, 8 at a time, until all run (load {spawn_load})",
+             f"{spawn_s:.1f} s", "reported", True))
 
 ps = timed(lambda: cli("ps", "--all", "--json"), 10)
 rows.append((f"`ten ps --all --json` ({sleeping + running} instances), median / p90",

@@ -77,7 +77,7 @@ impl Supervisor {
                 }
                 self.instances.get_mut(&key).expect("checked").weight = weight;
                 self.dirty = true;
-                self.persist = true;
+                self.persist(&key);
                 self.note(&key, &format!("weight {weight}"));
                 self.answer(to, self.instance_reply(&key));
             }
@@ -89,7 +89,7 @@ impl Supervisor {
                             .answer(to, Reply::Error(CommandError::UnknownInstance(k.clone())));
                     }
                 }
-                let saved = self.save_first(&format!("route {a} to {b}"), |r| {
+                let saved = self.save_first(&format!("route {a} to {b}"), &[&a, &b], |r| {
                     for (k, weight) in [(&a, 0), (&b, 100)] {
                         if let Some(e) = r.entry_mut(&k.service, &k.id) {
                             e.weight = weight;
@@ -102,7 +102,8 @@ impl Supervisor {
                 self.instances.get_mut(&a).expect("checked").weight = 0;
                 self.instances.get_mut(&b).expect("checked").weight = 100;
                 self.dirty = true;
-                self.persist = true;
+                self.persist(&a);
+                self.persist(&b);
                 info!(
                     "supervisor",
                     "route {service}: {a} weight 0, {b} weight 100"
@@ -219,7 +220,7 @@ impl Supervisor {
                 self.shutdown = Some(to);
                 // Saved before anything stops: a kill -9 during the stop
                 // still finds what should come back.
-                self.persist = true;
+                self.persist_all();
                 let keys: Vec<InstanceKey> = self.instances.keys().cloned().collect();
                 for key in keys {
                     let inst = self.instances.get_mut(&key).expect("key from the map");
@@ -328,7 +329,7 @@ impl Supervisor {
         // the exec does not wait for the disk, and a spawn is confirmed
         // only once the registry holds it. A spawn that cannot be saved is
         // undone: its process is killed and the instance forgotten.
-        if let Err(e) = self.save_first(&format!("spawn {key}"), |_| {}) {
+        if let Err(e) = self.save_first(&format!("spawn {key}"), &[key], |_| {}) {
             self.undo_spawn(key);
             return Err(e);
         }
@@ -425,7 +426,7 @@ impl Supervisor {
             let inst = self.instances.get_mut(&key).expect("present above");
             inst.weight = weight;
             self.dirty = true;
-            self.persist = true;
+            self.persist(&key);
             return self.answer(to, self.instance_reply(&key));
         }
         self.wake_if_down(&key, now, "woken by deploy");

@@ -22,7 +22,7 @@ impl Supervisor {
         }
         self.last_sweep = now;
         if self.save_error.is_some() {
-            self.persist = true;
+            self.persist_all();
         }
         self.reap();
         self.check_storage();

@@ -172,7 +172,7 @@ impl Supervisor {
                 self.spawn_failed(&key, &e, false, now);
             }
         }
-        self.persist = true;
+        self.persist_all();
         self.flush();
         Ok(())
     }

@@ -218,7 +218,7 @@ impl Supervisor {
             self.forward_waiters(key);
         }
         // On disk before the mover takes the step.
-        if let Err(e) = self.save_move_phase() {
+        if let Err(e) = self.save_move_phase(key) {
             let _ = done.send(Err(e.to_string()));
             return;
         }
@@ -269,7 +269,7 @@ impl Supervisor {
 
     /// The stop of a moving instance is complete (from `finish_stop`).
     pub(super) fn move_stopped(&mut self, key: &InstanceKey) {
-        let saved = self.save_move_phase();
+        let saved = self.save_move_phase(key);
         let waiting = self
             .instances
             .get_mut(key)
@@ -331,7 +331,7 @@ impl Supervisor {
         } else if let Some(inst) = self.instances.get_mut(key) {
             inst.moving = None;
         }
-        self.persist = true;
+        self.persist(key);
     }
 
     /// Held requests of a moved instance go to the target.
@@ -388,7 +388,7 @@ impl Supervisor {
         );
         self.instances.remove(key);
         self.dirty = true;
-        self.persist = true;
+        self.persist(key);
     }
 
     /// `ten spawn` (the target's step of a move back) of an instance that
@@ -405,15 +405,15 @@ impl Supervisor {
         inst.weight = weight;
         let fx = lifecycle::on(&mut inst.life, Event::MoveAborted, &policy, now);
         self.note(key, "moved back here");
-        self.persist = true;
+        self.persist(key);
         self.start_effects(key, fx, now)
     }
 
     /// Saves the registry now (not at the end of the turn): a move's phase
     /// is on disk before its step is taken. Err: it could not be, and the
     /// step is not taken.
-    fn save_move_phase(&mut self) -> Result<(), CommandError> {
-        self.save_first("move", |_| {})
+    fn save_move_phase(&mut self, key: &InstanceKey) -> Result<(), CommandError> {
+        self.save_first("move", &[key], |_| {})
     }
 }
 

@@ -1,39 +1,96 @@
 //! Writing the registry: a command's change before it is made
 //! (`save_first`, so a failed save refuses the command with nothing
 //! changed), and what happened on its own after each round of the loop
-//! (`save_registry`, retried every second while it fails). Blocks on fsync,
-//! on the supervisor thread only; never touches the front.
+//! (`save_registry`, retried every second while it fails). Only the
+//! entries that changed are written, as records appended to the journal
+//! (`state::registry_journal`): a spawn costs one line and an fsync,
+//! however many instances there are. Blocks on fsync, on the supervisor
+//! thread only; never touches the front.
 
 use super::Supervisor;
 use crate::names::InstanceKey;
-use crate::state::{Registry, RegistryEntry};
+use crate::state::registry_journal::Record;
+use crate::state::{Registry, RegistryEntry, StateError};
 use crate::supervisor::reply::CommandError;
 
 impl Supervisor {
-    /// Saves the registry now, as it is once the change in hand is made:
-    /// `edit` makes that change to what `registry()` shows. A command's
-    /// change is saved before it is made, so a failed save refuses it with
-    /// nothing changed. Err: the answer (507 when the disk is full), logged
-    /// with the OS error.
+    /// `key`'s entry may have changed: the next save compares it with what
+    /// the files hold.
+    pub(super) fn persist(&mut self, key: &InstanceKey) {
+        self.persist = true;
+        if !self.unsaved_all {
+            self.unsaved.insert(key.clone());
+        }
+    }
+
+    /// Any entry may have changed: the next save compares them all.
+    pub(super) fn persist_all(&mut self) {
+        self.persist = true;
+        self.unsaved_all = true;
+        self.unsaved.clear();
+    }
+
+    /// The records that bring the files to the entries of `keys` as
+    /// `entries` has them (an entry missing there is removed).
+    fn records(&self, keys: &[InstanceKey], entries: &Registry) -> Vec<Record> {
+        let Some(journal) = self.journal.as_ref() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for key in keys {
+            let now = entries
+                .instances
+                .iter()
+                .find(|e| e.service == key.service && e.id == key.id);
+            match (now, journal.saved(key)) {
+                (Some(e), Some(saved)) if e == saved => {}
+                (Some(e), _) => out.push(Record::Put(e.clone())),
+                (None, Some(_)) => out.push(Record::Remove {
+                    service: key.service.to_string(),
+                    id: key.id.to_string(),
+                }),
+                (None, None) => {}
+            }
+        }
+        out
+    }
+
+    /// Appends `records` to the journal; a compaction that failed after
+    /// them is only logged (the journal holds them).
+    fn append(&mut self, records: &[Record]) -> Result<(), StateError> {
+        let Some(journal) = self.journal.as_mut() else {
+            return Ok(());
+        };
+        if let Some(e) = journal.append(records)? {
+            warn!(
+                "supervisor",
+                "compact the registry: {}; its journal keeps growing until it works",
+                e.describe()
+            );
+        }
+        Ok(())
+    }
+
+    /// Saves now the entries of `keys` as they are once the change in hand
+    /// is made: `edit` makes that change to them (a registry of those
+    /// entries only). A command's change is saved before it is made, so a
+    /// failed save refuses it with nothing changed. Err: the answer (507
+    /// when the disk is full), logged with the OS error.
     pub(super) fn save_first(
         &mut self,
         what: &str,
+        keys: &[&InstanceKey],
         edit: impl FnOnce(&mut Registry),
     ) -> Result<(), CommandError> {
-        let mut registry = self.registry();
-        edit(&mut registry);
-        match registry.save(&self.registry_path()) {
-            Ok(()) => {
-                self.saved = Some(registry);
-                Ok(())
-            }
-            Err(e) => {
-                self.saved = None;
-                let e = CommandError::storage(what, &e);
-                error!("supervisor", "{e}");
-                Err(e)
-            }
-        }
+        let keys: Vec<InstanceKey> = keys.iter().map(|k| (*k).clone()).collect();
+        let mut entries = self.entries(&keys);
+        edit(&mut entries);
+        let records = self.records(&keys, &entries);
+        self.append(&records).map_err(|e| {
+            let e = CommandError::storage(what, &e);
+            error!("supervisor", "{e}");
+            e
+        })
     }
 
     /// `save_first` for a change of instance `key`'s entry; writes nothing
@@ -44,44 +101,48 @@ impl Supervisor {
         key: &InstanceKey,
         edit: impl FnOnce(&mut RegistryEntry),
     ) -> Result<(), CommandError> {
-        let Some(entry) = self
-            .registry()
-            .instances
-            .into_iter()
-            .find(|e| e.service == key.service && e.id == key.id)
-        else {
-            return Ok(());
-        };
-        let mut changed = entry.clone();
-        edit(&mut changed);
-        if changed == entry {
-            return Ok(());
-        }
-        self.save_first(what, |r| {
+        self.save_first(what, &[key], |r| {
             if let Some(e) = r.entry_mut(&key.service, &key.id) {
-                *e = changed;
+                edit(e);
             }
         })
     }
 
-    /// Saves the registry as it is, unless that is what the last save
-    /// wrote (an instance that became ready changes nothing there). A
-    /// failure is logged (once per distinct error) and `sweep_host` tries
-    /// again every second until it works.
+    /// Saves the entries that may have changed since the last save (see
+    /// `persist`), unless they are what the files hold already (an
+    /// instance that became ready changes nothing there). A failure is
+    /// logged (once per distinct error) and `sweep_host` tries again every
+    /// second until it works.
     pub(super) fn save_registry(&mut self) {
-        let registry = self.registry();
-        if self.saved.as_ref() == Some(&registry) {
-            return;
-        }
-        match registry.save(&self.registry_path()) {
+        let keys: Vec<InstanceKey> = match std::mem::take(&mut self.unsaved_all) {
+            true => {
+                let mut all: Vec<InstanceKey> = self.instances.keys().cloned().collect();
+                if let Some(journal) = self.journal.as_ref() {
+                    all.extend(
+                        journal
+                            .keys()
+                            .filter(|k| !self.instances.contains_key(*k))
+                            .cloned(),
+                    );
+                }
+                self.unsaved.clear();
+                all
+            }
+            false => std::mem::take(&mut self.unsaved).into_iter().collect(),
+        };
+        let entries = self.entries(&keys);
+        let records = self.records(&keys, &entries);
+        match self.append(&records) {
             Ok(()) => {
-                self.saved = Some(registry);
                 if self.save_error.take().is_some() {
                     info!("supervisor", "registry saved again");
                 }
+                #[cfg(debug_assertions)]
+                self.check_saved();
             }
             Err(e) => {
-                self.saved = None;
+                // What it held is compared again at the next try.
+                self.unsaved_all = true;
                 let why = e.describe();
                 if self.save_error.as_deref() != Some(why.as_str()) {
                     error!("supervisor", "save registry: {why}; retrying every second");
@@ -89,5 +150,40 @@ impl Supervisor {
                 self.save_error = Some(why);
             }
         }
+    }
+
+    /// Writes the registry whole and empties its journal (at a clean
+    /// shutdown, so that what is left is one file).
+    pub(super) fn compact_registry(&mut self) {
+        if let Some(journal) = self.journal.as_mut() {
+            if let Err(e) = journal.compact() {
+                warn!("supervisor", "compact the registry: {}", e.describe());
+            }
+        }
+    }
+
+    /// After a save, the files hold every entry as it is: a change that
+    /// did not `persist` its instance would be lost at the next start.
+    /// Checked after every save in debug builds, so the test suite finds
+    /// such a change.
+    #[cfg(debug_assertions)]
+    fn check_saved(&self) {
+        let Some(journal) = self.journal.as_ref() else {
+            return;
+        };
+        let all = self.registry();
+        for e in &all.instances {
+            let key = InstanceKey::new(&e.service, &e.id).expect("a key of the table");
+            assert_eq!(
+                journal.saved(&key),
+                Some(e),
+                "{key}'s entry changed without `persist`"
+            );
+        }
+        assert_eq!(
+            journal.keys().count(),
+            all.instances.len(),
+            "an instance left without `persist`"
+        );
     }
 }

@@ -12,7 +12,7 @@ use crate::supervisor::table::Instance;
 impl Supervisor {
     /// The next flush saves the registry, however recent the last save.
     pub(super) fn save_now(&mut self) {
-        self.persist = true;
+        self.persist_all();
         self.last_save = None;
     }
 

@@ -174,7 +174,7 @@ impl Supervisor {
         // stops of this moment: one pass, not one per stop.
         self.reap_due = true;
         self.dirty = true;
-        self.persist = true;
+        self.persist(key);
         self.note(key, "stopped");
         match stop.then {
             AfterStop::Forget => {

@@ -134,50 +134,65 @@ impl Supervisor {
         snap
     }
 
+    /// The whole registry as it is now.
+    #[cfg(debug_assertions)]
     pub(super) fn registry(&self) -> Registry {
-        let instances = self
-            .instances
-            .values()
-            .map(|inst| {
-                let then = inst.stop.as_ref().map(|s| s.then);
-                let late_move = inst
-                    .moving
-                    .as_ref()
-                    .is_some_and(|m| m.phase.target_may_run());
-                let desired = match inst.life.state() {
-                    _ if then == Some(AfterStop::Forget) => Desired::Stopping,
-                    // It may run on the target: it must not start here.
-                    _ if late_move => Desired::Sleeping,
-                    _ if inst.resume => Desired::Running,
-                    State::Sleeping => Desired::Sleeping,
-                    State::Stopping if then == Some(AfterStop::Sleep) => Desired::Sleeping,
-                    State::Failed => Desired::Failed,
-                    _ => Desired::Running,
-                };
-                let run = inst.run.as_ref();
-                RegistryEntry {
-                    service: inst.key.service.to_string(),
-                    id: inst.key.id.to_string(),
-                    port: inst.port,
-                    weight: inst.weight,
-                    desired,
-                    pid: run.map(|r| r.pid),
-                    pgid: run.map(|r| r.pgid),
-                    start_ticks: run.and_then(|r| r.start_ticks),
-                    restarts: inst.life.total_restarts(),
-                    uid: inst.uid,
-                    moving: inst.moving.as_ref().map(|m| crate::state::MoveRecord {
-                        to: m.to.clone(),
-                        addr: m.addr,
-                        phase: m.phase.as_str().to_string(),
-                    }),
-                }
-            })
-            .collect();
         Registry {
             version: 1,
-            instances,
+            generation: 0,
+            instances: self.instances.values().map(entry_of).collect(),
         }
+    }
+
+    /// The entries of `keys` as they are now (an instance that is gone
+    /// has none).
+    pub(super) fn entries(&self, keys: &[InstanceKey]) -> Registry {
+        Registry {
+            version: 1,
+            generation: 0,
+            instances: keys
+                .iter()
+                .filter_map(|k| self.instances.get(k))
+                .map(entry_of)
+                .collect(),
+        }
+    }
+}
+
+/// An instance's registry entry as it is now.
+fn entry_of(inst: &Instance) -> RegistryEntry {
+    let then = inst.stop.as_ref().map(|s| s.then);
+    let late_move = inst
+        .moving
+        .as_ref()
+        .is_some_and(|m| m.phase.target_may_run());
+    let desired = match inst.life.state() {
+        _ if then == Some(AfterStop::Forget) => Desired::Stopping,
+        // It may run on the target: it must not start here.
+        _ if late_move => Desired::Sleeping,
+        _ if inst.resume => Desired::Running,
+        State::Sleeping => Desired::Sleeping,
+        State::Stopping if then == Some(AfterStop::Sleep) => Desired::Sleeping,
+        State::Failed => Desired::Failed,
+        _ => Desired::Running,
+    };
+    let run = inst.run.as_ref();
+    RegistryEntry {
+        service: inst.key.service.to_string(),
+        id: inst.key.id.to_string(),
+        port: inst.port,
+        weight: inst.weight,
+        desired,
+        pid: run.map(|r| r.pid),
+        pgid: run.map(|r| r.pgid),
+        start_ticks: run.and_then(|r| r.start_ticks),
+        restarts: inst.life.total_restarts(),
+        uid: inst.uid,
+        moving: inst.moving.as_ref().map(|m| crate::state::MoveRecord {
+            to: m.to.clone(),
+            addr: m.addr,
+            phase: m.phase.as_str().to_string(),
+        }),
     }
 }
 
