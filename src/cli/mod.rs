@@ -34,9 +34,10 @@ use client::{Client, ClientError, Endpoint};
 
 /// Runs one invocation; returns the exit code (0 ok, 1 failed, 2 bad usage).
 pub fn run(args: Vec<OsString>) -> i32 {
-    // Hidden: pid 1 of a namespaced instance (the server re-executed).
-    if args.get(1).is_some_and(|a| a == "__init") {
-        return crate::isolate::init::main();
+    // Hidden: the zygote that clones namespaced instances' inits (the
+    // server re-executed).
+    if args.get(1).is_some_and(|a| a == "__zygote") {
+        return crate::isolate::zygote::main();
     }
     crate::log::init_from_env();
     let rest = args.get(1..).unwrap_or(&[]);

@@ -1,25 +1,24 @@
 //! Starting a namespaced instance from the (multi-threaded) server:
-//! `launch` prepares everything, calls clone3 into new namespaces, and
-//! the child (`child_main`) only moves fds and execs `ten __init`, with raw
-//! async-signal-safe calls over memory prepared before the clone. The
+//! `launch` makes the instance's pipes and asks the zygote (`zygote.rs`)
+//! for an init in new namespaces, which gets them at fixed numbers. The
 //! plan goes to init on a pipe; setup failures come back as `(step,
 //! errno[, detail])` on a CLOEXEC status pipe whose EOF means the app was
 //! exec'd.
 
 use std::ffi::CString;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 
-use crate::sys::clone3::{clone3, CloneArgs, Forked, CLONE_INTO_CGROUP, CLONE_PIDFD};
-
 use super::plan::Plan;
+use super::zygote::{self, Ask, InitFds};
 
 /// Where init finds its plan and its status pipe (after stdin, stdout,
-/// stderr and the passed socket on 3).
+/// stderr and the passed socket on 3), and the zygote's word (it was
+/// moved into all of its cgroups: the app may be forked).
 pub const PLAN_FD: RawFd = 4;
 pub const STATUS_FD: RawFd = 5;
+pub const GO_FD: RawFd = 6;
 
 /// A setup step that can fail, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +27,7 @@ pub enum Step {
     Setsid = 1,
     Cgroup,
     Fds,
-    ExecInit,
+    Zygote,
     Plan,
     Mounts,
     DataDir,
@@ -49,7 +48,7 @@ const STEPS: [Step; 18] = [
     Step::Setsid,
     Step::Cgroup,
     Step::Fds,
-    Step::ExecInit,
+    Step::Zygote,
     Step::Plan,
     Step::Mounts,
     Step::DataDir,
@@ -76,7 +75,7 @@ impl Step {
             Step::Setsid => "setsid",
             Step::Cgroup => "join the cgroup",
             Step::Fds => "set up fds",
-            Step::ExecInit => "exec ten __init",
+            Step::Zygote => "start the zygote (ten __zygote)",
             Step::Plan => "read the plan",
             Step::Mounts => "build the root",
             Step::DataDir => "give the data dir to the instance's uid",
@@ -138,14 +137,14 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// Where a namespaced instance joins its cgroups before anything of it
-/// runs: the hook the cgroup code fills.
+/// Where a namespaced instance joins its cgroups before its app runs: the
+/// hook the cgroup code fills.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Cgroups<'a> {
-    /// A cgroup v2 folder: the child is created in it (CLONE_INTO_CGROUP).
+    /// A cgroup v2 folder: the init is created in it (CLONE_INTO_CGROUP).
     pub into: Option<BorrowedFd<'a>>,
-    /// `cgroup.procs` files (v1 hierarchies) the child writes "0" to,
-    /// i.e. moves itself into, before it execs init.
+    /// `cgroup.procs` files (v1 hierarchies) the zygote moves the init
+    /// into while it builds its root, before the app is forked.
     pub procs: &'a [CString],
 }
 
@@ -189,23 +188,6 @@ impl std::error::Error for LaunchError {
     }
 }
 
-/// Everything `child_main` touches, built before clone3.
-struct Raw<'a> {
-    exe: CString,
-    argv: [*const libc::c_char; 3],
-    envp: [*const libc::c_char; 1],
-    /// (from, to): `from` is always >= 10, `to` <= 5, so no move clobbers
-    /// another's source.
-    moves: [(RawFd, RawFd); 6],
-    nmoves: usize,
-    procs: &'a [CString],
-    status_src: RawFd,
-}
-
-fn dup_high(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
-    rustix::io::fcntl_dupfd_cloexec(fd, 10).map_err(io::Error::from)
-}
-
 fn call(call: &'static str) -> impl FnOnce(io::Error) -> LaunchError {
     move |source| LaunchError::Call { call, source }
 }
@@ -217,10 +199,11 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), LaunchError> {
     })
 }
 
-/// Starts `ten __init` (`exe`, normally /proc/self/exe) as pid 1 of new
-/// pid, mount, IPC, UTS and cgroup namespaces (and a network namespace
-/// with `plan.network_none`), hands it `plan`, and returns once the app
-/// has been exec'd inside, or with the step that failed.
+/// Starts the instance's init (through the zygote running `exe`,
+/// normally /proc/self/exe) as pid 1 of new pid, mount, IPC, UTS and
+/// cgroup namespaces (and a network namespace with `plan.network_none`),
+/// hands it `plan`, and returns once the app has been exec'd inside, or
+/// with the step that failed.
 pub fn launch(
     exe: &Path,
     plan: &Plan,
@@ -236,92 +219,64 @@ pub fn launch(
     let (err_r, err_w) = pipe()?;
     let (plan_r, plan_w) = pipe()?;
     let (st_r, st_w) = pipe()?;
-    // Every source fd >= 10, so dup2 onto 0..=5 never closes a source.
-    let mut high: Vec<(OwnedFd, RawFd)> = Vec::new();
-    let sources: [(Option<BorrowedFd<'_>>, RawFd); 6] = [
-        (Some(null.as_fd()), 0),
-        (Some(out_w.as_fd()), 1),
-        (Some(err_w.as_fd()), 2),
-        (listen, 3),
-        (Some(plan_r.as_fd()), PLAN_FD),
-        (Some(st_w.as_fd()), STATUS_FD),
-    ];
-    for (src, to) in sources {
-        if let Some(src) = src {
-            high.push((dup_high(src).map_err(call("dup"))?, to));
+    // A plan that fits the pipe is in it before init exists, so init never
+    // waits for it; a larger one is written once init reads.
+    let mut plan_w = Some(std::fs::File::from(plan_w));
+    if fits(plan_w.as_ref(), json.len()) {
+        if let Some(mut w) = plan_w.take() {
+            w.write_all(&json).map_err(call("write the plan"))?;
         }
     }
-    let exe_c = CString::new(exe.as_os_str().as_bytes()).map_err(|_| LaunchError::Call {
-        call: "exe path",
-        source: io::Error::from_raw_os_error(libc::EINVAL),
-    })?;
-    let mut raw = Raw {
-        argv: [c"ten".as_ptr(), c"__init".as_ptr(), std::ptr::null()],
-        envp: [std::ptr::null()],
-        exe: exe_c,
-        moves: [(-1, -1); 6],
-        nmoves: high.len(),
-        procs: cgroups.procs,
-        status_src: -1,
+    let ask = Ask {
+        network_none: plan.network_none,
+        fds: InitFds {
+            stdin: null.as_fd(),
+            stdout: out_w.as_fd(),
+            stderr: err_w.as_fd(),
+            listen,
+            plan: plan_r.as_fd(),
+            status: st_w.as_fd(),
+        },
+        cgroups,
     };
-    for (i, (fd, to)) in high.iter().enumerate() {
-        raw.moves[i] = (fd.as_raw_fd(), *to);
-        if *to == STATUS_FD {
-            raw.status_src = fd.as_raw_fd();
-        }
+    let pending = zygote::clone_init(exe, &ask)?;
+    // The init has its copies: close ours, or EOF never comes.
+    drop((null, out_w, err_w, plan_r, st_w));
+    if let Some(mut w) = plan_w {
+        // A write error means init is gone; the status pipe says why.
+        let _ = w.write_all(&json);
     }
-    let mut flags = (libc::CLONE_NEWPID
-        | libc::CLONE_NEWNS
-        | libc::CLONE_NEWIPC
-        | libc::CLONE_NEWUTS
-        | libc::CLONE_NEWCGROUP) as u64
-        | CLONE_PIDFD;
-    if plan.network_none {
-        flags |= libc::CLONE_NEWNET as u64;
-    }
-    let mut args = CloneArgs {
-        flags,
-        exit_signal: libc::SIGCHLD as u64,
-        ..Default::default()
-    };
-    if let Some(cg) = cgroups.into {
-        args.flags |= CLONE_INTO_CGROUP;
-        args.cgroup = cg.as_raw_fd() as u64;
-    }
-    // SAFETY: no memory-sharing flag is set; the child runs only
-    // `child_main`, which makes raw async-signal-safe syscalls over `raw`
-    // (built above, alive in the child's copy) and never returns.
-    let forked = unsafe { clone3(&mut args) }.map_err(call("clone3"))?;
-    let (pid, pidfd) = match forked {
-        Forked::Child => child_main(&raw),
-        Forked::Parent { pid, pidfd } => (pid, pidfd),
-    };
-    let pidfd = pidfd.ok_or(LaunchError::Call {
-        call: "clone3",
-        source: io::Error::from_raw_os_error(libc::EBADF),
-    })?;
-    // The child has its copies: close ours, or EOF never comes.
-    drop((high, null, out_w, err_w, plan_r, st_w));
-    let mut plan_w = std::fs::File::from(plan_w);
-    // A write error means init is gone; the status pipe says why.
-    let _ = plan_w.write_all(&json);
-    drop(plan_w);
     let mut status = Vec::new();
     let read = std::fs::File::from(st_r).read_to_end(&mut status);
-    if read.is_ok() && status.is_empty() {
-        return Ok(Launched {
-            pid: pid as u32,
-            pidfd,
-            stdout: out_r,
-            stderr: err_r,
+    let pid = pending.pid()?;
+    // It is our child (CLONE_PARENT): its pid stays its own until we reap
+    // it, even after it exited.
+    let Some(p) = rustix::process::Pid::from_raw(pid as i32) else {
+        return Err(LaunchError::Call {
+            call: "the zygote's answer",
+            source: io::Error::from_raw_os_error(libc::ESRCH),
         });
+    };
+    let pidfd = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty());
+    if read.is_ok() && status.is_empty() {
+        if let Ok(pidfd) = pidfd {
+            return Ok(Launched {
+                pid,
+                pidfd,
+                stdout: out_r,
+                stderr: err_r,
+            });
+        }
     }
     // Init is exiting (or must): reap it so no zombie stays behind.
-    let _ = rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL);
-    let _ = rustix::process::waitid(
-        rustix::process::WaitId::PidFd(pidfd.as_fd()),
-        rustix::process::WaitIdOptions::EXITED,
-    );
+    let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+    let _ = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty());
+    if let Err(e) = pidfd {
+        return Err(LaunchError::Call {
+            call: "pidfd_open",
+            source: e.into(),
+        });
+    }
     match read {
         Err(e) => Err(LaunchError::Call {
             call: "read the status pipe",
@@ -329,7 +284,7 @@ pub fn launch(
         }),
         Ok(_) => Err(LaunchError::Step(Failure::decode(&status).unwrap_or(
             Failure {
-                step: Step::ExecInit,
+                step: Step::Plan,
                 errno: 0,
                 detail: "garbled status from init".to_string(),
             },
@@ -337,68 +292,12 @@ pub fn launch(
     }
 }
 
-/// Writes `(step, errno)` to `fd` and exits.
-///
-/// Runs after clone3: async-signal-safe calls only.
-fn fail(fd: RawFd, step: Step) -> ! {
-    // SAFETY: errno is thread-local and readable at any time.
-    let errno = unsafe { *libc::__errno_location() };
-    let mut b = [0u8; 8];
-    b[..4].copy_from_slice(&(step as u32).to_le_bytes());
-    b[4..].copy_from_slice(&errno.to_le_bytes());
-    // SAFETY: writes 8 bytes from a local buffer; a failed write changes
-    // nothing we could act on.
-    unsafe { libc::write(fd, b.as_ptr().cast(), b.len()) };
-    // SAFETY: _exit takes an int and does not return.
-    unsafe { libc::_exit(127) }
-}
-
-/// The child after clone3: a new session, a clean signal mask, its
-/// cgroups, fds 0-5 in place and nothing else open, then exec init.
-///
-/// Runs after clone3: async-signal-safe calls only.
-fn child_main(raw: &Raw<'_>) -> ! {
-    let status = raw.status_src;
-    // SAFETY: no arguments; a fresh clone3 child never leads a group.
-    if unsafe { libc::setsid() } == -1 {
-        fail(status, Step::Setsid);
-    }
-    // SAFETY: `set` is a local sigset_t initialised by sigemptyset before
-    // sigprocmask reads it; the old-mask pointer may be null. The server
-    // blocks SIGTERM/INT/HUP and the mask survives exec.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-    }
-    // Before anything of the instance runs, so its limits cover all of it.
-    for path in raw.procs {
-        if crate::sys::write_self_into(path).is_err() {
-            fail(status, Step::Cgroup);
-        }
-    }
-    for &(from, to) in &raw.moves[..raw.nmoves] {
-        // SAFETY: dup2 takes two fd numbers; `to` loses FD_CLOEXEC.
-        if unsafe { libc::dup2(from, to) } == -1 {
-            fail(status, Step::Fds);
-        }
-    }
-    // Every other fd: inherited ones without CLOEXEC must not reach the
-    // instance. (ENOSYS before 5.9: exec still closes the CLOEXEC ones.)
-    // SAFETY: integer arguments only.
-    unsafe {
-        libc::syscall(
-            crate::sys::nr::CLOSE_RANGE as libc::c_long,
-            STATUS_FD + 1,
-            u32::MAX,
-            0u32,
-        )
-    };
-    // SAFETY: `exe` is NUL-terminated, `argv` and `envp` are
-    // null-terminated arrays of NUL-terminated strings, all in this
-    // process's copy of memory prepared before clone3.
-    unsafe { libc::execve(raw.exe.as_ptr(), raw.argv.as_ptr(), raw.envp.as_ptr()) };
-    fail(STATUS_FD, Step::ExecInit)
+/// Whether `len` bytes fit in the pipe `w` without blocking (a new pipe
+/// holds 64 KiB; root may make it larger).
+fn fits(w: Option<&std::fs::File>, len: usize) -> bool {
+    let Some(w) = w else { return false };
+    let size = rustix::pipe::fcntl_getpipe_size(w).unwrap_or(0);
+    size >= len || rustix::pipe::fcntl_setpipe_size(w, len).is_ok_and(|s| s >= len)
 }
 
 #[cfg(test)]
@@ -420,7 +319,7 @@ mod tests {
         );
         // The raw child sends no words.
         let raw = Failure {
-            step: Step::ExecInit,
+            step: Step::Zygote,
             errno: libc::ENOENT,
             detail: String::new(),
         };

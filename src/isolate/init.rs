@@ -1,10 +1,12 @@
-//! `ten __init`: pid 1 of a namespaced instance. A fresh, single-threaded
-//! process (the server re-executed), so unlike the clone3 child it may
-//! allocate and use ordinary calls. It reads its plan from fd 4, sets up
-//! the instance (`setup`, one step per line), reports a failed step on the
-//! status pipe (fd 5), then forks and execs the app, reaps every zombie,
-//! forwards SIGTERM/SIGINT/SIGHUP to the app's process group and exits
-//! with the app's status (128+N when a signal N killed it).
+//! The instance's init: pid 1 of a namespaced instance, cloned by the
+//! zygote (`zygote.rs`). A fork of a single-threaded process, so unlike a
+//! child of the server it may allocate and use ordinary calls. It reads its
+//! plan from fd 4, sets up the instance (`setup`, one step per line),
+//! reports a failed step on the status pipe (fd 5), waits for the zygote's
+//! word on fd 6 (it is in all of its cgroups), then forks and execs the
+//! app, reaps every zombie, forwards SIGTERM/SIGINT/SIGHUP to the app's
+//! process group and exits with the app's status (128+N when a signal N
+//! killed it).
 
 use std::ffi::CString;
 use std::fs::File;
@@ -12,18 +14,20 @@ use std::io::{self, Read, Write};
 use std::os::fd::FromRawFd;
 use std::os::unix::ffi::OsStrExt;
 
-use super::child::{Failure, Step, PLAN_FD, STATUS_FD};
+use super::child::{Failure, Step, GO_FD, PLAN_FD, STATUS_FD};
 use super::plan::Plan;
 use super::{caps, landlock, mount, seccomp};
 
-/// The entry point, from `cli::run` when argv[1] is `__init`.
+/// The entry point, in the zygote's child with its fds in place.
 pub fn main() -> i32 {
-    // SAFETY: fd 5 was put there by the clone3 child for us alone; nothing
-    // else in this process owns it.
+    // SAFETY: fd 5 was put there by the zygote's child for us alone;
+    // nothing else in this process owns it.
     let mut status = unsafe { File::from_raw_fd(STATUS_FD) };
     // Closed by the app's exec: EOF then tells the server it is running.
     // SAFETY: fcntl with integer arguments on our own fd.
     unsafe { libc::fcntl(STATUS_FD, libc::F_SETFD, libc::FD_CLOEXEC) };
+    // SAFETY: fd 6 was put there by the zygote's child for us alone.
+    let go = unsafe { File::from_raw_fd(GO_FD) };
     let plan = match read_plan() {
         Ok(p) => p,
         Err(f) => return report(&mut status, &f),
@@ -32,9 +36,30 @@ pub fn main() -> i32 {
         Ok(e) => e,
         Err(f) => return report(&mut status, &f),
     };
+    // The app is forked only once the zygote moved us into every cgroup
+    // we were not created in.
+    if let Err(f) = go_on(go) {
+        return report(&mut status, &f);
+    }
     // To the instance's log (stderr is its pipe).
     eprintln!("ten: isolation {}", enforced.join("; "));
     run_app(&plan, status)
+}
+
+/// Reads the zygote's word on the go pipe: `GO`, or why it could not move
+/// us into a cgroup.
+fn go_on(mut go: File) -> Result<(), Failure> {
+    let mut word = Vec::new();
+    go.read_to_end(&mut word)
+        .map_err(|e| fail(Step::Cgroup, e, "read the zygote's word".into()))?;
+    if word == super::zygote::GO {
+        return Ok(());
+    }
+    Err(Failure::decode(&word).unwrap_or(Failure {
+        step: Step::Cgroup,
+        errno: 0,
+        detail: "the zygote did not say go".into(),
+    }))
 }
 
 fn report(status: &mut File, f: &Failure) -> i32 {
@@ -43,7 +68,7 @@ fn report(status: &mut File, f: &Failure) -> i32 {
 }
 
 fn read_plan() -> Result<Plan, Failure> {
-    // SAFETY: fd 4 is the plan pipe the clone3 child put there; we own it.
+    // SAFETY: fd 4 is the plan pipe the zygote's child put there; we own it.
     let mut f = unsafe { File::from_raw_fd(PLAN_FD) };
     let mut buf = Vec::new();
     f.read_to_end(&mut buf)

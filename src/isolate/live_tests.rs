@@ -333,3 +333,50 @@ fn init_forwards_sigterm_and_exits_with_the_app() {
     .unwrap();
     assert_eq!(st.exit_status(), Some(7));
 }
+
+#[test]
+fn a_cgroup_the_init_cannot_be_moved_into_fails_the_start_by_name() {
+    let Some(exe) = ready(Isolation::Namespace) else {
+        return;
+    };
+    let w = World::new("nocgroup");
+    let argv = vec!["/bin/true".to_string()];
+    let env = w.env(&[]);
+    let sp = spec(&w, Isolation::Namespace, &argv, &env, &w.root);
+    let missing = w.root.join("no-such-cgroup/cgroup.procs");
+    let procs = [std::ffi::CString::new(missing.display().to_string()).unwrap()];
+    let cgroups = Cgroups {
+        into: None,
+        procs: &procs,
+    };
+    match plan::start(&exe, &sp, None, cgroups) {
+        Err(StartError::Launch(LaunchError::Step(f))) => {
+            assert_eq!(f.step, Step::Cgroup, "{f}");
+            assert_eq!(f.errno, libc::ENOENT, "{f}");
+            assert!(f.detail.contains("no-such-cgroup"), "{f}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_zygote_that_died_is_started_again() {
+    let Some(exe) = ready(Isolation::Namespace) else {
+        return;
+    };
+    let w = World::new("zygote");
+    let argv = vec![
+        "/bin/sh".to_string(),
+        "-c".to_string(),
+        "exit 3".to_string(),
+    ];
+    let env = w.env(&[]);
+    let sp = spec(&w, Isolation::Namespace, &argv, &env, &w.root);
+    assert_eq!(run(&exe, &sp).unwrap().0, 3);
+    // Killed between two starts (no other test's start is under way
+    // meanwhile); its socket closed, the next start starts another.
+    let first = super::zygote::kill(&exe).expect("a zygote runs");
+    assert_eq!(run(&exe, &sp).unwrap().0, 3);
+    let second = super::zygote::kill(&exe).expect("a zygote runs");
+    assert_ne!(first, second);
+}

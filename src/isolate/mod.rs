@@ -15,6 +15,7 @@ pub mod process;
 pub mod procfs;
 
 pub mod spawn;
+pub mod zygote;
 
 pub use spawn::{spawn, Child, Listen, Request, Spawned};
 pub mod caps;
