@@ -115,12 +115,9 @@ fn setup(plan: &Plan) -> Result<Vec<String>, Failure> {
     // While the host's paths are still plain paths: the data dir becomes
     // the instance's (0700, its uid) before it is bound in.
     own_data_dir(plan)?;
-    // A staging root with the host's under /oldroot: every source stays
-    // reachable while the new root is filled, even one under /tmp.
-    mnt(mount::stage())?;
-    mnt(mount::populate(&plan.mounts))?;
-    // The new root becomes / and the host's tree is detached.
-    mnt(mount::enter())?;
+    // The new root, filled from the host's paths, becomes / and the host's
+    // tree is detached.
+    mnt(mount::build_root(&plan.mounts))?;
     done.push(format!("own root, hostname {}", plan.hostname));
     // Needs CAP_SYS_ADMIN in the new UTS namespace: before the uid drop.
     at(

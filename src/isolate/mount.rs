@@ -1,15 +1,20 @@
-//! The instance's root, built by `ten __init` inside its new mount
-//! namespace the way bubblewrap does it: a tmpfs staging root with the
-//! host's root moved under `/oldroot`, a fresh tmpfs at `/newroot` filled
-//! with the plan's mounts (host paths read from `/oldroot`, so even a
-//! source under the host's `/tmp` is reachable), then `/newroot` becomes
-//! `/` and the host's tree is detached.
+//! The instance's root, built by its init inside its new mount namespace:
+//! every host path the plan binds is opened first (O_PATH), a fresh tmpfs
+//! is mounted over `/tmp` (this namespace's only) and filled with the
+//! plan's mounts, each bound from its opened descriptor
+//! (`/proc/self/fd/N`, so a source under the host's `/tmp` is still
+//! reachable), then that tmpfs becomes `/` with one pivot_root and the
+//! host's tree is detached. (pivot_root walks every task on the machine;
+//! one is half the cost of the two a staging root takes.)
 
 use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use rustix::fs::{Mode, OFlags};
 use rustix::mount::{
     mount, mount_bind, mount_bind_recursive, mount_change, unmount, MountFlags,
     MountPropagationFlags, UnmountFlags,
@@ -48,10 +53,12 @@ fn ioerr(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> MountErro
     move |source| MountError { what, path, source }
 }
 
-/// Where the host's root is while the new one is built.
-const OLD: &str = "/oldroot";
-/// Where the new root is built.
-const NEW: &str = "/newroot";
+/// Where the new root is built (a tmpfs over the host's `/tmp`, seen by
+/// this mount namespace only).
+const NEW: &str = "/tmp";
+
+/// The character devices a minimal /dev gets from the host's.
+const DEV_NODES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
 /// `path` (absolute) under `base`.
 fn under(base: &str, path: &Path) -> PathBuf {
@@ -73,33 +80,59 @@ pub fn make_private() -> Result<(), MountError> {
     .map_err(err("make private", Path::new("/")))
 }
 
-/// Mounts a staging tmpfs on the host's /tmp (invisible to the host: the
-/// namespace is private) and pivots into it; the host's root is then at
-/// `/oldroot`, the new root is built at `/newroot`.
-pub fn stage() -> Result<(), MountError> {
-    let tmp = Path::new("/tmp");
-    mount(
-        "tmpfs",
-        tmp,
-        "tmpfs",
-        MountFlags::NOSUID | MountFlags::NODEV,
-        Some(c"mode=0700"),
-    )
-    .map_err(err("mount staging tmpfs on", tmp))?;
-    std::env::set_current_dir(tmp).map_err(ioerr("chdir", tmp))?;
-    for d in ["oldroot", "newroot"] {
-        std::fs::create_dir(d).map_err(ioerr("mkdir", Path::new(d)))?;
+/// A host path opened before anything is mounted over it, bound from
+/// `/proc/self/fd/N`.
+struct Source {
+    fd: OwnedFd,
+    dir: bool,
+}
+
+impl Source {
+    fn open(path: &Path) -> Result<Source, MountError> {
+        let fd = rustix::fs::open(path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+            .map_err(err("open", path))?;
+        let st = rustix::fs::fstat(&fd).map_err(err("stat", path))?;
+        let dir = rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir();
+        Ok(Source { fd, dir })
     }
-    rustix::process::pivot_root(".", "oldroot").map_err(err("pivot_root into", tmp))?;
-    std::env::set_current_dir("/").map_err(ioerr("chdir", Path::new("/")))?;
+
+    fn path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
+    }
+}
+
+/// Builds the root of `mounts` and makes it `/`, the host's tree detached.
+pub fn build_root(mounts: &[Mount]) -> Result<(), MountError> {
+    // Every source first: the tmpfs below hides the host's /tmp.
+    let mut sources: Vec<Option<Source>> = Vec::with_capacity(mounts.len());
+    for m in mounts {
+        sources.push(match m {
+            Mount::ReadOnly(p) | Mount::ReadWrite(p) => Some(Source::open(p)?),
+            Mount::ReadWriteAt { source, .. } => Some(Source::open(source)?),
+            Mount::HideFile(_) => Some(Source::open(Path::new("/dev/null"))?),
+            _ => None,
+        });
+    }
+    let mut nodes: Vec<(&str, Source)> = Vec::new();
+    if mounts.contains(&Mount::Dev) {
+        for node in DEV_NODES {
+            let p = Path::new("/dev").join(node);
+            if p.exists() {
+                nodes.push((node, Source::open(&p)?));
+            }
+        }
+    }
+    let new = Path::new(NEW);
     mount(
         "tmpfs",
-        NEW,
+        new,
         "tmpfs",
         MountFlags::NOSUID | MountFlags::NODEV,
         Some(c"mode=0755"),
     )
-    .map_err(err("mount root tmpfs on", Path::new(NEW)))
+    .map_err(err("mount root tmpfs on", new))?;
+    populate(mounts, &sources, &nodes)?;
+    enter()
 }
 
 /// Creates `path` and its missing parents (0755, root's): the mount
@@ -130,45 +163,44 @@ fn touch(path: &Path) -> Result<(), MountError> {
     }
 }
 
-fn bind(src: &Path, dst: &Path, attrs: u64) -> Result<(), MountError> {
-    let is_dir = std::fs::metadata(src).map_err(ioerr("stat", src))?.is_dir();
-    if is_dir {
+fn bind(src: &Source, dst: &Path, attrs: u64) -> Result<(), MountError> {
+    if src.dir {
         if !dst.is_dir() {
             mkdirs(dst)?;
         }
     } else if !dst.exists() {
         touch(dst)?;
     }
-    mount_bind_recursive(src, dst).map_err(err("bind", src))?;
+    mount_bind_recursive(src.path(), dst).map_err(err("bind", dst))?;
     mount_setattr_recursive(&cstr(dst), attrs).map_err(ioerr("set attributes of", dst))
 }
 
-/// Makes each of `mounts` under `/newroot`, in order.
-pub fn populate(mounts: &[Mount]) -> Result<(), MountError> {
+/// Makes each of `mounts` under the new root, in order; `sources[i]` is
+/// the opened host path of `mounts[i]` when it has one.
+fn populate(
+    mounts: &[Mount],
+    sources: &[Option<Source>],
+    nodes: &[(&str, Source)],
+) -> Result<(), MountError> {
     let nosuid = MountFlags::NOSUID | MountFlags::NODEV;
-    for m in mounts {
+    for (m, src) in mounts.iter().zip(sources) {
         let dst = under(NEW, m.path());
-        match m {
-            Mount::ReadOnly(p) => bind(
-                &under(OLD, p),
+        match (m, src) {
+            (Mount::ReadOnly(_), Some(src)) => bind(
+                src,
                 &dst,
                 MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
             )?,
-            Mount::ReadWrite(p) => {
-                bind(&under(OLD, p), &dst, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)?
+            (Mount::ReadWrite(_) | Mount::ReadWriteAt { .. }, Some(src)) => {
+                bind(src, &dst, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)?
             }
-            Mount::ReadWriteAt { source, .. } => bind(
-                &under(OLD, source),
-                &dst,
-                MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-            )?,
-            Mount::Symlink { target, .. } => {
+            (Mount::Symlink { target, .. }, _) => {
                 if let Some(parent) = dst.parent() {
                     mkdirs(parent)?;
                 }
                 std::os::unix::fs::symlink(target, &dst).map_err(ioerr("symlink", &dst))?;
             }
-            Mount::HideDir(_) => {
+            (Mount::HideDir(_), _) => {
                 mkdirs(&dst)?;
                 mount(
                     "tmpfs",
@@ -179,23 +211,30 @@ pub fn populate(mounts: &[Mount]) -> Result<(), MountError> {
                 )
                 .map_err(err("hide", m.path()))?;
             }
-            Mount::HideFile(_) => {
+            (Mount::HideFile(_), Some(null)) => {
                 if !dst.exists() {
                     continue;
                 }
-                mount_bind(Path::new("/oldroot/dev/null"), &dst).map_err(err("hide", m.path()))?;
+                mount_bind(null.path(), &dst).map_err(err("hide", m.path()))?;
             }
-            Mount::Tmp(_) => {
+            (Mount::Tmp(_), _) => {
                 mkdirs(&dst)?;
                 mount("tmpfs", &dst, "tmpfs", nosuid, Some(c"mode=1777"))
                     .map_err(err("mount tmpfs on", m.path()))?;
             }
-            Mount::Proc => {
+            (Mount::Proc, _) => {
                 mkdirs(&dst)?;
                 mount("proc", &dst, "proc", nosuid | MountFlags::NOEXEC, None)
                     .map_err(err("mount proc on", m.path()))?;
             }
-            Mount::Dev => dev(&dst)?,
+            (Mount::Dev, _) => dev(&dst, nodes)?,
+            (_, None) => {
+                return Err(MountError {
+                    what: "no opened source for",
+                    path: m.path().to_path_buf(),
+                    source: io::Error::from_raw_os_error(libc::EBADF),
+                })
+            }
         }
     }
     Ok(())
@@ -203,7 +242,7 @@ pub fn populate(mounts: &[Mount]) -> Result<(), MountError> {
 
 /// A minimal /dev: the harmless character devices bound from the host's,
 /// the usual symlinks, and a private tmpfs /dev/shm.
-fn dev(dst: &Path) -> Result<(), MountError> {
+fn dev(dst: &Path, nodes: &[(&str, Source)]) -> Result<(), MountError> {
     mkdirs(dst)?;
     mount(
         "tmpfs",
@@ -213,14 +252,10 @@ fn dev(dst: &Path) -> Result<(), MountError> {
         Some(c"mode=0755,size=64k"),
     )
     .map_err(err("mount tmpfs on", dst))?;
-    for node in ["null", "zero", "full", "random", "urandom", "tty"] {
-        let src = Path::new(OLD).join("dev").join(node);
-        if !src.exists() {
-            continue;
-        }
+    for (node, src) in nodes {
         let to = dst.join(node);
         touch(&to)?;
-        mount_bind(&src, &to).map_err(err("bind", &src))?;
+        mount_bind(src.path(), &to).map_err(err("bind", &to))?;
     }
     for (name, target) in [
         ("fd", "/proc/self/fd"),
@@ -243,10 +278,10 @@ fn dev(dst: &Path) -> Result<(), MountError> {
     .map_err(err("mount tmpfs on", &shm))
 }
 
-/// Makes `/newroot` the root and detaches everything else, the host's
-/// tree included (pivot_root(".", ".") then a lazy unmount of the old
-/// root stacked on top, as pivot_root(2) describes).
-pub fn enter() -> Result<(), MountError> {
+/// Makes the new root `/` and detaches everything else, the host's tree
+/// included (pivot_root(".", ".") then a lazy unmount of the old root
+/// stacked on top, as pivot_root(2) describes).
+fn enter() -> Result<(), MountError> {
     let new = Path::new(NEW);
     std::env::set_current_dir(new).map_err(ioerr("chdir", new))?;
     rustix::process::pivot_root(".", ".").map_err(err("pivot_root into", new))?;
