@@ -4,13 +4,13 @@
 # namespaces, and the server's RSS per running instance per level. Printed
 # as markdown tables.
 #
-# The app (APP=c, the default): a tiny HTTP server in C built here with cc
-# (it starts in well under a millisecond, so what is measured is the
-# isolation, not the app); APP=python: Python's http.server
-# (ThreadingHTTPServer) under /usr/bin/python3. Either answers 200 "ok",
-# and GET /exit makes it exit 0, which under restart = "on-failure" puts the
-# instance to sleep (a sleeping instance each round without waiting for
-# idle_timeout).
+# The app (APP=c, the default): tests/fixtures/tiny_app.c, built here as a
+# static binary with musl-gcc or cc (it starts in well under a millisecond,
+# so what is measured is the isolation, not the app); APP=python: Python's
+# http.server (ThreadingHTTPServer) under /usr/bin/python3. Either answers
+# 200 "ok", and GET /exit makes it exit 0, which under restart =
+# "on-failure" puts the instance to sleep (a sleeping instance each round
+# without waiting for idle_timeout).
 #
 # - spawn: POST /api/instances/spawn {"wait": true} over ten.sock, then
 #   the first byte of GET / through tenement, from one clock.
@@ -81,45 +81,14 @@ class Handler(BaseHTTPRequestHandler):
 
 ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
 PY
-cat >"$APP/app.c" <<'C'
-#include <netinet/in.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-int main(void) {
-    const char *port = getenv("PORT");
-    int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(atoi(port ? port : "0")),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(s, (struct sockaddr *)&a, sizeof a) || listen(s, 128))
-        return 1;
-    static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
-    for (;;) {
-        int c = accept(s, 0, 0);
-        if (c < 0)
-            continue;
-        char buf[4096];
-        size_t got = 0;
-        ssize_t n;
-        while (got < sizeof buf - 1 && (n = read(c, buf + got, sizeof buf - 1 - got)) > 0) {
-            got += n;
-            buf[got] = 0;
-            if (strstr(buf, "\r\n\r\n"))
-                break;
-        }
-        write(c, ok, sizeof ok - 1);
-        close(c);
-        if (strncmp(buf, "GET /exit ", 10) == 0)
-            return 0;
-    }
-}
-C
 case $APP_KIND in
   c)
-    cc -O2 -static -o "$APP/app" "$APP/app.c" 2>/dev/null || cc -O2 -o "$APP/app" "$APP/app.c"
+    if command -v musl-gcc >/dev/null; then
+      musl-gcc -static -Os -s -o "$APP/app" tests/fixtures/tiny_app.c
+    else
+      cc -static -Os -s -o "$APP/app" tests/fixtures/tiny_app.c 2>/dev/null \
+        || cc -Os -o "$APP/app" tests/fixtures/tiny_app.c
+    fi
     CMD="$APP/app"; ARGS="[]" ;;
   python) CMD="$PY"; ARGS='["app.py"]' ;;
   *) echo "APP is c or python" >&2; exit 1 ;;
@@ -307,6 +276,12 @@ def stats(xs):
     return statistics.median(xs) * 1000, p90 * 1000
 
 
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+load_before = loadavg()
 for level in LEVELS:
     api("POST", "/api/instances/spawn", {"service": level, "id": "w", "wait": True})
     # One of each first: page cache and the first cgroup are not measured.
@@ -327,6 +302,7 @@ for i in range(rounds):
     for level in LEVELS:
         stop(level, f"s{i}")
 
+load_after = loadavg()
 # RSS: the server with rss_n instances of one level running at a time.
 rss = {}
 for level in LEVELS:
@@ -350,6 +326,7 @@ bw_med, bw_p90 = stats(bwrap)
 pr_spawn = stats(spawns["process"])[0]
 pr_wake = stats(wakes["process"])[0]
 print(f"\n### Isolation: spawn-to-serving and wake ({os.path.basename(program[0])}, {rounds} rounds, ms)\n")
+print(f"Load average (1, 5, 15 min) before: {load_before}; after: {load_after}.\n")
 print("| level | spawn median | spawn p90 | vs process | wake median | wake p90 | vs process | vs bwrap (wake) |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|")
 for level in LEVELS:
