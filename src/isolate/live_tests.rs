@@ -324,6 +324,9 @@ fn init_forwards_sigterm_and_exits_with_the_app() {
     // supervisor signals.
     let stat = super::procfs::stat(l.pid).unwrap();
     assert_eq!(stat.pgrp as u32, l.pid);
+    // And named so in `ps`, not after the zygote it was forked from.
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", l.pid)).unwrap();
+    assert!(cmdline.starts_with(b"ten\0__init\0"), "{cmdline:?}");
     rustix::process::pidfd_send_signal(&l.pidfd, rustix::process::Signal::TERM).unwrap();
     let st = rustix::process::waitid(
         rustix::process::WaitId::PidFd(l.pidfd.as_fd()),

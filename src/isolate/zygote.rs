@@ -565,31 +565,37 @@ fn move_into(path: &Path, pid: i32) -> io::Result<()> {
     f.write_all(pid.to_string().as_bytes())
 }
 
-/// Makes the init's command line read `ten __init` (as the zygote's fork
-/// it reads `ten __zygote`), for `ps`. Best effort: needs
-/// CAP_SYS_RESOURCE, which the init still has.
+/// Makes the init's command line read `ten __init` for `ps` (as the
+/// zygote's fork it read `ten __zygote`): the argument area the kernel
+/// shows (fields 48 and 49 of /proc/self/stat) is rewritten in place, the
+/// rest of it zeroed. Best effort.
 fn name_init() {
-    static ARGS: &[u8] = b"ten\0__init\0";
-    let start = ARGS.as_ptr() as libc::c_ulong;
-    let end = start + ARGS.len() as libc::c_ulong;
-    // SAFETY: prctl with integer arguments; the kernel only records where
-    // the command line is, which lies in a static that lives as long as
-    // the process, and refuses addresses outside its memory.
+    const NAME: &[u8] = b"ten\0__init\0";
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return;
+    };
+    // Counted from the last `)`: field 3 is the first after it.
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+        return;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let (Some(Ok(start)), Some(Ok(end))) = (
+        fields.get(48 - 3).map(|f| f.parse::<usize>()),
+        fields.get(49 - 3).map(|f| f.parse::<usize>()),
+    ) else {
+        return;
+    };
+    if start == 0 || end < start + NAME.len() {
+        return;
+    }
+    // SAFETY: [start, end) is this process's argument area as the kernel
+    // reports it: mapped, writable memory at the top of the main stack
+    // that no Rust object refers to (the arguments were copied out when
+    // the zygote started, and nothing here reads them again).
     unsafe {
-        libc::prctl(
-            libc::PR_SET_MM,
-            libc::PR_SET_MM_ARG_START as libc::c_ulong,
-            start,
-            0u64,
-            0u64,
-        );
-        libc::prctl(
-            libc::PR_SET_MM,
-            libc::PR_SET_MM_ARG_END as libc::c_ulong,
-            end,
-            0u64,
-            0u64,
-        );
+        let area = start as *mut u8;
+        std::ptr::copy_nonoverlapping(NAME.as_ptr(), area, NAME.len());
+        std::ptr::write_bytes(area.add(NAME.len()), 0, end - start - NAME.len());
     }
 }
 
