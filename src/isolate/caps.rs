@@ -1,13 +1,46 @@
-//! Who the instance runs as: its uid and gid, and (sandbox) no capability
-//! at all. Used by `ten __init`, a single-threaded process, so the
+//! Who the instance runs as: its uid and gid, a session keyring of its
+//! own, and (sandbox) no capability at all. Used by `ten __init`, a single-threaded process, so the
 //! per-thread credential calls cover the whole process.
 
 use std::io;
 
-/// Sets supplementary groups to none, then the gid, then the uid: in that
+/// KEYCTL_JOIN_SESSION_KEYRING (include/uapi/linux/keyctl.h).
+const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+
+/// Leaves the server's session keyring for a new, empty, anonymous one.
+/// The session keyring survives fork, exec and uid changes, and whoever
+/// has it possesses its keys (reads, writes and links them whatever their
+/// owner), so without this every instance would hold the server's, which
+/// a service manager gives it, and whatever keys it holds. Joined while
+/// still root, so it counts against root's key quota, not against a uid
+/// many instances may share. A kernel without keys has nothing to leak.
+///
+/// Raw syscall only: also called between fork and exec.
+pub fn fresh_session_keyring() -> io::Result<()> {
+    // SAFETY: a null name asks for a new anonymous keyring; nothing is
+    // read through it.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            std::ptr::null::<libc::c_char>(),
+        )
+    };
+    if rc == -1 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ENOSYS) {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Joins a session keyring of its own (`fresh_session_keyring`), then sets
+/// supplementary groups to none, then the gid, then the uid: in that
 /// order, since setting groups and the gid needs the privilege the uid
 /// change gives up. Each is checked by reading it back.
 pub fn set_ids(uid: u32, gid: u32) -> io::Result<()> {
+    fresh_session_keyring()?;
     // SAFETY: a count of 0 with a null list is how setgroups(2) clears the
     // supplementary groups; nothing is read through the pointer.
     if unsafe { libc::setgroups(0, std::ptr::null()) } == -1 {

@@ -137,6 +137,9 @@ fn setup(plan: &Plan) -> Result<Vec<String>, Failure> {
     // empties the permitted and effective sets.
     at(Step::Ids, caps::set_ids(plan.uid, plan.gid))?;
     done.push(format!("uid {} gid {}", plan.uid, plan.gid));
+    // After the mounts (their folders keep 0755); the app's files are not
+    // world-readable, as at the process level.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o027));
     // As the instance's uid, so a workdir it cannot enter fails here, by name.
     std::env::set_current_dir(&plan.workdir)
         .map_err(|e| fail(Step::Workdir, e, plan.workdir.display().to_string()))?;
@@ -170,10 +173,7 @@ fn setup(plan: &Plan) -> Result<Vec<String>, Failure> {
         Step::Seccomp,
         crate::sys::seccomp::seccomp_set_mode_filter(&seccomp::program()),
     )?;
-    done.push(format!(
-        "seccomp: {} syscalls refused",
-        seccomp::DENIED.len() + 1
-    ));
+    done.push(seccomp::summary());
     Ok(done)
 }
 

@@ -166,6 +166,8 @@ impl fmt::Display for Enforced {
         }
         if self.scoped & scope::SIGNAL != 0 {
             f.write_str(", signals and abstract unix sockets scoped")?;
+        } else {
+            f.write_str(", signals and abstract unix sockets not scoped (needs ABI 6)")?;
         }
         Ok(())
     }
@@ -382,6 +384,36 @@ mod tests {
             .collect();
         assert_eq!(hits.len(), 1);
         assert_eq!(hits[0].1, Access::Write);
+    }
+
+    #[test]
+    fn the_log_line_says_what_an_older_abi_leaves_open() {
+        let at = |abi| {
+            Enforced {
+                abi,
+                rules: 3,
+                missing: Vec::new(),
+                scoped: handled_scope(abi),
+            }
+            .to_string()
+        };
+        let old = at(5);
+        assert!(
+            old.contains("signals and abstract unix sockets not scoped (needs ABI 6)"),
+            "{old}"
+        );
+        assert!(!old.contains("truncate"), "{old}");
+        let new = at(6);
+        assert!(
+            new.ends_with(", signals and abstract unix sockets scoped"),
+            "{new}"
+        );
+        let first = at(1);
+        assert!(
+            first.contains("truncate not restricted")
+                && first.contains("device ioctls not restricted"),
+            "{first}"
+        );
     }
 
     #[test]

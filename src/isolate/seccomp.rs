@@ -4,9 +4,10 @@
 //! Shape: the audit arch is checked first (a syscall made through another
 //! ABI, e.g. 32-bit int 0x80 on x86_64, kills the process: its numbers
 //! mean other syscalls); on x86_64, x32 numbers are refused; then one
-//! `jeq nr` / `ret ERRNO` pair per refused syscall; `clone` is looked at
-//! more closely (refused only when its flags ask for a new namespace);
-//! everything else is allowed. The unit tests run the program through a
+//! `jeq nr` / `ret ERRNO` pair per refused syscall; `ioctl`, `personality`
+//! and `clone` are looked at more closely (terminal injection refused,
+//! personality limited to the harmless values, clone refused only when its
+//! flags ask for a new namespace); everything else is allowed. The unit tests run the program through a
 //! small BPF interpreter and check each syscall's verdict.
 
 use crate::sys::nr;
@@ -27,6 +28,8 @@ const OFF_NR: u32 = 0;
 const OFF_ARCH: u32 = 4;
 /// The low 32 bits of args[0] (little-endian: first in memory).
 const OFF_ARG0_LO: u32 = 16;
+/// The low 32 bits of args[1].
+const OFF_ARG1_LO: u32 = 24;
 
 const RET_KILL_PROCESS: u32 = 0x8000_0000;
 const RET_ERRNO: u32 = 0x0005_0000;
@@ -84,7 +87,29 @@ pub const DENIED: &[(&str, i64)] = &[
     ("swapoff", libc::SYS_swapoff),
     ("acct", libc::SYS_acct),
     ("open_by_handle_at", libc::SYS_open_by_handle_at),
+    // io_uring runs reads, writes, opens, connects... in kernel threads
+    // that this filter never sees.
+    ("io_uring_setup", nr::IO_URING_SETUP),
+    ("io_uring_enter", nr::IO_URING_ENTER),
+    ("io_uring_register", nr::IO_URING_REGISTER),
+    // ptrace's relatives: another process's fds, memory advice, kernel
+    // object comparison.
+    ("pidfd_getfd", nr::PIDFD_GETFD),
+    ("process_madvise", nr::PROCESS_MADVISE),
+    ("kcmp", libc::SYS_kcmp),
 ];
+
+/// ioctl requests refused on any fd: pushing input into a terminal
+/// (TIOCSTI) and the Linux console's commands (TIOCLINUX, which can also
+/// paste). The kernel takes the request as 32 bits, so only the low word
+/// is compared: bits above it cannot smuggle one through.
+pub const DENIED_IOCTLS: &[(&str, u32)] = &[("TIOCSTI", 0x5412), ("TIOCLINUX", 0x541c)];
+
+/// personality(2) values allowed: Linux (0), its 32-bit flavour
+/// (PER_LINUX32, 8), UNAME26 (0x20000) and both, and 0xffffffff, which
+/// only asks. Anything else (no address randomisation, read implies exec,
+/// other ABIs) is refused.
+pub const PERSONALITIES: &[u32] = &[0, 0x0008, 0x0002_0000, 0x0002_0008, 0xffff_ffff];
 
 /// clone3 passes its flags in memory, which a seccomp filter cannot read,
 /// so clone3 is refused as a whole. With ENOSYS rather than EPERM: glibc
@@ -128,19 +153,54 @@ pub fn program() -> Vec<libc::sock_filter> {
     }
     p.push(jump(BPF_JMP | BPF_JEQ | BPF_K, nr::CLONE3 as u32, 0, 1));
     p.push(stmt(BPF_RET | BPF_K, errno(CLONE3_ERRNO)));
-    // clone: load its flags (this clobbers the accumulator, so this check
-    // comes last), refuse any namespace flag.
-    p.push(jump(
-        BPF_JMP | BPF_JEQ | BPF_K,
-        libc::SYS_clone as u32,
-        0,
-        3,
-    ));
-    p.push(stmt(BPF_LD | BPF_W | BPF_ABS, OFF_ARG0_LO));
-    p.push(jump(BPF_JMP | BPF_JSET | BPF_K, CLONE_NS_FLAGS, 0, 1));
-    p.push(stmt(BPF_RET | BPF_K, errno(libc::EPERM as u32)));
+    // The checks below load an argument, which clobbers the syscall
+    // number; each block ends in a return, so the number is still in the
+    // accumulator wherever a block is skipped.
+    let mut ioctl = vec![stmt(BPF_LD | BPF_W | BPF_ABS, OFF_ARG1_LO)];
+    for &(_, req) in DENIED_IOCTLS {
+        ioctl.push(jump(BPF_JMP | BPF_JEQ | BPF_K, req, 0, 1));
+        ioctl.push(stmt(BPF_RET | BPF_K, errno(libc::EPERM as u32)));
+    }
+    ioctl.push(stmt(BPF_RET | BPF_K, RET_ALLOW));
+    block(&mut p, libc::SYS_ioctl, ioctl);
+    let mut personality = vec![stmt(BPF_LD | BPF_W | BPF_ABS, OFF_ARG0_LO)];
+    for &v in PERSONALITIES {
+        personality.push(jump(BPF_JMP | BPF_JEQ | BPF_K, v, 0, 1));
+        personality.push(stmt(BPF_RET | BPF_K, RET_ALLOW));
+    }
+    personality.push(stmt(BPF_RET | BPF_K, errno(libc::EPERM as u32)));
+    block(&mut p, libc::SYS_personality, personality);
+    // clone: refuse any namespace flag.
+    block(
+        &mut p,
+        libc::SYS_clone,
+        vec![
+            stmt(BPF_LD | BPF_W | BPF_ABS, OFF_ARG0_LO),
+            jump(BPF_JMP | BPF_JSET | BPF_K, CLONE_NS_FLAGS, 0, 1),
+            stmt(BPF_RET | BPF_K, errno(libc::EPERM as u32)),
+            stmt(BPF_RET | BPF_K, RET_ALLOW),
+        ],
+    );
     p.push(stmt(BPF_RET | BPF_K, RET_ALLOW));
     p
+}
+
+/// Appends `body` (which must end in a return) to run for syscall `nr`
+/// only: a jump over it for every other number.
+fn block(p: &mut Vec<libc::sock_filter>, nr: i64, body: Vec<libc::sock_filter>) {
+    let skip = u8::try_from(body.len()).expect("a short block");
+    p.push(jump(BPF_JMP | BPF_JEQ | BPF_K, nr as u32, 0, skip));
+    p.extend(body);
+}
+
+/// What the filter refuses, in words, for the instance's log.
+pub fn summary() -> String {
+    let ioctls: Vec<&str> = DENIED_IOCTLS.iter().map(|d| d.0).collect();
+    format!(
+        "seccomp: {} syscalls refused (io_uring included), {} ioctls refused, personality limited",
+        DENIED.len() + 1,
+        ioctls.join(" and ")
+    )
 }
 
 #[cfg(test)]
@@ -156,10 +216,17 @@ mod tests {
 
     /// Runs `prog` the way the kernel does on a `seccomp_data`.
     fn run(prog: &[libc::sock_filter], arch: u32, nr: u32, arg0: u64) -> Verdict {
+        run_args(prog, arch, nr, &[arg0])
+    }
+
+    /// `run` with several arguments (args[0], args[1], ...).
+    fn run_args(prog: &[libc::sock_filter], arch: u32, nr: u32, args: &[u64]) -> Verdict {
         let mut data = [0u8; 64];
         data[0..4].copy_from_slice(&nr.to_le_bytes());
         data[4..8].copy_from_slice(&arch.to_le_bytes());
-        data[16..24].copy_from_slice(&arg0.to_le_bytes());
+        for (i, a) in args.iter().enumerate() {
+            data[16 + 8 * i..24 + 8 * i].copy_from_slice(&a.to_le_bytes());
+        }
         let mut acc: u32 = 0;
         let mut pc = 0usize;
         loop {
@@ -217,6 +284,10 @@ mod tests {
             "open_by_handle_at",
             "pivot_root",
             "fsopen",
+            "io_uring_setup",
+            "io_uring_enter",
+            "io_uring_register",
+            "pidfd_getfd",
         ] {
             assert!(names.contains(&must), "{must} missing");
         }
@@ -297,6 +368,68 @@ mod tests {
             run(&p, AUDIT_ARCH, nr::CLONE3 as u32, 0),
             Verdict::Errno(libc::ENOSYS as u32)
         );
+    }
+
+    #[test]
+    fn terminal_injection_is_refused_and_other_ioctls_pass() {
+        let p = program();
+        let ioctl = libc::SYS_ioctl as u32;
+        for req in [0x5412u64, 0x541c] {
+            assert_eq!(
+                run_args(&p, AUDIT_ARCH, ioctl, &[0, req]),
+                Verdict::Errno(libc::EPERM as u32),
+                "{req:#x}"
+            );
+            // The kernel drops the upper half of the request: so does the
+            // filter.
+            assert_eq!(
+                run_args(&p, AUDIT_ARCH, ioctl, &[0, req | 1 << 32]),
+                Verdict::Errno(libc::EPERM as u32),
+                "{req:#x} with high bits"
+            );
+        }
+        // TCGETS (isatty), FIONREAD, FIONBIO.
+        for req in [0x5401u64, 0x541b, 0x5421] {
+            assert_eq!(
+                run_args(&p, AUDIT_ARCH, ioctl, &[0, req]),
+                Verdict::Allow,
+                "{req:#x}"
+            );
+        }
+        // The fd is not the request: TIOCSTI's number as an fd is fine.
+        assert_eq!(
+            run_args(&p, AUDIT_ARCH, ioctl, &[0x5412, 0x5401]),
+            Verdict::Allow
+        );
+    }
+
+    #[test]
+    fn personality_may_be_asked_not_changed_to_weaken() {
+        let p = program();
+        let nr = libc::SYS_personality as u32;
+        for allowed in [0u64, 8, 0x20000, 0x20008, 0xffff_ffff] {
+            assert_eq!(
+                run(&p, AUDIT_ARCH, nr, allowed),
+                Verdict::Allow,
+                "{allowed:#x}"
+            );
+        }
+        // ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC, PER_SVR4.
+        for refused in [0x0004_0000u64, 0x0040_0000, 0x0400_0068] {
+            assert_eq!(
+                run(&p, AUDIT_ARCH, nr, refused),
+                Verdict::Errno(libc::EPERM as u32),
+                "{refused:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_summary_names_what_is_refused() {
+        let s = summary();
+        assert!(s.contains("io_uring"), "{s}");
+        assert!(s.contains("TIOCSTI and TIOCLINUX"), "{s}");
+        assert!(s.contains(&format!("{} syscalls", DENIED.len() + 1)), "{s}");
     }
 
     #[test]

@@ -14,6 +14,9 @@ pub mod sock_diag;
 /// Numbers of syscalls added after the unified numbering (5.1+): the same
 /// on every architecture, and missing from libc's musl tables.
 pub mod nr {
+    pub const IO_URING_SETUP: i64 = 425;
+    pub const IO_URING_ENTER: i64 = 426;
+    pub const IO_URING_REGISTER: i64 = 427;
     pub const OPEN_TREE: i64 = 428;
     pub const MOVE_MOUNT: i64 = 429;
     pub const FSOPEN: i64 = 430;
@@ -22,6 +25,8 @@ pub mod nr {
     pub const FSPICK: i64 = 433;
     pub const CLONE3: i64 = 435;
     pub const CLOSE_RANGE: i64 = 436;
+    pub const PIDFD_GETFD: i64 = 438;
+    pub const PROCESS_MADVISE: i64 = 440;
     pub const MOUNT_SETATTR: i64 = 442;
     pub const LANDLOCK_CREATE_RULESET: i64 = 444;
     pub const LANDLOCK_ADD_RULE: i64 = 445;
