@@ -364,3 +364,49 @@ fn process_level_closes_inherited_fds_and_sets_umask() {
     assert_ne!(s(&r["keyring"]["search"]), "ok", "{r}");
     assert_eq!(r["start_fds"], serde_json::json!([0, 1, 2]), "{r}");
 }
+
+/// A namespaced app listening on `SOCKET_PATH` owns the folder its socket
+/// is in (the host's `.tenement/run/{service}.{id}.sock.d`). Replacing its
+/// socket by a symlink to a host socket (here `ten.sock`, which drives the
+/// whole API) must not make tenement, as root, carry its requests there.
+#[test]
+fn a_tenant_cannot_point_its_socket_at_a_host_socket() {
+    if !ready(false) {
+        return;
+    }
+    let config = format!(
+        "{}[service.esc]\ncommand = \"/usr/bin/python3\"\nargs = [\"-u\", \"escape.py\"]\n\
+         workdir = {}\nisolation = \"namespace\"\nhealth = \"/health\"\n\n\
+         [service.esc.env]\nESCAPE_UNIX = \"1\"\n",
+        settings(""),
+        toml_str(&fixture("")),
+    );
+    let server = Server::start("esc_socket_swap", &config);
+    server.ten_ok(&["spawn", "esc:a", "--wait"]);
+    let before = server.http("GET", "a.esc.localhost", "/api/instances", &[], b"");
+    assert_eq!(before.status, 200, "{}", before.text());
+    assert!(before.json()["uid"].is_number(), "{}", before.text());
+    let ten_sock = server.data_dir.join(".tenement/ten.sock");
+    let swap = server.http(
+        "GET",
+        "a.esc.localhost",
+        &format!("/swap?to={}", ten_sock.display()),
+        &[],
+        b"",
+    );
+    assert_eq!(swap.status, 200, "{}", swap.text());
+    for _ in 0..3 {
+        let r = server.http("GET", "a.esc.localhost", "/api/instances", &[], b"");
+        let text = r.text();
+        assert!(
+            !text.contains("\"esc:a\""),
+            "the instance's host reached ten.sock: {} {text}\n{}",
+            r.status,
+            server.log()
+        );
+        assert_eq!(r.status, 502, "{text}\n{}", server.log());
+    }
+    let planted = server.data_dir.join(".tenement/run/esc.a.sock.d/esc.a.sock");
+    let said = format!("{} is a link made by uid", planted.display());
+    assert!(server.log().contains(&said), "{}", server.log());
+}

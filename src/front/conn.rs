@@ -198,7 +198,11 @@ impl Dest {
                 let _ = s.set_nodelay(true);
                 Ok(Stream::Tcp(s))
             }
-            Dest::Unix(path) => Ok(Stream::Unix(UnixStream::connect(path)?)),
+            // Never through a link the instance planted (see socket_path).
+            Dest::Unix(path) => {
+                let socket = crate::isolate::socket_path::resolve(path)?;
+                Ok(Stream::Unix(UnixStream::connect(socket.path())?))
+            }
         }
     }
 }

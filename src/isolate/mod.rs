@@ -29,6 +29,7 @@ pub mod mount;
 #[cfg_attr(not(test), allow(dead_code))]
 pub mod plan;
 pub mod seccomp;
+pub mod socket_path;
 
 #[cfg(test)]
 mod live_tests;

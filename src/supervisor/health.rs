@@ -235,7 +235,9 @@ impl Probe {
     pub fn unix(path: &Path, request: Option<Arc<[u8]>>, deadline: Instant) -> io::Result<Probe> {
         // WouldBlock: the listener's accept queue is full (a Unix connect
         // completes at once or not at all); the caller tries again shortly.
-        let stream = UnixStream::connect(path)?;
+        // Never through a link the instance planted (see socket_path).
+        let socket = crate::isolate::socket_path::resolve(path)?;
+        let stream = UnixStream::connect(socket.path())?;
         Ok(Probe::new(Stream::Unix(stream), request, deadline))
     }
 
