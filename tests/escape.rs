@@ -145,7 +145,7 @@ impl Attack {
         let config = format!(
             "{}[service.esc]\ncommand = \"/usr/bin/python3\"\nargs = [\"-u\", \"escape.py\"]\n\
              workdir = {}\nisolation = \"{level}\"\nread_paths = [{}]\n{extra}\n\n\
-             [service.esc.env]\nESCAPE_KEY = \"{key}\"\nESCAPE_SUID = {}\n\
+             [service.esc.env]\nESCAPE_KEY = \"{key}\"\nESCAPE_SUID = {}\nESCAPE_SIBLINGS = \"b\"\n\
              ESCAPE_ABSTRACT_BIND = \"ten-escape-{name}-{pid}-{{id}}\"\n\
              ESCAPE_ABSTRACT = \"ten-escape-{name}-{pid}-b:{host_abstract}\"\n",
             settings(""),
@@ -155,6 +155,7 @@ impl Attack {
         );
         let server = Server::start(name, &config);
         server.ten_ok(&["spawn", "esc:b", "--wait"]);
+        std::fs::write(server.instance_dir("esc", "b").join("secret"), "b's").unwrap();
         server.ten_ok(&["spawn", "esc:a", "--wait"]);
         Attack {
             server,
@@ -209,6 +210,23 @@ fn assert_no_other_process(r: &Value, sandbox: bool) {
 /// What every namespaced level guarantees, sandbox or not.
 fn assert_namespaced(a: &Attack, r: &Value, sandbox: bool) {
     assert_no_other_process(r, sandbox);
+    // Another instance's data dir, tenement's tokens, state, logs and
+    // ten.sock are not there: inside, tenement's data dir holds only the
+    // way to its own data dir and its own socket folder (`.tenement/run`).
+    let n = r["neighbours"]["tries"].as_object().unwrap();
+    assert_eq!(n.len(), 7, "{r}");
+    for (what, v) in n {
+        assert_ne!(v, "ok", "{what}: {r}");
+    }
+    let listings = &r["neighbours"]["listings"];
+    assert_eq!(listings["service_dir"], serde_json::json!(["a"]), "{r}");
+    assert_eq!(
+        listings["data_dir"],
+        serde_json::json!([".tenement", "esc"]),
+        "{r}"
+    );
+    assert_eq!(listings[".tenement"], serde_json::json!(["run"]), "{r}");
+    assert!(a.server.instance_dir("esc", "b").join("secret").exists());
     // No terminal to inject keystrokes into: none inherited, none to open.
     assert_eq!(s(&r["tty"]["dev_tty"]), "ENXIO", "{r}");
     assert_eq!(
@@ -406,7 +424,9 @@ fn a_tenant_cannot_point_its_socket_at_a_host_socket() {
         );
         assert_eq!(r.status, 502, "{text}\n{}", server.log());
     }
-    let planted = server.data_dir.join(".tenement/run/esc.a.sock.d/esc.a.sock");
+    let planted = server
+        .data_dir
+        .join(".tenement/run/esc.a.sock.d/esc.a.sock");
     let said = format!("{} is a link made by uid", planted.display());
     assert!(server.log().contains(&said), "{}", server.log());
 }
