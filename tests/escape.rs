@@ -261,6 +261,17 @@ fn assert_namespaced(a: &Attack, r: &Value, sandbox: bool) {
     assert_eq!(r["umask"], 0o027, "{r}");
 }
 
+/// No setuid or setgid file can be made in the data dir, by chmod,
+/// fchmod, open with O_CREAT or mknod, while plain files still can.
+fn assert_no_set_id_files(r: &Value) {
+    let tries = r["set_id_files"].as_object().unwrap();
+    assert_eq!(tries.len(), 4, "{r}");
+    for (how, v) in tries {
+        assert_eq!(v, "EPERM", "{how}: {r}");
+    }
+    assert_eq!(s(&r["write_data_dir"]), "ok", "{r}");
+}
+
 #[test]
 fn sandbox_holds_against_a_hostile_tenant() {
     if !ready(true) {
@@ -282,6 +293,7 @@ fn sandbox_holds_against_a_hostile_tenant() {
     assert_eq!(s(&r["personality"]["addr_no_randomize"]), "EPERM", "{r}");
     assert_eq!(s(&r["ptrace"]), "EPERM", "{r}");
     assert_eq!(s(&r["pidfd_getfd"]), "EPERM", "{r}");
+    assert_no_set_id_files(&r);
     // Landlock ABI 6 scopes: no abstract socket made outside the
     // instance's own domain, neither another instance's nor the host's.
     let logs = stdout(&a.server.ten_ok(&["logs", "esc:a"]));
@@ -318,6 +330,9 @@ fn sandbox_as_root_is_still_held() {
     // /proc/sys and /proc/sysrq-trigger read-only.
     assert_namespaced(&a, &r, true);
     assert_eq!(s(&r["io_uring"]["setup"]), "EPERM", "{r}");
+    // As root it owns what it writes: a setuid-root file left in its data
+    // dir would make whoever runs it on the host root.
+    assert_no_set_id_files(&r);
 }
 
 #[test]
@@ -335,6 +350,9 @@ fn namespace_holds_what_it_promises_and_no_more() {
     for name in [b.as_str(), a.host_abstract.as_str()] {
         assert_eq!(s(&r["abstract"][name]), "ok", "{name}: {r}");
     }
+    // Nor does it keep setuid and setgid bits off the files it makes (of
+    // its own uid and gid, in its 0700 data dir).
+    assert_eq!(s(&r["set_id_files"]["chmod"]), "ok", "{r}");
 }
 
 #[test]

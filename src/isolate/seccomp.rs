@@ -4,9 +4,10 @@
 //! Shape: the audit arch is checked first (a syscall made through another
 //! ABI, e.g. 32-bit int 0x80 on x86_64, kills the process: its numbers
 //! mean other syscalls); on x86_64, x32 numbers are refused; then one
-//! `jeq nr` / `ret ERRNO` pair per refused syscall; `ioctl`, `personality`
-//! and `clone` are looked at more closely (terminal injection refused,
-//! personality limited to the harmless values, clone refused only when its
+//! `jeq nr` / `ret ERRNO` pair per refused syscall; `ioctl`, `personality`,
+//! the calls that set a file's mode and `clone` are looked at more closely
+//! (terminal injection refused, personality limited to the harmless
+//! values, no setuid or setgid bit on a file, clone refused only when its
 //! flags ask for a new namespace); everything else is allowed. The unit tests run the program through a
 //! small BPF interpreter and check each syscall's verdict.
 
@@ -28,8 +29,11 @@ const OFF_NR: u32 = 0;
 const OFF_ARCH: u32 = 4;
 /// The low 32 bits of args[0] (little-endian: first in memory).
 const OFF_ARG0_LO: u32 = 16;
-/// The low 32 bits of args[1].
-const OFF_ARG1_LO: u32 = 24;
+/// The low 32 bits of args[n].
+const fn off_arg_lo(n: u32) -> u32 {
+    16 + 8 * n
+}
+const OFF_ARG1_LO: u32 = off_arg_lo(1);
 
 const RET_KILL_PROCESS: u32 = 0x8000_0000;
 const RET_ERRNO: u32 = 0x0005_0000;
@@ -111,6 +115,40 @@ pub const DENIED_IOCTLS: &[(&str, u32)] = &[("TIOCSTI", 0x5412), ("TIOCLINUX", 0
 /// other ABIs) is refused.
 pub const PERSONALITIES: &[u32] = &[0, 0x0008, 0x0002_0000, 0x0002_0008, 0xffff_ffff];
 
+/// S_ISUID | S_ISGID: refused in any mode the sandbox gives a file. Its
+/// data dir is a folder of the host: a setuid or setgid program left there
+/// would let whoever runs it on the host act as the instance's uid or gid
+/// (root's, with `user = "root"`).
+pub const SET_ID_BITS: u32 = 0o6000;
+
+/// O_CREAT | __O_TMPFILE (the same on x86_64 and aarch64): an open that
+/// may create a file, whose mode argument then counts.
+const OPEN_CREATES: u32 = 0o100 | 0o20_000_000;
+
+/// The calls that give a file a mode: (name, number, index of the mode
+/// argument, index of the open flags when the mode counts only with
+/// O_CREAT or O_TMPFILE). A mode with a setuid or setgid bit gets EPERM.
+/// (mkdir is left alone: setgid on a folder only passes its group on.)
+pub const MODE_CALLS: &[(&str, i64, u32, Option<u32>)] = &[
+    #[cfg(target_arch = "x86_64")]
+    ("chmod", libc::SYS_chmod, 1, None),
+    ("fchmod", libc::SYS_fchmod, 1, None),
+    ("fchmodat", libc::SYS_fchmodat, 2, None),
+    ("fchmodat2", nr::FCHMODAT2, 2, None),
+    #[cfg(target_arch = "x86_64")]
+    ("creat", libc::SYS_creat, 1, None),
+    #[cfg(target_arch = "x86_64")]
+    ("open", libc::SYS_open, 2, Some(1)),
+    ("openat", libc::SYS_openat, 3, Some(2)),
+    #[cfg(target_arch = "x86_64")]
+    ("mknod", libc::SYS_mknod, 1, None),
+    ("mknodat", libc::SYS_mknodat, 2, None),
+];
+
+/// openat2 passes its mode in memory, out of the filter's sight: ENOSYS,
+/// on which callers fall back to openat (libc's open never uses it).
+pub const OPENAT2_ERRNO: u32 = libc::ENOSYS as u32;
+
 /// clone3 passes its flags in memory, which a seccomp filter cannot read,
 /// so clone3 is refused as a whole. With ENOSYS rather than EPERM: glibc
 /// (2.34+) and musl fall back to clone(2) on ENOSYS only, so threads and
@@ -153,6 +191,8 @@ pub fn program() -> Vec<libc::sock_filter> {
     }
     p.push(jump(BPF_JMP | BPF_JEQ | BPF_K, nr::CLONE3 as u32, 0, 1));
     p.push(stmt(BPF_RET | BPF_K, errno(CLONE3_ERRNO)));
+    p.push(jump(BPF_JMP | BPF_JEQ | BPF_K, nr::OPENAT2 as u32, 0, 1));
+    p.push(stmt(BPF_RET | BPF_K, errno(OPENAT2_ERRNO)));
     // The checks below load an argument, which clobbers the syscall
     // number; each block ends in a return, so the number is still in the
     // accumulator wherever a block is skipped.
@@ -170,6 +210,19 @@ pub fn program() -> Vec<libc::sock_filter> {
     }
     personality.push(stmt(BPF_RET | BPF_K, errno(libc::EPERM as u32)));
     block(&mut p, libc::SYS_personality, personality);
+    for &(_, n, mode, flags) in MODE_CALLS {
+        let mut body = Vec::new();
+        if let Some(flags) = flags {
+            // No O_CREAT, no O_TMPFILE: the mode is not used; allow.
+            body.push(stmt(BPF_LD | BPF_W | BPF_ABS, off_arg_lo(flags)));
+            body.push(jump(BPF_JMP | BPF_JSET | BPF_K, OPEN_CREATES, 0, 3));
+        }
+        body.push(stmt(BPF_LD | BPF_W | BPF_ABS, off_arg_lo(mode)));
+        body.push(jump(BPF_JMP | BPF_JSET | BPF_K, SET_ID_BITS, 0, 1));
+        body.push(stmt(BPF_RET | BPF_K, errno(libc::EPERM as u32)));
+        body.push(stmt(BPF_RET | BPF_K, RET_ALLOW));
+        block(&mut p, n, body);
+    }
     // clone: refuse any namespace flag.
     block(
         &mut p,
@@ -197,8 +250,8 @@ fn block(p: &mut Vec<libc::sock_filter>, nr: i64, body: Vec<libc::sock_filter>) 
 pub fn summary() -> String {
     let ioctls: Vec<&str> = DENIED_IOCTLS.iter().map(|d| d.0).collect();
     format!(
-        "seccomp: {} syscalls refused (io_uring included), {} ioctls refused, personality limited",
-        DENIED.len() + 1,
+        "seccomp: {} syscalls refused (io_uring included), {} ioctls refused, personality limited, no setuid or setgid files",
+        DENIED.len() + 2,
         ioctls.join(" and ")
     )
 }
@@ -207,7 +260,7 @@ pub fn summary() -> String {
 mod tests {
     use super::*;
 
-    #[derive(Debug, PartialEq, Eq)]
+    #[derive(Debug, Clone, PartialEq, Eq)]
     enum Verdict {
         Allow,
         Errno(u32),
@@ -425,11 +478,71 @@ mod tests {
     }
 
     #[test]
+    fn no_file_gets_a_setuid_or_setgid_bit() {
+        let p = program();
+        let eperm = Verdict::Errno(libc::EPERM as u32);
+        for &(name, n, mode, flags) in MODE_CALLS {
+            let mut args = [0u64; 6];
+            if let Some(f) = flags {
+                args[f as usize] = (libc::O_WRONLY | libc::O_CREAT) as u64;
+            }
+            for (bits, want) in [
+                (0o644, Verdict::Allow),
+                (0o755, Verdict::Allow),
+                (0o1777, Verdict::Allow),
+                (0o4755, eperm.clone()),
+                (0o2755, eperm.clone()),
+                (libc::S_IFREG as u64 | 0o6755, eperm.clone()),
+            ] {
+                args[mode as usize] = bits;
+                assert_eq!(
+                    run_args(&p, AUDIT_ARCH, n as u32, &args),
+                    want,
+                    "{name} {bits:o}"
+                );
+            }
+            // Bits above the 32 the kernel reads do not matter either way.
+            args[mode as usize] = 1 << 32 | 0o4755;
+            assert_eq!(run_args(&p, AUDIT_ARCH, n as u32, &args), eperm, "{name}");
+            if let Some(f) = flags {
+                // Without O_CREAT or O_TMPFILE the mode is ignored by the
+                // kernel: so it is here, whatever it holds.
+                args[f as usize] = libc::O_RDONLY as u64;
+                assert_eq!(
+                    run_args(&p, AUDIT_ARCH, n as u32, &args),
+                    Verdict::Allow,
+                    "{name}"
+                );
+                args[f as usize] = (libc::O_RDWR | libc::O_TMPFILE) as u64;
+                assert_eq!(
+                    run_args(&p, AUDIT_ARCH, n as u32, &args),
+                    eperm,
+                    "{name} O_TMPFILE"
+                );
+            }
+        }
+        let names: Vec<&str> = MODE_CALLS.iter().map(|m| m.0).collect();
+        for must in ["fchmod", "fchmodat", "fchmodat2", "openat", "mknodat"] {
+            assert!(names.contains(&must), "{must} missing");
+        }
+        assert_eq!(
+            run(&p, AUDIT_ARCH, nr::OPENAT2 as u32, 0),
+            Verdict::Errno(libc::ENOSYS as u32)
+        );
+        // mkdir with setgid (a shared folder's group) stays allowed.
+        assert_eq!(
+            run_args(&p, AUDIT_ARCH, libc::SYS_mkdirat as u32, &[0, 0, 0o2775]),
+            Verdict::Allow
+        );
+    }
+
+    #[test]
     fn the_summary_names_what_is_refused() {
         let s = summary();
         assert!(s.contains("io_uring"), "{s}");
         assert!(s.contains("TIOCSTI and TIOCLINUX"), "{s}");
-        assert!(s.contains(&format!("{} syscalls", DENIED.len() + 1)), "{s}");
+        assert!(s.contains(&format!("{} syscalls", DENIED.len() + 2)), "{s}");
+        assert!(s.contains("no setuid or setgid files"), "{s}");
     }
 
     #[test]

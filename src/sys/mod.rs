@@ -25,12 +25,14 @@ pub mod nr {
     pub const FSPICK: i64 = 433;
     pub const CLONE3: i64 = 435;
     pub const CLOSE_RANGE: i64 = 436;
+    pub const OPENAT2: i64 = 437;
     pub const PIDFD_GETFD: i64 = 438;
     pub const PROCESS_MADVISE: i64 = 440;
     pub const MOUNT_SETATTR: i64 = 442;
     pub const LANDLOCK_CREATE_RULESET: i64 = 444;
     pub const LANDLOCK_ADD_RULE: i64 = 445;
     pub const LANDLOCK_RESTRICT_SELF: i64 = 446;
+    pub const FCHMODAT2: i64 = 452;
 }
 
 /// `rc == -1` -> the errno, else the value.
