@@ -10,6 +10,7 @@
 //! root (and landlock and seccomp for the sandbox); skips are loud and fail
 //! under TEN_TEST_STRICT=1.
 
+mod raw;
 mod util;
 
 use std::os::unix::net::UnixListener;
@@ -447,4 +448,55 @@ fn a_tenant_cannot_point_its_socket_at_a_host_socket() {
         .join(".tenement/run/esc.a.sock.d/esc.a.sock");
     let said = format!("{} is a link made by uid", planted.display());
     assert!(server.log().contains(&said), "{}", server.log());
+}
+
+/// A TLS private key next to the app (here in its workdir), readable by
+/// everyone as keys sometimes are: no namespaced instance reads it, at
+/// either level; /dev/null stands in its place, as for the config.
+#[test]
+fn tls_keys_the_config_names_are_hidden_from_namespaced_instances() {
+    use std::os::unix::fs::PermissionsExt;
+    if !ready(true) {
+        return;
+    }
+    let Some(pki) = raw::pki::Pki::new("esc_tls_keys") else {
+        return;
+    };
+    pki.ca("ca");
+    let (cert, key) = pki.leaf("ca", "site", &["localhost"], raw::pki::Key::P256Sec1);
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(&pki.dir.root, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let key_len = std::fs::read(&key).unwrap().len();
+    let cert_len = std::fs::read(&cert).unwrap().len();
+    let service = |name: &str, level: &str| {
+        format!(
+            "[service.{name}]\ncommand = \"/usr/bin/python3\"\nargs = [\"-u\", {}]\n\
+             workdir = {}\nisolation = \"{level}\"\n\n[service.{name}.env]\n\
+             ESCAPE_SECRETS = \"{}:{}\"\n",
+            toml_str(&fixture("escape.py")),
+            toml_str(&pki.dir.root),
+            key.display(),
+            cert.display(),
+        )
+    };
+    let config = format!(
+        "{}{}{}",
+        settings(&format!(
+            "[settings.tls]\nhttps_listen = \"127.0.0.1:0\"\ncert = {}\nkey = {}\n",
+            toml_str(&cert),
+            toml_str(&key)
+        )),
+        service("ns", "namespace"),
+        service("sbx", "sandbox"),
+    );
+    let server = Server::start("esc_tls_keys", &config);
+    for svc in ["ns", "sbx"] {
+        server.ten_ok(&["spawn", &format!("{svc}:a"), "--wait"]);
+        let r = server.echo(&format!("a.{svc}.localhost"), "/");
+        let got = &r["secrets"][key.display().to_string()];
+        assert_eq!(*got, 0, "{svc} read the key ({key_len} bytes)? {r}");
+        // The certificate beside it is public: read whole, so the key was
+        // within reach but for the hiding.
+        assert_eq!(r["secrets"][cert.display().to_string()], cert_len, "{r}");
+    }
 }

@@ -308,7 +308,13 @@ impl Supervisor {
             fd: l.as_fd(),
             name: &key.service,
         });
-        let hide = [self.config.path.clone()];
+        // The config and the TLS private keys it names: /dev/null inside a
+        // namespaced instance that would otherwise see them (a key next to
+        // the config, in the default workdir).
+        let mut hide = vec![self.config.path.clone()];
+        if let Some(tls) = &self.config.settings.tls {
+            hide.extend(tls.certs.iter().map(|c| c.key.path.clone()));
+        }
         let argv = isolate::env::argv(&svc, &key.id, port, &self.data_dir);
         let request = isolate::Request {
             isolation: svc.isolation,
