@@ -74,6 +74,30 @@ fn session_keyring_with(desc: &str) -> i64 {
     unsafe { libc::syscall(libc::SYS_keyctl, GET_KEYRING_ID, SESSION, 0) }
 }
 
+/// A SysV shared memory segment of the host's, open to everyone (0666),
+/// removed on drop.
+struct HostShm {
+    key: i32,
+    id: i32,
+}
+
+impl HostShm {
+    fn new() -> HostShm {
+        let key = 0x7e5c_0000 | (std::process::id() as i32 & 0xffff);
+        // SAFETY: shmget with integer arguments.
+        let id = unsafe { libc::shmget(key, 4096, libc::IPC_CREAT | 0o666) };
+        assert!(id >= 0, "shmget: {}", std::io::Error::last_os_error());
+        HostShm { key, id }
+    }
+}
+
+impl Drop for HostShm {
+    fn drop(&mut self) {
+        // SAFETY: IPC_RMID takes no buffer.
+        unsafe { libc::shmctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) };
+    }
+}
+
 /// A setuid-root copy of `id` in a folder of its own (on the host's root
 /// file system, which allows setuid), checked to really make its caller
 /// root on the host: inside an instance it must not.
@@ -125,6 +149,7 @@ struct Attack {
     host_abstract: String,
     _host_listener: UnixListener,
     _suid: SuidId,
+    _shm: HostShm,
 }
 
 impl Attack {
@@ -137,6 +162,7 @@ impl Attack {
         let addr = std::os::unix::net::SocketAddr::from_abstract_name(&host_abstract).unwrap();
         let host_listener = UnixListener::bind_addr(&addr).unwrap();
         let suid = SuidId::new(name);
+        let shm = HostShm::new();
         if !tools_present(&["setpriv"]) {
             panic!("setpriv is needed to check the setuid program on the host");
         }
@@ -147,12 +173,14 @@ impl Attack {
             "{}[service.esc]\ncommand = \"/usr/bin/python3\"\nargs = [\"-u\", \"escape.py\"]\n\
              workdir = {}\nisolation = \"{level}\"\nread_paths = [{}]\n{extra}\n\n\
              [service.esc.env]\nESCAPE_KEY = \"{key}\"\nESCAPE_SUID = {}\nESCAPE_SIBLINGS = \"b\"\n\
+             ESCAPE_SHM_KEY = \"{}\"\n\
              ESCAPE_ABSTRACT_BIND = \"ten-escape-{name}-{pid}-{{id}}\"\n\
              ESCAPE_ABSTRACT = \"ten-escape-{name}-{pid}-b:{host_abstract}\"\n",
             settings(""),
             toml_str(&fixture("")),
             toml_str(&suid.dir),
             toml_str(&suid.program()),
+            shm.key,
         );
         let server = Server::start(name, &config);
         server.ten_ok(&["spawn", "esc:b", "--wait"]);
@@ -165,6 +193,7 @@ impl Attack {
             host_abstract,
             _host_listener: host_listener,
             _suid: suid,
+            _shm: shm,
         }
     }
 
@@ -256,6 +285,8 @@ fn assert_namespaced(a: &Attack, r: &Value, sandbox: bool) {
     for (p, v) in r["write_proc"].as_object().unwrap() {
         assert_ne!(v, "ok", "write {p}: {r}");
     }
+    // Its own IPC namespace: the host's SysV segment is not there.
+    assert_eq!(s(&r["sysv_shm"]), "ENOENT", "{r}");
     // Nothing of the server's beyond stdin, stdout and stderr; files it
     // creates are not world-readable.
     assert_eq!(r["start_fds"], serde_json::json!([0, 1, 2]), "{r}");
@@ -395,9 +426,15 @@ fn process_level_closes_inherited_fds_and_sets_umask() {
     let r = server.echo("a.activated.localhost", "/");
     assert_eq!(r["start_fds"], serde_json::json!([0, 1, 2, 3]), "{r}");
     assert_eq!(r["umask"], 0o027, "{r}");
-    // With `user`, another uid and a keyring of its own.
-    let r = server.echo("a.owned.localhost", "/");
+    // With `user`, another uid and a keyring of its own, and the server
+    // (root) beyond its signals and ptrace.
+    let me = server.pid().unwrap();
+    let r = server.echo("a.owned.localhost", &format!("/?pid={me}"));
     assert_eq!(r["uid"], 300_123, "{r}");
+    let p = &r["pids"][me.to_string()];
+    assert_eq!(s(&p["signal"]), "EPERM", "{r}");
+    assert_eq!(s(&p["ptrace_attach"]), "EPERM", "{r}");
+    assert_eq!(s(&p["proc_environ"]), "EACCES", "{r}");
     assert_ne!(s(&r["keyring"]["search"]), "ok", "{r}");
     assert_eq!(r["start_fds"], serde_json::json!([0, 1, 2]), "{r}");
 }
