@@ -175,7 +175,7 @@ impl Attack {
              [service.esc.env]\nESCAPE_KEY = \"{key}\"\nESCAPE_SUID = {}\nESCAPE_SIBLINGS = \"b\"\n\
              ESCAPE_SHM_KEY = \"{}\"\n\
              ESCAPE_ABSTRACT_BIND = \"ten-escape-{name}-{pid}-{{id}}\"\n\
-             ESCAPE_ABSTRACT = \"ten-escape-{name}-{pid}-b:{host_abstract}\"\n",
+             ESCAPE_ABSTRACT = \"ten-escape-{name}-{pid}-a:ten-escape-{name}-{pid}-b:{host_abstract}\"\n",
             settings(""),
             toml_str(&fixture("")),
             toml_str(&suid.dir),
@@ -239,6 +239,9 @@ fn assert_no_other_process(r: &Value, sandbox: bool) {
 
 /// What every namespaced level guarantees, sandbox or not.
 fn assert_namespaced(a: &Attack, r: &Value, sandbox: bool) {
+    // Its own abstract socket it reaches, whatever is scoped.
+    let own = format!("ten-escape-{}-{}-a", a.server.name, std::process::id());
+    assert_eq!(s(&r["abstract"][own.as_str()]), "ok", "{r}");
     assert_no_other_process(r, sandbox);
     // Another instance's data dir, tenement's tokens, state, logs and
     // ten.sock are not there: inside, tenement's data dir holds only the
@@ -376,11 +379,26 @@ fn namespace_holds_what_it_promises_and_no_more() {
     let r = a.report();
     assert_ne!(r["uid"], 0, "{r}");
     assert_namespaced(&a, &r, false);
-    // What the README says this level does not protect: it shares the
-    // host's network, abstract Unix sockets included.
+    // It shares the host's network, but where the kernel can scope them
+    // (landlock ABI 6), no abstract Unix socket outside the instance is
+    // reachable; the log says which.
     let b = format!("ten-escape-esc_namespace-{}-b", std::process::id());
+    let logs = stdout(&a.server.ten_ok(&["logs", "esc:a"]));
+    let want = if landlock_abi() >= 6 {
+        assert!(
+            logs.contains("signals and abstract unix sockets scoped"),
+            "{logs}"
+        );
+        "EPERM"
+    } else {
+        assert!(
+            logs.contains("signals and abstract unix sockets not scoped"),
+            "{logs}"
+        );
+        "ok"
+    };
     for name in [b.as_str(), a.host_abstract.as_str()] {
-        assert_eq!(s(&r["abstract"][name]), "ok", "{name}: {r}");
+        assert_eq!(s(&r["abstract"][name]), want, "{name}: {r}");
     }
     // Nor does it keep setuid and setgid bits off the files it makes (of
     // its own uid and gid, in its 0700 data dir).

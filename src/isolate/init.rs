@@ -129,6 +129,14 @@ fn setup(plan: &Plan) -> Result<Vec<String>, Failure> {
         at(Step::Loopback, loopback_up())?;
         done.push("network: lo only".into());
     }
+    // Abstract Unix sockets and signals stay inside the instance where the
+    // kernel can scope them. Landlock takes CAP_SYS_ADMIN in place of
+    // no_new_privs: before the uid drop. (The sandbox's full rule set
+    // below scopes them too.)
+    if !plan.sandbox {
+        let scoped = landlock::scope_only().map_err(landlock_failed)?;
+        done.push(landlock::describe_scope(scoped));
+    }
     // Needs CAP_SETPCAP: while still root.
     if plan.sandbox {
         at(Step::Bounding, caps::drop_bounding_set())?;
@@ -156,17 +164,7 @@ fn setup(plan: &Plan) -> Result<Vec<String>, Failure> {
     )?;
     done.push("no_new_privs".into());
     // After the mounts: its rules open the final paths.
-    let ll = landlock::enforce(&plan.landlock).map_err(|e| {
-        let errno = match &e {
-            landlock::LandlockError::Call { source, .. } => source.raw_os_error().unwrap_or(0),
-            landlock::LandlockError::Unavailable { .. } => 0,
-        };
-        Failure {
-            step: Step::Landlock,
-            errno,
-            detail: e.to_string(),
-        }
-    })?;
+    let ll = landlock::enforce(&plan.landlock).map_err(landlock_failed)?;
     done.push(ll.to_string());
     // Last: the filter forbids the mounts above.
     at(
@@ -175,6 +173,18 @@ fn setup(plan: &Plan) -> Result<Vec<String>, Failure> {
     )?;
     done.push(seccomp::summary());
     Ok(done)
+}
+
+fn landlock_failed(e: landlock::LandlockError) -> Failure {
+    let errno = match &e {
+        landlock::LandlockError::Call { source, .. } => source.raw_os_error().unwrap_or(0),
+        landlock::LandlockError::Unavailable { .. } => 0,
+    };
+    Failure {
+        step: Step::Landlock,
+        errno,
+        detail: e.to_string(),
+    }
 }
 
 /// Makes the data dir 0700 and the instance's. The first time (its owner

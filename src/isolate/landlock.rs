@@ -274,6 +274,43 @@ pub fn enforce(rules: &Ruleset) -> Result<Enforced, LandlockError> {
     })
 }
 
+/// Scopes the calling process, with no path rule at all: no connect to
+/// an abstract Unix socket and no signal to a process outside its own
+/// landlock domain (ABI 6). For the namespace level, whose init still has
+/// CAP_SYS_ADMIN, which landlock takes in place of no_new_privs. Ok(None)
+/// when the kernel cannot scope (no landlock, or an ABI before 6): that
+/// level does not promise it.
+pub fn scope_only() -> Result<Option<u32>, LandlockError> {
+    let abi = match abi() {
+        Ok(v) if handled_scope(v) != 0 => v,
+        _ => return Ok(None),
+    };
+    let attr = sys::RulesetAttr {
+        handled_access_fs: 0,
+        handled_access_net: 0,
+        scoped: handled_scope(abi),
+    };
+    let call = |call: &'static str| {
+        move |source| LandlockError::Call {
+            call,
+            path: None,
+            source,
+        }
+    };
+    let ruleset =
+        sys::landlock_create_ruleset(&attr, 24).map_err(call("landlock_create_ruleset"))?;
+    sys::landlock_restrict_self(ruleset.as_fd()).map_err(call("landlock_restrict_self"))?;
+    Ok(Some(abi))
+}
+
+/// What `scope_only` did, for the instance's log.
+pub fn describe_scope(abi: Option<u32>) -> String {
+    match abi {
+        Some(v) => format!("landlock ABI {v}: signals and abstract unix sockets scoped"),
+        None => "signals and abstract unix sockets not scoped (needs landlock ABI 6)".to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,6 +450,18 @@ mod tests {
             first.contains("truncate not restricted")
                 && first.contains("device ioctls not restricted"),
             "{first}"
+        );
+    }
+
+    #[test]
+    fn the_namespace_level_says_whether_it_scoped() {
+        assert_eq!(
+            describe_scope(Some(6)),
+            "landlock ABI 6: signals and abstract unix sockets scoped"
+        );
+        assert_eq!(
+            describe_scope(None),
+            "signals and abstract unix sockets not scoped (needs landlock ABI 6)"
         );
     }
 
