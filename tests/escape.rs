@@ -82,12 +82,22 @@ struct HostShm {
 }
 
 impl HostShm {
-    fn new() -> HostShm {
-        let key = 0x7e5c_0000 | (std::process::id() as i32 & 0xffff);
+    /// A key of its own for each `name` (tests run in parallel).
+    fn new(name: &str) -> HostShm {
+        let tag = name.bytes().fold(std::process::id(), |h, b| {
+            h.wrapping_mul(31).wrapping_add(u32::from(b))
+        });
+        let key = 0x1e5c_0000 | (tag & 0xffff) as i32;
         // SAFETY: shmget with integer arguments.
         let id = unsafe { libc::shmget(key, 4096, libc::IPC_CREAT | 0o666) };
         assert!(id >= 0, "shmget: {}", std::io::Error::last_os_error());
         HostShm { key, id }
+    }
+
+    /// Whether the segment is still there for the host.
+    fn exists(&self) -> bool {
+        // SAFETY: shmget with integer arguments; no segment is created.
+        unsafe { libc::shmget(self.key, 0, 0) == self.id }
     }
 }
 
@@ -149,7 +159,7 @@ struct Attack {
     host_abstract: String,
     _host_listener: UnixListener,
     _suid: SuidId,
-    _shm: HostShm,
+    shm: HostShm,
 }
 
 impl Attack {
@@ -162,7 +172,7 @@ impl Attack {
         let addr = std::os::unix::net::SocketAddr::from_abstract_name(&host_abstract).unwrap();
         let host_listener = UnixListener::bind_addr(&addr).unwrap();
         let suid = SuidId::new(name);
-        let shm = HostShm::new();
+        let shm = HostShm::new(name);
         if !tools_present(&["setpriv"]) {
             panic!("setpriv is needed to check the setuid program on the host");
         }
@@ -193,7 +203,7 @@ impl Attack {
             host_abstract,
             _host_listener: host_listener,
             _suid: suid,
-            _shm: shm,
+            shm,
         }
     }
 
@@ -206,6 +216,8 @@ impl Attack {
             .server
             .echo("a.esc.localhost", &format!("/?pid={b}&pid={me}"));
         eprintln!("{r}");
+        // What the app could not find was there all along.
+        assert!(self.shm.exists());
         r
     }
 }
