@@ -119,3 +119,41 @@ fn an_interrupted_pass_is_finished_by_the_next() {
     send(&src, &mut peer).unwrap();
     same_tree(&src, &dst);
 }
+
+#[test]
+fn into_an_instance_s_data_dir_everything_becomes_its_owner_s() {
+    use std::os::unix::fs::MetadataExt;
+    if !rustix::process::geteuid().is_root() {
+        // Giving files away needs root, as the receiving server has.
+        return;
+    }
+    let t = TempDir::new("transfer-owner");
+    let (src, dst) = (t.join("src"), t.join("dst"));
+    fs::create_dir_all(src.join("db")).unwrap();
+    fs::write(src.join("db/notes.json"), b"[1]").unwrap();
+    fs::set_permissions(src.join("db/notes.json"), fs::Permissions::from_mode(0o640)).unwrap();
+    std::os::unix::fs::symlink("db/notes.json", src.join("current")).unwrap();
+    // The instance's data dir on this node: its uid's, as its start left it.
+    fs::create_dir_all(&dst).unwrap();
+    std::os::unix::fs::chown(&dst, Some(4242), Some(4243)).unwrap();
+    let mut peer = Local {
+        root: dst.clone(),
+        bodies: Vec::new(),
+    };
+    send(&src, &mut peer).unwrap();
+    same_tree(&src, &dst);
+    for rel in ["db", "db/notes.json", "current"] {
+        let m = fs::symlink_metadata(dst.join(rel)).unwrap();
+        assert_eq!((m.uid(), m.gid()), (4242, 4243), "{rel}");
+    }
+    // A data dir the server made itself stays the server's: the
+    // instance's start gives it away whole.
+    let fresh = t.join("fresh");
+    let mut peer = Local {
+        root: fresh.clone(),
+        bodies: Vec::new(),
+    };
+    send(&src, &mut peer).unwrap();
+    let m = fs::symlink_metadata(fresh.join("db/notes.json")).unwrap();
+    assert_eq!(m.uid(), 0);
+}

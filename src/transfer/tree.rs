@@ -211,8 +211,31 @@ pub struct Applied {
     pub bytes: u64,
 }
 
+/// Who what `apply` writes belongs to: the owner of the root when that is
+/// not the server's own user (an instance's data dir, owned by its uid),
+/// else None (left as written; the instance's start gives a data dir of
+/// another owner to its uid, whole).
+type Owner = Option<(u32, u32)>;
+
+fn owner_of(root: &Path) -> io::Result<Owner> {
+    let m = fs::symlink_metadata(root)?;
+    let me = rustix::process::geteuid().as_raw();
+    Ok((m.uid() != me).then_some((m.uid(), m.gid())))
+}
+
+/// Gives `path` (never what a symlink points at) to `owner`.
+fn give(path: &Path, owner: Owner) -> io::Result<()> {
+    match owner {
+        Some((uid, gid)) => std::os::unix::fs::lchown(path, Some(uid), Some(gid)),
+        None => Ok(()),
+    }
+}
+
 /// Applies decoded records under `root` (created 0700 if missing). Stops at
 /// the first error; what was applied before stays (a re-run plans again).
+/// What it creates under a root that belongs to another user (an
+/// instance's data dir) is given to that user, so the instance can read
+/// and change it, whatever its mode.
 pub fn apply(root: &Path, records: &[Record<'_>]) -> Result<Applied, ApplyError> {
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
@@ -222,10 +245,11 @@ pub fn apply(root: &Path, records: &[Record<'_>]) -> Result<Applied, ApplyError>
         fs::create_dir_all(root).map_err(io_err(root))?;
         fs::set_permissions(root, fs::Permissions::from_mode(0o700)).map_err(io_err(root))?;
     }
+    let owner = owner_of(root).map_err(io_err(root))?;
     let mut done = Applied::default();
     for r in records {
         let dest = root.join(&r.path);
-        ensure_parents(root, &r.path)?;
+        ensure_parents(root, &r.path, owner)?;
         match r.kind {
             Kind::Delete => remove(&dest).map_err(io_err(&dest))?,
             Kind::Dir => {
@@ -239,6 +263,7 @@ pub fn apply(root: &Path, records: &[Record<'_>]) -> Result<Applied, ApplyError>
                 }
                 fs::set_permissions(&dest, fs::Permissions::from_mode(r.mode))
                     .map_err(io_err(&dest))?;
+                give(&dest, owner).map_err(io_err(&dest))?;
             }
             Kind::Symlink => {
                 let target = Path::new(std::ffi::OsStr::from_bytes(r.data));
@@ -250,9 +275,10 @@ pub fn apply(root: &Path, records: &[Record<'_>]) -> Result<Applied, ApplyError>
                 }
                 remove(&dest).map_err(io_err(&dest))?;
                 std::os::unix::fs::symlink(target, &dest).map_err(io_err(&dest))?;
+                give(&dest, owner).map_err(io_err(&dest))?;
             }
             Kind::File => {
-                piece(&dest, r)?;
+                piece(&dest, r, owner)?;
                 done.bytes += r.data.len() as u64;
             }
         }
@@ -263,7 +289,7 @@ pub fn apply(root: &Path, records: &[Record<'_>]) -> Result<Applied, ApplyError>
 
 /// Every parent of `rel` under `root` is a real directory (created 0700 when
 /// missing); a symlink or a file there is refused.
-fn ensure_parents(root: &Path, rel: &Path) -> Result<(), ApplyError> {
+fn ensure_parents(root: &Path, rel: &Path, owner: Owner) -> Result<(), ApplyError> {
     let mut at = root.to_path_buf();
     let parents: Vec<_> = rel.components().collect();
     for c in &parents[..parents.len().saturating_sub(1)] {
@@ -276,12 +302,12 @@ fn ensure_parents(root: &Path, rel: &Path) -> Result<(), ApplyError> {
                     path: at.clone(),
                     source,
                 })?;
-                fs::set_permissions(&at, fs::Permissions::from_mode(0o700)).map_err(|source| {
-                    ApplyError::Io {
+                fs::set_permissions(&at, fs::Permissions::from_mode(0o700))
+                    .and_then(|()| give(&at, owner))
+                    .map_err(|source| ApplyError::Io {
                         path: at.clone(),
                         source,
-                    }
-                })?;
+                    })?;
             }
             Err(source) => return Err(ApplyError::Io { path: at, source }),
         }
@@ -308,7 +334,7 @@ fn part_path(dest: &Path) -> PathBuf {
 
 /// Writes one piece of a file to its part file; the last piece fsyncs it,
 /// sets its mode and mtime and renames it over `dest`.
-fn piece(dest: &Path, r: &Record<'_>) -> Result<(), ApplyError> {
+fn piece(dest: &Path, r: &Record<'_>, owner: Owner) -> Result<(), ApplyError> {
     let part = part_path(dest);
     let io_err = |source| ApplyError::Io {
         path: part.clone(),
@@ -316,13 +342,17 @@ fn piece(dest: &Path, r: &Record<'_>) -> Result<(), ApplyError> {
     };
     let mut file = if r.offset == 0 {
         remove(&part).map_err(io_err)?;
-        fs::OpenOptions::new()
+        let file = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&part)
-            .map_err(io_err)?
+            .map_err(io_err)?;
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::fchown(&file, Some(uid), Some(gid)).map_err(io_err)?;
+        }
+        file
     } else {
         fs::OpenOptions::new()
             .write(true)
