@@ -383,3 +383,31 @@ fn a_zygote_that_died_is_started_again() {
     let second = super::zygote::kill(&exe).expect("a zygote runs");
     assert_ne!(first, second);
 }
+
+#[test]
+fn a_plan_larger_than_a_pipe_still_reaches_init() {
+    let Some(exe) = ready(Isolation::Namespace) else {
+        return;
+    };
+    let w = World::new("bigplan");
+    // 1 MiB of environment: several MiB of plan, more than a pipe holds
+    // (pipe-max-size is 1 MiB by default), so it is written while init
+    // reads it.
+    let big: Vec<(String, String)> = (0..8)
+        .map(|i| (format!("BIG{i}"), "x".repeat(128 * 1024 - 16)))
+        .collect();
+    let extra: Vec<(&str, String)> = big.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let env = w.env(&extra);
+    let argv = vec![
+        "/bin/sh".to_string(),
+        "-c".to_string(),
+        "echo ${#BIG7}".to_string(),
+    ];
+    let sp = spec(&w, Isolation::Namespace, &argv, &env, &w.root);
+    let (code, out, err) = run(&exe, &sp).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(
+        (code, out.trim()),
+        (0, (128 * 1024 - 16).to_string().as_str()),
+        "{err}"
+    );
+}
