@@ -574,12 +574,27 @@ fn sessions_resume_for_any_number_of_clients_with_aes_128_preferred() {
         c.resumption = Resumption::in_memory_sessions(4);
         Arc::new(c)
     };
-    // One exchange, reading to the end: the session tickets come after
-    // the handshake, with the response.
-    let visit = |config: &Arc<ClientConfig>| {
-        let mut tls = tls_connect(addr, "localhost", config.clone());
-        tls.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            .expect("write");
+    // One exchange, reading to the end. `eager`: the request is written
+    // before the handshake, so it leaves with the client's Finished and
+    // the server holds the session tickets for the response; otherwise
+    // they come as soon as the handshake ends.
+    let visit = |config: &Arc<ClientConfig>, eager: bool| {
+        let request = b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+        let mut tls = if eager {
+            let tcp = std::net::TcpStream::connect(addr).expect("connect");
+            tcp.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+                .expect("timeout");
+            let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+            let mut conn = rustls::ClientConnection::new(config.clone(), name).expect("client");
+            conn.writer()
+                .write_all(request)
+                .expect("buffer the request");
+            rustls::StreamOwned::new(conn, tcp)
+        } else {
+            let mut tls = tls_connect(addr, "localhost", config.clone());
+            tls.write_all(request).expect("write");
+            tls
+        };
         let body = read_to_close(&mut tls);
         assert!(
             body.starts_with(b"HTTP/1.1 200"),
@@ -592,7 +607,7 @@ fn sessions_resume_for_any_number_of_clients_with_aes_128_preferred() {
         )
     };
     let first = client();
-    let (kind, suite) = visit(&first);
+    let (kind, suite) = visit(&first, true);
     assert_eq!(kind, Some(HandshakeKind::Full));
     assert_eq!(
         suite,
@@ -602,9 +617,10 @@ fn sessions_resume_for_any_number_of_clients_with_aes_128_preferred() {
     // More clients than a session cache would hold (rustls' default keeps
     // 256 sessions, two per handshake)...
     for _ in 0..300 {
-        visit(&client());
+        visit(&client(), false);
     }
-    // ...and the first one still resumes: no signature for it.
-    let (kind, _) = visit(&first);
+    // ...and the first one still resumes (its tickets came with its first
+    // response): no signature for it.
+    let (kind, _) = visit(&first, false);
     assert_eq!(kind, Some(HandshakeKind::Resumed), "{}", server.log());
 }

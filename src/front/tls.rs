@@ -92,11 +92,11 @@ impl Client {
 
     /// Whether encrypted bytes wait to be written to the socket (a write
     /// with nothing new, `write(&[])`, flushes them). Always false for a
-    /// plain connection.
+    /// plain connection, and for session tickets held for the response.
     pub fn has_pending(&self) -> bool {
         match self {
             Client::Plain(_) => false,
-            Client::Tls(t) => t.tls.as_ref().is_some_and(|c| c.wants_write()),
+            Client::Tls(t) => !t.hold && t.tls.as_ref().is_some_and(|c| c.wants_write()),
         }
     }
 
@@ -197,6 +197,10 @@ pub struct TlsStream {
     store: Arc<Store>,
     /// The socket said end of stream.
     eof: bool,
+    /// The session tickets that end a handshake wait for the response to
+    /// the request that came with the client's last flight, and go out in
+    /// the same write.
+    hold: bool,
 }
 
 /// Before the rustls connection exists (on demand only). Boxed in the
@@ -253,6 +257,7 @@ impl TlsStream {
             config,
             store,
             eof: false,
+            hold: false,
         })
     }
 
@@ -416,17 +421,27 @@ impl TlsStream {
                     }
                 }
                 Ok(_) => {
-                    if let Err(e) = tls.process_new_packets() {
-                        self.failed(&e);
-                        // The alert rustls queued, if the socket takes it.
-                        let _ = self.flush_tls();
-                        return Err(io::Error::new(ErrorKind::InvalidData, e));
-                    }
-                    // Handshake answers and key updates go out now.
-                    match self.flush_tls() {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                        Err(e) => return Err(e),
+                    let handshaking = tls.is_handshaking();
+                    let state = match tls.process_new_packets() {
+                        Ok(state) => state,
+                        Err(e) => {
+                            self.failed(&e);
+                            // The alert rustls queued, if the socket takes it.
+                            let _ = self.flush_tls();
+                            return Err(io::Error::new(ErrorKind::InvalidData, e));
+                        }
+                    };
+                    // Handshake answers and key updates go out now; the
+                    // tickets after a handshake that ended with a request
+                    // wait for its response (see `hold`).
+                    self.hold =
+                        handshaking && !tls.is_handshaking() && state.plaintext_bytes_to_read() > 0;
+                    if !self.hold {
+                        match self.flush_tls() {
+                            Ok(()) => {}
+                            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                            Err(e) => return Err(e),
+                        }
                     }
                     // A TLS-ALPN-01 validation ends with the handshake
                     // (RFC 8737 section 3): no HTTP on it.
@@ -449,7 +464,10 @@ impl TlsStream {
     /// queued before has gone out, and writes records while the socket
     /// takes them. `write(&[])` only flushes.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.flush_tls()?;
+        // Held tickets go out with what is written now, in one write.
+        if !std::mem::take(&mut self.hold) || buf.is_empty() {
+            self.flush_tls()?;
+        }
         if self.tls.is_none() {
             return if buf.is_empty() {
                 Ok(0)
