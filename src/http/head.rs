@@ -509,21 +509,27 @@ pub(super) fn trim_ows(mut s: &[u8]) -> &[u8] {
 }
 
 /// httparse's borrowed fields, copied out of the read buffer in order into
-/// `headers`, whose earlier fields' storage is reused (through `recycled`).
+/// `headers`, whose earlier fields' storage is reused in place: each field
+/// gets the storage of the field that had its place last time (usually the
+/// same name and a similar value). Fields past this head's count wait in
+/// `recycled` for a longer head.
 fn fill_headers(headers: &mut Vec<Header>, recycled: &mut Recycled, from: &[httparse::Header<'_>]) {
-    // Reversed, so popping gives each field the storage of the field that
-    // had its place last time (usually the same name and a similar value).
-    recycled.0.extend(headers.drain(..).rev());
-    for h in from {
-        let mut field = recycled.0.pop().unwrap_or(Header {
-            name: String::new(),
-            value: Vec::new(),
-        });
+    // Last first, so popping gives them back in their order.
+    while headers.len() > from.len() {
+        recycled.0.extend(headers.pop());
+    }
+    for (i, h) in from.iter().enumerate() {
+        if i == headers.len() {
+            headers.push(recycled.0.pop().unwrap_or(Header {
+                name: String::new(),
+                value: Vec::new(),
+            }));
+        }
+        let field = &mut headers[i];
         field.name.clear();
         append_str(&mut field.name, h.name);
         field.value.clear();
         append(&mut field.value, h.value);
-        headers.push(field);
     }
 }
 

@@ -565,3 +565,21 @@ fn errors_display_lowercase() {
     );
     assert_eq!(HeadError::TooLarge.to_string(), "header block too large");
 }
+
+#[test]
+fn a_reused_head_holds_exactly_the_fields_of_the_last_request() {
+    let wires: [&[u8]; 4] = [
+        b"GET / HTTP/1.1\r\nHost: a.example\r\nAccept: */*\r\nX-One: 1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: b.example\r\n\r\n",
+        b"POST /p HTTP/1.1\r\nHost: c.example\r\nContent-Length: 2\r\nX-Two: 22\r\nX-Three: 333\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: d.example\r\nUser-Agent: t\r\n\r\n",
+    ];
+    let mut head = RequestHead::default();
+    for wire in wires {
+        let len = parse_request_into(wire, &mut head)
+            .expect("a valid request")
+            .expect("a complete head");
+        assert_eq!(len, wire.len());
+        assert_eq!(head, request(wire), "{}", String::from_utf8_lossy(wire));
+    }
+}
