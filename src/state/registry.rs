@@ -21,7 +21,7 @@ const FIX: &str = "ten serve does not start with it. Correct or delete that entr
 instance restored (what the last run left running is then not killed)";
 
 /// What an instance should be after a restart of tenement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Desired {
     /// Start it.
@@ -49,7 +49,7 @@ impl Desired {
 }
 
 /// A move of the instance to another node (`ten move`), as far as it got.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MoveRecord {
     /// The target's API URL.
     pub to: String,
@@ -61,7 +61,7 @@ pub struct MoveRecord {
 }
 
 /// One instance's persisted record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "RawEntry")]
 pub struct RegistryEntry {
     pub service: String,

@@ -191,6 +191,14 @@ fn key(e: &RegistryEntry) -> (String, String) {
     (e.service.clone(), e.id.clone())
 }
 
+/// What `saved` keeps of an entry: equal entries, equal fingerprints.
+fn fingerprint(e: &RegistryEntry) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    e.hash(&mut h);
+    h.finish()
+}
+
 /// The instance of an entry; None for names the API would refuse (which
 /// `Registry::validate` reports before anything is opened).
 fn entry_key(e: &RegistryEntry) -> Option<InstanceKey> {
@@ -219,8 +227,9 @@ pub struct Journal {
     generation: u64,
     /// The size of `state` when last written whole.
     state_bytes: u64,
-    /// Every entry as the files hold it.
-    saved: HashMap<InstanceKey, RegistryEntry>,
+    /// A fingerprint of every entry as the files hold it (not the entry:
+    /// with ten thousand instances a copy of each would cost megabytes).
+    saved: HashMap<InstanceKey, u64>,
     /// The journal is compacted once larger than this and `state`.
     min_compact: u64,
 }
@@ -241,14 +250,14 @@ impl Journal {
             saved: registry
                 .instances
                 .iter()
-                .filter_map(|e| Some((entry_key(e)?, e.clone())))
+                .filter_map(|e| Some((entry_key(e)?, fingerprint(e))))
                 .collect(),
             min_compact: MIN_COMPACT_BYTES,
         };
         if registry.generation == 0 {
             // Written before journals (or by hand), or no file yet: a
             // journal needs a generation of its own to continue.
-            journal.compact()?;
+            journal.compact(registry.instances.clone())?;
         } else if replay.good_len == 0 {
             // No journal of this generation yet (or none whole): start one.
             journal.restart_journal()?;
@@ -256,9 +265,10 @@ impl Journal {
         Ok((journal, registry, replay))
     }
 
-    /// The entry of `key` as the files hold it.
-    pub fn saved(&self, key: &InstanceKey) -> Option<&RegistryEntry> {
-        self.saved.get(key)
+    /// Whether the files hold `key`'s entry as `entry` (None: they hold
+    /// none).
+    pub fn holds(&self, key: &InstanceKey, entry: Option<&RegistryEntry>) -> bool {
+        self.saved.get(key).copied() == entry.map(fingerprint)
     }
 
     /// The instances the files hold.
@@ -268,12 +278,10 @@ impl Journal {
 
     /// Appends `records` and fsyncs: once this returns Ok they survive a
     /// crash. Err: nothing of them counts (the journal is cut back to
-    /// where it was before the next append). Compacts afterwards when the
-    /// journal has grown past `state`'s size (or `MIN_COMPACT_BYTES`);
-    /// a failed compaction is only said (the journal still holds it all).
-    pub fn append(&mut self, records: &[Record]) -> Result<Option<StateError>, StateError> {
+    /// where it was).
+    pub fn append(&mut self, records: &[Record]) -> Result<(), StateError> {
         if records.is_empty() {
-            return Ok(None);
+            return Ok(());
         }
         let mut bytes = Vec::new();
         for r in records {
@@ -304,7 +312,7 @@ impl Journal {
             match r {
                 Record::Put(e) => {
                     if let Some(k) = entry_key(e) {
-                        self.saved.insert(k, e.clone());
+                        self.saved.insert(k, fingerprint(e));
                     }
                 }
                 Record::Remove { service, id } => {
@@ -315,19 +323,26 @@ impl Journal {
                 Record::Generation(_) => {}
             }
         }
-        if self.len > self.min_compact.max(self.state_bytes) {
-            return Ok(self.compact().err());
-        }
-        Ok(None)
+        Ok(())
     }
 
-    /// Writes `state` whole with the next generation, then an empty
-    /// journal of that generation. A crash between the two leaves a
-    /// journal of the old generation, which the next start ignores:
-    /// `state` holds all of it.
-    pub fn compact(&mut self) -> Result<(), StateError> {
-        let mut instances: Vec<RegistryEntry> = self.saved.values().cloned().collect();
+    /// Whether the journal has grown past `state`'s size (and the least
+    /// worth a rewrite): time to `compact`.
+    pub fn compact_due(&self) -> bool {
+        self.len > self.min_compact.max(self.state_bytes)
+    }
+
+    /// Writes `state` whole with the next generation, holding `instances`
+    /// (every entry as the files hold it, or newer), then an empty journal
+    /// of that generation. A crash between the two leaves a journal of the
+    /// old generation, which the next start ignores: `state` holds all of
+    /// it.
+    pub fn compact(&mut self, mut instances: Vec<RegistryEntry>) -> Result<(), StateError> {
         instances.sort_by(|a, b| (&a.service, &a.id).cmp(&(&b.service, &b.id)));
+        self.saved = instances
+            .iter()
+            .filter_map(|e| Some((entry_key(e)?, fingerprint(e))))
+            .collect();
         let registry = Registry {
             version: super::FILE_VERSION,
             generation: self.generation + 1,
@@ -442,8 +457,9 @@ mod tests {
             },
         ])
         .unwrap();
-        assert_eq!(j.saved(&key("a1")), Some(&heavier));
-        assert_eq!(j.saved(&key("a0")), None);
+        assert!(j.holds(&key("a1"), Some(&heavier)));
+        assert!(!j.holds(&key("a1"), Some(&entry("a1", 30001))));
+        assert!(j.holds(&key("a0"), None));
         // `state` is not rewritten: the journal grew by three lines.
         assert_eq!(std::fs::read(&state).unwrap(), state_before);
         let text = std::fs::read_to_string(path_for(&state)).unwrap();
@@ -520,7 +536,8 @@ mod tests {
         let (mut j, _, _) = Journal::open(&state).unwrap();
         j.append(&[Record::Put(entry("b", 31000))]).unwrap();
         let old_journal = std::fs::read(path_for(&state)).unwrap();
-        j.compact().unwrap();
+        j.compact(Registry::load(&state).unwrap().instances)
+            .unwrap();
         let reg = Registry::load(&state).unwrap();
         assert_eq!(reg.generation, 2);
         // `state` alone holds all three now.
@@ -570,6 +587,10 @@ mod tests {
             e.restarts = i;
             let before = Registry::load(&state).unwrap().generation;
             j.append(&[Record::Put(e.clone())]).unwrap();
+            if j.compact_due() {
+                j.compact(Registry::load(&state).unwrap().instances)
+                    .unwrap();
+            }
             let now = Registry::load(&state).unwrap();
             assert_eq!(now.instances[0].restarts, i);
             compactions += usize::from(before != now.generation);

@@ -51,8 +51,16 @@ pub enum Outcome {
 #[derive(Debug)]
 enum Phase {
     Connecting,
-    Sending { written: usize },
-    Reading { partial: Vec<u8> },
+    /// The rest of the last answer on a kept connection, to drop.
+    Skipping {
+        left: usize,
+    },
+    Sending {
+        written: usize,
+    },
+    Reading {
+        partial: Vec<u8>,
+    },
 }
 
 /// Whether a socket file exists at `path`: the app listens there (tenement
@@ -76,9 +84,10 @@ pub struct Probe {
     hold: bool,
     /// Sent over a connection kept from an earlier check.
     reused: bool,
-    /// The answer came whole and the app keeps the connection open: it can
-    /// carry the next check.
-    reusable: bool,
+    /// The app keeps the connection open after an answer whose length is
+    /// known: it can carry the next check, once this many bytes of the
+    /// answer not read yet are read and dropped.
+    reusable: Option<usize>,
 }
 
 /// The request a health check sends (keep-alive: HTTP/1.1's default).
@@ -138,17 +147,18 @@ pub fn parse_status(buf: &[u8]) -> Option<Result<u16, String>> {
     }
 }
 
-/// Whether `buf` is exactly one whole response after which the connection
-/// stays open: HTTP/1.1, not 1xx, no `Connection: close`, a body framed by
-/// `Content-Length` (or none) and nothing after it.
-pub fn ends_kept_open(buf: &[u8]) -> bool {
+/// Whether `buf` starts one response after which the connection stays
+/// open: HTTP/1.1, not 1xx, no `Connection: close`, its whole head here and
+/// a body framed by `Content-Length` (or none), nothing after it. Some:
+/// the bytes of its body still to come (0: all here).
+pub fn ends_kept_open(buf: &[u8]) -> Option<usize> {
     let mut headers = [httparse::EMPTY_HEADER; 24];
     let mut resp = httparse::Response::new(&mut headers);
     let Ok(httparse::Status::Complete(head)) = resp.parse(buf) else {
-        return false;
+        return None;
     };
     if resp.version != Some(1) || resp.code.is_none_or(|c| c < 200) {
-        return false;
+        return None;
     }
     let mut length = None;
     for h in resp.headers.iter() {
@@ -158,30 +168,29 @@ pub fn ends_kept_open(buf: &[u8]) -> bool {
                 .split(|&b| b == b',')
                 .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
             if close {
-                return false;
+                return None;
             }
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            return false;
+            return None;
         } else if h.name.eq_ignore_ascii_case("content-length") {
             let n = std::str::from_utf8(h.value)
                 .ok()
                 .and_then(|v| v.trim().parse::<usize>().ok());
             match (n, length) {
-                (None, _) => return false,
-                (Some(n), Some(before)) if n != before => return false,
+                (None, _) => return None,
+                (Some(n), Some(before)) if n != before => return None,
                 (Some(n), _) => length = Some(n),
             }
         }
     }
     let body = match resp.code {
         Some(204 | 304) => 0,
-        _ => match length {
-            Some(n) => n,
-            // Without a length the body runs until the app closes.
-            None => return false,
-        },
+        // Without a length the body runs until the app closes.
+        _ => length?,
     };
-    head.checked_add(body) == Some(buf.len())
+    // A body longer than a check's read buffer is not worth keeping for.
+    let end = head.checked_add(body).filter(|&e| e <= READ_BUF)?;
+    end.checked_sub(buf.len())
 }
 
 /// Whether a kept connection can carry the next check: nothing to read
@@ -242,16 +251,20 @@ impl Probe {
     }
 
     /// A health check over `stream`, which an earlier check left open
-    /// (`reusable`): it sends at once.
-    pub fn reuse(stream: MioStream, request: Arc<[u8]>, deadline: Instant) -> Probe {
+    /// (`reusable`) with `skip` bytes of its answer unread: it drops those
+    /// and sends.
+    pub fn reuse(stream: MioStream, request: Arc<[u8]>, deadline: Instant, skip: usize) -> Probe {
         Probe {
             stream,
             request: Some(request),
-            phase: Phase::Sending { written: 0 },
+            phase: match skip {
+                0 => Phase::Sending { written: 0 },
+                left => Phase::Skipping { left },
+            },
             deadline,
             hold: false,
             reused: true,
-            reusable: false,
+            reusable: None,
         }
     }
 
@@ -263,7 +276,7 @@ impl Probe {
             deadline,
             hold: false,
             reused: false,
-            reusable: false,
+            reusable: None,
         }
     }
 
@@ -298,8 +311,9 @@ impl Probe {
         matches!(self.stream, Stream::Unix(_))
     }
 
-    /// Once it ended: whether its connection can carry the next check.
-    pub fn reusable(&self) -> bool {
+    /// Once it ended: whether its connection can carry the next check,
+    /// and how many bytes of this answer that one must drop first.
+    pub fn reusable(&self) -> Option<usize> {
         self.reusable
     }
 
@@ -328,6 +342,19 @@ impl Probe {
                         return Outcome::Pass("connected".into());
                     }
                     self.phase = Phase::Sending { written: 0 };
+                }
+                Phase::Skipping { left } => {
+                    let room = buf.len().min(*left);
+                    match self.stream.read(&mut buf[..room]) {
+                        Ok(0) => return Outcome::Stale,
+                        Ok(n) if n == *left => self.phase = Phase::Sending { written: 0 },
+                        Ok(n) => *left -= n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        // Not here yet (it had a whole interval): it counts
+                        // against the check's own deadline.
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Outcome::Pending,
+                        Err(_) => return Outcome::Stale,
+                    }
                 }
                 Phase::Sending { written } => {
                     let req = self
@@ -365,7 +392,8 @@ impl Probe {
                             let got = &buf[..n];
                             match parse_status(got) {
                                 Some(r) => {
-                                    self.reusable = r.is_ok() && ends_kept_open(got);
+                                    self.reusable =
+                                        r.is_ok().then(|| ends_kept_open(got)).flatten();
                                     return judge(r);
                                 }
                                 None => partial.extend_from_slice(got),
@@ -375,7 +403,8 @@ impl Probe {
                             // A split one is gathered first.
                             partial.extend_from_slice(&buf[..n]);
                             if let Some(r) = parse_status(partial) {
-                                self.reusable = r.is_ok() && ends_kept_open(partial);
+                                self.reusable =
+                                    r.is_ok().then(|| ends_kept_open(partial)).flatten();
                                 return judge(r);
                             }
                         }
@@ -444,19 +473,21 @@ mod tests {
     }
 
     #[test]
-    fn only_a_whole_framed_keep_alive_answer_keeps_its_connection() {
+    fn only_a_framed_keep_alive_answer_keeps_its_connection() {
         let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n";
-        assert!(ends_kept_open(ok));
-        assert!(ends_kept_open(b"HTTP/1.1 204 No Content\r\n\r\n"));
-        assert!(ends_kept_open(
-            b"HTTP/1.1 503 Busy\r\nConnection: keep-alive\r\ncontent-length: 0\r\n\r\n"
-        ));
-        for (why, resp) in [
-            (
-                "body not all read",
-                &b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok"[..],
-            ),
+        assert_eq!(ends_kept_open(ok), Some(0));
+        assert_eq!(ends_kept_open(b"HTTP/1.1 204 No Content\r\n\r\n"), Some(0));
+        let busy = b"HTTP/1.1 503 Busy\r\nConnection: keep-alive\r\ncontent-length: 0\r\n\r\n";
+        assert_eq!(ends_kept_open(busy), Some(0));
+        // The body after the head, in a write of its own: still to come.
+        assert_eq!(ends_kept_open(&ok[..ok.len() - 3]), Some(3));
+        assert_eq!(ends_kept_open(&ok[..ok.len() - 1]), Some(1));
+        let cases: [(&str, &[u8]); 10] = [
             ("head not all read", b"HTTP/1.1 200 OK\r\nContent-Len"),
+            (
+                "a body longer than a read",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 9999\r\n\r\n",
+            ),
             (
                 "bytes after it",
                 b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP",
@@ -480,8 +511,9 @@ mod tests {
                 b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
             ),
             ("interim", b"HTTP/1.1 100 Continue\r\n\r\n"),
-        ] {
-            assert!(!ends_kept_open(resp), "{why}");
+        ];
+        for (why, resp) in cases {
+            assert_eq!(ends_kept_open(resp), None, "{why}");
         }
     }
 
@@ -566,7 +598,7 @@ mod tests {
         let mut poll = mio::Poll::new().unwrap();
         register(&poll, &mut probe);
         assert_eq!(drive(&mut probe, &mut poll), Outcome::Pass("200".into()));
-        assert!(!probe.reusable(), "the app asked to close");
+        assert_eq!(probe.reusable(), None, "the app asked to close");
         assert!(server
             .join()
             .unwrap()
@@ -577,18 +609,26 @@ mod tests {
     fn a_kept_connection_carries_the_next_check_until_the_app_closes_it() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        // Answers two checks on one connection, then closes it; the check
-        // after that comes on a new connection.
-        let (tx, rx) = std::sync::mpsc::channel();
+        // Answers three checks on one connection (the second one's body in
+        // a write of its own, once the check has judged its head), then
+        // closes it; the check after that comes on a new connection.
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let (closed, told) = std::sync::mpsc::channel::<()>();
         let server = std::thread::spawn(move || {
             let (mut conn, _) = listener.accept().unwrap();
-            for status in ["200 OK", "503 Busy"] {
-                read_head(&mut conn).expect("a request on the kept connection");
-                let answer = format!("HTTP/1.1 {status}\r\nContent-Length: 2\r\n\r\nok");
-                conn.write_all(answer.as_bytes()).unwrap();
-            }
+            read_head(&mut conn).expect("a request");
+            conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .unwrap();
+            read_head(&mut conn).expect("a request on the kept connection");
+            conn.write_all(b"HTTP/1.1 503 Busy\r\nContent-Length: 2\r\n\r\n")
+                .unwrap();
+            wait.recv().unwrap();
+            conn.write_all(b"no").unwrap();
+            read_head(&mut conn).expect("a request after the split answer");
+            conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .unwrap();
             drop(conn);
-            tx.send(()).unwrap();
+            closed.send(()).unwrap();
             let (mut conn, _) = listener.accept().unwrap();
             read_head(&mut conn).expect("a request on the new connection");
             conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
@@ -600,23 +640,28 @@ mod tests {
         let mut probe = Probe::start(port, None, Some(request.clone()), deadline()).unwrap();
         register(&poll, &mut probe);
         assert_eq!(drive(&mut probe, &mut poll), Outcome::Pass("200".into()));
-        assert!(probe.reusable() && still_open(&probe.stream));
-        // The next check goes over the same connection, still registered.
-        let mut probe = Probe::reuse(probe.stream, request.clone(), deadline());
+        assert!(probe.reusable() == Some(0) && still_open(&probe.stream));
+        // The next check goes over the same connection, still registered;
+        // its verdict comes with the head, the body later.
+        let mut probe = Probe::reuse(probe.stream, request.clone(), deadline(), 0);
         assert_eq!(
             drive(&mut probe, &mut poll),
             Outcome::Fail("HTTP 503".into())
         );
-        assert!(probe.reusable(), "and again");
+        assert_eq!(probe.reusable(), Some(2), "two bytes of body to come");
+        go.send(()).unwrap();
+        // The one after drops those two bytes first.
+        let mut probe = Probe::reuse(probe.stream, request.clone(), deadline(), 2);
+        assert_eq!(drive(&mut probe, &mut poll), Outcome::Pass("200".into()));
         // The app closed it: seen between checks, and a check over it is
         // stale, not failed.
-        rx.recv().unwrap();
+        told.recv().unwrap();
         let closed = Instant::now() + std::time::Duration::from_secs(10);
         while still_open(&probe.stream) {
             assert!(Instant::now() < closed, "the close is never seen");
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        let mut probe = Probe::reuse(probe.stream, request.clone(), deadline());
+        let mut probe = Probe::reuse(probe.stream, request.clone(), deadline(), 0);
         assert_eq!(drive(&mut probe, &mut poll), Outcome::Stale);
         drop(probe);
         let mut probe = Probe::start(port, None, Some(request), deadline()).unwrap();

@@ -74,6 +74,8 @@ pub struct KeptProbe {
     /// The app closed a kept connection before the next check: this
     /// process's checks connect each time.
     pub off: bool,
+    /// Bytes of the last answer on `conn` that were not read yet.
+    pub skip: usize,
     /// `SOCKET_PATH`, made at the first check.
     pub socket: Option<std::sync::Arc<std::path::Path>>,
 }

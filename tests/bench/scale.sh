@@ -9,7 +9,9 @@
 # process level keeps a thousand starts cheap enough for this run.
 #
 # - start: `ten serve` from exec to its API answering, with the registry of
-#   SLEEPING entries already on disk (written by this script).
+#   SLEEPING entries already on disk (written by this script): `state` and
+#   a journal of SLEEPING more records, the most it holds before it is
+#   compacted.
 # - spawn: wall time of `ten spawn` of RUNNING instances, 8 at a time,
 #   until all of them run (each spawn is one line in the registry's
 #   journal, however many entries it has).
@@ -86,19 +88,28 @@ restart = "on-failure"
 isolation = "process"
 CONF
 
-# The registry as a previous run left it: SLEEPING sleeping instances.
+# The registry as a previous run left it: SLEEPING sleeping instances in
+# `state`, and a journal as large as a compaction lets it grow: one change
+# of every entry since (its weight set to 50).
 mkdir -p "$DATA/.tenement"
 chmod 700 "$DATA/.tenement"
 python3 - "$DATA/.tenement/state" "$SLEEPING" "$LOW" <<'PY'
-import json, sys
+import hashlib, json, sys
 path, n, low = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 entries = [{"service": "tiny", "id": f"s{i}", "port": low + i, "weight": 100,
             "desired": "sleeping", "pid": None, "pgid": None, "start_ticks": None,
-            "restarts": 0} for i in range(n)]
+            "restarts": 0, "uid": None} for i in range(n)]
 with open(path, "w") as f:
-    json.dump({"version": 1, "instances": entries}, f)
+    json.dump({"version": 1, "generation": 1, "instances": entries}, f, indent=2)
+def line(record):
+    text = json.dumps(record, separators=(",", ":")).encode()
+    return hashlib.sha256(text).hexdigest()[:16].encode() + b" " + text + b"\n"
+with open(path + ".journal", "wb") as f:
+    f.write(line({"generation": 1}))
+    for e in entries:
+        f.write(line({"put": dict(e, weight=50)}))
 PY
-chmod 600 "$DATA/.tenement/state"
+chmod 600 "$DATA/.tenement/state" "$DATA/.tenement/state.journal"
 
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 echo "load average before: $(load)" >&2
@@ -170,7 +181,8 @@ rows = []
 start_ms = (t1 - t0) * 1000
 insts = json.loads(cli("ps", "--all", "--json"))
 assert len(insts) == sleeping, f"{len(insts)} instances restored, not {sleeping}"
-rows.append((f"`ten serve` start with {sleeping} registry entries (exec to API answering)",
+assert all(i["weight"] == 50 for i in insts), "the journal's records were not read"
+rows.append((f"`ten serve` start with {sleeping} registry entries and {sleeping} journal records (exec to API answering)",
              f"{start_ms:.0f} ms", "< 1000 ms", start_ms < 1000))
 time.sleep(1)
 rss_sleep = rss_kb()

@@ -91,9 +91,11 @@ impl Supervisor {
         // A health check over TCP goes over the connection the last one
         // kept, if any (one over the socket connects each time, so that
         // `owner_unchecked` sees the file it goes to).
-        let kept = run.kept.conn.take();
-        if let (Some((token, stream)), Some(request), false) = (kept, &health, via_socket) {
-            let probe = Probe::reuse(stream, request.clone(), timeout);
+        let reuse = health.is_some() && !via_socket;
+        if let (Some((token, stream)), Some(request), true) =
+            (run.kept.conn.take_if(|_| reuse), &health, reuse)
+        {
+            let probe = Probe::reuse(stream, request.clone(), timeout, run.kept.skip);
             inst.probe = Some((token, probe));
             inst.next_probe = None;
             return self.step_probe(key);
@@ -161,8 +163,9 @@ impl Supervisor {
             return;
         };
         // Edge-triggered: room to write again is an event too, and means
-        // nothing here. Closed, or bytes nobody asked for, end it.
-        if *t == token && !health::still_open(stream) {
+        // nothing here; nor does the rest of the last answer arriving.
+        // Closed, or bytes nobody asked for, end it.
+        if *t == token && run.kept.skip == 0 && !health::still_open(stream) {
             run.kept.conn = None;
             run.kept.off = true;
             self.tokens.remove(&token);
@@ -222,18 +225,19 @@ impl Supervisor {
             _ => {}
         }
         let connect_only = !probe.checks_health();
-        let keep = probe.reusable() && !probe.via_socket();
+        let keep = probe.reusable().filter(|_| !probe.via_socket());
         let recheck = match keep {
-            true => self.keep_probe(key),
-            false => self.cancel_probe(key),
+            Some(skip) => self.keep_probe(key, skip),
+            None => self.cancel_probe(key),
         };
         self.readiness_known(key, outcome, connect_only, recheck, Instant::now());
     }
 
     /// Ends the probe in flight keeping its connection, still registered,
     /// for the next check (unless this process's checks connect each
-    /// time). Returns what `cancel_probe` does.
-    fn keep_probe(&mut self, key: &InstanceKey) -> bool {
+    /// time), with `skip` bytes of its answer still to drop. Returns what
+    /// `cancel_probe` does.
+    fn keep_probe(&mut self, key: &InstanceKey, skip: usize) -> bool {
         let Some(inst) = self.instances.get_mut(key) else {
             return false;
         };
@@ -244,6 +248,7 @@ impl Supervisor {
         let recheck = std::mem::take(&mut inst.recheck);
         if let (Some(run), Some((token, probe))) = (inst.run.as_mut(), inst.probe.take()) {
             run.kept.conn = Some((token, probe.stream));
+            run.kept.skip = skip;
         }
         recheck
     }

@@ -7,6 +7,8 @@
 //! however many instances there are. Blocks on fsync, on the supervisor
 //! thread only; never touches the front.
 
+use std::collections::HashMap;
+
 use super::Supervisor;
 use crate::names::InstanceKey;
 use crate::state::registry_journal::Record;
@@ -32,43 +34,36 @@ impl Supervisor {
 
     /// The records that bring the files to the entries of `keys` as
     /// `entries` has them (an entry missing there is removed).
-    fn records(&self, keys: &[InstanceKey], entries: &Registry) -> Vec<Record> {
+    fn records(&self, keys: &[InstanceKey], entries: Registry) -> Vec<Record> {
         let Some(journal) = self.journal.as_ref() else {
             return Vec::new();
         };
+        let mut by_key: HashMap<(&str, &str), &RegistryEntry> = entries
+            .instances
+            .iter()
+            .map(|e| ((e.service.as_str(), e.id.as_str()), e))
+            .collect();
         let mut out = Vec::new();
         for key in keys {
-            let now = entries
-                .instances
-                .iter()
-                .find(|e| e.service == key.service && e.id == key.id);
-            match (now, journal.saved(key)) {
-                (Some(e), Some(saved)) if e == saved => {}
-                (Some(e), _) => out.push(Record::Put(e.clone())),
-                (None, Some(_)) => out.push(Record::Remove {
+            let now = by_key.remove(&(key.service.as_str(), key.id.as_str()));
+            match now {
+                _ if journal.holds(key, now) => {}
+                Some(e) => out.push(Record::Put(e.clone())),
+                None => out.push(Record::Remove {
                     service: key.service.to_string(),
                     id: key.id.to_string(),
                 }),
-                (None, None) => {}
             }
         }
         out
     }
 
-    /// Appends `records` to the journal; a compaction that failed after
-    /// them is only logged (the journal holds them).
+    /// Appends `records` to the journal.
     fn append(&mut self, records: &[Record]) -> Result<(), StateError> {
-        let Some(journal) = self.journal.as_mut() else {
-            return Ok(());
-        };
-        if let Some(e) = journal.append(records)? {
-            warn!(
-                "supervisor",
-                "compact the registry: {}; its journal keeps growing until it works",
-                e.describe()
-            );
+        match self.journal.as_mut() {
+            Some(journal) => journal.append(records),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Saves now the entries of `keys` as they are once the change in hand
@@ -85,7 +80,7 @@ impl Supervisor {
         let keys: Vec<InstanceKey> = keys.iter().map(|k| (*k).clone()).collect();
         let mut entries = self.entries(&keys);
         edit(&mut entries);
-        let records = self.records(&keys, &entries);
+        let records = self.records(&keys, entries);
         self.append(&records).map_err(|e| {
             let e = CommandError::storage(what, &e);
             error!("supervisor", "{e}");
@@ -131,7 +126,7 @@ impl Supervisor {
             false => std::mem::take(&mut self.unsaved).into_iter().collect(),
         };
         let entries = self.entries(&keys);
-        let records = self.records(&keys, &entries);
+        let records = self.records(&keys, entries);
         match self.append(&records) {
             Ok(()) => {
                 if self.save_error.take().is_some() {
@@ -139,6 +134,11 @@ impl Supervisor {
                 }
                 #[cfg(debug_assertions)]
                 self.check_saved();
+                // Every entry is saved as it is now: the right moment to
+                // write them whole when the journal has grown enough.
+                if self.journal.as_ref().is_some_and(|j| j.compact_due()) {
+                    self.compact_registry();
+                }
             }
             Err(e) => {
                 // What it held is compared again at the next try.
@@ -152,12 +152,20 @@ impl Supervisor {
         }
     }
 
-    /// Writes the registry whole and empties its journal (at a clean
-    /// shutdown, so that what is left is one file).
+    /// Writes the registry whole and empties its journal (when the journal
+    /// outgrew `state`, and at a clean shutdown, so that what is left is
+    /// one file). Called only when every entry is saved as it is: what it
+    /// writes is then what the files hold. A failure is logged; the
+    /// journal still holds everything.
     pub(super) fn compact_registry(&mut self) {
+        let all = self.registry().instances;
         if let Some(journal) = self.journal.as_mut() {
-            if let Err(e) = journal.compact() {
-                warn!("supervisor", "compact the registry: {}", e.describe());
+            if let Err(e) = journal.compact(all) {
+                warn!(
+                    "supervisor",
+                    "compact the registry: {}; its journal grows until it works",
+                    e.describe()
+                );
             }
         }
     }
@@ -174,10 +182,9 @@ impl Supervisor {
         let all = self.registry();
         for e in &all.instances {
             let key = InstanceKey::new(&e.service, &e.id).expect("a key of the table");
-            assert_eq!(
-                journal.saved(&key),
-                Some(e),
-                "{key}'s entry changed without `persist`"
+            assert!(
+                journal.holds(&key, Some(e)),
+                "{key}'s entry changed without `persist`: {e:?}"
             );
         }
         assert_eq!(

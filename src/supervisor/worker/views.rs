@@ -135,7 +135,6 @@ impl Supervisor {
     }
 
     /// The whole registry as it is now.
-    #[cfg(debug_assertions)]
     pub(super) fn registry(&self) -> Registry {
         Registry {
             version: 1,
