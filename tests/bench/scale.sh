@@ -34,6 +34,9 @@ SLEEPING=${SLEEPING:-10000}
 RUNNING=${RUNNING:-1000}
 STORM=${STORM:-200}
 IDLE_SECS=${IDLE_SECS:-30}
+# TINY_CLOSE=1: the app closes every connection after its answer, so each
+# health check connects anew (the default keeps them).
+TINY_CLOSE=${TINY_CLOSE:-}
 cd "$(dirname "$0")/../.."
 TOP=$PWD
 TEN=${TEN:-$TOP/target/release/ten}
@@ -86,6 +89,7 @@ command = "$APP"
 health = "/health"
 restart = "on-failure"
 isolation = "process"
+env = { TINY_CLOSE = "${TINY_CLOSE:-0}" }
 CONF
 
 # The registry as a previous run left it: SLEEPING sleeping instances in
