@@ -13,9 +13,9 @@
 //! could not be created in (v1 hierarchies; a v2 one on kernels without
 //! `CLONE_INTO_CGROUP`), then tells it to go on (or why it could not):
 //! the init forks the app only after that, so all of the app runs inside
-//! its limits. A move waits for
-//! the kernel's cgroup lock (an RCU grace period on hosts without
-//! `favordynmods`), which then overlaps the mounts instead of preceding them.
+//! its limits. A move waits for the kernel's cgroup lock (an RCU grace
+//! period on hosts without `favordynmods`), which then overlaps the mounts
+//! instead of preceding them.
 //!
 //! The zygote exits when the server's end of the socket closes (the server
 //! exited or re-executed itself for an upgrade). A zygote that died is
