@@ -81,7 +81,8 @@ isolation = "process"
 [instances]
 bench = ["main"]
 CONF
-  TEN_LOG=warn "$TEN" serve --config "$WORK/tenement.toml" 2>>"$WORK/ten.err" &
+  # A session of its own, as nginx and HAProxy have (see run.sh).
+  TEN_LOG=warn setsid "$TEN" serve --config "$WORK/tenement.toml" 2>>"$WORK/ten.err" &
   TENPID=$!
   wait_up "https://127.0.0.1:$TENTLS/" -k -H "Host: $HOST_HEADER" && return 0
   echo "ten did not come up:" >&2; cat "$WORK/ten.err" >&2; exit 1
