@@ -702,25 +702,17 @@ impl Worker {
 
     /// Runs the connection's state machine until no side can make progress.
     fn drive(&mut self, slot: usize) {
-        let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) else {
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::take) else {
             return;
         };
         // The pump runs until nothing moves: once is enough.
-        let keep = self.pump(slot, &mut conn);
-        self.put_back(slot, conn, keep);
+        self.finish_drive(slot, conn);
     }
 
     /// Pumps once more (a reply or timeout may have queued bytes) and puts the
-    /// connection back, or closes it.
+    /// connection back, or closes it when its pump said it is finished.
     fn finish_drive(&mut self, slot: usize, mut conn: Box<Conn>) {
-        let keep = self.pump(slot, &mut conn);
-        self.put_back(slot, conn, keep);
-    }
-
-    /// Puts a driven connection back in its slot, or closes it when its
-    /// pump said it is finished.
-    fn put_back(&mut self, slot: usize, conn: Box<Conn>, keep: bool) {
-        if keep {
+        if self.pump(slot, &mut conn) {
             self.conns[slot] = Some(conn);
         } else {
             self.close(slot, conn);

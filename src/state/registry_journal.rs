@@ -89,10 +89,7 @@ impl Replay {
 /// The checksum a line carries: the first 8 bytes of the record's SHA-256,
 /// in hex.
 fn checksum(record: &[u8]) -> String {
-    super::sha256::digest(record)[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    super::sha256::hex(&super::sha256::digest(record)[..8])
 }
 
 /// One line for `record`, newline included.

@@ -276,6 +276,11 @@ impl InstanceStats {
         self.sum(|t| &t.responses[class])
     }
 
+    /// Responses sent on to clients, of every status class.
+    pub fn answered(&self) -> u64 {
+        (0..5).map(|class| self.responses(class)).sum()
+    }
+
     /// Request bytes sent to the instance (head and body).
     pub fn bytes_in(&self) -> u64 {
         self.sum(|t| &t.bytes_in)

@@ -188,7 +188,7 @@ impl Supervisor {
             let _ = done.send(Err(format!("{key} is gone from this node")));
             return;
         };
-        let served = responses(inst);
+        let served = inst.stats.answered();
         let Some(m) = inst.moving.as_mut() else {
             let _ = done.send(Err(format!("the move of {key} was cancelled")));
             return;
@@ -417,15 +417,10 @@ impl Supervisor {
     }
 }
 
-/// Responses the instance's counters hold.
-fn responses(inst: &crate::supervisor::table::Instance) -> u64 {
-    (0..5).map(|class| inst.stats.responses(class)).sum()
-}
-
 /// Responses forwarded to the target since the instance was moved.
 fn forwarded(inst: &crate::supervisor::table::Instance) -> u64 {
     let before = inst.moving.as_ref().map_or(0, |m| m.served_before);
-    responses(inst).saturating_sub(before)
+    inst.stats.answered().saturating_sub(before)
 }
 
 impl Supervisor {

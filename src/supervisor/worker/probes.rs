@@ -19,7 +19,7 @@ use crate::names::InstanceKey;
 use crate::state::layout;
 use crate::supervisor::health::{self, Outcome, Probe};
 use crate::supervisor::lifecycle::{self, Effect, Event};
-use crate::supervisor::snapshot::{InstanceStats, State};
+use crate::supervisor::snapshot::State;
 use crate::supervisor::spread;
 use crate::supervisor::table::{HeldOut, Source, WaitFor};
 use crate::sys::sock_diag;
@@ -330,7 +330,7 @@ impl Supervisor {
             .start_deadline
             .map_or(FIRST_CHECK_WAIT, |d| d.saturating_duration_since(now) / 2);
         let held_out = HeldOut {
-            answered: answered(&inst.stats) + held,
+            answered: inst.stats.answered() + held,
             until: now + FIRST_CHECK_WAIT.min(left),
         };
         let Some(run) = inst.run.as_mut() else {
@@ -496,7 +496,7 @@ impl Supervisor {
             return false;
         };
         let waiting =
-            now < held.until && inst.stats.open() > 0 && answered(&inst.stats) < held.answered;
+            now < held.until && inst.stats.open() > 0 && inst.stats.answered() < held.answered;
         if !waiting {
             run.held_out = None;
         }
@@ -589,11 +589,6 @@ impl Supervisor {
         );
         self.apply(key, vec![Effect::Kill], now);
     }
-}
-
-/// Requests the front has answered for an instance, over all statuses.
-fn answered(stats: &InstanceStats) -> u64 {
-    (0..5).map(|class| stats.responses(class)).sum()
 }
 
 /// How long a starting instance that does not accept yet waits for its
