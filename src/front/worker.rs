@@ -732,11 +732,7 @@ impl Worker {
             self.exchanges.give_back(x);
         }
         drop(conn);
-        self.conns[slot] = None;
-        self.free.push(slot);
-        self.open -= 1;
-        self.share.closed(self.index);
-        self.stats.open.fetch_sub(1, Ordering::Relaxed);
+        self.vacate(slot);
         let burst_over = self.peak >= BURST && self.open * 4 <= self.peak;
         if burst_over || (self.open == 0 && self.after_burst) {
             self.give_back_memory();
@@ -760,6 +756,17 @@ impl Worker {
                 self.accept_tcp(i, true);
             }
         }
+    }
+
+    /// A connection has left `slot` (closed, or handed on at a drain): the
+    /// slot is free again and every count of open connections (the loop's,
+    /// the share's, the front's) drops by one.
+    fn vacate(&mut self, slot: usize) {
+        self.conns[slot] = None;
+        self.free.push(slot);
+        self.open -= 1;
+        self.share.closed(self.index);
+        self.stats.open.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Where the supervisor's answer for this connection goes.

@@ -22,7 +22,6 @@ use crate::front::conn::{Conn, Phase};
 use crate::front::tls::Client;
 use crate::net::MioStream;
 use crate::supervisor::Command;
-use std::sync::atomic::Ordering;
 
 /// The comment an event stream ends with at a drain: the client connects
 /// again and the next front (or the next image) answers.
@@ -108,10 +107,7 @@ impl Worker {
                     local,
                 });
             }
-            self.free.push(slot);
-            self.open -= 1;
-            self.share.closed(self.index);
-            self.stats.open.fetch_sub(1, Ordering::Relaxed);
+            self.vacate(slot);
         }
     }
 
