@@ -26,6 +26,11 @@
 # closed; then the same with BUSY_CONNS busy keep-alive connections (wrk
 # -cBUSY_CONNS; the highest of a few samples).
 #
+# TEN_BEFORE=PATH adds one more ten binary (say, the musl build of the
+# commit before a change) as the target ten-before, run in the same rounds
+# as the others, and a table of ten-musl over it: a change measured against
+# the build before it in one run, on a box whose load moves every figure.
+#
 # Loopback only. Every wait is bounded.
 set -euo pipefail
 
@@ -40,11 +45,17 @@ cd "$(dirname "$0")/../.."
 TOP=$PWD
 TEN_GLIBC=${TEN_GLIBC:-$TOP/target/release/ten}
 TEN_MUSL=${TEN_MUSL:-$TOP/target/x86_64-unknown-linux-musl/release/ten}
+TEN_BEFORE=${TEN_BEFORE:-}
 . "$TOP/tests/bench/lib.sh"
 
 bench_install nginx haproxy wrk
 [ -x "$TEN_GLIBC" ] || cargo build --release
 [ -x "$TEN_MUSL" ] || make static >&2
+BUILDS=(glibc musl)
+if [ -n "$TEN_BEFORE" ]; then
+  [ -x "$TEN_BEFORE" ] || { echo "TEN_BEFORE=$TEN_BEFORE is not an executable file" >&2; exit 1; }
+  BUILDS+=(before)
+fi
 
 ulimit -n "$(ulimit -Hn)"
 WORK=$(mktemp -d /tmp/ten-bench.XXXXXX)
@@ -61,8 +72,8 @@ trap cleanup EXIT
 HOST_HEADER="main.bench.localhost"
 CLK_TCK=$(getconf CLK_TCK)
 
-declare -A BACKEND=() TENPORT=() TENBIN=([glibc]=$TEN_GLIBC [musl]=$TEN_MUSL)
-for b in glibc musl; do
+declare -A BACKEND=() TENPORT=() TENBIN=([glibc]=$TEN_GLIBC [musl]=$TEN_MUSL [before]=$TEN_BEFORE)
+for b in "${BUILDS[@]}"; do
   BACKEND[$b]=$(free_port)
   TENPORT[$b]=$(free_port)
   mkdir -p "$WORK/$b"
@@ -107,8 +118,7 @@ port_of() { # target
     direct) echo "$UPSTREAM" ;;
     nginx) echo "$NGINXPORT" ;;
     haproxy) echo "$HAPORT" ;;
-    ten-glibc) echo "${TENPORT[glibc]}" ;;
-    ten-musl) echo "${TENPORT[musl]}" ;;
+    ten-*) echo "${TENPORT[${1#ten-}]}" ;;
   esac
 }
 pids_of() { # target: the proxy's own processes
@@ -121,8 +131,7 @@ pids_of() { # target: the proxy's own processes
       pgrep -P "$master" || true
       ;;
     haproxy) echo "$HAPID" ;;
-    ten-glibc) echo "${TENPID[glibc]}" ;;
-    ten-musl) echo "${TENPID[musl]}" ;;
+    ten-*) echo "${TENPID[${1#ten-}]}" ;;
   esac
 }
 run_round() { # workers target
@@ -170,13 +179,13 @@ held_memory() { # target
   echo "$1 held $HOLD_CONNS $before $held $after" >>"$WORK/mem"
 }
 
-TARGETS=(direct nginx haproxy ten-glibc ten-musl)
+TARGETS=(direct nginx haproxy)
+for b in "${BUILDS[@]}"; do TARGETS+=("ten-$b"); done
 echo "tenement bench: $(nproc) cores, $(date -u +%Y-%m-%d), wrk -t2 -c$CONNS -d${DURATION}s x $ROUNDS rounds, workers $WORKERS" >&2
 : >"$WORK/results"
 : >"$WORK/mem"
 for W in $WORKERS; do
-  start_ten glibc "$W"
-  start_ten musl "$W"
+  for b in "${BUILDS[@]}"; do start_ten "$b" "$W"; done
   start_nginx_proxy "$WORK/nginx.conf" "$W" "$NGINXPORT" "$UPSTREAM"
   start_haproxy "$WORK/haproxy.cfg" "$W" "$HAPORT" "$UPSTREAM"
   for r in $(seq "$ROUNDS"); do
@@ -195,8 +204,7 @@ for W in $WORKERS; do
       echo "  memory $target done" >&2
     done
   fi
-  stop_ten glibc
-  stop_ten musl
+  for b in "${BUILDS[@]}"; do stop_ten "$b"; done
   stop_nginx_proxy "$WORK/nginx.conf"
   stop_haproxy
 done
@@ -204,7 +212,7 @@ done
 python3 - "$WORK/results" "$WORK/mem" "$CLK_TCK" <<'PY'
 import statistics, sys
 tck = float(sys.argv[3])
-order = ["direct", "nginx", "haproxy", "ten-glibc", "ten-musl"]
+order = ["direct", "nginx", "haproxy", "ten-glibc", "ten-musl", "ten-before"]
 rows = {}
 for line in open(sys.argv[1]):
     w, target, done, rps, p50, p99, errs, ticks = line.split()
@@ -228,7 +236,7 @@ print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 ws = sorted({w for w, _ in med})
 for w in ws:
     n, h = med.get((w, "nginx")), med.get((w, "haproxy"))
-    for build in ("ten-glibc", "ten-musl"):
+    for build in ("ten-glibc", "ten-musl", "ten-before"):
         t = med.get((w, build))
         if not (t and n and h):
             continue
@@ -243,6 +251,14 @@ for w in ws:
     g, m = med.get((w, "ten-glibc")), med.get((w, "ten-musl"))
     if g and m:
         print(f"| {w} | {m[3] / g[3]:.2f} | {m[0] / g[0]:.2f} | {m[1] / g[1]:.2f} | {m[2] / g[2]:.2f} |")
+if any(t == "ten-before" for _, t in med):
+    print()
+    print("| workers | musl / before: CPU/req | req/s | p50 | p99 |")
+    print("|---|---:|---:|---:|---:|")
+    for w in ws:
+        b, m = med.get((w, "ten-before")), med.get((w, "ten-musl"))
+        if b and m:
+            print(f"| {w} | {m[3] / b[3]:.2f} | {m[0] / b[0]:.2f} | {m[1] / b[1]:.2f} | {m[2] / b[2]:.2f} |")
 print()
 print("| proxy (2 workers) | connections | RSS before KiB | RSS with them KiB | per conn KiB | RSS after close KiB | after / before |")
 print("|---|---|---:|---:|---:|---:|---:|")
