@@ -587,9 +587,6 @@ fn request_head(req: &httparse::Request<'_, '_>, head: &mut RequestHead) -> Resu
 
     let headers = &mut head.headers;
     fill_headers(headers, &mut head.recycled, req.headers);
-    if let BodyKind::Length(n) = body {
-        canonical_length(headers, &f, n);
-    }
 
     // origin-form, or asterisk-form for OPTIONS (RFC 9112 3.2.4).
     let authority = if raw_target.starts_with('/') || (raw_target == "*" && method == "OPTIONS") {
@@ -618,6 +615,11 @@ fn request_head(req: &httparse::Request<'_, '_>, head: &mut RequestHead) -> Resu
         }
         None => f.host_index.map(|i| req.headers[i].value),
     };
+    // Only now that the Host field is settled by its index: this may drop
+    // fields before it.
+    if let BodyKind::Length(n) = body {
+        canonical_length(headers, &f, n);
+    }
     match raw_host {
         Some(raw) => {
             let host = head.host.get_or_insert_with(String::new);

@@ -226,6 +226,19 @@ fn content_length_is_forwarded_in_one_canonical_field() {
 }
 
 #[test]
+fn an_absolute_target_with_repeated_content_length_before_host_is_one_request() {
+    // The Content-Length fields made one before the Host field was given
+    // the target's authority by its index, which then pointed past the end.
+    let head = request(
+        b"POST http://a.example/x HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 01\r\nHost: b\r\n\r\n",
+    );
+    assert_eq!(head.body, BodyKind::Length(1));
+    assert_eq!(head.header("host"), Some(&b"a.example"[..]));
+    assert_eq!(head.header("content-length"), Some(&b"1"[..]));
+    assert_eq!(head.headers.len(), 2);
+}
+
+#[test]
 fn repeated_identical_content_length_is_one() {
     for wire in [
         &b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n"[..],
