@@ -225,12 +225,12 @@ fn parse(raw: &[u8], head_request: bool) -> Result<Response, String> {
         BodyKind::Close => rest.to_vec(),
     };
     let headers = head
-        .headers
-        .iter()
-        .map(|h| {
+        .fields()
+        .pairs()
+        .map(|(name, value)| {
             (
-                h.name.to_ascii_lowercase(),
-                String::from_utf8_lossy(&h.value).into_owned(),
+                name.to_ascii_lowercase(),
+                String::from_utf8_lossy(value).into_owned(),
             )
         })
         .collect();

@@ -97,7 +97,7 @@ pub fn proxy_step<C, S>(
 
     // Response head.
     if x.resp_framer.is_none() && !c.uin.is_empty() {
-        let head_req = x.head.method == "HEAD";
+        let head_req = x.head.method() == "HEAD";
         match http::head::parse_response_into(c.uin.bytes(), head_req, &mut x.resp) {
             Ok(Some(len)) => {
                 let resp = &x.resp;
@@ -219,7 +219,7 @@ pub fn proxy_step<C, S>(
                     // A pooled connection the app had closed: retry on a fresh one.
                     return Step::Reconnect;
                 }
-                if !x.body_sent && matches!(x.head.method.as_str(), "GET" | "HEAD" | "OPTIONS") {
+                if !x.body_sent && matches!(x.head.method(), "GET" | "HEAD" | "OPTIONS") {
                     // Reset before any answer: the app died with the
                     // request (a killed multi-threaded app keeps its
                     // socket until its last thread exits). A safe request

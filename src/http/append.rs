@@ -27,14 +27,6 @@ pub fn append(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
-/// `append` for a `String`.
-#[inline]
-pub fn append_str(out: &mut String, s: &str) {
-    let mut bytes = std::mem::take(out).into_bytes();
-    append(&mut bytes, s.as_bytes());
-    *out = String::from_utf8(bytes).expect("text followed by text is text");
-}
-
 /// Appends `bytes`, between `W` and `2 * W` long, as its first `W` bytes
 /// and its last `W` bytes.
 #[inline(always)]
@@ -75,14 +67,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn strings_stay_text() {
-        let mut s = String::from("Host: ");
-        append_str(&mut s, "ünïcode.example");
-        append_str(&mut s, "");
-        append_str(&mut s, "é");
-        assert_eq!(s, "Host: ünïcode.example\u{e9}");
     }
 }

@@ -5,12 +5,13 @@
 //! Pure: no I/O. Every refusal is a `HeadError` whose `status()` is what the
 //! front answers (400, 414, 431, 501).
 //!
-//! The `_into` forms parse into a head that served an earlier message,
-//! reusing its strings and header storage: the front parses every head of a
-//! keep-alive connection that way, so a head like the last one costs no
+//! A head is its bytes, copied once out of the read buffer, and ranges
+//! over them (`fields.rs`). The `_into` forms parse into a head that served
+//! an earlier message, reusing its storage: the front parses every head of
+//! a keep-alive connection that way, so a head like the last one costs no
 //! allocation.
 
-use super::append::{append, append_str};
+use super::fields::{Fields, Name, Span};
 
 /// How a message body is delimited (RFC 9112 section 6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -26,44 +27,24 @@ pub enum BodyKind {
     Close,
 }
 
-/// One header as received. `name` keeps its original case.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Header {
-    pub name: String,
-    pub value: Vec<u8>,
-}
-
-/// Header storage a head no longer uses, filled again by the next head
-/// parsed into it. Not part of what a head says: never compared or shown.
-#[derive(Clone, Default)]
-pub struct Recycled(Vec<Header>);
-
-impl PartialEq for Recycled {
-    fn eq(&self, _: &Recycled) -> bool {
-        true
-    }
-}
-
-impl Eq for Recycled {}
-
-impl std::fmt::Debug for Recycled {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("..")
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RequestHead {
-    pub method: String,
-    /// The request target as sent (origin-form, or absolute-form reduced to origin-form).
-    pub target: String,
+    fields: Fields,
+    method: Span,
+    /// The request target as sent (origin-form, or absolute-form reduced
+    /// to origin-form).
+    target: Span,
+    /// Where the request line ends when it is exactly
+    /// `method SP target SP HTTP/1.1\r\n` (it can be sent on as it is);
+    /// 0 when it is not.
+    line_end: u32,
+    /// The host (Host header or absolute-form authority): lowercased, port
+    /// stripped. None if absent.
+    host: Option<Span>,
+    /// The Host value exactly as sent (with port), for X-Forwarded-Host.
+    host_raw: Option<Span>,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub minor: u8,
-    pub headers: Vec<Header>,
-    /// Host header (or absolute-form authority): lowercased, port stripped. None if absent.
-    pub host: Option<String>,
-    /// The Host header value exactly as sent (with port), for X-Forwarded-Host.
-    pub host_raw: Option<String>,
     pub body: BodyKind,
     /// Whether the client wants the connection kept after this exchange
     /// (1.1 default yes unless `Connection: close`; 1.0 only with `keep-alive`).
@@ -72,22 +53,23 @@ pub struct RequestHead {
     pub upgrade: bool,
     /// `Expect: 100-continue`.
     pub expect_continue: bool,
-    recycled: Recycled,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ResponseHead {
+    fields: Fields,
+    reason: Span,
+    /// Where the status line ends when it is exactly
+    /// `HTTP/1.x SP status SP reason\r\n`; 0 when it is not.
+    line_end: u32,
     pub status: u16,
-    pub reason: String,
     pub minor: u8,
-    pub headers: Vec<Header>,
     /// Decided with the request method in mind (HEAD: None).
     pub body: BodyKind,
     /// Whether the upstream connection may be reused after this response.
     pub keep_alive: bool,
     /// 101 Switching Protocols.
     pub upgrade: bool,
-    recycled: Recycled,
 }
 
 /// Why a head was refused.
@@ -149,25 +131,72 @@ impl BodyKind {
 }
 
 impl RequestHead {
+    pub fn method(&self) -> &str {
+        self.fields.text(self.method)
+    }
+
+    /// The request target (origin-form, or `*` for OPTIONS).
+    pub fn target(&self) -> &str {
+        self.fields.text(self.target)
+    }
+
+    /// The host the request names: lowercased, port stripped.
+    pub fn host(&self) -> Option<&str> {
+        self.host.map(|s| self.fields.text(s))
+    }
+
+    /// The Host value exactly as sent (with port).
+    pub fn host_raw(&self) -> Option<&str> {
+        self.host_raw.map(|s| self.fields.text(s))
+    }
+
     /// The value of the first header named `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        find_header(&self.headers, name)
+        self.fields.find(name)
+    }
+
+    pub fn fields(&self) -> &Fields {
+        &self.fields
+    }
+
+    /// Drops every header named `name` (case-insensitive).
+    pub fn remove_header(&mut self, name: &str) {
+        self.fields.remove(name);
+    }
+
+    /// The request line's end when it can be sent on as it is, else 0.
+    pub(super) fn line_end(&self) -> u32 {
+        self.line_end
+    }
+
+    pub(super) fn method_span(&self) -> Span {
+        self.method
+    }
+
+    pub(super) fn target_span(&self) -> Span {
+        self.target
     }
 }
 
 impl ResponseHead {
+    pub fn reason(&self) -> &str {
+        self.fields.text(self.reason)
+    }
+
     /// The value of the first header named `name` (case-insensitive).
     #[cfg(test)]
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        find_header(&self.headers, name)
+        self.fields.find(name)
     }
-}
 
-fn find_header<'h>(headers: &'h [Header], name: &str) -> Option<&'h [u8]> {
-    headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case(name))
-        .map(|h| h.value.as_slice())
+    pub fn fields(&self) -> &Fields {
+        &self.fields
+    }
+
+    /// The status line's end when it can be sent on as it is, else 0.
+    pub(super) fn line_end(&self) -> u32 {
+        self.line_end
+    }
 }
 
 /// Parses a request head from the start of `buf`.
@@ -190,7 +219,7 @@ pub fn parse_request_into(buf: &[u8], head: &mut RequestHead) -> Result<Option<u
         let mut req = httparse::Request::new(slots);
         match req.parse(window) {
             Ok(httparse::Status::Complete(len)) => {
-                Attempt::Done(request_head(&req, head).map(|()| Some(len)))
+                Attempt::Done(request_head(&req, &window[..len], head).map(|()| Some(len)))
             }
             Ok(httparse::Status::Partial) => {
                 Attempt::Done(incomplete(buf, target_too_long(window)))
@@ -229,9 +258,9 @@ pub fn parse_response_into(
     with_header_slots(|slots| {
         let mut res = httparse::Response::new(slots);
         match res.parse(window) {
-            Ok(httparse::Status::Complete(len)) => {
-                Attempt::Done(response_head(&res, head_request, head).map(|()| Some(len)))
-            }
+            Ok(httparse::Status::Complete(len)) => Attempt::Done(
+                response_head(&res, &window[..len], head_request, head).map(|()| Some(len)),
+            ),
             Ok(httparse::Status::Partial) => Attempt::Done(incomplete(buf, false)),
             Err(httparse::Error::TooManyHeaders) => Attempt::TooManyHeaders,
             Err(e) => Attempt::Done(Err(HeadError::Bad(diagnose(e, window)))),
@@ -356,7 +385,7 @@ pub(super) fn is_tchar(b: u8) -> bool {
 /// What the header fields say about framing and the connection, gathered in
 /// one pass.
 #[derive(Default)]
-struct Fields {
+struct Framing {
     content_length: Option<u64>,
     /// Transfer-Encoding seen at all.
     te: bool,
@@ -373,50 +402,67 @@ struct Fields {
     close: bool,
     keep_alive: bool,
     connection_upgrade: bool,
+    /// A Connection token other than `keep-alive` and `upgrade`: it may
+    /// name a field that must not cross (`Fields::names_fields`).
+    names_fields: bool,
     upgrade_header: bool,
     expect_continue: bool,
     hosts: u32,
     host_index: Option<usize>,
 }
 
-fn scan_fields(headers: &[httparse::Header<'_>]) -> Result<Fields, HeadError> {
-    let mut f = Fields::default();
-    for (i, h) in headers.iter().enumerate() {
-        let name = h.name;
-        if name.eq_ignore_ascii_case("content-length") {
-            let n = content_length(h.value).map_err(HeadError::Bad)?;
-            if f.content_length.is_some_and(|prev| prev != n) {
-                return Err(HeadError::Bad("conflicting Content-Length"));
+/// Copies the head (`base`, the bytes httparse took) into `fields` and
+/// adds httparse's fields as spans over it.
+fn fill(fields: &mut Fields, base: &[u8], from: &[httparse::Header<'_>]) {
+    fields.reset(base);
+    for h in from {
+        fields.push_parsed(base, h.name.as_bytes(), h.value);
+    }
+}
+
+fn scan_fields(fields: &Fields) -> Result<Framing, HeadError> {
+    let mut f = Framing::default();
+    for (i, field) in fields.list().iter().enumerate() {
+        let value = fields.get(field.value);
+        match field.kind {
+            Name::ContentLength => {
+                let n = content_length(value).map_err(HeadError::Bad)?;
+                if f.content_length.is_some_and(|prev| prev != n) {
+                    return Err(HeadError::Bad("conflicting Content-Length"));
+                }
+                f.content_length = Some(n);
+                f.content_lengths += 1;
             }
-            f.content_length = Some(n);
-            f.content_lengths += 1;
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            f.te = true;
-            for coding in list(h.value) {
-                // `chunked` takes no parameters: `chunked;x=y` is some other coding.
-                let chunked = coding.eq_ignore_ascii_case(b"chunked");
-                f.te_chunked_count += u32::from(chunked);
-                f.te_chunked_last = chunked;
+            Name::TransferEncoding => {
+                f.te = true;
+                for coding in list(value) {
+                    // `chunked` takes no parameters: `chunked;x=y` is some other coding.
+                    let chunked = coding.eq_ignore_ascii_case(b"chunked");
+                    f.te_chunked_count += u32::from(chunked);
+                    f.te_chunked_last = chunked;
+                }
+                f.te_fields += 1;
+                f.te_plain_chunked += u32::from(trim_ows(value).eq_ignore_ascii_case(b"chunked"));
             }
-            f.te_fields += 1;
-            f.te_plain_chunked += u32::from(trim_ows(h.value).eq_ignore_ascii_case(b"chunked"));
-        } else if name.eq_ignore_ascii_case("connection") {
-            for token in list(h.value) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    f.close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    f.keep_alive = true;
-                } else if token.eq_ignore_ascii_case(b"upgrade") {
-                    f.connection_upgrade = true;
+            Name::Connection => {
+                for token in list(value) {
+                    if token.eq_ignore_ascii_case(b"keep-alive") {
+                        f.keep_alive = true;
+                    } else if token.eq_ignore_ascii_case(b"upgrade") {
+                        f.connection_upgrade = true;
+                    } else {
+                        f.close |= token.eq_ignore_ascii_case(b"close");
+                        f.names_fields = true;
+                    }
                 }
             }
-        } else if name.eq_ignore_ascii_case("upgrade") {
-            f.upgrade_header = true;
-        } else if name.eq_ignore_ascii_case("expect") {
-            f.expect_continue |= h.value.eq_ignore_ascii_case(b"100-continue");
-        } else if name.eq_ignore_ascii_case("host") {
-            f.hosts += 1;
-            f.host_index = Some(i);
+            Name::Upgrade => f.upgrade_header = true,
+            Name::Expect => f.expect_continue |= value.eq_ignore_ascii_case(b"100-continue"),
+            Name::Host => {
+                f.hosts += 1;
+                f.host_index = Some(i);
+            }
+            _ => {}
         }
     }
     Ok(f)
@@ -426,31 +472,32 @@ fn scan_fields(headers: &[httparse::Header<'_>]) -> Result<Fields, HeadError> {
 /// field with the value in canonical form (`0004` and `4, 4` become `4`), at
 /// the place of the first. A recipient that reads leading zeros or lists
 /// differently from us then cannot see another length (RFC 9110 8.6).
-fn canonical_length(headers: &mut Vec<Header>, f: &Fields, n: u64) {
-    let is_cl = |h: &Header| h.name.eq_ignore_ascii_case("content-length");
+fn canonical_length(fields: &mut Fields, f: &Framing, n: u64) {
+    let Some(first) = fields
+        .list()
+        .iter()
+        .position(|x| x.kind == Name::ContentLength)
+    else {
+        return;
+    };
     let mut digits = [0u8; 20];
     let canonical = decimal(n, &mut digits);
-    if f.content_lengths == 1 {
-        if let Some(h) = headers.iter_mut().find(|h| is_cl(h)) {
-            if h.value != canonical {
-                h.value.clear();
-                h.value.extend_from_slice(canonical);
-            }
-        }
-        return;
+    if fields.get(fields.list()[first].value) != canonical {
+        let value = fields.add(canonical);
+        let field = &mut fields.list_mut()[first];
+        field.value = value;
+        field.line_end = 0;
     }
-    let mut first = true;
-    headers.retain_mut(|h| {
-        if !is_cl(h) {
-            return true;
-        }
-        if std::mem::take(&mut first) {
-            h.value.clear();
-            h.value.extend_from_slice(canonical);
-            return true;
-        }
-        false
-    });
+    if f.content_lengths > 1 {
+        let mut seen = 0;
+        fields.list_mut().retain(|x| {
+            if x.kind != Name::ContentLength {
+                return true;
+            }
+            seen += 1;
+            seen == 1
+        });
+    }
 }
 
 /// `n` in decimal, written at the end of `buf`.
@@ -508,45 +555,20 @@ pub(super) fn trim_ows(mut s: &[u8]) -> &[u8] {
     s
 }
 
-/// httparse's borrowed fields, copied out of the read buffer in order into
-/// `headers`, whose earlier fields' storage is reused in place: each field
-/// gets the storage of the field that had its place last time (usually the
-/// same name and a similar value). Fields past this head's count wait in
-/// `recycled` for a longer head.
-fn fill_headers(headers: &mut Vec<Header>, recycled: &mut Recycled, from: &[httparse::Header<'_>]) {
-    // Last first, so popping gives them back in their order.
-    while headers.len() > from.len() {
-        recycled.0.extend(headers.pop());
-    }
-    for (i, h) in from.iter().enumerate() {
-        if i == headers.len() {
-            headers.push(recycled.0.pop().unwrap_or(Header {
-                name: String::new(),
-                value: Vec::new(),
-            }));
-        }
-        let field = &mut headers[i];
-        field.name.clear();
-        append_str(&mut field.name, h.name);
-        field.value.clear();
-        append(&mut field.value, h.value);
-    }
-}
-
-/// `s` set to `from`, keeping its storage.
-fn set(s: &mut String, from: &str) {
-    s.clear();
-    append_str(s, from);
-}
-
-fn request_head(req: &httparse::Request<'_, '_>, head: &mut RequestHead) -> Result<(), HeadError> {
+fn request_head(
+    req: &httparse::Request<'_, '_>,
+    base: &[u8],
+    head: &mut RequestHead,
+) -> Result<(), HeadError> {
     let method = req.method.expect("a complete parse sets the method");
     let raw_target = req.path.expect("a complete parse sets the path");
     let minor = req.version.expect("a complete parse sets the version");
     if raw_target.len() > MAX_TARGET {
         return Err(HeadError::UriTooLong);
     }
-    let f = scan_fields(req.headers)?;
+    let fields = &mut head.fields;
+    fill(fields, base, req.headers);
+    let f = scan_fields(fields)?;
 
     let body = if f.te {
         if minor == 0 {
@@ -585,58 +607,78 @@ fn request_head(req: &httparse::Request<'_, '_>, head: &mut RequestHead) -> Resu
         return Err(HeadError::Bad("missing Host"));
     }
 
-    let headers = &mut head.headers;
-    fill_headers(headers, &mut head.recycled, req.headers);
-
+    let method_span = fields.span_in(base, method.as_bytes());
+    let target_span = fields.span_in(base, raw_target.as_bytes());
     // origin-form, or asterisk-form for OPTIONS (RFC 9112 3.2.4).
-    let authority = if raw_target.starts_with('/') || (raw_target == "*" && method == "OPTIONS") {
-        set(&mut head.target, raw_target);
-        None
-    } else if let Some((authority, path)) = absolute_form(raw_target) {
-        head.target = path;
-        Some(authority)
-    } else {
-        return Err(HeadError::Bad("invalid request target"));
-    };
+    let (target, authority) =
+        if raw_target.starts_with('/') || (raw_target == "*" && method == "OPTIONS") {
+            (target_span, None)
+        } else if let Some((authority, path)) = absolute_form(raw_target) {
+            let path = if path.starts_with('/') {
+                fields.span_in(base, path.as_bytes())
+            } else {
+                let slash = fields.add(b"/");
+                let rest = fields.add(path.as_bytes());
+                Span {
+                    start: slash.start,
+                    end: rest.end,
+                }
+            };
+            (path, Some(fields.span_in(base, authority.as_bytes())))
+        } else {
+            return Err(HeadError::Bad("invalid request target"));
+        };
 
-    let raw_host: Option<&[u8]> = match authority {
+    let raw_host = match authority {
         // RFC 9112 3.2.2: the target's authority wins over Host, and a proxy
         // forwards a Host made from it.
         Some(authority) => {
-            let value = authority.as_bytes().to_vec();
             match f.host_index {
-                Some(i) => headers[i].value = value,
-                None => headers.push(Header {
-                    name: "Host".to_owned(),
-                    value,
-                }),
+                Some(i) => {
+                    let host = &mut fields.list_mut()[i];
+                    host.value = authority;
+                    host.line_end = 0;
+                }
+                None => fields.push_made("Host", authority),
             }
-            Some(authority.as_bytes())
+            Some(authority)
         }
-        None => f.host_index.map(|i| req.headers[i].value),
+        None => f.host_index.map(|i| fields.list()[i].value),
     };
-    // Only now that the Host field is settled by its index: this may drop
-    // fields before it.
+    // After the Host field is settled: this may drop fields (and move
+    // the Host field's index).
     if let BodyKind::Length(n) = body {
-        canonical_length(headers, &f, n);
+        canonical_length(fields, &f, n);
     }
-    match raw_host {
+    fields.names_fields = f.names_fields;
+    head.host = match raw_host {
         Some(raw) => {
-            let host = head.host.get_or_insert_with(String::new);
-            if !host_name(raw, host) {
-                return Err(HeadError::Bad("invalid Host"));
+            let text = fields.get(raw);
+            let host = host_part(text).ok_or(HeadError::Bad("invalid Host"))?;
+            let start = raw.start + (host.as_ptr() as usize - text.as_ptr() as usize) as u32;
+            let span = Span {
+                start,
+                end: start + host.len() as u32,
+            };
+            if host.bytes().any(|b| b.is_ascii_uppercase()) {
+                Some(fields.add_lowercase(span))
+            } else {
+                Some(span)
             }
-            // host_name accepts ASCII only, so this cannot fail.
-            let raw = std::str::from_utf8(raw).map_err(|_| HeadError::Bad("invalid Host"))?;
-            set(head.host_raw.get_or_insert_with(String::new), raw);
         }
-        None => {
-            head.host = None;
-            head.host_raw = None;
-        }
-    }
+        None => None,
+    };
+    head.host_raw = raw_host;
 
-    set(&mut head.method, method);
+    // The request line as it came, when it is the one we would write.
+    let in_place = authority.is_none()
+        && minor == 1
+        && method_span.start == 0
+        && target.start == method_span.end + 1
+        && base.get(target.end as usize..target.end as usize + 11) == Some(b" HTTP/1.1\r\n");
+    head.line_end = if in_place { target.end + 11 } else { 0 };
+    head.method = method_span;
+    head.target = target;
     head.minor = minor;
     head.body = body;
     // RFC 9112 9.3: 1.1 persists unless `close`; 1.0 only with `keep-alive`.
@@ -648,8 +690,9 @@ fn request_head(req: &httparse::Request<'_, '_>, head: &mut RequestHead) -> Resu
 }
 
 /// Splits an absolute-form target (RFC 9112 3.2.2) into its authority and
-/// the origin-form the upstream gets. None for anything else.
-fn absolute_form(target: &str) -> Option<(&str, String)> {
+/// the rest (the path, query and fragment, which may not start with `/`).
+/// None for anything else.
+fn absolute_form(target: &str) -> Option<(&str, &str)> {
     let scheme_end = target.find("://")?;
     let scheme = &target[..scheme_end];
     if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
@@ -662,31 +705,13 @@ fn absolute_form(target: &str) -> Option<(&str, String)> {
         // No userinfo: RFC 9110 4.2.4 deprecates it and it has no place in Host.
         return None;
     }
-    let path = if path.starts_with('/') {
-        path.to_owned()
-    } else {
-        format!("/{path}")
-    };
     Some((authority, path))
 }
 
 /// The host part of a Host value (`uri-host [":" port]`, RFC 9110 7.2),
-/// lowercased, port and a trailing dot removed. An IPv6 literal keeps its
-/// brackets (`[::1]:8080` -> `[::1]`). None when the value is not a valid
-/// authority. Written into `out`; false when `raw` is not a valid authority.
-fn host_name(raw: &[u8], out: &mut String) -> bool {
-    match host_part(raw) {
-        Some(host) => {
-            out.clear();
-            append_str(out, host);
-            out.make_ascii_lowercase();
-            true
-        }
-        None => false,
-    }
-}
-
-/// The host part of a Host value as sent, see `host_name`.
+/// port and a trailing dot removed, as a slice of `raw`. An IPv6 literal
+/// keeps its brackets (`[::1]:8080` -> `[::1]`). None when the value is
+/// not a valid authority.
 fn host_part(raw: &[u8]) -> Option<&str> {
     let (host, port) = if raw.first() == Some(&b'[') {
         let close = raw.iter().position(|&b| b == b']')?;
@@ -726,6 +751,7 @@ fn host_part(raw: &[u8]) -> Option<&str> {
 
 fn response_head(
     res: &httparse::Response<'_, '_>,
+    base: &[u8],
     head_request: bool,
     head: &mut ResponseHead,
 ) -> Result<(), HeadError> {
@@ -735,7 +761,9 @@ fn response_head(
     if status < 100 {
         return Err(HeadError::Bad("invalid status code"));
     }
-    let f = scan_fields(res.headers)?;
+    let fields = &mut head.fields;
+    fill(fields, base, res.headers);
+    let f = scan_fields(fields)?;
     if f.te_chunked_count > 1 {
         // RFC 9112 6.1: a sender MUST NOT apply chunked more than once.
         return Err(HeadError::Bad("chunked applied more than once"));
@@ -769,15 +797,28 @@ fn response_head(
     let keep_alive =
         !upgrade && body != BodyKind::Close && !f.close && (minor == 1 || f.keep_alive);
 
-    fill_headers(&mut head.headers, &mut head.recycled, res.headers);
     if !f.te {
         if let Some(n) = f.content_length {
             // Also for HEAD and 304, where it describes the body not sent.
-            canonical_length(&mut head.headers, &f, n);
+            canonical_length(fields, &f, n);
         }
     }
+    fields.names_fields = f.names_fields;
+    let reason = fields.span_in(base, reason.as_bytes());
+    // The status line as it came, when it is the one we would write to a
+    // client of the same version.
+    let version: &[u8] = if minor == 0 {
+        b"HTTP/1.0 "
+    } else {
+        b"HTTP/1.1 "
+    };
+    let in_place = base.starts_with(version)
+        && base.get(12) == Some(&b' ')
+        && reason.start == 13
+        && base.get(reason.end as usize..reason.end as usize + 2) == Some(b"\r\n");
+    head.line_end = if in_place { reason.end + 2 } else { 0 };
+    head.reason = reason;
     head.status = status;
-    set(&mut head.reason, reason);
     head.minor = minor;
     head.body = body;
     head.keep_alive = keep_alive;

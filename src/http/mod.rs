@@ -6,6 +6,7 @@
 
 mod append;
 pub mod body;
+pub mod fields;
 pub mod head;
 mod hop;
 pub mod response;

@@ -2,11 +2,14 @@
 //! upstream (hop-by-hop fields dropped, `X-Forwarded-For/-Proto/-Host` added
 //! or, from a peer in `trusted_proxies`, kept), the client address those
 //! headers vouch for, and the response head sent to the client (version,
-//! framing and `Connection` fitted to that client). Pure: no I/O.
+//! framing and `Connection` fitted to that client). Lines that cross as
+//! they came (`name: value\r\n` in the head's bytes, one after the other)
+//! are copied as one slice. Pure: no I/O.
 
 use super::append::append;
-use super::head::{trim_ows, BodyKind, Header, RequestHead, ResponseHead};
-use super::hop::{crosses, has_connection};
+use super::fields::{Field, Fields, Name, Span};
+use super::head::{trim_ows, BodyKind, RequestHead, ResponseHead};
+use super::hop::crosses;
 
 /// What the proxy adds when forwarding a request.
 pub struct Forwarded<'a> {
@@ -33,12 +36,13 @@ pub fn client_address(
     if !crate::config::any_contains(trusted, client) {
         return client;
     }
-    let hops = head
-        .headers
+    let fields = head.fields();
+    let hops = fields
+        .list()
         .iter()
         .rev()
-        .filter(|h| h.name.eq_ignore_ascii_case("x-forwarded-for"))
-        .flat_map(|h| h.value.rsplit(|&b| b == b','));
+        .filter(|f| f.kind == Name::XForwardedFor)
+        .flat_map(|f| fields.get(f.value).rsplit(|&b| b == b','));
     for hop in hops {
         let hop = trim_ows(hop);
         if hop.is_empty() {
@@ -91,11 +95,44 @@ fn push_ip(out: &mut Vec<u8>, ip: std::net::IpAddr) {
     }
 }
 
-fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
-    append(out, name.as_bytes());
+fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    append(out, name);
     out.extend_from_slice(b": ");
     append(out, value);
     out.extend_from_slice(b"\r\n");
+}
+
+/// Lines of a head waiting to be copied out together: the range of its
+/// bytes from the first to the end of the last.
+#[derive(Default)]
+struct Run(Option<Span>);
+
+impl Run {
+    /// Writes field `f` of `fields`: added to the run when its line is in
+    /// its plain form right after the run's end, else after the run.
+    fn field(&mut self, fields: &Fields, f: &Field, out: &mut Vec<u8>) {
+        if f.line_end == 0 {
+            self.flush(fields, out);
+            push_header(out, fields.get(f.name), fields.get(f.value));
+            return;
+        }
+        match &mut self.0 {
+            Some(run) if run.end == f.name.start => run.end = f.line_end,
+            _ => {
+                self.flush(fields, out);
+                self.0 = Some(Span {
+                    start: f.name.start,
+                    end: f.line_end,
+                });
+            }
+        }
+    }
+
+    fn flush(&mut self, fields: &Fields, out: &mut Vec<u8>) {
+        if let Some(run) = self.0.take() {
+            append(out, fields.get(run));
+        }
+    }
 }
 
 /// Writes the head to send upstream: request line (always HTTP/1.1), headers
@@ -111,58 +148,66 @@ fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
 /// client cannot forge them. Everything else passes in order, with its
 /// original case.
 pub fn write_request_head(head: &RequestHead, fwd: &Forwarded<'_>, out: &mut Vec<u8>) {
-    let headers = &head.headers;
-    let has_connection = has_connection(headers);
+    let fields = head.fields();
+    let list = fields.list();
     let trusted = fwd.trusted;
-    let last_xff = headers.iter().rposition(|h| {
-        h.name.eq_ignore_ascii_case("x-forwarded-for")
-            && crosses(h, headers, has_connection, head.upgrade)
-    });
+    let last_xff = list
+        .iter()
+        .rposition(|f| f.kind == Name::XForwardedFor && crosses(f, fields, head.upgrade));
 
-    out.reserve(head_size_hint(headers) + head.target.len() + 128);
-    append(out, head.method.as_bytes());
-    out.push(b' ');
-    append(out, head.target.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
+    out.reserve(fields.size() + 128);
+    let mut run = Run::default();
+    if head.line_end() != 0 {
+        run.0 = Some(Span {
+            start: 0,
+            end: head.line_end(),
+        });
+    } else {
+        append(out, fields.get(head.method_span()));
+        out.push(b' ');
+        append(out, fields.get(head.target_span()));
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+    }
 
     let mut kept_proto = false;
     let mut kept_host = false;
-    for (i, h) in headers.iter().enumerate() {
-        if !crosses(h, headers, has_connection, head.upgrade) {
+    for (i, f) in list.iter().enumerate() {
+        if !crosses(f, fields, head.upgrade) {
             continue;
         }
-        if h.name.eq_ignore_ascii_case("x-forwarded-proto") {
-            if !trusted {
-                continue;
-            }
-            kept_proto = true;
-        } else if h.name.eq_ignore_ascii_case("x-forwarded-host") {
-            if !trusted {
-                continue;
-            }
-            kept_host = true;
+        match f.kind {
+            Name::XForwardedProto if !trusted => continue,
+            Name::XForwardedProto => kept_proto = true,
+            Name::XForwardedHost if !trusted => continue,
+            Name::XForwardedHost => kept_host = true,
+            _ => {}
         }
-        append(out, h.name.as_bytes());
+        if Some(i) != last_xff {
+            run.field(fields, f, out);
+            continue;
+        }
+        run.flush(fields, out);
+        let value = fields.get(f.value);
+        append(out, fields.get(f.name));
         out.extend_from_slice(b": ");
-        append(out, &h.value);
-        if Some(i) == last_xff {
-            if !trim_ows(&h.value).is_empty() {
-                out.extend_from_slice(b", ");
-            }
-            push_ip(out, fwd.client_ip);
+        append(out, value);
+        if !trim_ows(value).is_empty() {
+            out.extend_from_slice(b", ");
         }
+        push_ip(out, fwd.client_ip);
         out.extend_from_slice(b"\r\n");
     }
+    run.flush(fields, out);
     if last_xff.is_none() {
         out.extend_from_slice(b"X-Forwarded-For: ");
         push_ip(out, fwd.client_ip);
         out.extend_from_slice(b"\r\n");
     }
     if !kept_proto {
-        push_header(out, "X-Forwarded-Proto", fwd.proto.as_bytes());
+        push_header(out, b"X-Forwarded-Proto", fwd.proto.as_bytes());
     }
-    if let (false, Some(raw)) = (kept_host, &head.host_raw) {
-        push_header(out, "X-Forwarded-Host", raw.as_bytes());
+    if let (false, Some(raw)) = (kept_host, head.host_raw()) {
+        push_header(out, b"X-Forwarded-Host", raw.as_bytes());
     }
     // An HTTP/1.0 client's request goes up as 1.1, whose default is to
     // persist: no Connection header is needed for the upstream to keep it.
@@ -190,37 +235,45 @@ pub fn write_response_head(
     dechunk: bool,
     out: &mut Vec<u8>,
 ) {
-    let headers = &head.headers;
-    let has_connection = has_connection(headers);
-
-    out.reserve(head_size_hint(headers) + head.reason.len() + 64);
-    out.extend_from_slice(if client_minor == 0 {
-        b"HTTP/1.0 "
+    let fields = head.fields();
+    out.reserve(fields.size() + 64);
+    let mut run = Run::default();
+    // The status line goes as it came when it has the version we write.
+    if head.line_end() != 0 && (head.minor == 0) == (client_minor == 0) {
+        run.0 = Some(Span {
+            start: 0,
+            end: head.line_end(),
+        });
     } else {
-        b"HTTP/1.1 "
-    });
-    let status = head.status.min(999);
-    out.extend_from_slice(&[
-        b'0' + (status / 100) as u8,
-        b'0' + (status / 10 % 10) as u8,
-        b'0' + (status % 10) as u8,
-        b' ',
-    ]);
-    append(out, head.reason.as_bytes());
-    out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(if client_minor == 0 {
+            b"HTTP/1.0 "
+        } else {
+            b"HTTP/1.1 "
+        });
+        let status = head.status.min(999);
+        out.extend_from_slice(&[
+            b'0' + (status / 100) as u8,
+            b'0' + (status / 10 % 10) as u8,
+            b'0' + (status % 10) as u8,
+            b' ',
+        ]);
+        append(out, head.reason().as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
 
-    for h in headers {
-        if !crosses(h, headers, has_connection, head.upgrade) {
+    for f in fields.list() {
+        if !crosses(f, fields, head.upgrade) {
             continue;
         }
         // RFC 9112 6.1: no Transfer-Encoding in a response to HTTP/1.0. A
         // chunked body is decoded for such a client (`dechunk`); any other
         // coding makes the body close-delimited already.
-        if (dechunk || client_minor == 0) && h.name.eq_ignore_ascii_case("transfer-encoding") {
+        if (dechunk || client_minor == 0) && f.kind == Name::TransferEncoding {
             continue;
         }
-        push_header(out, &h.name, &h.value);
+        run.field(fields, f, out);
     }
+    run.flush(fields, out);
 
     let interim = head.status < 200 && !head.upgrade;
     if head.upgrade {
@@ -234,14 +287,6 @@ pub fn write_response_head(
         out.extend_from_slice(b"Connection: keep-alive\r\n");
     }
     out.extend_from_slice(b"\r\n");
-}
-
-/// Roughly the bytes the headers take on the wire, to reserve once.
-fn head_size_hint(headers: &[Header]) -> usize {
-    headers
-        .iter()
-        .map(|h| h.name.len() + h.value.len() + 4)
-        .sum()
 }
 
 #[cfg(test)]
@@ -404,6 +449,44 @@ Content-Length: 3\r\nX: y\r\n\r\n";
         let expected = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\
 X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: a\r\n\r\n";
         assert_wire(expected, &forward(wire, &forwarded("192.0.2.1", "http")));
+    }
+
+    #[test]
+    fn lines_not_in_their_plain_form_go_up_rewritten() {
+        // Extra whitespace, no space after the colon, bare LF line ends and
+        // a field dropped between two kept ones: every line that goes up is
+        // `name: value\r\n`, whatever the client sent.
+        let wire =
+            b"GET /p HTTP/1.1\nHost:a\nX-A:   1  \r\nConnection: x-b\r\nX-B: 2\r\nX-C: 3\r\n\r\n";
+        let expected = b"GET /p HTTP/1.1\r\nHost: a\r\nX-A: 1\r\nX-C: 3\r\n\
+X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: a\r\n\r\n";
+        assert_wire(expected, &forward(wire, &forwarded("192.0.2.1", "http")));
+        // An absolute-form target goes up as origin-form with its Host.
+        let wire = b"GET http://b.example:81?q HTTP/1.1\r\nHost: a\r\nX: y\r\n\r\n";
+        let expected = b"GET /?q HTTP/1.1\r\nHost: b.example:81\r\nX: y\r\n\
+X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: b.example:81\r\n\r\n";
+        assert_wire(expected, &forward(wire, &forwarded("192.0.2.1", "http")));
+        // A Content-Length made canonical sits in its place.
+        let wire = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 002\r\nX: y\r\n\r\n";
+        let expected = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nX: y\r\n\
+X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: a\r\n\r\n";
+        assert_wire(expected, &forward(wire, &forwarded("192.0.2.1", "http")));
+    }
+
+    #[test]
+    fn a_status_line_goes_to_the_client_in_the_clients_version() {
+        let wire = b"HTTP/1.0 200 Fine\r\nContent-Length: 0\r\nX:  y\r\n\r\n";
+        let expected =
+            b"HTTP/1.1 200 Fine\r\nContent-Length: 0\r\nX: y\r\nConnection: close\r\n\r\n";
+        assert_wire(expected, &to_client(wire, false, 1, false, false));
+        let expected =
+            b"HTTP/1.0 200 Fine\r\nContent-Length: 0\r\nX: y\r\nConnection: keep-alive\r\n\r\n";
+        assert_wire(expected, &to_client(wire, false, 0, true, false));
+        let wire = b"HTTP/1.1 204 \r\nX: y\r\n\r\n";
+        assert_wire(wire, &to_client(wire, false, 1, true, false));
+        let wire = b"HTTP/1.1 204\r\nX: y\r\n\r\n";
+        let expected = b"HTTP/1.1 204 \r\nX: y\r\n\r\n";
+        assert_wire(expected, &to_client(wire, false, 1, true, false));
     }
 
     fn to_client(

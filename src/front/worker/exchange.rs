@@ -39,7 +39,7 @@ impl Worker {
             self.snap = self.published.load();
         }
         let head = &x.head;
-        let path = head.target.split('?').next().unwrap_or("/");
+        let path = head.target().split('?').next().unwrap_or("/");
         // ACME's HTTP-01 challenge, answered by the front itself.
         let answer = path
             .strip_prefix("/.well-known/acme-challenge/")
@@ -82,7 +82,7 @@ impl Worker {
         let target = if c.local {
             Target::Management
         } else {
-            router::route(&self.snap, head.host.as_deref(), path)
+            router::route(&self.snap, head.host(), path)
         };
         c.deadline = None;
         if !matches!(target, Target::Management | Target::NotFound) && !c.cin.is_empty() {
@@ -114,7 +114,7 @@ impl Worker {
                 }
             }
             Target::NotFound => {
-                let host = x.head.host.clone().unwrap_or_default();
+                let host = x.head.host().unwrap_or_default().to_owned();
                 c.exchange = Some(x);
                 self.respond_error(c, 404, &format!("no instance or service for host `{host}`"));
             }
@@ -201,9 +201,7 @@ impl Worker {
                     // answer a second 100.
                     c.cout.extend(CONTINUE);
                     x.head.expect_continue = false;
-                    x.head
-                        .headers
-                        .retain(|h| !h.name.eq_ignore_ascii_case("expect"));
+                    x.head.remove_header("expect");
                     x.upstream_head.clear();
                 }
             }
@@ -307,7 +305,7 @@ impl Worker {
             Some(x) => (
                 x.head.minor,
                 x.head.keep_alive && x.req_done && !c.close_after,
-                x.head.method == "HEAD",
+                x.head.method() == "HEAD",
             ),
             None => (1, false, false),
         };
@@ -402,11 +400,11 @@ impl Worker {
 /// when the request named none) and target over https. The parser already
 /// took the port off the host and made the target origin-form.
 fn https_location(head: &RequestHead, domain: &str, port: u16) -> String {
-    let host = head.host.as_deref().unwrap_or(domain);
+    let host = head.host().unwrap_or(domain);
     if port == 443 {
-        format!("https://{host}{}", head.target)
+        format!("https://{host}{}", head.target())
     } else {
-        format!("https://{host}:{port}{}", head.target)
+        format!("https://{host}:{port}{}", head.target())
     }
 }
 

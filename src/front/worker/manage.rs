@@ -68,13 +68,13 @@ impl Worker {
             self.snap = self.published.load();
         }
         let x = c.exchange.as_ref().expect("api request has an exchange");
-        let (path, query) = match x.head.target.split_once('?') {
+        let (path, query) = match x.head.target().split_once('?') {
             Some((p, q)) => (p, q),
-            None => (x.head.target.as_str(), ""),
+            None => (x.head.target(), ""),
         };
         let authorization = x.head.header("authorization");
         let req = ApiRequest {
-            method: &x.head.method,
+            method: x.head.method(),
             path,
             query,
             authorization,
