@@ -244,21 +244,19 @@ for w in ws:
         for i in (3, 0, 1, 2):
             cells += [f"{t[i] / n[i]:.2f}", f"{t[i] / h[i]:.2f}"]
         print(f"| {w} | {build[4:]} | " + " | ".join(cells) + " |")
-print()
-print("| workers | musl / glibc: CPU/req | req/s | p50 | p99 |")
-print("|---|---:|---:|---:|---:|")
-for w in ws:
-    g, m = med.get((w, "ten-glibc")), med.get((w, "ten-musl"))
-    if g and m:
-        print(f"| {w} | {m[3] / g[3]:.2f} | {m[0] / g[0]:.2f} | {m[1] / g[1]:.2f} | {m[2] / g[2]:.2f} |")
-if any(t == "ten-before" for _, t in med):
+def build_over(top, bottom):
+    """ten-TOP's figures over ten-BOTTOM's, per worker count."""
+    if not any(t == "ten-" + bottom for _, t in med):
+        return
     print()
-    print("| workers | musl / before: CPU/req | req/s | p50 | p99 |")
+    print(f"| workers | {top} / {bottom}: CPU/req | req/s | p50 | p99 |")
     print("|---|---:|---:|---:|---:|")
     for w in ws:
-        b, m = med.get((w, "ten-before")), med.get((w, "ten-musl"))
-        if b and m:
-            print(f"| {w} | {m[3] / b[3]:.2f} | {m[0] / b[0]:.2f} | {m[1] / b[1]:.2f} | {m[2] / b[2]:.2f} |")
+        b, t = med.get((w, "ten-" + bottom)), med.get((w, "ten-" + top))
+        if b and t:
+            print(f"| {w} | {t[3] / b[3]:.2f} | {t[0] / b[0]:.2f} | {t[1] / b[1]:.2f} | {t[2] / b[2]:.2f} |")
+build_over("musl", "glibc")
+build_over("musl", "before")
 print()
 print("| proxy (2 workers) | connections | RSS before KiB | RSS with them KiB | per conn KiB | RSS after close KiB | after / before |")
 print("|---|---|---:|---:|---:|---:|---:|")
