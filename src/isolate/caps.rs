@@ -1,5 +1,6 @@
 //! Who the instance runs as: its uid and gid, a session keyring of its
-//! own, and (sandbox) no capability at all. Used by `ten __init`, a single-threaded process, so the
+//! own, and (sandbox) no capability at all. Used by `ten __init` and by
+//! the `process` level's new child, single-threaded processes both, so the
 //! per-thread credential calls cover the whole process.
 
 use std::io;
@@ -39,19 +40,33 @@ pub fn fresh_session_keyring() -> io::Result<()> {
 /// supplementary groups to none, then the gid, then the uid: in that
 /// order, since setting groups and the gid needs the privilege the uid
 /// change gives up. Each is checked by reading it back.
+///
+/// Raw syscalls, which change the calling thread only: libc's wrappers
+/// would pass the change on to every thread libc knows of, which in a
+/// child that shares the server's memory (`sys::vfork`) are the server's.
+/// Its callers are single-threaded (`ten __init`, a new child), so the
+/// calling thread is the whole process.
 pub fn set_ids(uid: u32, gid: u32) -> io::Result<()> {
     fresh_session_keyring()?;
     // SAFETY: a count of 0 with a null list is how setgroups(2) clears the
     // supplementary groups; nothing is read through the pointer.
-    if unsafe { libc::setgroups(0, std::ptr::null()) } == -1 {
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_setgroups,
+            0 as libc::c_long,
+            std::ptr::null::<libc::gid_t>(),
+        )
+    };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    let (uid_l, gid_l) = (uid as libc::c_long, gid as libc::c_long);
+    // SAFETY: integer arguments only.
+    if unsafe { libc::syscall(libc::SYS_setresgid, gid_l, gid_l, gid_l) } == -1 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: integer arguments only.
-    if unsafe { libc::setresgid(gid, gid, gid) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: integer arguments only.
-    if unsafe { libc::setresuid(uid, uid, uid) } == -1 {
+    if unsafe { libc::syscall(libc::SYS_setresuid, uid_l, uid_l, uid_l) } == -1 {
         return Err(io::Error::last_os_error());
     }
     let (mut r, mut e, mut s) = (0, 0, 0);

@@ -499,12 +499,33 @@ fn argv_program(spec: &Spec<'_>) -> PathBuf {
         .iter()
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.as_os_str());
-    let found = super::process::resolve_program(program, path);
+    let found = resolve_program(program, path);
     if found.is_relative() {
         spec.req.workdir.join(found)
     } else {
         found
     }
+}
+
+/// Where execvp(3) would find `program`: itself when it has a slash, else
+/// the first executable regular file of that name in `path` (the child's
+/// `PATH`, default "/usr/local/bin:/usr/bin:/bin"). Not found: `program`
+/// as given, so execve fails with ENOENT and the error names it.
+fn resolve_program(program: &str, path: Option<&std::ffi::OsStr>) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    if program.contains('/') {
+        return PathBuf::from(program);
+    }
+    let path = path.unwrap_or(std::ffi::OsStr::new("/usr/local/bin:/usr/bin:/bin"));
+    for dir in std::env::split_paths(path) {
+        let candidate = dir.join(program);
+        if std::fs::metadata(&candidate)
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        {
+            return candidate;
+        }
+    }
+    PathBuf::from(program)
 }
 
 #[cfg(test)]

@@ -1,123 +1,169 @@
 //! The `process` isolation level: the app runs in its own session and
-//! process group, with stdin on /dev/null and stdout/stderr on pipes, every
-//! signal unblocked and the ones the server handles back at their defaults.
+//! process group, with stdin on /dev/null and stdout/stderr on pipes, only
+//! fds 0-2 (and 3, a passed socket) open, every signal unblocked and the
+//! ones the server handles back at their defaults, in its cgroups and as
+//! its user before its first instruction.
 //!
-//! Called by the supervisor thread only. `spawn` returns once the program has
-//! been exec'd, or with the reason it could not be (std reports exec and
-//! chdir failures from the child synchronously over a CLOEXEC pipe).
+//! Called by the supervisor thread only. The child shares the server's
+//! memory until it execs (`sys::vfork`: no copy of the server's page
+//! tables), created inside its v2 cgroup where the kernel can; it runs
+//! only raw calls over what `spawn` prepared, and writes the step that
+//! failed, if one did, where `spawn` reads it once the child has exec'd or
+//! exited: errors come back synchronously, naming the step.
 
-use std::ffi::{CString, OsString};
+use std::ffi::{c_void, CString, OsString};
 use std::io;
-use std::os::fd::OwnedFd;
-use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
+use super::cgroup::Join;
+use super::child::{Failure, LaunchError, Step};
 use super::spawn::{Child, Listen, SpawnError, Spawned, LISTEN_FD};
 use crate::config::Isolation;
+use crate::sys::vfork;
+
+/// The child's stack: it runs a few small frames and libc's raw calls.
+const STACK: usize = 64 * 1024;
 
 /// Starts `argv` in `workdir` with exactly `env`, as its own session leader.
 /// With `listen`, the socket becomes fd 3 and `LISTEN_FDS=1`,
 /// `LISTEN_PID=<its pid>`, `LISTEN_FDNAMES=<name>` are added to `env`.
-/// With `user`, it runs as that uid and gid, with no supplementary groups.
-/// Blocks only for fork and exec.
+/// With `cgroup`, it is in the instance's cgroups before it execs (created
+/// in its v2 one when the kernel allows). With `user`, it runs as that uid
+/// and gid, with no supplementary groups. Blocks only until the exec.
 pub fn spawn(
     argv: &[String],
     workdir: &Path,
     env: &[(OsString, OsString)],
     listen: Option<Listen<'_>>,
-    cgroup_procs: &[CString],
+    cgroup: Option<&Join>,
     user: Option<(u32, u32)>,
 ) -> Result<Spawned, SpawnError> {
     // Checked here so the error names the workdir: a failed chdir in the
     // child comes back as a bare ENOENT that reads like a missing program.
+    let workdir_error = |source| SpawnError::Workdir {
+        path: workdir.to_path_buf(),
+        source,
+    };
     match std::fs::metadata(workdir) {
         Ok(m) if m.is_dir() => {}
-        Ok(_) => {
-            return Err(SpawnError::Workdir {
-                path: workdir.to_path_buf(),
-                source: io::Error::from_raw_os_error(libc::ENOTDIR),
-            })
-        }
-        Err(source) => {
-            return Err(SpawnError::Workdir {
-                path: workdir.to_path_buf(),
-                source,
-            })
-        }
+        Ok(_) => return Err(workdir_error(io::Error::from_raw_os_error(libc::ENOTDIR))),
+        Err(source) => return Err(workdir_error(source)),
     }
+    let workdir_c = CString::new(workdir.as_os_str().as_bytes())
+        .map_err(|_| workdir_error(io::Error::from_raw_os_error(libc::EINVAL)))?;
     let program = argv.first().cloned().unwrap_or_default();
-    let mut cmd = Command::new(&program);
-    cmd.args(argv.iter().skip(1))
-        .current_dir(workdir)
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    // SAFETY: `pre_exec` requires the closure to be safe to run between fork
-    // and exec in a copy of a multi-threaded process: `child_setup` makes only
-    // async-signal-safe calls (setsid, sigprocmask, signal), allocates
-    // nothing and takes no lock.
-    unsafe {
-        cmd.pre_exec(child_setup);
-    }
-    if !cgroup_procs.is_empty() {
-        let procs = cgroup_procs.to_vec();
-        // SAFETY: as above; the closure owns `procs`, built before the
-        // fork, and `write_self_into` makes only open, write and close.
-        unsafe {
-            cmd.pre_exec(move || {
-                for p in &procs {
-                    crate::sys::write_self_into(p)?;
-                }
-                Ok(())
-            });
+    let exec = Exec::prepare(argv, env, listen);
+    let setup = |call: &'static str| {
+        move |source: io::Error| SpawnError::Setup {
+            level: "process",
+            source: LaunchError::Call { call, source },
         }
-    }
-    if let Some((uid, gid)) = user {
-        // After the cgroup write (root's files) and before the activation
-        // step, which execs. Not `Command::uid`: std changes ids before
-        // any `pre_exec` step runs.
-        // SAFETY: as above; `set_ids` makes only setgroups, setresgid,
-        // setresuid and their getters, allocating nothing.
-        unsafe {
-            cmd.pre_exec(move || super::caps::set_ids(uid, gid));
+    };
+    let null = std::fs::File::open("/dev/null").map_err(setup("open /dev/null"))?;
+    let (out_r, out_w) = pipe().map_err(setup("pipe2"))?;
+    let (err_r, err_w) = pipe().map_err(setup("pipe2"))?;
+    // Every source above fd 3, so moving one to 0, 1, 2 or 3 clobbers no
+    // other (a server started with fds 0-2 closed hands out low numbers).
+    let mut high = Vec::new();
+    let mut above_3 = |fd: RawFd| -> Result<RawFd, SpawnError> {
+        if fd > LISTEN_FD {
+            return Ok(fd);
         }
-    }
-    // Built here, before the fork; `activation` must outlive `cmd.spawn()`,
-    // which returns only after the child has exec'd or failed to.
-    if listen.is_some() {
-        reserve_fd_3();
-    }
-    let activation = listen.map(|l| Activation::prepare(argv, env, l));
-    if let Some(a) = &activation {
-        let step = a.child_step();
-        // SAFETY: as above; `ActivationStep::apply` makes only
-        // async-signal-safe calls (getpid, dup2, fcntl, execve) and writes
-        // into memory prepared by `Activation::prepare`, which is alive until
-        // `cmd.spawn()` returns.
+        // SAFETY: `fd` is open for the length of this function (it is one
+        // of ours, or the caller's socket, borrowed).
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let h =
+            rustix::io::fcntl_dupfd_cloexec(borrowed, 10).map_err(|e| setup("dup")(e.into()))?;
+        let raw = h.as_raw_fd();
+        high.push(h);
+        Ok(raw)
+    };
+    let stdio = [
+        above_3(null.as_raw_fd())?,
+        above_3(out_w.as_raw_fd())?,
+        above_3(err_w.as_raw_fd())?,
+    ];
+    let listen_fd = match listen.map(|l| l.fd.as_raw_fd()) {
+        Some(LISTEN_FD) => Some(LISTEN_FD),
+        Some(fd) => Some(above_3(fd)?),
+        None => None,
+    };
+    // Created inside its v2 cgroup when there is one made for this start;
+    // it writes itself into the others.
+    let into = cgroup
+        .and_then(Join::clone_into)
+        .filter(|_| vfork::INTO_CGROUP);
+    let files: &[CString] = match (cgroup, into) {
+        (Some(j), Some(_)) => j.after_clone(),
+        (Some(j), None) => j.files(),
+        (None, _) => &[],
+    };
+    let procs: Vec<*const libc::c_char> = files.iter().map(|f| f.as_ptr()).collect();
+    let plan = ChildPlan {
+        stdio,
+        listen: listen_fd,
+        workdir: workdir_c.as_ptr(),
+        procs: procs.as_ptr(),
+        nprocs: procs.len(),
+        ids: user,
+        exec: exec.step(),
+        report: Report::default(),
+    };
+    let mut stack = vfork::Stack::new(STACK).map_err(setup("mmap the child's stack"))?;
+    let started = {
+        let _blocked = crate::sys::signals::AllBlocked::new().map_err(setup("pthread_sigmask"))?;
+        // SAFETY: `child_main` makes only raw, async-signal-safe calls over
+        // `plan` and what it points to (all alive until this returns, which
+        // is after the child exec'd or exited), never unwinds, and ends in
+        // execve or _exit; every signal is blocked meanwhile.
         unsafe {
-            cmd.pre_exec(move || step.apply());
+            vfork::run(
+                &mut stack,
+                into,
+                child_main,
+                &plan as *const ChildPlan as *mut c_void,
+            )
         }
+    };
+    drop((null, out_w, err_w, high));
+    let pid = started.map_err(setup("clone"))?;
+    if let Some((step, errno, index)) = plan.report.failed() {
+        let mut child = Child::new(pid);
+        let _ = child.wait();
+        let source = io::Error::from_raw_os_error(errno);
+        return Err(match step {
+            Step::ExecApp => SpawnError::Exec {
+                program,
+                workdir: workdir.to_path_buf(),
+                source,
+            },
+            Step::Workdir => workdir_error(source),
+            step => SpawnError::Setup {
+                level: "process",
+                source: LaunchError::Step(Failure {
+                    step,
+                    errno,
+                    detail: match step {
+                        Step::Cgroup => files
+                            .get(index)
+                            .map(|f| f.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                        _ => String::new(),
+                    },
+                }),
+            },
+        });
     }
-    let mut child = cmd.spawn().map_err(|source| SpawnError::Exec {
-        program: program.clone(),
-        workdir: workdir.to_path_buf(),
-        source,
-    })?;
-    let pid = child.id();
-    // The std handle is dropped unwaited (that neither kills nor reaps);
-    // `Child` waits by pid, which stays ours until it is reaped.
     Ok(Spawned {
         child: Child::new(pid),
         pid,
         pgid: pid,
         start_ticks: super::procfs::stat(pid).map(|s| s.start_ticks),
-        stdout: child.stdout.take().map(OwnedFd::from),
-        stderr: child.stderr.take().map(OwnedFd::from),
+        stdout: Some(out_r),
+        stderr: Some(err_r),
         isolation: Isolation::Process,
         ids: user.unwrap_or_else(|| {
             (
@@ -134,50 +180,56 @@ pub fn spawn(
     })
 }
 
-/// The exec of a socket-activated child, prepared in the parent: the
-/// program's resolved path, argv, and `env` plus `LISTEN_FDS`,
-/// `LISTEN_FDNAMES` and a `LISTEN_PID=` entry whose digits the child writes
-/// itself (only it knows its pid before exec). The child step calls
-/// execve(2) with these (async-signal-safe, unlike setenv) instead of
-/// letting std exec with the envp it built; if execve fails, the error goes
-/// back through std's exec-error pipe like any other.
-struct Activation {
-    /// Owns the strings `envp`, `argv` and `path` point into.
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?)
+}
+
+/// The program's exec, prepared in the parent: where to look for it, argv,
+/// and `env` (with a passed socket: plus `LISTEN_FDS`, `LISTEN_FDNAMES`
+/// and a `LISTEN_PID=` entry whose digits the child writes itself, as only
+/// it knows its pid before exec).
+struct Exec {
+    /// Owns the strings `envp`, `argv` and `paths` point into.
     _strings: Vec<CString>,
-    path: CString,
+    /// The paths execvp(3) would try, in its order: the program itself
+    /// when it has a slash, else each folder of the child's `PATH` joined
+    /// with it. Null-terminated.
+    paths: Vec<*const libc::c_char>,
     argv: Vec<*const libc::c_char>,
     /// `LISTEN_PID=` followed by room for the digits and the NUL; from
     /// `Box::into_raw` (the child writes through it, so no reference to it
-    /// is ever made), freed on drop.
+    /// is ever made), freed on drop. Null without a passed socket.
     pid_entry: *mut [u8; PID_ENTRY_LEN],
     /// Null-terminated.
     envp: Vec<*const libc::c_char>,
-    fd: RawFd,
 }
 
 const PID_PREFIX: &[u8] = b"LISTEN_PID=";
 /// The prefix, up to 10 digits (a pid fits in an i32) and the NUL.
 const PID_ENTRY_LEN: usize = PID_PREFIX.len() + 11;
 
-impl Activation {
-    fn prepare(argv: &[String], env: &[(OsString, OsString)], listen: Listen<'_>) -> Activation {
+impl Exec {
+    fn prepare(argv: &[String], env: &[(OsString, OsString)], listen: Option<Listen<'_>>) -> Exec {
         let program = argv.first().map(String::as_str).unwrap_or_default();
         let path_var = env
             .iter()
             .find(|(k, _)| k == "PATH")
             .map(|(_, v)| v.as_os_str());
-        let path = resolve_program(program, path_var);
-        let path = CString::new(path.into_os_string().into_vec())
-            .unwrap_or_else(|_| CString::new("/nonexistent").expect("no NUL in a literal"));
+        let mut strings = candidates(program, path_var);
+        let mut paths: Vec<*const libc::c_char> = strings.iter().map(|c| c.as_ptr()).collect();
+        paths.push(std::ptr::null());
         let args: Vec<CString> = argv
             .iter()
             .filter_map(|a| CString::new(a.as_bytes()).ok())
             .collect();
         let mut arg_ptrs: Vec<*const libc::c_char> = args.iter().map(|c| c.as_ptr()).collect();
         arg_ptrs.push(std::ptr::null());
-        let nargs = args.len();
-        let mut strings = args;
-        let skip = [b"LISTEN_FDS".as_slice(), b"LISTEN_PID", b"LISTEN_FDNAMES"];
+        let first_env = strings.len() + args.len();
+        strings.extend(args);
+        let skip: &[&[u8]] = match listen {
+            Some(_) => &[b"LISTEN_FDS", b"LISTEN_PID", b"LISTEN_FDNAMES"],
+            None => &[],
+        };
         for (k, v) in env {
             if skip.contains(&k.as_bytes()) {
                 continue;
@@ -190,174 +242,151 @@ impl Activation {
                 strings.push(c);
             }
         }
-        strings.push(CString::new("LISTEN_FDS=1").expect("no NUL in a literal"));
-        let name: String = listen
-            .name
-            .chars()
-            .filter(|c| *c != '\0' && *c != ':')
-            .collect();
-        strings.push(CString::new(format!("LISTEN_FDNAMES={name}")).expect("NULs filtered"));
-        let mut entry = [0u8; PID_ENTRY_LEN];
-        entry[..PID_PREFIX.len()].copy_from_slice(PID_PREFIX);
-        let pid_entry = Box::into_raw(Box::new(entry));
+        let mut pid_entry = std::ptr::null_mut();
+        if let Some(listen) = listen {
+            strings.push(CString::new("LISTEN_FDS=1").expect("no NUL in a literal"));
+            let name: String = listen
+                .name
+                .chars()
+                .filter(|c| *c != '\0' && *c != ':')
+                .collect();
+            strings.push(CString::new(format!("LISTEN_FDNAMES={name}")).expect("NULs filtered"));
+            let mut entry = [0u8; PID_ENTRY_LEN];
+            entry[..PID_PREFIX.len()].copy_from_slice(PID_PREFIX);
+            pid_entry = Box::into_raw(Box::new(entry));
+        }
         let mut envp: Vec<*const libc::c_char> =
-            strings[nargs..].iter().map(|c| c.as_ptr()).collect();
-        envp.push(pid_entry.cast_const().cast());
+            strings[first_env..].iter().map(|c| c.as_ptr()).collect();
+        if !pid_entry.is_null() {
+            envp.push(pid_entry.cast_const().cast());
+        }
         envp.push(std::ptr::null());
-        Activation {
+        Exec {
             _strings: strings,
-            path,
+            paths,
             argv: arg_ptrs,
             pid_entry,
             envp,
-            fd: listen.fd.as_raw_fd(),
         }
     }
 
-    /// What the child needs: raw pointers into this (the child's copy of
-    /// the parent's memory) and the fd.
-    fn child_step(&self) -> ActivationStep {
-        ActivationStep {
-            path: self.path.as_ptr(),
+    /// What the child needs: raw pointers into this.
+    fn step(&self) -> ExecStep {
+        ExecStep {
+            paths: self.paths.as_ptr(),
             argv: self.argv.as_ptr(),
             envp: self.envp.as_ptr(),
-            pid_digits: self.pid_entry.cast::<u8>().wrapping_add(PID_PREFIX.len()),
-            fd: self.fd,
+            pid_digits: match self.pid_entry.is_null() {
+                true => std::ptr::null_mut(),
+                false => self.pid_entry.cast::<u8>().wrapping_add(PID_PREFIX.len()),
+            },
         }
     }
 }
 
-impl Drop for Activation {
+impl Drop for Exec {
     fn drop(&mut self) {
-        // SAFETY: from Box::into_raw in `prepare`, freed once, here.
-        drop(unsafe { Box::from_raw(self.pid_entry) });
+        if !self.pid_entry.is_null() {
+            // SAFETY: from Box::into_raw in `prepare`, freed once, here.
+            drop(unsafe { Box::from_raw(self.pid_entry) });
+        }
     }
 }
 
-/// Raw pointers the child step uses. They point into an `Activation` that
-/// the parent keeps alive until the fork is over; in the child, nothing
-/// else runs, so writing through them races with no one.
-#[derive(Clone, Copy)]
-struct ActivationStep {
-    path: *const libc::c_char,
+/// Raw pointers into an `Exec` the parent keeps alive until the child has
+/// exec'd.
+struct ExecStep {
+    paths: *const *const libc::c_char,
     argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
+    /// Where the digits of `LISTEN_PID=` go; null without a passed socket.
     pid_digits: *mut u8,
-    fd: RawFd,
 }
 
-// SAFETY: the pointers are only dereferenced in the forked child, where the
-// calling thread is the only one; the parent never reads through them.
-unsafe impl Send for ActivationStep {}
-// SAFETY: as for Send: no shared access happens through them.
-unsafe impl Sync for ActivationStep {}
-
-impl ActivationStep {
-    /// Runs after fork: async-signal-safe calls only.
-    ///
-    /// Puts the socket on fd 3 without CLOEXEC, writes this process's pid
-    /// into `LISTEN_PID=` (sd_listen_fds(3) ignores the variables when it
-    /// differs from getpid()) and execs the program with the prepared envp.
-    /// Returns only on failure.
-    fn apply(self) -> io::Result<()> {
-        if self.fd == LISTEN_FD {
-            // dup2 onto itself is a no-op that keeps FD_CLOEXEC: clear it.
-            // SAFETY: fcntl on an fd we own with integer arguments only.
-            if unsafe { libc::fcntl(LISTEN_FD, libc::F_SETFD, 0) } == -1 {
-                return Err(io::Error::last_os_error());
-            }
-        } else {
-            // SAFETY: dup2 takes two fds; the new one never has FD_CLOEXEC.
-            if unsafe { libc::dup2(self.fd, LISTEN_FD) } == -1 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        // SAFETY: getpid has no preconditions and cannot fail.
-        let pid = unsafe { libc::getpid() };
-        let mut digits = [0u8; 10];
-        let mut n = 0;
-        let mut v = pid.unsigned_abs();
-        loop {
-            digits[n] = b'0' + (v % 10) as u8;
-            n += 1;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        for i in 0..n {
-            // SAFETY: `pid_digits` points at 11 writable bytes of the boxed
-            // entry (10 digits and the NUL); i < n <= 10.
-            unsafe { self.pid_digits.add(i).write(digits[n - 1 - i]) };
-        }
-        // SAFETY: n <= 10, inside the 11 bytes.
-        unsafe { self.pid_digits.add(n).write(0) };
-        // SAFETY: `path` is a NUL-terminated string and `argv`, `envp` are
-        // null-terminated arrays of NUL-terminated strings, all alive in
-        // this process image until exec replaces it.
-        unsafe { libc::execve(self.path, self.argv, self.envp) };
-        Err(io::Error::last_os_error())
-    }
+/// Everything the child does, prepared by `spawn`; the child reads it in
+/// place (it shares the parent's memory) and writes only `report` and the
+/// `LISTEN_PID` digits.
+struct ChildPlan {
+    /// Put on 0, 1 and 2: /dev/null, the stdout and stderr pipes.
+    stdio: [RawFd; 3],
+    /// The passed socket, put on 3 without CLOEXEC.
+    listen: Option<RawFd>,
+    workdir: *const libc::c_char,
+    /// `cgroup.procs` files the child writes itself into.
+    procs: *const *const libc::c_char,
+    nprocs: usize,
+    ids: Option<(u32, u32)>,
+    exec: ExecStep,
+    report: Report,
 }
 
-/// Keeps fd 3 of the server taken. std's spawn opens a CLOEXEC pipe on
-/// which the child reports a failed exec; were that pipe to get the lowest
-/// free fd, 3, the child step's dup2 onto fd 3 would close it and exec
-/// errors would go unreported (the start would look like a crash). So when
-/// fd 3 is free, /dev/null is opened onto it and kept for the life of the
-/// server.
-fn reserve_fd_3() {
-    if std::path::Path::new("/proc/self/fd/3").exists() {
-        return;
-    }
-    if let Ok(null) = std::fs::File::open("/dev/null") {
-        if null.as_raw_fd() == LISTEN_FD {
-            // Kept open on purpose; CLOEXEC (std's default) keeps it out of
-            // children.
-            std::mem::forget(null);
-        }
-    }
+/// The step that failed in the child, its errno, and for `Step::Cgroup`
+/// which file; `step` 0 while none has.
+#[derive(Default)]
+struct Report {
+    step: AtomicU32,
+    errno: AtomicI32,
+    index: AtomicU32,
 }
 
-/// Where execvp(3) would find `program`: itself when it has a slash, else
-/// the first executable regular file of that name in `path` (the child's
-/// `PATH`, default "/usr/local/bin:/usr/bin:/bin"). Not found: `program`
-/// as given, so execve fails with ENOENT and the error names it.
-pub(super) fn resolve_program(program: &str, path: Option<&std::ffi::OsStr>) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    if program.contains('/') {
-        return PathBuf::from(program);
+impl Report {
+    fn failed(&self) -> Option<(Step, i32, usize)> {
+        let step = Step::from_u32(self.step.load(Ordering::Acquire))?;
+        Some((
+            step,
+            self.errno.load(Ordering::Relaxed),
+            self.index.load(Ordering::Relaxed) as usize,
+        ))
     }
-    let path = path.unwrap_or(std::ffi::OsStr::new("/usr/local/bin:/usr/bin:/bin"));
-    for dir in std::env::split_paths(path) {
-        let candidate = dir.join(program);
-        if std::fs::metadata(&candidate)
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        {
-            return candidate;
-        }
-    }
-    PathBuf::from(program)
 }
 
 /// close_range(2) flag: mark CLOEXEC instead of closing.
 const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
 
-/// Runs after fork: async-signal-safe calls only.
+/// The child, on its own stack in the parent's memory: raw,
+/// async-signal-safe calls only, no allocation, no panic. Returns only
+/// through execve or _exit.
 ///
-/// A new session, so the app and everything it forks form one process group
-/// that a stop can signal as a whole, and no terminal signal reaches it. The
-/// server blocks SIGTERM/INT/HUP in every thread and the mask is inherited
-/// across fork and exec, so it is emptied; the dispositions of the signals
-/// the server cares about go back to their defaults.
-fn child_setup() -> io::Result<()> {
-    // Files the app creates are not world-readable (issue 8: umask 027).
+/// In order: stdio on 0-2; the workdir; umask 027 (issue 8: files the app
+/// creates are not world-readable); every other inherited fd marked
+/// CLOEXEC and the passed socket put on 3 without it; a new session, so
+/// the app and everything it forks form one process group that a stop can
+/// signal as a whole and no terminal signal reaches; the dispositions of
+/// the signals the server handles back at their defaults; its cgroups
+/// (root's files: before the ids change); its uid and gid; then the
+/// signal mask emptied (the server blocks SIGTERM/INT/HUP in every thread,
+/// and the spawn blocked all of them around the clone: the mask is
+/// inherited across exec) and the exec.
+extern "C" fn child_main(arg: *mut c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `ChildPlan` `spawn` passed, alive until the
+    // clone returns in the parent, which is after this process exec'd or
+    // exited.
+    let plan = unsafe { &*(arg as *const ChildPlan) };
+    let fail = |step: Step, index: usize| -> ! {
+        let r = &plan.report;
+        r.errno.store(errno(), Ordering::Relaxed);
+        r.index.store(index as u32, Ordering::Relaxed);
+        r.step.store(step as u32, Ordering::Release);
+        // SAFETY: _exit takes an int and does not return; nothing of the
+        // parent's (buffers, destructors) runs here.
+        unsafe { libc::_exit(127) }
+    };
+    for (to, &from) in plan.stdio.iter().enumerate() {
+        // SAFETY: dup2 takes two fd numbers; every source is above 3
+        // (`spawn` saw to it), so no move clobbers another's source.
+        if unsafe { libc::dup2(from, to as RawFd) } == -1 {
+            fail(Step::Fds, 0);
+        }
+    }
+    // SAFETY: a NUL-terminated path prepared by `spawn`.
+    if unsafe { libc::chdir(plan.workdir) } == -1 {
+        fail(Step::Workdir, 0);
+    }
     // SAFETY: umask takes a mode and cannot fail.
     unsafe { libc::umask(0o027) };
-    // Every inherited fd beyond 0-2 is closed at exec: marked CLOEXEC, not
-    // closed now, since std's exec-error pipe is among them; the passed
-    // socket gets its fd 3 back without CLOEXEC in the step after this.
-    // (ENOSYS or EINVAL before 5.11: only the CLOEXEC ones close.)
+    // Marked CLOEXEC, not closed: the passed socket is among them until
+    // it is on 3. (ENOSYS or EINVAL before 5.11: only the CLOEXEC ones
+    // close, which all of the server's are.)
     // SAFETY: integer arguments only.
     unsafe {
         libc::syscall(
@@ -367,19 +396,24 @@ fn child_setup() -> io::Result<()> {
             CLOSE_RANGE_CLOEXEC,
         )
     };
-    // SAFETY: setsid takes no arguments; it fails only if we already lead a
-    // process group, which a fresh fork child never does.
-    if unsafe { libc::setsid() } == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `set` is a local sigset_t, initialised by sigemptyset before
-    // sigprocmask reads it; the old-mask pointer may be null (sigprocmask(2)).
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        if libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) == -1 {
-            return Err(io::Error::last_os_error());
+    if let Some(fd) = plan.listen {
+        let rc = match fd {
+            // SAFETY: fcntl on an fd of ours with integer arguments only;
+            // dup2 onto itself would keep FD_CLOEXEC.
+            LISTEN_FD => unsafe { libc::fcntl(LISTEN_FD, libc::F_SETFD, 0) },
+            // SAFETY: dup2 takes two fds; the new one has no FD_CLOEXEC.
+            _ => unsafe { libc::dup2(fd, LISTEN_FD) },
+        };
+        if rc == -1 {
+            fail(Step::Fds, 0);
         }
+        // SAFETY: `pid_digits` is non-null with a passed socket and points
+        // at the 11 bytes `Exec::prepare` left for the digits and the NUL.
+        unsafe { write_pid(plan.exec.pid_digits) };
+    }
+    // SAFETY: setsid takes no arguments; a new child leads no group.
+    if unsafe { libc::setsid() } == -1 {
+        fail(Step::Setsid, 0);
     }
     for sig in [
         libc::SIGTERM,
@@ -390,11 +424,116 @@ fn child_setup() -> io::Result<()> {
     ] {
         // SAFETY: SIG_DFL is a valid disposition for each of these catchable
         // signals; signal(2) is async-signal-safe.
-        unsafe {
-            libc::signal(sig, libc::SIG_DFL);
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    for i in 0..plan.nprocs {
+        // SAFETY: `procs` has `nprocs` pointers to NUL-terminated paths.
+        let path = unsafe { std::ffi::CStr::from_ptr(*plan.procs.add(i)) };
+        if crate::sys::write_self_into(path).is_err() {
+            fail(Step::Cgroup, i);
         }
     }
-    Ok(())
+    if let Some((uid, gid)) = plan.ids {
+        if super::caps::set_ids(uid, gid).is_err() {
+            fail(Step::Ids, 0);
+        }
+    }
+    // SAFETY: `set` is a local sigset_t, initialised by sigemptyset before
+    // sigprocmask reads it; the old-mask pointer may be null.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+    // SAFETY: the three are null-terminated arrays of NUL-terminated
+    // strings, alive in the parent until this process has exec'd.
+    unsafe { exec_first(&plan.exec) };
+    fail(Step::ExecApp, 0)
+}
+
+/// Tries each of `e.paths` as execvp(3) does: past a path that is
+/// missing or not allowed, on to the next; any other error stops. Returns
+/// (with errno set, EACCES if any path was not allowed) when none exec'd.
+///
+/// # Safety
+/// As for execve: every pointer of `e` is a null-terminated array of
+/// NUL-terminated strings.
+unsafe fn exec_first(e: &ExecStep) {
+    let mut denied = false;
+    let mut at = e.paths;
+    // SAFETY: `at` walks the array up to its null terminator.
+    while let Some(path) = unsafe { at.as_ref() }.copied().filter(|p| !p.is_null()) {
+        // SAFETY: the caller's promise.
+        unsafe { libc::execve(path, e.argv, e.envp) };
+        match errno() {
+            libc::EACCES => denied = true,
+            libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
+            _ => return,
+        }
+        // SAFETY: not past the terminator, which ends the loop.
+        at = unsafe { at.add(1) };
+    }
+    if denied {
+        // SAFETY: errno is thread-local and writable at any time.
+        unsafe { *libc::__errno_location() = libc::EACCES };
+    }
+}
+
+/// The paths execvp(3) tries for `program`: itself when it has a slash
+/// (or is empty: ENOENT), else each folder of `path` (the child's `PATH`,
+/// default "/usr/local/bin:/usr/bin:/bin") joined with it, an empty
+/// folder being the workdir.
+fn candidates(program: &str, path: Option<&std::ffi::OsStr>) -> Vec<CString> {
+    let c = |p: Vec<u8>| CString::new(p).unwrap_or_default();
+    if program.is_empty() || program.contains('/') {
+        return vec![c(program.as_bytes().to_vec())];
+    }
+    let path = path.unwrap_or(std::ffi::OsStr::new("/usr/local/bin:/usr/bin:/bin"));
+    path.as_bytes()
+        .split(|&b| b == b':')
+        .map(|dir| match dir {
+            b"" => c(program.as_bytes().to_vec()),
+            _ => {
+                let mut p = dir.to_vec();
+                if !p.ends_with(b"/") {
+                    p.push(b'/');
+                }
+                p.extend_from_slice(program.as_bytes());
+                c(p)
+            }
+        })
+        .collect()
+}
+
+fn errno() -> i32 {
+    // SAFETY: errno is thread-local and readable at any time.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Writes this process's pid as decimal digits and a NUL at `digits`.
+///
+/// # Safety
+/// `digits` points at 11 writable bytes that nothing else reads or writes
+/// meanwhile.
+unsafe fn write_pid(digits: *mut u8) {
+    // SAFETY: getpid has no preconditions and cannot fail.
+    let mut v = unsafe { libc::getpid() }.unsigned_abs();
+    let mut buf = [0u8; 10];
+    let mut n = 0;
+    while n < buf.len() {
+        buf[n] = b'0' + (v % 10) as u8;
+        n += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for i in 0..n {
+        // SAFETY: i < n <= 10, inside the 11 bytes.
+        unsafe { digits.add(i).write(buf[n - 1 - i]) };
+    }
+    // SAFETY: n <= 10, inside the 11 bytes.
+    unsafe { digits.add(n).write(0) };
 }
 
 #[cfg(test)]
@@ -537,5 +676,60 @@ os.environ.get('LISTEN_FDNAMES'), s.getsockname()[1], os.environ.get('KEEP'))\n"
             "leaked fd {}",
             leaked.as_raw_fd()
         );
+    }
+
+    /// As root: the app runs as the uid and gid asked for, every one of
+    /// them (real, effective, saved), with no supplementary group. Its
+    /// `python3` is looked up as execvp does, as that user: past folders
+    /// of PATH it may not search (root's own, where the tests' PATH often
+    /// starts) to one it may.
+    #[test]
+    fn a_user_drops_every_id_and_all_groups() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skip: dropping ids needs root");
+            return;
+        }
+        let script = "import os\nprint(os.getresuid(), os.getresgid(), os.getgroups())";
+        let argv = vec!["python3".to_string(), "-c".to_string(), script.to_string()];
+        let mut s = super::spawn(
+            &argv,
+            Path::new("/"),
+            &env(),
+            None,
+            None,
+            Some((300_124, 300_125)),
+        )
+        .unwrap();
+        assert_eq!(s.ids, (300_124, 300_125));
+        let mut out = String::new();
+        use std::io::Read;
+        std::fs::File::from(s.stdout.take().unwrap())
+            .read_to_string(&mut out)
+            .unwrap();
+        assert!(s.child.wait().unwrap().success());
+        assert_eq!(
+            out.trim(),
+            "(300124, 300124, 300124) (300125, 300125, 300125) []"
+        );
+    }
+
+    #[test]
+    fn candidates_follow_path_as_execvp_does() {
+        let path = std::ffi::OsStr::new("/a:/b/::/c");
+        let got: Vec<String> = candidates("app", Some(path))
+            .into_iter()
+            .map(|c| c.into_string().unwrap())
+            .collect();
+        assert_eq!(got, ["/a/app", "/b/app", "app", "/c/app"]);
+        let one = |p: &str| -> Vec<String> {
+            candidates(p, Some(path))
+                .into_iter()
+                .map(|c| c.into_string().unwrap())
+                .collect()
+        };
+        assert_eq!(one("./run"), ["./run"]);
+        assert_eq!(one("/usr/bin/env"), ["/usr/bin/env"]);
+        assert_eq!(one(""), [""]);
+        assert_eq!(candidates("sh", None).len(), 3);
     }
 }

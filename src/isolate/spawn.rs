@@ -251,8 +251,14 @@ pub(super) fn spawn_with_init(req: &Request<'_>, init_exe: &Path) -> Result<Spaw
                 },
             })?;
         }
-        let procs = req.cgroup.map_or(&[][..], |j| j.files());
-        return super::process::spawn(req.argv, req.workdir, req.env, req.listen, procs, req.user);
+        return super::process::spawn(
+            req.argv,
+            req.workdir,
+            req.env,
+            req.listen,
+            req.cgroup,
+            req.user,
+        );
     }
     let Some((uid, gid)) = req.user else {
         return Err(SpawnError::Unsupported {

@@ -10,6 +10,7 @@ pub mod mount;
 pub mod seccomp;
 pub mod signals;
 pub mod sock_diag;
+pub mod vfork;
 
 /// Numbers of syscalls added after the unified numbering (5.1+): the same
 /// on every architecture, and missing from libc's musl tables.

@@ -1,7 +1,8 @@
 //! Process-wide signal handling for `ten serve`: block SIGTERM, SIGINT,
 //! SIGHUP and SIGUSR2 in every thread, then take them synchronously with sigwait on the
 //! main thread. Children inherit the blocked mask, so the spawn path unblocks
-//! everything before exec (see `isolate`).
+//! everything before exec (see `isolate`); around the start of a child that
+//! shares our memory, every signal is blocked (`AllBlocked`).
 
 use std::io;
 
@@ -44,4 +45,36 @@ pub fn sigwait() -> io::Result<i32> {
         return Err(io::Error::from_raw_os_error(rc));
     }
     Ok(sig)
+}
+
+/// Every signal blocked in the calling thread until this is dropped, when
+/// the thread's mask before it comes back: a child that shares the
+/// server's memory until it execs (`sys::vfork`) starts with them all
+/// blocked, so no handler of the server runs on its stack.
+pub struct AllBlocked(libc::sigset_t);
+
+impl AllBlocked {
+    pub fn new() -> io::Result<AllBlocked> {
+        // SAFETY: `all` is initialised by sigfillset before pthread_sigmask
+        // reads it, and `old` is a valid out pointer; both live on this
+        // frame for the calls.
+        unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            let rc = libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+            if rc != 0 {
+                return Err(io::Error::from_raw_os_error(rc));
+            }
+            Ok(AllBlocked(old))
+        }
+    }
+}
+
+impl Drop for AllBlocked {
+    fn drop(&mut self) {
+        // SAFETY: the mask pthread_sigmask returned in `new`, read only;
+        // the old-mask pointer may be null.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut()) };
+    }
 }

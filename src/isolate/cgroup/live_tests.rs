@@ -5,13 +5,10 @@
 //! without a usable hierarchy they skip loudly; `TEN_TEST_STRICT=1` turns a
 //! skip into a failure.
 
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-
-use rustix::process::Pid;
 
 use super::*;
 
@@ -59,26 +56,36 @@ impl Drop for TestTree {
     }
 }
 
-/// Starts `argv` inside the instance's cgroup, entered by the child itself
-/// before exec, as the spawn path does.
-fn spawn_in(join: &Join, argv: &[&str]) -> Child {
-    let files = join.files().to_vec();
-    let mut cmd = Command::new(argv[0]);
-    cmd.args(&argv[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped());
-    // SAFETY: the closure runs between fork and exec in a copy of this
-    // multi-threaded process; `write_self_into` only calls open, write and
-    // close on C strings built before the fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            for f in &files {
-                crate::sys::write_self_into(f)?;
-            }
-            Ok(())
-        });
+/// A process the tests started through the `process` level's spawn path.
+struct Started {
+    pid: u32,
+    child: crate::isolate::Child,
+    stdout: Option<std::fs::File>,
+}
+
+impl Started {
+    fn id(&self) -> u32 {
+        self.pid
     }
-    cmd.spawn().expect("spawn in cgroup")
+
+    fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.child.wait()
+    }
+}
+
+/// Starts `argv` inside the instance's cgroup as the spawn path does:
+/// created in its v2 cgroup when it was made anew, entering the rest by
+/// itself before it execs.
+fn spawn_in(join: &Join, argv: &[&str]) -> Started {
+    let argv: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
+    let env = vec![("PATH".into(), std::env::var_os("PATH").unwrap_or_default())];
+    let s = crate::isolate::process::spawn(&argv, Path::new("/"), &env, None, Some(join), None)
+        .expect("spawn in cgroup");
+    Started {
+        pid: s.pid,
+        child: s.child,
+        stdout: s.stdout.map(std::fs::File::from),
+    }
 }
 
 /// Whether `pid` is a live process (a zombie is dead: it only waits for its
@@ -387,11 +394,11 @@ fn a_reused_cgroup_is_emptied_and_sweep_clears_a_previous_run() {
     }
 }
 
-/// clone3 with `CLONE_INTO_CGROUP`: the kernel places the child in the v2
-/// cgroup as it creates it; the child then enters v1 itself. Twice, with a
+/// The `process` level's child created with `CLONE_INTO_CGROUP` (where
+/// the kernel has it) in the v2 cgroup, entering v1 itself. Twice, with a
 /// kill through `cgroup.kill` between: the second child (a restart) lives.
 #[test]
-fn clone3_into_cgroup_places_the_child_before_it_runs_again_after_a_kill() {
+fn a_child_is_placed_in_its_cgroups_before_it_runs_again_after_a_kill() {
     let Some(layout) = require_cgroups() else {
         return;
     };
@@ -402,8 +409,8 @@ fn clone3_into_cgroup_places_the_child_before_it_runs_again_after_a_kill() {
     let tree = TestTree::new(&layout);
     for round in 0..2 {
         let inst = tree.0.instance("svc@clone3", &Limits::default()).unwrap();
-        let join = inst.join().unwrap();
-        let pid = clone3_sleep(&join);
+        let mut child = spawn_in(&inst.join().unwrap(), &["/bin/sleep", "30"]);
+        let pid = child.id();
         assert!(procs(inst.v2.as_deref().unwrap()).unwrap().contains(&pid));
         assert!(
             wait_until(Duration::from_secs(5), || {
@@ -416,73 +423,39 @@ fn clone3_into_cgroup_places_the_child_before_it_runs_again_after_a_kill() {
             assert!(procs(&d.dir).unwrap().contains(&pid), "{}", d.dir.display());
         }
         assert!(inst.kill_and_wait(KILL_WAIT));
-        let p = Pid::from_raw(pid as i32).unwrap();
-        let (_, status) = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty())
-            .unwrap()
-            .unwrap();
-        assert_eq!(status.terminating_signal(), Some(libc::SIGKILL));
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
     }
     let inst = tree.0.adopt("svc@clone3", &Limits::default());
     inst.remove().unwrap();
 }
 
-/// Starts /bin/sleep 30 with clone3 `CLONE_INTO_CGROUP` into `join`'s v2
-/// cgroup; the child writes itself into the rest before it execs.
-fn clone3_sleep(join: &Join) -> u32 {
-    // The files after the v2 one, opened before clone3.
-    let v1_files: Vec<std::fs::File> = join
-        .after_clone()
-        .iter()
-        .map(|f| {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(f.to_str().unwrap())
-                .unwrap()
-        })
-        .collect();
-    let v1_procs: Vec<i32> = v1_files
-        .iter()
-        .map(std::os::fd::AsRawFd::as_raw_fd)
-        .collect();
-    let fd = join.clone_into().expect("a v2 cgroup made anew");
-    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-    // SAFETY: clone_args is plain data; all-zero is its documented default
-    // (no pidfd, no tid pointers, no stack: fork-like).
-    let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
-    args.flags = CLONE_INTO_CGROUP;
-    args.exit_signal = libc::SIGCHLD as u64;
-    args.cgroup = std::os::fd::AsRawFd::as_raw_fd(&fd) as u64;
-    let prog = c"/bin/sleep";
-    let arg1 = c"30";
-    let argv = [prog.as_ptr(), arg1.as_ptr(), std::ptr::null()];
-    // SAFETY: `args` is a valid clone_args of the size passed. With no
-    // stack given the child runs on a copy of this stack, like fork; it
-    // only calls write, execv and _exit,
-    // all async-signal-safe, on memory prepared before the call.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &mut args as *mut libc::clone_args,
-            std::mem::size_of::<libc::clone_args>(),
-        )
+/// A cgroup the child cannot enter fails the start, naming the file, and
+/// nothing of it runs on.
+#[test]
+fn a_cgroup_the_child_cannot_enter_fails_the_start_naming_it() {
+    let Some(layout) = require_cgroups() else {
+        return;
     };
-    if pid == 0 {
-        let mut code = 127;
-        for &fd in &v1_procs {
-            // SAFETY: writes one byte from a static string to an fd that
-            // stays open in the child's copy of the fd table.
-            if unsafe { libc::write(fd, c"0".as_ptr().cast(), 1) } != 1 {
-                code = 126;
-            }
-        }
-        if code == 127 {
-            // SAFETY: argv is a null-terminated array of C strings that
-            // outlive the call.
-            unsafe { libc::execv(prog.as_ptr(), argv.as_ptr()) };
-        }
-        // SAFETY: ends the child without running the parent's destructors.
-        unsafe { libc::_exit(code) };
-    }
-    assert!(pid > 0, "clone3: {}", std::io::Error::last_os_error());
-    pid as u32
+    let tree = TestTree::new(&layout);
+    let inst = tree.0.instance("svc@gone", &Limits::default()).unwrap();
+    let join = inst.join().unwrap();
+    let Some(file) = join
+        .after_clone()
+        .last()
+        .map(|f| f.to_str().unwrap().to_string())
+    else {
+        skip("no cgroup the child enters by itself here");
+        return;
+    };
+    std::fs::remove_dir(Path::new(&file).parent().unwrap()).unwrap();
+    let argv = vec!["/bin/sleep".to_string(), "30".to_string()];
+    let err = crate::isolate::process::spawn(&argv, Path::new("/"), &[], None, Some(&join), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("join the cgroup") && err.contains(&file),
+        "{err}"
+    );
+    assert!(inst.pids().is_empty(), "{:?}", inst.pids());
+    inst.remove().unwrap();
 }
