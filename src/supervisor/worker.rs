@@ -548,8 +548,9 @@ impl Supervisor {
         // its cgroup) goes too, so a restart finds the port and the data
         // dir free.
         let _ = procfs::signal_group(pgid, Signal::KILL);
-        if let Some(cg) = &inst.cgroup {
+        if let Some(cg) = inst.cgroup.as_mut() {
             cg.kill();
+            cg.prepare_next_start();
         }
         let success = status.code() == Some(0);
         // The backoff delay counts from here, after the output was read and

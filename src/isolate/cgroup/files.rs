@@ -52,13 +52,16 @@ pub fn procs(dir: &Path) -> io::Result<Vec<u32>> {
         .collect())
 }
 
-pub(super) fn mkdir(path: &Path) -> Result<(), CgroupError> {
+/// Makes a cgroup directory; Ok(true) when made now, Ok(false) when it
+/// was there already.
+pub(super) fn mkdir(path: &Path) -> Result<bool, CgroupError> {
     match std::fs::create_dir(path) {
-        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(CgroupError::Mkdir {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(CgroupError::Mkdir {
             path: path.to_path_buf(),
             source: e,
         }),
-        _ => Ok(()),
     }
 }
 

@@ -29,6 +29,10 @@ pub struct Instance {
     pub(super) fresh_v2: bool,
     /// The kernel has `CLONE_INTO_CGROUP` (see `Tree::clone_into`).
     pub(super) clone_into: bool,
+    /// Emptied after its last process and its v2 folder made anew: the
+    /// next start with the same limits takes it as it is
+    /// (`prepare_next_start`).
+    pub(super) ready: bool,
 }
 
 impl Instance {
@@ -64,21 +68,34 @@ impl Instance {
         self.v1_dir(c.name()).map(|d| (Version::V1, d))
     }
 
-    pub(super) fn apply_limits(&self) -> Result<(), CgroupError> {
+    /// Writes its limits, and the kernel's defaults where it has none, so
+    /// a reused cgroup loses the limits of an earlier start. `made_now`:
+    /// its folders were all made for this start and hold the defaults
+    /// already, so only the limits it has are written (and v2's
+    /// `memory.oom.group`, which is not a default).
+    pub(super) fn apply_limits(&self, made_now: bool) -> Result<(), CgroupError> {
         let l = &self.limits;
+        let needed = |c: Controller| !made_now || l.wants(c);
         if let Some((v, dir)) = self.place(Controller::Memory) {
             match v {
                 Version::V2 => v2::set_memory(dir, l.memory_bytes)?,
-                Version::V1 => v1::set_memory(dir, l.memory_bytes)?,
+                Version::V1 if needed(Controller::Memory) => v1::set_memory(dir, l.memory_bytes)?,
+                Version::V1 => {}
             }
         }
-        if let Some((v, dir)) = self.place(Controller::Cpu) {
+        if let Some((v, dir)) = self
+            .place(Controller::Cpu)
+            .filter(|_| needed(Controller::Cpu))
+        {
             match v {
                 Version::V2 => v2::set_cpu(dir, l.cpu_shares)?,
                 Version::V1 => v1::set_cpu(dir, l.cpu_shares)?,
             }
         }
-        if let Some((_, dir)) = self.place(Controller::Pids) {
+        if let Some((_, dir)) = self
+            .place(Controller::Pids)
+            .filter(|_| needed(Controller::Pids))
+        {
             // pids.max reads and writes the same in both versions.
             v2::set_pids(dir, l.pids_max)?;
         }
@@ -108,6 +125,21 @@ impl Instance {
         mkdir(d)?;
         self.fresh_v2 = true;
         Ok(())
+    }
+
+    /// After its process ended: when nothing is left in it, readies it for
+    /// the next start now, off the path of the request that will wake it
+    /// (its v2 folder made anew; its other folders keep their limits), so
+    /// that start only opens it (`take_ready`). Something left in it: the
+    /// next start empties and renews it as `Tree::instance` does.
+    pub fn prepare_next_start(&mut self) {
+        self.ready = !self.populated() && self.renew_v2().is_ok();
+    }
+
+    /// Whether it stands ready (`prepare_next_start`) for a start with
+    /// `limits`; once only.
+    pub fn take_ready(&mut self, limits: &Limits) -> bool {
+        std::mem::take(&mut self.ready) && self.limits == *limits
     }
 
     /// What the spawn path needs to start a child inside this cgroup: the

@@ -459,3 +459,78 @@ fn a_cgroup_the_child_cannot_enter_fails_the_start_naming_it() {
     assert!(inst.pids().is_empty(), "{:?}", inst.pids());
     inst.remove().unwrap();
 }
+
+/// The limit files of `inst`, one per controller in use.
+fn limit_values(inst: &Instance) -> Vec<String> {
+    let mut values = Vec::new();
+    for (c, v1_file, v2_file) in [
+        (Controller::Memory, "memory.limit_in_bytes", "memory.max"),
+        (Controller::Cpu, "cpu.shares", "cpu.weight"),
+        (Controller::Pids, "pids.max", "pids.max"),
+    ] {
+        match inst.place(c) {
+            Some((Version::V1, d)) => values.push(read_trim(&d.join(v1_file))),
+            Some((Version::V2, d)) => values.push(read_trim(&d.join(v2_file))),
+            None => {}
+        }
+    }
+    values
+}
+
+/// A cgroup made for a start has the kernel's defaults where the start
+/// sets no limit; one reused from a start with limits gets them back.
+#[test]
+fn a_reused_cgroup_loses_the_limits_of_the_start_before() {
+    let Some(layout) = require_cgroups() else {
+        return;
+    };
+    let tree = TestTree::new(&layout);
+    let fresh = tree.0.instance("svc@fresh", &Limits::default()).unwrap();
+    let limits = Limits::new(Some(64), Some(512), Some(16));
+    let limited = tree.0.instance("svc@relimit", &limits).unwrap();
+    let defaults = limit_values(&fresh);
+    assert!(!defaults.is_empty(), "{}", tree.0.describe());
+    assert_ne!(limit_values(&limited), defaults);
+    let again = tree.0.instance("svc@relimit", &Limits::default()).unwrap();
+    assert_eq!(limit_values(&again), defaults);
+    fresh.remove().unwrap();
+    again.remove().unwrap();
+}
+
+/// A cgroup its process left empty is readied for the next start at once
+/// (`prepare_next_start`), once, for the same limits only; the next child,
+/// created in its renewed v2 folder after a `cgroup.kill` of the old one,
+/// runs. One with a process left in it is not ready.
+#[test]
+fn an_emptied_cgroup_stands_ready_for_the_next_start() {
+    let Some(layout) = require_cgroups() else {
+        return;
+    };
+    let tree = TestTree::new(&layout);
+    let limits = Limits::default();
+    let mut inst = tree.0.instance("svc@ready", &limits).unwrap();
+    let mut first = spawn_in(&inst.join().unwrap(), &["/bin/sleep", "30"]);
+    inst.prepare_next_start();
+    assert!(!inst.take_ready(&limits), "a process is still in it");
+    inst.kill();
+    assert_eq!(first.wait().unwrap().signal(), Some(libc::SIGKILL));
+    assert!(wait_until(Duration::from_secs(5), || !inst.populated()));
+    inst.prepare_next_start();
+    assert!(!inst.take_ready(&Limits::new(Some(64), None, None)));
+    inst.prepare_next_start();
+    assert!(inst.take_ready(&limits));
+    assert!(!inst.take_ready(&limits), "ready once only");
+    let mut next = spawn_in(&inst.join().unwrap(), &["/bin/sleep", "30"]);
+    let pid = next.id();
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.starts_with("/bin/sleep"))
+        }),
+        "the next child never ran /bin/sleep"
+    );
+    assert_eq!(inst.pids(), vec![pid]);
+    assert!(inst.kill_and_wait(KILL_WAIT));
+    assert_eq!(next.wait().unwrap().signal(), Some(libc::SIGKILL));
+    inst.remove().unwrap();
+}

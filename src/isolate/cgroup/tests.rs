@@ -164,6 +164,7 @@ fn fake_instance(root: &Path, v2_controllers: Vec<Controller>, v1: &[&str]) -> I
         limits: Limits::new(Some(64), Some(2048), Some(20)),
         oom_seen: 0,
         fresh_v2: false,
+        ready: false,
         clone_into: true,
     }
 }
@@ -185,7 +186,7 @@ fn limits_go_to_v2_when_v2_has_every_controller() {
     let inst = fake_instance(&root, Controller::ALL.to_vec(), &[]);
     assert_eq!(inst.name(), "svc@a");
     assert_eq!(inst.limits().pids_max, Some(20));
-    inst.apply_limits().unwrap();
+    inst.apply_limits(false).unwrap();
     let v2 = inst.v2.clone().unwrap();
     let r = |f: &str| std::fs::read_to_string(v2.join(f)).unwrap();
     assert_eq!(r("memory.max"), (64u64 << 20).to_string());
@@ -200,7 +201,7 @@ fn limits_go_to_v2_when_v2_has_every_controller() {
 fn hybrid_limits_go_to_v1_and_kill_stays_on_v2() {
     let root = scratch("hybrid");
     let inst = fake_instance(&root, Vec::new(), &["memory", "cpu", "pids"]);
-    inst.apply_limits().unwrap();
+    inst.apply_limits(false).unwrap();
     let v1 = |c: &str, f: &str| {
         std::fs::read_to_string(root.join(format!("v1/{c}/tenement/svc@a/{f}"))).unwrap()
     };

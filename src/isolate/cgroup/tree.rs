@@ -86,7 +86,7 @@ impl Tree {
             }
             let dir = h.own.join(name);
             match mkdir(&dir) {
-                Ok(()) => tree.v1.push(V1Dir {
+                Ok(_) => tree.v1.push(V1Dir {
                     controllers: h.controllers.clone(),
                     dir,
                 }),
@@ -157,7 +157,7 @@ impl Tree {
     /// A reused cgroup is emptied first: what is in it was left by an
     /// earlier run and must not share the new run's limits. Its v2 cgroup
     /// is then made anew (see `Instance::renew_v2`), so the child can be
-    /// created inside it. Fails, naming the setting, when a limit needs a
+    /// created inside it; one made now is new already. Fails, naming the setting, when a limit needs a
     /// controller nobody offers.
     pub fn instance(&self, name: &str, limits: &Limits) -> Result<Instance, CgroupError> {
         for c in Controller::ALL {
@@ -168,17 +168,24 @@ impl Tree {
                 });
             }
         }
-        let inst = self.handle(name, *limits);
+        let mut inst = self.handle(name, *limits);
+        let mut made_now = true;
         for dir in inst.dirs() {
-            mkdir(dir)?;
+            made_now &= mkdir(dir)?;
         }
-        if inst.populated() {
-            inst.kill_and_wait(KILL_WAIT);
+        if made_now {
+            // Empty, with the kernel's defaults, no OOM kill counted and a
+            // v2 folder nothing was ever killed in: nothing to empty,
+            // renew or read back.
+            inst.fresh_v2 = inst.v2.is_some() && inst.clone_into;
+        } else {
+            if inst.populated() {
+                inst.kill_and_wait(KILL_WAIT);
+            }
+            inst.renew_v2()?;
+            inst.oom_seen = inst.oom_count().unwrap_or(0);
         }
-        let mut inst = inst;
-        inst.renew_v2()?;
-        inst.apply_limits()?;
-        inst.oom_seen = inst.oom_count().unwrap_or(0);
+        inst.apply_limits(made_now)?;
         Ok(inst)
     }
 
@@ -198,6 +205,7 @@ impl Tree {
             limits,
             oom_seen: 0,
             fresh_v2: false,
+            ready: false,
             clone_into: self.clone_into,
         }
     }

@@ -447,8 +447,9 @@ impl Supervisor {
     }
 
     /// Creates the instance's cgroup with the service's limits (emptying
-    /// it if a previous process left something) and returns what the child
-    /// needs to enter it. None without cgroups; an error when the service
+    /// it if a previous process left something), or takes the one its last
+    /// process left ready (`Instance::prepare_next_start`), and returns
+    /// what the child needs to enter it. None without cgroups; an error when the service
     /// sets a limit that only a cgroup can enforce.
     fn enter_cgroup(
         &mut self,
@@ -475,9 +476,17 @@ impl Supervisor {
                 self.no_cgroups
             ));
         };
-        let cg = tree
-            .instance(&cgroup::instance_name(&key.service, &key.id), &limits)
-            .map_err(|e| format!("cgroup for {key}: {}", cgroup::error_chain(&e)))?;
+        let ready = self
+            .instances
+            .get_mut(key)
+            .and_then(|i| i.cgroup.take())
+            .and_then(|mut cg| cg.take_ready(&limits).then_some(cg));
+        let cg = match ready {
+            Some(cg) => *cg,
+            None => tree
+                .instance(&cgroup::instance_name(&key.service, &key.id), &limits)
+                .map_err(|e| format!("cgroup for {key}: {}", cgroup::error_chain(&e)))?,
+        };
         let join = cg
             .join()
             .map_err(|e| format!("cgroup for {key}: {}", cgroup::error_chain(&e)))?;
