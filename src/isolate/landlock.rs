@@ -227,7 +227,32 @@ pub fn abi() -> Result<u32, LandlockError> {
 /// Builds the ruleset in the kernel and restricts the calling process
 /// (single-threaded: `ten __init`). Needs no_new_privs set before.
 pub fn enforce(rules: &Ruleset) -> Result<Enforced, LandlockError> {
-    let prepared = rules.prepare(abi()?);
+    restrict(&rules.prepare(abi()?))
+}
+
+/// Scopes the calling process, with no path rule at all: no connect to
+/// an abstract Unix socket and no signal to a process outside its own
+/// landlock domain (ABI 6). For the namespace level, whose init still has
+/// CAP_SYS_ADMIN, which landlock takes in place of no_new_privs. Ok(None)
+/// when the kernel cannot scope (no landlock, or an ABI before 6): that
+/// level does not promise it.
+pub fn scope_only() -> Result<Option<u32>, LandlockError> {
+    let abi = match abi() {
+        Ok(v) if handled_scope(v) != 0 => v,
+        _ => return Ok(None),
+    };
+    let scope = Prepared {
+        abi,
+        handled_fs: 0,
+        scoped: handled_scope(abi),
+        rules: Vec::new(),
+    };
+    restrict(&scope).map(|_| Some(abi))
+}
+
+/// Hands `prepared` to the kernel: the ruleset, a rule for each of its
+/// paths that exists, then the restriction of the calling process.
+fn restrict(prepared: &Prepared) -> Result<Enforced, LandlockError> {
     let attr = sys::RulesetAttr {
         handled_access_fs: prepared.handled_fs,
         handled_access_net: 0,
@@ -272,35 +297,6 @@ pub fn enforce(rules: &Ruleset) -> Result<Enforced, LandlockError> {
         missing,
         scoped: prepared.scoped,
     })
-}
-
-/// Scopes the calling process, with no path rule at all: no connect to
-/// an abstract Unix socket and no signal to a process outside its own
-/// landlock domain (ABI 6). For the namespace level, whose init still has
-/// CAP_SYS_ADMIN, which landlock takes in place of no_new_privs. Ok(None)
-/// when the kernel cannot scope (no landlock, or an ABI before 6): that
-/// level does not promise it.
-pub fn scope_only() -> Result<Option<u32>, LandlockError> {
-    let abi = match abi() {
-        Ok(v) if handled_scope(v) != 0 => v,
-        _ => return Ok(None),
-    };
-    let attr = sys::RulesetAttr {
-        handled_access_fs: 0,
-        handled_access_net: 0,
-        scoped: handled_scope(abi),
-    };
-    let call = |call: &'static str| {
-        move |source| LandlockError::Call {
-            call,
-            path: None,
-            source,
-        }
-    };
-    let ruleset =
-        sys::landlock_create_ruleset(&attr, 24).map_err(call("landlock_create_ruleset"))?;
-    sys::landlock_restrict_self(ruleset.as_fd()).map_err(call("landlock_restrict_self"))?;
-    Ok(Some(abi))
 }
 
 /// What `scope_only` did, for the instance's log.

@@ -101,18 +101,59 @@ impl Source {
     }
 }
 
+/// One mount of the plan, ready to be made: what it binds from the host
+/// opened already (the tmpfs the root is built on hides the host's /tmp).
+enum Step<'m> {
+    /// Bound from `from`, then given the mount attributes `attrs`.
+    Bind {
+        at: &'m Path,
+        from: Source,
+        attrs: u64,
+    },
+    /// /dev/null bound over a file, when the root has one there.
+    HideFile(&'m Path),
+    Symlink {
+        at: &'m Path,
+        target: &'m Path,
+    },
+    HideDir(&'m Path),
+    Tmp(&'m Path),
+    Proc,
+    Dev,
+}
+
+impl<'m> Step<'m> {
+    fn open(m: &'m Mount) -> Result<Step<'m>, MountError> {
+        let hardened = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+        let bind = |at, from: &Path, attrs| -> Result<Step<'m>, MountError> {
+            Ok(Step::Bind {
+                at,
+                from: Source::open(from)?,
+                attrs,
+            })
+        };
+        match m {
+            Mount::ReadOnly(p) => bind(p, p, hardened | MOUNT_ATTR_RDONLY),
+            Mount::ReadWrite(p) => bind(p, p, hardened),
+            Mount::ReadWriteAt { source, path } => bind(path, source, hardened),
+            Mount::Symlink { path, target } => Ok(Step::Symlink { at: path, target }),
+            Mount::HideDir(p) => Ok(Step::HideDir(p)),
+            Mount::HideFile(p) => Ok(Step::HideFile(p)),
+            Mount::Tmp(p) => Ok(Step::Tmp(p)),
+            Mount::Proc => Ok(Step::Proc),
+            Mount::Dev => Ok(Step::Dev),
+        }
+    }
+}
+
 /// Builds the root of `mounts` and makes it `/`, the host's tree detached.
 pub fn build_root(mounts: &[Mount]) -> Result<(), MountError> {
     // Every source first: the tmpfs below hides the host's /tmp.
-    let mut sources: Vec<Option<Source>> = Vec::with_capacity(mounts.len());
-    for m in mounts {
-        sources.push(match m {
-            Mount::ReadOnly(p) | Mount::ReadWrite(p) => Some(Source::open(p)?),
-            Mount::ReadWriteAt { source, .. } => Some(Source::open(source)?),
-            Mount::HideFile(_) => Some(Source::open(Path::new("/dev/null"))?),
-            _ => None,
-        });
-    }
+    let steps = mounts
+        .iter()
+        .map(Step::open)
+        .collect::<Result<Vec<_>, _>>()?;
+    let null = Source::open(Path::new("/dev/null"))?;
     let mut nodes: Vec<(&str, Source)> = Vec::new();
     if mounts.contains(&Mount::Dev) {
         for node in DEV_NODES {
@@ -131,7 +172,7 @@ pub fn build_root(mounts: &[Mount]) -> Result<(), MountError> {
         Some(c"mode=0755"),
     )
     .map_err(err("mount root tmpfs on", new))?;
-    populate(mounts, &sources, &nodes)?;
+    populate(&steps, &null, &nodes)?;
     enter()
 }
 
@@ -175,32 +216,22 @@ fn bind(src: &Source, dst: &Path, attrs: u64) -> Result<(), MountError> {
     mount_setattr_recursive(&cstr(dst), attrs).map_err(ioerr("set attributes of", dst))
 }
 
-/// Makes each of `mounts` under the new root, in order; `sources[i]` is
-/// the opened host path of `mounts[i]` when it has one.
-fn populate(
-    mounts: &[Mount],
-    sources: &[Option<Source>],
-    nodes: &[(&str, Source)],
-) -> Result<(), MountError> {
+/// Makes each step under the new root, in order; `null` is the host's
+/// /dev/null, `nodes` the devices a /dev gets.
+fn populate(steps: &[Step<'_>], null: &Source, nodes: &[(&str, Source)]) -> Result<(), MountError> {
     let nosuid = MountFlags::NOSUID | MountFlags::NODEV;
-    for (m, src) in mounts.iter().zip(sources) {
-        let dst = under(NEW, m.path());
-        match (m, src) {
-            (Mount::ReadOnly(_), Some(src)) => bind(
-                src,
-                &dst,
-                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-            )?,
-            (Mount::ReadWrite(_) | Mount::ReadWriteAt { .. }, Some(src)) => {
-                bind(src, &dst, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)?
-            }
-            (Mount::Symlink { target, .. }, _) => {
+    for step in steps {
+        match step {
+            Step::Bind { at, from, attrs } => bind(from, &under(NEW, at), *attrs)?,
+            Step::Symlink { at, target } => {
+                let dst = under(NEW, at);
                 if let Some(parent) = dst.parent() {
                     mkdirs(parent)?;
                 }
                 std::os::unix::fs::symlink(target, &dst).map_err(ioerr("symlink", &dst))?;
             }
-            (Mount::HideDir(_), _) => {
+            Step::HideDir(at) => {
+                let dst = under(NEW, at);
                 mkdirs(&dst)?;
                 mount(
                     "tmpfs",
@@ -209,32 +240,27 @@ fn populate(
                     nosuid | MountFlags::NOEXEC,
                     Some(c"mode=0755,size=64k"),
                 )
-                .map_err(err("hide", m.path()))?;
+                .map_err(err("hide", at))?;
             }
-            (Mount::HideFile(_), Some(null)) => {
-                if !dst.exists() {
-                    continue;
+            Step::HideFile(at) => {
+                let dst = under(NEW, at);
+                if dst.exists() {
+                    mount_bind(null.path(), &dst).map_err(err("hide", at))?;
                 }
-                mount_bind(null.path(), &dst).map_err(err("hide", m.path()))?;
             }
-            (Mount::Tmp(_), _) => {
+            Step::Tmp(at) => {
+                let dst = under(NEW, at);
                 mkdirs(&dst)?;
                 mount("tmpfs", &dst, "tmpfs", nosuid, Some(c"mode=1777"))
-                    .map_err(err("mount tmpfs on", m.path()))?;
+                    .map_err(err("mount tmpfs on", at))?;
             }
-            (Mount::Proc, _) => {
+            Step::Proc => {
+                let dst = under(NEW, Path::new("/proc"));
                 mkdirs(&dst)?;
                 mount("proc", &dst, "proc", nosuid | MountFlags::NOEXEC, None)
-                    .map_err(err("mount proc on", m.path()))?;
+                    .map_err(err("mount proc on", Path::new("/proc")))?;
             }
-            (Mount::Dev, _) => dev(&dst, nodes)?,
-            (_, None) => {
-                return Err(MountError {
-                    what: "no opened source for",
-                    path: m.path().to_path_buf(),
-                    source: io::Error::from_raw_os_error(libc::EBADF),
-                })
-            }
+            Step::Dev => dev(&under(NEW, Path::new("/dev")), nodes)?,
         }
     }
     Ok(())
