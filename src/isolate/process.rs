@@ -41,17 +41,12 @@ pub fn spawn(
     cgroup: Option<&Join>,
     user: Option<(u32, u32)>,
 ) -> Result<Spawned, SpawnError> {
-    // Checked here so the error names the workdir: a failed chdir in the
-    // child comes back as a bare ENOENT that reads like a missing program.
+    // A failed chdir in the child comes back as `Step::Workdir`: the error
+    // names the workdir, not the program.
     let workdir_error = |source| SpawnError::Workdir {
         path: workdir.to_path_buf(),
         source,
     };
-    match std::fs::metadata(workdir) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => return Err(workdir_error(io::Error::from_raw_os_error(libc::ENOTDIR))),
-        Err(source) => return Err(workdir_error(source)),
-    }
     let workdir_c = CString::new(workdir.as_os_str().as_bytes())
         .map_err(|_| workdir_error(io::Error::from_raw_os_error(libc::EINVAL)))?;
     let program = argv.first().cloned().unwrap_or_default();
@@ -552,6 +547,19 @@ mod tests {
         let err = spawn(&Request::process(&argv, Path::new("/"), &env(), None)).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("/nonexistent/prog-xyz"), "{text}");
+    }
+
+    #[test]
+    fn a_workdir_that_is_a_file_names_it() {
+        let file = std::env::temp_dir().join(format!("ten-workdir-file-{}", std::process::id()));
+        std::fs::write(&file, "").unwrap();
+        let argv = vec!["true".to_string()];
+        let err = spawn(&Request::process(&argv, &file, &env(), None)).unwrap_err();
+        std::fs::remove_file(&file).unwrap();
+        let text = err.to_string();
+        let want = format!("workdir {} is not usable", file.display());
+        assert!(text.contains(&want), "{text}");
+        assert!(text.contains("Not a directory"), "{text}");
     }
 
     #[test]
