@@ -157,8 +157,8 @@ impl Tree {
     /// A reused cgroup is emptied first: what is in it was left by an
     /// earlier run and must not share the new run's limits. Its v2 cgroup
     /// is then made anew (see `Instance::renew_v2`), so the child can be
-    /// created inside it; one made now is new already. Fails, naming the setting, when a limit needs a
-    /// controller nobody offers.
+    /// created inside it; one made now is new already. Fails, naming the
+    /// setting, when a limit needs a controller nobody offers.
     pub fn instance(&self, name: &str, limits: &Limits) -> Result<Instance, CgroupError> {
         for c in Controller::ALL {
             if limits.wants(c) && self.version_of(c).is_none() {
