@@ -111,13 +111,26 @@ impl Client {
         }
     }
 
+    /// What is written from now on ends the connection: a TLS connection
+    /// queues its close_notify behind the last bytes, so both leave in one
+    /// write.
+    pub fn last_bytes(&mut self) {
+        if let Client::Tls(t) = self {
+            t.closing = true;
+        }
+    }
+
     /// Before closing: a TLS connection says close_notify (best effort,
-    /// never blocking).
+    /// never blocking) unless it went out with the last bytes.
     pub fn close_notify(&mut self) {
         if let Client::Tls(t) = self {
             if let Some(c) = t.tls.as_mut() {
-                c.send_close_notify();
-                let _ = t.flush_tls();
+                if !t.notified {
+                    c.send_close_notify();
+                }
+                if c.wants_write() {
+                    let _ = t.flush_tls();
+                }
             }
         }
     }
@@ -201,6 +214,11 @@ pub struct TlsStream {
     /// the request that came with the client's last flight, and go out in
     /// the same write.
     hold: bool,
+    /// The bytes written from now on are the connection's last
+    /// (`Client::last_bytes`).
+    closing: bool,
+    /// close_notify is queued (behind the last bytes).
+    notified: bool,
 }
 
 /// Before the rustls connection exists (on demand only). Boxed in the
@@ -258,6 +276,8 @@ impl TlsStream {
             store,
             eof: false,
             hold: false,
+            closing: false,
+            notified: false,
         })
     }
 
@@ -361,6 +381,19 @@ impl TlsStream {
         Ok(())
     }
 
+    /// Queues close_notify once the connection is `closing` (its last
+    /// plaintext is queued already).
+    fn notify_if_closing(&mut self) {
+        if self.closing && !self.notified {
+            if let Some(tls) = self.tls.as_mut() {
+                if !tls.is_handshaking() {
+                    tls.send_close_notify();
+                    self.notified = true;
+                }
+            }
+        }
+    }
+
     /// Counts a handshake failure.
     fn failed(&self, e: &rustls::Error) {
         let handshaking = self.tls.as_ref().is_none_or(|t| t.is_handshaking());
@@ -462,8 +495,12 @@ impl TlsStream {
 
     /// Takes plaintext (as much as rustls buffers, 64 KiB) once what was
     /// queued before has gone out, and writes records while the socket
-    /// takes them. `write(&[])` only flushes.
+    /// takes them. `write(&[])` only flushes. Once `closing`, close_notify
+    /// is queued behind the last byte taken, to leave in the same write.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            self.notify_if_closing();
+        }
         // Held tickets go out with what is written now, in one write.
         if !std::mem::take(&mut self.hold) || buf.is_empty() {
             self.flush_tls()?;
@@ -480,6 +517,9 @@ impl TlsStream {
             let Some(tls) = self.tls.as_mut() else { break };
             let k = tls.writer().write(&buf[n..])?;
             n += k;
+            if n == buf.len() {
+                self.notify_if_closing();
+            }
             match self.flush_tls() {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,

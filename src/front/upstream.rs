@@ -69,17 +69,18 @@ impl Pool {
         });
     }
 
-    /// Takes the most recently used idle connection to `addr`, deregistered.
-    pub fn take(&mut self, registry: &Registry, addr: &Dest) -> Option<MioStream> {
+    /// Takes the most recently used idle connection to `addr`. It stays
+    /// registered under its pool token: the taker moves it to its own
+    /// token and interests with one `reregister` (EPOLL_CTL_MOD), not a
+    /// deregister and a register.
+    pub fn take(&mut self, addr: &Dest) -> Option<MioStream> {
         let list = self.by_addr.get_mut(addr)?;
         let slot = list.pop()?;
         let idle = self.slots[slot]
             .take()
             .expect("pool index lists only filled slots");
         self.free.push(slot);
-        let mut stream = idle.stream;
-        let _ = registry.deregister(&mut stream);
-        Some(stream)
+        Some(idle.stream)
     }
 
     /// An event on an idle connection: it closed or misbehaved; drop it.

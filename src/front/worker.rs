@@ -721,7 +721,10 @@ impl Worker {
 
     fn close(&mut self, slot: usize, mut conn: Box<Conn>) {
         conn.client.close_notify();
-        let _ = self.poll.registry().deregister(&mut conn.client);
+        // No deregister: closing the socket takes it out of the poll. A
+        // late event for the slot (a spawn's fork still held the socket
+        // until its exec) only makes the next connection in it try a read
+        // or a write that would block.
         // A sound idle upstream outlives its client: it goes to the pool.
         self.detach_upstream(&mut conn);
         if let Some(id) = conn.stream_id.take() {

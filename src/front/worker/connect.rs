@@ -46,11 +46,7 @@ impl Worker {
         }
         self.detach_upstream(c);
         let registry = self.poll.registry();
-        let pooled = if reuse {
-            self.pool.take(registry, &addr)
-        } else {
-            None
-        };
+        let pooled = if reuse { self.pool.take(&addr) } else { None };
         let (stream, reused) = match pooled {
             Some(stream) => (stream, true),
             None => match addr.connect() {
@@ -86,11 +82,14 @@ impl Worker {
             },
             in_use: true,
         };
-        if let Err(e) = registry.register(
-            &mut up.stream,
-            token(slot, KIND_UPSTREAM),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
+        // A pooled connection is still registered under its pool token.
+        let interests = Interest::READABLE | Interest::WRITABLE;
+        let watched = if reused {
+            registry.reregister(&mut up.stream, token(slot, KIND_UPSTREAM), interests)
+        } else {
+            registry.register(&mut up.stream, token(slot, KIND_UPSTREAM), interests)
+        };
+        if let Err(e) = watched {
             self.fail(
                 c,
                 Side::Internal,

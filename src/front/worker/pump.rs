@@ -211,6 +211,10 @@ impl Worker {
             // Over TLS, encrypted bytes may wait with `cout` already empty;
             // writing nothing flushes them.
             if c.ready.writable && (!c.cout.is_empty() || c.client.has_pending()) {
+                if c.phase == Phase::Closing {
+                    // Over TLS, close_notify leaves with the last bytes.
+                    c.client.last_bytes();
+                }
                 match c.cout.write_to(&mut c.client) {
                     Ok((_, short)) => {
                         c.ready.writable = !short;
