@@ -109,19 +109,24 @@ pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
     let tls = match &config.settings.tls {
         Some(t) => {
             let set = crate::certs::load(t, &config.settings.domain)?;
-            let mut store = crate::certs::Store::new(set, t.redirect_http);
+            let files = Arc::new(crate::certs::Store::new(set, t.redirect_http));
+            let mut shared = None;
             if let Some(a) = &t.acme {
-                let (shared, opts, http) = acme_setup(a, &data_dir, &config.settings.domain)?;
-                store = store.with_acme(shared.clone());
-                acme = Some((shared, opts, http));
+                let (s, opts, http) = acme_setup(a, &data_dir, &config.settings.domain)?;
+                shared = Some(s.clone());
+                acme = Some((s, opts, http));
             }
-            Some(Arc::new(store))
+            Some(Arc::new(front::tls::Certs {
+                files,
+                acme: shared,
+            }))
         }
         None => None,
     };
     let published = Arc::new(Published::default());
     if let Some((shared, _, _)) = &acme {
-        shared.set_published(published.clone());
+        // ACME orders on demand only names the front would serve.
+        shared.set_published(published.clone(), front::api::allowed::would_serve);
     }
     let (tx, rx) = mpsc::channel();
     let exe = handed
@@ -149,8 +154,8 @@ pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn std::error::Error>> {
     server.start(config, adopted, listeners)?;
     // ACME starts once the listeners answer challenges. Its failures are
     // logged and shown in GET /api/tls; they never stop the server.
-    if let (Some((shared, opts, http)), Some(store)) = (acme, &server.tls) {
-        if let Err(e) = crate::acme::manager::start(shared, store.clone(), opts, http) {
+    if let (Some((shared, opts, http)), Some(certs)) = (acme, &server.tls) {
+        if let Err(e) = crate::acme::manager::start(shared, certs.files.clone(), opts, http) {
             warn!("acme", "cannot start the ACME thread: {e}");
         }
     }
@@ -282,7 +287,7 @@ struct Server {
     data_dir: PathBuf,
     published: Arc<Published>,
     /// The certificates, with `[settings.tls]` at start.
-    tls: Option<Arc<crate::certs::Store>>,
+    tls: Option<Arc<front::tls::Certs>>,
     control: Arc<Control>,
     /// The open lock file; handed to the next image by an upgrade.
     lock: Option<std::fs::File>,
@@ -306,7 +311,7 @@ impl Server {
             config,
             self.data_dir.clone(),
             self.published.clone(),
-            self.tls.clone(),
+            self.tls.as_ref().map(|c| c.files.clone()),
             adopted,
             Some(self.control.clone()),
         )?;
@@ -323,9 +328,9 @@ impl Server {
         let handle = self.handle.clone().expect("the supervisor runs");
         let s = &self.settings;
         let tls = match (&self.tls, s.https) {
-            (Some(store), Some(listen)) => Some(TlsOptions {
+            (Some(certs), Some(listen)) => Some(TlsOptions {
                 listen,
-                store: store.clone(),
+                store: certs.clone(),
             }),
             _ => None,
         };

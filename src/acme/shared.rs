@@ -22,7 +22,13 @@ use rustls::sign::CertifiedKey;
 use serde_json::{json, Value};
 
 use super::files::Stored;
-use crate::supervisor::Published;
+use crate::supervisor::{Published, Snapshot};
+
+/// Whether the front serves a host name under the published snapshot
+/// (`front::api::allowed::would_serve`, the rule of Caddy's ask endpoint
+/// too). Handed in at start, so ACME reads the front's rule without
+/// importing the front.
+pub type Serves = fn(&Snapshot, &str) -> bool;
 
 /// The ALPN protocol of TLS-ALPN-01 (RFC 8737 section 6.2).
 pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
@@ -107,8 +113,9 @@ pub struct Shared {
     issued: RwLock<Arc<HashMap<String, Arc<Stored>>>>,
     status: Mutex<BTreeMap<String, Status>>,
     on_demand: Option<Mutex<OnDemand>>,
-    /// Routes, for telling instance hosts from unknown names.
-    published: OnceLock<Arc<Published>>,
+    /// Routes, and the front's rule over them, for telling instance hosts
+    /// from unknown names.
+    published: OnceLock<(Arc<Published>, Serves)>,
     /// Wakes the ACME thread with a name to order now.
     orders: Mutex<Option<Sender<String>>>,
     /// Bumped each time an on-demand order settles.
@@ -184,9 +191,10 @@ impl Shared {
         });
     }
 
-    /// Gives the routes (once, at start).
-    pub fn set_published(&self, published: Arc<Published>) {
-        let _ = self.published.set(published);
+    /// Gives the routes and the rule of which names the front serves
+    /// (once, at start).
+    pub fn set_published(&self, published: Arc<Published>, serves: Serves) {
+        let _ = self.published.set((published, serves));
     }
 
     /// Where on-demand names are sent to be ordered (the ACME thread).
@@ -435,15 +443,15 @@ impl Shared {
     /// to wake), or creatable by autospawn within `max_instances` (the rule
     /// of Caddy's ask endpoint too).
     fn known_instance(&self, name: &str) -> bool {
-        let Some(published) = self.published.get() else {
+        let Some((published, serves)) = self.published.get() else {
             return false;
         };
-        crate::front::api::allowed::would_serve(&published.load(), name)
+        serves(&published.load(), name)
     }
 
     /// Names of on-demand certificates whose instance is gone.
     pub fn forgotten(&self, names: impl Iterator<Item = String>) -> Vec<String> {
-        let Some(published) = self.published.get() else {
+        let Some((published, _)) = self.published.get() else {
             return Vec::new();
         };
         let snap = published.load();
@@ -458,7 +466,7 @@ impl Shared {
     /// The names ordered at start: the domain and each service's host.
     pub fn start_names(&self) -> Vec<String> {
         let mut names = vec![self.domain.clone()];
-        if let Some(published) = self.published.get() {
+        if let Some((published, _)) = self.published.get() {
             let snap = published.load();
             names.extend(snap.services.keys().map(|s| format!("{s}.{}", self.domain)));
         }
@@ -469,19 +477,31 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::supervisor::Snapshot;
     use std::sync::mpsc;
 
-    /// `web` under example.com, autospawn with room for ten instances.
+    /// The front's rule as far as the gate needs one: a valid host name
+    /// `{id}.{service}.{domain}` for a published service and a valid id
+    /// (as for an autospawn service).
+    fn serves(snap: &Snapshot, host: &str) -> bool {
+        let Some(sub) = host.strip_suffix(&format!(".{}", snap.domain)) else {
+            return false;
+        };
+        if crate::config::check_domain(host).is_err() {
+            return false;
+        }
+        sub.split_once('.').is_some_and(|(id, service)| {
+            snap.services.contains_key(service)
+                && crate::names::InstanceKey::new(service, id).is_ok()
+        })
+    }
+
+    /// `web` under example.com, any valid id served.
     fn shared(per_hour: Option<u32>) -> (Shared, mpsc::Receiver<String>) {
         let mut snap = Snapshot {
             domain: "example.com".into(),
             ..Snapshot::default()
         };
         snap.services.insert("web".into(), Vec::new());
-        snap.autospawn
-            .insert(crate::names::ServiceName::new("web").unwrap());
-        snap.max_instances.insert("web".into(), 10);
         let published = Arc::new(Published::default());
         published.publish(snap);
         let s = Shared::new(
@@ -490,7 +510,7 @@ mod tests {
             Challenge::Http01,
             per_hour,
         );
-        s.set_published(published);
+        s.set_published(published, serves);
         let (tx, rx) = mpsc::channel();
         s.set_orders(tx);
         (s, rx)

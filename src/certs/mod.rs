@@ -1,11 +1,11 @@
-//! The certificates handshakes are answered with: the files of
+//! The certificate files handshakes are answered with: the files of
 //! `[settings.tls]` (`files.rs` reads and checks them, `x509.rs` reads
-//! what a certificate says), ACME's issued ones, and the `Store` every
-//! front loop picks from in its handshakes (rustls' `ResolvesServerCert`)
-//! and a reload swaps. Shared by the server (start), the supervisor
-//! (reload), ACME (which names files cover, what it issued) and the
-//! front (handshakes, `GET /api/tls`, `/metrics`), so it belongs to none
-//! of them.
+//! what a certificate says), and the `Store` every front loop picks from
+//! in its handshakes and a reload swaps. Shared by the server (start), the
+//! supervisor (reload), ACME (which names files cover; `x509` for what it
+//! issued) and the front (handshakes, `GET /api/tls`, `/metrics`), so it
+//! belongs to none of them, and imports none of them: ACME's certificates
+//! join the files' in the front's resolver (`front::tls::Certs`).
 //!
 //! Reading files blocks: only the server at start and the supervisor at a
 //! reload do it, never a front loop. A handshake takes a read lock and
@@ -18,11 +18,6 @@ pub use files::{load, CertSet};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-
-use rustls::server::{ClientHello, ResolvesServerCert};
-use rustls::sign::CertifiedKey;
-
-use crate::acme::shared::{Shared, ACME_TLS_ALPN};
 
 /// Why handshakes failed, as counted for `/metrics`.
 pub const FAILURE_REASONS: [&str; 5] = [
@@ -44,8 +39,6 @@ pub struct Store {
     failures: [AtomicU64; FAILURE_REASONS.len()],
     /// Why the last reload could not use the certificate files, if it could not.
     last_error: Mutex<Option<String>>,
-    /// ACME's certificates and challenge answers, with `acme_*` set.
-    acme: Option<Arc<Shared>>,
 }
 
 impl Store {
@@ -55,19 +48,7 @@ impl Store {
             redirect_http: AtomicBool::new(redirect_http),
             failures: Default::default(),
             last_error: Mutex::new(None),
-            acme: None,
         }
-    }
-
-    /// The same store answering from ACME's certificates too.
-    pub fn with_acme(mut self, acme: Arc<Shared>) -> Store {
-        self.acme = Some(acme);
-        self
-    }
-
-    /// ACME's shared state, with `acme_*` set.
-    pub fn acme(&self) -> Option<&Arc<Shared>> {
-        self.acme.as_ref()
     }
 
     /// The certificates now in use.
@@ -112,15 +93,14 @@ impl Store {
         }
     }
 
-    /// `GET /api/tls`: each certificate in use, with the last reload error
-    /// on the certificates whose files it names. `now` is Unix seconds.
-    pub fn to_json(&self, now: i64) -> serde_json::Value {
+    /// `GET /api/tls`: each certificate file in use, with the last reload
+    /// error on the certificates whose files it names. `now` is Unix seconds.
+    pub fn to_json(&self, now: i64) -> Vec<serde_json::Value> {
         let error = match self.last_error.lock() {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         };
-        let certs = self.certs();
-        let mut list: Vec<serde_json::Value> = certs
+        self.certs()
             .certs
             .iter()
             .map(|c| {
@@ -142,51 +122,11 @@ impl Store {
                     "last_error": own_error,
                 })
             })
-            .collect();
-        if let Some(acme) = &self.acme {
-            list.extend(acme.to_json(now));
-        }
-        serde_json::Value::Array(list)
+            .collect()
     }
 
     /// Counts a handshake failure by `FAILURE_REASONS` position.
     pub fn count_failure(&self, reason: usize) {
         self.failures[reason].fetch_add(1, Ordering::Relaxed);
     }
-}
-
-impl ResolvesServerCert for Store {
-    /// A file certificate covering the name, else ACME's for it, else the
-    /// fallback; none (an alert) for a TLS-ALPN-01 probe without a pending
-    /// challenge and, on demand, for an instance host without a certificate.
-    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let name = hello.server_name();
-        let Some(acme) = &self.acme else {
-            return self.certs().pick(name).map(|c| c.key.clone());
-        };
-        if offers_acme_alpn(&hello) {
-            return name.and_then(|n| acme.alpn_cert(n));
-        }
-        let certs = self.certs();
-        if let Some(n) = name.filter(|n| !certs.covers(n)) {
-            if let Some(key) = acme.cert(n) {
-                return Some(key);
-            }
-            if acme.refuses_uncovered(n) {
-                return None;
-            }
-        }
-        match certs.pick(name) {
-            Some(c) => Some(c.key.clone()),
-            // Without certificate files: the domain's from ACME.
-            None => acme.cert(&acme.domain),
-        }
-    }
-}
-
-/// Whether a ClientHello offers `acme-tls/1` (a TLS-ALPN-01 validation).
-pub fn offers_acme_alpn(hello: &ClientHello<'_>) -> bool {
-    hello
-        .alpn()
-        .is_some_and(|mut protocols| protocols.any(|p| p == ACME_TLS_ALPN))
 }

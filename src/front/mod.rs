@@ -56,7 +56,7 @@ pub struct FrontOptions {
 /// The HTTPS listener's address and the certificates its handshakes use.
 pub struct TlsOptions {
     pub listen: SocketAddr,
-    pub store: Arc<crate::certs::Store>,
+    pub store: Arc<tls::Certs>,
 }
 
 /// The running loops.

@@ -1,6 +1,7 @@
-//! HTTPS in the front: the rustls server config (certificates from
-//! `crate::certs::Store`), and a client connection that is plain or TLS,
-//! driven by the loop like any non-blocking socket.
+//! HTTPS in the front: the rustls server config, the certificates its
+//! handshakes get (`Certs`: the files' `crate::certs::Store`, then ACME's),
+//! and a client connection that is plain or TLS, driven by the loop like
+//! any non-blocking socket.
 //!
 //! rustls never touches the socket by itself here: `TlsStream` feeds it
 //! what a non-blocking read returns and writes out what it produced, so a
@@ -21,10 +22,13 @@ use std::time::Instant;
 use mio::event::Source;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
-use rustls::server::{Accepted, Acceptor, ServerConfig, ServerConnection};
+use rustls::server::{
+    Accepted, Acceptor, ClientHello, ResolvesServerCert, ServerConfig, ServerConnection,
+};
+use rustls::sign::CertifiedKey;
 
-use crate::acme::shared::{Hello, ACME_TLS_ALPN};
-use crate::certs::{offers_acme_alpn, Store};
+use crate::acme::shared::{Hello, Shared, ACME_TLS_ALPN};
+use crate::certs::Store;
 use crate::net::MioStream;
 
 /// Longest a handshake is held for its on-demand certificate.
@@ -50,23 +54,91 @@ const CIPHER_SUITES: [rustls::SupportedCipherSuite; 9] = {
     ]
 };
 
+/// The certificates handshakes are answered with: the files' (a reload
+/// swaps them in `files`), then, with `acme_*` set, ACME's issued ones and
+/// its TLS-ALPN-01 challenge certificates.
+#[derive(Debug)]
+pub struct Certs {
+    pub files: Arc<Store>,
+    pub acme: Option<Arc<Shared>>,
+}
+
+impl Certs {
+    /// ACME's shared state, with `acme_*` set.
+    pub fn acme(&self) -> Option<&Arc<Shared>> {
+        self.acme.as_ref()
+    }
+
+    /// Whether plain HTTP is answered with a redirect to https (kept with
+    /// the files: a reload changes both).
+    pub fn redirect_http(&self) -> bool {
+        self.files.redirect_http()
+    }
+
+    /// `GET /api/tls`: the files' certificates, then ACME's. `now` is Unix
+    /// seconds.
+    pub fn to_json(&self, now: i64) -> serde_json::Value {
+        let mut list = self.files.to_json(now);
+        if let Some(acme) = &self.acme {
+            list.extend(acme.to_json(now));
+        }
+        serde_json::Value::Array(list)
+    }
+}
+
+impl ResolvesServerCert for Certs {
+    /// A file certificate covering the name, else ACME's for it, else the
+    /// fallback; none (an alert) for a TLS-ALPN-01 probe without a pending
+    /// challenge and, on demand, for an instance host without a certificate.
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let name = hello.server_name();
+        let certs = self.files.certs();
+        let Some(acme) = &self.acme else {
+            return certs.pick(name).map(|c| c.key.clone());
+        };
+        if offers_acme_alpn(&hello) {
+            return name.and_then(|n| acme.alpn_cert(n));
+        }
+        if let Some(n) = name.filter(|n| !certs.covers(n)) {
+            if let Some(key) = acme.cert(n) {
+                return Some(key);
+            }
+            if acme.refuses_uncovered(n) {
+                return None;
+            }
+        }
+        match certs.pick(name) {
+            Some(c) => Some(c.key.clone()),
+            // Without certificate files: the domain's from ACME.
+            None => acme.cert(&acme.domain),
+        }
+    }
+}
+
+/// Whether a ClientHello offers `acme-tls/1` (a TLS-ALPN-01 validation).
+fn offers_acme_alpn(hello: &ClientHello<'_>) -> bool {
+    hello
+        .alpn()
+        .is_some_and(|mut protocols| protocols.any(|p| p == ACME_TLS_ALPN))
+}
+
 /// The rustls config of the HTTPS listeners: TLS 1.3 and 1.2 with ring,
 /// `CIPHER_SUITES` in the server's order, no client certificates, ALPN
 /// `http/1.1` (and `acme-tls/1` with ACME, chosen only by a client
-/// offering nothing else), certificates from `store`. Sessions resume from
+/// offering nothing else), certificates from `certs`. Sessions resume from
 /// stateless tickets (encrypted with a key of this config's, rotated every
 /// 6 hours), so any number of clients resume, not only the last few
 /// hundred a session cache holds: a resumed handshake signs nothing.
-pub fn server_config(store: Arc<Store>) -> Result<Arc<ServerConfig>, rustls::Error> {
+pub fn server_config(certs: Arc<Certs>) -> Result<Arc<ServerConfig>, rustls::Error> {
     let provider = Arc::new(rustls::crypto::CryptoProvider {
         cipher_suites: CIPHER_SUITES.to_vec(),
         ..rustls::crypto::ring::default_provider()
     });
-    let acme = store.acme().is_some();
+    let acme = certs.acme().is_some();
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_cert_resolver(store);
+        .with_cert_resolver(certs);
     config.ignore_client_order = true;
     config.ticketer = rustls::crypto::ring::Ticketer::new()?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -207,7 +279,7 @@ pub struct TlsStream {
     /// On demand: the ClientHello being read, or a parked handshake.
     hello: Option<Box<HelloPhase>>,
     config: Arc<ServerConfig>,
-    store: Arc<Store>,
+    certs: Arc<Certs>,
     /// The socket said end of stream.
     eof: bool,
     /// The session tickets that end a handshake wait for the response to
@@ -256,9 +328,9 @@ impl TlsStream {
     pub fn new(
         tcp: TcpStream,
         config: Arc<ServerConfig>,
-        store: Arc<Store>,
+        certs: Arc<Certs>,
     ) -> io::Result<TlsStream> {
-        let on_demand = store.acme().is_some_and(|a| a.on_demand());
+        let on_demand = certs.acme().is_some_and(|a| a.on_demand());
         let (tls, hello) = if on_demand {
             (
                 None,
@@ -273,7 +345,7 @@ impl TlsStream {
             tls,
             hello,
             config,
-            store,
+            certs,
             eof: false,
             hold: false,
             closing: false,
@@ -288,7 +360,7 @@ impl TlsStream {
             let accepted = match self.hello.as_deref_mut() {
                 None => return Ok(Accepting::Ready),
                 Some(HelloPhase::Parked { name, .. }) => {
-                    let acme = self.store.acme();
+                    let acme = self.certs.acme();
                     if acme.is_some_and(|a| a.settled(name) == Hello::Wait) {
                         return Ok(Accepting::Blocked);
                     }
@@ -301,7 +373,7 @@ impl TlsStream {
                     match acceptor.read_tls(&mut self.tcp) {
                         Ok(0) => {
                             self.eof = true;
-                            self.store.count_failure(3);
+                            self.certs.files.count_failure(3);
                             return Ok(Accepting::Eof);
                         }
                         Ok(_) => {}
@@ -315,10 +387,10 @@ impl TlsStream {
                         Ok(None) => continue,
                         Ok(Some(accepted)) => {
                             let hello = accepted.client_hello();
-                            let wait = match (hello.server_name(), self.store.acme()) {
+                            let wait = match (hello.server_name(), self.certs.acme()) {
                                 (Some(name), Some(acme))
                                     if !offers_acme_alpn(&hello)
-                                        && !self.store.certs().covers(name)
+                                        && !self.certs.files.certs().covers(name)
                                         && acme.hello(name) == Hello::Wait =>
                                 {
                                     Some(name.to_ascii_lowercase())
@@ -413,7 +485,7 @@ impl TlsStream {
             _ => 4,
         };
         if handshaking {
-            self.store.count_failure(reason);
+            self.certs.files.count_failure(reason);
         }
     }
 
@@ -450,7 +522,7 @@ impl TlsStream {
                 Ok(0) => {
                     self.eof = true;
                     if tls.is_handshaking() {
-                        self.store.count_failure(3);
+                        self.certs.files.count_failure(3);
                     }
                 }
                 Ok(_) => {

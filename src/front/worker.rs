@@ -33,9 +33,8 @@ use super::conn::{Conn, Exchanges, Phase, Spare};
 use super::router::Balancer;
 use super::share::Share;
 use super::stats::FrontStats;
-use super::tls::{Client, TlsStream};
+use super::tls::{Certs, Client, TlsStream};
 use super::upstream::Pool;
-use crate::certs::Store;
 use crate::front::fault::Side;
 use crate::net::Stream;
 use crate::supervisor::{Command, Published, Reply, ReplyTo, Snapshot, SupervisorHandle};
@@ -112,7 +111,7 @@ pub struct WorkerSetup {
 pub struct WorkerTls {
     pub listeners: Vec<TcpListener>,
     pub config: Arc<rustls::ServerConfig>,
-    pub store: Arc<Store>,
+    pub store: Arc<Certs>,
     /// The port of `https_listen` as bound, for redirects to https.
     pub port: u16,
 }

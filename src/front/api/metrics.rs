@@ -431,14 +431,14 @@ pub fn render(snap: &Snapshot, front: &FrontStats, sample: &Sample) -> String {
 /// The HTTPS families: each certificate name's seconds left until its
 /// certificate expires (negative once expired), and handshake failures by
 /// reason. `now` is Unix seconds.
-pub fn render_tls(out: &mut String, store: &crate::certs::Store, now: i64) {
+pub fn render_tls(out: &mut String, store: &crate::front::tls::Certs, now: i64) {
     family(
         out,
         "ten_tls_certificate_expiry_seconds",
         "gauge",
         "Seconds until the certificate served for this name expires.",
     );
-    let certs = store.certs();
+    let certs = store.files.certs();
     for cert in &certs.certs {
         for name in &cert.names {
             let labels = format!("{{name=\"{}\"}}", escape(name));
@@ -469,7 +469,7 @@ pub fn render_tls(out: &mut String, store: &crate::certs::Store, now: i64) {
         "counter",
         "TLS handshakes that failed, by reason.",
     );
-    for (reason, n) in store.failures() {
+    for (reason, n) in store.files.failures() {
         line(
             out,
             "ten_tls_handshake_failures_total",

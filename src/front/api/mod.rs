@@ -164,7 +164,7 @@ pub struct Api {
     /// Asks of `/api/tls/allowed` per client address, shared by every loop.
     pub asks: std::sync::Arc<allowed::AskLimit>,
     /// The certificates in use, with `[settings.tls]`.
-    pub tls: Option<std::sync::Arc<crate::certs::Store>>,
+    pub tls: Option<std::sync::Arc<crate::front::tls::Certs>>,
     /// Upgrades in place: their status, and how to ask for one.
     pub upgrade: Option<std::sync::Arc<crate::upgrade::Control>>,
 }
