@@ -315,6 +315,21 @@ impl std::fmt::Debug for HelloPhase {
     }
 }
 
+/// The socket as rustls reads it, noting whether a read came back short:
+/// the socket is drained for now.
+struct Noting<'a> {
+    tcp: &'a mut TcpStream,
+    short: bool,
+}
+
+impl Read for Noting<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.tcp.read(buf)?;
+        self.short = n < buf.len();
+        Ok(n)
+    }
+}
+
 /// Where reading the ClientHello got to.
 enum Accepting {
     /// The rustls connection exists: go on with records.
@@ -492,6 +507,9 @@ impl TlsStream {
     /// Reads ciphertext until `buf` is full of plaintext or the socket has
     /// no more for now. Ok(0) is the end of stream (close_notify, or the
     /// peer closing the socket: the HTTP framing tells a cut response).
+    /// Plaintext after a short socket read is returned without another
+    /// read that would only say WouldBlock: the socket is drained, and as
+    /// for a plain socket a new edge comes with more bytes.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self.accept()? {
             Accepting::Ready => {}
@@ -499,6 +517,7 @@ impl TlsStream {
             Accepting::Eof => return Ok(0),
         }
         let mut n = 0;
+        let mut drained = false;
         loop {
             let Some(tls) = self.tls.as_mut() else {
                 return Ok(n);
@@ -515,10 +534,16 @@ impl TlsStream {
                 Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(n),
                 Err(e) => return if n > 0 { Ok(n) } else { Err(e) },
             }
-            if self.eof {
+            if self.eof || (drained && n > 0) {
                 return Ok(n);
             }
-            match tls.read_tls(&mut self.tcp) {
+            let mut sock = Noting {
+                tcp: &mut self.tcp,
+                short: false,
+            };
+            let read = tls.read_tls(&mut sock);
+            drained = sock.short;
+            match read {
                 Ok(0) => {
                     self.eof = true;
                     if tls.is_handshaking() {
