@@ -123,6 +123,10 @@ fn issue_10_a_tenants_storage_and_log_reads_do_not_delay_other_requests() {
 /// bound, the 2 x 100 MB written below stayed in memory.
 const MAX_GROWTH_KIB: u64 = 48 * 1024;
 
+/// What the front logs (at debug level) when it drops a stream whose reader
+/// fell behind.
+const DROP_LOG: &str = "dropped: its reader fell behind";
+
 #[test]
 fn issue_10_stalled_event_stream_readers_cost_bounded_memory() {
     let config = format!(
@@ -130,14 +134,19 @@ fn issue_10_stalled_event_stream_readers_cost_bounded_memory() {
         settings("workers = 1"),
         py_service("talk", "talker.py", "")
     );
-    let server = Server::start("stalled_sse", &config);
+    // At debug level the front says when it drops a stream, so the readers
+    // can read as soon as that happened, however long the flood takes on a
+    // loaded machine: a dropped stream's last bytes wait 10 s for their
+    // reader, then the connection closes.
+    let server = Server::start_wrapped("stalled_sse", &config, &[], &["env", "TEN_LOG=debug"]);
     server.wait_running("talk:alice");
     let token = server.mint_token(Some("alice"));
     let pid = raw::server_pid(&server);
     let baseline = raw::rss_kib(pid);
     let sampler = raw::RssSampler::start(pid);
 
-    // Two subscribers that never read a byte.
+    // Two subscribers that read their subscription's confirmation, then
+    // never another byte.
     let mut stalled: Vec<std::net::TcpStream> = (0..2)
         .map(|_| {
             let mut s = std::net::TcpStream::connect(server.addr).unwrap();
@@ -147,23 +156,60 @@ fn issue_10_stalled_event_stream_readers_cost_bounded_memory() {
                 server.addr
             )
             .unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !String::from_utf8_lossy(&seen).contains(": subscribed") {
+                let n = std::io::Read::read(&mut s, &mut buf).expect("the stream's first bytes");
+                assert!(n > 0, "the stream closed: {:?}", String::from_utf8_lossy(&seen));
+                seen.extend_from_slice(&buf[..n]);
+            }
             s
         })
         .collect();
-    // Let the subscriptions start before the flood.
-    std::thread::sleep(Duration::from_millis(500));
 
-    // About 100 MB of output: 25 requests of 1,000 lines of 4 KB.
+    // About 100 MB of output: 25 requests of 1,000 lines of 4 KB, on a
+    // thread of their own.
     let line = "y".repeat(4000);
-    for _ in 0..25 {
-        let resp = server.http(
-            "GET",
-            "alice.talk.localhost",
-            &format!("/say?line={line}&n=1000"),
-            &[],
-            b"",
+    let statuses = std::thread::scope(|scope| {
+        let flood = scope.spawn(|| {
+            (0..25)
+                .map(|_| {
+                    let resp = server.http(
+                        "GET",
+                        "alice.talk.localhost",
+                        &format!("/say?line={line}&n=1000"),
+                        &[],
+                        b"",
+                    );
+                    (resp.status, resp.text())
+                })
+                .collect::<Vec<_>>()
+        });
+        // Each stalled reader is dropped once it falls behind, and reading
+        // at last finds its stream ended with the notice that it fell behind.
+        assert!(
+            wait_until(Duration::from_secs(120), || server
+                .log()
+                .matches(DROP_LOG)
+                .count()
+                >= 2),
+            "the stalled readers were not dropped\n{}",
+            server.log()
         );
-        assert_eq!(resp.status, 200, "{}", resp.text());
+        for s in &mut stalled {
+            let (got, _) = raw::read_all(s, Duration::from_secs(30));
+            let tail = String::from_utf8_lossy(&got[got.len().saturating_sub(200)..]).into_owned();
+            assert!(
+                tail.contains(": dropped: the reader fell behind") && tail.ends_with("0\r\n\r\n"),
+                "{} bytes, ending {tail:?}",
+                got.len()
+            );
+        }
+        flood.join().expect("the flood's thread")
+    });
+    for (status, text) in statuses {
+        assert_eq!(status, 200, "{text}");
     }
     // The last line the app wrote reaches the log file: everything was
     // offered to the subscribers by then.
@@ -177,18 +223,6 @@ fn issue_10_stalled_event_stream_readers_cost_bounded_memory() {
     );
     let peak = sampler.peak();
     drop(sampler);
-
-    // Each stalled reader, reading at last, finds the stream ended with
-    // the notice that it fell behind.
-    for s in &mut stalled {
-        let (got, _) = raw::read_all(s, Duration::from_secs(30));
-        let tail = String::from_utf8_lossy(&got[got.len().saturating_sub(200)..]).into_owned();
-        assert!(
-            tail.contains(": dropped: the reader fell behind") && tail.ends_with("0\r\n\r\n"),
-            "{} bytes, ending {tail:?}",
-            got.len()
-        );
-    }
     eprintln!("rss baseline {baseline} KiB, peak {peak} KiB");
     assert!(
         peak.saturating_sub(baseline) < MAX_GROWTH_KIB,
