@@ -13,6 +13,10 @@
 # instance; nginx and HAProxy proxy to the same port. Each proxy gets one
 # worker (thread). Rounds are short and interleaved so drift on a shared box
 # hits all alike. Apart from TLS this is tests/bench/run.sh's setup.
+#
+# TEN_BASE=/path/to/an/older/ten adds that build as target `base`, in the
+# same rounds (its own backend, the same nginx config on another port), and
+# a table of ten/base ratios: a change measured before and after in one run.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -22,6 +26,8 @@ HOLD=${HOLD:-2000}
 HERE=$(cd "$(dirname "$0")" && pwd)
 cd "$HERE/../.."
 TEN=${TEN:-$PWD/target/release/ten}
+TEN_BASE=${TEN_BASE:-}
+TARGETS="nginx haproxy ten${TEN_BASE:+ base}"
 . "$HERE/lib.sh"
 
 bench_install nginx haproxy wrk openssl
@@ -29,18 +35,21 @@ bench_install nginx haproxy wrk openssl
 
 ulimit -n "$(ulimit -Hn)"
 WORK=$(mktemp -d /tmp/ten-bench-https.XXXXXX)
-TENPID= HAPID=
+TENPID= BASEPID= HAPID=
 cleanup() {
   [ -n "$TENPID" ] && kill "$TENPID" 2>/dev/null || true
+  [ -n "$BASEPID" ] && kill "$BASEPID" 2>/dev/null || true
   [ -n "$HAPID" ] && kill "$HAPID" 2>/dev/null || true
   [ -f "$WORK/nginx.conf.pid" ] && kill "$(cat "$WORK/nginx.conf.pid" 2>/dev/null)" 2>/dev/null || true
   [ -f "$WORK/backend.conf.pid" ] && kill "$(cat "$WORK/backend.conf.pid" 2>/dev/null)" 2>/dev/null || true
+  [ -f "$WORK/base/backend.conf.pid" ] && kill "$(cat "$WORK/base/backend.conf.pid" 2>/dev/null)" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 BACKEND=$(free_port) TENPORT=$(free_port) TENTLS=$(free_port) NGINXPORT=$(free_port) HAPORT=$(free_port)
+BASEBACKEND=$(free_port) BASEPORT=$(free_port) BASETLS=$(free_port)
 HOST_HEADER="main.bench.localhost"
 
 # One certificate per key kind for *.bench.localhost, from a throwaway CA.
@@ -61,33 +70,60 @@ for kind in ecdsa rsa; do
 done
 
 backend_conf "$WORK/backend.conf" "$BACKEND"
+mkdir -p "$WORK/base"
+backend_conf "$WORK/base/backend.conf" "$BASEBACKEND"
 
-start_ten() { # kind
-  cat >"$WORK/tenement.toml" <<CONF
+# ten_serve BINARY DIR PORT TLSPORT BACKENDPORT KIND: starts BINARY serving
+# HTTPS with KIND's certificate from DIR (its config, data and log), and
+# prints its pid once it answers.
+ten_serve() {
+  local bin=$1 dir=$2 port=$3 tls=$4 backend=$5 kind=$6 pid
+  cat >"$dir/tenement.toml" <<CONF
 [settings]
-data_dir = "$WORK/data"
-listen = "127.0.0.1:$TENPORT"
-port_range = [$BACKEND, $BACKEND]
+data_dir = "$dir/data"
+listen = "127.0.0.1:$port"
+port_range = [$backend, $backend]
 workers = 1
 [settings.tls]
-cert = "$WORK/$1.chain"
-key = "$WORK/$1.key"
-https_listen = "127.0.0.1:$TENTLS"
+cert = "$WORK/$kind.chain"
+key = "$WORK/$kind.key"
+https_listen = "127.0.0.1:$tls"
 redirect_http = false
 [service.bench]
-command = "nginx -c $WORK/backend.conf"
+command = "nginx -c $dir/backend.conf"
 # A plain process like the backend nginx and HAProxy proxy to (see run.sh).
 isolation = "process"
 [instances]
 bench = ["main"]
 CONF
   # A session of its own, as nginx and HAProxy have (see run.sh).
-  TEN_LOG=warn setsid "$TEN" serve --config "$WORK/tenement.toml" 2>>"$WORK/ten.err" &
-  TENPID=$!
-  wait_up "https://127.0.0.1:$TENTLS/" -k -H "Host: $HOST_HEADER" && return 0
-  echo "ten did not come up:" >&2; cat "$WORK/ten.err" >&2; exit 1
+  TEN_LOG=warn setsid "$bin" serve --config "$dir/tenement.toml" 2>>"$dir/ten.err" </dev/null >/dev/null &
+  pid=$!
+  if wait_up "https://127.0.0.1:$tls/" -k -H "Host: $HOST_HEADER"; then
+    echo "$pid"
+    return 0
+  fi
+  echo "$bin did not come up:" >&2; cat "$dir/ten.err" >&2; return 1
 }
-stop_ten() { kill "$TENPID"; wait "$TENPID" 2>/dev/null || true; TENPID=; }
+start_ten() { # kind
+  TENPID=$(ten_serve "$TEN" "$WORK" "$TENPORT" "$TENTLS" "$BACKEND" "$1")
+  if [ -n "$TEN_BASE" ]; then
+    BASEPID=$(ten_serve "$TEN_BASE" "$WORK/base" "$BASEPORT" "$BASETLS" "$BASEBACKEND" "$1")
+  fi
+}
+# gone PID: kills PID and waits (10 s at most) until it has exited, so the
+# next server finds its ports free. It is no child of this shell (it was
+# started in a command substitution), so `wait` cannot do it.
+gone() {
+  local _
+  kill "$1" 2>/dev/null || return 0
+  for _ in $(seq 200); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done
+  echo "pid $1 did not exit" >&2; return 1
+}
+stop_ten() {
+  gone "$TENPID"; TENPID=
+  if [ -n "$BASEPID" ]; then gone "$BASEPID"; BASEPID=; fi
+}
 
 # wrk's requests/s, p50 and p99 (ms), non-2xx answers and socket errors
 # together, and the CPU time the proxy's processes spent per request (ms).
@@ -107,10 +143,11 @@ procs() { # target
     nginx) cat "$WORK/nginx.conf.pid"; pgrep -P "$(cat "$WORK/nginx.conf.pid")" ;;
     haproxy) echo "$HAPID" ;;
     ten) echo "$TENPID" ;;
+    base) echo "$BASEPID" ;;
   esac | sort -u
 }
 
-port_of() { case $1 in nginx) echo "$NGINXPORT" ;; haproxy) echo "$HAPORT" ;; ten) echo "$TENTLS" ;; esac; }
+port_of() { case $1 in nginx) echo "$NGINXPORT" ;; haproxy) echo "$HAPORT" ;; ten) echo "$TENTLS" ;; base) echo "$BASETLS" ;; esac; }
 
 echo "tenement HTTPS bench: $(nproc) cores, $(date -u +%Y-%m-%d), wrk -t2 -c$CONNS -d${DURATION}s x $ROUNDS rounds, $(openssl version), load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
@@ -124,13 +161,13 @@ for kind in ecdsa rsa; do
     for mode in keepalive handshake; do
       extra=()
       [ "$mode" = handshake ] && extra=(-H "Connection: close")
-      for target in nginx haproxy ten; do
+      for target in $TARGETS; do
         echo "$kind $mode $target $(run_wrk "$target" "${extra[@]}")" >>"$results"
         echo "  $kind round=$r $mode $target done" >&2
       done
     done
   done
-  for target in nginx haproxy ten; do
+  for target in $TARGETS; do
     before=$(rss_kb $(procs $target))
     hold_open "$(port_of $target)" "$HOLD" "$HOST_HEADER" --tls
     sleep 0.5
@@ -150,7 +187,7 @@ rows = {}
 for line in open(sys.argv[1]):
     kind, mode, target, rps, p50, p99, bad, cpu = line.split()
     rows.setdefault((kind, mode, target), []).append((float(rps), float(p50), float(p99), int(bad), float(cpu)))
-order = {"nginx": 0, "haproxy": 1, "ten": 2}
+order = {"nginx": 0, "haproxy": 1, "ten": 2, "base": 3}
 print("| key | connections | target | requests/s | p50 ms | p99 ms | CPU ms/request | errors |")
 print("|---|---|---|---|---|---|---|---|")
 med = {}
@@ -171,6 +208,16 @@ for kind in ("ecdsa", "rsa"):
         if t and n and h:
             conns = "keep-alive" if mode == "keepalive" else "new per request"
             print(f"| {kind} | {conns} | {t[0]/n[0]:.2f} | {t[0]/h[0]:.2f} | {t[1]/n[1]:.2f} | {t[1]/h[1]:.2f} | {t[2]/n[2]:.2f} | {t[2]/h[2]:.2f} |")
+if any(k[2] == "base" for k in med):
+    print()
+    print("| key | connections | ten/base rps | ten/base p50 | ten/base CPU |")
+    print("|---|---|---|---|---|")
+    for kind in ("ecdsa", "rsa"):
+        for mode in ("keepalive", "handshake"):
+            t, b = med.get((kind, mode, "ten")), med.get((kind, mode, "base"))
+            if t and b:
+                conns = "keep-alive" if mode == "keepalive" else "new per request"
+                print(f"| {kind} | {conns} | {t[0]/b[0]:.2f} | {t[1]/b[1]:.2f} | {t[2]/b[2]:.2f} |")
 print()
 print("| key | proxy | held TLS conns | RSS before KiB | RSS holding KiB | per conn KiB |")
 print("|---|---|---|---|---|---|")
