@@ -14,9 +14,9 @@
 # worker (thread). Rounds are short and interleaved so drift on a shared box
 # hits all alike. Apart from TLS this is tests/bench/run.sh's setup.
 #
-# TEN_BASE=/path/to/an/older/ten adds that build as target `base`, in the
+# TEN_BEFORE=/path/to/an/older/ten adds that build as target `before`, in the
 # same rounds (its own backend, the same nginx config on another port), and
-# a table of ten/base ratios: a change measured before and after in one run.
+# a table of ten/before ratios: a change measured before and after in one run.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -26,8 +26,11 @@ HOLD=${HOLD:-2000}
 HERE=$(cd "$(dirname "$0")" && pwd)
 cd "$HERE/../.."
 TEN=${TEN:-$PWD/target/release/ten}
-TEN_BASE=${TEN_BASE:-}
-TARGETS="nginx haproxy ten${TEN_BASE:+ base}"
+TEN_BEFORE=${TEN_BEFORE:-}
+TARGETS="nginx haproxy ten${TEN_BEFORE:+ before}"
+if [ -n "$TEN_BEFORE" ] && [ ! -x "$TEN_BEFORE" ]; then
+  echo "TEN_BEFORE=$TEN_BEFORE is not an executable file" >&2; exit 1
+fi
 . "$HERE/lib.sh"
 
 bench_install nginx haproxy wrk openssl
@@ -35,21 +38,21 @@ bench_install nginx haproxy wrk openssl
 
 ulimit -n "$(ulimit -Hn)"
 WORK=$(mktemp -d /tmp/ten-bench-https.XXXXXX)
-TENPID= BASEPID= HAPID=
+TENPID= BEFOREPID= HAPID=
 cleanup() {
   [ -n "$TENPID" ] && kill "$TENPID" 2>/dev/null || true
-  [ -n "$BASEPID" ] && kill "$BASEPID" 2>/dev/null || true
+  [ -n "$BEFOREPID" ] && kill "$BEFOREPID" 2>/dev/null || true
   [ -n "$HAPID" ] && kill "$HAPID" 2>/dev/null || true
   [ -f "$WORK/nginx.conf.pid" ] && kill "$(cat "$WORK/nginx.conf.pid" 2>/dev/null)" 2>/dev/null || true
   [ -f "$WORK/backend.conf.pid" ] && kill "$(cat "$WORK/backend.conf.pid" 2>/dev/null)" 2>/dev/null || true
-  [ -f "$WORK/base/backend.conf.pid" ] && kill "$(cat "$WORK/base/backend.conf.pid" 2>/dev/null)" 2>/dev/null || true
+  [ -f "$WORK/before/backend.conf.pid" ] && kill "$(cat "$WORK/before/backend.conf.pid" 2>/dev/null)" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 BACKEND=$(free_port) TENPORT=$(free_port) TENTLS=$(free_port) NGINXPORT=$(free_port) HAPORT=$(free_port)
-BASEBACKEND=$(free_port) BASEPORT=$(free_port) BASETLS=$(free_port)
+BEFOREBACKEND=$(free_port) BEFOREPORT=$(free_port) BEFORETLS=$(free_port)
 HOST_HEADER="main.bench.localhost"
 
 # One certificate per key kind for *.bench.localhost, from a throwaway CA.
@@ -70,8 +73,8 @@ for kind in ecdsa rsa; do
 done
 
 backend_conf "$WORK/backend.conf" "$BACKEND"
-mkdir -p "$WORK/base"
-backend_conf "$WORK/base/backend.conf" "$BASEBACKEND"
+mkdir -p "$WORK/before"
+backend_conf "$WORK/before/backend.conf" "$BEFOREBACKEND"
 
 # ten_serve BINARY DIR PORT TLSPORT BACKENDPORT KIND: starts BINARY serving
 # HTTPS with KIND's certificate from DIR (its config, data and log), and
@@ -107,8 +110,8 @@ CONF
 }
 start_ten() { # kind
   TENPID=$(ten_serve "$TEN" "$WORK" "$TENPORT" "$TENTLS" "$BACKEND" "$1")
-  if [ -n "$TEN_BASE" ]; then
-    BASEPID=$(ten_serve "$TEN_BASE" "$WORK/base" "$BASEPORT" "$BASETLS" "$BASEBACKEND" "$1")
+  if [ -n "$TEN_BEFORE" ]; then
+    BEFOREPID=$(ten_serve "$TEN_BEFORE" "$WORK/before" "$BEFOREPORT" "$BEFORETLS" "$BEFOREBACKEND" "$1")
   fi
 }
 # gone PID: kills PID and waits (10 s at most) until it has exited, so the
@@ -122,7 +125,7 @@ gone() {
 }
 stop_ten() {
   gone "$TENPID"; TENPID=
-  if [ -n "$BASEPID" ]; then gone "$BASEPID"; BASEPID=; fi
+  if [ -n "$BEFOREPID" ]; then gone "$BEFOREPID"; BEFOREPID=; fi
 }
 
 # wrk's requests/s, p50 and p99 (ms), non-2xx answers and socket errors
@@ -143,11 +146,11 @@ procs() { # target
     nginx) cat "$WORK/nginx.conf.pid"; pgrep -P "$(cat "$WORK/nginx.conf.pid")" ;;
     haproxy) echo "$HAPID" ;;
     ten) echo "$TENPID" ;;
-    base) echo "$BASEPID" ;;
+    before) echo "$BEFOREPID" ;;
   esac | sort -u
 }
 
-port_of() { case $1 in nginx) echo "$NGINXPORT" ;; haproxy) echo "$HAPORT" ;; ten) echo "$TENTLS" ;; base) echo "$BASETLS" ;; esac; }
+port_of() { case $1 in nginx) echo "$NGINXPORT" ;; haproxy) echo "$HAPORT" ;; ten) echo "$TENTLS" ;; before) echo "$BEFORETLS" ;; esac; }
 
 echo "tenement HTTPS bench: $(nproc) cores, $(date -u +%Y-%m-%d), wrk -t2 -c$CONNS -d${DURATION}s x $ROUNDS rounds, $(openssl version), load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
@@ -187,7 +190,7 @@ rows = {}
 for line in open(sys.argv[1]):
     kind, mode, target, rps, p50, p99, bad, cpu = line.split()
     rows.setdefault((kind, mode, target), []).append((float(rps), float(p50), float(p99), int(bad), float(cpu)))
-order = {"nginx": 0, "haproxy": 1, "ten": 2, "base": 3}
+order = {"nginx": 0, "haproxy": 1, "ten": 2, "before": 3}
 print("| key | connections | target | requests/s | p50 ms | p99 ms | CPU ms/request | errors |")
 print("|---|---|---|---|---|---|---|---|")
 med = {}
@@ -208,13 +211,13 @@ for kind in ("ecdsa", "rsa"):
         if t and n and h:
             conns = "keep-alive" if mode == "keepalive" else "new per request"
             print(f"| {kind} | {conns} | {t[0]/n[0]:.2f} | {t[0]/h[0]:.2f} | {t[1]/n[1]:.2f} | {t[1]/h[1]:.2f} | {t[2]/n[2]:.2f} | {t[2]/h[2]:.2f} |")
-if any(k[2] == "base" for k in med):
+if any(k[2] == "before" for k in med):
     print()
-    print("| key | connections | ten/base rps | ten/base p50 | ten/base CPU |")
+    print("| key | connections | ten/before rps | ten/before p50 | ten/before CPU |")
     print("|---|---|---|---|---|")
     for kind in ("ecdsa", "rsa"):
         for mode in ("keepalive", "handshake"):
-            t, b = med.get((kind, mode, "ten")), med.get((kind, mode, "base"))
+            t, b = med.get((kind, mode, "ten")), med.get((kind, mode, "before"))
             if t and b:
                 conns = "keep-alive" if mode == "keepalive" else "new per request"
                 print(f"| {kind} | {conns} | {t[0]/b[0]:.2f} | {t[1]/b[1]:.2f} | {t[2]/b[2]:.2f} |")
