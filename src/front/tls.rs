@@ -122,6 +122,51 @@ fn offers_acme_alpn(hello: &ClientHello<'_>) -> bool {
         .is_some_and(|mut protocols| protocols.any(|p| p == ACME_TLS_ALPN))
 }
 
+/// The random bytes rustls asks of its provider (a handshake's server
+/// random, each session ticket's nonce and age: five asks per resumed TLS
+/// 1.3 handshake), handed out from a buffer of the kernel's random bytes
+/// per thread, refilled `POOL` bytes at a time: one getrandom for about ten
+/// handshakes rather than five for each. Each byte is handed out once and
+/// wiped from the buffer. The key exchange and the ticket encryption take
+/// theirs from ring directly.
+#[derive(Debug)]
+struct Pooled;
+
+/// Bytes `Pooled` takes from the kernel at once.
+const POOL: usize = 1024;
+
+impl rustls::crypto::SecureRandom for Pooled {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), rustls::crypto::GetRandomFailed> {
+        use std::cell::RefCell;
+        thread_local! {
+            /// The bytes, and how many of them are used.
+            static BYTES: RefCell<([u8; POOL], usize)> = const { RefCell::new(([0; POOL], POOL)) };
+        }
+        if buf.len() > POOL {
+            return kernel_random(buf);
+        }
+        BYTES.with_borrow_mut(|(bytes, used)| {
+            if POOL - *used < buf.len() {
+                kernel_random(bytes)?;
+                *used = 0;
+            }
+            let taken = &mut bytes[*used..*used + buf.len()];
+            buf.copy_from_slice(taken);
+            taken.fill(0);
+            *used += buf.len();
+            Ok(())
+        })
+    }
+}
+
+/// Fills `buf` from the kernel (getrandom), through ring.
+fn kernel_random(buf: &mut [u8]) -> Result<(), rustls::crypto::GetRandomFailed> {
+    use ring::rand::SecureRandom;
+    ring::rand::SystemRandom::new()
+        .fill(buf)
+        .map_err(|_| rustls::crypto::GetRandomFailed)
+}
+
 /// The rustls config of the HTTPS listeners: TLS 1.3 and 1.2 with ring,
 /// `CIPHER_SUITES` in the server's order, no client certificates, ALPN
 /// `http/1.1` (and `acme-tls/1` with ACME, chosen only by a client
@@ -129,9 +174,11 @@ fn offers_acme_alpn(hello: &ClientHello<'_>) -> bool {
 /// stateless tickets (encrypted with a key of this config's, rotated every
 /// 6 hours), so any number of clients resume, not only the last few
 /// hundred a session cache holds: a resumed handshake signs nothing.
+/// rustls' own random bytes come from `Pooled`.
 pub fn server_config(certs: Arc<Certs>) -> Result<Arc<ServerConfig>, rustls::Error> {
     let provider = Arc::new(rustls::crypto::CryptoProvider {
         cipher_suites: CIPHER_SUITES.to_vec(),
+        secure_random: &Pooled,
         ..rustls::crypto::ring::default_provider()
     });
     let acme = certs.acme().is_some();
@@ -627,5 +674,31 @@ impl TlsStream {
             }
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::crypto::SecureRandom;
+
+    #[test]
+    fn pooled_random_bytes_are_handed_out_once_across_refills() {
+        // 32-byte asks over several refills of the pool, and asks of odd
+        // sizes that leave a remainder behind: no chunk comes twice, none
+        // is left zero.
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..200 {
+            let mut chunk = [0u8; 32];
+            Pooled.fill(&mut chunk).expect("random bytes");
+            assert_ne!(chunk, [0; 32], "ask {i} got zeros");
+            assert!(seen.insert(chunk), "ask {i} got bytes handed out before");
+            let mut odd = [0u8; 7];
+            Pooled.fill(&mut odd).expect("random bytes");
+        }
+        // More than the pool holds at once comes from the kernel directly.
+        let mut big = vec![0u8; POOL + 1];
+        Pooled.fill(&mut big).expect("random bytes");
+        assert!(big.chunks(32).all(|c| c.iter().any(|&b| b != 0)));
     }
 }
