@@ -8,6 +8,9 @@
 //! connections queued on it, so a front that runs fewer loops than it was
 //! handed listeners gives some loops several.
 //!
+//! Every TCP listener has TCP_NODELAY set, which Linux passes on to each
+//! connection it accepts: no setsockopt per connection.
+//!
 //! No loop runs here; `front::start` and `Front::drain` call it.
 
 use std::io;
@@ -61,6 +64,11 @@ pub fn settle(
         match l.local_addr() {
             Ok(a) if serves(wanted, a) && bound.is_none_or(|b| b == a) => {
                 bound = Some(a);
+                // An older image may have handed it on without.
+                sockopt::set_tcp_nodelay(&l, true).map_err(|e| BindError {
+                    what: format!("set TCP_NODELAY on the listener at {a}"),
+                    source: e.into(),
+                })?;
                 kept.push(l);
             }
             Ok(a) => info!("front", "closing the listener on {a}: no longer configured"),
@@ -124,6 +132,8 @@ fn bind_reuseport(addr: SocketAddr) -> io::Result<TcpListener> {
     )?;
     sockopt::set_socket_reuseaddr(&fd, true)?;
     sockopt::set_socket_reuseport(&fd, true)?;
+    // Inherited by every accepted connection.
+    sockopt::set_tcp_nodelay(&fd, true)?;
     rustix::net::bind(&fd, &addr)?;
     rustix::net::listen(&fd, 1024)?;
     Ok(TcpListener::from_std(std::net::TcpListener::from(fd)))

@@ -401,7 +401,7 @@ impl Worker {
             let accepted = listener.accept();
             match accepted {
                 Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
+                    // TCP_NODELAY comes from the listener (`listeners.rs`).
                     let client = match (&self.tls, tls) {
                         (Some(t), true) => {
                             match TlsStream::new(stream, t.config.clone(), t.store.clone()) {
