@@ -26,6 +26,10 @@
 # - wake storm: STORM (200) distinct sleeping instances requested at once
 #   (one thread each); their statuses, the time until the last answered,
 #   and `ten ps` timed in a loop meanwhile (p50, p99).
+# ONLY=idle: the registry, the start, the spawns and the idle CPU only (no
+# `ten ps` timings, no RSS rows, no wake storm), for profiling the idle
+# server; with it the server's pid is printed on stderr before the idle
+# window, for `perf record -p` or `strace -p` over that window.
 # Standalone: needs target/release/ten (built if missing), python3, curl
 # and a C compiler (musl-gcc preferred, else cc -static, else cc).
 set -euo pipefail
@@ -37,6 +41,11 @@ IDLE_SECS=${IDLE_SECS:-30}
 # TINY_CLOSE=1: the app closes every connection after its answer, so each
 # health check connects anew (the default keeps them).
 TINY_CLOSE=${TINY_CLOSE:-}
+ONLY=${ONLY:-}
+case "$ONLY" in
+  "" | idle) ;;
+  *) echo "scale.sh: ONLY=$ONLY: the only part that runs alone is ONLY=idle" >&2; exit 1 ;;
+esac
 cd "$(dirname "$0")/../.."
 TOP=$PWD
 TEN=${TEN:-$TOP/target/release/ten}
@@ -129,7 +138,7 @@ done
 T1=$(date +%s.%N)
 
 python3 - "$TEN" "$CONF" "$DATA" "$LISTEN" "$TENPID" "$SLEEPING" "$RUNNING" "$STORM" \
-  "$IDLE_SECS" "$T0" "$T1" <<'PY'
+  "$IDLE_SECS" "$T0" "$T1" "$ONLY" <<'PY'
 import json
 import os
 import statistics
@@ -143,6 +152,7 @@ from concurrent.futures import ThreadPoolExecutor
 ten, conf, data, listen, pid = sys.argv[1:6]
 sleeping, running, storm, idle_secs = map(int, sys.argv[6:10])
 t0, t1 = float(sys.argv[10]), float(sys.argv[11])
+only_idle = sys.argv[12] == "idle"
 listen, pid = int(listen), int(pid)
 CLK = os.sysconf("SC_CLK_TCK")
 
@@ -181,6 +191,14 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(round(p * (len(xs) - 1))))]
 
 
+def report():
+    print(f"\n### Scale ({sleeping} sleeping + {running} running, {os.cpu_count()} cores)\n")
+    print("| measure | result | goal | met |")
+    print("|---|---|---|---|")
+    for what, got, goal, met in rows:
+        print(f"| {what} | {got} | {goal} | {'yes' if met else 'NO'} |")
+
+
 rows = []
 start_ms = (t1 - t0) * 1000
 insts = json.loads(cli("ps", "--all", "--json"))
@@ -191,8 +209,9 @@ rows.append((f"`ten serve` start with {sleeping} registry entries and {sleeping}
 time.sleep(1)
 rss_sleep = rss_kb()
 bound_sleep = 15 * 1024 + 2 * sleeping
-rows.append((f"server RSS, {sleeping} sleeping", f"{rss_sleep / 1024:.1f} MB",
-             f"<= {bound_sleep / 1024:.1f} MB", rss_sleep <= bound_sleep))
+if not only_idle:
+    rows.append((f"server RSS, {sleeping} sleeping", f"{rss_sleep / 1024:.1f} MB",
+                 f"<= {bound_sleep / 1024:.1f} MB", rss_sleep <= bound_sleep))
 
 # RUNNING more instances, spawned 8 at a time, then all ready.
 a = time.perf_counter()
@@ -213,13 +232,16 @@ print(f"spawned {running} instances in {spawn_s:.1f} s (load {spawn_load})", fil
 rows.append((f"`ten spawn` of {running} more, 8 at a time, until all run (load {spawn_load})",
              f"{spawn_s:.1f} s", "reported", True))
 
-ps = timed(lambda: cli("ps", "--all", "--json"), 10)
-rows.append((f"`ten ps --all --json` ({sleeping + running} instances), median / p90",
-             f"{statistics.median(ps) * 1000:.0f} / {pct(ps, 0.9) * 1000:.0f} ms", "< 300 ms",
-             statistics.median(ps) < 0.3))
+if not only_idle:
+    ps = timed(lambda: cli("ps", "--all", "--json"), 10)
+    rows.append((f"`ten ps --all --json` ({sleeping + running} instances), median / p90",
+                 f"{statistics.median(ps) * 1000:.0f} / {pct(ps, 0.9) * 1000:.0f} ms", "< 300 ms",
+                 statistics.median(ps) < 0.3))
 
 # Idle: every instance has had a health check or two; then no traffic.
 time.sleep(12)
+if only_idle:
+    print(f"idle window of {idle_secs} s starts now; server pid {pid}", file=sys.stderr, flush=True)
 c0, w0 = cpu_ticks(), time.perf_counter()
 time.sleep(idle_secs)
 c1, w1 = cpu_ticks(), time.perf_counter()
@@ -227,6 +249,9 @@ idle = (c1 - c0) / CLK / (w1 - w0) * 100
 idle_load = load()
 rows.append((f"server CPU, {running} running, no traffic ({idle_secs} s; load {idle_load})",
              f"{idle:.2f} % of a core", "< 1 %", idle < 1))
+if only_idle:
+    report()
+    sys.exit(0)
 rss_run = rss_kb()
 bound_run = 15 * 1024 + 2 * sleeping + 50 * running
 rows.append((f"server RSS, {sleeping} sleeping + {running} running", f"{rss_run / 1024:.1f} MB",
@@ -281,10 +306,6 @@ rows.append((f"`ten ps` during the storm ({len(ps_times)} calls), p50 / p99",
              f"{statistics.median(ps_times) * 1000:.0f} / {pct(ps_times, 0.99) * 1000:.0f} ms",
              "reported", True))
 
-print(f"\n### Scale ({sleeping} sleeping + {running} running, {os.cpu_count()} cores)\n")
-print("| measure | result | goal | met |")
-print("|---|---|---|---|")
-for what, got, goal, met in rows:
-    print(f"| {what} | {got} | {goal} | {'yes' if met else 'NO'} |")
+report()
 PY
 echo "load average after: $(load)" >&2
