@@ -12,7 +12,8 @@
 //! one.
 //!
 //! A `Probe` is driven by the supervisor's poll: `step` is called on every
-//! event of its socket and never blocks. It reads into the caller's
+//! event of its socket and never blocks; once the request is sent it waits
+//! for the next event rather than reading at once. It reads into the caller's
 //! buffer, and copies only a response split over several reads. Status-line
 //! parsing is pure.
 
@@ -368,6 +369,11 @@ impl Probe {
                                 self.phase = Phase::Reading {
                                     partial: Vec::new(),
                                 };
+                                // The app has yet to read it: its answer
+                                // comes with an event of the socket (which
+                                // is registered before the first step), so
+                                // a read now would only find nothing.
+                                return Outcome::Pending;
                             }
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Outcome::Pending,

@@ -79,7 +79,20 @@ impl Supervisor {
         let Some(run) = inst.run.as_mut() else {
             return;
         };
-        // Over the app's Unix socket when it made one, else TCP to the port.
+        // A health check goes over the connection the last one kept, if
+        // any: only TCP connections are kept, and one that still carries
+        // checks needs no look at `SOCKET_PATH`.
+        if let Some(request) = &health {
+            if let Some((token, stream)) = run.kept.conn.take() {
+                let probe = Probe::reuse(stream, request.clone(), timeout, run.kept.skip);
+                inst.probe = Some((token, probe));
+                inst.next_probe = None;
+                return self.step_probe(key);
+            }
+        }
+        // A new connection goes to the app's Unix socket when it made one
+        // (and connects there each time, so that `owner_unchecked` sees
+        // the file it goes to), else TCP to the port.
         let socket = run
             .kept
             .socket
@@ -88,18 +101,6 @@ impl Supervisor {
             })
             .clone();
         let via_socket = health::socket_exists(&socket);
-        // A health check over TCP goes over the connection the last one
-        // kept, if any (one over the socket connects each time, so that
-        // `owner_unchecked` sees the file it goes to).
-        let reuse = health.is_some() && !via_socket;
-        if let (Some((token, stream)), Some(request), true) =
-            (run.kept.conn.take_if(|_| reuse), &health, reuse)
-        {
-            let probe = Probe::reuse(stream, request.clone(), timeout, run.kept.skip);
-            inst.probe = Some((token, probe));
-            inst.next_probe = None;
-            return self.step_probe(key);
-        }
         if look_up
             && !via_socket
             && sock_diag::can_look_up()
