@@ -71,15 +71,30 @@ fn python(name: &str, script: &str) -> Service {
     service(name, &["python3", "-c", script])
 }
 
-fn config(dir: &Path, services: Vec<Service>) -> Config {
-    // Disjoint port ranges, so tests running in parallel never race for one;
-    // offset by the pid, so two test runs on one machine rarely share one.
-    // Below the integration tests' ranges (22000 up) and the kernel's
-    // ephemeral ports (32768 up).
-    let block = (std::process::id() as usize * 7
+/// Ports each test's supervisor hands out, from `FIRST_PORT` up in blocks.
+const BLOCK: u16 = 40;
+const BLOCKS: u16 = 200;
+const FIRST_PORT: u16 = 12_000;
+
+/// The first port of a block of `BLOCK` ports that are all free right now
+/// (nothing on the box has bound one: another test's instances, a
+/// benchmark's), so tests running in parallel, and `tests/bench/scale.sh`'s
+/// thousand instances meanwhile, never race for one. Blocks are tried from
+/// one that the pid and a counter pick, so two test runs on one machine
+/// rarely try the same first. Below the integration tests' ranges (22000
+/// up) and the kernel's ephemeral ports (32768 up).
+fn free_block() -> u16 {
+    let start = (std::process::id() as usize * 7
         + NEXT_PORTS.fetch_add(1, Ordering::Relaxed) as usize)
-        % 200;
-    let base = 12_000 + 40 * block as u16;
+        % BLOCKS as usize;
+    (0..BLOCKS as usize)
+        .map(|i| FIRST_PORT + BLOCK * ((start + i) % BLOCKS as usize) as u16)
+        .find(|base| (*base..base + BLOCK).all(ports::bindable))
+        .expect("a block of 40 free ports between 12000 and 19999")
+}
+
+fn config(dir: &Path, services: Vec<Service>) -> Config {
+    let base = free_block();
     Config {
         overrides: Default::default(),
         path: dir.join("tenement.toml"),
@@ -93,7 +108,7 @@ fn config(dir: &Path, services: Vec<Service>) -> Config {
             restart_window: Duration::from_secs(300),
             backoff_base: Duration::from_millis(50),
             backoff_max: Duration::from_secs(1),
-            port_range: (base, base + 39),
+            port_range: (base, base + BLOCK - 1),
             stop_timeout: Duration::from_secs(5),
             workers: 1,
             metrics_public: false,
