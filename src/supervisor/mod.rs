@@ -8,11 +8,13 @@
 //! Layout: `worker` is the thread and carries out effects, with its
 //! commands, launching, stopping, probes and views in `worker/*`; `lifecycle`
 //! (state x event), `backoff`, `ports` and the parsers in `health` and `logs`
-//! are pure and unit-tested; `table` holds the per-instance records.
+//! are pure and unit-tested; `table` holds the per-instance records and
+//! `instances` keeps them, found by key and walked in key order.
 
 pub mod backoff;
 pub mod health;
 pub mod idle;
+mod instances;
 pub mod lifecycle;
 pub mod logs;
 mod mover;

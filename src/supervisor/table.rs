@@ -205,6 +205,40 @@ pub struct Instance {
     pub view: Option<std::sync::Arc<super::snapshot::InstanceView>>,
 }
 
+impl Instance {
+    /// A record with nothing running, nothing in flight and nothing
+    /// counted yet.
+    pub fn new(key: InstanceKey, port: u16, weight: u8, life: Life, log: LogFile) -> Instance {
+        Instance {
+            key,
+            port,
+            weight,
+            life,
+            run: None,
+            probe: None,
+            next_probe: None,
+            start_deadline: None,
+            backoff_until: None,
+            stop: None,
+            ring: Ring::default(),
+            log,
+            waiters: Vec::new(),
+            resume: false,
+            stats: Default::default(),
+            ready_at: None,
+            listener: None,
+            recheck: false,
+            cgroup: None,
+            oom_kills: 0,
+            storage_bytes: None,
+            storage_level: 0,
+            uid: None,
+            moving: None,
+            view: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     /// Every instance, asleep or not, has its record in the table: what

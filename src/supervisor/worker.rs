@@ -29,7 +29,7 @@ mod stop;
 mod views;
 
 use crate::config::bounds::later;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
@@ -46,7 +46,7 @@ use rustix::process::Signal;
 
 use super::health::Outcome;
 use super::lifecycle::{self, AfterStop, Effect, Event, Life, Policy};
-use super::logs::{LogFile, Ring};
+use super::logs::LogFile;
 use super::msg::{Command, Envelope, Reply, ReplyTo};
 use super::ports;
 use super::reply::{CommandError, Done};
@@ -96,10 +96,11 @@ const SAVE_GAP: Duration = Duration::from_millis(200);
 const REAP_GAP: Duration = Duration::from_millis(100);
 /// How often orphans are reaped while the loop runs.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
-/// Running instances take turns at each sweep, one in `SAMPLE_TURNS`, to
-/// have their memory sampled (without a cgroup; a cgroup's is read live)
-/// and their cgroup's OOM counter read: each every `SAMPLE_TURNS` sweeps,
-/// and a sweep reads a fraction of them, not all at once.
+/// Instances take turns at each sweep, a `SAMPLE_TURNS`th of the table in
+/// key order, for the running ones to have their memory sampled (without
+/// a cgroup; a cgroup's is read live) and their cgroup's OOM counter read:
+/// each every `SAMPLE_TURNS` sweeps, and a sweep reads a fraction of them,
+/// not all at once.
 const SAMPLE_TURNS: usize = 10;
 
 /// Queues a reply; replies go out after the snapshot that reflects them is
@@ -142,7 +143,7 @@ pub struct Supervisor {
     published: Arc<Published>,
     poll: Poll,
     rx: Receiver<Envelope>,
-    instances: BTreeMap<InstanceKey, Instance>,
+    instances: super::instances::Instances,
     tokens: HashMap<Token, (InstanceKey, Source)>,
     next_token: usize,
     /// Each instance's next deadline, by time.
@@ -189,8 +190,8 @@ pub struct Supervisor {
     /// Some instance has a data dir size shown: `check_storage` has work
     /// even with no quota configured (to clear it).
     storage_shown: bool,
-    /// Sweeps so far: whose turn it is to be sampled.
-    sweeps: usize,
+    /// Where in the table (by key order) the next sweep's samples begin.
+    sample_at: usize,
     /// Bumped after every poll, for the service manager's watchdog.
     pub beat: crate::notify::Beat,
     /// Autospawn creations per service, rate-limited.
@@ -223,7 +224,7 @@ impl Supervisor {
             published,
             poll,
             rx,
-            instances: BTreeMap::new(),
+            instances: Default::default(),
             tokens: HashMap::new(),
             next_token: 1,
             timers: Timers::default(),
@@ -250,7 +251,7 @@ impl Supervisor {
             reap_due: false,
             last_reap: Instant::now(),
             storage_shown: true,
-            sweeps: 0,
+            sample_at: 0,
             beat: crate::notify::Beat::default(),
         }
     }
@@ -301,35 +302,9 @@ impl Supervisor {
             s.log_max_bytes,
             s.log_files,
         );
-        let inst = Instance {
-            key: key.clone(),
-            port,
-            weight,
-            life: Life::new(state),
-            run: None,
-            probe: None,
-            next_probe: None,
-            start_deadline: None,
-            backoff_until: None,
-            stop: None,
-            ring: Ring::default(),
-            log,
-            waiters: Vec::new(),
-            resume: false,
-            stats: Default::default(),
-            ready_at: None,
-            listener: None,
-            recheck: false,
-            cgroup: None,
-            oom_kills: 0,
-            storage_bytes: None,
-            storage_level: 0,
-            uid: None,
-            moving: None,
-            view: None,
-        };
+        let inst = Instance::new(key.clone(), port, weight, Life::new(state), log);
         self.timers.touch(&key);
-        self.instances.insert(key, inst);
+        self.instances.insert(inst);
         self.dirty = true;
     }
 

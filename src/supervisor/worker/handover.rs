@@ -118,7 +118,8 @@ impl Supervisor {
             cgroups: self.cgroups.take(),
             instances: Vec::new(),
         };
-        for (key, inst) in self.instances.iter_mut() {
+        for inst in self.instances.values_mut() {
+            let key = &inst.key;
             let listener = inst.listener.take().map(IntoRawFd::into_raw_fd);
             let process = inst.run.take().map(|run| {
                 let starting = inst.life.state() != State::Running;

@@ -26,22 +26,30 @@ impl Supervisor {
         }
         self.reap();
         self.check_storage();
-        self.sweeps = self.sweeps.wrapping_add(1);
-        let turn = self.sweeps % SAMPLE_TURNS;
+        // A `SAMPLE_TURNS`th of the table from where the last sweep
+        // stopped, in key order: each instance every `SAMPLE_TURNS` sweeps,
+        // and a sweep looks at a tenth of the records, not at all of them
+        // (most of them sleeping).
+        let len = self.instances.len();
+        let turn = len.div_ceil(SAMPLE_TURNS);
         let mut live = Vec::new();
-        for (i, (key, inst)) in self.instances.iter().enumerate() {
+        for i in 0..turn {
+            let Some(inst) = self.instances.nth((self.sample_at + i) % len) else {
+                break;
+            };
             let Some(run) = inst.run.as_ref() else {
                 continue;
             };
-            if i % SAMPLE_TURNS != turn {
-                continue;
-            }
             match &inst.cgroup {
-                Some(_) if !exited(run) => live.push(key.clone()),
+                Some(_) if !exited(run) => live.push(inst.key.clone()),
                 Some(_) => {}
                 None => inst.stats.set_memory(procfs::rss(run.pid)),
             }
         }
+        self.sample_at = match len {
+            0 => 0,
+            _ => (self.sample_at + turn) % len,
+        };
         for key in live {
             if let Some(text) = self.take_oom(&key) {
                 self.note(&key, &format!("{text}; the instance keeps running"));
@@ -93,7 +101,8 @@ impl Supervisor {
         // Without quotas this pass clears every size shown.
         self.storage_shown = quotas;
         let mut notes = Vec::new();
-        for (key, inst) in self.instances.iter_mut() {
+        for inst in self.instances.values_mut() {
+            let key = &inst.key;
             let Some(mb) = self
                 .config
                 .services
@@ -140,6 +149,7 @@ impl Supervisor {
             }
             inst.storage_level = level;
         }
+        notes.sort();
         for (key, text) in notes {
             self.note(&key, &text);
         }

@@ -116,7 +116,7 @@ impl Supervisor {
                     all.extend(
                         journal
                             .keys()
-                            .filter(|k| !self.instances.contains_key(*k))
+                            .filter(|k| !self.instances.contains_key(k))
                             .cloned(),
                     );
                 }
