@@ -245,6 +245,13 @@ impl Registry {
         Ok(())
     }
 
+    /// The entry of instance `service:id`.
+    pub fn entry(&self, service: &str, id: &str) -> Option<&RegistryEntry> {
+        self.instances
+            .iter()
+            .find(|e| e.service == service && e.id == id)
+    }
+
     /// The entry of instance `service:id`, to change before a save.
     pub fn entry_mut(&mut self, service: &str, id: &str) -> Option<&mut RegistryEntry> {
         self.instances

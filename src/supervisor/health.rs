@@ -28,6 +28,7 @@ use std::time::Instant;
 
 use mio::net::{TcpStream, UnixStream};
 
+use crate::http::BodyKind;
 use crate::net::{MioStream, Stream};
 
 /// Longest response head prefix we read while looking for the status line.
@@ -153,44 +154,20 @@ pub fn parse_status(buf: &[u8]) -> Option<Result<u16, String>> {
 /// a body framed by `Content-Length` (or none), nothing after it. Some:
 /// the bytes of its body still to come (0: all here).
 pub fn ends_kept_open(buf: &[u8]) -> Option<usize> {
-    let mut headers = [httparse::EMPTY_HEADER; 24];
-    let mut resp = httparse::Response::new(&mut headers);
-    let Ok(httparse::Status::Complete(head)) = resp.parse(buf) else {
+    let Ok(Some((head, len))) = crate::http::parse_response(buf, false) else {
         return None;
     };
-    if resp.version != Some(1) || resp.code.is_none_or(|c| c < 200) {
+    if head.minor != 1 || head.status < 200 || !head.keep_alive {
         return None;
     }
-    let mut length = None;
-    for h in resp.headers.iter() {
-        if h.name.eq_ignore_ascii_case("connection") {
-            let close = h
-                .value
-                .split(|&b| b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
-            if close {
-                return None;
-            }
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            return None;
-        } else if h.name.eq_ignore_ascii_case("content-length") {
-            let n = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<usize>().ok());
-            match (n, length) {
-                (None, _) => return None,
-                (Some(n), Some(before)) if n != before => return None,
-                (Some(n), _) => length = Some(n),
-            }
-        }
-    }
-    let body = match resp.code {
-        Some(204 | 304) => 0,
-        // Without a length the body runs until the app closes.
-        _ => length?,
+    let body = match head.body {
+        BodyKind::None => 0,
+        BodyKind::Length(n) => usize::try_from(n).ok()?,
+        // Chunked, or running until the app closes.
+        BodyKind::Chunked | BodyKind::Close => return None,
     };
     // A body longer than a check's read buffer is not worth keeping for.
-    let end = head.checked_add(body).filter(|&e| e <= READ_BUF)?;
+    let end = len.checked_add(body).filter(|&e| e <= READ_BUF)?;
     end.checked_sub(buf.len())
 }
 

@@ -7,8 +7,6 @@
 //! however many instances there are. Blocks on fsync, on the supervisor
 //! thread only; never touches the front.
 
-use std::collections::HashMap;
-
 use super::Supervisor;
 use crate::names::InstanceKey;
 use crate::state::registry_journal::Record;
@@ -32,23 +30,21 @@ impl Supervisor {
         self.unsaved.clear();
     }
 
-    /// The records that bring the files to the entries of `keys` as
-    /// `entries` has them (an entry missing there is removed).
-    fn records(&self, keys: &[InstanceKey], entries: Registry) -> Vec<Record> {
+    /// The records that bring the files to `changes`: each key with its
+    /// entry as it is to be (None: removed). Entries the files hold as
+    /// they are make none.
+    fn records<'k>(
+        &self,
+        changes: impl IntoIterator<Item = (&'k InstanceKey, Option<RegistryEntry>)>,
+    ) -> Vec<Record> {
         let Some(journal) = self.journal.as_ref() else {
             return Vec::new();
         };
-        let mut by_key: HashMap<(&str, &str), &RegistryEntry> = entries
-            .instances
-            .iter()
-            .map(|e| ((e.service.as_str(), e.id.as_str()), e))
-            .collect();
         let mut out = Vec::new();
-        for key in keys {
-            let now = by_key.remove(&(key.service.as_str(), key.id.as_str()));
+        for (key, now) in changes {
             match now {
-                _ if journal.holds(key, now) => {}
-                Some(e) => out.push(Record::Put(e.clone())),
+                _ if journal.holds(key, now.as_ref()) => {}
+                Some(e) => out.push(Record::Put(e)),
                 None => out.push(Record::Remove {
                     service: key.service.to_string(),
                     id: key.id.to_string(),
@@ -77,10 +73,13 @@ impl Supervisor {
         keys: &[&InstanceKey],
         edit: impl FnOnce(&mut Registry),
     ) -> Result<(), CommandError> {
-        let keys: Vec<InstanceKey> = keys.iter().map(|k| (*k).clone()).collect();
-        let mut entries = self.entries(&keys);
+        let mut entries = self.entries(keys);
         edit(&mut entries);
-        let records = self.records(&keys, entries);
+        // A few keys, each found in the edited entries by a look through them.
+        let changes = keys
+            .iter()
+            .map(|k| (*k, entries.entry(&k.service, &k.id).cloned()));
+        let records = self.records(changes);
         self.append(&records).map_err(|e| {
             let e = CommandError::storage(what, &e);
             error!("supervisor", "{e}");
@@ -125,8 +124,7 @@ impl Supervisor {
             }
             false => std::mem::take(&mut self.unsaved).into_iter().collect(),
         };
-        let entries = self.entries(&keys);
-        let records = self.records(&keys, entries);
+        let records = self.records(keys.iter().map(|k| (k, self.entry(k))));
         match self.append(&records) {
             Ok(()) => {
                 if self.save_error.take().is_some() {

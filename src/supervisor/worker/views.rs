@@ -145,16 +145,17 @@ impl Supervisor {
 
     /// The entries of `keys` as they are now (an instance that is gone
     /// has none).
-    pub(super) fn entries(&self, keys: &[InstanceKey]) -> Registry {
+    pub(super) fn entries(&self, keys: &[&InstanceKey]) -> Registry {
         Registry {
             version: 1,
             generation: 0,
-            instances: keys
-                .iter()
-                .filter_map(|k| self.instances.get(k))
-                .map(entry_of)
-                .collect(),
+            instances: keys.iter().filter_map(|k| self.entry(k)).collect(),
         }
+    }
+
+    /// `key`'s entry as it is now; None when it is gone.
+    pub(super) fn entry(&self, key: &InstanceKey) -> Option<RegistryEntry> {
+        self.instances.get(key).map(entry_of)
     }
 }
 
