@@ -377,6 +377,7 @@ impl Probe {
                                 Some(r) => {
                                     self.reusable =
                                         r.is_ok().then(|| ends_kept_open(got)).flatten();
+                                    self.reset_if_closed(buf);
                                     return judge(r);
                                 }
                                 None => partial.extend_from_slice(got),
@@ -388,6 +389,7 @@ impl Probe {
                             if let Some(r) = parse_status(partial) {
                                 self.reusable =
                                     r.is_ok().then(|| ends_kept_open(partial)).flatten();
+                                self.reset_if_closed(buf);
                                 return judge(r);
                             }
                         }
@@ -399,6 +401,40 @@ impl Probe {
                 }
             }
         }
+    }
+}
+
+impl Probe {
+    /// A judged TCP check whose connection is not kept: when the app has
+    /// closed its end already (what is left to read ends there), the
+    /// close will reset the connection rather than end it with a FIN the
+    /// app's socket must answer and then wait out in TIME_WAIT: that is
+    /// kernel work the server pays for at every check of an app that
+    /// closes each connection, and a socket per check held for a minute.
+    /// An app that has not closed yet gets the usual FIN.
+    fn reset_if_closed(&self, buf: &mut [u8]) {
+        let Stream::Tcp(s) = &self.stream else {
+            return;
+        };
+        if self.reusable.is_some() {
+            return;
+        }
+        let mut sock: &TcpStream = s;
+        let room = buf.len().min(READ_BUF);
+        // The rest of an answer in flight is not waited for: a few reads.
+        let mut reads = 0;
+        let closed = loop {
+            match sock.read(&mut buf[..room]) {
+                Ok(0) => break true,
+                Ok(_) if reads < 4 => reads += 1,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                _ => break false,
+            }
+        };
+        if !closed {
+            return;
+        }
+        let _ = rustix::net::sockopt::set_socket_linger(s, Some(std::time::Duration::ZERO));
     }
 }
 
@@ -586,6 +622,84 @@ mod tests {
             .join()
             .unwrap()
             .starts_with("GET /health HTTP/1.1\r\n"));
+    }
+
+    /// Whether the connection from local port `from` to `port` waits out
+    /// TIME_WAIT at `port`'s end (/proc/net/tcp).
+    fn in_time_wait(port: u16, from: u16) -> bool {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        let (local, remote) = (format!(":{port:04X}"), format!(":{from:04X}"));
+        table.lines().skip(1).any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[1].ends_with(&local) && f[2].ends_with(&remote) && f[3] == "06"
+        })
+    }
+
+    /// An app that closed its end after answering gets a reset when the
+    /// check ends, so its socket is gone at once, not kept in TIME_WAIT;
+    /// one that has not closed yet gets an ordinary end of stream.
+    #[test]
+    fn a_check_ends_a_connection_the_app_closed_with_a_reset() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (answered, told) = std::sync::mpsc::channel::<()>();
+        let (checked, wait) = std::sync::mpsc::channel::<()>();
+        let server = std::thread::spawn(move || {
+            // The first closes right after its answer.
+            let (mut conn, _) = listener.accept().unwrap();
+            read_head(&mut conn).expect("a request");
+            conn.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+                .unwrap();
+            drop(conn);
+            answered.send(()).unwrap();
+            // The second answers and waits for the check to end.
+            let (mut conn, _) = listener.accept().unwrap();
+            read_head(&mut conn).expect("a request");
+            conn.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+                .unwrap();
+            answered.send(()).unwrap();
+            wait.recv().unwrap();
+            let mut rest = [0u8; 16];
+            conn.read(&mut rest)
+        });
+        let request: Arc<[u8]> = Arc::from(request("/health"));
+        let mut poll = mio::Poll::new().unwrap();
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        for round in 0..2 {
+            let mut probe = Probe::start(port, None, Some(request.clone()), deadline).unwrap();
+            register(&poll, &mut probe);
+            // Sent, not answered yet: the answer (and, the first time, the
+            // close) is there before the check reads it.
+            let mut buf = [0u8; READ_BUF];
+            while !matches!(probe.phase, Phase::Reading { .. }) {
+                assert_eq!(probe.step(&mut buf), Outcome::Pending);
+                poll.poll(
+                    &mut mio::Events::with_capacity(8),
+                    Some(std::time::Duration::from_millis(10)),
+                )
+                .unwrap();
+            }
+            told.recv().unwrap();
+            assert_eq!(drive(&mut probe, &mut poll), Outcome::Pass("200".into()));
+            assert_eq!(probe.reusable(), None);
+            let Stream::Tcp(s) = &probe.stream else {
+                unreachable!("a probe to a port")
+            };
+            let from = s.local_addr().unwrap().port();
+            drop(probe);
+            if round == 0 {
+                assert!(
+                    !in_time_wait(port, from),
+                    "the app's socket waits out TIME_WAIT"
+                );
+            }
+        }
+        checked.send(()).unwrap();
+        let got = server.join().unwrap();
+        assert!(
+            matches!(got, Ok(0)),
+            "the app saw {got:?}, not the end of the stream"
+        );
     }
 
     #[test]
