@@ -30,6 +30,10 @@ pub struct Instances<S = RandomState> {
     /// Open addressing with linear probing: slot numbers, `EMPTY` where
     /// none; a power of two long (or empty), at most half full.
     index: Vec<u32>,
+    /// How many instances hold each port (a port is set once, when the
+    /// record is made): a new instance's port is picked without a set of
+    /// every port made first. Empty until the first insert.
+    ports: Vec<u16>,
     hasher: S,
 }
 
@@ -65,8 +69,17 @@ impl<S: BuildHasher> Instances<S> {
     /// Adds `inst` under its key; an instance already there under that key
     /// is replaced and returned.
     pub fn insert(&mut self, inst: Instance) -> Option<Instance> {
+        if self.ports.is_empty() {
+            self.ports = vec![0; usize::from(u16::MAX) + 1];
+        }
+        let port = usize::from(inst.port);
+        self.ports[port] = self.ports[port].saturating_add(1);
         if let Some((_, slot)) = self.find(&inst.key) {
-            return self.slots[slot as usize].replace(inst);
+            let old = self.slots[slot as usize].replace(inst);
+            if let Some(old) = &old {
+                self.release_port(old.port);
+            }
+            return old;
         }
         if (self.order.len() + 1) * 2 > self.index.len() {
             self.grow();
@@ -95,7 +108,22 @@ impl<S: BuildHasher> Instances<S> {
         let pos = self.position(key).expect("an indexed key is in the order");
         self.order.remove(pos);
         self.free.push(slot);
-        self.slots[slot as usize].take()
+        let inst = self.slots[slot as usize].take();
+        if let Some(inst) = &inst {
+            self.release_port(inst.port);
+        }
+        inst
+    }
+
+    /// Whether any instance holds `port`.
+    pub fn port_in_use(&self, port: u16) -> bool {
+        self.ports.get(usize::from(port)).is_some_and(|n| *n > 0)
+    }
+
+    fn release_port(&mut self, port: u16) {
+        if let Some(n) = self.ports.get_mut(usize::from(port)) {
+            *n = n.saturating_sub(1);
+        }
     }
 
     /// The records in key order.
@@ -239,12 +267,15 @@ mod tests {
                     let got = t.remove(&k).expect("present in the model");
                     assert_eq!((got.key, got.port), (k.clone(), port));
                     assert!(t.get(&k).is_none() && !t.contains_key(&k));
+                    assert!(!t.port_in_use(port), "port {port} freed");
                 }
                 None => {
-                    let port = (step % 60000) as u16;
+                    // A port of its own (steps are distinct).
+                    let port = step as u16;
                     assert!(t.insert(inst(&id, port)).is_none());
                     model.insert(k.clone(), port);
                     assert_eq!(t.get(&k).map(|i| i.port), Some(port));
+                    assert!(t.port_in_use(port));
                 }
             }
             assert_eq!(t.len(), model.len());
@@ -270,6 +301,10 @@ mod tests {
         assert_eq!(old.port, 1);
         assert_eq!(t.len(), 1);
         assert_eq!(t.get(&key("a")).map(|i| i.port), Some(2));
+        assert!(
+            t.port_in_use(2) && !t.port_in_use(1),
+            "the old record's port is free"
+        );
         let mut empty: Instances = Instances::default();
         assert!(empty.get(&key("a")).is_none() && empty.remove(&key("a")).is_none());
         assert!(empty.nth(0).is_none());

@@ -2,21 +2,21 @@
 //! instance holds and that the kernel lets us bind on 127.0.0.1 right now
 //! (another program on the box may be using it).
 
-use std::collections::HashSet;
 use std::net::{Ipv4Addr, TcpListener};
 
-/// Picks the lowest port in `range` (inclusive) not in `used` for which
-/// `free` says yes. Pure when `free` is; None when the range is exhausted.
+/// Picks the lowest port in `range` (inclusive) that is not `used` and for
+/// which `free` says yes. Pure when both are; None when the range is
+/// exhausted.
 pub fn pick(
     range: (u16, u16),
-    used: &HashSet<u16>,
+    used: impl Fn(u16) -> bool,
     mut free: impl FnMut(u16) -> bool,
 ) -> Option<u16> {
     let (lo, hi) = range;
     if lo > hi {
         return None;
     }
-    (lo..=hi).find(|p| *p != 0 && !used.contains(p) && free(*p))
+    (lo..=hi).find(|p| *p != 0 && !used(*p) && free(*p))
 }
 
 /// Whether a test bind of 127.0.0.1:port succeeds. The listener is closed
@@ -28,20 +28,24 @@ pub fn bindable(port: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     #[test]
     fn lowest_free_port_skips_used_and_busy() {
         let used: HashSet<u16> = [30000, 30002].into();
-        assert_eq!(pick((30000, 30010), &used, |p| p != 30001), Some(30003));
-        assert_eq!(pick((30000, 30010), &HashSet::new(), |_| true), Some(30000));
+        assert_eq!(
+            pick((30000, 30010), |p| used.contains(&p), |p| p != 30001),
+            Some(30003)
+        );
+        assert_eq!(pick((30000, 30010), |_| false, |_| true), Some(30000));
     }
 
     #[test]
     fn exhausted_range_is_none() {
         let used: HashSet<u16> = [30000, 30001].into();
-        assert_eq!(pick((30000, 30001), &used, |_| true), None);
-        assert_eq!(pick((30005, 30001), &HashSet::new(), |_| true), None);
-        assert_eq!(pick((65535, 65535), &HashSet::new(), |_| true), Some(65535));
+        assert_eq!(pick((30000, 30001), |p| used.contains(&p), |_| true), None);
+        assert_eq!(pick((30005, 30001), |_| false, |_| true), None);
+        assert_eq!(pick((65535, 65535), |_| false, |_| true), Some(65535));
     }
 
     #[test]
@@ -49,6 +53,6 @@ mod tests {
         let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let port = l.local_addr().unwrap().port();
         assert!(!bindable(port));
-        assert_eq!(pick((port, port), &HashSet::new(), bindable), None);
+        assert_eq!(pick((port, port), |_| false, bindable), None);
     }
 }

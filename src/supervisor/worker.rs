@@ -309,8 +309,8 @@ impl Supervisor {
     }
 
     fn alloc_port(&self) -> Option<u16> {
-        let used: HashSet<u16> = self.instances.values().map(|i| i.port).collect();
-        ports::pick(self.config.settings.port_range, &used, ports::bindable)
+        let used = |p| self.instances.port_in_use(p);
+        ports::pick(self.config.settings.port_range, used, ports::bindable)
     }
 
     // ---- the loop -------------------------------------------------------
