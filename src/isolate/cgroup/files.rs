@@ -40,6 +40,16 @@ pub(super) fn field(text: &str, key: &str) -> Option<u64> {
     })
 }
 
+/// The `oom_kill` counter in a `memory.events` or `memory.oom_control`
+/// file kept open: one read at offset 0, which makes the kernel write the
+/// file's text anew.
+pub(super) fn oom_kills(file: &std::fs::File) -> Option<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = [0u8; 1024];
+    let n = file.read_at(&mut buf, 0).ok()?;
+    field(std::str::from_utf8(&buf[..n]).ok()?, "oom_kill")
+}
+
 pub(super) fn read_u64(path: &Path) -> Option<u64> {
     read(path).ok()?.trim().parse().ok()
 }

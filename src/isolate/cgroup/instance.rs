@@ -24,6 +24,11 @@ pub struct Instance {
     /// OOM kills already reported (the counter's value at creation, then
     /// at the last `take_oom_kills`).
     pub(super) oom_seen: u64,
+    /// The file the OOM kill counter is read from, kept open after the
+    /// first read: the supervisor reads a tenth of the running instances'
+    /// counters every second, and a read of an open file is one call where
+    /// opening it anew is four more and a walk of its path.
+    pub(super) oom_counter: Option<std::fs::File>,
     /// Its v2 cgroup was made anew for this start (`renew_v2`): a child may
     /// be created in it with `CLONE_INTO_CGROUP`.
     pub(super) fresh_v2: bool,
@@ -272,12 +277,18 @@ impl Instance {
         rmdir_all(self.dirs())
     }
 
-    pub(super) fn oom_count(&self) -> Option<u64> {
-        let (v, dir) = self.place(Controller::Memory)?;
-        match v {
-            Version::V2 => v2::oom_kills(dir),
-            Version::V1 => v1::oom_kills(dir),
+    pub(super) fn oom_count(&mut self) -> Option<u64> {
+        if let Some(n) = self.oom_counter.as_ref().and_then(oom_kills) {
+            return Some(n);
         }
+        // Not open yet, or its cgroup was made anew since: open it again.
+        let (v, dir) = self.place(Controller::Memory)?;
+        let name = match v {
+            Version::V2 => v2::OOM_COUNTER,
+            Version::V1 => v1::OOM_COUNTER,
+        };
+        self.oom_counter = std::fs::File::open(dir.join(name)).ok();
+        oom_kills(self.oom_counter.as_ref()?)
     }
 
     /// How many processes the kernel killed for running out of this

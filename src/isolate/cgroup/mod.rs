@@ -37,7 +37,7 @@ mod tree;
 
 pub use detect::*;
 pub use files::procs;
-use files::{field, mkdir, read, read_u64, rmdir, rmdir_all, sigkill, wait_for, write};
+use files::{field, mkdir, oom_kills, read, read_u64, rmdir, rmdir_all, sigkill, wait_for, write};
 pub use instance::{Instance, Join, Meter};
 pub use tree::Tree;
 use tree::{kill_method, V1Dir};

@@ -163,6 +163,7 @@ fn fake_instance(root: &Path, v2_controllers: Vec<Controller>, v1: &[&str]) -> I
         v1,
         limits: Limits::new(Some(64), Some(2048), Some(20)),
         oom_seen: 0,
+        oom_counter: None,
         fresh_v2: false,
         ready: false,
         clone_into: true,

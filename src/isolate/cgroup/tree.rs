@@ -204,6 +204,7 @@ impl Tree {
                 .collect(),
             limits,
             oom_seen: 0,
+            oom_counter: None,
             fresh_v2: false,
             ready: false,
             clone_into: self.clone_into,

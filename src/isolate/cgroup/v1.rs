@@ -42,10 +42,8 @@ pub(super) fn set_cpu(dir: &Path, shares: Option<u64>) -> Result<(), CgroupError
     )
 }
 
-/// The `oom_kill` counter of `memory.oom_control` (Linux 4.13+).
-pub(super) fn oom_kills(dir: &Path) -> Option<u64> {
-    field(&read(&dir.join("memory.oom_control")).ok()?, "oom_kill")
-}
+/// The file whose `oom_kill` line counts OOM kills (Linux 4.13+).
+pub(super) const OOM_COUNTER: &str = "memory.oom_control";
 
 /// `memory.usage_in_bytes` without inactive file pages (`total_` counts the
 /// cgroup and its children, like the usage does).
@@ -143,7 +141,8 @@ mod tests {
         .unwrap();
         std::fs::write(dir.join("cpuacct.usage"), "1500000000\n").unwrap();
         std::fs::write(dir.join("freezer.state"), "FREEZING\n").unwrap();
-        assert_eq!(oom_kills(&dir), Some(2));
+        let oom = || super::super::oom_kills(&std::fs::File::open(dir.join(OOM_COUNTER)).unwrap());
+        assert_eq!(oom(), Some(2));
         assert_eq!(memory(&dir), Some(8000));
         assert_eq!(cpu_time(&dir), Some(Duration::from_millis(1500)));
         assert!(!frozen(&dir));
@@ -155,7 +154,7 @@ mod tests {
             "oom_kill_disable 0\nunder_oom 0\n",
         )
         .unwrap();
-        assert_eq!(oom_kills(&dir), None);
+        assert_eq!(oom(), None);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -164,11 +164,9 @@ pub(super) fn set_pids(dir: &Path, max: Option<u64>) -> Result<(), CgroupError> 
     )
 }
 
-/// The `oom_kill` counter of `memory.events`: processes killed by the OOM
+/// The file whose `oom_kill` line counts processes killed by the OOM
 /// killer in this cgroup and below.
-pub(super) fn oom_kills(dir: &Path) -> Option<u64> {
-    field(&read(&dir.join("memory.events")).ok()?, "oom_kill")
-}
+pub(super) const OOM_COUNTER: &str = "memory.events";
 
 /// `memory.current` without inactive file pages.
 pub(super) fn memory(dir: &Path) -> Option<u64> {
@@ -348,7 +346,8 @@ mod tests {
         .unwrap();
         assert_eq!(populated(&dir), Some(true));
         assert!(!frozen(&dir));
-        assert_eq!(oom_kills(&dir), Some(2));
+        let counter = std::fs::File::open(dir.join(OOM_COUNTER)).unwrap();
+        assert_eq!(super::super::oom_kills(&counter), Some(2));
         std::fs::write(dir.join("cgroup.events"), "populated 0\nfrozen 1\n").unwrap();
         assert_eq!(populated(&dir), Some(false));
         assert!(frozen(&dir));
