@@ -149,26 +149,45 @@ pub fn parse_status(buf: &[u8]) -> Option<Result<u16, String>> {
     }
 }
 
-/// Whether `buf` starts one response after which the connection stays
-/// open: HTTP/1.1, not 1xx, no `Connection: close`, its whole head here and
-/// a body framed by `Content-Length` (or none), nothing after it. Some:
-/// the bytes of its body still to come (0: all here).
-pub fn ends_kept_open(buf: &[u8]) -> Option<usize> {
+/// What becomes of a check's connection after the answer `buf` starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum After {
+    /// It stays open and can carry the next check: HTTP/1.1, not 1xx,
+    /// no `Connection: close`, the whole head here and a body framed by
+    /// `Content-Length` (or none) that fits a read, nothing after it. The
+    /// bytes of its body still to come (0: all here).
+    Open(usize),
+    /// The app closes it: `Connection: close`, HTTP/1.0 without
+    /// keep-alive, or a body that runs until the close.
+    Closes,
+    /// Neither can be told, or it is not worth keeping (a head not all
+    /// here, a chunked or long body, bytes after it).
+    Unknown,
+}
+
+pub fn after_answer(buf: &[u8]) -> After {
     let Ok(Some((head, len))) = crate::http::parse_response(buf, false) else {
-        return None;
+        return After::Unknown;
     };
-    if head.minor != 1 || head.status < 200 || !head.keep_alive {
-        return None;
+    if head.status < 200 {
+        return After::Unknown;
+    }
+    if !head.keep_alive {
+        return After::Closes;
     }
     let body = match head.body {
         BodyKind::None => 0,
-        BodyKind::Length(n) => usize::try_from(n).ok()?,
-        // Chunked, or running until the app closes.
-        BodyKind::Chunked | BodyKind::Close => return None,
+        BodyKind::Length(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        // Chunked (running until the app closes is not kept alive).
+        BodyKind::Chunked | BodyKind::Close => return After::Unknown,
     };
     // A body longer than a check's read buffer is not worth keeping for.
-    let end = len.checked_add(body).filter(|&e| e <= READ_BUF)?;
-    end.checked_sub(buf.len())
+    match len.checked_add(body).filter(|&e| e <= READ_BUF) {
+        Some(end) if head.minor == 1 => end
+            .checked_sub(buf.len())
+            .map_or(After::Unknown, After::Open),
+        _ => After::Unknown,
+    }
 }
 
 /// Whether a kept connection can carry the next check: nothing to read
@@ -374,12 +393,7 @@ impl Probe {
                             // judged where it was read.
                             let got = &buf[..n];
                             match parse_status(got) {
-                                Some(r) => {
-                                    self.reusable =
-                                        r.is_ok().then(|| ends_kept_open(got)).flatten();
-                                    self.reset_if_closed(buf);
-                                    return judge(r);
-                                }
+                                Some(r) => return self.judged(r, got),
                                 None => partial.extend_from_slice(got),
                             }
                         }
@@ -387,10 +401,8 @@ impl Probe {
                             // A split one is gathered first.
                             partial.extend_from_slice(&buf[..n]);
                             if let Some(r) = parse_status(partial) {
-                                self.reusable =
-                                    r.is_ok().then(|| ends_kept_open(partial)).flatten();
-                                self.reset_if_closed(buf);
-                                return judge(r);
+                                let all = std::mem::take(partial);
+                                return self.judged(r, &all);
                             }
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Outcome::Pending,
@@ -405,36 +417,25 @@ impl Probe {
 }
 
 impl Probe {
-    /// A judged TCP check whose connection is not kept: when the app has
-    /// closed its end already (what is left to read ends there), the
-    /// close will reset the connection rather than end it with a FIN the
-    /// app's socket must answer and then wait out in TIME_WAIT: that is
-    /// kernel work the server pays for at every check of an app that
-    /// closes each connection, and a socket per check held for a minute.
-    /// An app that has not closed yet gets the usual FIN.
-    fn reset_if_closed(&self, buf: &mut [u8]) {
-        let Stream::Tcp(s) = &self.stream else {
-            return;
+    /// The verdict on an answer whose status line is `status` and which
+    /// starts `text`; notes whether the connection can carry the next
+    /// check. When the app closes it, the close resets it rather than end
+    /// it with a FIN the app's socket must answer and then wait out in
+    /// TIME_WAIT: kernel work the server would pay for at every check of
+    /// an app that closes each connection, and a socket held a minute.
+    fn judged(&mut self, status: Result<u16, String>, text: &[u8]) -> Outcome {
+        let after = match status {
+            Ok(_) => after_answer(text),
+            Err(_) => After::Unknown,
         };
-        if self.reusable.is_some() {
-            return;
-        }
-        let mut sock: &TcpStream = s;
-        let room = buf.len().min(READ_BUF);
-        // The rest of an answer in flight is not waited for: a few reads.
-        let mut reads = 0;
-        let closed = loop {
-            match sock.read(&mut buf[..room]) {
-                Ok(0) => break true,
-                Ok(_) if reads < 4 => reads += 1,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                _ => break false,
-            }
+        self.reusable = match after {
+            After::Open(left) => Some(left),
+            _ => None,
         };
-        if !closed {
-            return;
+        if let (After::Closes, Stream::Tcp(s)) = (after, &self.stream) {
+            let _ = rustix::net::sockopt::set_socket_linger(s, Some(std::time::Duration::ZERO));
         }
-        let _ = rustix::net::sockopt::set_socket_linger(s, Some(std::time::Duration::ZERO));
+        judge(status)
     }
 }
 
@@ -492,16 +493,19 @@ mod tests {
     }
 
     #[test]
-    fn only_a_framed_keep_alive_answer_keeps_its_connection() {
+    fn only_a_framed_keep_alive_answer_keeps_its_connection_and_a_close_is_seen() {
         let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n";
-        assert_eq!(ends_kept_open(ok), Some(0));
-        assert_eq!(ends_kept_open(b"HTTP/1.1 204 No Content\r\n\r\n"), Some(0));
+        assert_eq!(after_answer(ok), After::Open(0));
+        assert_eq!(
+            after_answer(b"HTTP/1.1 204 No Content\r\n\r\n"),
+            After::Open(0)
+        );
         let busy = b"HTTP/1.1 503 Busy\r\nConnection: keep-alive\r\ncontent-length: 0\r\n\r\n";
-        assert_eq!(ends_kept_open(busy), Some(0));
+        assert_eq!(after_answer(busy), After::Open(0));
         // The body after the head, in a write of its own: still to come.
-        assert_eq!(ends_kept_open(&ok[..ok.len() - 3]), Some(3));
-        assert_eq!(ends_kept_open(&ok[..ok.len() - 1]), Some(1));
-        let cases: [(&str, &[u8]); 10] = [
+        assert_eq!(after_answer(&ok[..ok.len() - 3]), After::Open(3));
+        assert_eq!(after_answer(&ok[..ok.len() - 1]), After::Open(1));
+        let unknown: [(&str, &[u8]); 7] = [
             ("head not all read", b"HTTP/1.1 200 OK\r\nContent-Len"),
             (
                 "a body longer than a read",
@@ -512,15 +516,9 @@ mod tests {
                 b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP",
             ),
             (
-                "asks to close",
-                b"HTTP/1.1 200 OK\r\nConnection: Keep-Alive, close\r\nContent-Length: 0\r\n\r\n",
-            ),
-            ("HTTP/1.0", b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"),
-            (
                 "chunked",
                 b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
             ),
-            ("no length", b"HTTP/1.1 200 OK\r\n\r\nok"),
             (
                 "two lengths",
                 b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nContent-Length: 1\r\n\r\nx",
@@ -531,8 +529,19 @@ mod tests {
             ),
             ("interim", b"HTTP/1.1 100 Continue\r\n\r\n"),
         ];
-        for (why, resp) in cases {
-            assert_eq!(ends_kept_open(resp), None, "{why}");
+        for (why, resp) in unknown {
+            assert_eq!(after_answer(resp), After::Unknown, "{why}");
+        }
+        let closes: [(&str, &[u8]); 3] = [
+            (
+                "asks to close",
+                b"HTTP/1.1 200 OK\r\nConnection: Keep-Alive, close\r\nContent-Length: 0\r\n\r\n",
+            ),
+            ("HTTP/1.0", b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"),
+            ("no length", b"HTTP/1.1 200 OK\r\n\r\nok"),
+        ];
+        for (why, resp) in closes {
+            assert_eq!(after_answer(resp), After::Closes, "{why}");
         }
     }
 
@@ -635,9 +644,10 @@ mod tests {
         })
     }
 
-    /// An app that closed its end after answering gets a reset when the
+    /// An app that said it closes the connection gets a reset when the
     /// check ends, so its socket is gone at once, not kept in TIME_WAIT;
-    /// one that has not closed yet gets an ordinary end of stream.
+    /// one that keeps it (a chunked answer is not worth keeping for the
+    /// next check) gets an ordinary end of stream.
     #[test]
     fn a_check_ends_a_connection_the_app_closed_with_a_reset() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -645,17 +655,18 @@ mod tests {
         let (answered, told) = std::sync::mpsc::channel::<()>();
         let (checked, wait) = std::sync::mpsc::channel::<()>();
         let server = std::thread::spawn(move || {
-            // The first closes right after its answer.
+            // The first says it closes, and does, right after its answer.
             let (mut conn, _) = listener.accept().unwrap();
             read_head(&mut conn).expect("a request");
             conn.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
                 .unwrap();
             drop(conn);
             answered.send(()).unwrap();
-            // The second answers and waits for the check to end.
+            // The second keeps the connection, and waits for the check to
+            // end.
             let (mut conn, _) = listener.accept().unwrap();
             read_head(&mut conn).expect("a request");
-            conn.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+            conn.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
                 .unwrap();
             answered.send(()).unwrap();
             wait.recv().unwrap();
@@ -669,7 +680,7 @@ mod tests {
             let mut probe = Probe::start(port, None, Some(request.clone()), deadline).unwrap();
             register(&poll, &mut probe);
             // Sent, not answered yet: the answer (and, the first time, the
-            // close) is there before the check reads it.
+            // app's close) is there before the check reads it.
             let mut buf = [0u8; READ_BUF];
             while !matches!(probe.phase, Phase::Reading { .. }) {
                 assert_eq!(probe.step(&mut buf), Outcome::Pending);
