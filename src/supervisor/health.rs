@@ -596,6 +596,15 @@ mod tests {
         Some(String::from_utf8(got).unwrap())
     }
 
+    /// Accepts a connection on `listener`, reads a request and writes
+    /// `answer`; the connection stays open.
+    fn answer_one(listener: &std::net::TcpListener, answer: &[u8]) -> std::net::TcpStream {
+        let (mut conn, _) = listener.accept().unwrap();
+        read_head(&mut conn).expect("a request");
+        conn.write_all(answer).unwrap();
+        conn
+    }
+
     fn register(poll: &mio::Poll, probe: &mut Probe) {
         poll.registry()
             .register(
@@ -656,18 +665,13 @@ mod tests {
         let (checked, wait) = std::sync::mpsc::channel::<()>();
         let server = std::thread::spawn(move || {
             // The first says it closes, and does, right after its answer.
-            let (mut conn, _) = listener.accept().unwrap();
-            read_head(&mut conn).expect("a request");
-            conn.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
-                .unwrap();
-            drop(conn);
+            let closes = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+            drop(answer_one(&listener, closes));
             answered.send(()).unwrap();
             // The second keeps the connection, and waits for the check to
             // end.
-            let (mut conn, _) = listener.accept().unwrap();
-            read_head(&mut conn).expect("a request");
-            conn.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
-                .unwrap();
+            let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+            let mut conn = answer_one(&listener, chunked);
             answered.send(()).unwrap();
             wait.recv().unwrap();
             let mut rest = [0u8; 16];
@@ -723,10 +727,7 @@ mod tests {
         let (go, wait) = std::sync::mpsc::channel::<()>();
         let (closed, told) = std::sync::mpsc::channel::<()>();
         let server = std::thread::spawn(move || {
-            let (mut conn, _) = listener.accept().unwrap();
-            read_head(&mut conn).expect("a request");
-            conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                .unwrap();
+            let mut conn = answer_one(&listener, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
             read_head(&mut conn).expect("a request on the kept connection");
             conn.write_all(b"HTTP/1.1 503 Busy\r\nContent-Length: 2\r\n\r\n")
                 .unwrap();
