@@ -322,7 +322,7 @@ impl Exchange {
     pub fn new(head: RequestHead) -> Exchange {
         let mut x = Exchange::empty();
         x.head = head;
-        x.begin();
+        x.begin(Instant::now());
         x
     }
 
@@ -355,9 +355,10 @@ impl Exchange {
         }
     }
 
-    /// Starts the request whose head was just parsed into `head`: every
-    /// other field as `new` sets it, the storage of the last request kept.
-    pub fn begin(&mut self) {
+    /// Starts the request whose head was just parsed into `head`, at `now`:
+    /// every other field as `new` sets it, the storage of the last request
+    /// kept.
+    pub fn begin(&mut self, now: Instant) {
         self.req_framer = Framer::new(self.head.body);
         self.req_done = !self.head.body.has_body();
         if let Some(s) = self.service.take() {
@@ -366,7 +367,7 @@ impl Exchange {
         if let Some(k) = self.instance.take() {
             self.spare_key = Some(k);
         }
-        self.end_visit();
+        self.end_visit(now);
         self.refusals = 0;
         self.refused_by = None;
         self.tried.clear();
@@ -386,21 +387,21 @@ impl Exchange {
     }
 
     /// Starts a visit to the instance counted in `stats`, by front loop
-    /// `shard`. A visit under way ends first (unrecorded, when it has no
-    /// status yet: a weighted retry).
-    pub fn start_visit(&mut self, stats: &Arc<InstanceStats>, shard: usize) {
-        self.end_visit();
+    /// `shard`, at `now`. A visit under way ends first (unrecorded, when it
+    /// has no status yet: a weighted retry).
+    pub fn start_visit(&mut self, stats: &Arc<InstanceStats>, shard: usize, now: Instant) {
+        self.end_visit(now);
         let stats = match self.last_stats.take() {
             Some(kept) if Arc::ptr_eq(&kept, stats) => kept,
             _ => stats.clone(),
         };
-        self.visit = Some(Visit::new(stats, shard));
+        self.visit = Some(Visit::new(stats, shard, now));
     }
 
-    /// Ends the visit under way, if any.
-    pub fn end_visit(&mut self) {
+    /// Ends the visit under way, if any, at `now`.
+    pub fn end_visit(&mut self, now: Instant) {
         if let Some(v) = self.visit.take() {
-            self.last_stats = v.finish();
+            self.last_stats = v.finish(now);
         }
     }
 
@@ -452,9 +453,9 @@ impl Exchanges {
             .unwrap_or_else(|| Box::new(Exchange::empty()))
     }
 
-    /// Takes back an exchange that is over. Its visit ends now.
-    pub fn give_back(&mut self, mut x: Box<Exchange>) {
-        x.end_visit();
+    /// Takes back an exchange that is over. Its visit ends at `now`.
+    pub fn give_back(&mut self, mut x: Box<Exchange>, now: Instant) {
+        x.end_visit(now);
         if self.free.len() < EXCHANGES_MAX {
             self.free.push(x);
         }

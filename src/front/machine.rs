@@ -39,13 +39,9 @@ pub enum Step {
     HalfClose { moved: bool },
 }
 
-/// `Phase::Proxy`: request body out, response head and body back.
-/// `now` is read only when a deadline moves.
-pub fn proxy_step<C, S>(
-    c: &mut Conn<C, S>,
-    scratch: &mut Vec<u8>,
-    now: impl Fn() -> Instant,
-) -> Step {
+/// `Phase::Proxy`: request body out, response head and body back, at
+/// `now` (the loop's clock).
+pub fn proxy_step<C, S>(c: &mut Conn<C, S>, scratch: &mut Vec<u8>, now: Instant) -> Step {
     let mut progress = false;
     let x = c.exchange.as_mut().expect("proxy phase has an exchange");
 
@@ -82,7 +78,7 @@ pub fn proxy_step<C, S>(
                 if progress && !x.resp_started {
                     // The wait for the response head counts from the last
                     // body byte, so a long upload is not cut short.
-                    c.deadline = Some(now() + x.request_timeout);
+                    c.deadline = Some(now + x.request_timeout);
                 }
             }
             Err(e) => return Step::Fail(Side::Client, e.to_string()),
@@ -205,7 +201,7 @@ pub fn proxy_step<C, S>(
                 c.close_after = true;
                 x.resp_keep_alive = false;
             }
-            return finish(c, now());
+            return finish(c, now);
         }
     }
 
@@ -238,7 +234,7 @@ pub fn proxy_step<C, S>(
                     // body cut short cannot be repaired: close the client too.
                     c.close_after = true;
                     x.resp_keep_alive = false;
-                    return finish(c, now());
+                    return finish(c, now);
                 }
             }
         }
@@ -279,7 +275,7 @@ pub fn finish<C, S>(c: &mut Conn<C, S>, now: Instant) -> Step {
     };
     c.deadline = Some(now + IDLE_TIMEOUT);
     // The request's visit ends now; the loop reuses the rest.
-    x.end_visit();
+    x.end_visit(now);
     c.ended = Some(x);
     Step::Finished { keep_upstream }
 }
@@ -344,7 +340,7 @@ mod tests {
     }
 
     fn step(c: &mut Conn<(), ()>) -> Step {
-        proxy_step(c, &mut Vec::new(), Instant::now)
+        proxy_step(c, &mut Vec::new(), Instant::now())
     }
 
     /// Feeds `bytes` from the app and steps until nothing moves.

@@ -32,7 +32,8 @@ impl FrontStats {
 
 /// One request's stay at an instance: counts it as an open connection from
 /// creation to its end (`finish` or drop), and records its status and
-/// duration then. Counts go to the shard of the loop that made it, so loops
+/// duration then. Times are the loop's clock, read once per poll (what a
+/// request waited within one batch of events is not counted). Counts go to the shard of the loop that made it, so loops
 /// do not contend (see `InstanceStats::shard`).
 #[derive(Debug)]
 pub struct Visit {
@@ -46,14 +47,14 @@ pub struct Visit {
 }
 
 impl Visit {
-    /// A visit counted by front loop `shard`.
-    pub fn new(stats: Arc<InstanceStats>, shard: usize) -> Visit {
+    /// A visit counted by front loop `shard`, from `now`.
+    pub fn new(stats: Arc<InstanceStats>, shard: usize, now: Instant) -> Visit {
         stats.shard(shard).open.fetch_add(1, Ordering::Relaxed);
-        stats.touch();
+        stats.touch(now);
         Visit {
             stats: Some(stats),
             shard,
-            started: Instant::now(),
+            started: now,
             status: 0,
         }
     }
@@ -74,19 +75,20 @@ impl Visit {
         }
     }
 
-    /// Ends the visit and hands back the instance's counters, so the next
-    /// visit there needs no new reference (no shared count to bump).
-    pub fn finish(mut self) -> Option<Arc<InstanceStats>> {
-        self.end()
+    /// Ends the visit at `now` and hands back the instance's counters, so
+    /// the next visit there needs no new reference (no shared count to
+    /// bump).
+    pub fn finish(mut self, now: Instant) -> Option<Arc<InstanceStats>> {
+        self.end(now)
     }
 
-    fn end(&mut self) -> Option<Arc<InstanceStats>> {
+    fn end(&mut self, now: Instant) -> Option<Arc<InstanceStats>> {
         let stats = self.stats.take()?;
         let traffic = stats.shard(self.shard);
         traffic.open.fetch_sub(1, Ordering::Relaxed);
-        stats.touch();
+        stats.touch(now);
         if self.status != 0 {
-            let took: Duration = self.started.elapsed();
+            let took: Duration = now.saturating_duration_since(self.started);
             traffic.record(self.status, took);
         }
         Some(stats)
@@ -95,7 +97,7 @@ impl Visit {
 
 impl Drop for Visit {
     fn drop(&mut self) {
-        self.end();
+        self.end(Instant::now());
     }
 }
 
@@ -106,8 +108,8 @@ mod tests {
     #[test]
     fn a_visit_counts_open_and_records_on_drop() {
         let stats = Arc::new(InstanceStats::default());
-        let mut v = Visit::new(stats.clone(), 0);
-        let mut w = Visit::new(stats.clone(), 1);
+        let mut v = Visit::new(stats.clone(), 0, Instant::now());
+        let mut w = Visit::new(stats.clone(), 1, Instant::now());
         assert_eq!(stats.open(), 2);
         v.status = 404;
         drop(v);
@@ -117,12 +119,12 @@ mod tests {
         // Another loop's visit, ended by `finish`, counts the same way.
         w.status = 200;
         w.bytes_in(10);
-        let back = w.finish().expect("the counters come back");
+        let back = w.finish(Instant::now()).expect("the counters come back");
         assert!(Arc::ptr_eq(&back, &stats));
         assert_eq!(stats.open(), 0);
         assert_eq!(stats.responses(1), 1);
         assert_eq!(stats.bytes_in(), 10);
-        let v = Visit::new(stats.clone(), 5);
+        let v = Visit::new(stats.clone(), 5, Instant::now());
         drop(v);
         assert_eq!((0..5).map(|c| stats.responses(c)).sum::<u64>(), 2);
     }

@@ -135,6 +135,9 @@ pub struct Worker {
     exchanges: Exchanges,
     /// Reused for heads written before they are queued.
     scratch: Vec<u8>,
+    /// The loop's clock, read once when each poll returns: deadlines and
+    /// visits on the request path take it from here.
+    now: Instant,
     published: Arc<Published>,
     snap: Arc<Snapshot>,
     balancer: Balancer,
@@ -221,6 +224,7 @@ impl Worker {
             spare: Spare::default(),
             exchanges: Exchanges::default(),
             scratch: Vec::with_capacity(1024),
+            now: Instant::now(),
             published,
             snap,
             balancer: Balancer::default(),
@@ -254,14 +258,16 @@ impl Worker {
     /// drain is over; gives back the listening sockets, open.
     pub fn run(mut self) -> Returned {
         let mut events = Events::with_capacity(1024);
-        let mut next_tick = Instant::now() + TICK;
+        let mut next_tick = self.now + TICK;
         loop {
             let timeout = if self.open > 0 || !self.pool.is_empty() {
-                Some(next_tick.saturating_duration_since(Instant::now()))
+                Some(next_tick.saturating_duration_since(self.now))
             } else {
                 None
             };
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
+            let polled = self.poll.poll(&mut events, timeout);
+            self.now = Instant::now();
+            if let Err(e) = polled {
                 if e.kind() == ErrorKind::Interrupted {
                     continue;
                 }
@@ -332,7 +338,7 @@ impl Worker {
             // Replies may arrive without the waker's event being in this batch.
             self.take_replies();
             self.resume_parked();
-            let now = Instant::now();
+            let now = self.now;
             if now >= next_tick {
                 self.tick(now);
                 next_tick = now + TICK;
@@ -499,7 +505,7 @@ impl Worker {
             return;
         }
         conn.ready.writable = true;
-        conn.deadline = Some(Instant::now() + HEAD_TIMEOUT);
+        conn.deadline = Some(self.now + HEAD_TIMEOUT);
         self.conns[slot] = Some(conn);
         self.open += 1;
         self.share.opened(self.index);
@@ -731,7 +737,7 @@ impl Worker {
         }
         // Ending the exchange ends its visit (the instance's open count).
         if let Some(x) = conn.exchange.take() {
-            self.exchanges.give_back(x);
+            self.exchanges.give_back(x, self.now);
         }
         drop(conn);
         self.vacate(slot);

@@ -72,7 +72,7 @@ mod tests {
         let stats = InstanceStats::default();
         assert_eq!(stats.last_active(), None);
         let before = Instant::now();
-        stats.touch();
+        stats.touch(Instant::now());
         let after = Instant::now();
         let at = stats.last_active().expect("touched");
         assert!(at + Duration::from_millis(1) >= before && at <= after);

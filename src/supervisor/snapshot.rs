@@ -238,10 +238,11 @@ impl InstanceStats {
         }
     }
 
-    /// Marks activity now. Written at most once a millisecond, so loops
-    /// busy with the same instance do not keep taking its cache line.
-    pub fn touch(&self) {
-        let now = idle::mono_ms(Instant::now());
+    /// Marks activity at `now` (a front loop's clock, read once per poll).
+    /// Written at most once a millisecond, so loops busy with the same
+    /// instance do not keep taking its cache line.
+    pub fn touch(&self, now: Instant) {
+        let now = idle::mono_ms(now);
         if self.last_active_mono_ms.load(Ordering::Relaxed) != now {
             self.last_active_mono_ms.store(now, Ordering::Relaxed);
         }

@@ -9,7 +9,7 @@
 
 use crate::config::bounds::later;
 use std::io::ErrorKind;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mio::Interest;
 
@@ -119,7 +119,7 @@ impl Worker {
         c.uout.clear();
         c.uout.extend(&x.upstream_head);
         c.phase = Phase::Proxy;
-        c.deadline = Some(later(Instant::now(), x.request_timeout));
+        c.deadline = Some(later(self.now, x.request_timeout));
     }
 
     /// Drops the attached upstream connection: an idle sound one goes to the
@@ -130,9 +130,7 @@ impl Worker {
         if !up.in_use && up.connected && !up.ready.eof && c.uin.is_empty() {
             let addr = up.addr;
             self.pool
-                .put(registry, up.stream, addr, Instant::now(), |s| {
-                    token(s, KIND_POOL)
-                });
+                .put(registry, up.stream, addr, self.now, |s| token(s, KIND_POOL));
         } else {
             let mut stream = up.stream;
             let _ = registry.deregister(&mut stream);

@@ -13,7 +13,7 @@
 use crate::config::bounds::later;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{Worker, HEAD_TIMEOUT, IDLE_TIMEOUT};
 use crate::front::api::reply::{error_status, Via};
@@ -107,7 +107,7 @@ impl Worker {
                         c.cout.extend(CONTINUE);
                     }
                     c.phase = Phase::ApiBody;
-                    c.deadline = Some(Instant::now() + HEAD_TIMEOUT);
+                    c.deadline = Some(self.now + HEAD_TIMEOUT);
                     self.read_api_body(slot, c);
                 } else {
                     self.handle_api(slot, c);
@@ -167,7 +167,7 @@ impl Worker {
             x.tried.push(index);
             x.set_instance(&view.service, &view.id);
             // Replacing a visit (weighted retry) ends the old one unrecorded.
-            x.start_visit(&view.stats, self.index);
+            x.start_visit(&view.stats, self.index, self.now);
         }
         if state == State::Running {
             self.connect(slot, c, addr);
@@ -192,7 +192,7 @@ impl Worker {
         let reply = self.reply_to(slot, c);
         if self.supervisor.send(cmd, Some(reply)) {
             c.phase = Phase::Waiting;
-            c.deadline = Some(later(Instant::now(), timeout.saturating_add(HOLD_SLACK)));
+            c.deadline = Some(later(self.now, timeout.saturating_add(HOLD_SLACK)));
             if let Some(x) = c.exchange.as_mut() {
                 if x.head.expect_continue && !x.req_done && x.head.minor >= 1 && !x.body_sent {
                     // No upstream to ask yet: say 100 ourselves so the client
@@ -213,7 +213,7 @@ impl Worker {
     /// `Phase::Proxy`: runs the machine's step and does what it asks of
     /// the loop. Returns whether anything moved.
     pub(super) fn proxy_step(&mut self, slot: usize, c: &mut Conn) -> bool {
-        match machine::proxy_step(c, &mut self.scratch, Instant::now) {
+        match machine::proxy_step(c, &mut self.scratch, self.now) {
             Step::Idle => false,
             Step::Moved => true,
             Step::Finished { keep_upstream } => {
@@ -276,7 +276,7 @@ impl Worker {
                         if x.visit.is_none() {
                             // An autospawned instance: it exists now.
                             x.request_timeout = view.request_timeout;
-                            x.start_visit(&view.stats, self.index);
+                            x.start_visit(&view.stats, self.index, self.now);
                         }
                     }
                 }
@@ -330,17 +330,17 @@ impl Worker {
             self.stats.refused(resp.status);
         }
         if let Some(x) = c.exchange.take() {
-            self.exchanges.give_back(x);
+            self.exchanges.give_back(x, self.now);
         }
         c.served += 1;
-        c.idle_since = Instant::now();
+        c.idle_since = self.now;
         self.drop_used_upstream(c);
         if c.close_after {
             c.phase = Phase::Closing;
-            c.deadline = Some(Instant::now() + IDLE_TIMEOUT);
+            c.deadline = Some(self.now + IDLE_TIMEOUT);
         } else {
             c.phase = Phase::Head;
-            c.deadline = Some(Instant::now() + IDLE_TIMEOUT);
+            c.deadline = Some(self.now + IDLE_TIMEOUT);
         }
     }
 
@@ -381,7 +381,7 @@ impl Worker {
         c.close_after = true;
         if started {
             if let Some(x) = c.exchange.take() {
-                self.exchanges.give_back(x);
+                self.exchanges.give_back(x, self.now);
             }
             self.drop_used_upstream(c);
             c.phase = Phase::Closing;

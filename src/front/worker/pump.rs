@@ -9,7 +9,6 @@
 //! non-blocking: a call that would block ends the turn.
 
 use std::io::ErrorKind;
-use std::time::Instant;
 
 use super::{Worker, HEAD_TIMEOUT};
 use crate::front::conn::{Conn, Phase, MAX_BUF};
@@ -24,7 +23,7 @@ impl Worker {
         }
         let keep = self.pump_inner(slot, c);
         if let Some(x) = c.ended.take() {
-            self.exchanges.give_back(x);
+            self.exchanges.give_back(x, self.now);
         }
         let between = !keep || (c.phase == Phase::Head && c.cin.is_empty() && c.cout.is_empty());
         for buf in [&mut c.cin, &mut c.cout, &mut c.uin, &mut c.uout] {
@@ -68,25 +67,22 @@ impl Worker {
             match c.phase {
                 Phase::Head => {
                     if !c.cin.is_empty() {
-                        if c.served > 0
-                            && c.deadline
-                                .is_some_and(|d| d > Instant::now() + HEAD_TIMEOUT)
-                        {
+                        if c.served > 0 && c.deadline.is_some_and(|d| d > self.now + HEAD_TIMEOUT) {
                             // First byte of a keep-alive request: the head timeout starts now.
-                            c.deadline = Some(Instant::now() + HEAD_TIMEOUT);
+                            c.deadline = Some(self.now + HEAD_TIMEOUT);
                         }
                         // Parsed into a finished exchange's storage: no allocation.
                         let mut x = self.exchanges.take();
                         match http::head::parse_request_into(c.cin.bytes(), &mut x.head) {
                             Ok(Some(len)) => {
                                 c.cin.consume(len);
-                                x.begin();
+                                x.begin(self.now);
                                 self.start_request(slot, c, x);
                                 progress = true;
                             }
-                            Ok(None) => self.exchanges.give_back(x),
+                            Ok(None) => self.exchanges.give_back(x, self.now),
                             Err(e) => {
-                                self.exchanges.give_back(x);
+                                self.exchanges.give_back(x, self.now);
                                 let msg = e.to_string();
                                 // The parser knows the precise status (413, 414, 431, 501...).
                                 self.fail_status(c, Side::Client, e.status(), &msg);
