@@ -74,7 +74,8 @@ impl Buf {
 
     pub fn extend(&mut self, bytes: &[u8]) {
         self.room_for(bytes.len());
-        self.data[self.end..self.end + bytes.len()].copy_from_slice(bytes);
+        // Heads and small bodies: copied without `memcpy` (see `append`).
+        crate::http::append::copy(&mut self.data[self.end..self.end + bytes.len()], bytes);
         self.end += bytes.len();
     }
 

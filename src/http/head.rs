@@ -736,7 +736,11 @@ fn host_part(raw: &[u8]) -> Option<&str> {
             None => (raw, &[][..]),
         };
         // RFC 3986 reg-name: unreserved, pct-encoded, sub-delims.
-        let reg_name = |b: &u8| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(b);
+        let reg_name = |b: &u8| {
+            matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9'
+                | b'-' | b'.' | b'_' | b'~' | b'%'
+                | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=')
+        };
         if !host.iter().all(reg_name) {
             return None;
         }

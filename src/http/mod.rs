@@ -4,7 +4,7 @@
 //! no I/O here: callers own the buffers and the sockets. RFC 9112 rules are
 //! cited where they decide something.
 
-mod append;
+pub mod append;
 pub mod body;
 pub mod fields;
 pub mod head;
