@@ -33,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
     let dechunk = client_minor == 0 && head.body == BodyKind::Chunked;
     let mut out = Vec::new();
     write_response_head(&head, client_minor, keep, dechunk, &mut out);
-    if out.len() > MAX_HEAD || head.headers.len() >= MAX_HEADERS {
+    if out.len() > MAX_HEAD || head.fields().list().len() >= MAX_HEADERS {
         // Past the limits only because of the Connection field we add.
         return;
     }
