@@ -11,6 +11,8 @@
 //! a keep-alive connection that way, so a head like the last one costs no
 //! allocation.
 
+use std::mem::MaybeUninit;
+
 use super::fields::{Fields, Name, Span};
 
 /// How a message body is delimited (RFC 9112 section 6).
@@ -216,8 +218,8 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HeadErr
 pub fn parse_request_into(buf: &[u8], head: &mut RequestHead) -> Result<Option<usize>, HeadError> {
     let window = &buf[..buf.len().min(MAX_HEAD)];
     with_header_slots(|slots| {
-        let mut req = httparse::Request::new(slots);
-        match req.parse(window) {
+        let mut req = httparse::Request::new(&mut []);
+        match req.parse_with_uninit_headers(window, slots) {
             Ok(httparse::Status::Complete(len)) => {
                 Attempt::Done(request_head(&req, &window[..len], head).map(|()| Some(len)))
             }
@@ -256,8 +258,10 @@ pub fn parse_response_into(
 ) -> Result<Option<usize>, HeadError> {
     let window = &buf[..buf.len().min(MAX_HEAD)];
     with_header_slots(|slots| {
-        let mut res = httparse::Response::new(slots);
-        match res.parse(window) {
+        let mut res = httparse::Response::new(&mut []);
+        match httparse::ParserConfig::default()
+            .parse_response_with_uninit_headers(&mut res, window, slots)
+        {
             Ok(httparse::Status::Complete(len)) => Attempt::Done(
                 response_head(&res, &window[..len], head_request, head).map(|()| Some(len)),
             ),
@@ -276,14 +280,16 @@ enum Attempt {
 
 /// Runs `attempt` with slots on the stack (the common case allocates nothing
 /// for them), then once more with `MAX_HEADERS` slots on the heap.
+/// The slots are left uninitialised (httparse fills those it uses), so a
+/// parse does not first write out kilobytes of empty slots.
 fn with_header_slots<'b>(
-    mut attempt: impl FnMut(&mut [httparse::Header<'b>]) -> Attempt,
+    mut attempt: impl FnMut(&mut [MaybeUninit<httparse::Header<'b>>]) -> Attempt,
 ) -> Result<Option<usize>, HeadError> {
-    let mut stack: [httparse::Header<'b>; STACK_HEADERS] = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    let mut stack = [MaybeUninit::<httparse::Header<'b>>::uninit(); STACK_HEADERS];
     if let Attempt::Done(result) = attempt(&mut stack) {
         return result;
     }
-    let mut heap: Vec<httparse::Header<'b>> = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut heap = vec![MaybeUninit::<httparse::Header<'b>>::uninit(); MAX_HEADERS];
     match attempt(&mut heap) {
         Attempt::Done(result) => result,
         Attempt::TooManyHeaders => Err(HeadError::TooLarge),
