@@ -422,8 +422,14 @@ impl Exchange {
     pub fn set_instance(&mut self, service: &ServiceName, id: &InstanceId) {
         let k = match self.instance.take().or_else(|| self.spare_key.take()) {
             Some(mut k) => {
-                k.service.clone_from(service);
-                k.id.clone_from(id);
+                // Most requests on a connection go to the instance before:
+                // comparing costs less than copying again.
+                if k.service != *service {
+                    k.service.clone_from(service);
+                }
+                if k.id != *id {
+                    k.id.clone_from(id);
+                }
                 k
             }
             None => InstanceKey {
