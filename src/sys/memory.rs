@@ -66,8 +66,15 @@ mod tests {
     fn flushing_the_thread_cache_hands_out_other_chunks_than_those_cached() {
         // SAFETY: malloc and free of this test's own chunks, each freed once.
         unsafe {
+            // Whatever the test thread cached before (the harness allocates
+            // on it too) is taken out first, so that the cache holds exactly
+            // the 7 chunks freed next.
+            let before: Vec<usize> = (0..14).map(|_| libc::malloc(100) as usize).collect();
             let cached: Vec<usize> = (0..7).map(|_| libc::malloc(100) as usize).collect();
             for &p in &cached {
+                libc::free(p as *mut libc::c_void);
+            }
+            for &p in &before {
                 libc::free(p as *mut libc::c_void);
             }
             super::flush_thread_cache();
