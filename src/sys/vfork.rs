@@ -285,7 +285,18 @@ mod tests {
         .unwrap();
         let procs = std::fs::read_to_string(v2.join("cgroup.procs")).unwrap();
         assert_eq!(procs.trim(), pid.to_string());
-        let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+        // The parent wakes once the child's old memory is released, inside
+        // execve; the new program's arguments are set up just after, so
+        // its cmdline can still read empty for a moment.
+        let read = || std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+        let mut cmdline = read();
+        for _ in 0..500 {
+            if !cmdline.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            cmdline = read();
+        }
         assert!(cmdline.starts_with("sleep\0"), "{cmdline:?}");
         // SAFETY: kill with a pid we own and a signal number.
         unsafe { libc::kill(pid as i32, libc::SIGKILL) };
