@@ -129,16 +129,24 @@ impl Instance {
         }
         mkdir(d)?;
         self.fresh_v2 = true;
+        if matches!(self.place(Controller::Memory), Some((Version::V2, _))) {
+            // The new folder counts OOM kills from 0: what was seen of the
+            // old one's count must not hide the next run's kills.
+            self.oom_seen = 0;
+            self.oom_counter = None;
+        }
         Ok(())
     }
 
     /// After its process ended: when nothing is left in it, readies it for
     /// the next start now, off the path of the request that will wake it
-    /// (its v2 folder made anew; its other folders keep their limits), so
-    /// that start only opens it (`take_ready`). Something left in it: the
-    /// next start empties and renews it as `Tree::instance` does.
+    /// (its v2 folder made anew and given its limits again, as a new folder
+    /// has the kernel's defaults; its v1 folders keep theirs), so that
+    /// start only opens it (`take_ready`). Something left in it: the next
+    /// start empties and renews it as `Tree::instance` does.
     pub fn prepare_next_start(&mut self) {
-        self.ready = !self.populated() && self.renew_v2().is_ok();
+        self.ready =
+            !self.populated() && self.renew_v2().is_ok() && self.apply_limits(true).is_ok();
     }
 
     /// Whether it stands ready (`prepare_next_start`) for a start with

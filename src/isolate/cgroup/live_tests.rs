@@ -498,17 +498,27 @@ fn a_reused_cgroup_loses_the_limits_of_the_start_before() {
 }
 
 /// A cgroup its process left empty is readied for the next start at once
-/// (`prepare_next_start`), once, for the same limits only; the next child,
-/// created in its renewed v2 folder after a `cgroup.kill` of the old one,
-/// runs. One with a process left in it is not ready.
+/// (`prepare_next_start`), once, for the same limits only, with its limits
+/// (a renewed v2 folder starts from the kernel's defaults; this checks the
+/// limits come back where v2 has the controllers, and that v1 folders keep
+/// theirs); the next child, created in its renewed v2 folder after a
+/// `cgroup.kill` of the old one, runs. One with a process left in it is not
+/// ready.
 #[test]
 fn an_emptied_cgroup_stands_ready_for_the_next_start() {
     let Some(layout) = require_cgroups() else {
         return;
     };
     let tree = TestTree::new(&layout);
-    let limits = Limits::default();
+    // Every limit whose controller this machine offers.
+    let offered = |c| tree.0.version_of(c).is_some();
+    let limits = Limits::new(
+        offered(Controller::Memory).then_some(64),
+        offered(Controller::Cpu).then_some(512),
+        offered(Controller::Pids).then_some(16),
+    );
     let mut inst = tree.0.instance("svc@ready", &limits).unwrap();
+    let wanted = limit_values(&inst);
     let mut first = spawn_in(&inst.join().unwrap(), &["/bin/sleep", "30"]);
     inst.prepare_next_start();
     assert!(!inst.take_ready(&limits), "a process is still in it");
@@ -516,10 +526,11 @@ fn an_emptied_cgroup_stands_ready_for_the_next_start() {
     assert_eq!(first.wait().unwrap().signal(), Some(libc::SIGKILL));
     assert!(wait_until(Duration::from_secs(5), || !inst.populated()));
     inst.prepare_next_start();
-    assert!(!inst.take_ready(&Limits::new(Some(64), None, None)));
+    assert!(!inst.take_ready(&Limits::new(Some(32), None, None)));
     inst.prepare_next_start();
     assert!(inst.take_ready(&limits));
     assert!(!inst.take_ready(&limits), "ready once only");
+    assert_eq!(limit_values(&inst), wanted, "the readied cgroup's limits");
     let mut next = spawn_in(&inst.join().unwrap(), &["/bin/sleep", "30"]);
     let pid = next.id();
     assert!(

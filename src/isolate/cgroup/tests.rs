@@ -303,6 +303,42 @@ fn oom_kills_are_reported_once() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
+/// A v2 folder made anew counts OOM kills from 0: kills of the next run
+/// are reported, not hidden behind the old folder's count.
+#[test]
+fn oom_kills_count_anew_in_a_renewed_v2_cgroup() {
+    let root = scratch("oom-renew");
+    let mut inst = fake_instance(&root, Controller::ALL.to_vec(), &[]);
+    let v2 = inst.v2.clone().unwrap();
+    std::fs::write(v2.join("memory.events"), "oom 4\noom_kill 4\n").unwrap();
+    assert_eq!(inst.take_oom_kills(), Some(4));
+    // The kernel removes an empty cgroup's files with it.
+    std::fs::remove_dir_all(&v2).unwrap();
+    std::fs::create_dir(&v2).unwrap();
+    inst.renew_v2().unwrap();
+    assert!(inst.fresh_v2);
+    std::fs::write(v2.join("memory.events"), "oom 1\noom_kill 1\n").unwrap();
+    assert_eq!(inst.take_oom_kills(), Some(1));
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A cgroup is taken as ready only once its renewed v2 folder has its
+/// limits: where they cannot be written, the next start makes it anew.
+#[test]
+fn a_cgroup_whose_limits_cannot_be_written_is_not_ready() {
+    let root = scratch("ready-limits");
+    let mut inst = fake_instance(&root, Controller::ALL.to_vec(), &[]);
+    let v2 = inst.v2.clone().unwrap();
+    // Renewed, the folder has none of the files the limits go to here
+    // (the kernel would make them).
+    std::fs::remove_dir_all(&v2).unwrap();
+    std::fs::create_dir(&v2).unwrap();
+    let limits = *inst.limits();
+    inst.prepare_next_start();
+    assert!(!inst.take_ready(&limits));
+    let _ = std::fs::remove_dir_all(&root);
+}
+
 #[test]
 fn stats_come_from_the_hierarchy_that_has_them() {
     let root = scratch("stats");
