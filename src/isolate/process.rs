@@ -50,7 +50,11 @@ pub fn spawn(
     let workdir_c = CString::new(workdir.as_os_str().as_bytes())
         .map_err(|_| workdir_error(io::Error::from_raw_os_error(libc::EINVAL)))?;
     let program = argv.first().cloned().unwrap_or_default();
-    let exec = Exec::prepare(argv, env, listen);
+    let exec = Exec::prepare(argv, env, listen).map_err(|source| SpawnError::Exec {
+        program: program.clone(),
+        workdir: workdir.to_path_buf(),
+        source,
+    })?;
     let setup = |call: &'static str| {
         move |source: io::Error| SpawnError::Setup {
             level: "process",
@@ -204,7 +208,19 @@ const PID_PREFIX: &[u8] = b"LISTEN_PID=";
 const PID_ENTRY_LEN: usize = PID_PREFIX.len() + 11;
 
 impl Exec {
-    fn prepare(argv: &[String], env: &[(OsString, OsString)], listen: Option<Listen<'_>>) -> Exec {
+    /// Fails on an argument or a variable with a NUL byte, which no
+    /// program can be given (the config check refuses them already).
+    fn prepare(
+        argv: &[String],
+        env: &[(OsString, OsString)],
+        listen: Option<Listen<'_>>,
+    ) -> io::Result<Exec> {
+        let nul = |what: String| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{what} contains a NUL byte"),
+            )
+        };
         let program = argv.first().map(String::as_str).unwrap_or_default();
         let path_var = env
             .iter()
@@ -213,10 +229,11 @@ impl Exec {
         let mut strings = candidates(program, path_var);
         let mut paths: Vec<*const libc::c_char> = strings.iter().map(|c| c.as_ptr()).collect();
         paths.push(std::ptr::null());
-        let args: Vec<CString> = argv
+        let args = argv
             .iter()
-            .filter_map(|a| CString::new(a.as_bytes()).ok())
-            .collect();
+            .enumerate()
+            .map(|(i, a)| CString::new(a.as_bytes()).map_err(|_| nul(format!("argument {i}"))))
+            .collect::<io::Result<Vec<CString>>>()?;
         let mut arg_ptrs: Vec<*const libc::c_char> = args.iter().map(|c| c.as_ptr()).collect();
         arg_ptrs.push(std::ptr::null());
         let first_env = strings.len() + args.len();
@@ -232,10 +249,9 @@ impl Exec {
             let mut entry = k.as_bytes().to_vec();
             entry.push(b'=');
             entry.extend_from_slice(v.as_bytes());
-            // An interior NUL cannot be passed; std drops such a variable too.
-            if let Ok(c) = CString::new(entry) {
-                strings.push(c);
-            }
+            let c = CString::new(entry)
+                .map_err(|_| nul(format!("variable {}", k.to_string_lossy())))?;
+            strings.push(c);
         }
         let mut pid_entry = std::ptr::null_mut();
         if let Some(listen) = listen {
@@ -256,13 +272,13 @@ impl Exec {
             envp.push(pid_entry.cast_const().cast());
         }
         envp.push(std::ptr::null());
-        Exec {
+        Ok(Exec {
             _strings: strings,
             paths,
             argv: arg_ptrs,
             pid_entry,
             envp,
-        }
+        })
     }
 
     /// What the child needs: raw pointers into this.
@@ -357,9 +373,11 @@ extern "C" fn child_main(arg: *mut c_void) -> libc::c_int {
     // clone returns in the parent, which is after this process exec'd or
     // exited.
     let plan = unsafe { &*(arg as *const ChildPlan) };
-    let fail = |step: Step, index: usize| -> ! {
+    // `code`: the errno of the call that failed, taken from it, not read
+    // again later (a step may fail by its own check, with errno untouched).
+    let fail = |step: Step, index: usize, code: i32| -> ! {
         let r = &plan.report;
-        r.errno.store(errno(), Ordering::Relaxed);
+        r.errno.store(code, Ordering::Relaxed);
         r.index.store(index as u32, Ordering::Relaxed);
         r.step.store(step as u32, Ordering::Release);
         // SAFETY: _exit takes an int and does not return; nothing of the
@@ -370,12 +388,12 @@ extern "C" fn child_main(arg: *mut c_void) -> libc::c_int {
         // SAFETY: dup2 takes two fd numbers; every source is above 3
         // (`spawn` saw to it), so no move clobbers another's source.
         if unsafe { libc::dup2(from, to as RawFd) } == -1 {
-            fail(Step::Fds, 0);
+            fail(Step::Fds, 0, errno());
         }
     }
     // SAFETY: a NUL-terminated path prepared by `spawn`.
     if unsafe { libc::chdir(plan.workdir) } == -1 {
-        fail(Step::Workdir, 0);
+        fail(Step::Workdir, 0, errno());
     }
     // SAFETY: umask takes a mode and cannot fail.
     unsafe { libc::umask(0o027) };
@@ -400,7 +418,7 @@ extern "C" fn child_main(arg: *mut c_void) -> libc::c_int {
             _ => unsafe { libc::dup2(fd, LISTEN_FD) },
         };
         if rc == -1 {
-            fail(Step::Fds, 0);
+            fail(Step::Fds, 0, errno());
         }
         // SAFETY: `pid_digits` is non-null with a passed socket and points
         // at the 11 bytes `Exec::prepare` left for the digits and the NUL.
@@ -408,7 +426,7 @@ extern "C" fn child_main(arg: *mut c_void) -> libc::c_int {
     }
     // SAFETY: setsid takes no arguments; a new child leads no group.
     if unsafe { libc::setsid() } == -1 {
-        fail(Step::Setsid, 0);
+        fail(Step::Setsid, 0, errno());
     }
     for sig in [
         libc::SIGTERM,
@@ -424,13 +442,13 @@ extern "C" fn child_main(arg: *mut c_void) -> libc::c_int {
     for i in 0..plan.nprocs {
         // SAFETY: `procs` has `nprocs` pointers to NUL-terminated paths.
         let path = unsafe { std::ffi::CStr::from_ptr(*plan.procs.add(i)) };
-        if crate::sys::write_self_into(path).is_err() {
-            fail(Step::Cgroup, i);
+        if let Err(e) = crate::sys::write_self_into(path) {
+            fail(Step::Cgroup, i, os_code(&e));
         }
     }
     if let Some((uid, gid)) = plan.ids {
-        if super::caps::set_ids(uid, gid).is_err() {
-            fail(Step::Ids, 0);
+        if let Err(e) = super::caps::set_ids(uid, gid) {
+            fail(Step::Ids, 0, os_code(&e));
         }
     }
     // SAFETY: `set` is a local sigset_t, initialised by sigemptyset before
@@ -443,7 +461,13 @@ extern "C" fn child_main(arg: *mut c_void) -> libc::c_int {
     // SAFETY: the three are null-terminated arrays of NUL-terminated
     // strings, alive in the parent until this process has exec'd.
     unsafe { exec_first(&plan.exec) };
-    fail(Step::ExecApp, 0)
+    fail(Step::ExecApp, 0, errno())
+}
+
+/// The errno an error of a step carries (EPERM for one without: a check
+/// of the step's own). Building and reading an OS error allocates nothing.
+fn os_code(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EPERM)
 }
 
 /// Tries each of `e.paths` as execvp(3) does: past a path that is
@@ -547,6 +571,20 @@ mod tests {
         let err = spawn(&Request::process(&argv, Path::new("/"), &env(), None)).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("/nonexistent/prog-xyz"), "{text}");
+    }
+
+    #[test]
+    fn an_argument_or_variable_with_a_nul_byte_fails_the_start_by_name() {
+        let argv = vec!["true".to_string(), "ok".to_string(), "a\0b".to_string()];
+        let err = spawn(&Request::process(&argv, Path::new("/"), &env(), None)).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("argument 2 contains a NUL byte"), "{text}");
+        let argv = vec!["true".to_string()];
+        let mut with_nul = env();
+        with_nul.push(("BAD".into(), "x\0y".into()));
+        let err = spawn(&Request::process(&argv, Path::new("/"), &with_nul, None)).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("variable BAD contains a NUL byte"), "{text}");
     }
 
     #[test]
