@@ -53,6 +53,9 @@ fn pieces(value: &str) -> Result<Vec<Piece<'_>>, String> {
 
 /// Checks that every placeholder in `value` is known. Err: a message naming the culprit.
 pub fn check(value: &str) -> Result<(), String> {
+    if value.contains('\0') {
+        return Err("contains a NUL byte (\\u0000), which no program can be given".into());
+    }
     for piece in pieces(value)? {
         if let Piece::Var(var) = piece {
             if !PLACEHOLDERS.contains(&var) {

@@ -270,6 +270,29 @@ fn unknown_placeholder_in_env_is_refused() {
     );
 }
 
+#[test]
+fn a_nul_byte_in_command_args_or_env_is_refused() {
+    let why = "contains a NUL byte";
+    refused(
+        "[service.api]\ncommand = \"app\\u0000x\"\n",
+        2,
+        "service.api.command",
+        why,
+    );
+    refused(
+        "[service.api]\ncommand = \"app\"\nargs = [\"ok\", \"a\\u0000b\"]\n",
+        3,
+        "service.api.args",
+        why,
+    );
+    refused(
+        "[service.api]\ncommand = \"x\"\n[service.api.env]\nA = \"1\"\nB = \"\\u0000\"\n",
+        5,
+        "service.api.env.B",
+        why,
+    );
+}
+
 // --- routing ---
 
 const TWO: &str = "[service.api]\ncommand = \"x\"\n[service.web]\ncommand = \"y\"\n";
