@@ -6,8 +6,8 @@
 //! Pure apart from resolving the program on disk (PATH, symlinks), so the
 //! unit tests check the plan for each level without running anything.
 
-use std::ffi::OsString;
-use std::os::unix::ffi::OsStrExt;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use std::io;
@@ -507,30 +507,68 @@ fn argv_program(spec: &Spec<'_>) -> PathBuf {
     }
 }
 
-/// Where execvp(3) would find `program`: itself when it has a slash, else
-/// the first executable regular file of that name in `path` (the child's
-/// `PATH`, default "/usr/local/bin:/usr/bin:/bin"). Not found: `program`
-/// as given, so execve fails with ENOENT and the error names it.
-fn resolve_program(program: &str, path: Option<&std::ffi::OsStr>) -> PathBuf {
+/// Where execvp(3) would find `program`: the first of its `candidates`
+/// that is an executable regular file. None is: `program` as given, so
+/// execve fails with ENOENT and the error names it.
+fn resolve_program(program: &str, path: Option<&OsStr>) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
-    if program.contains('/') {
-        return PathBuf::from(program);
+    candidates(program, path)
+        .into_iter()
+        .map(|p| PathBuf::from(OsString::from_vec(p)))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .unwrap_or_else(|| PathBuf::from(program))
+}
+
+/// The `PATH` execvp(3) searches when the environment has none.
+const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// The paths execvp(3) tries for `program`, in order: itself when it has a
+/// slash (or is empty: ENOENT), else each folder of `path` (the child's
+/// `PATH`, default `DEFAULT_PATH`) joined with it, an empty folder being
+/// the workdir.
+pub(super) fn candidates(program: &str, path: Option<&OsStr>) -> Vec<Vec<u8>> {
+    if program.is_empty() || program.contains('/') {
+        return vec![program.as_bytes().to_vec()];
     }
-    let path = path.unwrap_or(std::ffi::OsStr::new("/usr/local/bin:/usr/bin:/bin"));
-    for dir in std::env::split_paths(path) {
-        let candidate = dir.join(program);
-        if std::fs::metadata(&candidate)
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        {
-            return candidate;
-        }
-    }
-    PathBuf::from(program)
+    let path = path.unwrap_or(OsStr::new(DEFAULT_PATH));
+    path.as_bytes()
+        .split(|&b| b == b':')
+        .map(|dir| {
+            let mut p = dir.to_vec();
+            if !p.is_empty() && !p.ends_with(b"/") {
+                p.push(b'/');
+            }
+            p.extend_from_slice(program.as_bytes());
+            p
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn candidates_follow_path_as_execvp_does() {
+        let path = std::ffi::OsStr::new("/a:/b/::/c");
+        let got: Vec<String> = candidates("app", Some(path))
+            .into_iter()
+            .map(|c| String::from_utf8(c).unwrap())
+            .collect();
+        assert_eq!(got, ["/a/app", "/b/app", "app", "/c/app"]);
+        let one = |p: &str| -> Vec<String> {
+            candidates(p, Some(path))
+                .into_iter()
+                .map(|c| String::from_utf8(c).unwrap())
+                .collect()
+        };
+        assert_eq!(one("./run"), ["./run"]);
+        assert_eq!(one("/usr/bin/env"), ["/usr/bin/env"]);
+        assert_eq!(one(""), [""]);
+        assert_eq!(candidates("sh", None).len(), 3);
+    }
 
     fn spec<'a>(level: Isolation, argv: &'a [String], hide: &'a [PathBuf]) -> Spec<'a> {
         let mut req = Request::process(argv, Path::new("/srv/app"), &[], None);

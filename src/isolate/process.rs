@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 use super::cgroup::Join;
 use super::child::{Failure, LaunchError, Step};
+use super::plan::candidates;
 use super::spawn::{Child, Listen, SpawnError, Spawned, LISTEN_FD};
 use crate::config::Isolation;
 use crate::sys::vfork;
@@ -226,7 +227,10 @@ impl Exec {
             .iter()
             .find(|(k, _)| k == "PATH")
             .map(|(_, v)| v.as_os_str());
-        let mut strings = candidates(program, path_var);
+        let mut strings: Vec<CString> = candidates(program, path_var)
+            .into_iter()
+            .map(|p| CString::new(p).unwrap_or_default())
+            .collect();
         let mut paths: Vec<*const libc::c_char> = strings.iter().map(|c| c.as_ptr()).collect();
         paths.push(std::ptr::null());
         let args = argv
@@ -498,32 +502,6 @@ unsafe fn exec_first(e: &ExecStep) {
     }
 }
 
-/// The paths execvp(3) tries for `program`: itself when it has a slash
-/// (or is empty: ENOENT), else each folder of `path` (the child's `PATH`,
-/// default "/usr/local/bin:/usr/bin:/bin") joined with it, an empty
-/// folder being the workdir.
-fn candidates(program: &str, path: Option<&std::ffi::OsStr>) -> Vec<CString> {
-    let c = |p: Vec<u8>| CString::new(p).unwrap_or_default();
-    if program.is_empty() || program.contains('/') {
-        return vec![c(program.as_bytes().to_vec())];
-    }
-    let path = path.unwrap_or(std::ffi::OsStr::new("/usr/local/bin:/usr/bin:/bin"));
-    path.as_bytes()
-        .split(|&b| b == b':')
-        .map(|dir| match dir {
-            b"" => c(program.as_bytes().to_vec()),
-            _ => {
-                let mut p = dir.to_vec();
-                if !p.ends_with(b"/") {
-                    p.push(b'/');
-                }
-                p.extend_from_slice(program.as_bytes());
-                c(p)
-            }
-        })
-        .collect()
-}
-
 fn errno() -> i32 {
     // SAFETY: errno is thread-local and readable at any time.
     unsafe { *libc::__errno_location() }
@@ -757,25 +735,5 @@ os.environ.get('LISTEN_FDNAMES'), s.getsockname()[1], os.environ.get('KEEP'))\n"
             out.trim(),
             "(300124, 300124, 300124) (300125, 300125, 300125) []"
         );
-    }
-
-    #[test]
-    fn candidates_follow_path_as_execvp_does() {
-        let path = std::ffi::OsStr::new("/a:/b/::/c");
-        let got: Vec<String> = candidates("app", Some(path))
-            .into_iter()
-            .map(|c| c.into_string().unwrap())
-            .collect();
-        assert_eq!(got, ["/a/app", "/b/app", "app", "/c/app"]);
-        let one = |p: &str| -> Vec<String> {
-            candidates(p, Some(path))
-                .into_iter()
-                .map(|c| c.into_string().unwrap())
-                .collect()
-        };
-        assert_eq!(one("./run"), ["./run"]);
-        assert_eq!(one("/usr/bin/env"), ["/usr/bin/env"]);
-        assert_eq!(one(""), [""]);
-        assert_eq!(candidates("sh", None).len(), 3);
     }
 }
