@@ -129,6 +129,12 @@ fn offers_acme_alpn(hello: &ClientHello<'_>) -> bool {
 /// handshakes rather than five for each. Each byte is handed out once and
 /// wiped from the buffer. The key exchange and the ticket encryption take
 /// theirs from ring directly.
+///
+/// Only the front's loop threads fill a pool, and they never fork: the
+/// processes the server starts (its zygote, instances) exec without
+/// running rustls, so no two processes hand out the same bytes. What a
+/// pool holds is not secret either: a server random goes out in the
+/// clear, a ticket's nonce and age inside the connection's encryption.
 #[derive(Debug)]
 struct Pooled;
 
