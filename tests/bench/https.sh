@@ -106,6 +106,8 @@ CONF
     echo "$pid"
     return 0
   fi
+  # Not recorded for cleanup (the pid goes out only on success): stop it here.
+  kill "$pid" 2>/dev/null || true
   echo "$bin did not come up:" >&2; cat "$dir/ten.err" >&2; return 1
 }
 start_ten() { # kind
