@@ -19,7 +19,22 @@ pub use files::{load, CertSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-/// Why handshakes failed, as counted for `/metrics`.
+/// Why a handshake failed, as counted for `/metrics`: each reason's
+/// counter is at its place in `FAILURE_REASONS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The client sent an alert.
+    AlertReceived,
+    /// No protocol version, cipher suite or ALPN protocol in common.
+    Incompatible,
+    /// A record or handshake message that is malformed or out of place.
+    BadMessage,
+    /// The client closed the connection mid-handshake.
+    Closed,
+    Other,
+}
+
+/// The label of each `Failure`, in the order of its variants.
 pub const FAILURE_REASONS: [&str; 5] = [
     "alert_received",
     "incompatible",
@@ -125,8 +140,38 @@ impl Store {
             .collect()
     }
 
-    /// Counts a handshake failure by `FAILURE_REASONS` position.
-    pub fn count_failure(&self, reason: usize) {
-        self.failures[reason].fetch_add(1, Ordering::Relaxed);
+    /// Counts a handshake failure.
+    pub fn count_failure(&self, reason: Failure) {
+        self.failures[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_failure_is_counted_under_its_own_label() {
+        let store = Store::new(CertSet::new(Vec::new(), "example.com"), false);
+        let each = [
+            (Failure::AlertReceived, "alert_received"),
+            (Failure::Incompatible, "incompatible"),
+            (Failure::BadMessage, "bad_message"),
+            (Failure::Closed, "closed"),
+            (Failure::Other, "other"),
+        ];
+        // A different count for each reason: 1 to 5.
+        for (times, (reason, _)) in each.iter().enumerate() {
+            for _ in 0..=times {
+                store.count_failure(*reason);
+            }
+        }
+        let counted: Vec<(&str, u64)> = store.failures().collect();
+        let want: Vec<(&str, u64)> = each
+            .iter()
+            .enumerate()
+            .map(|(times, (_, label))| (*label, times as u64 + 1))
+            .collect();
+        assert_eq!(counted, want);
     }
 }

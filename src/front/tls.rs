@@ -28,7 +28,7 @@ use rustls::server::{
 use rustls::sign::CertifiedKey;
 
 use crate::acme::shared::{Hello, Shared, ACME_TLS_ALPN};
-use crate::certs::Store;
+use crate::certs::{Failure, Store};
 use crate::net::MioStream;
 
 /// Longest a handshake is held for its on-demand certificate.
@@ -441,7 +441,7 @@ impl TlsStream {
                     match acceptor.read_tls(&mut self.tcp) {
                         Ok(0) => {
                             self.eof = true;
-                            self.certs.files.count_failure(3);
+                            self.certs.files.count_failure(Failure::Closed);
                             return Ok(Accepting::Eof);
                         }
                         Ok(_) => {}
@@ -543,14 +543,14 @@ impl TlsStream {
     fn count(&self, e: &rustls::Error, handshaking: bool) {
         use rustls::Error as E;
         let reason = match e {
-            E::AlertReceived(_) => 0,
-            E::PeerIncompatible(_) | E::NoApplicationProtocol => 1,
+            E::AlertReceived(_) => Failure::AlertReceived,
+            E::PeerIncompatible(_) | E::NoApplicationProtocol => Failure::Incompatible,
             E::InvalidMessage(_)
             | E::InappropriateMessage { .. }
             | E::InappropriateHandshakeMessage { .. }
             | E::PeerMisbehaved(_)
-            | E::DecryptError => 2,
-            _ => 4,
+            | E::DecryptError => Failure::BadMessage,
+            _ => Failure::Other,
         };
         if handshaking {
             self.certs.files.count_failure(reason);
@@ -600,7 +600,7 @@ impl TlsStream {
                 Ok(0) => {
                     self.eof = true;
                     if tls.is_handshaking() {
-                        self.certs.files.count_failure(3);
+                        self.certs.files.count_failure(Failure::Closed);
                     }
                 }
                 Ok(_) => {
