@@ -382,6 +382,21 @@ fn idle_instance_sleeps_and_wakes_on_the_next_request() {
         all.contains("api:a") && all.contains("sleeping"),
         "ten ps --all:\n{all}"
     );
+    let listed = |args: &[&str]| -> Vec<Value> {
+        let out = stdout(&server.ten_ok(args));
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("{args:?}: not a JSON array ({e}):\n{out}"))
+    };
+    assert_eq!(
+        listed(&["ps", "--json"]),
+        Vec::<Value>::new(),
+        "ten ps --json hides it"
+    );
+    let all = listed(&["ps", "--all", "--json"]);
+    assert!(
+        all.len() == 1 && all[0]["instance"] == "api:a" && all[0]["state"] == "sleeping",
+        "ten ps --all --json: {all:?}"
+    );
 
     let resp = get(server.addr, "a.api.localhost", "/");
     assert_eq!(resp.status, 200, "{}", resp.text());

@@ -120,6 +120,17 @@ impl Client {
         self.call("GET", path, None, READ_TIMEOUT)
     }
 
+    /// The body of a 2xx answer to GET `path`, as it came (after its
+    /// framing); anything else as `call` reports it.
+    pub fn get_bytes(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+        let resp = self.send("GET", path, None, READ_TIMEOUT)?;
+        if (200..300).contains(&resp.status) {
+            return Ok(resp.body);
+        }
+        decode_json(&self.server_name(), resp)?;
+        unreachable!("decode_json makes any non-2xx answer an error")
+    }
+
     /// Sends a request and returns the JSON body of a 2xx answer. A non-2xx
     /// answer becomes `ClientError::Api` with the body's `error` field. Blocks
     /// up to CONNECT_TIMEOUT (twice over TLS: connect, handshake) plus

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use super::client::{query_escape, Sse, READ_TIMEOUT};
 use super::output;
+use super::pretty;
 use super::{CliError, Ctx};
 use crate::names::{self, InstanceKey};
 
@@ -122,19 +123,23 @@ pub fn restart(ctx: &Ctx<'_>) -> Result<(), CliError> {
 
 pub fn ps(ctx: &Ctx<'_>) -> Result<(), CliError> {
     let all = ctx.inv.has("all");
-    let list = ctx.client()?.get("/api/instances")?;
-    let Value::Array(items) = list else {
-        return Err(CliError::failed(
-            "the server's instance list is not a JSON array",
-        ));
-    };
+    let not_a_list = || CliError::failed("the server's instance list is not a JSON array");
     if ctx.json() {
-        let shown: Vec<Value> = items
+        // The server's text, re-indented: a list of thousands is never
+        // made into values only to be printed again.
+        let body = ctx.client()?.get_bytes("/api/instances")?;
+        let items = pretty::array_items(&body).map_err(|_| not_a_list())?;
+        let shown: Vec<&[u8]> = items
             .into_iter()
-            .filter(|o| all || !output::is_sleeping(o))
+            .filter(|i| all || !pretty::is_sleeping(i))
             .collect();
-        return output::print_json(&Value::Array(shown));
+        let text = String::from_utf8(pretty::array(&shown))
+            .map_err(|_| CliError::failed("the server's instance list is not UTF-8"))?;
+        return output::print(&output::json_safe(&text));
     }
+    let Value::Array(items) = ctx.client()?.get("/api/instances")? else {
+        return Err(not_a_list());
+    };
     output::print(&output::ps_table(&items, all))
 }
 

@@ -16,6 +16,7 @@ mod install;
 mod local;
 mod move_instance;
 mod output;
+mod pretty;
 mod table;
 mod tokens;
 mod transport;

@@ -31,7 +31,7 @@ pub fn print(text: &str) -> Result<(), CliError> {
 /// Prints a JSON value, pretty, with a trailing newline.
 pub fn print_json(value: &Value) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value).expect("a serde_json::Value always serializes");
-    print(&(json_safe(&text) + "\n"))
+    print(&(json_safe(&text).into_owned() + "\n"))
 }
 
 /// Whether `c` could move the cursor, erase, recolour or reorder what a
@@ -83,7 +83,14 @@ pub fn escape(text: &str, keep_newlines: bool) -> std::borrow::Cow<'_, str> {
 /// (DEL, C1, bidi controls) written as `\uNNNN` escapes: the same JSON
 /// value, safe on a terminal. Outside strings JSON text has no such
 /// characters but the line breaks of pretty printing, which stay.
-pub fn json_safe(json: &str) -> String {
+pub fn json_safe(json: &str) -> std::borrow::Cow<'_, str> {
+    // Every unsafe character is a C0 control, DEL or not ASCII.
+    if json
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) || b == b'\n')
+    {
+        return std::borrow::Cow::Borrowed(json);
+    }
     let mut out = String::with_capacity(json.len());
     for c in json.chars() {
         if is_unsafe(c) && c != '\n' {
@@ -95,7 +102,7 @@ pub fn json_safe(json: &str) -> String {
             out.push(c);
         }
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 /// Lays out rows under a header, columns left-aligned and separated by two
@@ -230,7 +237,7 @@ pub fn ps_table(instances: &[Value], all: bool) -> String {
     table(&PS_HEADER, &rows)
 }
 
-pub fn is_sleeping(obj: &Value) -> bool {
+fn is_sleeping(obj: &Value) -> bool {
     obj.get("state").and_then(Value::as_str) == Some("sleeping")
 }
 
