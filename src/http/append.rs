@@ -11,107 +11,133 @@
 /// then small next to the copy.
 const SHORT: usize = 512;
 
-/// Appends `bytes` to `out`. Up to 32 bytes take two fixed-size copies
-/// (the first and the last 16, 8 or 4 bytes, the second overwriting what
-/// the two share); up to `SHORT`, 16-byte words; longer slices go through
-/// `extend_from_slice`.
+/// Appends `bytes` to `out`, in the words `copy` uses.
 #[inline]
 pub fn append(out: &mut Vec<u8>, bytes: &[u8]) {
     // One allocation at most, of the size `extend_from_slice` would ask for
     // (the first word alone could otherwise grow `out` short of the rest).
     out.reserve(bytes.len());
-    match bytes.len() {
-        0..=3 => {
-            for &b in bytes {
-                out.push(b);
-            }
-        }
-        4..=7 => first_and_last::<4>(out, bytes),
-        8..=15 => first_and_last::<8>(out, bytes),
-        16..=32 => first_and_last::<16>(out, bytes),
-        33..=SHORT => {
-            let end = out.len() + bytes.len();
-            for word in bytes.chunks_exact(16) {
-                out.extend_from_slice(word);
-            }
-            // The last word ends where `bytes` ends, over the rest.
-            if out.len() < end {
-                out.truncate(end - 16);
-                out.extend_from_slice(last_word(bytes));
-            }
-        }
-        _ => out.extend_from_slice(bytes),
+    if bytes.len() > SHORT {
+        out.extend_from_slice(bytes);
+        return;
     }
+    let base = out.len();
+    words(bytes, &mut Tail { out, base });
 }
 
-/// Copies `src` over `dst`, which has its length, as `append` copies:
-/// fixed-size words, first and last overlapping. (Each 16-byte word is
-/// copied as two halves: a loop of whole-word copies is what the compiler
-/// turns back into a call to `memcpy`.)
+/// Copies `src` over `dst`, which has its length: up to `SHORT` bytes as
+/// `words` puts them, longer slices through `memcpy`.
 #[inline]
 pub fn copy(dst: &mut [u8], src: &[u8]) {
     assert_eq!(dst.len(), src.len(), "a copy between slices of one length");
+    if src.len() > SHORT {
+        dst.copy_from_slice(src);
+        return;
+    }
+    words(src, &mut Over(dst));
+}
+
+/// Where `words` puts a copy: `put(at, word)` writes `word` at byte `at`
+/// of the copy. Words come in order of `at`, none starting past the end
+/// of what is written; a word may overwrite the end of the one before.
+trait Sink {
+    fn put<const W: usize>(&mut self, at: usize, word: &[u8; W]);
+
+    /// Puts each whole 16-byte word of `src`, the first at 0, the next at
+    /// 16... (what `put` of each would do).
+    fn put_run(&mut self, src: &[u8]);
+}
+
+/// A copy appended to `out` after its first `base` bytes.
+struct Tail<'a> {
+    out: &'a mut Vec<u8>,
+    base: usize,
+}
+
+impl Sink for Tail<'_> {
+    #[inline(always)]
+    fn put<const W: usize>(&mut self, at: usize, word: &[u8; W]) {
+        // Back to where the word starts (it may overlap the one before).
+        self.out.truncate(self.base + at);
+        self.out.extend_from_slice(word);
+    }
+
+    #[inline(always)]
+    fn put_run(&mut self, src: &[u8]) {
+        self.out.truncate(self.base);
+        for word in src.chunks_exact(16) {
+            self.out.extend_from_slice(word);
+        }
+    }
+}
+
+/// A copy over a slice of its length.
+struct Over<'a>(&'a mut [u8]);
+
+impl Sink for Over<'_> {
+    #[inline(always)]
+    fn put<const W: usize>(&mut self, at: usize, word: &[u8; W]) {
+        // Always there: `copy` checked that the slice has the copy's length.
+        if let Some(d) = self.0[at..].first_chunk_mut::<W>() {
+            *d = *word;
+        }
+    }
+
+    /// Each word as two halves: a loop of whole-word copies over a slice
+    /// is what the compiler turns back into a call to `memcpy`.
+    #[inline(always)]
+    fn put_run(&mut self, src: &[u8]) {
+        let (mut dst, mut src) = (&mut *self.0, src);
+        while let (Some((d, dst_rest)), Some((s, src_rest))) = (
+            dst.split_first_chunk_mut::<16>(),
+            src.split_first_chunk::<16>(),
+        ) {
+            d[..8].copy_from_slice(&s[..8]);
+            d[8..].copy_from_slice(&s[8..]);
+            (dst, src) = (dst_rest, src_rest);
+        }
+    }
+}
+
+/// Puts `src` (at most `SHORT` bytes) into `sink` in fixed-size words: up
+/// to 3 bytes one at a time (indexes 0, n / 2 and n - 1 cover every byte);
+/// up to 32 as its first and its last word of 4, 8 or 16 bytes, the second
+/// overlapping the first; longer in 16-byte words, the last one ending
+/// where `src` ends, over the one before.
+#[inline(always)]
+fn words(src: &[u8], sink: &mut impl Sink) {
     let n = src.len();
     match n {
         0 => {}
         1..=3 => {
-            // Indexes 0, 1 and n - 1 cover every byte.
-            dst[0] = src[0];
-            dst[n / 2] = src[n / 2];
-            dst[n - 1] = src[n - 1];
+            sink.put(0, &[src[0]]);
+            sink.put(n / 2, &[src[n / 2]]);
+            sink.put(n - 1, &[src[n - 1]]);
         }
-        4..=7 => first_and_last_over::<4>(dst, src),
-        8..=15 => first_and_last_over::<8>(dst, src),
-        16..=SHORT => {
-            for (d, s) in dst.chunks_exact_mut(16).zip(src.chunks_exact(16)) {
-                let (d0, d1) = d.split_at_mut(8);
-                let (s0, s1) = s.split_at(8);
-                d0.copy_from_slice(s0);
-                d1.copy_from_slice(s1);
-            }
+        4..=7 => first_and_last::<4>(src, sink),
+        8..=15 => first_and_last::<8>(src, sink),
+        16..=32 => first_and_last::<16>(src, sink),
+        _ => {
+            sink.put_run(src);
             if n % 16 != 0 {
-                first_and_last_over::<16>(dst, src);
+                let Some(last) = src.last_chunk::<16>() else {
+                    unreachable!("more than 32 bytes");
+                };
+                sink.put(n - 16, last);
             }
         }
-        _ => dst.copy_from_slice(src),
     }
 }
 
-/// Copies `src`, between `W` and `2 * W` long, over `dst` as its first
-/// `W` bytes and its last `W` bytes.
+/// Puts `src`, between `W` and `2 * W` long, as its first `W` bytes and
+/// its last `W` bytes.
 #[inline(always)]
-fn first_and_last_over<const W: usize>(dst: &mut [u8], src: &[u8]) {
+fn first_and_last<const W: usize>(src: &[u8], sink: &mut impl Sink) {
     let (Some(first), Some(last)) = (src.first_chunk::<W>(), src.last_chunk::<W>()) else {
-        unreachable!("copy picks W no larger than the slice");
+        unreachable!("words picks W no larger than the slice");
     };
-    if let Some(d) = dst.first_chunk_mut::<W>() {
-        *d = *first;
-    }
-    if let Some(d) = dst.last_chunk_mut::<W>() {
-        *d = *last;
-    }
-}
-
-/// The last 16 bytes of `bytes`, at least 16 long.
-#[inline(always)]
-fn last_word(bytes: &[u8]) -> &[u8; 16] {
-    bytes
-        .last_chunk::<16>()
-        .expect("only slices of 16 bytes or more")
-}
-
-/// Appends `bytes`, between `W` and `2 * W` long, as its first `W` bytes
-/// and its last `W` bytes.
-#[inline(always)]
-fn first_and_last<const W: usize>(out: &mut Vec<u8>, bytes: &[u8]) {
-    let (Some(first), Some(last)) = (bytes.first_chunk::<W>(), bytes.last_chunk::<W>()) else {
-        unreachable!("append picks W no larger than the slice");
-    };
-    let end = out.len() + bytes.len();
-    out.extend_from_slice(first);
-    // The last word starts inside (or right after) the first one.
-    out.truncate(end - W);
-    out.extend_from_slice(last);
+    sink.put(0, first);
+    sink.put(src.len() - W, last);
 }
 
 #[cfg(test)]
