@@ -42,6 +42,14 @@
 #
 # Standalone: needs target/release/ten (built if missing), python3 and curl;
 # the static musl build (`make static`) adds its row when present.
+#
+# TEN_BEFORE=PATH runs a second server from that binary (say, the build of
+# the commit before a change) beside the first, with the same services on
+# ports of its own, and times its wakes and its `ten spawn --wait` (with
+# TEN_BEFORE as the command) in the same rounds; a last table gives each
+# measure's added time with both builds. Compare like with like: with a
+# musl TEN_BEFORE, pass TEN=<the musl build> too, so that both servers and
+# both spawn commands are musl builds.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-20}
@@ -51,6 +59,10 @@ TEN=${TEN:-$TOP/target/release/ten}
 [ -x "$TEN" ] || cargo build --release
 TEN_MUSL=${TEN_MUSL:-$TOP/target/x86_64-unknown-linux-musl/release/ten}
 [ -x "$TEN_MUSL" ] || TEN_MUSL=
+if [ -n "${TEN_BEFORE:-}" ] && [ ! -x "$TEN_BEFORE" ]; then
+  echo "wake.sh: TEN_BEFORE=$TEN_BEFORE is not an executable" >&2
+  exit 1
+fi
 command -v curl >/dev/null || {
   echo "wake.sh needs curl" >&2
   exit 1
@@ -62,9 +74,11 @@ PY=${PY:-/usr/bin/python3}
 }
 
 WORK=$(mktemp -d /tmp/ten-wake.XXXXXX)
-TENPID=
+PIDS=()
 cleanup() {
-  [ -n "$TENPID" ] && kill "$TENPID" 2>/dev/null && wait "$TENPID" 2>/dev/null || true
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  done
   [ -n "${KEEP:-}" ] && echo "kept $WORK" >&2 || rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -113,30 +127,34 @@ server.serve_forever()
 PY
 
 free_port() { "$PY" -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-LISTEN=$(free_port)
 LOW=$((20000 + RANDOM % 9000))
-DATA=$WORK/data
-service() { # name, extra lines
+service() { # dir, name, extra lines
   cat <<CONF
-[service.$1]
+[service.$2]
 command = "$PY"
 args = ["$WORK/app.py"]
 workdir = "$WORK"
 restart = "on-failure"
 max_instances = 0
 isolation = "process"
-$2
-[service.$1.env]
-STAMPS = "$WORK/stamps.$1"
+$3
+[service.$2.env]
+STAMPS = "$1/stamps.$2"
 
 CONF
 }
-{
-  cat <<CONF
+# start NAME BINARY LOW: a server of BINARY in $WORK/NAME with ports LOW..LOW+60
+# for its instances; prints its listening port.
+start() {
+  local dir=$WORK/$1 listen
+  listen=$(free_port)
+  mkdir -p "$dir"
+  {
+    cat <<CONF
 [settings]
-data_dir = "$DATA"
+data_dir = "$dir/data"
 domain = "localhost"
-port_range = [$LOW, $((LOW + 60))]
+port_range = [$3, $(($3 + 60))]
 health_check_interval = 30
 backoff_base_ms = 100
 
@@ -144,21 +162,25 @@ backoff_base_ms = 100
 # the default would be namespace); what other levels add is measured by
 # tests/bench/isolation.sh.
 CONF
-  service plain ""
-  service health 'health = "/health"'
-  service sa "socket_activation = true"
-} >"$WORK/tenement.toml"
-
-"$TEN" serve --config "$WORK/tenement.toml" --data-dir "$DATA" --port "$LISTEN" --bind 127.0.0.1 \
-  >"$WORK/serve.log" 2>&1 &
-TENPID=$!
-for _ in $(seq 200); do
-  grep -q "listening on" "$WORK/serve.log" 2>/dev/null && break
-  sleep 0.05
-done
+    service "$dir" plain ""
+    service "$dir" health 'health = "/health"'
+    service "$dir" sa "socket_activation = true"
+  } >"$dir/tenement.toml"
+  "$2" serve --config "$dir/tenement.toml" --data-dir "$dir/data" --port "$listen" --bind 127.0.0.1 \
+    >"$dir/serve.log" 2>&1 &
+  PIDS+=("$!")
+  for _ in $(seq 200); do
+    grep -q "listening on" "$dir/serve.log" 2>/dev/null && break
+    sleep 0.05
+  done
+  echo "$listen" >"$dir/port"
+}
+PIDS=()
+start after "$TEN" "$LOW"
+[ -z "${TEN_BEFORE:-}" ] || start before "$TEN_BEFORE" $((LOW + 100))
 
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); interpreter $PY"
-"$PY" - "$TEN" "$WORK" "$DATA" "$LISTEN" "$ROUNDS" "$TEN_MUSL" <<'PY'
+"$PY" - "$TEN" "$WORK" "$ROUNDS" "$TEN_MUSL" "${TEN_BEFORE:-}" <<'PY'
 import json
 import os
 import socket
@@ -169,12 +191,26 @@ import sys
 import threading
 import time
 
-ten, work, data, listen, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-ten_musl = sys.argv[6]
+ten, work, rounds, ten_musl, ten_before = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 app = os.path.join(work, "app.py")
-conf = os.path.join(work, "tenement.toml")
-sock_path = os.path.join(data, ".tenement", "ten.sock")
 now = time.monotonic
+
+
+class Server:
+    """A running `ten serve` of binary `ten`, set up in work/`name`."""
+
+    def __init__(self, name, ten):
+        self.name, self.ten = name, ten
+        self.dir = os.path.join(work, name)
+        self.data = os.path.join(self.dir, "data")
+        self.conf = os.path.join(self.dir, "tenement.toml")
+        self.sock_path = os.path.join(self.data, ".tenement", "ten.sock")
+        with open(os.path.join(self.dir, "port")) as f:
+            self.listen = int(f.read())
+
+
+after = Server("after", ten)
+before = Server("before", ten_before) if ten_before else None
 
 # fd 3 is the floor's passed socket while one runs, /dev/null otherwise, so
 # no other socket of this script ever gets that number.
@@ -219,29 +255,29 @@ def watch_execs():
 have_execs = watch_execs()
 
 
-def ten_cmd(*args, cli=ten):
-    return subprocess.run([cli, "--data-dir", data, "--config", conf, *args],
+def ten_cmd(srv, *args, cli=None):
+    return subprocess.run([cli or srv.ten, "--data-dir", srv.data, "--config", srv.conf, *args],
                           check=True, capture_output=True)
 
 
-def api(path):
-    out = subprocess.run(["curl", "-sS", "--unix-socket", sock_path, "http://ten" + path],
+def api(srv, path):
+    out = subprocess.run(["curl", "-sS", "--unix-socket", srv.sock_path, "http://ten" + path],
                          capture_output=True, check=True)
     return json.loads(out.stdout)
 
 
-def wait_state(key, want, timeout=20):
+def wait_state(srv, key, want, timeout=20):
     end = now() + timeout
     while now() < end:
-        if any(i["instance"] == key and i["state"] == want for i in api("/api/instances")):
+        if any(i["instance"] == key and i["state"] == want for i in api(srv, "/api/instances")):
             return
         time.sleep(0.01)
-    raise SystemExit(f"{key} not {want} within {timeout}s")
+    raise SystemExit(f"{key} not {want} within {timeout}s ({srv.name})")
 
 
-def first_byte_via_ten(host):
+def first_byte_via_ten(srv, host):
     """(sent, first byte) of GET / through tenement, on our clock."""
-    s = socket.create_connection(("127.0.0.1", listen))
+    s = socket.create_connection(("127.0.0.1", srv.listen))
     sent = now()
     s.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
     head = s.recv(64)
@@ -271,10 +307,11 @@ def first_byte_direct(port, deadline):
     return got
 
 
-def run(name, sent, got, before_exec):
-    """One measure: the times of its steps. `before_exec`: where it starts
-    when no exec event is known (the launcher's fork)."""
-    with open(os.path.join(work, "stamps." + name)) as f:
+def run(stamps, sent, got, before_exec):
+    """One measure: the times of its steps, from the app's `stamps` file.
+    `before_exec`: where it starts when no exec event is known (the
+    launcher's fork)."""
+    with open(stamps) as f:
         start, serving, pid = f.read().split("\n")[-2].split()
     exec_at = execs.get(int(pid))
     for _ in range(100):  # the event may still be on its way
@@ -316,48 +353,64 @@ def floor(activated):
         if listener is not None:
             os.dup2(NULL, 3, inheritable=False)
             listener.close()
-    return run("floor", None, got, t0)
+    return run(os.path.join(work, "stamps.floor"), None, got, t0)
 
 
-def wake(service):
+def wake(srv, service):
     """One wake of {service}:w: put it to sleep (the app exits 0 under
     on-failure), then time the first byte of GET /."""
     key, host = f"{service}:w", f"w.{service}.localhost"
     subprocess.run(["curl", "-sS", "-o", "/dev/null", "-H", f"Host: {host}",
-                    f"http://127.0.0.1:{listen}/exit"], check=False)
-    wait_state(key, "sleeping")
-    sent, got = first_byte_via_ten(host)
-    return run(service, sent, got, sent)
+                    f"http://127.0.0.1:{srv.listen}/exit"], check=False)
+    wait_state(srv, key, "sleeping")
+    sent, got = first_byte_via_ten(srv, host)
+    return run(os.path.join(srv.dir, "stamps." + service), sent, got, sent)
 
 
-def spawn(id, cli=ten):
+def spawn(srv, id, cli=None):
     """`ten spawn --wait` of a new instance plus the first byte of GET /,
-    `cli` being the `ten` that runs the command."""
+    `cli` being the `ten` that runs the command (the server's own binary
+    unless given)."""
     key = f"plain:{id}"
     t0 = now()
-    ten_cmd("spawn", key, "--wait", cli=cli)
-    _, got = first_byte_via_ten(f"{id}.plain.localhost")
-    r = run("plain", t0, got, t0)
-    ten_cmd("stop", key)
+    ten_cmd(srv, "spawn", key, "--wait", cli=cli)
+    _, got = first_byte_via_ten(srv, f"{id}.plain.localhost")
+    r = run(os.path.join(srv.dir, "stamps.plain"), t0, got, t0)
+    ten_cmd(srv, "stop", key)
     return r
 
 
-for svc in ("plain", "health", "sa"):
-    ten_cmd("spawn", f"{svc}:w", "--wait")
+for srv in filter(None, (after, before)):
+    for svc in ("plain", "health", "sa"):
+        ten_cmd(srv, "spawn", f"{svc}:w", "--wait")
 
 names = ["floor", "wake", "wake_health", "spawn", "floor_fd3", "wake_sa"]
 if ten_musl:
     names.insert(4, "spawn_musl")
-runs = {n: [] for n in names}
+# Measures also taken from TEN_BEFORE's server, as "NAME@before".
+compared = ["wake", "wake_health", "spawn", "wake_sa"] if before else []
+runs = {n: [] for n in names + [n + "@before" for n in compared]}
+
+
+def both(name, measure):
+    """Runs `measure(server)` on each server, the order alternating by round
+    so neither always goes first."""
+    pair = [(name, after)] + ([(name + "@before", before)] if name in compared else [])
+    if i % 2:
+        pair.reverse()
+    for n, srv in pair:
+        runs[n].append(measure(srv))
+
+
 for i in range(rounds):
     runs["floor"].append(floor(False))
-    runs["wake"].append(wake("plain"))
-    runs["wake_health"].append(wake("health"))
-    runs["spawn"].append(spawn(f"s{i}"))
+    both("wake", lambda srv: wake(srv, "plain"))
+    both("wake_health", lambda srv: wake(srv, "health"))
+    both("spawn", lambda srv: spawn(srv, f"s{i}"))
     if ten_musl:
-        runs["spawn_musl"].append(spawn(f"m{i}", ten_musl))
+        runs["spawn_musl"].append(spawn(after, f"m{i}", ten_musl))
     runs["floor_fd3"].append(floor(True))
-    runs["wake_sa"].append(wake("sa"))
+    both("wake_sa", lambda srv: wake(srv, "sa"))
 
 
 def med(xs):
@@ -373,9 +426,9 @@ def series(n, f):
     return [f(r) * 1000 for r in runs[n]]
 
 
-total = {n: series(n, lambda r: r["got"] - r["sent"]) for n in names}
-own = {n: series(n, lambda r: r["serving"] - r["exec"]) for n in names}
-added = {n: [t - o for t, o in zip(total[n], own[n])] for n in names}
+total = {n: series(n, lambda r: r["got"] - r["sent"]) for n in runs}
+own = {n: series(n, lambda r: r["serving"] - r["exec"]) for n in runs}
+added = {n: [t - o for t, o in zip(total[n], own[n])] for n in runs}
 rows = [
     ("floor: the app's own exec to first byte of GET / (1 ms polls)", "floor", None),
     ("wake through tenement, no `health`: first byte", "wake", "floor"),
@@ -410,5 +463,21 @@ for label, n, _ in rows:
         lambda r: r["got"] - r["serving"],
     )]
     print(f"| {label.split(':')[0]} | " + " | ".join(f"{med(p):.2f}" for p in parts) + " |")
+if before:
+    print(f"\nThis build against TEN_BEFORE={ten_before} (its own server; its `ten` as the spawn command), same rounds, ms:\n")
+    print("| measure | added over the app's own start, before | after | difference of medians | per-round differences, median | before the exec, before | after | serving to first byte, before | after |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for label, n, _ in rows:
+        if n not in compared:
+            continue
+        b = n + "@before"
+        parts = {k: [med(series(k, f)) for f in (
+            lambda r: r["exec"] - r["sent"],
+            lambda r: r["got"] - r["serving"],
+        )] for k in (b, n)}
+        paired = med([x - y for x, y in zip(added[n], added[b])])
+        print(f"| {label.split(':')[0]} | {med(added[b]):.2f} | {med(added[n]):.2f} | "
+              f"{med(added[n]) - med(added[b]):+.2f} | {paired:+.2f} | "
+              f"{parts[b][0]:.2f} | {parts[n][0]:.2f} | {parts[b][1]:.2f} | {parts[n][1]:.2f} |")
 PY
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
