@@ -125,7 +125,7 @@ pub fn holders(inode: u64) -> Vec<u32> {
 
 /// Judges the listeners found at one place against the instance's
 /// processes `members`.
-fn judge(listeners: &[Listener], members: &[u32]) -> Verdict {
+pub fn judge(listeners: &[Listener], members: &[u32]) -> Verdict {
     if listeners.is_empty() {
         return Verdict::Missing;
     }

@@ -7,6 +7,7 @@
 //! Only builds requests and parses replies (pure, tested); it never looks at
 //! processes (that is `isolate::owner`). No `unsafe`: rustix does the calls.
 
+use std::cell::RefCell;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::time::Duration;
@@ -307,20 +308,43 @@ fn dump(request: &[u8], each: &mut dyn FnMut(&[u8])) -> io::Result<()> {
     }
 }
 
+thread_local! {
+    /// The socket `ask` uses again on this thread: a look-up is then a send
+    /// and a receive, without a socket made, set up and closed each time
+    /// (the supervisor looks every 250 us while an instance starts). Put
+    /// back only after a whole reply was read, so a reply that came late
+    /// never answers a later question.
+    static ASKER: RefCell<Option<OwnedFd>> = const { RefCell::new(None) };
+}
+
 /// Sends a request that is not a dump and hands its one reply's payload to
 /// `each`. Err: the kernel's error (ENOENT: no such socket).
 fn ask(request: &[u8], each: &mut dyn FnMut(&[u8])) -> io::Result<()> {
-    let fd = send(request)?;
+    let fd = match ASKER.with(|a| a.borrow_mut().take()) {
+        Some(fd) => fd,
+        None => open()?,
+    };
+    send_on(&fd, request)?;
     let mut buf = [0u8; 1024];
     let (n, _) = recv(&fd, &mut buf[..], RecvFlags::empty())?;
     if n == 0 {
         return Err(io::ErrorKind::UnexpectedEof.into());
     }
+    // Read whole (an error reply too: ENOENT is an answer): clean for the
+    // next question.
+    ASKER.with(|a| *a.borrow_mut() = Some(fd));
     walk(&buf[..n], each).map(|_| ())
 }
 
 /// A sock_diag socket with `request` sent on it.
 fn send(request: &[u8]) -> io::Result<OwnedFd> {
+    let fd = open()?;
+    send_on(&fd, request)?;
+    Ok(fd)
+}
+
+/// A new sock_diag socket.
+fn open() -> io::Result<OwnedFd> {
     let fd: OwnedFd = socket_with(
         AddressFamily::NETLINK,
         SocketType::DGRAM,
@@ -328,13 +352,18 @@ fn send(request: &[u8]) -> io::Result<OwnedFd> {
         Some(SOCK_DIAG),
     )?;
     set_socket_timeout(&fd, Timeout::Recv, Some(REPLY_TIMEOUT))?;
+    Ok(fd)
+}
+
+/// Sends `request` to the kernel on `fd`.
+fn send_on(fd: &OwnedFd, request: &[u8]) -> io::Result<()> {
     sendto(
-        &fd,
+        fd,
         request,
         SendFlags::empty(),
         &SocketAddrNetlink::new(0, 0),
     )?;
-    Ok(fd)
+    Ok(())
 }
 
 /// Walks the netlink messages of one datagram. Ok(true): the dump is done.
@@ -366,6 +395,7 @@ fn walk(mut buf: &[u8], each: &mut dyn FnMut(&[u8])) -> io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
 
     /// Inodes of this process's sockets, from /proc/self/fd.
@@ -437,11 +467,16 @@ mod tests {
         assert_eq!(found.inode, own_socket(&l));
         drop((c, l));
         assert_eq!(tcp_listener_at(port).unwrap(), None, "nobody listens");
-        // One on any address is reached too.
+        let asker = || ASKER.with(|a| a.borrow().as_ref().map(|f| f.as_raw_fd()));
+        let used = asker();
+        assert!(used.is_some(), "the socket is kept for the next question");
+        // One on any address is reached too, asked on the same socket
+        // after the answer "nobody".
         let any = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
         let port = any.local_addr().unwrap().port();
         let found = tcp_listener_at(port).unwrap().expect("it listens");
         assert_eq!(found.inode, own_socket(&any));
+        assert_eq!(asker(), used);
     }
 
     #[test]

@@ -180,7 +180,7 @@ impl Supervisor {
         let mut outcome = probe.step(&mut self.probe_buf[..]);
         if outcome == Outcome::Connected {
             let (via_socket, peer) = (probe.via_socket(), probe.peer());
-            outcome = match self.check_owner(key, via_socket, peer) {
+            outcome = match self.check_owner(key, via_socket, peer, None) {
                 Ok(Verdict::Owned) => {
                     match self.instances.get_mut(key).and_then(|i| i.probe.as_mut()) {
                         Some((_, probe)) => {
@@ -291,7 +291,7 @@ impl Supervisor {
             Ok(Some(_)) if !self.owner_unchecked(key, false, Path::new("")) => {
                 Outcome::Pass("listening".into())
             }
-            Ok(Some(_)) => match self.check_owner(key, false, None) {
+            Ok(Some(found)) => match self.check_owner(key, false, None, Some(found)) {
                 Ok(Verdict::Owned) => Outcome::Pass("listening".into()),
                 Ok(Verdict::Missing) => Outcome::Fail("nobody listens there any more".into()),
                 Ok(Verdict::Foreign(squatter)) => {
@@ -531,13 +531,16 @@ impl Supervisor {
     }
 
     /// Whose listener a held probe reached: the instance's own processes'
-    /// (its cgroup's, else its process tree), or a squatter's. An owned one
+    /// (its cgroup's, else its process tree), or a squatter's. `found`: the
+    /// TCP listener a connection to the port reaches, already looked up
+    /// (else every listener on the port is listed and judged). An owned one
     /// is remembered until the process changes.
     fn check_owner(
         &mut self,
         key: &InstanceKey,
         via_socket: bool,
         peer: Option<(u32, u32)>,
+        found: Option<sock_diag::Listener>,
     ) -> std::io::Result<Verdict> {
         let socket = layout::instance_socket_path(&self.data_dir, &key.service, &key.id);
         let Some(inst) = self.instances.get_mut(key) else {
@@ -550,9 +553,10 @@ impl Supervisor {
         if members.is_empty() {
             members = owner::tree(run.pid);
         }
-        let verdict = match via_socket {
-            true => owner::unix(&socket, peer, &members)?,
-            false => owner::tcp(inst.port, &members)?,
+        let verdict = match (via_socket, found) {
+            (true, _) => owner::unix(&socket, peer, &members)?,
+            (false, Some(listener)) => owner::judge(&[listener], &members),
+            (false, None) => owner::tcp(inst.port, &members)?,
         };
         if verdict == Verdict::Owned {
             match via_socket {
