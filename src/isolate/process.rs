@@ -355,9 +355,6 @@ impl Report {
     }
 }
 
-/// close_range(2) flag: mark CLOEXEC instead of closing.
-const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
-
 /// The child, on its own stack in the parent's memory: raw,
 /// async-signal-safe calls only, no allocation, no panic. Returns only
 /// through execve or _exit.
@@ -402,17 +399,8 @@ extern "C" fn child_main(arg: *mut c_void) -> libc::c_int {
     // SAFETY: umask takes a mode and cannot fail.
     unsafe { libc::umask(0o027) };
     // Marked CLOEXEC, not closed: the passed socket is among them until
-    // it is on 3. (ENOSYS or EINVAL before 5.11: only the CLOEXEC ones
-    // close, which all of the server's are.)
-    // SAFETY: integer arguments only.
-    unsafe {
-        libc::syscall(
-            crate::sys::nr::CLOSE_RANGE as libc::c_long,
-            3u32,
-            u32::MAX,
-            CLOSE_RANGE_CLOEXEC,
-        )
-    };
+    // it is on 3.
+    crate::sys::fd::close_from(3, true);
     if let Some(fd) = plan.listen {
         let rc = match fd {
             // SAFETY: fcntl on an fd of ours with integer arguments only;
@@ -455,13 +443,7 @@ extern "C" fn child_main(arg: *mut c_void) -> libc::c_int {
             fail(Step::Ids, 0, os_code(&e));
         }
     }
-    // SAFETY: `set` is a local sigset_t, initialised by sigemptyset before
-    // sigprocmask reads it; the old-mask pointer may be null.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-    }
+    crate::sys::signals::unblock_all();
     // SAFETY: the three are null-terminated arrays of NUL-terminated
     // strings, alive in the parent until this process has exec'd.
     unsafe { exec_first(&plan.exec) };

@@ -379,14 +379,7 @@ fn starter(raw: &Raw) -> ! {
     if unsafe { libc::setsid() } == -1 {
         fail(raw.status, Step::Setsid);
     }
-    // SAFETY: `set` is a local sigset_t initialised by sigemptyset before
-    // sigprocmask reads it; the old-mask pointer may be null. The server
-    // blocks the signals it waits for, and the mask survives exec.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-    }
+    crate::sys::signals::unblock_all();
     for &(from, to) in &raw.moves {
         // SAFETY: dup2 takes two fd numbers; `to` loses FD_CLOEXEC.
         if unsafe { libc::dup2(from, to) } == -1 {
@@ -396,16 +389,7 @@ fn starter(raw: &Raw) -> ! {
     // SAFETY: fcntl with integer arguments: the status pipe (now fd 4)
     // closes at exec, which is how the server learns it happened.
     unsafe { libc::fcntl(4, libc::F_SETFD, libc::FD_CLOEXEC) };
-    // SAFETY: integer arguments only. (ENOSYS before 5.9: exec still
-    // closes the CLOEXEC ones, which all of the server's are.)
-    unsafe {
-        libc::syscall(
-            crate::sys::nr::CLOSE_RANGE as libc::c_long,
-            5,
-            u32::MAX,
-            0u32,
-        )
-    };
+    crate::sys::fd::close_from(5, false);
     // SAFETY: `exe` is NUL-terminated, `argv` and `envp` are
     // null-terminated arrays of NUL-terminated strings, all in this
     // process's copy of memory prepared before clone3.
@@ -631,17 +615,9 @@ fn init_child(moves: &[(RawFd, RawFd)], close: &[RawFd], status: RawFd) -> ! {
         // uses again (the sources were copied to their numbers above).
         unsafe { libc::close(fd) };
     }
-    // Anything else the zygote had open (nothing, normally). ENOSYS
-    // before 5.9: what is listed above is closed already.
-    // SAFETY: integer arguments only.
-    unsafe {
-        libc::syscall(
-            crate::sys::nr::CLOSE_RANGE as libc::c_long,
-            GO_FD + 1,
-            u32::MAX,
-            0u32,
-        )
-    };
+    // Anything else the zygote had open (nothing, normally). Before 5.9:
+    // what is listed above is closed already.
+    crate::sys::fd::close_from(GO_FD as u32 + 1, false);
     name_init();
     let code = super::init::main();
     // SAFETY: _exit takes an int and does not return; nothing of the

@@ -1,8 +1,8 @@
 //! Descriptors across `execve`: taking back a descriptor number a previous
-//! image of this process left open, and replacing the image itself.
-//!
-//! Used by `upgrade` only. Everything else opens descriptors through std or
-//! rustix, which own them from the start.
+//! image of this process left open, replacing the image itself (both for
+//! `upgrade`), and what a child leaves open for its exec (`close_from`).
+//! Everything else opens descriptors through std or rustix, which own them
+//! from the start.
 
 use std::ffi::{CStr, CString};
 use std::io;
@@ -25,6 +25,28 @@ pub fn adopt(raw: RawFd) -> io::Result<OwnedFd> {
     // wrote the hand-over released it (`into_raw_fd`) and each number is
     // adopted once, so the OwnedFd is its only owner.
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Closes every descriptor from `first` up (`cloexec`: marks them
+/// FD_CLOEXEC instead, so they close at exec), with close_range(2): a raw
+/// call, for a child between clone and exec. Best effort: before 5.9
+/// (5.11 for `cloexec`) it does nothing, and exec still closes the
+/// descriptors marked CLOEXEC, which all of the server's are.
+pub fn close_from(first: u32, cloexec: bool) {
+    /// close_range(2) flag: mark CLOEXEC instead of closing.
+    const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+    let flags = if cloexec { CLOSE_RANGE_CLOEXEC } else { 0 };
+    // SAFETY: integer arguments only; closing descriptors is what the
+    // caller asks for, in a process whose other owners of them are gone
+    // (a child before exec).
+    unsafe {
+        libc::syscall(
+            super::nr::CLOSE_RANGE as libc::c_long,
+            first,
+            u32::MAX,
+            flags,
+        )
+    };
 }
 
 /// Clears FD_CLOEXEC on descriptor `raw`, which the caller owns (it was

@@ -47,6 +47,19 @@ pub fn sigwait() -> io::Result<i32> {
     Ok(sig)
 }
 
+/// Unblocks every signal in the calling process (the mask survives exec,
+/// and the server blocks the ones it waits for in every thread): raw,
+/// async-signal-safe, for a child before its exec.
+pub fn unblock_all() {
+    // SAFETY: `set` is a local sigset_t initialised by sigemptyset before
+    // sigprocmask reads it; the old-mask pointer may be null.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
 /// Every signal blocked in the calling thread until this is dropped, when
 /// the thread's mask before it comes back: a child that shares the
 /// server's memory until it execs (`sys::vfork`) starts with them all
