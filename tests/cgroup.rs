@@ -2,7 +2,9 @@
 //! `memory_limit_mb`, noticed, counted and restarted while a neighbour keeps
 //! serving; a fork bomb stops at `pids_max`; a double-forked `setsid` daemon
 //! dies with `ten stop` and is reaped (ten serve is a child subreaper);
-//! `/api/instances` and `/metrics` report the cgroup's memory and CPU.
+//! `/api/instances` and `/metrics` report the cgroup's memory and CPU; an
+//! instance put to sleep by `idle_timeout` keeps its cgroup for its wake,
+//! and `ten stop` removes it.
 //! Without root (or without the controller a test needs) each test skips
 //! loudly; `TEN_TEST_STRICT=1` turns a skip into a failure.
 
@@ -39,6 +41,23 @@ fn cgroups_with(server: &Server, controller: &str) -> bool {
         return skip(&format!("no {controller} controller: {line}"));
     }
     true
+}
+
+/// The folders of instance cgroup `name` (`service@id`), one in each
+/// hierarchy the server's "cgroups: ..." line names (`at=DIR`).
+fn cgroup_dirs(server: &Server, name: &str) -> Vec<std::path::PathBuf> {
+    let log = server.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("supervisor: cgroups: "))
+        .expect("checked by cgroups_with");
+    let dirs: Vec<_> = line
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("at="))
+        .map(|d| Path::new(d).join(name))
+        .collect();
+    assert!(!dirs.is_empty(), "no at= in {line}");
+    dirs
 }
 
 fn read_pid(path: &Path) -> Option<u32> {
@@ -298,4 +317,72 @@ fn a_namespaced_instance_and_its_init_are_in_its_cgroup() {
     assert!(cgroups.contains("/bomb@a"), "{cgroups}");
     server.ten_ok(&["stop", "bomb:a"]);
     assert!(wait_until(DEADLINE, || stat(init).is_none()));
+}
+
+/// An instance put to sleep by `idle_timeout` keeps its cgroup while it
+/// sleeps, and its wake starts the app inside it; `ten stop` of the
+/// sleeping instance removes it, in every hierarchy.
+#[test]
+fn a_sleeping_instance_keeps_its_cgroup_for_its_wake_and_stop_removes_it() {
+    if !root() {
+        return;
+    }
+    let config = format!(
+        "{}{}",
+        settings(""),
+        py_service(
+            "nap",
+            "echo.py",
+            "idle_timeout = 1\nisolation = \"process\""
+        )
+    );
+    let server = Server::start("cgroup-sleep", &config);
+    if !cgroups_with(&server, "pids") {
+        return;
+    }
+    let dirs = cgroup_dirs(&server, "nap@a");
+    let holds = |pid: u64| {
+        dirs.iter().all(|d| {
+            std::fs::read_to_string(d.join("cgroup.procs"))
+                .is_ok_and(|t| t.lines().any(|l| l.trim() == pid.to_string()))
+        })
+    };
+    let asleep = || {
+        let mut last = None;
+        let ok = wait_until(DEADLINE, || {
+            last = server.instance("nap:a");
+            last.as_ref().is_some_and(|i| i["state"] == "sleeping")
+        });
+        assert!(ok, "nap:a never slept: {last:?}\n{}", server.log());
+    };
+    // A request's keep-alive connection, while open, keeps it awake
+    // (however slow the box) for the look at its cgroup.
+    let awake = || {
+        let mut conn = util::Conn::open(server.addr);
+        let resp = conn.request("GET", "a.nap.localhost", "/", &[], b"");
+        assert_eq!(resp.status, 200, "{}\n{}", resp.text(), server.log());
+        let pid = resp.json()["pid"].as_u64().unwrap();
+        assert!(holds(pid), "{pid} not in all of {dirs:?}");
+        pid
+    };
+    server.ten_ok(&["spawn", "nap:a", "--wait"]);
+    let first = awake();
+    asleep();
+    for d in &dirs {
+        assert!(d.is_dir(), "{} gone while nap:a sleeps", d.display());
+    }
+    // A sleeping instance reads nothing from its empty cgroup.
+    let sleeping = server.instance("nap:a").unwrap();
+    assert!(sleeping["cpu_seconds"].is_null(), "{sleeping}");
+    // Woken by a request: the new process runs in the same cgroup.
+    let second = awake();
+    assert_ne!(first, second);
+    asleep();
+    server.ten_ok(&["stop", "nap:a"]);
+    assert!(
+        wait_until(DEADLINE, || dirs.iter().all(|d| !d.exists())),
+        "left after ten stop: {:?}\n{}",
+        dirs.iter().filter(|d| d.exists()).collect::<Vec<_>>(),
+        server.log()
+    );
 }

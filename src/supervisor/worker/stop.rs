@@ -156,7 +156,12 @@ impl Supervisor {
         };
         let Some(stop) = inst.stop.take() else { return };
         let fx = lifecycle::on(&mut inst.life, Event::StopDone(stop.then), &policy, now);
-        if let Some(cg) = inst.cgroup.take() {
+        // An instance that starts again here (woken from sleep, restarted)
+        // keeps its cgroup, readied for that start now rather than made
+        // anew on the path of the request that wakes it; one that leaves
+        // (stopped, moved, at shutdown) has it removed.
+        let again = matches!(stop.then, AfterStop::Sleep | AfterStop::Restart);
+        if let Some(mut cg) = inst.cgroup.take() {
             // Normally empty by now; after a give-up, one last kill.
             if cg.populated() && !cg.kill_and_wait(cgroup::KILL_WAIT) {
                 warn!(
@@ -166,7 +171,10 @@ impl Supervisor {
                     cg.pids()
                 );
             }
-            if let Err(e) = cg.remove() {
+            if again {
+                cg.prepare_next_start();
+                inst.cgroup = Some(cg);
+            } else if let Err(e) = cg.remove() {
                 warn!("supervisor", "{key} remove its cgroup: {e}");
             }
         }

@@ -41,7 +41,14 @@ impl Supervisor {
             weight: inst.weight,
             restarts: inst.life.total_restarts(),
             started_at: inst.run.as_ref().map(|r| r.started_at),
-            meter: inst.cgroup.as_ref().map(|cg| cg.meter()),
+            // Only while a process runs: a sleeping instance keeps its
+            // (empty) cgroup for its next start, and a listing of
+            // thousands of them reads no cgroup files.
+            meter: inst
+                .cgroup
+                .as_ref()
+                .filter(|_| inst.run.is_some())
+                .map(|cg| cg.meter()),
             oom_kills: inst.oom_kills,
             storage_bytes: inst.storage_bytes,
             storage_quota_bytes: svc.and_then(|s| s.storage_quota_mb).map(|mb| mb << 20),
