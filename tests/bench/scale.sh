@@ -26,6 +26,10 @@
 # - wake storm: STORM (200) distinct sleeping instances requested at once
 #   (one thread each); their statuses, the time until the last answered,
 #   and `ten ps` timed in a loop meanwhile (p50, p99).
+# TEN_BEFORE=/path/to/an/older/ten: `ten ps --all --json` is also timed
+#   with that build's CLI against the same server, the two interleaved
+#   (with the ratio), beside `curl` of `GET /api/instances` (the server's
+#   part).
 # ONLY=idle: the registry, the start, the spawns and the idle CPU only (no
 # `ten ps` timings, no RSS rows, no wake storm), for profiling the idle
 # server; with it the server's pid is printed on stderr before the idle
@@ -42,6 +46,10 @@ IDLE_SECS=${IDLE_SECS:-30}
 # health check connects anew (the default keeps them).
 TINY_CLOSE=${TINY_CLOSE:-}
 ONLY=${ONLY:-}
+TEN_BEFORE=${TEN_BEFORE:-}
+if [ -n "$TEN_BEFORE" ] && [ ! -x "$TEN_BEFORE" ]; then
+  echo "TEN_BEFORE=$TEN_BEFORE is not an executable file" >&2; exit 1
+fi
 case "$ONLY" in
   "" | idle) ;;
   *) echo "scale.sh: ONLY=$ONLY: the only part that runs alone is ONLY=idle" >&2; exit 1 ;;
@@ -138,7 +146,7 @@ done
 T1=$(date +%s.%N)
 
 python3 - "$TEN" "$CONF" "$DATA" "$LISTEN" "$TENPID" "$SLEEPING" "$RUNNING" "$STORM" \
-  "$IDLE_SECS" "$T0" "$T1" "$ONLY" <<'PY'
+  "$IDLE_SECS" "$T0" "$T1" "$ONLY" "$TEN_BEFORE" <<'PY'
 import json
 import os
 import statistics
@@ -153,12 +161,13 @@ ten, conf, data, listen, pid = sys.argv[1:6]
 sleeping, running, storm, idle_secs = map(int, sys.argv[6:10])
 t0, t1 = float(sys.argv[10]), float(sys.argv[11])
 only_idle = sys.argv[12] == "idle"
+ten_before = sys.argv[13]
 listen, pid = int(listen), int(pid)
 CLK = os.sysconf("SC_CLK_TCK")
 
 
-def cli(*args):
-    return subprocess.run([ten, "--data-dir", data, "--config", conf, *args],
+def cli(*args, build=ten):
+    return subprocess.run([build, "--data-dir", data, "--config", conf, *args],
                           check=True, capture_output=True, text=True).stdout
 
 
@@ -232,11 +241,28 @@ print(f"spawned {running} instances in {spawn_s:.1f} s (load {spawn_load})", fil
 rows.append((f"`ten spawn` of {running} more, 8 at a time, until all run (load {spawn_load})",
              f"{spawn_s:.1f} s", "reported", True))
 
-if not only_idle:
+if not only_idle and not ten_before:
     ps = timed(lambda: cli("ps", "--all", "--json"), 10)
     rows.append((f"`ten ps --all --json` ({sleeping + running} instances), median / p90",
                  f"{statistics.median(ps) * 1000:.0f} / {pct(ps, 0.9) * 1000:.0f} ms", "< 300 ms",
                  statistics.median(ps) < 0.3))
+elif not only_idle:
+    # Interleaved: this build's CLI, TEN_BEFORE's, and curl, in turn.
+    sock = f"{data}/.tenement/ten.sock"
+    curl = ["curl", "-sf", "--unix-socket", sock, "-o", "/dev/null", "http://ten/api/instances"]
+    ps, before, server = [], [], []
+    for _ in range(10):
+        ps += timed(lambda: cli("ps", "--all", "--json"), 1)
+        before += timed(lambda: cli("ps", "--all", "--json", build=ten_before), 1)
+        server += timed(lambda: subprocess.run(curl, check=True), 1)
+    med = statistics.median
+    rows.append((f"`ten ps --all --json` ({sleeping + running} instances), median / p90, "
+                 f"interleaved with TEN_BEFORE's CLI (load {load()})",
+                 f"{med(ps) * 1000:.0f} / {pct(ps, 0.9) * 1000:.0f} ms; before "
+                 f"{med(before) * 1000:.0f} / {pct(before, 0.9) * 1000:.0f} ms "
+                 f"({med(ps) / med(before):.2f}x)", "< 300 ms", med(ps) < 0.3))
+    rows.append(("`curl` of `GET /api/instances` beside them (the server's part), median / p90",
+                 f"{med(server) * 1000:.0f} / {pct(server, 0.9) * 1000:.0f} ms", "reported", True))
 
 # Idle: every instance has had a health check or two; then no traffic.
 time.sleep(12)
