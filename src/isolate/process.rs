@@ -400,7 +400,9 @@ extern "C" fn child_main(arg: *mut c_void) -> libc::c_int {
     unsafe { libc::umask(0o027) };
     // Marked CLOEXEC, not closed: the passed socket is among them until
     // it is on 3.
-    crate::sys::fd::close_from(3, true);
+    // SAFETY: this child execs or exits next, and nothing here uses a
+    // descriptor above 2 but the passed socket, which stays open.
+    unsafe { crate::sys::fd::close_from(3, true) };
     if let Some(fd) = plan.listen {
         let rc = match fd {
             // SAFETY: fcntl on an fd of ours with integer arguments only;

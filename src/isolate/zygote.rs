@@ -389,7 +389,10 @@ fn starter(raw: &Raw) -> ! {
     // SAFETY: fcntl with integer arguments: the status pipe (now fd 4)
     // closes at exec, which is how the server learns it happened.
     unsafe { libc::fcntl(4, libc::F_SETFD, libc::FD_CLOEXEC) };
-    crate::sys::fd::close_from(5, false);
+    // SAFETY: the starter execs or exits next and uses no descriptor
+    // above 4; the server's objects that owned the others are not this
+    // process's any more (a clone about to exec).
+    unsafe { crate::sys::fd::close_from(5, false) };
     // SAFETY: `exe` is NUL-terminated, `argv` and `envp` are
     // null-terminated arrays of NUL-terminated strings, all in this
     // process's copy of memory prepared before clone3.
@@ -617,7 +620,10 @@ fn init_child(moves: &[(RawFd, RawFd)], close: &[RawFd], status: RawFd) -> ! {
     }
     // Anything else the zygote had open (nothing, normally). Before 5.9:
     // what is listed above is closed already.
-    crate::sys::fd::close_from(GO_FD as u32 + 1, false);
+    // SAFETY: the init uses no descriptor above GO_FD, and this forked
+    // copy of the zygote never returns to the code whose objects owned
+    // them (it ends in `_exit` below).
+    unsafe { crate::sys::fd::close_from(GO_FD as u32 + 1, false) };
     name_init();
     let code = super::init::main();
     // SAFETY: _exit takes an int and does not return; nothing of the

@@ -32,13 +32,19 @@ pub fn adopt(raw: RawFd) -> io::Result<OwnedFd> {
 /// call, for a child between clone and exec. Best effort: before 5.9
 /// (5.11 for `cloexec`) it does nothing, and exec still closes the
 /// descriptors marked CLOEXEC, which all of the server's are.
-pub fn close_from(first: u32, cloexec: bool) {
+///
+/// # Safety
+/// The descriptors from `first` up may be owned by objects of this
+/// process (an `OwnedFd`, a `File`, a poll's registration): closed under
+/// them, their numbers could be reused and then read, written or closed
+/// twice. Only a process in which nothing will use them again may call
+/// this: a child between clone and exec (or `_exit`).
+pub unsafe fn close_from(first: u32, cloexec: bool) {
     /// close_range(2) flag: mark CLOEXEC instead of closing.
     const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
     let flags = if cloexec { CLOSE_RANGE_CLOEXEC } else { 0 };
-    // SAFETY: integer arguments only; closing descriptors is what the
-    // caller asks for, in a process whose other owners of them are gone
-    // (a child before exec).
+    // SAFETY: integer arguments only; what it closes, the caller vouches
+    // nothing uses again.
     unsafe {
         libc::syscall(
             super::nr::CLOSE_RANGE as libc::c_long,
