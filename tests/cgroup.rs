@@ -4,13 +4,13 @@
 //! dies with `ten stop` and is reaped (ten serve is a child subreaper);
 //! `/api/instances` and `/metrics` report the cgroup's memory and CPU; an
 //! instance put to sleep by `idle_timeout` keeps its cgroup for its wake,
-//! and `ten stop` removes it.
+//! and `ten stop` removes it; a failed instance has its cgroup removed.
 //! Without root (or without the controller a test needs) each test skips
 //! loudly; `TEN_TEST_STRICT=1` turns a skip into a failure.
 
 mod util;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use util::{py_service, settings, wait_until, Server, DEADLINE};
@@ -45,7 +45,7 @@ fn cgroups_with(server: &Server, controller: &str) -> bool {
 
 /// The folders of instance cgroup `name` (`service@id`), one in each
 /// hierarchy the server's "cgroups: ..." line names (`at=DIR`).
-fn cgroup_dirs(server: &Server, name: &str) -> Vec<std::path::PathBuf> {
+fn cgroup_dirs(server: &Server, name: &str) -> Vec<PathBuf> {
     let log = server.log();
     let line = log
         .lines()
@@ -319,41 +319,56 @@ fn a_namespaced_instance_and_its_init_are_in_its_cgroup() {
     assert!(wait_until(DEADLINE, || stat(init).is_none()));
 }
 
+/// A server with one process-level Python service `svc` (fixture
+/// `script`, `extra` lines), and the folders instance `svc:a`'s cgroup
+/// gets; None (said) without root or a pids controller.
+fn with_instance_a(svc: &str, script: &str, extra: &str) -> Option<(Server, Vec<PathBuf>)> {
+    if !root() {
+        return None;
+    }
+    let extra = format!("{extra}\nisolation = \"process\"");
+    let config = format!("{}{}", settings(""), py_service(svc, script, &extra));
+    let server = Server::start(&format!("cgroup-{svc}"), &config);
+    if !cgroups_with(&server, "pids") {
+        return None;
+    }
+    let dirs = cgroup_dirs(&server, &format!("{svc}@a"));
+    Some((server, dirs))
+}
+
+/// Waits until `key` is listed in `state`.
+fn wait_state(server: &Server, key: &str, state: &str) {
+    let mut last = None;
+    let ok = wait_until(DEADLINE, || {
+        last = server.instance(key);
+        last.as_ref().is_some_and(|i| i["state"] == state)
+    });
+    assert!(ok, "{key} never {state}: {last:?}\n{}", server.log());
+}
+
+/// Waits until none of `dirs` is left.
+fn assert_removed(server: &Server, dirs: &[PathBuf]) {
+    assert!(
+        wait_until(DEADLINE, || dirs.iter().all(|d| !d.exists())),
+        "left: {:?}\n{}",
+        dirs.iter().filter(|d| d.exists()).collect::<Vec<_>>(),
+        server.log()
+    );
+}
+
 /// An instance put to sleep by `idle_timeout` keeps its cgroup while it
 /// sleeps, and its wake starts the app inside it; `ten stop` of the
 /// sleeping instance removes it, in every hierarchy.
 #[test]
 fn a_sleeping_instance_keeps_its_cgroup_for_its_wake_and_stop_removes_it() {
-    if !root() {
+    let Some((server, dirs)) = with_instance_a("nap", "echo.py", "idle_timeout = 1") else {
         return;
-    }
-    let config = format!(
-        "{}{}",
-        settings(""),
-        py_service(
-            "nap",
-            "echo.py",
-            "idle_timeout = 1\nisolation = \"process\""
-        )
-    );
-    let server = Server::start("cgroup-sleep", &config);
-    if !cgroups_with(&server, "pids") {
-        return;
-    }
-    let dirs = cgroup_dirs(&server, "nap@a");
+    };
     let holds = |pid: u64| {
         dirs.iter().all(|d| {
             std::fs::read_to_string(d.join("cgroup.procs"))
                 .is_ok_and(|t| t.lines().any(|l| l.trim() == pid.to_string()))
         })
-    };
-    let asleep = || {
-        let mut last = None;
-        let ok = wait_until(DEADLINE, || {
-            last = server.instance("nap:a");
-            last.as_ref().is_some_and(|i| i["state"] == "sleeping")
-        });
-        assert!(ok, "nap:a never slept: {last:?}\n{}", server.log());
     };
     // A request's keep-alive connection, while open, keeps it awake
     // (however slow the box) for the look at its cgroup.
@@ -367,7 +382,7 @@ fn a_sleeping_instance_keeps_its_cgroup_for_its_wake_and_stop_removes_it() {
     };
     server.ten_ok(&["spawn", "nap:a", "--wait"]);
     let first = awake();
-    asleep();
+    wait_state(&server, "nap:a", "sleeping");
     for d in &dirs {
         assert!(d.is_dir(), "{} gone while nap:a sleeps", d.display());
     }
@@ -377,12 +392,20 @@ fn a_sleeping_instance_keeps_its_cgroup_for_its_wake_and_stop_removes_it() {
     // Woken by a request: the new process runs in the same cgroup.
     let second = awake();
     assert_ne!(first, second);
-    asleep();
+    wait_state(&server, "nap:a", "sleeping");
     server.ten_ok(&["stop", "nap:a"]);
-    assert!(
-        wait_until(DEADLINE, || dirs.iter().all(|d| !d.exists())),
-        "left after ten stop: {:?}\n{}",
-        dirs.iter().filter(|d| d.exists()).collect::<Vec<_>>(),
-        server.log()
-    );
+    assert_removed(&server, &dirs);
+}
+
+/// An instance whose process exits and that will not start again by
+/// itself (`failed`) has its cgroup removed, in every hierarchy.
+#[test]
+fn a_failed_instance_has_its_cgroup_removed() {
+    let Some((server, dirs)) = with_instance_a("quits", "exit_on_start.py", "restart = \"never\"")
+    else {
+        return;
+    };
+    let _ = server.ten(&["spawn", "quits:a"]);
+    wait_state(&server, "quits:a", "failed");
+    assert_removed(&server, &dirs);
 }

@@ -545,6 +545,7 @@ impl Supervisor {
             _ => String::new(),
         };
         self.note(key, &format!("{what}, {next}"));
+        self.settle_cgroup_after_exit(key);
         self.apply(key, effects, now);
     }
 

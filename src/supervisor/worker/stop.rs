@@ -15,6 +15,7 @@ use crate::state::layout;
 use crate::supervisor::lifecycle::{self, AfterStop, Event, GroupCheck, StopPhase};
 use crate::supervisor::msg::{Reply, ReplyTo};
 use crate::supervisor::reply::{CommandError, Done};
+use crate::supervisor::snapshot::State;
 use crate::supervisor::table::Stop;
 
 /// At most this many cgroups are held for instances without a process
@@ -181,20 +182,13 @@ impl Supervisor {
             _ => false,
         };
         if let Some(mut cg) = inst.cgroup.take() {
-            // Normally empty by now; after a give-up, one last kill.
-            if cg.populated() && !cg.kill_and_wait(cgroup::KILL_WAIT) {
-                warn!(
-                    "supervisor",
-                    "{key} cgroup {} still has processes {:?}",
-                    cg.name(),
-                    cg.pids()
-                );
-            }
             if again {
+                // Normally empty by now; after a give-up, one last kill.
+                empty(key, &cg);
                 cg.prepare_next_start();
                 inst.cgroup = Some(cg);
-            } else if let Err(e) = cg.remove() {
-                warn!("supervisor", "{key} remove its cgroup: {e}");
+            } else {
+                remove(key, &cg);
             }
         }
         // Its reparented processes are collected with those of the other
@@ -257,6 +251,24 @@ impl Supervisor {
         }
     }
 
+    /// After an instance's process ended on its own (its cgroup emptied
+    /// and readied for the next start): a failed instance, which starts
+    /// again only when told, has its cgroup removed; so has one gone to
+    /// sleep beyond `KEPT_IDLE_CGROUPS`. A restart in backoff keeps it.
+    pub(super) fn settle_cgroup_after_exit(&mut self, key: &InstanceKey) {
+        let keep = match self.instances.get(key).map(|i| i.life.state()) {
+            Some(State::Failed) => false,
+            Some(State::Sleeping) => self.held_without_process() <= KEPT_IDLE_CGROUPS,
+            _ => true,
+        };
+        if keep {
+            return;
+        }
+        if let Some(cg) = self.instances.get_mut(key).and_then(|i| i.cgroup.take()) {
+            remove(key, &cg);
+        }
+    }
+
     /// How many instances hold a cgroup with no process of theirs running
     /// (asleep, in backoff, failed): each holds a folder in every
     /// hierarchy, and the kernel's memory for each.
@@ -295,5 +307,26 @@ impl Supervisor {
             "{key} was being stopped when ten serve last exited: stopped and forgotten"
         );
         self.drop_storage(key);
+    }
+}
+
+/// Kills what is left in `key`'s cgroup (normally nothing), saying so if
+/// something outlives the kill.
+fn empty(key: &InstanceKey, cg: &cgroup::Instance) {
+    if cg.populated() && !cg.kill_and_wait(cgroup::KILL_WAIT) {
+        warn!(
+            "supervisor",
+            "{key} cgroup {} still has processes {:?}",
+            cg.name(),
+            cg.pids()
+        );
+    }
+}
+
+/// Empties `key`'s cgroup and removes its folders.
+fn remove(key: &InstanceKey, cg: &cgroup::Instance) {
+    empty(key, cg);
+    if let Err(e) = cg.remove() {
+        warn!("supervisor", "{key} remove its cgroup: {e}");
     }
 }
