@@ -164,64 +164,6 @@ fn health_checks_reuse_the_connection_an_app_keeps_open() {
         "checks after the first connect again:\n{text}"
     );
     assert_eq!(server.instance("api:a").unwrap()["health"], "healthy");
-    // Those checks are quiet: the kept connection is not registered with
-    // any of the server's polls (its answers are read at the next slot
-    // rather than waking the loop).
-    let pid = server.pid().expect("the server's pid");
-    let port = server.instance("api:a").unwrap()["port"].as_u64().unwrap() as u16;
-    let conns = connections_to(pid, port);
-    assert_eq!(
-        conns.len(),
-        1,
-        "one kept connection to port {port}: {conns:?}"
-    );
-    let polled = polled_fds(pid);
-    assert!(
-        conns.iter().all(|fd| !polled.contains(fd)),
-        "the kept connection (fd {conns:?}) is polled: {polled:?}"
-    );
-}
-
-/// The fds of process `pid` that are open TCP connections to 127.0.0.1:`port`.
-fn connections_to(pid: u32, port: u16) -> Vec<u32> {
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
-    let remote = format!("0100007F:{port:04X}");
-    // Established (01) sockets whose other end is the port, by inode.
-    let inodes: Vec<String> = table
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() > 9 && f[2] == remote && f[3] == "01").then(|| format!("socket:[{}]", f[9]))
-        })
-        .collect();
-    fds_where(pid, |link| inodes.iter().any(|i| i == link))
-}
-
-/// The fds that any epoll instance of process `pid` watches.
-fn polled_fds(pid: u32) -> std::collections::HashSet<u32> {
-    fds_where(pid, |link| link == "anon_inode:[eventpoll]")
-        .into_iter()
-        .flat_map(|epfd| {
-            let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{epfd}")).unwrap();
-            info.lines()
-                .filter_map(|l| l.strip_prefix("tfd:"))
-                .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
-                .collect::<Vec<u32>>()
-        })
-        .collect()
-}
-
-/// The fds of process `pid` whose link in /proc matches `wanted`.
-fn fds_where(pid: u32, wanted: impl Fn(&str) -> bool) -> Vec<u32> {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .filter_map(|e| {
-            let e = e.ok()?;
-            let link = std::fs::read_link(e.path()).ok()?;
-            wanted(link.to_str()?).then(|| e.file_name().to_str()?.parse().ok())?
-        })
-        .collect()
 }
 
 #[test]

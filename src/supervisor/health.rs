@@ -12,9 +12,8 @@
 //! one.
 //!
 //! A `Probe` is driven by the supervisor's poll: `step` is called on every
-//! event of its socket (or, for a quiet check not registered with the poll,
-//! at its `look_at` time) and never blocks; once the request is sent it
-//! waits for the next event rather than reading at once. It reads into the caller's
+//! event of its socket and never blocks; once the request is sent it waits
+//! for the next event rather than reading at once. It reads into the caller's
 //! buffer, and copies only a response split over several reads. Status-line
 //! parsing is pure.
 
@@ -82,9 +81,6 @@ pub struct Probe {
     phase: Phase,
     /// When it counts as failed ("timeout").
     pub deadline: Instant,
-    /// Not registered with the poll (a quiet check): stepped at this time,
-    /// the next slot of checks, instead of on its socket's events.
-    pub look_at: Option<Instant>,
     /// Stop once connected, before sending anything, until `release`: the
     /// supervisor checks whose listener it reached first.
     hold: bool,
@@ -263,7 +259,6 @@ impl Probe {
                 left => Phase::Skipping { left },
             },
             deadline,
-            look_at: None,
             hold: false,
             reused: true,
             reusable: None,
@@ -276,7 +271,6 @@ impl Probe {
             request,
             phase: Phase::Connecting,
             deadline,
-            look_at: None,
             hold: false,
             reused: false,
             reusable: None,

@@ -52,32 +52,13 @@ pub fn delay_ms(now_ms: u64, interval_ms: u64, phase_ms: u64) -> u64 {
     slot - now_ms
 }
 
-/// When `key`'s next health check is due after `now`: the very instant of
-/// its slot, whenever in the millisecond before it `now` falls, so that
-/// every check of a slot (and every answer read there, `next_slot`) is due
-/// at one wake-up of the loop.
+/// When `key`'s next health check is due after `now`.
 pub fn next_check(key: &InstanceKey, interval: Duration, now: Instant) -> Instant {
     let interval_ms = u64::try_from(interval.as_millis())
         .unwrap_or(u64::MAX)
         .max(1);
-    at_delay(
-        now,
-        delay_ms(idle::mono_ms(now), interval_ms, phase_ms(key, interval_ms)),
-    )
-}
-
-/// The next slot of the grid after `now`: when the answers to the checks
-/// sent now are read, at the wake-up that starts that slot's checks.
-pub fn next_slot(now: Instant) -> Instant {
-    at_delay(now, delay_ms(idle::mono_ms(now), SLOT_MS, 0))
-}
-
-/// The instant `delay` ms after `now`'s millisecond of the monotonic clock
-/// starts: later than `now` (`delay` is at least 1), on the millisecond.
-fn at_delay(now: Instant, delay: u64) -> Instant {
-    let ms = idle::mono_ms(now).saturating_add(delay);
-    idle::from_mono_ms(ms)
-        .unwrap_or_else(|| crate::config::bounds::later(now, Duration::from_millis(delay)))
+    let delay = delay_ms(idle::mono_ms(now), interval_ms, phase_ms(key, interval_ms));
+    crate::config::bounds::later(now, Duration::from_millis(delay))
 }
 
 #[cfg(test)]
@@ -130,31 +111,6 @@ mod tests {
             .all(|t| *t > now && *t <= now + Duration::from_secs(10)));
         for w in at.windows(2) {
             assert_eq!(w[1] - w[0], Duration::from_millis(SLOT_MS));
-        }
-    }
-
-    #[test]
-    fn checks_of_one_slot_and_the_answers_read_there_fall_on_one_instant() {
-        let now = Instant::now();
-        let interval = Duration::from_secs(10);
-        for i in 0..50 {
-            let k = key(&format!("r{i}"));
-            let slot = next_check(&k, interval, now);
-            // Asked again at any moment before its slot, the same instant.
-            for before_us in [1, 999, 1_000, 1_001, 7_250, 99_999] {
-                let asked = slot - Duration::from_micros(before_us);
-                if asked >= now {
-                    assert_eq!(
-                        next_check(&k, interval, asked),
-                        slot,
-                        "{before_us} us before"
-                    );
-                    assert_eq!(next_slot(asked), slot, "{before_us} us before");
-                }
-            }
-            // From the slot itself, the next ones.
-            assert_eq!(next_check(&k, interval, slot), slot + interval);
-            assert_eq!(next_slot(slot), slot + Duration::from_millis(SLOT_MS));
         }
     }
 

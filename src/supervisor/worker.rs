@@ -577,18 +577,6 @@ impl Supervisor {
             return;
         };
 
-        // A quiet check's answer is read at its slot, before its deadline
-        // is looked at.
-        if inst
-            .probe
-            .as_ref()
-            .is_some_and(|(_, p)| p.look_at.is_some_and(|t| t <= now))
-        {
-            self.step_probe(key);
-        }
-        let Some(inst) = self.instances.get_mut(key) else {
-            return;
-        };
         if inst.probe.as_ref().is_some_and(|(_, p)| p.deadline <= now) {
             let recheck = self.cancel_probe(key);
             self.probe_done(key, Outcome::Fail("timeout".into()), recheck, now);

@@ -3,13 +3,6 @@
 //! instance's readiness over TCP is asked of the kernel (does anything
 //! listen on its port?) rather than probed with a connection; its first
 //! health check waits for the requests held through the start.
-//!
-//! A running instance's health check that nothing waits on is quiet: its
-//! socket is not registered with the poll, and its answer is read at the
-//! next slot of checks (`spread::next_slot`, 100 ms on), in the wake-up
-//! that starts that slot's checks. The loop then wakes about once a slot,
-//! not once more for each answer, and a check costs no `epoll_ctl`; its
-//! verdict comes that much later, which nothing is waiting for.
 
 use std::io;
 use std::path::Path;
@@ -30,11 +23,6 @@ use crate::supervisor::snapshot::State;
 use crate::supervisor::spread;
 use crate::supervisor::table::{HeldOut, Source, WaitFor};
 use crate::sys::sock_diag;
-
-/// The token of a quiet check's socket (and of a connection it kept): not
-/// registered with the poll, so it never comes with an event and names
-/// nothing in `tokens`.
-const QUIET: Token = Token(usize::MAX);
 
 impl Supervisor {
     /// Drops the probe in flight. Returns whether it was a recheck after a
@@ -88,29 +76,18 @@ impl Supervisor {
         };
         let port = inst.port;
         let look_up = bare && !inst.recheck && inst.listener.is_none();
-        let quiet =
-            health.is_some() && inst.life.state() == State::Running && inst.waiters.is_empty();
         let Some(run) = inst.run.as_mut() else {
             return;
         };
         // A health check goes over the connection the last one kept, if
         // any: only TCP connections are kept, and one that still carries
-        // checks needs no look at `SOCKET_PATH`. One that is not registered
-        // does not carry a check that must be stepped on events: it is
-        // closed, and that check connects anew.
+        // checks needs no look at `SOCKET_PATH`.
         if let Some(request) = &health {
-            if let Some((token, mut stream)) = run.kept.conn.take() {
-                if quiet || token != QUIET {
-                    if quiet && token != QUIET {
-                        let _ = self.poll.registry().deregister(&mut stream);
-                        self.tokens.remove(&token);
-                    }
-                    let token = if quiet { QUIET } else { token };
-                    let probe = Probe::reuse(stream, request.clone(), timeout, run.kept.skip);
-                    inst.probe = Some((token, probe));
-                    inst.next_probe = None;
-                    return self.step_probe(key);
-                }
+            if let Some((token, stream)) = run.kept.conn.take() {
+                let probe = Probe::reuse(stream, request.clone(), timeout, run.kept.skip);
+                inst.probe = Some((token, probe));
+                inst.next_probe = None;
+                return self.step_probe(key);
             }
         }
         // A new connection goes to the app's Unix socket when it made one
@@ -136,19 +113,12 @@ impl Supervisor {
                 if self.owner_unchecked(key, probe.via_socket(), &socket) {
                     probe.hold();
                 }
-                let token = match quiet {
-                    true => QUIET,
-                    false => self.token(key, Source::Probe),
-                };
-                let registered = match quiet {
-                    true => Ok(()),
-                    false => self.poll.registry().register(
-                        &mut probe.stream,
-                        token,
-                        Interest::READABLE | Interest::WRITABLE,
-                    ),
-                };
-                if let Err(e) = registered {
+                let token = self.token(key, Source::Probe);
+                if let Err(e) = self.poll.registry().register(
+                    &mut probe.stream,
+                    token,
+                    Interest::READABLE | Interest::WRITABLE,
+                ) {
                     self.tokens.remove(&token);
                     let recheck = self.cancel_probe(key);
                     let outcome = Outcome::Fail(format!("register probe: {e}").into());
@@ -232,7 +202,7 @@ impl Supervisor {
         let Some(inst) = self.instances.get_mut(key) else {
             return;
         };
-        let Some((token, probe)) = inst.probe.as_mut() else {
+        let Some((_, probe)) = inst.probe.as_mut() else {
             return;
         };
         if let (Outcome::Pass(_), Some(run)) = (&outcome, inst.run.as_mut()) {
@@ -243,13 +213,7 @@ impl Supervisor {
             }
         }
         match outcome {
-            Outcome::Pending => {
-                // A quiet check goes on at the next slot.
-                if *token == QUIET {
-                    probe.look_at = Some(spread::next_slot(Instant::now()));
-                }
-                return;
-            }
+            Outcome::Pending => return,
             Outcome::Stale => {
                 // The app closed the kept connection: check again on a new
                 // one, and connect each time from now on.

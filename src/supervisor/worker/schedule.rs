@@ -83,7 +83,6 @@ impl Supervisor {
         }
         at(self.drain_deadline(&inst.key, now));
         at(inst.probe.as_ref().map(|(_, p)| p.deadline));
-        at(inst.probe.as_ref().and_then(|(_, p)| p.look_at));
         if inst.probe.is_none() && inst.run.is_some() {
             at(inst.next_probe);
         }
