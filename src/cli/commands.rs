@@ -124,23 +124,27 @@ pub fn restart(ctx: &Ctx<'_>) -> Result<(), CliError> {
 pub fn ps(ctx: &Ctx<'_>) -> Result<(), CliError> {
     let all = ctx.inv.has("all");
     let not_a_list = || CliError::failed("the server's instance list is not a JSON array");
+    // The instances shown are picked from the server's text by their state
+    // alone: a list of thousands, most of them asleep, is never all made
+    // into values.
+    let body = ctx.client()?.get_bytes("/api/instances")?;
+    let items = pretty::array_items(&body).map_err(|_| not_a_list())?;
+    let shown: Vec<&[u8]> = items
+        .into_iter()
+        .filter(|i| all || !pretty::is_sleeping(i))
+        .collect();
     if ctx.json() {
-        // The server's text, re-indented: a list of thousands is never
-        // made into values only to be printed again.
-        let body = ctx.client()?.get_bytes("/api/instances")?;
-        let items = pretty::array_items(&body).map_err(|_| not_a_list())?;
-        let shown: Vec<&[u8]> = items
-            .into_iter()
-            .filter(|i| all || !pretty::is_sleeping(i))
-            .collect();
+        // Re-indented as it came.
         let text = String::from_utf8(pretty::array(&shown))
             .map_err(|_| CliError::failed("the server's instance list is not UTF-8"))?;
         return output::print(&output::json_safe(&text));
     }
-    let Value::Array(items) = ctx.client()?.get("/api/instances")? else {
-        return Err(not_a_list());
-    };
-    output::print(&output::ps_table(&items, all))
+    let values: Vec<Value> = shown
+        .into_iter()
+        .map(serde_json::from_slice)
+        .collect::<Result<_, _>>()
+        .map_err(|_| not_a_list())?;
+    output::print(&output::ps_table(&values, all))
 }
 
 pub fn health(ctx: &Ctx<'_>) -> Result<(), CliError> {
