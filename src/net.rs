@@ -7,6 +7,7 @@
 //! (TCP_NODELAY, timeouts).
 
 use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
 use mio::event::Source;
@@ -25,28 +26,65 @@ pub type MioStream = Stream<mio::net::TcpStream, mio::net::UnixStream>;
 /// Blocking, with timeouts.
 pub type StdStream = Stream<std::net::TcpStream, std::os::unix::net::UnixStream>;
 
-impl<T: Read, U: Read> Read for Stream<T, U> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+impl<T: AsFd, U: AsFd> AsFd for Stream<T, U> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
         match self {
-            Stream::Tcp(s) => s.read(buf),
-            Stream::Unix(s) => s.read(buf),
+            Stream::Tcp(s) => s.as_fd(),
+            Stream::Unix(s) => s.as_fd(),
         }
     }
 }
 
-impl<T: Write, U: Write> Write for Stream<T, U> {
+impl<T: AsFd, U: AsFd> Read for Stream<T, U> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        recv(self.as_fd(), buf)
+    }
+}
+
+impl<T: AsFd, U: AsFd> Write for Stream<T, U> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.write(buf),
-            Stream::Unix(s) => s.write(buf),
-        }
+        send(self.as_fd(), buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.flush(),
-            Stream::Unix(s) => s.flush(),
-        }
+        Ok(())
+    }
+}
+
+/// One `recv` on a connected socket, made directly (rustix's system call,
+/// not the C library's wrapper: musl's is a cancellation point that checks
+/// the thread's cancel state around the call, glibc's turns asynchronous
+/// cancellation on and off). The front makes one on each side per proxied
+/// request. Errors as `Read::read` gives them (WouldBlock, Interrupted).
+pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    rustix::net::recv(fd, buf, rustix::net::RecvFlags::empty())
+        .map(|(n, _)| n)
+        .map_err(io::Error::from)
+}
+
+/// One `send` on a connected socket, made directly as `recv` is. A peer
+/// that closed gives EPIPE, never SIGPIPE (MSG_NOSIGNAL, as std's streams
+/// send).
+pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    rustix::net::send(fd, buf, rustix::net::SendFlags::NOSIGNAL).map_err(io::Error::from)
+}
+
+/// A borrowed socket that reads and writes through `recv` and `send`.
+pub struct Raw<'a>(pub BorrowedFd<'a>);
+
+impl Read for Raw<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        recv(self.0, buf)
+    }
+}
+
+impl Write for Raw<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        send(self.0, buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 

@@ -16,6 +16,7 @@
 //! loop's waker when an order settles (`Shared::wake_on_settle`).
 
 use std::io::{self, ErrorKind, Read, Write};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -264,7 +265,7 @@ impl Client {
 impl Read for Client {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            Client::Plain(s) => s.read(buf),
+            Client::Plain(s) => crate::net::recv(s.as_fd(), buf),
             Client::Tls(t) => t.read(buf),
         }
     }
@@ -273,7 +274,7 @@ impl Read for Client {
 impl Write for Client {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
-            Client::Plain(s) => s.write(buf),
+            Client::Plain(s) => crate::net::send(s.as_fd(), buf),
             Client::Tls(t) => t.write(buf),
         }
     }
@@ -377,7 +378,7 @@ struct Noting<'a> {
 
 impl Read for Noting<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.tcp.read(buf)?;
+        let n = crate::net::recv(self.tcp.as_fd(), buf)?;
         self.short = n < buf.len();
         Ok(n)
     }
@@ -438,7 +439,7 @@ impl TlsStream {
                     }
                 }
                 Some(HelloPhase::Reading(acceptor)) => {
-                    match acceptor.read_tls(&mut self.tcp) {
+                    match acceptor.read_tls(&mut crate::net::Raw(self.tcp.as_fd())) {
                         Ok(0) => {
                             self.eof = true;
                             self.certs.files.count_failure(Failure::Closed);
@@ -511,7 +512,7 @@ impl TlsStream {
             return Ok(());
         };
         while tls.wants_write() {
-            match tls.write_tls(&mut self.tcp) {
+            match tls.write_tls(&mut crate::net::Raw(self.tcp.as_fd())) {
                 Ok(0) => return Err(ErrorKind::WriteZero.into()),
                 Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
