@@ -180,7 +180,14 @@ PIDS=()
 start after "$TEN" "$LOW"
 [ -z "${TEN_BEFORE:-}" ] || start before "$TEN_BEFORE" $((LOW + 100))
 
-echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); interpreter $PY"
+# Without favordynmods a process's first move into a v1 cgroup waits for an
+# RCU grace period (README, Resource limits): say which the figures had.
+if grep -qw favordynmods /proc/self/mountinfo || grep -Eq 'cgroup_favordynmods=(1|y|yes|true|on)' /proc/cmdline; then
+  FAVOR=on
+else
+  FAVOR=off
+fi
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); interpreter $PY; cgroup favordynmods $FAVOR"
 "$PY" - "$TEN" "$WORK" "$ROUNDS" "$TEN_MUSL" "${TEN_BEFORE:-}" <<'PY'
 import json
 import os

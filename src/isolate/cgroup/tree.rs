@@ -146,6 +146,13 @@ impl Tree {
         parts.join(" ")
     }
 
+    /// Whether starting an instance moves its process into a cgroup (a
+    /// `cgroup.procs` write) rather than having it created inside one: v1
+    /// hierarchies, or v2 on kernels without `CLONE_INTO_CGROUP`.
+    pub fn moves_on_start(&self) -> bool {
+        !self.v1.is_empty() || (self.v2.is_some() && !self.clone_into)
+    }
+
     pub(super) fn dirs(&self) -> impl Iterator<Item = &Path> {
         self.v2
             .as_deref()

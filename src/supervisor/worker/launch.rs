@@ -53,9 +53,17 @@ impl Supervisor {
             return;
         }
         let name = cgroup::tree_name(&self.data_dir);
-        match cgroup::Layout::detect().and_then(|l| cgroup::Tree::create(&l, &name)) {
-            Ok(tree) => {
+        let made = cgroup::Layout::detect()
+            .and_then(|l| Ok((cgroup::Tree::create(&l, &name)?, l.favordynmods)));
+        match made {
+            Ok((tree, favordynmods)) => {
                 info!("supervisor", "cgroups: {}", tree.describe());
+                if tree.moves_on_start() && !favordynmods {
+                    info!(
+                        "supervisor",
+                        "cgroups: each start moves its process into v1 cgroups, and without favordynmods the kernel makes the first move wait for an RCU grace period (7 to 18 ms measured); `mount -o remount,favordynmods` of the cgroup2 mount, or booting with cgroup_favordynmods=true, removes the wait"
+                    );
+                }
                 for left in tree.sweep() {
                     info!(
                         "supervisor",
