@@ -330,7 +330,7 @@ impl Server {
         let tls = match (&self.tls, s.https) {
             (Some(certs), Some(listen)) => Some(TlsOptions {
                 listen,
-                store: certs.clone(),
+                certs: certs.clone(),
             }),
             _ => None,
         };

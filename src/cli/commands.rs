@@ -144,7 +144,7 @@ pub fn ps(ctx: &Ctx<'_>) -> Result<(), CliError> {
         .map(serde_json::from_slice)
         .collect::<Result<_, _>>()
         .map_err(|_| not_a_list())?;
-    output::print(&output::ps_table(&values, all))
+    output::print(&output::ps_table(&values))
 }
 
 pub fn health(ctx: &Ctx<'_>) -> Result<(), CliError> {

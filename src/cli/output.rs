@@ -227,18 +227,11 @@ fn disk(obj: &Value) -> String {
     }
 }
 
-/// The `ten ps` table for instance objects, leaving out sleeping ones unless `all`.
-pub fn ps_table(instances: &[Value], all: bool) -> String {
-    let rows: Vec<Vec<String>> = instances
-        .iter()
-        .filter(|o| all || !is_sleeping(o))
-        .map(ps_row)
-        .collect();
+/// The `ten ps` table for the instance objects shown (`commands::ps` picks
+/// them: sleeping ones only with `--all`).
+pub fn ps_table(instances: &[Value]) -> String {
+    let rows: Vec<Vec<String>> = instances.iter().map(ps_row).collect();
     table(&PS_HEADER, &rows)
-}
-
-fn is_sleeping(obj: &Value) -> bool {
-    obj.get("state").and_then(Value::as_str) == Some("sleeping")
 }
 
 /// `ten health`: key/value lines. `now_unix` dates the last check ("3s ago").
@@ -379,7 +372,7 @@ wide-cell  22      end
     }
 
     #[test]
-    fn ps_table_formats_units_nulls_and_hides_sleeping() {
+    fn ps_table_formats_units_and_nulls() {
         let list = vec![
             json!({"instance":"api:prod","service":"api","id":"prod","state":"running","health":"healthy",
                    "pid":1234,"port":30001,"weight":100,"restarts":0,"uptime_secs":125,
@@ -389,13 +382,13 @@ wide-cell  22      end
                    "pid":null,"port":30002,"weight":100,"restarts":1,"uptime_secs":null,
                    "memory_bytes":null,"last_check":null}),
         ];
-        let t = ps_table(&list, false);
+        let t = ps_table(&list[..1]);
         let expected = "\
 INSTANCE  STATE    HEALTH   PID   PORT   UPTIME  WEIGHT  RESTARTS  MEM    DISK   ISOLATION  UID
 api:prod  running  healthy  1234  30001  2m      100     0         12.3M  2.1M!  sandbox    200007
 ";
         assert_eq!(t, expected);
-        let t = ps_table(&list, true);
+        let t = ps_table(&list);
         assert!(
             t.lines()
                 .nth(2)
@@ -404,7 +397,7 @@ api:prod  running  healthy  1234  30001  2m      100     0         12.3M  2.1M! 
             "{t}"
         );
         assert!(t.lines().nth(2).unwrap().ends_with(" -"), "{t}");
-        assert_eq!(ps_table(&[], false), PS_HEADER.join("  ") + "\n");
+        assert_eq!(ps_table(&[]), PS_HEADER.join("  ") + "\n");
     }
 
     #[test]

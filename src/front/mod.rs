@@ -56,7 +56,7 @@ pub struct FrontOptions {
 /// The HTTPS listener's address and the certificates its handshakes use.
 pub struct TlsOptions {
     pub listen: SocketAddr,
-    pub store: Arc<tls::Certs>,
+    pub certs: Arc<tls::Certs>,
 }
 
 /// The running loops.
@@ -130,11 +130,11 @@ pub fn start(
         let (bound, at) = listeners::settle(t.listen, workers, https).map_err(bind)?;
         tls_listeners = bound;
         https_addr = Some(at);
-        let config = tls::server_config(t.store.clone()).map_err(|e| FrontError {
+        let config = tls::server_config(t.certs.clone()).map_err(|e| FrontError {
             what: "set up TLS".into(),
             source: io::Error::other(e),
         })?;
-        tls_config = Some((config, t.store.clone(), at.port()));
+        tls_config = Some((config, t.certs.clone(), at.port()));
     } else {
         for l in https {
             if let Ok(a) = l.local_addr() {
@@ -184,7 +184,7 @@ pub fn start(
         api.tokens = TokenStore::with_usage(&opts.data_dir, token_usage.clone());
         api.throttle = throttle.clone();
         api.asks = asks.clone();
-        api.tls = opts.tls.as_ref().map(|t| t.store.clone());
+        api.tls = opts.tls.as_ref().map(|t| t.certs.clone());
         api.upgrade = opts.control.clone();
         let setup = worker::WorkerSetup {
             index,
@@ -202,10 +202,10 @@ pub fn start(
             max_conns,
             beat: crate::notify::heartbeat(&format!("front-{index}"), waker.clone()),
             tls: match (&tls_config, tls_listeners.next()) {
-                (Some((config, store, port)), Some(listeners)) => Some(worker::WorkerTls {
+                (Some((config, certs, port)), Some(listeners)) => Some(worker::WorkerTls {
                     listeners,
                     config: config.clone(),
-                    store: store.clone(),
+                    certs: certs.clone(),
                     port: *port,
                 }),
                 _ => None,

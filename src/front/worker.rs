@@ -111,7 +111,7 @@ pub struct WorkerSetup {
 pub struct WorkerTls {
     pub listeners: Vec<TcpListener>,
     pub config: Arc<rustls::ServerConfig>,
-    pub store: Arc<Certs>,
+    pub certs: Arc<Certs>,
     /// The port of `https_listen` as bound, for redirects to https.
     pub port: u16,
 }
@@ -207,7 +207,7 @@ impl Worker {
         }
         let (replies_tx, replies_rx) = mpsc::channel();
         let snap = published.load();
-        let acme = tls.as_ref().and_then(|t| t.store.acme());
+        let acme = tls.as_ref().and_then(|t| t.certs.acme());
         if let Some(acme) = acme {
             acme.wake_on_settle(&waker);
         }
@@ -410,7 +410,7 @@ impl Worker {
                     // TCP_NODELAY comes from the listener (`listeners.rs`).
                     let client = match (&self.tls, tls) {
                         (Some(t), true) => {
-                            match TlsStream::new(stream, t.config.clone(), t.store.clone()) {
+                            match TlsStream::new(stream, t.config.clone(), t.certs.clone()) {
                                 Ok(s) => Client::Tls(Box::new(s)),
                                 Err(e) => {
                                     warn!("front", "start a TLS connection: {e}");
@@ -543,7 +543,7 @@ impl Worker {
     /// loop): drives every parked handshake again, which goes on, gets its
     /// alert, or stays parked; the head timeout starts after it.
     fn resume_parked(&mut self) {
-        let Some(acme) = self.tls.as_ref().and_then(|t| t.store.acme()) else {
+        let Some(acme) = self.tls.as_ref().and_then(|t| t.certs.acme()) else {
             return;
         };
         let settled = acme.settled_count();

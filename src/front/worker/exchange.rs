@@ -45,7 +45,7 @@ impl Worker {
             .strip_prefix("/.well-known/acme-challenge/")
             .filter(|_| !c.local)
             .and_then(|token| {
-                let acme = self.tls.as_ref()?.store.acme()?;
+                let acme = self.tls.as_ref()?.certs.acme()?;
                 acme.http01_answer(token)
             });
         if let Some(key_authorization) = answer {
@@ -64,7 +64,7 @@ impl Worker {
             // HTTP-01 challenges, which must be answered over plain HTTP.
             if !c.local
                 && !c.client.is_tls()
-                && tls.store.redirect_http()
+                && tls.certs.redirect_http()
                 && !path.starts_with("/.well-known/acme-challenge/")
             {
                 let location = https_location(head, &self.snap.domain, tls.port);
