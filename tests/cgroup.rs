@@ -4,7 +4,8 @@
 //! dies with `ten stop` and is reaped (ten serve is a child subreaper);
 //! `/api/instances` and `/metrics` report the cgroup's memory and CPU; an
 //! instance put to sleep by `idle_timeout` keeps its cgroup for its wake,
-//! and `ten stop` removes it; a failed instance has its cgroup removed.
+//! and `ten stop` removes it, but no more than 256 sleeping instances keep
+//! theirs; a failed instance has its cgroup removed.
 //! Without root (or without the controller a test needs) each test skips
 //! loudly; `TEN_TEST_STRICT=1` turns a skip into a failure.
 
@@ -408,4 +409,78 @@ fn a_failed_instance_has_its_cgroup_removed() {
     let _ = server.ten(&["spawn", "quits:a"]);
     wait_state(&server, "quits:a", "failed");
     assert_removed(&server, &dirs);
+}
+
+/// Sleeping instances keep their cgroups for their wakes only while fewer
+/// than 256 are held (each costs the kernel memory in every hierarchy):
+/// of 260 instances that fall asleep, 256 keep theirs and 4 have them
+/// removed, in every hierarchy.
+#[test]
+fn no_more_than_256_sleeping_instances_keep_their_cgroups() {
+    if !root() {
+        return;
+    }
+    const N: usize = 260;
+    const KEPT: usize = 256;
+    // An app that exits 0 at once goes to sleep (restart = "on-failure").
+    // Every instance holds a port while it sleeps: a range wide enough,
+    // below the 22000.. blocks of the other tests.
+    let config = "[settings]\ndomain = \"localhost\"\nport_range = [12000, 12399]\n\n\
+                  [service.naps]\ncommand = \"/bin/true\"\nisolation = \"process\"\n";
+    let server = Server::start("cgroup-cap", config);
+    if !cgroups_with(&server, "pids") {
+        return;
+    }
+    for i in 0..N {
+        let resp = server.api(
+            "POST",
+            "/api/instances/spawn",
+            Some(&server.admin_token),
+            Some(&serde_json::json!({"service": "naps", "id": format!("i{i}")})),
+        );
+        assert_eq!(
+            resp.status,
+            201,
+            "spawn naps:i{i}: {}\n{}",
+            resp.text(),
+            server.log()
+        );
+    }
+    let asleep = || {
+        server
+            .instances()
+            .iter()
+            .filter(|i| i["service"] == "naps" && i["state"] == "sleeping")
+            .count()
+    };
+    assert!(
+        wait_until(DEADLINE, || asleep() == N),
+        "{} of {N} asleep\n{}",
+        asleep(),
+        server.log()
+    );
+    // The folders `naps@*` in each hierarchy, once the last exit settled.
+    let parents: Vec<PathBuf> = cgroup_dirs(&server, "naps@i0")
+        .iter()
+        .filter_map(|d| d.parent().map(Path::to_path_buf))
+        .collect();
+    let held = |parent: &Path| {
+        std::fs::read_dir(parent)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("naps@"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    for p in &parents {
+        assert!(
+            wait_until(DEADLINE, || held(p) == KEPT),
+            "{} instance cgroups in {}, expected {KEPT}\n{}",
+            held(p),
+            p.display(),
+            server.log()
+        );
+    }
 }

@@ -165,7 +165,7 @@ impl Supervisor {
             .get(key)
             .and_then(|i| i.stop.as_ref())
             .is_some_and(|s| s.then == AfterStop::Sleep);
-        let room = sleeps && self.room_to_keep();
+        let room = sleeps && self.room_to_keep(key);
         let Some(inst) = self.instances.get_mut(key) else {
             return;
         };
@@ -258,7 +258,7 @@ impl Supervisor {
     pub(super) fn settle_cgroup_after_exit(&mut self, key: &InstanceKey) {
         let keep = match self.instances.get(key).map(|i| i.life.state()) {
             Some(State::Failed) => false,
-            Some(State::Sleeping) => self.room_to_keep(),
+            Some(State::Sleeping) => self.room_to_keep(key),
             _ => true,
         };
         if keep {
@@ -269,18 +269,18 @@ impl Supervisor {
         }
     }
 
-    /// Whether one more sleeping instance may keep its cgroup: the
+    /// Whether sleeping instance `key` may keep its cgroup: the other
     /// instances that hold a cgroup with no process of theirs running
-    /// (asleep, in backoff, failed; the one asking among them) are fewer
-    /// than `KEPT_IDLE_CGROUPS`. Each holds a folder in every hierarchy,
-    /// and the kernel's memory for each.
-    fn room_to_keep(&self) -> bool {
-        let held = self
+    /// (asleep, in backoff, failed) are fewer than `KEPT_IDLE_CGROUPS`, so
+    /// that at most that many are held. Each holds a folder in every
+    /// hierarchy, and the kernel's memory for each.
+    fn room_to_keep(&self, key: &InstanceKey) -> bool {
+        let others = self
             .instances
             .values()
-            .filter(|i| i.run.is_none() && i.cgroup.is_some())
+            .filter(|i| i.run.is_none() && i.cgroup.is_some() && i.key != *key)
             .count();
-        held < KEPT_IDLE_CGROUPS
+        others < KEPT_IDLE_CGROUPS
     }
 
     /// A stopped instance is forgotten: without `storage_persist` its data
