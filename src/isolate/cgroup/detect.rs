@@ -29,12 +29,6 @@ impl Hierarchy {
 pub struct Layout {
     pub v2: Option<Hierarchy>,
     pub v1: Vec<Hierarchy>,
-    /// Whether the kernel keeps its cgroup threadgroup lock ready for
-    /// writers (`favordynmods` on a cgroup mount, or
-    /// `cgroup_favordynmods=` on the kernel's command line): without it,
-    /// moving a process into a cgroup (a `cgroup.procs` write) waits for an
-    /// RCU grace period.
-    pub favordynmods: bool,
 }
 
 /// One line of `/proc/self/cgroup`: `id:controllers:path`.
@@ -163,25 +157,16 @@ impl Layout {
                 source,
             })
         };
-        let mut layout = Layout::parse(
+        Ok(Layout::parse(
             &read_proc("/proc/self/cgroup")?,
             &read_proc("/proc/self/mountinfo")?,
-        );
-        if let Ok(cmdline) = read(Path::new("/proc/cmdline")) {
-            layout.favordynmods |= favordynmods_booted(&cmdline);
-        }
-        Ok(layout)
+        ))
     }
 
     /// Pure: matches each line of `/proc/self/cgroup` with its mount.
     pub fn parse(proc_cgroup: &str, mountinfo: &str) -> Layout {
         let mounts = parse_mountinfo(mountinfo);
-        let mut layout = Layout {
-            favordynmods: mounts
-                .iter()
-                .any(|m| m.options.iter().any(|o| o == "favordynmods")),
-            ..Layout::default()
-        };
+        let mut layout = Layout::default();
         for m in parse_proc_cgroup(proc_cgroup) {
             if m.controllers.is_empty() && !m.named {
                 let found = mounts
@@ -216,6 +201,19 @@ impl Layout {
         layout
     }
 
+    /// How long moving a thread into a v1 cgroup takes here: the calling
+    /// thread is moved into the cgroup it is already in (`0` written to
+    /// `tasks`), which changes nothing but takes the kernel's cgroup
+    /// threadgroup lock for writing as every move does. Without
+    /// `favordynmods` in effect that waits for an RCU grace period.
+    /// None without a v1 hierarchy or when the write fails.
+    pub fn time_a_move(&self) -> Option<std::time::Duration> {
+        let h = self.v1.first()?;
+        let started = std::time::Instant::now();
+        write(&h.own.join("tasks"), "0").ok()?;
+        Some(started.elapsed())
+    }
+
     /// The v1 hierarchy that carries `controller`, unless cpuset rides along:
     /// a cpuset cgroup refuses processes until its cpus and mems are set.
     pub(super) fn v1_with(&self, controller: &str) -> Option<&Hierarchy> {
@@ -223,19 +221,6 @@ impl Layout {
             .iter()
             .find(|h| h.has(controller) && !h.has("cpuset"))
     }
-}
-
-/// Whether the kernel's command line turns `favordynmods` on
-/// (`cgroup_favordynmods=true`, as the kernel reads a boolean).
-pub(super) fn favordynmods_booted(cmdline: &str) -> bool {
-    cmdline.split_ascii_whitespace().any(|word| {
-        word.strip_prefix("cgroup_favordynmods=").is_some_and(|v| {
-            matches!(
-                v.to_ascii_lowercase().as_str(),
-                "1" | "y" | "yes" | "true" | "on"
-            )
-        })
-    })
 }
 
 /// The name of the tenement cgroup of a server whose data dir is `data_dir`:

@@ -545,3 +545,21 @@ fn an_emptied_cgroup_stands_ready_for_the_next_start() {
     assert_eq!(next.wait().unwrap().signal(), Some(libc::SIGKILL));
     inst.remove().unwrap();
 }
+
+/// Timing a move moves the calling thread into the cgroup it is already
+/// in: it is timed, and the thread's cgroups are what they were.
+#[test]
+fn timing_a_move_leaves_the_thread_where_it_was() {
+    let Some(layout) = require_cgroups() else {
+        return;
+    };
+    if layout.v1.is_empty() {
+        eprintln!("skip: no v1 hierarchy to time a move in");
+        return;
+    }
+    let own = || std::fs::read_to_string("/proc/thread-self/cgroup").unwrap();
+    let before = own();
+    let took = layout.time_a_move();
+    assert!(took.is_some(), "no move timed in {:?}", layout.v1[0].own);
+    assert_eq!(own(), before);
+}

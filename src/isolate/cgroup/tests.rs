@@ -77,20 +77,6 @@ fn a_mount_of_a_subtree_resolves_paths_below_its_root() {
 }
 
 #[test]
-fn favordynmods_is_seen_on_any_cgroup_mount_or_the_kernel_command_line() {
-    let l = Layout::parse(HYBRID_CGROUP, HYBRID_MOUNTS);
-    assert!(!l.favordynmods, "no mount has it");
-    let mi = "35 24 0:30 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate,favordynmods\n";
-    assert!(Layout::parse("0::/\n", mi).favordynmods);
-    assert!(favordynmods_booted("quiet cgroup_favordynmods=true ro"));
-    assert!(favordynmods_booted("cgroup_favordynmods=1"));
-    assert!(!favordynmods_booted("cgroup_favordynmods=false"));
-    assert!(!favordynmods_booted(
-        "quiet xcgroup_favordynmods=1 cgroup_no_v1=all"
-    ));
-}
-
-#[test]
 fn mount_points_with_escaped_spaces_are_decoded() {
     let mi = "40 30 0:31 / /mnt/my\\040cgroups rw - cgroup2 cgroup2 rw\n";
     let l = Layout::parse("0::/\n", mi);
