@@ -96,10 +96,11 @@ fn on_a_full_disk_every_change_is_refused_and_none_comes_back_after_a_restart() 
         return;
     }
     let config = format!(
-        "{}{}{}",
+        "{}{}{}{}",
         settings("stop_timeout = 5"),
         py_service("api", "echo.py", "health = \"/health\""),
-        py_service("nap", "echo.py", "idle_timeout = 1")
+        py_service("nap", "echo.py", "idle_timeout = 1"),
+        py_service("n", "echo.py", "idle_timeout = 1")
     );
     let mut mounted = None;
     let mut server = Server::start_prepared("fulldisk", &config, &[], &[], |dir| {
@@ -110,13 +111,17 @@ fn on_a_full_disk_every_change_is_refused_and_none_comes_back_after_a_restart() 
     server.ten_ok(&["spawn", "api:b", "--wait"]);
     // A sleeping instance: a restart would make it `running` in the registry.
     server.ten_ok(&["spawn", "nap:z", "--wait"]);
-    assert!(
-        wait_until(DEADLINE, || server
-            .instance("nap:z")
-            .is_some_and(|i| i["state"] == "sleeping")),
-        "nap:z goes to sleep\n{}",
-        server.log()
-    );
+    // Its weight fills the journal (below).
+    server.ten_ok(&["spawn", "n:y", "--wait"]);
+    for key in ["nap:z", "n:y"] {
+        assert!(
+            wait_until(DEADLINE, || server
+                .instance(key)
+                .is_some_and(|i| i["state"] == "sleeping")),
+            "{key} goes to sleep\n{}",
+            server.log()
+        );
+    }
     let alice = server.mint_token(Some("alice"));
     let before = weights(&server);
     assert_eq!(
@@ -124,6 +129,7 @@ fn on_a_full_disk_every_change_is_refused_and_none_comes_back_after_a_restart() 
         [
             r#""api:a" 50 "running""#,
             r#""api:b" 100 "running""#,
+            r#""n:y" 100 "sleeping""#,
             r#""nap:z" 100 "sleeping""#
         ]
     );
@@ -144,16 +150,19 @@ fn on_a_full_disk_every_change_is_refused_and_none_comes_back_after_a_restart() 
     fill(&server.data_dir);
     // The registry's journal may still have room in its last page: a
     // change that fits there is saved (and stays). Until it is full, a
-    // harmless change goes through; then every change is refused.
-    let mut weight = 99;
+    // harmless change goes through; then every change is refused. The
+    // filler is the shortest record there is (sleeping `n:y`, weight 1 or
+    // 2), so that what is left of the page is shorter than any change
+    // below (`nap:z` running with weight 100 is three bytes longer).
+    let mut weight = 1;
     for tries in 0.. {
         assert!(tries < 200, "the journal never fills\n{}", server.log());
-        let out = server.ten(&["weight", "api:b", &weight.to_string()]);
+        let out = server.ten(&["weight", "n:y", &weight.to_string()]);
         if !out.status.success() {
             assert!(stderr(&out).contains(FULL), "{}", describe(&out));
             break;
         }
-        weight = 199 - weight;
+        weight = 3 - weight;
     }
     let before = weights(&server);
 
