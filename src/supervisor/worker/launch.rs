@@ -63,7 +63,10 @@ impl Supervisor {
                 info!("supervisor", "cgroups: {}", tree.describe());
                 // Every start moves its process into the v1 hierarchies;
                 // one move timed now says whether each start will wait.
-                let took = layout.time_a_move().filter(|_| tree.moves_on_start());
+                let took = tree
+                    .moves_on_start()
+                    .then(|| layout.time_a_move())
+                    .flatten();
                 if let Some(took) = took.filter(|t| *t >= SLOW_MOVE) {
                     info!(
                         "supervisor",
